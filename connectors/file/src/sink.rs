@@ -1,0 +1,162 @@
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Validator};
+use sluice_api::json::JsonView;
+use sluice_api::{
+    ConnectError, OffsetMap, Record, SinkConnector, SinkTask, SinkTaskContext, TaskConfig, Value,
+};
+use tokio::fs::{File, OpenOptions};
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+pub fn config_def() -> ConfigDef {
+    ConfigDef::new()
+        .define(
+            ConfigKey::new("file", ConfigType::String)
+                .importance(Importance::High)
+                .validator(Validator::NonEmpty)
+                .doc("The file to append to (created if missing)."),
+        )
+        .define(
+            ConfigKey::new("format", ConfigType::String)
+                .default("value")
+                .validator(Validator::OneOf(&["value", "envelope"]))
+                .doc("value: one value per line, as Connect's FileStreamSink; envelope: a JSON object with topic, partition, offset, timestamp, key, value and headers."),
+        )
+}
+
+#[derive(Default)]
+pub struct FileSinkConnector {
+    config: TaskConfig,
+}
+
+impl SinkConnector for FileSinkConnector {
+    fn start(&mut self, config: &TaskConfig) -> Result<(), ConnectError> {
+        config_def().validate(config)?;
+        self.config = config.clone();
+        Ok(())
+    }
+
+    /// One file takes one writer: a single task, whatever `tasks.max` says.
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<TaskConfig>, ConnectError> {
+        Ok(vec![self.config.clone()])
+    }
+
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::new(FileSinkTask::default())
+    }
+}
+
+#[derive(Default)]
+struct FileSinkTask {
+    writer: Option<BufWriter<File>>,
+    envelope: bool,
+    line: Vec<u8>,
+}
+
+#[async_trait]
+impl SinkTask for FileSinkTask {
+    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
+        let c = config_def().validate(&context.config)?;
+        let path = c.string("file").unwrap_or_default().to_owned();
+        if let Some(dir) = std::path::Path::new(&path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                ConnectError::fatal(format!("cannot create directory for '{path}': {e}"))
+            })?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(|e| ConnectError::fatal(format!("cannot open '{path}' for appending: {e}")))?;
+        self.writer = Some(BufWriter::with_capacity(1 << 20, file));
+        self.envelope = c.string("format") == Some("envelope");
+        Ok(())
+    }
+
+    async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| ConnectError::fatal("put before start"))?;
+        for record in &records {
+            self.line.clear();
+            let written = if self.envelope {
+                serde_json::to_writer(&mut self.line, &Envelope(record))
+            } else if let Value::String(s) = &record.value {
+                self.line.extend_from_slice(s.as_bytes());
+                Ok(())
+            } else {
+                serde_json::to_writer(
+                    &mut self.line,
+                    &JsonView::new(record.value_schema.as_deref(), &record.value),
+                )
+            };
+            written.map_err(|e| {
+                ConnectError::data(format!(
+                    "cannot render record {}: {e}",
+                    record.coordinates()
+                ))
+            })?;
+            self.line.push(b'\n');
+            writer
+                .write_all(&self.line)
+                .await
+                .map_err(|e| ConnectError::retriable(format!("write failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, _offsets: &OffsetMap) -> Result<(), ConnectError> {
+        if let Some(w) = self.writer.as_mut() {
+            w.flush()
+                .await
+                .map_err(|e| ConnectError::retriable(format!("flush failed: {e}")))?;
+            w.get_ref()
+                .sync_data()
+                .await
+                .map_err(|e| ConnectError::retriable(format!("fsync failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        self.flush(&OffsetMap::new()).await
+    }
+}
+
+/// A record as one JSON object, headers as `[name, text]` pairs in order (values
+/// that are not UTF-8 are written as `base64:<...>`).
+struct Envelope<'a>(&'a Record);
+
+impl Serialize for Envelope<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let headers: Vec<(&str, Option<String>)> = r
+            .headers
+            .iter()
+            .map(|h| {
+                let v = h.value.as_ref().map(|v| match std::str::from_utf8(v) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => format!("base64:{}", BASE64.encode(v)),
+                });
+                (&*h.key, v)
+            })
+            .collect();
+        let mut m = s.serialize_map(Some(7))?;
+        m.serialize_entry("topic", &*r.topic)?;
+        m.serialize_entry("partition", &r.partition)?;
+        m.serialize_entry("offset", &r.offset)?;
+        m.serialize_entry("timestamp", &r.timestamp)?;
+        m.serialize_entry("key", &JsonView::new(r.key_schema.as_deref(), &r.key))?;
+        m.serialize_entry("value", &JsonView::new(r.value_schema.as_deref(), &r.value))?;
+        m.serialize_entry("headers", &headers)?;
+        m.end()
+    }
+}

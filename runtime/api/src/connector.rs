@@ -1,0 +1,186 @@
+//! Source and sink connectors and their tasks: the lifecycle the runtime drives.
+//!
+//! A connector is configured once, then splits its work into at most `tasks.max`
+//! task configurations; the runtime runs one task per configuration.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::error::ConnectError;
+use crate::record::{Record, SourceOffset, SourcePartition};
+use crate::report::ErrantRecordReporter;
+
+/// A connector's or task's configuration: Connect's string-to-string map.
+pub type TaskConfig = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Kafka offsets by partition. Values are Kafka's commit convention: the offset of
+/// the *next* record to read.
+pub type OffsetMap = BTreeMap<TopicPartition, i64>;
+
+pub trait SourceConnector: Send {
+    /// Receives the connector's configuration (already validated against its
+    /// `ConfigDef`, with secrets resolved).
+    fn start(&mut self, config: &TaskConfig) -> Result<(), ConnectError>;
+    /// Splits the work into at most `max_tasks` task configurations.
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<TaskConfig>, ConnectError>;
+    fn create_task(&self) -> Box<dyn SourceTask>;
+    fn stop(&mut self) {}
+}
+
+/// What a source task is given on start.
+#[derive(Debug, Clone)]
+pub struct SourceTaskContext {
+    pub connector: String,
+    pub task_id: u32,
+    pub config: TaskConfig,
+    /// The last stored offset of every source partition of this connector.
+    pub offsets: Vec<(SourcePartition, SourceOffset)>,
+}
+
+impl SourceTaskContext {
+    /// The stored offset of one source partition, as Connect's `OffsetStorageReader`.
+    pub fn offset(&self, partition: &SourcePartition) -> Option<&SourceOffset> {
+        self.offsets
+            .iter()
+            .find(|(p, _)| p == partition)
+            .map(|(_, o)| o)
+    }
+}
+
+#[async_trait]
+pub trait SourceTask: Send {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError>;
+
+    /// Returns the next batch of records. When there is nothing to read it should
+    /// wait a little (up to about a second) and return an empty batch, so the
+    /// runtime can flush offsets and notice a shutdown between calls.
+    async fn poll(&mut self) -> Result<Vec<Record>, ConnectError>;
+
+    /// Called once the offsets below are durably stored: every record up to them is
+    /// in Kafka. A source that must acknowledge upstream (Postgres confirming an LSN)
+    /// does it here, and only here.
+    async fn commit(
+        &mut self,
+        _stored: &[(SourcePartition, SourceOffset)],
+    ) -> Result<(), ConnectError> {
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+pub trait SinkConnector: Send {
+    fn start(&mut self, config: &TaskConfig) -> Result<(), ConnectError>;
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<TaskConfig>, ConnectError>;
+    fn create_task(&self) -> Box<dyn SinkTask>;
+    fn stop(&mut self) {}
+}
+
+/// What a sink task is given on start.
+#[derive(Clone)]
+pub struct SinkTaskContext {
+    pub connector: String,
+    pub task_id: u32,
+    pub config: TaskConfig,
+    /// Where to send records the destination rejects; follows the connector's
+    /// `errors.*` policy.
+    pub reporter: std::sync::Arc<dyn ErrantRecordReporter>,
+}
+
+#[async_trait]
+pub trait SinkTask: Send {
+    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError>;
+
+    /// Partitions newly assigned to this task. A sink that stores its own offsets in
+    /// the destination (to write rows and offsets in one transaction) returns where
+    /// to resume each partition; otherwise the group's committed offsets are used.
+    async fn open(
+        &mut self,
+        _partitions: &[crate::connector::TopicPartition],
+    ) -> Result<OffsetMap, ConnectError> {
+        Ok(OffsetMap::new())
+    }
+
+    /// Accepts a batch of records. It may write them now or buffer them until
+    /// [`SinkTask::pre_commit`].
+    async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError>;
+
+    /// Given the offsets consumed so far, makes durable what it can and returns the
+    /// offsets that are safe to commit (each covering only records that are in the
+    /// destination). The default flushes everything and returns all of them.
+    async fn pre_commit(&mut self, offsets: &OffsetMap) -> Result<OffsetMap, ConnectError> {
+        self.flush(offsets).await?;
+        Ok(offsets.clone())
+    }
+
+    /// Makes every record put so far durable.
+    async fn flush(&mut self, _offsets: &OffsetMap) -> Result<(), ConnectError> {
+        Ok(())
+    }
+
+    /// Partitions taken away: drop any state kept for them.
+    async fn close(&mut self, _partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        Ok(())
+    }
+}
+
+/// Splits `items` into at most `groups` contiguous, nearly equal groups, as
+/// Connect's `ConnectorUtils.groupPartitions`; no group is empty.
+pub fn group_partitions<T: Clone>(items: &[T], groups: usize) -> Vec<Vec<T>> {
+    let groups = groups.min(items.len()).max(1);
+    let base = items.len() / groups;
+    let extra = items.len() % groups;
+    let mut out = Vec::with_capacity(groups);
+    let mut start = 0;
+    for g in 0..groups {
+        let len = base + usize::from(g < extra);
+        out.push(items[start..start + len].to_vec());
+        start += len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_balanced_and_complete() {
+        let items: Vec<i32> = (0..10).collect();
+        let groups = group_partitions(&items, 3);
+        assert_eq!(
+            groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![4, 3, 3]
+        );
+        assert_eq!(groups.concat(), items);
+        assert_eq!(group_partitions(&items[..2], 5).len(), 2);
+    }
+}

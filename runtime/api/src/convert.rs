@@ -1,0 +1,25 @@
+//! Converters turn a record's key or value between Connect's [`Value`] and the
+//! bytes stored in Kafka, as Connect's `Converter` does.
+
+use crate::error::ConnectError;
+use crate::schema::SchemaRef;
+use crate::value::Value;
+
+/// One converter instance serves one task's key side or value side, so it may keep
+/// caches (e.g. the last serialized schema) without locking.
+pub trait Converter: Send {
+    /// Serializes a value; `None` is Kafka's null (a tombstone, for a value).
+    fn from_connect(
+        &mut self,
+        topic: &str,
+        schema: Option<&SchemaRef>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, ConnectError>;
+
+    /// Deserializes bytes read from Kafka; `None` is a null key or value.
+    fn to_connect(
+        &mut self,
+        topic: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<(Option<SchemaRef>, Value), ConnectError>;
+}

@@ -1,0 +1,137 @@
+//! Schema-aware JSON rendering of a [`Value`]: struct fields are named from their
+//! schema, bytes and decimals become base64 (Connect's JSON forms). Shared by the
+//! JSON converter and by sinks that write JSON documents, so both agree.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+
+use crate::schema::{Field, Schema, SchemaType};
+use crate::value::Value;
+
+/// A [`Value`] seen through its optional schema; serialize it with any serde
+/// serializer (`serde_json::to_writer(out, &JsonView::new(schema, value))`).
+pub struct JsonView<'a> {
+    schema: Option<&'a Schema>,
+    value: &'a Value,
+    decimal_numeric: bool,
+}
+
+impl<'a> JsonView<'a> {
+    pub fn new(schema: Option<&'a Schema>, value: &'a Value) -> Self {
+        Self {
+            schema,
+            value,
+            decimal_numeric: false,
+        }
+    }
+
+    /// Writes decimals as JSON numbers (Connect's `decimal.format=NUMERIC`).
+    pub fn decimals_as_numbers(mut self, yes: bool) -> Self {
+        self.decimal_numeric = yes;
+        self
+    }
+
+    fn child<'b>(&self, schema: Option<&'b Schema>, value: &'b Value) -> JsonView<'b> {
+        JsonView {
+            schema,
+            value,
+            decimal_numeric: self.decimal_numeric,
+        }
+    }
+}
+
+impl Serialize for JsonView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.value {
+            Value::Null => s.serialize_unit(),
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Int8(v) => s.serialize_i8(*v),
+            Value::Int16(v) => s.serialize_i16(*v),
+            Value::Int32(v) => s.serialize_i32(*v),
+            Value::Int64(v) => s.serialize_i64(*v),
+            Value::Float32(v) => s.serialize_f32(*v),
+            Value::Float64(v) => s.serialize_f64(*v),
+            Value::String(v) => s.serialize_str(v),
+            Value::Bytes(b) => s.serialize_str(&BASE64.encode(b)),
+            Value::Decimal(d) if self.decimal_numeric => {
+                let raw = serde_json::value::RawValue::from_string(d.to_string())
+                    .map_err(S::Error::custom)?;
+                raw.serialize(s)
+            }
+            Value::Decimal(d) => s.serialize_str(&BASE64.encode(&d.unscaled)),
+            Value::Array(items) => {
+                let item_schema = match self.schema.map(|s| &s.schema_type) {
+                    Some(SchemaType::Array(i)) => Some(&**i),
+                    _ => None,
+                };
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&self.child(item_schema, item))?;
+                }
+                seq.end()
+            }
+            Value::Map(entries) => {
+                let (ks, vs) = match self.schema.map(|s| &s.schema_type) {
+                    Some(SchemaType::Map(k, v)) => (Some(&**k), Some(&**v)),
+                    _ => (None, None),
+                };
+                // String keys make an object; any other key type, Connect's
+                // array of [key, value] pairs.
+                if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) {
+                    let mut map = s.serialize_map(Some(entries.len()))?;
+                    for (k, v) in entries {
+                        map.serialize_entry(&k.as_str(), &self.child(vs, v))?;
+                    }
+                    map.end()
+                } else {
+                    let mut seq = s.serialize_seq(Some(entries.len()))?;
+                    for (k, v) in entries {
+                        seq.serialize_element(&(self.child(ks, k), self.child(vs, v)))?;
+                    }
+                    seq.end()
+                }
+            }
+            Value::Struct(values) => {
+                let fields: &[Field] = self.schema.map(Schema::fields).unwrap_or(&[]);
+                if fields.len() != values.len() {
+                    return Err(S::Error::custom(format!(
+                        "a struct of {} values needs a struct schema with as many fields (has {})",
+                        values.len(),
+                        fields.len()
+                    )));
+                }
+                let mut map = s.serialize_map(Some(values.len()))?;
+                for (f, v) in fields.iter().zip(values) {
+                    map.serialize_entry(&f.name, &self.child(Some(&f.schema), v))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::primitives;
+
+    #[test]
+    fn structs_take_field_names_from_schema() {
+        let schema = Schema::struct_of([("a", primitives::int32()), ("b", primitives::bytes())]);
+        let v = Value::Struct(vec![Value::Int32(1), Value::Bytes(vec![255])]);
+        let text = serde_json::to_string(&JsonView::new(Some(&schema), &v)).unwrap();
+        assert_eq!(text, r#"{"a":1,"b":"/w=="}"#);
+        assert!(serde_json::to_string(&JsonView::new(None, &v)).is_err());
+    }
+
+    #[test]
+    fn non_string_map_keys_become_pairs() {
+        let v = Value::Map(vec![(Value::Int32(1), Value::from("x"))]);
+        assert_eq!(
+            serde_json::to_string(&JsonView::new(None, &v)).unwrap(),
+            r#"[[1,"x"]]"#
+        );
+    }
+}

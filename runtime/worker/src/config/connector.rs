@@ -1,0 +1,292 @@
+//! A connector's configuration in Kafka Connect's shape, `{"name": ..., "config":
+//! {...}}` (a flat object with `name` inside is accepted too), checked against the
+//! keys every connector has and the keys its plugin declares.
+
+use std::path::Path;
+
+use sluice_api::config::{split_list, ConfigDef, ConfigKey, ConfigType, Importance, Validator};
+use sluice_api::{ConfigErrors, PluginKind, TaskConfig};
+
+use super::{object_to_config, read_json_object, resolve_providers, ConfigFileError};
+use crate::plugins::Plugins;
+
+/// Keys every connector has, as Connect names them.
+pub fn connector_config_def(kind: PluginKind) -> ConfigDef {
+    let def = ConfigDef::new()
+        .define(
+            ConfigKey::new("name", ConfigType::String)
+                .importance(Importance::High)
+                .validator(Validator::NonEmpty),
+        )
+        .define(ConfigKey::new("connector.class", ConfigType::Class).importance(Importance::High))
+        .define(
+            ConfigKey::new("tasks.max", ConfigType::Int)
+                .default("1")
+                .validator(Validator::at_least(1.0))
+                .doc("The most tasks this connector may run."),
+        )
+        .define(
+            ConfigKey::new("key.converter", ConfigType::Class)
+                .optional()
+                .doc("Overrides the worker's key converter."),
+        )
+        .define(
+            ConfigKey::new("value.converter", ConfigType::Class)
+                .optional()
+                .doc("Overrides the worker's value converter."),
+        )
+        .define(
+            ConfigKey::new("transforms", ConfigType::List)
+                .default("")
+                .doc("Aliases of the transforms to apply, in order."),
+        )
+        .define(ConfigKey::new("predicates", ConfigType::List).default(""))
+        .define(
+            ConfigKey::new("errors.tolerance", ConfigType::String)
+                .default("none")
+                .validator(Validator::OneOf(&["none", "all"]))
+                .group("Error Handling"),
+        )
+        .define(
+            ConfigKey::new("errors.log.enable", ConfigType::Boolean)
+                .default("false")
+                .group("Error Handling"),
+        )
+        .define(
+            ConfigKey::new("errors.log.include.messages", ConfigType::Boolean)
+                .default("false")
+                .group("Error Handling"),
+        );
+    match kind {
+        PluginKind::Source => def
+            .define(
+                ConfigKey::new("topic.creation.default.partitions", ConfigType::Int)
+                    .default("-1")
+                    .doc("Partitions of topics this connector creates; -1 is the broker's default."),
+            )
+            .define(
+                ConfigKey::new("topic.creation.default.replication.factor", ConfigType::Int)
+                    .default("-1")
+                    .doc("Replication factor of topics this connector creates; -1 is the broker's default."),
+            ),
+        PluginKind::Sink => def
+            .define(ConfigKey::new("topics", ConfigType::List).default("").doc("Topics to consume."))
+            .define(ConfigKey::new("topics.regex", ConfigType::String).default("").doc("A regex of topics to consume."))
+            .define(ConfigKey::new("consumer.override.max.poll.records", ConfigType::Int).optional()),
+    }
+}
+
+/// One transform of a connector's `transforms` chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformSpec {
+    pub alias: String,
+    pub type_name: String,
+    /// Its own keys, `transforms.<alias>.` removed.
+    pub config: TaskConfig,
+    pub predicate: Option<String>,
+    pub negate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub name: String,
+    /// The plugin's canonical class (an alias in the file is resolved).
+    pub class: String,
+    pub kind: PluginKind,
+    pub tasks_max: usize,
+    /// As written: provider references unresolved, secrets present. Never log it.
+    pub written: TaskConfig,
+    /// With references resolved: what the connector receives.
+    pub resolved: TaskConfig,
+    pub transforms: Vec<TransformSpec>,
+}
+
+impl ConnectorConfig {
+    pub fn load(path: &Path, plugins: &Plugins) -> Result<Self, ConfigFileError> {
+        let shown = path.display().to_string();
+        let object = read_json_object(path)?;
+        let (name, config_obj) = match object.get("config") {
+            Some(serde_json::Value::Object(c)) => (
+                object
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_owned),
+                c.clone(),
+            ),
+            Some(_) => {
+                return Err(ConfigFileError::Shape {
+                    path: shown,
+                    message: "'config': must be a JSON object".into(),
+                })
+            }
+            None => (None, object),
+        };
+        let mut written = object_to_config(&config_obj, &shown)?;
+        if let Some(name) = name {
+            written.entry("name".to_owned()).or_insert(name);
+        }
+        Self::from_written(written, plugins).map_err(|errors| ConfigFileError::Invalid {
+            path: shown,
+            errors,
+        })
+    }
+
+    /// Validates a configuration as written, reporting every error at once.
+    pub fn from_written(written: TaskConfig, plugins: &Plugins) -> Result<Self, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let resolved = match resolve_providers(&written) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.extend(e);
+                written.clone()
+            }
+        };
+        let class = resolved.get("connector.class").cloned().unwrap_or_default();
+        let plugin = plugins.connector(&class);
+        if class.is_empty() {
+            errors.push("connector.class", "is required and has no default value");
+        } else if plugin.is_none() {
+            errors.push(
+                "connector.class",
+                format!(
+                    "unknown connector class '{class}'; known: {}",
+                    plugins.connector_classes().join(", ")
+                ),
+            );
+        }
+        let kind = plugin.map_or(PluginKind::Source, |p| p.kind());
+        let common = connector_config_def(kind).validate(&resolved);
+        if let Err(e) = &common {
+            errors.extend(e.clone());
+        }
+        if let Some(p) = plugin {
+            if let Err(e) = (p.config_def)().validate(&resolved) {
+                errors.extend(e);
+            }
+        }
+        let transforms = match transform_specs(&resolved, plugins) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.extend(e);
+                Vec::new()
+            }
+        };
+        if let Ok(c) = &common {
+            if kind == PluginKind::Sink {
+                let has_topics = c.list("topics").is_some_and(|t| !t.is_empty());
+                let has_regex = c.string("topics.regex").is_some_and(|r| !r.is_empty());
+                if has_topics == has_regex {
+                    errors.push(
+                        "topics",
+                        "exactly one of 'topics' and 'topics.regex' must be set",
+                    );
+                }
+            }
+        }
+        errors.into_result()?;
+        let (Ok(common), Some(plugin)) = (common, plugin) else {
+            // Both were checked above; reaching here means an error was pushed.
+            return Err(ConfigErrors::single("connector.class", "invalid"));
+        };
+        Ok(Self {
+            name: common.string("name").unwrap_or_default().to_owned(),
+            class: plugin.class.to_owned(),
+            kind,
+            tasks_max: common.int("tasks.max").map_or(1, |n| n.max(1) as usize),
+            written,
+            resolved,
+            transforms,
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.resolved.get(key).map(String::as_str)
+    }
+
+    /// The sink's topic list (empty when it subscribes by regex).
+    pub fn topics(&self) -> Vec<String> {
+        self.get("topics").map(split_list).unwrap_or_default()
+    }
+
+    /// Keys under `prefix`, with the prefix removed.
+    pub fn with_prefix(&self, prefix: &str) -> TaskConfig {
+        prefixed(&self.resolved, prefix)
+    }
+
+    /// Keys of any config under `prefix`, with the prefix removed.
+    pub fn prefixed_of(config: &TaskConfig, prefix: &str) -> TaskConfig {
+        prefixed(config, prefix)
+    }
+}
+
+pub(crate) fn prefixed(config: &TaskConfig, prefix: &str) -> TaskConfig {
+    config
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(prefix)
+                .map(|rest| (rest.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+fn transform_specs(
+    config: &TaskConfig,
+    plugins: &Plugins,
+) -> Result<Vec<TransformSpec>, ConfigErrors> {
+    let mut errors = ConfigErrors::default();
+    let mut specs = Vec::new();
+    let predicates = config
+        .get("predicates")
+        .map(|p| split_list(p))
+        .unwrap_or_default();
+    for alias in config
+        .get("transforms")
+        .map(|t| split_list(t))
+        .unwrap_or_default()
+    {
+        let own = prefixed(config, &format!("transforms.{alias}."));
+        let type_key = format!("transforms.{alias}.type");
+        let Some(type_name) = own.get("type").cloned() else {
+            errors.push(type_key, "is required: every transform alias needs a type");
+            continue;
+        };
+        match plugins.transform(&type_name) {
+            None => errors.push(
+                &type_key,
+                format!(
+                    "unknown transform type '{type_name}'; known: {}",
+                    plugins.transform_names().join(", ")
+                ),
+            ),
+            Some(t) => {
+                if let Err(e) = (t.config_def)().validate(&own) {
+                    for mut err in e.0 {
+                        err.key = format!("transforms.{alias}.{}", err.key);
+                        errors.0.push(err);
+                    }
+                }
+            }
+        }
+        let predicate = own.get("predicate").cloned();
+        if let Some(p) = &predicate {
+            if !predicates.contains(p) {
+                errors.push(
+                    format!("transforms.{alias}.predicate"),
+                    format!("'{p}' is not listed in 'predicates'"),
+                );
+            }
+        }
+        let negate = own
+            .get("negate")
+            .is_some_and(|n| n.eq_ignore_ascii_case("true"));
+        specs.push(TransformSpec {
+            alias,
+            type_name,
+            config: own,
+            predicate,
+            negate,
+        });
+    }
+    errors.into_result()?;
+    Ok(specs)
+}

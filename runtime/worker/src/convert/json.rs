@@ -1,0 +1,642 @@
+//! Connect's `JsonConverter`, wire-compatible with it: with `schemas.enable=true`
+//! every message is `{"schema": {...}, "payload": ...}` in Connect's schema
+//! notation; without, plain JSON. Bytes and decimals travel as base64 (or, for
+//! decimals with `decimal.format=NUMERIC`, as JSON numbers).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Validator};
+use sluice_api::json::JsonView;
+use sluice_api::schema::{Field, LogicalType, Schema, SchemaType};
+use sluice_api::{ConfigErrors, ConnectError, Converter, Decimal, SchemaRef, TaskConfig, Value};
+
+use super::bytearray::variant_name;
+
+/// How many distinct schemas a converter remembers (Connect's `schemas.cache.size`).
+const DEFAULT_CACHE_SIZE: i64 = 1000;
+
+pub struct JsonConverter {
+    schemas_enable: bool,
+    decimal_numeric: bool,
+    cache_size: usize,
+    /// Last schema serialized, by pointer: records of one source share one `Arc`.
+    last_written: Option<(SchemaRef, Arc<str>)>,
+    /// Schemas parsed from incoming envelopes, by their JSON text.
+    parsed: HashMap<Box<str>, SchemaRef>,
+}
+
+impl JsonConverter {
+    pub fn config_def() -> ConfigDef {
+        ConfigDef::new()
+            .define(
+                ConfigKey::new("schemas.enable", ConfigType::Boolean)
+                    .default("true")
+                    .doc("Wrap each message in Connect's {\"schema\", \"payload\"} envelope."),
+            )
+            .define(
+                ConfigKey::new("schemas.cache.size", ConfigType::Long)
+                    .default(DEFAULT_CACHE_SIZE.to_string())
+                    .validator(Validator::at_least(1.0)),
+            )
+            .define(
+                ConfigKey::new("decimal.format", ConfigType::String)
+                    .default("BASE64")
+                    .validator(Validator::OneOf(&["BASE64", "NUMERIC"])),
+            )
+    }
+
+    /// `prefix` names the converter's key in error messages (e.g. `value.converter`).
+    pub fn configure(
+        prefix: &str,
+        config: &TaskConfig,
+        _is_key: bool,
+    ) -> Result<Self, ConfigErrors> {
+        let c = Self::config_def().validate(config).map_err(|errs| {
+            ConfigErrors(
+                errs.0
+                    .into_iter()
+                    .map(|mut e| {
+                        e.key = format!("{prefix}.{}", e.key);
+                        e
+                    })
+                    .collect(),
+            )
+        })?;
+        Ok(Self::new(
+            c.boolean("schemas.enable").unwrap_or(true),
+            c.string("decimal.format")
+                .is_some_and(|f| f.eq_ignore_ascii_case("NUMERIC")),
+            c.long("schemas.cache.size").unwrap_or(DEFAULT_CACHE_SIZE) as usize,
+        ))
+    }
+
+    pub fn new(schemas_enable: bool, decimal_numeric: bool, cache_size: usize) -> Self {
+        Self {
+            schemas_enable,
+            decimal_numeric,
+            cache_size,
+            last_written: None,
+            parsed: HashMap::new(),
+        }
+    }
+
+    fn schema_text(&mut self, schema: &SchemaRef) -> Arc<str> {
+        if let Some((s, text)) = &self.last_written {
+            if Arc::ptr_eq(s, schema) {
+                return text.clone();
+            }
+        }
+        let text: Arc<str> = schema_to_json(schema).to_string().into();
+        self.last_written = Some((schema.clone(), text.clone()));
+        text
+    }
+
+    fn parse_schema(&mut self, raw: &RawValue) -> Result<SchemaRef, ConnectError> {
+        if let Some(s) = self.parsed.get(raw.get()) {
+            return Ok(s.clone());
+        }
+        let json: serde_json::Value = serde_json::from_str(raw.get())
+            .map_err(|e| ConnectError::data(format!("invalid schema in JSON envelope: {e}")))?;
+        let schema = schema_from_json(&json)
+            .map_err(ConnectError::data)?
+            .into_ref();
+        if self.parsed.len() >= self.cache_size {
+            self.parsed.clear();
+        }
+        self.parsed.insert(raw.get().into(), schema.clone());
+        Ok(schema)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    schema: Option<&'a RawValue>,
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+const ENVELOPE_REQUIRED: &str = "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.";
+
+impl Converter for JsonConverter {
+    fn from_connect(
+        &mut self,
+        topic: &str,
+        schema: Option<&SchemaRef>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, ConnectError> {
+        if value.is_null() && (schema.is_none() || !self.schemas_enable) {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(256);
+        if self.schemas_enable {
+            out.extend_from_slice(b"{\"schema\":");
+            match schema {
+                Some(s) => out.extend_from_slice(self.schema_text(s).as_bytes()),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"payload\":");
+        }
+        write_json(&mut out, schema.map(|s| &**s), value, self.decimal_numeric)
+            .map_err(|e| ConnectError::data(format!("JsonConverter (topic '{topic}'): {e}")))?;
+        if self.schemas_enable {
+            out.push(b'}');
+        }
+        Ok(Some(out))
+    }
+
+    fn to_connect(
+        &mut self,
+        topic: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<(Option<SchemaRef>, Value), ConnectError> {
+        let Some(bytes) = bytes else {
+            return Ok((None, Value::Null));
+        };
+        let context = |e: &dyn fmt::Display| {
+            ConnectError::data(format!("JsonConverter (topic '{topic}'): {e}"))
+        };
+        if !self.schemas_enable {
+            return parse_json_value(bytes)
+                .map(|v| (None, v))
+                .map_err(|e| context(&e));
+        }
+        let envelope: Envelope<'_> = match serde_json::from_slice(bytes) {
+            Ok(e) => e,
+            Err(e) if e.is_syntax() || e.is_eof() => return Err(context(&e)),
+            Err(_) => return Err(context(&ENVELOPE_REQUIRED)),
+        };
+        let payload = match envelope.payload {
+            Some(p) => parse_json_value(p.get().as_bytes()).map_err(|e| context(&e))?,
+            None => Value::Null,
+        };
+        match envelope.schema {
+            Some(raw) if raw.get() != "null" => {
+                let schema = self.parse_schema(raw)?;
+                let value = coerce(payload, &schema).map_err(|e| context(&e))?;
+                Ok((Some(schema), value))
+            }
+            _ => Ok((None, payload)),
+        }
+    }
+}
+
+/// Parses JSON without a schema: objects become string-keyed maps, integers
+/// `Int64`, other numbers `Float64`, as Connect's schemaless JSON does.
+pub fn parse_json_value(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<Schemaless>(bytes).map(|s| s.0)
+}
+
+struct Schemaless(Value);
+
+impl<'de> Deserialize<'de> for Schemaless {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SchemalessVisitor).map(Schemaless)
+    }
+}
+
+struct SchemalessVisitor;
+
+impl<'de> Visitor<'de> for SchemalessVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Boolean(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int64(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        // Past i64::MAX Connect falls back to a double as well.
+        Ok(i64::try_from(v).map_or(Value::Float64(v as f64), Value::Int64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float64(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Schemaless(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some((k, Schemaless(v))) = map.next_entry::<String, Schemaless>()? {
+            entries.push((Value::String(k), v));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// Shapes a schemaless JSON value to a schema: narrows integers, decodes base64
+/// bytes and decimals, turns objects into structs.
+fn coerce(value: Value, schema: &Schema) -> Result<Value, String> {
+    if value.is_null() {
+        if schema.optional || schema.default.is_some() {
+            return Ok(schema.default.clone().unwrap_or(Value::Null));
+        }
+        return Err(format!(
+            "null value for a required {} field",
+            schema.type_name()
+        ));
+    }
+    let mismatch =
+        |v: &Value| format!("expected {}, found {}", schema.type_name(), variant_name(v));
+    if let Some(LogicalType::Decimal { scale }) = schema.logical_type() {
+        return match value {
+            Value::String(s) => {
+                let unscaled = BASE64
+                    .decode(s.as_bytes())
+                    .map_err(|e| format!("invalid base64 decimal: {e}"))?;
+                Ok(Value::Decimal(Decimal { unscaled, scale }))
+            }
+            Value::Int64(n) => Ok(Value::Decimal(Decimal::from_i128(
+                i128::from(n) * 10i128.pow(scale.max(0) as u32),
+                scale,
+            ))),
+            Value::Float64(f) => Ok(Value::Decimal(Decimal::from_i128(
+                (f * 10f64.powi(scale)).round() as i128,
+                scale,
+            ))),
+            other => Err(mismatch(&other)),
+        };
+    }
+    let int = |v: &Value| v.as_i64().ok_or_else(|| mismatch(v));
+    Ok(match &schema.schema_type {
+        SchemaType::Int8 => Value::Int8(i8::try_from(int(&value)?).map_err(|e| e.to_string())?),
+        SchemaType::Int16 => Value::Int16(i16::try_from(int(&value)?).map_err(|e| e.to_string())?),
+        SchemaType::Int32 => Value::Int32(i32::try_from(int(&value)?).map_err(|e| e.to_string())?),
+        SchemaType::Int64 => Value::Int64(int(&value)?),
+        SchemaType::Float32 | SchemaType::Float64 => {
+            let f = match value {
+                Value::Float64(f) => f,
+                Value::Int64(i) => i as f64,
+                other => return Err(mismatch(&other)),
+            };
+            if schema.schema_type == SchemaType::Float32 {
+                Value::Float32(f as f32)
+            } else {
+                Value::Float64(f)
+            }
+        }
+        SchemaType::Boolean | SchemaType::String => match (&schema.schema_type, &value) {
+            (SchemaType::Boolean, Value::Boolean(_)) | (SchemaType::String, Value::String(_)) => {
+                value
+            }
+            _ => return Err(mismatch(&value)),
+        },
+        SchemaType::Bytes => match value {
+            Value::String(s) => Value::Bytes(
+                BASE64
+                    .decode(s.as_bytes())
+                    .map_err(|e| format!("invalid base64: {e}"))?,
+            ),
+            other => return Err(mismatch(&other)),
+        },
+        SchemaType::Array(items) => match value {
+            Value::Array(vs) => Value::Array(
+                vs.into_iter()
+                    .map(|v| coerce(v, items))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => return Err(mismatch(&other)),
+        },
+        SchemaType::Map(ks, vs) => match value {
+            // String keys travel as an object; other keys as an array of [key, value] pairs.
+            Value::Map(entries) => Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let k = if ks.schema_type == SchemaType::String {
+                            k
+                        } else {
+                            parse_key(k)?
+                        };
+                        Ok((coerce(k, ks)?, coerce(v, vs)?))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            Value::Array(pairs) => Value::Map(
+                pairs
+                    .into_iter()
+                    .map(|pair| match pair {
+                        Value::Array(mut kv) if kv.len() == 2 => {
+                            let v = kv.pop().unwrap_or_default();
+                            let k = kv.pop().unwrap_or_default();
+                            Ok((coerce(k, ks)?, coerce(v, vs)?))
+                        }
+                        other => Err(format!(
+                            "expected a [key, value] pair, found {}",
+                            variant_name(&other)
+                        )),
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => return Err(mismatch(&other)),
+        },
+        SchemaType::Struct(fields) => match value {
+            Value::Map(mut entries) => {
+                let mut values = Vec::with_capacity(fields.len());
+                for f in fields {
+                    let v = entries
+                        .iter_mut()
+                        .find(|(k, _)| k.as_str() == Some(f.name.as_str()))
+                        .map(|(_, v)| std::mem::take(v))
+                        .unwrap_or(Value::Null);
+                    values.push(
+                        coerce(v, &f.schema).map_err(|e| format!("field '{}': {e}", f.name))?,
+                    );
+                }
+                Value::Struct(values)
+            }
+            other => return Err(mismatch(&other)),
+        },
+    })
+}
+
+fn parse_key(k: Value) -> Result<Value, String> {
+    match k {
+        Value::String(s) => {
+            parse_json_value(s.as_bytes()).map_err(|e| format!("invalid map key '{s}': {e}"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Writes `value` as JSON, naming struct fields from `schema`.
+pub(crate) fn write_json(
+    out: &mut Vec<u8>,
+    schema: Option<&Schema>,
+    value: &Value,
+    decimal_numeric: bool,
+) -> Result<(), ConnectError> {
+    serde_json::to_writer(
+        out,
+        &JsonView::new(schema, value).decimals_as_numbers(decimal_numeric),
+    )
+    .map_err(|e| ConnectError::data(e.to_string()))
+}
+
+/// Connect's JSON notation for a schema.
+pub fn schema_to_json(schema: &Schema) -> serde_json::Value {
+    use serde_json::{json, Map};
+    let mut m = Map::new();
+    m.insert("type".into(), json!(schema.type_name()));
+    match &schema.schema_type {
+        SchemaType::Struct(fields) => {
+            let fs: Vec<_> = fields
+                .iter()
+                .map(|f| {
+                    let mut fj = schema_to_json(&f.schema);
+                    if let Some(o) = fj.as_object_mut() {
+                        o.insert("field".into(), json!(f.name));
+                    }
+                    fj
+                })
+                .collect();
+            m.insert("fields".into(), json!(fs));
+        }
+        SchemaType::Array(items) => {
+            m.insert("items".into(), schema_to_json(items));
+        }
+        SchemaType::Map(k, v) => {
+            m.insert("keys".into(), schema_to_json(k));
+            m.insert("values".into(), schema_to_json(v));
+        }
+        _ => {}
+    }
+    m.insert("optional".into(), json!(schema.optional));
+    if let Some(name) = &schema.name {
+        m.insert("name".into(), json!(name));
+    }
+    if let Some(v) = schema.version {
+        m.insert("version".into(), json!(v));
+    }
+    if let Some(doc) = &schema.doc {
+        m.insert("doc".into(), json!(doc));
+    }
+    if !schema.parameters.is_empty() {
+        m.insert("parameters".into(), json!(schema.parameters));
+    }
+    if let Some(default) = &schema.default {
+        let mut buf = Vec::new();
+        if write_json(&mut buf, Some(schema), default, false).is_ok() {
+            if let Ok(v) = serde_json::from_slice(&buf) {
+                m.insert("default".into(), v);
+            }
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+/// Parses Connect's JSON notation for a schema.
+pub fn schema_from_json(json: &serde_json::Value) -> Result<Schema, String> {
+    let obj = json.as_object().ok_or("a schema must be a JSON object")?;
+    let type_name = obj
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or("a schema needs a string \"type\"")?;
+    let sub = |key: &str| -> Result<SchemaRef, String> {
+        let j = obj
+            .get(key)
+            .ok_or_else(|| format!("a {type_name} schema needs \"{key}\""))?;
+        Ok(schema_from_json(j)?.into_ref())
+    };
+    let schema_type = match type_name {
+        "int8" => SchemaType::Int8,
+        "int16" => SchemaType::Int16,
+        "int32" => SchemaType::Int32,
+        "int64" => SchemaType::Int64,
+        "float" => SchemaType::Float32,
+        "double" => SchemaType::Float64,
+        "boolean" => SchemaType::Boolean,
+        "string" => SchemaType::String,
+        "bytes" => SchemaType::Bytes,
+        "array" => SchemaType::Array(sub("items")?),
+        "map" => SchemaType::Map(sub("keys")?, sub("values")?),
+        "struct" => {
+            let fields = obj
+                .get("fields")
+                .and_then(|f| f.as_array())
+                .ok_or("a struct schema needs \"fields\"")?;
+            SchemaType::Struct(
+                fields
+                    .iter()
+                    .map(|f| {
+                        let name = f
+                            .get("field")
+                            .and_then(|n| n.as_str())
+                            .ok_or("a struct field needs \"field\"")?;
+                        Ok(Field {
+                            name: name.to_owned(),
+                            schema: schema_from_json(f)?.into_ref(),
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
+            )
+        }
+        other => return Err(format!("unknown schema type '{other}'")),
+    };
+    let mut schema = Schema::new(schema_type);
+    schema.optional = obj
+        .get("optional")
+        .and_then(|o| o.as_bool())
+        .unwrap_or(false);
+    schema.name = obj.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+    schema.version = obj
+        .get("version")
+        .and_then(|v| v.as_i64())
+        .and_then(|v| i32::try_from(v).ok());
+    schema.doc = obj.get("doc").and_then(|d| d.as_str()).map(str::to_owned);
+    if let Some(params) = obj.get("parameters").and_then(|p| p.as_object()) {
+        schema.parameters = params
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect::<BTreeMap<_, _>>();
+    }
+    if let Some(default) = obj.get("default") {
+        let raw = default.to_string();
+        let parsed = parse_json_value(raw.as_bytes()).map_err(|e| e.to_string())?;
+        schema.default = Some(coerce(parsed, &schema)?);
+    }
+    Ok(schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_api::schema::primitives;
+
+    fn event_schema() -> SchemaRef {
+        Schema::struct_of([
+            ("id", primitives::int32()),
+            ("name", primitives::optional_string()),
+            ("amount", Schema::decimal(2).into_ref()),
+            ("at", Schema::timestamp().into_ref()),
+            (
+                "tags",
+                Schema::new(SchemaType::Array(primitives::string())).into_ref(),
+            ),
+            ("blob", primitives::bytes()),
+        ])
+        .named("shop.Event")
+        .into_ref()
+    }
+
+    fn event() -> Value {
+        Value::Struct(vec![
+            Value::Int32(7),
+            Value::Null,
+            Value::Decimal(Decimal::from_i128(12345, 2)),
+            Value::Int64(1_700_000_000_000),
+            Value::Array(vec!["a".into(), "b".into()]),
+            Value::Bytes(vec![0, 1, 255]),
+        ])
+    }
+
+    #[test]
+    fn envelope_round_trip_matches_connect_shape() {
+        let mut c = JsonConverter::new(true, false, 10);
+        let schema = event_schema();
+        let bytes = c
+            .from_connect("t", Some(&schema), &event())
+            .unwrap()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["schema"]["type"], "struct");
+        assert_eq!(json["schema"]["name"], "shop.Event");
+        assert_eq!(
+            json["schema"]["fields"][2]["name"],
+            "org.apache.kafka.connect.data.Decimal"
+        );
+        assert_eq!(json["schema"]["fields"][2]["parameters"]["scale"], "2");
+        assert_eq!(json["payload"]["id"], 7);
+        assert_eq!(json["payload"]["amount"], "MDk=");
+        assert_eq!(json["payload"]["blob"], "AAH/");
+        let (back_schema, back) = c.to_connect("t", Some(&bytes)).unwrap();
+        assert_eq!(back, event());
+        assert_eq!(back_schema.unwrap().fields().len(), 6);
+    }
+
+    #[test]
+    fn schemaless_round_trip() {
+        let mut c = JsonConverter::new(false, false, 10);
+        let text = br#"{"a":1,"b":[true,null,2.5],"c":{"d":"x"}}"#;
+        let (schema, v) = c.to_connect("t", Some(text)).unwrap();
+        assert!(schema.is_none());
+        assert_eq!(v.map_get("a"), Some(&Value::Int64(1)));
+        let out = c.from_connect("t", None, &v).unwrap().unwrap();
+        assert_eq!(out, text.to_vec());
+    }
+
+    #[test]
+    fn numeric_decimals_and_nulls() {
+        let mut c = JsonConverter::new(false, true, 10);
+        let schema = Schema::decimal(3).into_ref();
+        let out = c
+            .from_connect(
+                "t",
+                Some(&schema),
+                &Value::Decimal(Decimal::from_i128(-1500, 3)),
+            )
+            .unwrap();
+        assert_eq!(out, Some(b"-1.500".to_vec()));
+        assert_eq!(c.from_connect("t", None, &Value::Null).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_input_is_a_data_error_never_a_panic() {
+        let mut with = JsonConverter::new(true, false, 10);
+        let err = with.to_connect("orders", Some(br#"{"a":1}"#)).unwrap_err();
+        assert!(err.to_string().contains("schemas.enable=false"), "{err}");
+        let err = with.to_connect("orders", Some(b"{not json")).unwrap_err();
+        assert!(err.to_string().contains("topic 'orders'"), "{err}");
+        let err = with
+            .to_connect(
+                "orders",
+                Some(br#"{"schema":{"type":"int8"},"payload":1000}"#),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), sluice_api::ErrorKind::Data);
+        let mut without = JsonConverter::new(false, false, 10);
+        assert!(without.to_connect("t", Some(b"\xff")).is_err());
+        let bad_struct = without.from_connect("t", None, &Value::Struct(vec![Value::Int32(1)]));
+        assert!(bad_struct.is_err());
+    }
+
+    #[test]
+    fn schema_notation_round_trips() {
+        let map =
+            Schema::new(SchemaType::Map(primitives::int32(), primitives::string())).optional();
+        let json = schema_to_json(&map);
+        assert_eq!(schema_from_json(&json).unwrap(), map);
+        let s = event_schema();
+        assert_eq!(schema_from_json(&schema_to_json(&s)).unwrap(), *s);
+    }
+}

@@ -1,0 +1,29 @@
+//! `sluice-runtime`: the worker process that runs sluice plugins.
+//!
+//! It loads worker and connector configuration, builds Kafka clients, and runs
+//! source tasks (poll → transforms → converter → idempotent producer, with
+//! exactly-once "idempotent resume") and sink tasks (consumer group →
+//! converter → transforms → put, committing only what the sink made durable).
+//!
+//! It depends on `sluice-api` and on client libraries; it must not depend on any
+//! connector or transform crate. Plugins reach it only through [`Plugins`], which
+//! the binary fills.
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod errors;
+pub mod kafka;
+pub mod metrics;
+pub mod offsets;
+pub mod plugins;
+pub mod sink;
+pub mod source;
+pub mod topics;
+pub mod transforms;
+pub mod worker;
+
+pub use config::{ConnectorConfig, WorkerConfig};
+pub use error::WorkerError;
+pub use plugins::Plugins;
+pub use worker::Worker;

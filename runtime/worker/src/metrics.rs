@@ -1,0 +1,64 @@
+//! Per-task counters: cheap atomics the hot path bumps, read by progress logs
+//! (and later the `/metrics` endpoint).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+pub struct TaskMetrics {
+    /// Source: records polled from the task. Sink: records read from Kafka.
+    pub records_in: AtomicU64,
+    /// Source: records acknowledged by Kafka. Sink: records handed to `put`.
+    pub records_out: AtomicU64,
+    /// Source: replayed records skipped by idempotent resume.
+    pub records_skipped: AtomicU64,
+    /// Records that failed and were tolerated (`errors.tolerance=all`).
+    pub records_failed: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+impl TaskMetrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Logs a task's progress every `interval` until the task's metrics are dropped.
+pub fn spawn_progress_log(
+    connector: String,
+    task: u32,
+    metrics: Arc<TaskMetrics>,
+    interval: Duration,
+) {
+    let weak = Arc::downgrade(&metrics);
+    drop(metrics);
+    tokio::spawn(async move {
+        let mut last = (0u64, Instant::now());
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(m) = weak.upgrade() else { break };
+            let out = TaskMetrics::get(&m.records_out);
+            let rate = (out - last.0) as f64 / last.1.elapsed().as_secs_f64().max(1e-3);
+            last = (out, Instant::now());
+            tracing::info!(
+                connector = %connector,
+                task,
+                records_in = TaskMetrics::get(&m.records_in),
+                records_out = out,
+                skipped = TaskMetrics::get(&m.records_skipped),
+                failed = TaskMetrics::get(&m.records_failed),
+                commits = TaskMetrics::get(&m.commits),
+                rate_per_s = rate.round(),
+                "progress"
+            );
+        }
+    });
+}

@@ -1,0 +1,206 @@
+//! The sink's Kafka consumer, polled on its own thread. Batches and rebalance
+//! events travel to the async task loop over one channel, in the order they
+//! happen; a rebalance callback waits for the loop's answer, so partitions are
+//! flushed and committed before they are given up, and a sink that keeps its own
+//! offsets can say where to resume before fetching starts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers as _, Message};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sluice_api::{OffsetMap, TopicPartition};
+use tokio::sync::mpsc;
+use tracing::{error, warn};
+
+/// A record as read from Kafka, before conversion.
+pub struct RawRecord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl RawRecord {
+    pub fn coordinates(&self) -> String {
+        format!("{}-{}@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+pub enum ConsumerEvent {
+    Batch(Vec<RawRecord>),
+    /// Newly assigned partitions; answer with the offsets to start from, if any.
+    Assigned(Vec<TopicPartition>, std_mpsc::SyncSender<OffsetMap>),
+    /// Partitions about to be taken away; answer once they are committed.
+    Revoked(Vec<TopicPartition>, std_mpsc::SyncSender<()>),
+    /// The consumer hit an error it cannot get past.
+    Fatal(String),
+}
+
+/// How long a rebalance callback waits for the task loop (a slow flush).
+const REBALANCE_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct SinkContext {
+    events: mpsc::Sender<ConsumerEvent>,
+}
+
+impl ClientContext for SinkContext {}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+impl ConsumerContext for SinkContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        // Only the poll thread may wait for the task loop. A rebalance raised
+        // elsewhere (the consumer closing on an async thread) must not block it.
+        let may_wait = tokio::runtime::Handle::try_current().is_err();
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let (tx, rx) = std_mpsc::sync_channel(1);
+                if may_wait
+                    && self
+                        .events
+                        .blocking_send(ConsumerEvent::Assigned(partitions(tpl), tx))
+                        .is_ok()
+                {
+                    if let Ok(seeks) = rx.recv_timeout(REBALANCE_ANSWER_TIMEOUT) {
+                        for (tp, offset) in seeks {
+                            if let Err(e) = tpl.set_partition_offset(
+                                &tp.topic,
+                                tp.partition,
+                                Offset::Offset(offset),
+                            ) {
+                                warn!(topic = %tp.topic, partition = tp.partition, "cannot seek on assignment: {e}");
+                            }
+                        }
+                    }
+                }
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let (tx, rx) = std_mpsc::sync_channel(1);
+                if may_wait
+                    && self
+                        .events
+                        .blocking_send(ConsumerEvent::Revoked(partitions(tpl), tx))
+                        .is_ok()
+                {
+                    let _ = rx.recv_timeout(REBALANCE_ANSWER_TIMEOUT);
+                }
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                error!("rebalance error: {other:?}");
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            error!("cannot apply rebalance: {e}");
+        }
+    }
+}
+
+pub type SinkConsumer = BaseConsumer<SinkContext>;
+
+pub fn context(events: mpsc::Sender<ConsumerEvent>) -> SinkContext {
+    SinkContext { events }
+}
+
+/// Polls `consumer` until `stop` is set or the task loop goes away, sending
+/// batches of at most `max_records`.
+pub fn poll_loop(
+    consumer: Arc<SinkConsumer>,
+    events: mpsc::Sender<ConsumerEvent>,
+    max_records: usize,
+    stop: Arc<AtomicBool>,
+) {
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    while !stop.load(Ordering::Acquire) {
+        let mut batch = Vec::new();
+        let mut wait = Duration::from_millis(100);
+        while batch.len() < max_records {
+            let Some(result) = consumer.poll(wait) else {
+                break;
+            };
+            wait = Duration::ZERO;
+            match result {
+                Ok(m) => {
+                    let topic = match topics.get(m.topic()) {
+                        Some(t) => t.clone(),
+                        None => topics
+                            .entry(m.topic().to_owned())
+                            .or_insert_with(|| m.topic().into())
+                            .clone(),
+                    };
+                    let headers = m
+                        .headers()
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    batch.push(RawRecord {
+                        topic,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        timestamp: m.timestamp().to_millis(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        headers,
+                    });
+                }
+                Err(KafkaError::PartitionEOF(_)) => {}
+                Err(e) if is_fatal(&e) => {
+                    let _ = events.blocking_send(ConsumerEvent::Fatal(e.to_string()));
+                    return;
+                }
+                Err(e) => warn!("consumer error (retrying): {e}"),
+            }
+        }
+        if !batch.is_empty() && events.blocking_send(ConsumerEvent::Batch(batch)).is_err() {
+            return;
+        }
+    }
+}
+
+fn is_fatal(e: &KafkaError) -> bool {
+    e.rdkafka_error_code().is_some_and(|c| {
+        matches!(
+            c,
+            rdkafka::types::RDKafkaErrorCode::Fatal
+                | rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+                | rdkafka::types::RDKafkaErrorCode::GroupAuthorizationFailed
+                | rdkafka::types::RDKafkaErrorCode::SaslAuthenticationFailed
+        )
+    })
+}

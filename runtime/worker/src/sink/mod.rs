@@ -1,0 +1,316 @@
+//! Runs one sink task: Kafka consumer (group `connect-<name>`) → converters →
+//! transforms → `put`, committing offsets only for what the task has made durable
+//! (its `pre_commit` answer), on a timer, before partitions are given up, and at
+//! shutdown.
+
+mod consumer;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_api::{
+    ConnectError, Converter, Header, Headers, OffsetMap, Record, SinkTask, SinkTaskContext,
+    TopicPartition,
+};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info};
+
+pub use self::consumer::{ConsumerEvent, RawRecord, SinkConsumer};
+use crate::config::WorkerConfig;
+use crate::errors::{ErrorPolicy, Stage};
+use crate::kafka;
+use crate::metrics::TaskMetrics;
+use crate::transforms::TransformChain;
+
+pub struct SinkRunner {
+    pub connector: String,
+    pub task_id: u32,
+    pub task: Box<dyn SinkTask>,
+    pub context: SinkTaskContext,
+    pub transforms: TransformChain,
+    pub key_converter: Box<dyn Converter>,
+    pub value_converter: Box<dyn Converter>,
+    pub policy: ErrorPolicy,
+    pub metrics: Arc<TaskMetrics>,
+    pub flush_interval: Duration,
+    pub max_poll_records: usize,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The subscription: a topic list or Connect's `topics.regex`.
+pub enum Subscription {
+    Topics(Vec<String>),
+    Regex(String),
+}
+
+/// Creates the consumer for one sink task, subscribed, with its event channel.
+pub fn subscribe(
+    worker: &WorkerConfig,
+    connector: &str,
+    task_id: u32,
+    subscription: &Subscription,
+    overrides: &[(&str, String)],
+) -> Result<
+    (
+        Arc<SinkConsumer>,
+        mpsc::Receiver<ConsumerEvent>,
+        mpsc::Sender<ConsumerEvent>,
+    ),
+    crate::error::WorkerError,
+> {
+    let (tx, rx) = mpsc::channel(4);
+    let mut settings = vec![
+        ("group.id", format!("connect-{connector}")),
+        (
+            "client.id",
+            format!("connector-consumer-{connector}-{task_id}"),
+        ),
+    ];
+    settings.extend(overrides.iter().map(|(k, v)| (*k, v.clone())));
+    let consumer = kafka::consumer(worker, consumer::context(tx.clone()), &settings)?;
+    let result = match subscription {
+        Subscription::Topics(topics) => {
+            consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())
+        }
+        // librdkafka treats a topic starting with '^' as a regex.
+        Subscription::Regex(r) => consumer.subscribe(&[&format!("^{}", r.trim_start_matches('^'))]),
+    };
+    result.map_err(|e| crate::error::WorkerError::kafka("subscribe", e))?;
+    Ok((Arc::new(consumer), rx, tx))
+}
+
+impl SinkRunner {
+    pub async fn run(
+        mut self,
+        consumer: Arc<SinkConsumer>,
+        mut events: mpsc::Receiver<ConsumerEvent>,
+        events_tx: mpsc::Sender<ConsumerEvent>,
+    ) -> Result<(), ConnectError> {
+        self.task.start(self.context.clone()).await?;
+        info!(connector = %self.connector, task = self.task_id, "sink task started");
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (c, s, max) = (consumer.clone(), stop.clone(), self.max_poll_records);
+            std::thread::Builder::new()
+                .name(format!("sink-{}-{}", self.connector, self.task_id))
+                .spawn(move || consumer::poll_loop(c, events_tx, max, s))
+                .map_err(|e| {
+                    ConnectError::fatal(format!("cannot start the consumer thread: {e}"))
+                })?
+        };
+        let mut state = SinkState::default();
+        let result = self.run_loop(&consumer, &mut events, &mut state).await;
+        // Commit what is durable even when the loop failed: those records are in
+        // the destination, and committing them avoids needless replays.
+        let final_commit = if result.is_ok() {
+            self.commit(&consumer, &mut state).await
+        } else {
+            Ok(())
+        };
+        let stopped = self.task.stop().await;
+        stop.store(true, Ordering::Release);
+        // Unblock a rebalance callback waiting on us, then let the thread go.
+        drop(events);
+        // Closing the consumer runs its last rebalance; do it off the async threads.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = poller.join();
+            drop(consumer);
+        })
+        .await;
+        result.and(final_commit).and(stopped)
+    }
+
+    async fn run_loop(
+        &mut self,
+        consumer: &Arc<SinkConsumer>,
+        events: &mut mpsc::Receiver<ConsumerEvent>,
+        state: &mut SinkState,
+    ) -> Result<(), ConnectError> {
+        let mut tick = tokio::time::interval(self.flush_interval);
+        tick.tick().await;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            tokio::select! {
+                event = events.recv() => match event {
+                    None => return Err(ConnectError::fatal("the consumer thread stopped")),
+                    Some(ConsumerEvent::Batch(batch)) => self.process(batch, state).await?,
+                    Some(ConsumerEvent::Assigned(parts, answer)) => {
+                        info!(connector = %self.connector, task = self.task_id, partitions = parts.len(), "partitions assigned");
+                        let seeks = self.task.open(&parts).await?;
+                        for tp in &parts {
+                            state.assigned.insert(tp.clone());
+                        }
+                        let _ = answer.send(seeks);
+                    }
+                    Some(ConsumerEvent::Revoked(parts, answer)) => {
+                        info!(connector = %self.connector, task = self.task_id, partitions = parts.len(), "partitions revoked");
+                        self.commit(consumer, state).await?;
+                        self.task.close(&parts).await?;
+                        for tp in &parts {
+                            state.assigned.remove(tp);
+                            state.consumed.remove(tp);
+                            state.committed.remove(tp);
+                        }
+                        let _ = answer.send(());
+                    }
+                    Some(ConsumerEvent::Fatal(why)) => return Err(ConnectError::fatal(format!("Kafka consumer: {why}"))),
+                },
+                _ = tick.tick() => self.commit(consumer, state).await?,
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    async fn process(
+        &mut self,
+        batch: Vec<RawRecord>,
+        state: &mut SinkState,
+    ) -> Result<(), ConnectError> {
+        TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
+        let mut records = Vec::with_capacity(batch.len());
+        let mut origins = Vec::with_capacity(batch.len());
+        let mut last_offsets: Vec<(TopicPartition, i64)> = Vec::new();
+        for raw in &batch {
+            let tp = TopicPartition::new(&*raw.topic, raw.partition);
+            // Records of a partition taken away mid-batch belong to its new owner.
+            if !state.assigned.contains(&tp) {
+                continue;
+            }
+            match last_offsets.iter_mut().find(|(t, _)| *t == tp) {
+                Some(slot) => slot.1 = raw.offset,
+                None => last_offsets.push((tp, raw.offset)),
+            }
+            if let Some(r) = self.convert(raw)? {
+                records.push(r);
+                origins.push(raw);
+            }
+        }
+        let (records, failures) = self.transforms.apply(records);
+        for f in failures {
+            let at = origins
+                .get(f.index)
+                .map_or_else(|| "?".to_owned(), |r| r.coordinates());
+            self.policy.handle(
+                Stage::Transformation,
+                &format!("{at} (transform '{}')", f.alias),
+                f.error,
+            )?;
+        }
+        let n = records.len() as u64;
+        if !records.is_empty() {
+            self.task.put(records).await.map_err(|e| {
+                ConnectError::new(
+                    e.kind(),
+                    format!("{} failed: {}", Stage::TaskPut.as_str(), e.message()),
+                )
+                .with_source(e)
+            })?;
+        }
+        TaskMetrics::add(&self.metrics.records_out, n);
+        for (tp, offset) in last_offsets {
+            state.consumed.insert(tp, offset + 1);
+        }
+        Ok(())
+    }
+
+    fn convert(&mut self, raw: &RawRecord) -> Result<Option<Record>, ConnectError> {
+        let (key_schema, key) = match self
+            .key_converter
+            .to_connect(&raw.topic, raw.key.as_deref())
+        {
+            Ok(k) => k,
+            Err(e) => {
+                return self
+                    .policy
+                    .handle(Stage::KeyConverter, &raw.coordinates(), e)
+                    .map(|()| None)
+            }
+        };
+        let (value_schema, value) = match self
+            .value_converter
+            .to_connect(&raw.topic, raw.value.as_deref())
+        {
+            Ok(v) => v,
+            Err(e) => {
+                return self
+                    .policy
+                    .handle(Stage::ValueConverter, &raw.coordinates(), e)
+                    .map(|()| None)
+            }
+        };
+        Ok(Some(Record {
+            topic: raw.topic.clone(),
+            partition: Some(raw.partition),
+            offset: Some(raw.offset),
+            timestamp: raw.timestamp,
+            key_schema,
+            key,
+            value_schema,
+            value,
+            headers: raw
+                .headers
+                .iter()
+                .map(|(k, v)| Header {
+                    key: k.clone().into(),
+                    value: v.clone(),
+                })
+                .collect::<Headers>(),
+            source: None,
+        }))
+    }
+
+    /// Asks the task what is durable and commits exactly that.
+    async fn commit(
+        &mut self,
+        consumer: &Arc<SinkConsumer>,
+        state: &mut SinkState,
+    ) -> Result<(), ConnectError> {
+        let pending: OffsetMap = state
+            .consumed
+            .iter()
+            .filter(|(tp, o)| state.committed.get(*tp) != Some(*o))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let safe = self.task.pre_commit(&state.consumed).await?;
+        let mut tpl = TopicPartitionList::new();
+        let mut committing = Vec::new();
+        for (tp, offset) in safe {
+            if !state.assigned.contains(&tp) || state.committed.get(&tp) == Some(&offset) {
+                continue;
+            }
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))
+                .map_err(|e| ConnectError::fatal(format!("cannot build commit for {tp}: {e}")))?;
+            committing.push((tp, offset));
+        }
+        if committing.is_empty() {
+            return Ok(());
+        }
+        let c = consumer.clone();
+        tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| ConnectError::fatal(format!("commit task failed: {e}")))?
+            .map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
+        debug!(connector = %self.connector, task = self.task_id, partitions = committing.len(), "offsets committed");
+        TaskMetrics::add(&self.metrics.commits, 1);
+        state.committed.extend(committing);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct SinkState {
+    assigned: HashSet<TopicPartition>,
+    /// Next offset to read, per partition, of records handed to `put`.
+    consumed: OffsetMap,
+    committed: OffsetMap,
+}

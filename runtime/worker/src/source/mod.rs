@@ -1,0 +1,460 @@
+//! Runs one source task: poll → transforms → converters → idempotent producer,
+//! with source offsets stored only once every record before them is acknowledged.
+//!
+//! Batches are pipelined: the next poll starts while earlier batches are still in
+//! flight. Completed batches are reaped strictly in order, so the offsets stored
+//! never run ahead of a record Kafka has not acknowledged.
+
+mod acks;
+pub mod resume;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use sluice_api::{
+    ConnectError, Converter, Record, SourceOffset, SourcePartition, SourceTask, SourceTaskContext,
+};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use self::acks::{AckContext, BatchAcks, KafkaMarks};
+use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
+use crate::errors::{ErrorPolicy, Stage};
+use crate::metrics::TaskMetrics;
+use crate::offsets::{partition_key, FileOffsetStore};
+use crate::topics::{ensure_topic, Topics};
+use crate::transforms::TransformChain;
+
+/// Batches allowed in flight before the task waits for the oldest.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// Everything a source task runner needs, built by the worker.
+pub struct SourceRunner {
+    pub connector: String,
+    pub task_id: u32,
+    pub task: Box<dyn SourceTask>,
+    pub context: SourceTaskContext,
+    pub transforms: TransformChain,
+    pub key_converter: Box<dyn Converter>,
+    pub value_converter: Box<dyn Converter>,
+    pub producer: ThreadedProducer<AckContext>,
+    pub store: Arc<FileOffsetStore>,
+    pub topics: Arc<Topics>,
+    pub reader: Arc<crate::kafka::Reader>,
+    /// Partitions and replication factor for topics this connector creates;
+    /// `None` when creation is off.
+    pub topic_creation: Option<(i32, i32)>,
+    pub flush_interval: Duration,
+    pub policy: ErrorPolicy,
+    pub metrics: Arc<TaskMetrics>,
+    pub shutdown: watch::Receiver<bool>,
+    pub graceful_timeout: Duration,
+}
+
+pub fn producer_context() -> AckContext {
+    AckContext
+}
+
+struct InFlight {
+    acks: Arc<BatchAcks>,
+    /// The last offset of each source partition in the batch.
+    offsets: Vec<(Arc<SourcePartition>, SourceOffset)>,
+    records: u64,
+}
+
+/// Offsets of completed batches, waiting to be stored.
+#[derive(Default)]
+struct Completed {
+    offsets: Vec<(Arc<SourcePartition>, SourceOffset)>,
+    marks: KafkaMarks,
+}
+
+impl Completed {
+    fn absorb(&mut self, batch: InFlight, marks: KafkaMarks) {
+        for (p, o) in batch.offsets {
+            match self
+                .offsets
+                .iter_mut()
+                .find(|(q, _)| Arc::ptr_eq(q, &p) || **q == *p)
+            {
+                Some(slot) => slot.1 = o,
+                None => self.offsets.push((p, o)),
+            }
+        }
+        for (topic, parts) in marks {
+            let t = self.marks.entry(topic).or_default();
+            for (p, o) in parts {
+                let e = t.entry(p).or_insert(o);
+                *e = (*e).max(o);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.offsets.is_empty() && self.marks.is_empty()
+    }
+}
+
+impl SourceRunner {
+    pub async fn run(mut self) -> Result<(), ConnectError> {
+        self.task.start(self.context.clone()).await?;
+        info!(connector = %self.connector, task = self.task_id, "source task started");
+        let result = self.run_loop().await;
+        let stopped = self.task.stop().await;
+        self.producer.flush(Duration::from_secs(5)).ok();
+        result.and(stopped)
+    }
+
+    async fn run_loop(&mut self) -> Result<(), ConnectError> {
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut completed = Completed::default();
+        let mut resume = ResumeState::default();
+        let mut ready_topics: HashMap<String, i32> = HashMap::new();
+        let mut last_store = Instant::now();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            self.reap(&mut in_flight, &mut completed, false).await?;
+            if last_store.elapsed() >= self.flush_interval {
+                self.store(&mut completed, &ready_topics).await?;
+                last_store = Instant::now();
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            if in_flight.len() >= MAX_IN_FLIGHT {
+                self.reap(&mut in_flight, &mut completed, true).await?;
+                continue;
+            }
+            // Cancelling a poll at shutdown loses only in-memory state: nothing it
+            // held is acknowledged upstream, and the restart resumes from the
+            // stored offsets.
+            let batch = tokio::select! {
+                batch = self.task.poll() => batch.map_err(|e| self.poll_error(e))?,
+                _ = shutdown.changed() => break,
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let sent = self
+                .send_batch(batch, &mut resume, &mut ready_topics)
+                .await?;
+            in_flight.push_back(sent);
+        }
+        let deadline = Instant::now() + self.graceful_timeout;
+        while !in_flight.is_empty() && Instant::now() < deadline {
+            let wait = tokio::time::timeout_at(
+                deadline.into(),
+                self.reap(&mut in_flight, &mut completed, true),
+            );
+            if wait.await.is_err() {
+                warn!(connector = %self.connector, task = self.task_id, "in-flight records not acknowledged before the shutdown deadline; they will be resent and deduplicated on restart");
+                break;
+            }
+        }
+        self.store(&mut completed, &ready_topics).await
+    }
+
+    fn poll_error(&self, e: ConnectError) -> ConnectError {
+        ConnectError::new(
+            e.kind(),
+            format!("{} failed: {}", Stage::TaskPoll.as_str(), e.message()),
+        )
+        .with_source(e)
+    }
+
+    /// Moves finished batches, oldest first, into `completed`. With `block`, waits
+    /// for the oldest batch when it is still in flight.
+    async fn reap(
+        &mut self,
+        in_flight: &mut VecDeque<InFlight>,
+        completed: &mut Completed,
+        block: bool,
+    ) -> Result<(), ConnectError> {
+        if block {
+            if let Some(front) = in_flight.front() {
+                front.acks.wait().await;
+            }
+        }
+        while in_flight.front().is_some_and(|b| b.acks.is_done()) {
+            let Some(batch) = in_flight.pop_front() else {
+                break;
+            };
+            if let Some(why) = batch.acks.failure() {
+                return Err(ConnectError::fatal(format!(
+                    "{} failed: {why}",
+                    Stage::KafkaProduce.as_str()
+                )));
+            }
+            TaskMetrics::add(&self.metrics.records_out, batch.records);
+            let marks = batch.acks.take_marks();
+            completed.absorb(batch, marks);
+        }
+        Ok(())
+    }
+
+    /// Stores completed offsets durably, then tells the task they are stored.
+    async fn store(
+        &mut self,
+        completed: &mut Completed,
+        partitions: &HashMap<String, i32>,
+    ) -> Result<(), ConnectError> {
+        if completed.is_empty() {
+            return Ok(());
+        }
+        let done = std::mem::take(completed);
+        let stored: Vec<(SourcePartition, SourceOffset)> = done
+            .offsets
+            .iter()
+            .map(|(p, o)| ((**p).clone(), o.clone()))
+            .collect();
+        let marks: Vec<(String, i32, BTreeMap<i32, i64>)> = done
+            .marks
+            .into_iter()
+            .map(|(t, m)| {
+                let n = partitions.get(&t).copied().unwrap_or(0);
+                (t, n, m)
+            })
+            .collect();
+        let store = self.store.clone();
+        let name = self.connector.clone();
+        let to_write = stored.clone();
+        tokio::task::spawn_blocking(move || {
+            store.commit(&name, |c| {
+                for (p, o) in to_write {
+                    c.upsert(&p, o);
+                }
+                for (t, n, m) in &marks {
+                    c.raise_marks(t, *n, m);
+                }
+            })
+        })
+        .await
+        .map_err(|e| ConnectError::fatal(format!("offset store task failed: {e}")))?
+        .map_err(|e| ConnectError::fatal(e.to_string()))?;
+        TaskMetrics::add(&self.metrics.commits, 1);
+        debug!(connector = %self.connector, task = self.task_id, partitions = stored.len(), "source offsets stored");
+        self.task.commit(&stored).await
+    }
+
+    /// First write to a topic: make sure it exists, check its partition count
+    /// against the stored marks, and learn what is already there.
+    async fn prepare_topic(
+        &mut self,
+        topic: &str,
+        resume: &mut ResumeState,
+        ready: &mut HashMap<String, i32>,
+    ) -> Result<(), ConnectError> {
+        let partitions = ensure_topic(&self.topics, topic, self.topic_creation)
+            .await
+            .map_err(|e| ConnectError::retriable(e.to_string()))?;
+        let mark = self
+            .store
+            .connector(&self.connector)
+            .topics
+            .get(topic)
+            .cloned();
+        if let Some(m) = &mark {
+            if m.partitions != 0 && m.partitions != partitions {
+                return Err(ConnectError::fatal(format!(
+                    "topic '{topic}' had {} partitions when offsets were stored and has {partitions} now: keys \
+                     map to other partitions, so records replayed after a restart cannot be deduplicated. \
+                     Restore the partition count, or reset this connector's offsets to start over",
+                    m.partitions
+                )));
+            }
+        }
+        let reader = self.reader.clone();
+        let (connector, t) = (self.connector.clone(), topic.to_owned());
+        let started = Instant::now();
+        let found = tokio::task::spawn_blocking(move || {
+            resume::scan_topic(&reader, &connector, &t, partitions, mark.as_ref())
+        })
+        .await
+        .map_err(|e| ConnectError::fatal(format!("resume scan failed: {e}")))?
+        .map_err(|e| {
+            ConnectError::retriable(format!("cannot read topic '{topic}' to resume: {e}"))
+        })?;
+        info!(
+            connector = %self.connector,
+            task = self.task_id,
+            topic,
+            partitions,
+            source_partitions_found = found.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "resume scan done"
+        );
+        resume.merge(found);
+        ready.insert(topic.to_owned(), partitions);
+        Ok(())
+    }
+
+    async fn send_batch(
+        &mut self,
+        batch: Vec<Record>,
+        resume: &mut ResumeState,
+        ready: &mut HashMap<String, i32>,
+    ) -> Result<InFlight, ConnectError> {
+        TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
+        // Offsets advance for every polled record, including those a transform drops.
+        let mut offsets: Vec<(Arc<SourcePartition>, SourceOffset)> = Vec::new();
+        for r in &batch {
+            if let Some(s) = &r.source {
+                match offsets
+                    .iter_mut()
+                    .rev()
+                    .find(|(p, _)| Arc::ptr_eq(p, &s.partition))
+                {
+                    Some(slot) => slot.1 = s.offset.clone(),
+                    None => offsets.push((s.partition.clone(), s.offset.clone())),
+                }
+            }
+        }
+        let originals: Vec<String> = if self.transforms.is_empty() {
+            Vec::new()
+        } else {
+            batch.iter().map(Record::coordinates).collect()
+        };
+        let (records, failures) = self.transforms.apply(batch);
+        for f in failures {
+            let at = originals.get(f.index).map_or("?", String::as_str);
+            self.policy.handle(
+                Stage::Transformation,
+                &format!("{at} (transform '{}')", f.alias),
+                f.error,
+            )?;
+        }
+        let acks = BatchAcks::new();
+        let mut sent = 0u64;
+        let mut last_key: Option<(Arc<SourcePartition>, String)> = None;
+        let mut seen_topics: HashSet<Arc<str>> = HashSet::new();
+        for record in records {
+            if !seen_topics.contains(&record.topic) {
+                if !ready.contains_key(&*record.topic) {
+                    self.prepare_topic(&record.topic, resume, ready).await?;
+                }
+                seen_topics.insert(record.topic.clone());
+            }
+            let source_key = match &record.source {
+                Some(s) => {
+                    let key = match &last_key {
+                        Some((p, k)) if Arc::ptr_eq(p, &s.partition) => k.clone(),
+                        _ => {
+                            let k = partition_key(&self.connector, &s.partition);
+                            last_key = Some((s.partition.clone(), k.clone()));
+                            k
+                        }
+                    };
+                    if let Some(pos) = s.position {
+                        if resume.is_replay(&key, pos) {
+                            TaskMetrics::add(&self.metrics.records_skipped, 1);
+                            continue;
+                        }
+                    }
+                    Some((key, s.position))
+                }
+                None => None,
+            };
+            let coordinates = || record.coordinates();
+            let key = match self.key_converter.from_connect(
+                &record.topic,
+                record.key_schema.as_ref(),
+                &record.key,
+            ) {
+                Ok(k) => k,
+                Err(e) => {
+                    self.policy.handle(Stage::KeyConverter, &coordinates(), e)?;
+                    continue;
+                }
+            };
+            let value = match self.value_converter.from_connect(
+                &record.topic,
+                record.value_schema.as_ref(),
+                &record.value,
+            ) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.policy
+                        .handle(Stage::ValueConverter, &coordinates(), e)?;
+                    continue;
+                }
+            };
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 2);
+            for h in record.headers.iter() {
+                headers = headers.insert(KafkaHeader {
+                    key: &h.key,
+                    value: h.value.as_deref(),
+                });
+            }
+            let position_text;
+            if let Some((k, pos)) = &source_key {
+                headers = headers.insert(KafkaHeader {
+                    key: SOURCE_HEADER,
+                    value: Some(k.as_bytes()),
+                });
+                if let Some(pos) = pos {
+                    position_text = pos.encode();
+                    headers = headers.insert(KafkaHeader {
+                        key: POSITION_HEADER,
+                        value: Some(position_text.as_bytes()),
+                    });
+                }
+            }
+            let bytes = key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
+            let mut out = BaseRecord::<[u8], [u8], Arc<BatchAcks>>::with_opaque_to(
+                &record.topic,
+                acks.clone(),
+            )
+            .headers(headers);
+            if let Some(k) = key.as_deref() {
+                out = out.key(k);
+            }
+            if let Some(v) = value.as_deref() {
+                out = out.payload(v);
+            }
+            if let Some(p) = record.partition {
+                out = out.partition(p);
+            }
+            if let Some(ts) = record.timestamp {
+                out = out.timestamp(ts);
+            }
+            acks.expect_one();
+            self.send(out, &acks).await?;
+            sent += 1;
+            TaskMetrics::add(&self.metrics.bytes_out, bytes as u64);
+        }
+        acks.seal();
+        Ok(InFlight {
+            acks,
+            offsets,
+            records: sent,
+        })
+    }
+
+    /// Hands one record to the producer, waiting while its queue is full.
+    async fn send(
+        &mut self,
+        mut record: BaseRecord<'_, [u8], [u8], Arc<BatchAcks>>,
+        acks: &Arc<BatchAcks>,
+    ) -> Result<(), ConnectError> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => {
+                    acks.cancel_one();
+                    return Err(ConnectError::fatal(format!(
+                        "{} failed: {e}",
+                        Stage::KafkaProduce.as_str()
+                    )));
+                }
+            }
+        }
+    }
+}

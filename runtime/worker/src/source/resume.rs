@@ -1,0 +1,156 @@
+//! Idempotent resume: exactly-once from a source into Kafka without transactions.
+//!
+//! Every source record is produced with two headers naming where it came from:
+//! `__sluice.source` (the canonical `["<connector>", {partition}]`) and
+//! `__sluice.position` (its [`Position`]). After a crash the task restarts from
+//! its last stored offset and emits again the records it had sent since. Before
+//! the first write to a topic, the task reads that topic from just past the
+//! offsets covered by the stored source offsets to its end, learns the highest
+//! position already there for each of its source partitions, and skips every
+//! record at or below it. Records of other writers in the same partitions are
+//! passed over by their `__sluice.source` header.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers as _, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_api::Position;
+
+use crate::offsets::TopicMark;
+
+pub const SOURCE_HEADER: &str = "__sluice.source";
+pub const POSITION_HEADER: &str = "__sluice.position";
+
+const SCAN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Highest position already in Kafka per source-partition key, for the topics
+/// scanned so far.
+#[derive(Debug, Default)]
+pub struct ResumeState {
+    written: HashMap<String, Position>,
+}
+
+impl ResumeState {
+    /// True when a record at `position` of `partition_key` is already in Kafka.
+    /// Positions only grow, so once one record passes, the key is forgotten.
+    pub fn is_replay(&mut self, partition_key: &str, position: Position) -> bool {
+        match self.written.get(partition_key) {
+            Some(max) if position <= *max => true,
+            Some(_) => {
+                self.written.remove(partition_key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub fn merge(&mut self, found: HashMap<String, Position>) {
+        for (k, p) in found {
+            let e = self.written.entry(k).or_insert(p);
+            *e = (*e).max(p);
+        }
+    }
+}
+
+/// Reads `topic` past `mark` to its end and returns the highest position per
+/// source-partition key of `connector`. Blocking.
+pub fn scan_topic(
+    reader: &crate::kafka::Reader,
+    connector: &str,
+    topic: &str,
+    partitions: i32,
+    mark: Option<&TopicMark>,
+) -> Result<HashMap<String, Position>, KafkaError> {
+    let prefix = format!("[{}", serde_json::Value::from(connector));
+    let mut ends = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let start = mark.and_then(|m| m.acked.get(&p)).map_or(0, |o| o + 1);
+        let (low, high) = reader.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        let start = start.max(low);
+        if start < high {
+            tpl.add_partition_offset(topic, p, Offset::Offset(start))?;
+            ends.insert(p, high);
+        }
+    }
+    let mut found = HashMap::new();
+    if ends.is_empty() {
+        return Ok(found);
+    }
+    reader.assign(&tpl)?;
+    let deadline = Instant::now() + SCAN_TIMEOUT;
+    while !ends.is_empty() {
+        if Instant::now() > deadline {
+            reader.unassign()?;
+            return Err(KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+            ));
+        }
+        let Some(result) = reader.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg = match result {
+            Ok(m) => m,
+            Err(KafkaError::PartitionEOF(p)) => {
+                ends.remove(&p);
+                continue;
+            }
+            Err(e) => {
+                reader.unassign()?;
+                return Err(e);
+            }
+        };
+        if let Some(headers) = msg.headers() {
+            let mut source = None;
+            let mut position = None;
+            for h in headers.iter() {
+                match h.key {
+                    SOURCE_HEADER => source = h.value.and_then(|v| std::str::from_utf8(v).ok()),
+                    POSITION_HEADER => {
+                        position = h
+                            .value
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(Position::decode)
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(s), Some(p)) = (source, position) {
+                if s.starts_with(&prefix) {
+                    let e = found.entry(s.to_owned()).or_insert(p);
+                    *e = (*e).max(p);
+                }
+            }
+        }
+        if ends
+            .get(&msg.partition())
+            .is_some_and(|end| msg.offset() + 1 >= *end)
+        {
+            ends.remove(&msg.partition());
+        }
+    }
+    reader.unassign()?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_are_skipped_until_passed() {
+        let mut s = ResumeState::default();
+        s.merge(HashMap::from([("k".to_owned(), Position::new(10, 0))]));
+        assert!(s.is_replay("k", Position::new(9, 5)));
+        assert!(s.is_replay("k", Position::new(10, 0)));
+        assert!(!s.is_replay("k", Position::new(10, 1)));
+        assert!(
+            !s.is_replay("k", Position::new(3, 0)),
+            "forgotten once passed"
+        );
+        assert!(!s.is_replay("other", Position::new(0, 0)));
+    }
+}

@@ -1,0 +1,317 @@
+//! Shared helpers for the end-to-end tests: the service stack (started once per
+//! test binary by `dev/up`, or reused when `SLUICE_KAFKA_BOOTSTRAP` names one),
+//! worker processes, and reading topics back.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// The Kafka bootstrap address of the shared stack.
+pub fn kafka() -> &'static str {
+    static BOOTSTRAP: OnceLock<String> = OnceLock::new();
+    BOOTSTRAP.get_or_init(|| {
+        if let Ok(b) = std::env::var("SLUICE_KAFKA_BOOTSTRAP") {
+            return b;
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new(root.join("dev/up"))
+            .args([
+                "--services",
+                "kafka",
+                "--owner-pid",
+                &std::process::id().to_string(),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("dev/up runs");
+        assert!(out.status.success(), "dev/up failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("export SLUICE_KAFKA_BOOTSTRAP="))
+            .map(|v| v.trim_matches('\'').trim_matches('"').to_owned())
+            .expect("dev/up printed SLUICE_KAFKA_BOOTSTRAP")
+    })
+}
+
+/// A name unique to this test run, for topics, connectors and directories.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}-{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A scratch directory, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique(&format!("sluice-test-{tag}")));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
+}
+
+/// A worker config for tests: short flush and session intervals so restarts and
+/// commits happen within a test's patience.
+pub fn worker_config(scratch: &Scratch) -> serde_json::Value {
+    serde_json::json!({
+        "bootstrap.servers": kafka(),
+        "offset.storage.file.filename": scratch.path("offsets.json").display().to_string(),
+        "offset.flush.interval.ms": 500,
+        "key.converter": "string",
+        "value.converter": "json",
+        "value.converter.schemas.enable": false,
+        "progress.interval.ms": 2000,
+        "consumer.session.timeout.ms": 6000,
+        "consumer.heartbeat.interval.ms": 1000,
+        "task.shutdown.graceful.timeout.ms": 20000
+    })
+}
+
+pub fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// A running `sluice standalone`, killed when dropped.
+pub struct WorkerProcess {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl WorkerProcess {
+    pub fn start(scratch: &Scratch, worker: &Path, connectors: &[PathBuf]) -> Self {
+        static RUN: AtomicU32 = AtomicU32::new(0);
+        let log = scratch.path(&format!(
+            "worker-{}.log",
+            RUN.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = sluice()
+            .arg("standalone")
+            .arg(worker)
+            .args(connectors)
+            .env("SLUICE_LOG", "info,librdkafka=warn")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("sluice starts");
+        Self { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker did not stop within {within:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `condition` until it holds, failing with `what` after `within`.
+pub fn wait_for(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One record read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: Option<Vec<u8>>,
+    pub headers: BTreeMap<String, String>,
+}
+
+fn reader() -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("group.id", "sluice-tests-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap()
+}
+
+/// Total records in a topic (sum of high watermarks), 0 if it does not exist.
+pub fn topic_count(topic: &str) -> i64 {
+    let c = reader();
+    let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return 0;
+    };
+    let Some(t) = md.topics().first() else {
+        return 0;
+    };
+    t.partitions()
+        .iter()
+        .map(|p| {
+            c.fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+                .map_or(0, |(lo, hi)| hi - lo)
+        })
+        .sum()
+}
+
+/// Reads every record of a topic.
+pub fn read_topic(topic: &str) -> Vec<Consumed> {
+    let c = reader();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    let mut ends = BTreeMap::new();
+    for p in md.topics()[0].partitions() {
+        let (lo, hi) = c
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+            .unwrap();
+        if hi > lo {
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(lo))
+                .unwrap();
+            remaining += hi - lo;
+            ends.insert(p.id(), hi);
+        }
+    }
+    let mut out = Vec::with_capacity(remaining as usize);
+    if remaining == 0 {
+        return out;
+    }
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ends.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} timed out with {} records read",
+            out.len()
+        );
+        let Some(m) = c.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        let headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Consumed {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers,
+        });
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+    }
+    out
+}
+
+/// The committed offsets of a consumer group, per partition.
+pub fn committed(group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition(topic, p.id());
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lines of a JSON-lines file, parsed; a torn last line (a crash mid-write) is skipped.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+pub fn count_lines(path: &Path) -> usize {
+    std::fs::read(path).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
+}

@@ -9,7 +9,7 @@ use sluice_api::{
     ConnectError, OffsetMap, Record, SinkConnector, SinkTask, SinkTaskContext, TaskConfig, Value,
 };
 use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 pub fn config_def() -> ConfigDef {
     ConfigDef::new()
@@ -69,6 +69,7 @@ impl SinkTask for FileSinkTask {
                 ConnectError::fatal(format!("cannot create directory for '{path}': {e}"))
             })?;
         }
+        drop_torn_tail(&path).await?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -129,6 +130,45 @@ impl SinkTask for FileSinkTask {
     async fn stop(&mut self) -> Result<(), ConnectError> {
         self.flush(&OffsetMap::new()).await
     }
+}
+
+/// A crash can leave half a line at the end of the file. Its record comes after
+/// the last commit, so it will be written again; the fragment is cut off first, so
+/// it does not glue itself to the next line.
+async fn drop_torn_tail(path: &str) -> Result<(), ConnectError> {
+    let fail =
+        |e: std::io::Error| ConnectError::fatal(format!("cannot repair the end of '{path}': {e}"));
+    let mut file = match OpenOptions::new().read(true).write(true).open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fail(e)),
+    };
+    let len = file.metadata().await.map_err(fail)?.len();
+    let mut end = len;
+    let mut block = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(fail)?;
+        file.read_exact(&mut block[..n]).await.map_err(fail)?;
+        if let Some(i) = block[..n].iter().rposition(|b| *b == b'\n') {
+            end = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end != len {
+        tracing::warn!(
+            file = path,
+            bytes = len - end,
+            "cutting off a partial last line left by a crash"
+        );
+        file.set_len(end).await.map_err(fail)?;
+        file.sync_all().await.map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// A record as one JSON object, headers as `[name, text]` pairs in order (values

@@ -8,16 +8,18 @@ use crate::value::Value;
 /// One converter instance serves one task's key side or value side, so it may keep
 /// caches (e.g. the last serialized schema) without locking.
 pub trait Converter: Send {
-    /// Serializes a value; `None` is Kafka's null (a tombstone, for a value).
-    fn from_connect(
+    /// Serializes a value (Connect's `fromConnectData`); `None` is Kafka's null
+    /// (a tombstone, for a value).
+    fn encode(
         &mut self,
         topic: &str,
         schema: Option<&SchemaRef>,
         value: &Value,
     ) -> Result<Option<Vec<u8>>, ConnectError>;
 
-    /// Deserializes bytes read from Kafka; `None` is a null key or value.
-    fn to_connect(
+    /// Deserializes bytes read from Kafka (Connect's `toConnectData`); `None` is a
+    /// null key or value.
+    fn decode(
         &mut self,
         topic: &str,
         bytes: Option<&[u8]>,

@@ -25,6 +25,12 @@ use crate::source::{self, SourceRunner};
 use crate::topics::Topics;
 use crate::transforms::TransformChain;
 
+/// A task's key and value converters.
+struct Converters {
+    key: Box<dyn Converter>,
+    value: Box<dyn Converter>,
+}
+
 /// How a task ended.
 #[derive(Debug)]
 pub struct TaskOutcome {
@@ -115,10 +121,7 @@ impl Worker {
         Ok(task_configs)
     }
 
-    fn converters(
-        &self,
-        connector: &ConnectorConfig,
-    ) -> Result<(Box<dyn Converter>, Box<dyn Converter>), WorkerError> {
+    fn converters(&self, connector: &ConnectorConfig) -> Result<Converters, WorkerError> {
         let make = |side: &str, is_key: bool| {
             let key = format!("{side}.converter");
             let (class, settings) = match connector.get(&key) {
@@ -138,7 +141,10 @@ impl Worker {
                 }
             })
         };
-        Ok((make("key", true)?, make("value", false)?))
+        Ok(Converters {
+            key: make("key", true)?,
+            value: make("value", false)?,
+        })
     }
 
     fn spawn_source(
@@ -148,7 +154,10 @@ impl Worker {
         task: Box<dyn sluice_api::SourceTask>,
         config: TaskConfig,
     ) -> Result<(), WorkerError> {
-        let (key_converter, value_converter) = self.converters(connector)?;
+        let Converters {
+            key: key_converter,
+            value: value_converter,
+        } = self.converters(connector)?;
         let metrics = Arc::new(TaskMetrics::default());
         let stored = self.store.connector(&connector.name);
         let context = SourceTaskContext {
@@ -219,7 +228,10 @@ impl Worker {
         task: Box<dyn sluice_api::SinkTask>,
         config: TaskConfig,
     ) -> Result<(), WorkerError> {
-        let (key_converter, value_converter) = self.converters(connector)?;
+        let Converters {
+            key: key_converter,
+            value: value_converter,
+        } = self.converters(connector)?;
         let metrics = Arc::new(TaskMetrics::default());
         let policy = ErrorPolicy::new(connector, task_id, metrics.clone());
         let subscription = match connector.get("topics.regex").filter(|r| !r.is_empty()) {
@@ -244,7 +256,7 @@ impl Worker {
             .into_iter()
             .filter(|(k, _)| *k != "max.poll.records")
             .collect();
-        let (consumer, events, events_tx) = sink::subscribe(
+        let subscribed = sink::subscribe(
             &self.config,
             &connector.name,
             task_id,
@@ -284,7 +296,7 @@ impl Worker {
             TaskOutcome {
                 connector: name,
                 task: task_id,
-                result: runner.run(consumer, events, events_tx).await,
+                result: runner.run(subscribed).await,
             }
         });
         Ok(())

@@ -14,7 +14,7 @@ fn optional_bytes() -> SchemaRef {
 }
 
 impl Converter for ByteArrayConverter {
-    fn from_connect(
+    fn encode(
         &mut self,
         topic: &str,
         _schema: Option<&SchemaRef>,
@@ -30,7 +30,7 @@ impl Converter for ByteArrayConverter {
         }
     }
 
-    fn to_connect(
+    fn decode(
         &mut self,
         _topic: &str,
         bytes: Option<&[u8]>,
@@ -69,14 +69,10 @@ mod tests {
     fn passes_bytes_and_rejects_others() {
         let mut c = ByteArrayConverter;
         assert_eq!(
-            c.from_connect("t", None, &Value::Bytes(vec![1, 2]))
-                .unwrap(),
+            c.encode("t", None, &Value::Bytes(vec![1, 2])).unwrap(),
             Some(vec![1, 2])
         );
-        assert!(c.from_connect("t", None, &Value::from("x")).is_err());
-        assert_eq!(
-            c.to_connect("t", Some(&[9])).unwrap().1,
-            Value::Bytes(vec![9])
-        );
+        assert!(c.encode("t", None, &Value::from("x")).is_err());
+        assert_eq!(c.decode("t", Some(&[9])).unwrap().1, Value::Bytes(vec![9]));
     }
 }

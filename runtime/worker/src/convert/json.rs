@@ -127,7 +127,7 @@ struct Envelope<'a> {
 const ENVELOPE_REQUIRED: &str = "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.";
 
 impl Converter for JsonConverter {
-    fn from_connect(
+    fn encode(
         &mut self,
         topic: &str,
         schema: Option<&SchemaRef>,
@@ -153,7 +153,7 @@ impl Converter for JsonConverter {
         Ok(Some(out))
     }
 
-    fn to_connect(
+    fn decode(
         &mut self,
         topic: &str,
         bytes: Option<&[u8]>,
@@ -564,10 +564,7 @@ mod tests {
     fn envelope_round_trip_matches_connect_shape() {
         let mut c = JsonConverter::new(true, false, 10);
         let schema = event_schema();
-        let bytes = c
-            .from_connect("t", Some(&schema), &event())
-            .unwrap()
-            .unwrap();
+        let bytes = c.encode("t", Some(&schema), &event()).unwrap().unwrap();
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["schema"]["type"], "struct");
         assert_eq!(json["schema"]["name"], "shop.Event");
@@ -579,7 +576,7 @@ mod tests {
         assert_eq!(json["payload"]["id"], 7);
         assert_eq!(json["payload"]["amount"], "MDk=");
         assert_eq!(json["payload"]["blob"], "AAH/");
-        let (back_schema, back) = c.to_connect("t", Some(&bytes)).unwrap();
+        let (back_schema, back) = c.decode("t", Some(&bytes)).unwrap();
         assert_eq!(back, event());
         assert_eq!(back_schema.unwrap().fields().len(), 6);
     }
@@ -588,10 +585,10 @@ mod tests {
     fn schemaless_round_trip() {
         let mut c = JsonConverter::new(false, false, 10);
         let text = br#"{"a":1,"b":[true,null,2.5],"c":{"d":"x"}}"#;
-        let (schema, v) = c.to_connect("t", Some(text)).unwrap();
+        let (schema, v) = c.decode("t", Some(text)).unwrap();
         assert!(schema.is_none());
         assert_eq!(v.map_get("a"), Some(&Value::Int64(1)));
-        let out = c.from_connect("t", None, &v).unwrap().unwrap();
+        let out = c.encode("t", None, &v).unwrap().unwrap();
         assert_eq!(out, text.to_vec());
     }
 
@@ -600,33 +597,33 @@ mod tests {
         let mut c = JsonConverter::new(false, true, 10);
         let schema = Schema::decimal(3).into_ref();
         let out = c
-            .from_connect(
+            .encode(
                 "t",
                 Some(&schema),
                 &Value::Decimal(Decimal::from_i128(-1500, 3)),
             )
             .unwrap();
         assert_eq!(out, Some(b"-1.500".to_vec()));
-        assert_eq!(c.from_connect("t", None, &Value::Null).unwrap(), None);
+        assert_eq!(c.encode("t", None, &Value::Null).unwrap(), None);
     }
 
     #[test]
     fn bad_input_is_a_data_error_never_a_panic() {
         let mut with = JsonConverter::new(true, false, 10);
-        let err = with.to_connect("orders", Some(br#"{"a":1}"#)).unwrap_err();
+        let err = with.decode("orders", Some(br#"{"a":1}"#)).unwrap_err();
         assert!(err.to_string().contains("schemas.enable=false"), "{err}");
-        let err = with.to_connect("orders", Some(b"{not json")).unwrap_err();
+        let err = with.decode("orders", Some(b"{not json")).unwrap_err();
         assert!(err.to_string().contains("topic 'orders'"), "{err}");
         let err = with
-            .to_connect(
+            .decode(
                 "orders",
                 Some(br#"{"schema":{"type":"int8"},"payload":1000}"#),
             )
             .unwrap_err();
         assert_eq!(err.kind(), sluice_api::ErrorKind::Data);
         let mut without = JsonConverter::new(false, false, 10);
-        assert!(without.to_connect("t", Some(b"\xff")).is_err());
-        let bad_struct = without.from_connect("t", None, &Value::Struct(vec![Value::Int32(1)]));
+        assert!(without.decode("t", Some(b"\xff")).is_err());
+        let bad_struct = without.encode("t", None, &Value::Struct(vec![Value::Int32(1)]));
         assert!(bad_struct.is_err());
     }
 

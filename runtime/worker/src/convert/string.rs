@@ -15,7 +15,7 @@ fn optional_string() -> SchemaRef {
 }
 
 impl Converter for StringConverter {
-    fn from_connect(
+    fn encode(
         &mut self,
         _topic: &str,
         schema: Option<&SchemaRef>,
@@ -32,7 +32,7 @@ impl Converter for StringConverter {
         }
     }
 
-    fn to_connect(
+    fn decode(
         &mut self,
         topic: &str,
         bytes: Option<&[u8]>,
@@ -56,17 +56,17 @@ mod tests {
     #[test]
     fn round_trip_and_rejects_invalid_utf8() {
         let mut c = StringConverter;
-        let bytes = c.from_connect("t", None, &Value::from("héllo")).unwrap();
+        let bytes = c.encode("t", None, &Value::from("héllo")).unwrap();
         assert_eq!(
-            c.to_connect("t", bytes.as_deref()).unwrap().1,
+            c.decode("t", bytes.as_deref()).unwrap().1,
             Value::from("héllo")
         );
         assert_eq!(
-            c.from_connect("t", None, &Value::Int64(5)).unwrap(),
+            c.encode("t", None, &Value::Int64(5)).unwrap(),
             Some(b"5".to_vec())
         );
-        let err = c.to_connect("t", Some(&[0xff, 0xfe])).unwrap_err();
+        let err = c.decode("t", Some(&[0xff, 0xfe])).unwrap_err();
         assert!(err.to_string().contains("not UTF-8"));
-        assert_eq!(c.to_connect("t", None).unwrap().1, Value::Null);
+        assert_eq!(c.decode("t", None).unwrap().1, Value::Null);
     }
 }

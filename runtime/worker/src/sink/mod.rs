@@ -47,6 +47,13 @@ pub enum Subscription {
     Regex(String),
 }
 
+/// One sink task's subscribed consumer and the channel its poll thread feeds.
+pub struct Subscribed {
+    pub consumer: Arc<SinkConsumer>,
+    pub events: mpsc::Receiver<ConsumerEvent>,
+    pub events_tx: mpsc::Sender<ConsumerEvent>,
+}
+
 /// Creates the consumer for one sink task, subscribed, with its event channel.
 pub fn subscribe(
     worker: &WorkerConfig,
@@ -54,14 +61,7 @@ pub fn subscribe(
     task_id: u32,
     subscription: &Subscription,
     overrides: &[(&str, String)],
-) -> Result<
-    (
-        Arc<SinkConsumer>,
-        mpsc::Receiver<ConsumerEvent>,
-        mpsc::Sender<ConsumerEvent>,
-    ),
-    crate::error::WorkerError,
-> {
+) -> Result<Subscribed, crate::error::WorkerError> {
     let (tx, rx) = mpsc::channel(4);
     let mut settings = vec![
         ("group.id", format!("connect-{connector}")),
@@ -80,16 +80,20 @@ pub fn subscribe(
         Subscription::Regex(r) => consumer.subscribe(&[&format!("^{}", r.trim_start_matches('^'))]),
     };
     result.map_err(|e| crate::error::WorkerError::kafka("subscribe", e))?;
-    Ok((Arc::new(consumer), rx, tx))
+    Ok(Subscribed {
+        consumer: Arc::new(consumer),
+        events: rx,
+        events_tx: tx,
+    })
 }
 
 impl SinkRunner {
-    pub async fn run(
-        mut self,
-        consumer: Arc<SinkConsumer>,
-        mut events: mpsc::Receiver<ConsumerEvent>,
-        events_tx: mpsc::Sender<ConsumerEvent>,
-    ) -> Result<(), ConnectError> {
+    pub async fn run(mut self, subscribed: Subscribed) -> Result<(), ConnectError> {
+        let Subscribed {
+            consumer,
+            mut events,
+            events_tx,
+        } = subscribed;
         self.task.start(self.context.clone()).await?;
         info!(connector = %self.connector, task = self.task_id, "sink task started");
         let stop = Arc::new(AtomicBool::new(false));
@@ -221,10 +225,7 @@ impl SinkRunner {
     }
 
     fn convert(&mut self, raw: &RawRecord) -> Result<Option<Record>, ConnectError> {
-        let (key_schema, key) = match self
-            .key_converter
-            .to_connect(&raw.topic, raw.key.as_deref())
-        {
+        let (key_schema, key) = match self.key_converter.decode(&raw.topic, raw.key.as_deref()) {
             Ok(k) => k,
             Err(e) => {
                 return self
@@ -235,7 +236,7 @@ impl SinkRunner {
         };
         let (value_schema, value) = match self
             .value_converter
-            .to_connect(&raw.topic, raw.value.as_deref())
+            .decode(&raw.topic, raw.value.as_deref())
         {
             Ok(v) => v,
             Err(e) => {

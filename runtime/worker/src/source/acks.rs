@@ -124,6 +124,7 @@ mod tests {
         let b = BatchAcks::new();
         b.expect_one();
         b.expect_one();
+        b.expect_one();
         b.acked("t", 0, 5);
         b.acked("t", 0, 3);
         assert!(!b.is_done());

@@ -359,7 +359,7 @@ impl SourceRunner {
                 None => None,
             };
             let coordinates = || record.coordinates();
-            let key = match self.key_converter.from_connect(
+            let key = match self.key_converter.encode(
                 &record.topic,
                 record.key_schema.as_ref(),
                 &record.key,
@@ -370,7 +370,7 @@ impl SourceRunner {
                     continue;
                 }
             };
-            let value = match self.value_converter.from_connect(
+            let value = match self.value_converter.encode(
                 &record.topic,
                 record.value_schema.as_ref(),
                 &record.value,

@@ -3,8 +3,15 @@
 use sluice_runtime::Plugins;
 
 pub fn builtin() -> Plugins {
-    Plugins::new()
+    let mut plugins = Plugins::new()
         .connector_plugin(sluice_datagen::plugin())
         .connector_plugin(sluice_file::sink_plugin())
-        .connector_plugin(sluice_file::source_plugin())
+        .connector_plugin(sluice_file::source_plugin());
+    for t in sluice_transforms::transforms() {
+        plugins = plugins.transform_plugin(t);
+    }
+    for p in sluice_transforms::predicates() {
+        plugins = plugins.predicate_plugin(p);
+    }
+    plugins
 }

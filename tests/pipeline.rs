@@ -206,3 +206,87 @@ fn restart_after_clean_stop_resumes_without_duplicates() {
     );
     assert_eq!(topic_count(&topic), total as i64, "no event twice");
 }
+
+#[test]
+fn file_source_and_transform_chain_with_predicate() {
+    let scratch = Scratch::new("transforms");
+    let topic = unique("lines");
+    let input = scratch.path("in.jsonl");
+    let out = scratch.path("out.jsonl");
+    let write_lines = |range: std::ops::Range<i64>| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&input)
+            .unwrap();
+        for n in range {
+            writeln!(f, "{}", json!({"n": n, "secret": "hunter2"})).unwrap();
+        }
+    };
+    write_lines(0..500);
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let source = scratch.write_json(
+        "source.json",
+        &json!({"name": unique("lines-in"), "config": {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            "file": input.display().to_string(), "topic": topic,
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "topic.creation.default.partitions": 3
+        }}),
+    );
+    let sink = scratch.write_json(
+        "sink.json",
+        &json!({"name": unique("lines-out"), "config": {
+            "connector.class": "file-sink", "topics": topic, "file": out.display().to_string(),
+            "value.converter": "json", "value.converter.schemas.enable": "false",
+            "transforms": "onlyOurs,tag,hide",
+            "transforms.onlyOurs.type": "org.apache.kafka.connect.transforms.Filter",
+            "transforms.onlyOurs.predicate": "foreign",
+            "transforms.tag.type": "org.apache.kafka.connect.transforms.InsertField$Value",
+            "transforms.tag.topic.field": "from_topic",
+            "transforms.hide.type": "org.apache.kafka.connect.transforms.ReplaceField$Value",
+            "transforms.hide.exclude": "secret",
+            "predicates": "foreign",
+            "predicates.foreign.type": "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
+            "predicates.foreign.name": "__sluice.source",
+            "transforms.onlyOurs.negate": "true"
+        }}),
+    );
+    let mut w = WorkerProcess::start(&scratch, &worker, &[source, sink]);
+    wait_for("the first 500 lines", Duration::from_secs(60), || {
+        count_lines(&out) >= 500
+    });
+    // Records another application writes carry no sluice headers: the predicate
+    // sends them to Filter. Lines appended to the input are picked up.
+    produce_foreign(
+        &topic,
+        &(0..10)
+            .map(|i| json!({"n": -1 - i}).to_string())
+            .collect::<Vec<_>>(),
+    );
+    write_lines(500..600);
+    wait_for("the appended lines", Duration::from_secs(60), || {
+        count_lines(&out) >= 600
+    });
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+
+    let lines = read_jsonl(&out);
+    let ns: Vec<i64> = lines.iter().map(|l| l["n"].as_i64().unwrap()).collect();
+    let mut sorted = ns.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        (0..600).collect::<Vec<_>>(),
+        "every line once, no foreign record"
+    );
+    for l in &lines {
+        assert_eq!(l["from_topic"], json!(topic), "InsertField applied: {l}");
+        assert!(l.get("secret").is_none(), "ReplaceField applied: {l}");
+    }
+    assert_eq!(topic_count(&topic), 610, "the source wrote each line once");
+}

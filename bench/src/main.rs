@@ -1,1 +1,441 @@
-fn main() {}
+//! `sluice-bench`: measures sluice pipelines beside the raw limits of the same
+//! broker, in the same run, so the ratio means something on a noisy machine.
+//!
+//! Per run:
+//! 1. raw produce: rdkafka with the worker's producer settings, records the
+//!    size of datagen's events, into a fresh topic: the source-side limit;
+//! 2. datagen → Kafka through `sluice standalone` (one task);
+//! 3. raw consume of the topic sluice wrote: the sink-side limit;
+//! 4. Kafka → file sink through `sluice standalone`;
+//! 5. start-to-ready time and idle RSS of a worker with nothing to do.
+//!
+//! Prints each run and the medians; `bench/run` records them in RESULTS.md.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::json;
+use sluice_api::json::JsonView;
+use sluice_datagen::{ApiUsageEvent, EventGenerator, DEFAULT_EPOCH_MS};
+
+#[derive(Parser)]
+struct Args {
+    /// The sluice binary (a release build).
+    #[arg(long)]
+    sluice: PathBuf,
+    #[arg(long)]
+    bootstrap: String,
+    #[arg(long, default_value_t = 500_000)]
+    records: u64,
+    #[arg(long, default_value_t = 64)]
+    partitions: i32,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Run {
+    raw_produce: f64,
+    source: f64,
+    source_mb: f64,
+    raw_consume: f64,
+    sink: f64,
+    sink_mb: f64,
+    ready_ms: f64,
+    idle_rss_mb: f64,
+    source_peak_rss_mb: f64,
+    sink_peak_rss_mb: f64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let scratch = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let mut runs = Vec::new();
+    for i in 0..args.runs {
+        let r = one_run(&args, &scratch, i).with_context(|| format!("run {i}"))?;
+        println!(
+            "run {i}: raw produce {:>9.0}/s | sluice source {:>9.0}/s ({:.0}%) | raw consume {:>9.0}/s | sluice sink {:>9.0}/s ({:.0}%) | ready {:.0} ms | idle RSS {:.1} MB",
+            r.raw_produce,
+            r.source,
+            100.0 * r.source / r.raw_produce,
+            r.raw_consume,
+            r.sink,
+            100.0 * r.sink / r.raw_consume,
+            r.ready_ms,
+            r.idle_rss_mb
+        );
+        runs.push(r);
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    let med = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+    let (rp, src, rc, snk) = (
+        med(|r| r.raw_produce),
+        med(|r| r.source),
+        med(|r| r.raw_consume),
+        med(|r| r.sink),
+    );
+    println!();
+    println!(
+        "medians over {} runs of {} records, {} partitions:",
+        runs.len(),
+        args.records,
+        args.partitions
+    );
+    println!("| measure | value | limit (same run) | ratio |");
+    println!("|---|---|---|---|");
+    println!("| datagen → Kafka (1 task) | {src:.0} rec/s, {:.1} MB/s | raw produce {rp:.0} rec/s | {:.0} % |", med(|r| r.source_mb), 100.0 * src / rp);
+    println!("| Kafka → file sink (1 task) | {snk:.0} rec/s, {:.1} MB/s | raw consume {rc:.0} rec/s | {:.0} % |", med(|r| r.sink_mb), 100.0 * snk / rc);
+    println!(
+        "| start to ready | {:.0} ms | goal 200 ms | |",
+        med(|r| r.ready_ms)
+    );
+    println!(
+        "| idle RSS | {:.1} MB | goal 30 MB | |",
+        med(|r| r.idle_rss_mb)
+    );
+    println!(
+        "| peak RSS, source run | {:.1} MB | | |",
+        med(|r| r.source_peak_rss_mb)
+    );
+    println!(
+        "| peak RSS, sink run | {:.1} MB | | |",
+        med(|r| r.sink_peak_rss_mb)
+    );
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
+    let tag = format!("{}-{i}", std::process::id());
+    let raw_topic = format!("bench-raw-{tag}");
+    let src_topic = format!("bench-src-{tag}");
+    create_topic(&args.bootstrap, &raw_topic, args.partitions)?;
+    create_topic(&args.bootstrap, &src_topic, args.partitions)?;
+    let mut run = Run {
+        raw_produce: raw_produce(args, &raw_topic)?,
+        ..Run::default()
+    };
+
+    let worker = write_json(
+        scratch,
+        &format!("worker-{i}.json"),
+        &json!({
+            "bootstrap.servers": args.bootstrap,
+            "offset.storage.file.filename": scratch.join(format!("offsets-{i}.json")).display().to_string(),
+            "offset.flush.interval.ms": 1000,
+            "key.converter": "string",
+            "value.converter": "json",
+            "value.converter.schemas.enable": false,
+            "progress.interval.ms": 0
+        }),
+    )?;
+    let source = write_json(
+        scratch,
+        &format!("datagen-{i}.json"),
+        &json!({"name": format!("bench-gen-{tag}"), "config": {
+            "connector.class": "datagen", "tasks.max": 1, "kafka.topic": src_topic,
+            "max.records": args.records, "batch.size": 2000
+        }}),
+    )?;
+    let (mut w, ready_at, _) = start_worker(&args.sluice, &worker, &source)?;
+    let mut peak = 0.0f64;
+    wait_until(Duration::from_secs(600), || {
+        peak = peak.max(rss_mb(w.id()).1);
+        Ok(total_records(&args.bootstrap, &src_topic)? >= args.records as i64)
+    })?;
+    let secs = ready_at.elapsed().as_secs_f64();
+    run.source = args.records as f64 / secs;
+    run.source_mb = topic_bytes_estimate(args.records) / secs / 1e6;
+    run.source_peak_rss_mb = peak;
+    stop(&mut w)?;
+
+    run.raw_consume = raw_consume(args, &src_topic)?;
+
+    let out = scratch.join(format!("out-{i}.jsonl"));
+    let sink = write_json(
+        scratch,
+        &format!("sink-{i}.json"),
+        &json!({"name": format!("bench-file-{tag}"), "config": {
+            "connector.class": "file-sink", "topics": src_topic, "file": out.display().to_string(),
+            "consumer.override.max.poll.records": 5000
+        }}),
+    )?;
+    let (mut w, ready_at, _) = start_worker(&args.sluice, &worker, &sink)?;
+    let mut peak = 0.0f64;
+    wait_until(Duration::from_secs(600), || {
+        peak = peak.max(rss_mb(w.id()).1);
+        Ok(count_lines(&out) >= args.records)
+    })?;
+    let secs = ready_at.elapsed().as_secs_f64();
+    run.sink = args.records as f64 / secs;
+    run.sink_mb = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64 / secs / 1e6;
+    run.sink_peak_rss_mb = peak;
+    stop(&mut w)?;
+    std::fs::remove_file(&out).ok();
+
+    // Idle: a sink on a topic with nothing in it.
+    let idle_topic = format!("bench-idle-{tag}");
+    create_topic(&args.bootstrap, &idle_topic, 1)?;
+    let idle = write_json(
+        scratch,
+        &format!("idle-{i}.json"),
+        &json!({"name": format!("bench-idle-{tag}"), "config": {
+            "connector.class": "file-sink", "topics": idle_topic, "file": scratch.join("idle.jsonl").display().to_string()
+        }}),
+    )?;
+    let (mut w, _, ready_ms) = start_worker(&args.sluice, &worker, &idle)?;
+    std::thread::sleep(Duration::from_secs(2));
+    run.ready_ms = ready_ms;
+    run.idle_rss_mb = rss_mb(w.id()).0;
+    stop(&mut w)?;
+    Ok(run)
+}
+
+/// A datagen event's JSON value, the payload both the raw producer and sluice send.
+fn sample_payloads() -> Vec<(String, Vec<u8>)> {
+    let g = EventGenerator {
+        seed: 42,
+        generator: 0,
+        tenants: 1000,
+        hot_tenants: 3,
+        hot_share: 0.3,
+        composite_hot_keys: true,
+        epoch_ms: DEFAULT_EPOCH_MS,
+        schema: ApiUsageEvent::schema(),
+    };
+    let schema = ApiUsageEvent::schema();
+    (0..1024)
+        .map(|s| {
+            let e = g.event(s);
+            let key = e.key.clone();
+            let value = e.to_value();
+            (
+                key,
+                serde_json::to_vec(&JsonView::new(Some(&schema), &value)).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn topic_bytes_estimate(records: u64) -> f64 {
+    let samples = sample_payloads();
+    let avg = samples
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>() as f64
+        / samples.len() as f64;
+    avg * records as f64
+}
+
+fn raw_produce(args: &Args, topic: &str) -> Result<f64> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.size", "65536")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.kbytes", "65536")
+        .create()?;
+    let samples = sample_payloads();
+    let started = Instant::now();
+    for i in 0..args.records {
+        let (k, v) = &samples[(i % samples.len() as u64) as usize];
+        let mut record = BaseRecord::<str, [u8]>::to(topic)
+            .key(k.as_str())
+            .payload(v.as_slice());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+        }
+        if i % 1000 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    Ok(args.records as f64 / started.elapsed().as_secs_f64())
+}
+
+fn raw_consume(args: &Args, topic: &str) -> Result<f64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("group.id", "sluice-bench-raw")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "500")
+        .set("max.partition.fetch.bytes", "1048576")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..args.partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    let mut n = 0u64;
+    while n < args.records {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("raw consume read only {n} records");
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            m?;
+            n += 1;
+        }
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for result in block_on(admin.create_topics([&t], &AdminOptions::new()))? {
+        result.map_err(|(name, code)| anyhow::anyhow!("cannot create {name}: {code}"))?;
+    }
+    Ok(())
+}
+
+/// Drives one admin future to completion without an async runtime: rdkafka's
+/// admin futures complete from librdkafka's own threads.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context as TaskContext, Poll, Wake, Waker};
+    struct Thread(std::thread::Thread);
+    impl Wake for Thread {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Thread(std::thread::current())));
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+fn total_records(bootstrap: &str, topic: &str) -> Result<i64> {
+    thread_local! {
+        static READER: std::cell::OnceCell<BaseConsumer> = const { std::cell::OnceCell::new() };
+    }
+    READER.with(|cell| {
+        let c = match cell.get() {
+            Some(c) => c,
+            None => {
+                let created: BaseConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", bootstrap)
+                    .create()?;
+                cell.get_or_init(|| created)
+            }
+        };
+        let md = c.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let mut total = 0;
+        for p in md
+            .topics()
+            .first()
+            .map(|t| t.partitions())
+            .unwrap_or_default()
+        {
+            let (lo, hi) = c.fetch_watermarks(topic, p.id(), Duration::from_secs(5))?;
+            total += hi - lo;
+        }
+        Ok(total)
+    })
+}
+
+fn write_json(dir: &Path, name: &str, v: &serde_json::Value) -> Result<PathBuf> {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_vec_pretty(v)?)?;
+    Ok(p)
+}
+
+/// Starts a worker; returns it, the instant it said "worker ready", and the
+/// milliseconds from spawn to that line.
+fn start_worker(sluice: &Path, worker: &Path, connector: &Path) -> Result<(Child, Instant, f64)> {
+    let spawned = Instant::now();
+    let mut child = Command::new(sluice)
+        .arg("standalone")
+        .arg(worker)
+        .arg(connector)
+        .env("SLUICE_LOG", "info,librdkafka=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start sluice")?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("worker ready") {
+                let _ = tx.send(Instant::now());
+            }
+            if line.contains("ERROR") {
+                eprintln!("worker: {line}");
+            }
+        }
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("the worker did not get ready")?;
+    Ok((child, ready, (ready - spawned).as_secs_f64() * 1000.0))
+}
+
+fn stop(child: &mut Child) -> Result<()> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    child.wait()?;
+    Ok(())
+}
+
+/// (current RSS, peak RSS) in MB, from /proc.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn count_lines(path: &Path) -> u64 {
+    std::fs::read(path).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count() as u64)
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while !done()? {
+        if Instant::now() > deadline {
+            bail!("timed out after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}

@@ -315,3 +315,17 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
 pub fn count_lines(path: &Path) -> usize {
     std::fs::read(path).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
 }
+
+/// Produces plain records (no sluice headers), as another application would.
+pub fn produce_foreign(topic: &str, values: &[String]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .unwrap();
+    for v in values {
+        p.send(BaseRecord::<str, str>::to(topic).payload(v.as_str()))
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}

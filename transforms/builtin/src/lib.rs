@@ -1,0 +1,154 @@
+//! `sluice-transforms`: Kafka Connect's everyday single-message transforms and
+//! predicates, under Connect's class names so existing configs work unchanged.
+//!
+//! Depends only on `sluice-api` (and `regex`); performs no I/O.
+
+mod field_path;
+mod filter;
+mod insert_field;
+mod predicates;
+mod replace_field;
+
+use sluice_api::{PredicatePlugin, TransformPlugin};
+
+/// Every transform this crate provides.
+pub fn transforms() -> Vec<TransformPlugin> {
+    vec![
+        insert_field::plugin_value(),
+        insert_field::plugin_key(),
+        replace_field::plugin_value(),
+        replace_field::plugin_key(),
+        filter::plugin(),
+    ]
+}
+
+/// Every predicate this crate provides.
+pub fn predicates() -> Vec<PredicatePlugin> {
+    vec![
+        predicates::topic_name_matches(),
+        predicates::has_header_key(),
+        predicates::record_is_tombstone(),
+    ]
+}
+
+/// Which half of a record a transform works on (Connect's `$Key` / `$Value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Key,
+    Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sluice_api::schema::{primitives, Schema};
+    use sluice_api::{Record, Value};
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn make(name: &str, pairs: &[(&str, &str)]) -> Box<dyn sluice_api::Transform> {
+        let plugin = transforms().into_iter().find(|t| t.name == name).unwrap();
+        (plugin.create)(&config(pairs)).unwrap()
+    }
+
+    fn struct_record() -> Record {
+        let schema = Schema::struct_of([
+            ("id", primitives::int32()),
+            ("secret", primitives::string()),
+        ])
+        .into_ref();
+        Record {
+            topic: "orders".into(),
+            partition: Some(3),
+            offset: Some(42),
+            value_schema: Some(schema),
+            value: Value::Struct(vec![Value::Int32(1), "s3cr3t".into()]),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn insert_field_extends_structs_and_maps() {
+        let mut t = make(
+            "InsertField$Value",
+            &[
+                ("topic.field", "t"),
+                ("offset.field", "o"),
+                ("static.field", "env"),
+                ("static.value", "prod"),
+            ],
+        );
+        let out = t.apply(struct_record()).unwrap().unwrap();
+        let schema = out.value_schema.unwrap();
+        let names: Vec<_> = schema.fields().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["id", "secret", "t", "o", "env"]);
+        assert_eq!(
+            out.value,
+            Value::Struct(vec![
+                Value::Int32(1),
+                "s3cr3t".into(),
+                "orders".into(),
+                Value::Int64(42),
+                "prod".into()
+            ])
+        );
+        let map = Record {
+            value: Value::Map(vec![("a".into(), Value::Int64(1))]),
+            ..Record::new("x", Value::Null, Value::Null)
+        };
+        let out = t.apply(map).unwrap().unwrap();
+        assert_eq!(out.value.map_get("t"), Some(&Value::from("x")));
+        assert!(t
+            .apply(Record::new("x", Value::Null, Value::Int64(1)))
+            .is_err());
+    }
+
+    #[test]
+    fn replace_field_drops_and_renames() {
+        let mut t = make(
+            "ReplaceField$Value",
+            &[("exclude", "secret"), ("renames", "id:order_id")],
+        );
+        let out = t.apply(struct_record()).unwrap().unwrap();
+        assert_eq!(out.value_schema.unwrap().fields()[0].name, "order_id");
+        assert_eq!(out.value, Value::Struct(vec![Value::Int32(1)]));
+        let plugin = transforms()
+            .into_iter()
+            .find(|t| t.name == "ReplaceField$Value")
+            .unwrap();
+        assert!((plugin.config_def)()
+            .validate(&config(&[("renames", "nocolon")]))
+            .is_err());
+    }
+
+    #[test]
+    fn filter_with_predicates() {
+        let mut f = make("Filter", &[]);
+        assert!(f.apply(struct_record()).unwrap().is_none());
+        let p = predicates()
+            .into_iter()
+            .find(|p| p.name == "TopicNameMatches")
+            .unwrap();
+        let m = (p.create)(&config(&[("pattern", "ord.*")])).unwrap();
+        assert!(m.test(&struct_record()));
+        let m = (p.create)(&config(&[("pattern", "ord")])).unwrap();
+        assert!(!m.test(&struct_record()), "the whole name must match");
+        let tomb = predicates()
+            .into_iter()
+            .find(|p| p.name == "RecordIsTombstone")
+            .unwrap();
+        assert!((tomb.create)(&config(&[])).unwrap().test(&Record::new(
+            "t",
+            Value::Null,
+            Value::Null
+        )));
+    }
+}

@@ -9,6 +9,8 @@
 //! 4. Kafka → file sink through `sluice standalone`;
 //! 5. start-to-ready time and idle RSS of a worker with nothing to do.
 //!
+//! Rates are steady-state: from the first record out to the last, so start-up
+//! and the consumer group join (measured apart) do not dilute them.
 //! Prints each run and the medians; `bench/run` records them in RESULTS.md.
 
 use std::io::{BufRead, BufReader};
@@ -116,6 +118,35 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Throughput from the first record seen to the last: steady state, without
+/// start-up and group join (measured apart as start-to-ready).
+#[derive(Default)]
+struct SteadyRate {
+    first: Option<(Instant, u64)>,
+    last: Option<(Instant, u64)>,
+}
+
+impl SteadyRate {
+    /// Records a count; true once it reaches `target`.
+    fn observe(&mut self, count: u64, target: u64) -> bool {
+        let now = Instant::now();
+        if count > 0 && self.first.is_none() {
+            self.first = Some((now, count));
+        }
+        self.last = Some((now, count));
+        count >= target
+    }
+
+    fn per_second(&self) -> f64 {
+        match (self.first, self.last) {
+            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => {
+                (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -153,15 +184,18 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
             "max.records": args.records, "batch.size": 2000
         }}),
     )?;
-    let (mut w, ready_at, _) = start_worker(&args.sluice, &worker, &source)?;
+    let (mut w, _, _) = start_worker(&args.sluice, &worker, &source)?;
     let mut peak = 0.0f64;
+    let mut rate = SteadyRate::default();
     wait_until(Duration::from_secs(600), || {
         peak = peak.max(rss_mb(w.id()).1);
-        Ok(total_records(&args.bootstrap, &src_topic)? >= args.records as i64)
+        Ok(rate.observe(
+            total_records(&args.bootstrap, &src_topic)? as u64,
+            args.records,
+        ))
     })?;
-    let secs = ready_at.elapsed().as_secs_f64();
-    run.source = args.records as f64 / secs;
-    run.source_mb = topic_bytes_estimate(args.records) / secs / 1e6;
+    run.source = rate.per_second();
+    run.source_mb = topic_bytes_estimate(1) * run.source / 1e6;
     run.source_peak_rss_mb = peak;
     stop(&mut w)?;
 
@@ -176,15 +210,16 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
             "consumer.override.max.poll.records": 5000
         }}),
     )?;
-    let (mut w, ready_at, _) = start_worker(&args.sluice, &worker, &sink)?;
+    let (mut w, _, _) = start_worker(&args.sluice, &worker, &sink)?;
     let mut peak = 0.0f64;
+    let mut rate = SteadyRate::default();
     wait_until(Duration::from_secs(600), || {
         peak = peak.max(rss_mb(w.id()).1);
-        Ok(count_lines(&out) >= args.records)
+        Ok(rate.observe(count_lines(&out), args.records))
     })?;
-    let secs = ready_at.elapsed().as_secs_f64();
-    run.sink = args.records as f64 / secs;
-    run.sink_mb = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64 / secs / 1e6;
+    run.sink = rate.per_second();
+    let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64;
+    run.sink_mb = bytes / args.records as f64 * run.sink / 1e6;
     run.sink_peak_rss_mb = peak;
     stop(&mut w)?;
     std::fs::remove_file(&out).ok();

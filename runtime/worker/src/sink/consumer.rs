@@ -26,7 +26,7 @@ pub struct RawRecord {
     pub timestamp: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: sluice_api::Headers,
 }
 
 impl RawRecord {
@@ -161,14 +161,12 @@ pub fn poll_loop(
                             .or_insert_with(|| m.topic().into())
                             .clone(),
                     };
-                    let headers = m
-                        .headers()
-                        .map(|hs| {
-                            hs.iter()
-                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let mut headers = sluice_api::Headers::new();
+                    if let Some(hs) = m.headers() {
+                        for h in hs.iter() {
+                            headers.push(h.key.to_owned(), h.value.map(<[u8]>::to_vec));
+                        }
+                    }
                     batch.push(RawRecord {
                         topic,
                         partition: m.partition(),

@@ -13,8 +13,7 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_api::{
-    ConnectError, Converter, Header, Headers, OffsetMap, Record, SinkTask, SinkTaskContext,
-    TopicPartition,
+    ConnectError, Converter, OffsetMap, Record, SinkTask, SinkTaskContext, TopicPartition,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
@@ -179,28 +178,44 @@ impl SinkRunner {
     ) -> Result<(), ConnectError> {
         TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
         let mut records = Vec::with_capacity(batch.len());
-        let mut origins = Vec::with_capacity(batch.len());
+        // Where each converted record came from, for transform error messages.
+        let keep_origins = !self.transforms.is_empty();
+        let mut origins: Vec<(Arc<str>, i32, i64)> = Vec::new();
         let mut last_offsets: Vec<(TopicPartition, i64)> = Vec::new();
-        for raw in &batch {
-            let tp = TopicPartition::new(&*raw.topic, raw.partition);
+        // Fetches arrive in runs of one partition: look each run up once.
+        let mut current: Option<(Arc<str>, i32, Option<usize>)> = None;
+        for raw in batch {
+            let slot = match &current {
+                Some((t, p, slot)) if Arc::ptr_eq(t, &raw.topic) && *p == raw.partition => *slot,
+                _ => {
+                    let tp = TopicPartition::new(&*raw.topic, raw.partition);
+                    let slot = state.assigned.contains(&tp).then(|| {
+                        last_offsets
+                            .iter()
+                            .position(|(t, _)| *t == tp)
+                            .unwrap_or_else(|| {
+                                last_offsets.push((tp, raw.offset));
+                                last_offsets.len() - 1
+                            })
+                    });
+                    current = Some((raw.topic.clone(), raw.partition, slot));
+                    slot
+                }
+            };
             // Records of a partition taken away mid-batch belong to its new owner.
-            if !state.assigned.contains(&tp) {
-                continue;
-            }
-            match last_offsets.iter_mut().find(|(t, _)| *t == tp) {
-                Some(slot) => slot.1 = raw.offset,
-                None => last_offsets.push((tp, raw.offset)),
-            }
+            let Some(slot) = slot else { continue };
+            last_offsets[slot].1 = raw.offset;
+            let origin = keep_origins.then(|| (raw.topic.clone(), raw.partition, raw.offset));
             if let Some(r) = self.convert(raw)? {
                 records.push(r);
-                origins.push(raw);
+                origins.extend(origin);
             }
         }
         let (records, failures) = self.transforms.apply(records);
         for f in failures {
             let at = origins
                 .get(f.index)
-                .map_or_else(|| "?".to_owned(), |r| r.coordinates());
+                .map_or_else(|| "?".to_owned(), |(t, p, o)| format!("{t}-{p}@{o}"));
             self.policy.handle(
                 Stage::Transformation,
                 &format!("{at} (transform '{}')", f.alias),
@@ -224,7 +239,7 @@ impl SinkRunner {
         Ok(())
     }
 
-    fn convert(&mut self, raw: &RawRecord) -> Result<Option<Record>, ConnectError> {
+    fn convert(&mut self, raw: RawRecord) -> Result<Option<Record>, ConnectError> {
         let (key_schema, key) = match self.key_converter.decode(&raw.topic, raw.key.as_deref()) {
             Ok(k) => k,
             Err(e) => {
@@ -247,7 +262,7 @@ impl SinkRunner {
             }
         };
         Ok(Some(Record {
-            topic: raw.topic.clone(),
+            topic: raw.topic,
             partition: Some(raw.partition),
             offset: Some(raw.offset),
             timestamp: raw.timestamp,
@@ -255,14 +270,7 @@ impl SinkRunner {
             key,
             value_schema,
             value,
-            headers: raw
-                .headers
-                .iter()
-                .map(|(k, v)| Header {
-                    key: k.clone().into(),
-                    value: v.clone(),
-                })
-                .collect::<Headers>(),
+            headers: raw.headers,
             source: None,
         }))
     }

@@ -299,18 +299,16 @@ impl SourceRunner {
         ready: &mut HashMap<String, i32>,
     ) -> Result<InFlight, ConnectError> {
         TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
-        // Offsets advance for every polled record, including those a transform drops.
+        // Offsets advance for every polled record, including those a transform
+        // drops. Walking backwards, the first record seen of each source
+        // partition is its last: one clone per partition, not per record.
         let mut offsets: Vec<(Arc<SourcePartition>, SourceOffset)> = Vec::new();
-        for r in &batch {
-            if let Some(s) = &r.source {
-                match offsets
-                    .iter_mut()
-                    .rev()
-                    .find(|(p, _)| Arc::ptr_eq(p, &s.partition))
-                {
-                    Some(slot) => slot.1 = s.offset.clone(),
-                    None => offsets.push((s.partition.clone(), s.offset.clone())),
-                }
+        for s in batch.iter().rev().filter_map(|r| r.source.as_ref()) {
+            if !offsets
+                .iter()
+                .any(|(p, _)| Arc::ptr_eq(p, &s.partition) || **p == *s.partition)
+            {
+                offsets.push((s.partition.clone(), s.offset.clone()));
             }
         }
         let originals: Vec<String> = if self.transforms.is_empty() {
@@ -329,7 +327,7 @@ impl SourceRunner {
         }
         let acks = BatchAcks::new();
         let mut sent = 0u64;
-        let mut last_key: Option<(Arc<SourcePartition>, String)> = None;
+        let mut last_key: Option<(Arc<SourcePartition>, Arc<str>)> = None;
         let mut seen_topics: HashSet<Arc<str>> = HashSet::new();
         for record in records {
             if !seen_topics.contains(&record.topic) {
@@ -343,7 +341,7 @@ impl SourceRunner {
                     let key = match &last_key {
                         Some((p, k)) if Arc::ptr_eq(p, &s.partition) => k.clone(),
                         _ => {
-                            let k = partition_key(&self.connector, &s.partition);
+                            let k: Arc<str> = partition_key(&self.connector, &s.partition).into();
                             last_key = Some((s.partition.clone(), k.clone()));
                             k
                         }

@@ -37,6 +37,9 @@ impl ResumeState {
     /// True when a record at `position` of `partition_key` is already in Kafka.
     /// Positions only grow, so once one record passes, the key is forgotten.
     pub fn is_replay(&mut self, partition_key: &str, position: Position) -> bool {
+        if self.written.is_empty() {
+            return false;
+        }
         match self.written.get(partition_key) {
             Some(max) if position <= *max => true,
             Some(_) => {

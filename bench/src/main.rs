@@ -239,6 +239,8 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
     run.ready_ms = ready_ms;
     run.idle_rss_mb = rss_mb(w.id()).0;
     stop(&mut w)?;
+    // The broker keeps topics in memory; dropping them keeps later runs comparable.
+    delete_topics(&args.bootstrap, &[&raw_topic, &src_topic, &idle_topic])?;
     Ok(run)
 }
 
@@ -347,6 +349,14 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
     for result in block_on(admin.create_topics([&t], &AdminOptions::new()))? {
         result.map_err(|(name, code)| anyhow::anyhow!("cannot create {name}: {code}"))?;
     }
+    Ok(())
+}
+
+fn delete_topics(bootstrap: &str, topics: &[&str]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    block_on(admin.delete_topics(topics, &AdminOptions::new()))?;
     Ok(())
 }
 

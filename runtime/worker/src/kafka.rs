@@ -43,6 +43,10 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("max.partition.fetch.bytes", "1048576"),
 ];
 
+/// Keys users carry over from Java clients that mean something to the runtime
+/// (`max.poll.records` sizes a sink's batches) but not to librdkafka.
+const JAVA_ONLY_KEYS: &[&str] = &["max.poll.records"];
+
 /// How long start-up waits for the cluster before giving up.
 pub const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,7 +61,10 @@ fn client_config(
         config.set(*k, *v);
     }
     for (k, v) in worker.client_settings(kind) {
-        config.set(k, v);
+        // Java-client keys that librdkafka would reject; the runtime honours them itself.
+        if !JAVA_ONLY_KEYS.contains(&k.as_str()) {
+            config.set(k, v);
+        }
     }
     for (k, v) in overrides {
         config.set(*k, v.clone());

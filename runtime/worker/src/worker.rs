@@ -31,6 +31,14 @@ struct Converters {
     value: Box<dyn Converter>,
 }
 
+/// The pieces every task is built from.
+struct TaskParts {
+    converters: Converters,
+    transforms: TransformChain,
+    policy: ErrorPolicy,
+    metrics: Arc<TaskMetrics>,
+}
+
 /// How a task ended.
 #[derive(Debug)]
 pub struct TaskOutcome {
@@ -147,6 +155,48 @@ impl Worker {
         })
     }
 
+    /// What every task has, source or sink: converters, transforms, an error
+    /// policy and metrics (with their progress log).
+    fn task_parts(
+        &self,
+        connector: &ConnectorConfig,
+        task_id: u32,
+    ) -> Result<TaskParts, WorkerError> {
+        let converters = self.converters(connector)?;
+        let transforms =
+            TransformChain::build(connector, &self.plugins).map_err(|e| WorkerError::Task {
+                connector: connector.name.clone(),
+                task: task_id,
+                source: e,
+            })?;
+        let metrics = Arc::new(TaskMetrics::default());
+        if let Some(every) = self.config.progress_interval() {
+            spawn_progress_log(connector.name.clone(), task_id, metrics.clone(), every);
+        }
+        Ok(TaskParts {
+            converters,
+            transforms,
+            policy: ErrorPolicy::new(connector, task_id, metrics.clone()),
+            metrics,
+        })
+    }
+
+    fn spawn_task(
+        &mut self,
+        connector: &str,
+        task: u32,
+        run: impl std::future::Future<Output = Result<(), ConnectError>> + Send + 'static,
+    ) {
+        let connector = connector.to_owned();
+        self.tasks.spawn(async move {
+            TaskOutcome {
+                connector,
+                task,
+                result: run.await,
+            }
+        });
+    }
+
     fn spawn_source(
         &mut self,
         connector: &ConnectorConfig,
@@ -154,11 +204,7 @@ impl Worker {
         task: Box<dyn sluice_api::SourceTask>,
         config: TaskConfig,
     ) -> Result<(), WorkerError> {
-        let Converters {
-            key: key_converter,
-            value: value_converter,
-        } = self.converters(connector)?;
-        let metrics = Arc::new(TaskMetrics::default());
+        let parts = self.task_parts(connector, task_id)?;
         let stored = self.store.connector(&connector.name);
         let context = SourceTaskContext {
             connector: connector.name.clone(),
@@ -187,37 +233,21 @@ impl Worker {
             task_id,
             task,
             context,
-            transforms: TransformChain::build(connector, &self.plugins).map_err(|e| {
-                WorkerError::Task {
-                    connector: connector.name.clone(),
-                    task: task_id,
-                    source: e,
-                }
-            })?,
-            key_converter,
-            value_converter,
+            transforms: parts.transforms,
+            key_converter: parts.converters.key,
+            value_converter: parts.converters.value,
             producer,
             store: self.store.clone(),
             topics: self.topics.clone(),
             reader: Arc::new(kafka::reader(&self.config)?),
             topic_creation: creation,
             flush_interval: self.config.offset_flush_interval(),
-            policy: ErrorPolicy::new(connector, task_id, metrics.clone()),
-            metrics: metrics.clone(),
+            policy: parts.policy,
+            metrics: parts.metrics,
             shutdown: self.shutdown_tx.subscribe(),
             graceful_timeout: self.config.graceful_timeout(),
         };
-        if let Some(every) = self.config.progress_interval() {
-            spawn_progress_log(connector.name.clone(), task_id, metrics, every);
-        }
-        let name = connector.name.clone();
-        self.tasks.spawn(async move {
-            TaskOutcome {
-                connector: name,
-                task: task_id,
-                result: runner.run().await,
-            }
-        });
+        self.spawn_task(&connector.name, task_id, runner.run());
         Ok(())
     }
 
@@ -228,33 +258,25 @@ impl Worker {
         task: Box<dyn sluice_api::SinkTask>,
         config: TaskConfig,
     ) -> Result<(), WorkerError> {
-        let Converters {
-            key: key_converter,
-            value: value_converter,
-        } = self.converters(connector)?;
-        let metrics = Arc::new(TaskMetrics::default());
-        let policy = ErrorPolicy::new(connector, task_id, metrics.clone());
+        let parts = self.task_parts(connector, task_id)?;
         let subscription = match connector.get("topics.regex").filter(|r| !r.is_empty()) {
             Some(r) => Subscription::Regex(r.to_owned()),
             None => Subscription::Topics(connector.topics()),
         };
-        let overrides: Vec<(String, String)> = connector
-            .with_prefix("consumer.override.")
-            .into_iter()
-            .collect();
+        let mut overrides = connector.with_prefix("consumer.override.");
+        // Java's max.poll.records sizes the runner's batches; librdkafka has no such key.
+        let max_poll_records = overrides
+            .remove("max.poll.records")
+            .or_else(|| {
+                self.config
+                    .get("consumer.max.poll.records")
+                    .map(str::to_owned)
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500);
         let overrides: Vec<(&str, String)> = overrides
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        let max_poll_records = connector
-            .get("consumer.override.max.poll.records")
-            .or_else(|| self.config.get("consumer.max.poll.records"))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(500);
-        // max.poll.records is Java's; librdkafka does not know it.
-        let overrides: Vec<(&str, String)> = overrides
-            .into_iter()
-            .filter(|(k, _)| *k != "max.poll.records")
             .collect();
         let subscribed = sink::subscribe(
             &self.config,
@@ -271,34 +293,18 @@ impl Worker {
                 connector: connector.name.clone(),
                 task_id,
                 config,
-                reporter: Arc::new(policy.clone()),
+                reporter: Arc::new(parts.policy.clone()),
             },
-            transforms: TransformChain::build(connector, &self.plugins).map_err(|e| {
-                WorkerError::Task {
-                    connector: connector.name.clone(),
-                    task: task_id,
-                    source: e,
-                }
-            })?,
-            key_converter,
-            value_converter,
-            policy,
-            metrics: metrics.clone(),
+            transforms: parts.transforms,
+            key_converter: parts.converters.key,
+            value_converter: parts.converters.value,
+            policy: parts.policy,
+            metrics: parts.metrics,
             flush_interval: self.config.offset_flush_interval(),
             max_poll_records,
             shutdown: self.shutdown_tx.subscribe(),
         };
-        if let Some(every) = self.config.progress_interval() {
-            spawn_progress_log(connector.name.clone(), task_id, metrics, every);
-        }
-        let name = connector.name.clone();
-        self.tasks.spawn(async move {
-            TaskOutcome {
-                connector: name,
-                task: task_id,
-                result: runner.run(subscribed).await,
-            }
-        });
+        self.spawn_task(&connector.name, task_id, runner.run(subscribed));
         Ok(())
     }
 

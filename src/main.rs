@@ -2,6 +2,7 @@
 //! Errors are one line on stderr naming the file and key at fault, with a
 //! non-zero exit; never a panic.
 
+mod dlq_cmd;
 mod registry;
 mod topics_cmd;
 
@@ -45,6 +46,13 @@ enum Command {
     Topics {
         #[command(subcommand)]
         action: topics_cmd::TopicsAction,
+        #[command(flatten)]
+        target: topics_cmd::Target,
+    },
+    /// Work with dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        action: dlq_cmd::DlqAction,
         #[command(flatten)]
         target: topics_cmd::Target,
     },
@@ -95,6 +103,9 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Standalone { worker, connectors } => standalone(worker, connectors, started).await,
         Command::Topics { action, target } => topics_cmd::run(action, target)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Dlq { action, target } => dlq_cmd::run(action, target)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Plugins => {

@@ -28,7 +28,7 @@ pub struct Target {
     bootstrap_server: Option<String>,
 }
 
-fn worker_config(target: &Target) -> anyhow::Result<WorkerConfig> {
+pub fn worker_config(target: &Target) -> anyhow::Result<WorkerConfig> {
     if let Some(path) = &target.worker {
         let mut w = WorkerConfig::load(path, std::env::vars())?;
         if let Some(b) = &target.bootstrap_server {

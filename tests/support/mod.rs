@@ -329,3 +329,58 @@ pub fn produce_foreign(topic: &str, values: &[String]) {
     }
     p.flush(Duration::from_secs(30)).unwrap();
 }
+
+/// One record for [`produce`]: key, value bytes, headers.
+pub struct Out<'a> {
+    pub key: Option<&'a str>,
+    pub value: &'a [u8],
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+/// Produces records as another application would, into one partition so their
+/// order is known.
+pub fn produce(topic: &str, partition: i32, records: &[Out<'_>]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .unwrap();
+    for r in records {
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        let mut rec = BaseRecord::<str, [u8]>::to(topic)
+            .partition(partition)
+            .payload(r.value)
+            .headers(headers);
+        if let Some(k) = r.key {
+            rec = rec.key(k);
+        }
+        p.send(rec).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Creates a topic through `sluice topics apply`.
+pub fn create_topic(scratch: &Scratch, name: &str, partitions: i32) {
+    let file = scratch.write_json(
+        &format!("topics-{name}.json"),
+        &serde_json::json!({"topics": [{"name": name, "partitions": partitions, "replication.factor": 1}]}),
+    );
+    let out = sluice()
+        .args(["topics", "apply"])
+        .arg(file)
+        .args(["--bootstrap-server", kafka()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

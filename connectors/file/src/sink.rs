@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -6,7 +8,8 @@ use serde::{Serialize, Serializer};
 use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Validator};
 use sluice_api::json::JsonView;
 use sluice_api::{
-    ConnectError, OffsetMap, Record, SinkConnector, SinkTask, SinkTaskContext, TaskConfig, Value,
+    ConnectError, ErrantRecordReporter, OffsetMap, Record, SinkConnector, SinkTask,
+    SinkTaskContext, TaskConfig, Value,
 };
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
@@ -54,12 +57,14 @@ struct FileSinkTask {
     writer: Option<BufWriter<File>>,
     envelope: bool,
     line: Vec<u8>,
+    reporter: Option<Arc<dyn ErrantRecordReporter>>,
 }
 
 #[async_trait]
 impl SinkTask for FileSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         let c = config_def().validate(&context.config)?;
+        self.reporter = Some(context.reporter.clone());
         let path = c.string("file").unwrap_or_default().to_owned();
         if let Some(dir) = std::path::Path::new(&path)
             .parent()
@@ -89,22 +94,33 @@ impl SinkTask for FileSinkTask {
         for record in &records {
             self.line.clear();
             let written = if self.envelope {
-                serde_json::to_writer(&mut self.line, &Envelope(record))
+                serde_json::to_writer(&mut self.line, &Envelope(record)).map_err(|e| e.to_string())
             } else if let Value::String(s) = &record.value {
-                self.line.extend_from_slice(s.as_bytes());
-                Ok(())
+                if s.contains(['\n', '\r']) {
+                    Err("the value holds a line break, which would split it across lines of the file; use format=envelope".to_owned())
+                } else {
+                    self.line.extend_from_slice(s.as_bytes());
+                    Ok(())
+                }
             } else {
                 serde_json::to_writer(
                     &mut self.line,
                     &JsonView::new(record.value_schema.as_deref(), &record.value),
                 )
+                .map_err(|e| e.to_string())
             };
-            written.map_err(|e| {
-                ConnectError::data(format!(
-                    "cannot render record {}: {e}",
+            if let Err(why) = written {
+                // The destination cannot take this record: the error policy decides.
+                let error = ConnectError::data(format!(
+                    "cannot write record {}: {why}",
                     record.coordinates()
-                ))
-            })?;
+                ));
+                match &self.reporter {
+                    Some(r) => r.report(record, &error).await?,
+                    None => return Err(error),
+                }
+                continue;
+            }
             self.line.push(b'\n');
             writer
                 .write_all(&self.line)

@@ -24,4 +24,10 @@ pub trait Converter: Send {
         topic: &str,
         bytes: Option<&[u8]>,
     ) -> Result<(Option<SchemaRef>, Value), ConnectError>;
+
+    /// The class name error reports give for this converter (Connect's, where
+    /// there is one).
+    fn class_name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
 }

@@ -10,7 +10,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
-use rdkafka::producer::{ProducerContext, ThreadedProducer};
+use rdkafka::producer::{FutureProducer, ProducerContext, ThreadedProducer};
 
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
@@ -82,6 +82,16 @@ pub fn producer<C: ProducerContext + 'static>(
         .map_err(|e| WorkerError::kafka("create a producer", e))
 }
 
+/// A producer whose sends are awaited one by one, for rare writes such as the
+/// dead-letter queue.
+pub fn future_producer(
+    worker: &WorkerConfig,
+    overrides: &[(&str, String)],
+) -> Result<FutureProducer, WorkerError> {
+    let config = client_config(worker, "producer", PRODUCER_DEFAULTS, overrides);
+    FutureProducer::from_config(&config).map_err(|e| WorkerError::kafka("create a producer", e))
+}
+
 pub fn consumer<C: ConsumerContext + 'static>(
     worker: &WorkerConfig,
     context: C,
@@ -101,6 +111,18 @@ pub fn admin(worker: &WorkerConfig) -> Result<AdminClient<DefaultClientContext>,
         &[],
     );
     AdminClient::from_config(&config).map_err(|e| WorkerError::kafka("create an admin client", e))
+}
+
+/// A consumer that assigns partitions itself and uses `group` only to store its
+/// progress (it never joins the group).
+pub fn plain_consumer(worker: &WorkerConfig, group: &str) -> Result<BaseConsumer, WorkerError> {
+    let config = client_config(
+        worker,
+        "consumer",
+        CONSUMER_DEFAULTS,
+        &[("group.id", group.to_owned())],
+    );
+    BaseConsumer::from_config(&config).map_err(|e| WorkerError::kafka("create a consumer", e))
 }
 
 /// A consumer outside any group, for reading partitions by assignment.

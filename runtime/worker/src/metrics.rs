@@ -13,8 +13,13 @@ pub struct TaskMetrics {
     pub records_out: AtomicU64,
     /// Source: replayed records skipped by idempotent resume.
     pub records_skipped: AtomicU64,
-    /// Records that failed and were tolerated (`errors.tolerance=all`).
-    pub records_failed: AtomicU64,
+    /// Records that failed and were tolerated (`errors.tolerance=all`), by stage
+    /// (indexed like `Stage::ALL`).
+    pub failed_by_stage: [AtomicU64; 7],
+    /// Failed records written to the dead-letter queue, by stage.
+    pub dlq_by_stage: [AtomicU64; 7],
+    /// Operations retried after a retriable error.
+    pub retries: AtomicU64,
     pub bytes_out: AtomicU64,
     pub commits: AtomicU64,
 }
@@ -26,6 +31,10 @@ impl TaskMetrics {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn sum(counters: &[AtomicU64]) -> u64 {
+        counters.iter().map(Self::get).sum()
     }
 }
 
@@ -54,7 +63,9 @@ pub fn spawn_progress_log(
                 records_in = TaskMetrics::get(&m.records_in),
                 records_out = out,
                 skipped = TaskMetrics::get(&m.records_skipped),
-                failed = TaskMetrics::get(&m.records_failed),
+                failed = TaskMetrics::sum(&m.failed_by_stage),
+                dead_lettered = TaskMetrics::sum(&m.dlq_by_stage),
+                retries = TaskMetrics::get(&m.retries),
                 commits = TaskMetrics::get(&m.commits),
                 rate_per_s = rate.round(),
                 "progress"

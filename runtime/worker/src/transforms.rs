@@ -8,6 +8,7 @@ use crate::plugins::Plugins;
 
 struct Step {
     alias: String,
+    type_name: String,
     transform: Box<dyn Transform>,
     predicate: Option<(Box<dyn Predicate>, bool)>,
 }
@@ -25,6 +26,8 @@ pub struct TransformFailure {
     /// the caller can report the original record.
     pub index: usize,
     pub alias: String,
+    /// The transform's type, as configured (its class, for error reports).
+    pub type_name: String,
     pub error: ConnectError,
 }
 
@@ -44,6 +47,15 @@ impl TransformChain {
     /// Runs `records` through every step, keeping their order. Dropped records
     /// vanish from the output; failed ones are reported by their input position.
     pub fn apply(&mut self, records: Vec<Record>) -> (Vec<Record>, Vec<TransformFailure>) {
+        let (out, failures) = self.apply_indexed(records);
+        (out.into_iter().map(|(_, r)| r).collect(), failures)
+    }
+
+    /// As [`TransformChain::apply`], with each output's input position.
+    pub fn apply_indexed(
+        &mut self,
+        records: Vec<Record>,
+    ) -> (Vec<(usize, Record)>, Vec<TransformFailure>) {
         let mut failures = Vec::new();
         let mut current: Vec<(usize, Record)> = records.into_iter().enumerate().collect();
         for step in &mut self.steps {
@@ -81,6 +93,7 @@ impl TransformChain {
                     Err(error) => failures.push(TransformFailure {
                         index: slots[slot].0,
                         alias: step.alias.clone(),
+                        type_name: step.type_name.clone(),
                         error,
                     }),
                 }
@@ -90,7 +103,7 @@ impl TransformChain {
                 .filter_map(|(origin, r)| r.map(|r| (origin, r)))
                 .collect();
         }
-        (current.into_iter().map(|(_, r)| r).collect(), failures)
+        (current, failures)
     }
 }
 
@@ -122,6 +135,7 @@ fn build_step(
     };
     Ok(Step {
         alias: spec.alias.clone(),
+        type_name: spec.type_name.clone(),
         transform,
         predicate,
     })

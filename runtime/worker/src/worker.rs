@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use crate::config::{ConnectorConfig, WorkerConfig};
 use crate::convert::build_converter;
 use crate::error::WorkerError;
-use crate::errors::ErrorPolicy;
+use crate::errors::{DeadLetterQueue, ErrorPolicy, SinkReporter};
 use crate::kafka;
 use crate::metrics::{spawn_progress_log, TaskMetrics};
 use crate::offsets::FileOffsetStore;
@@ -169,6 +169,8 @@ impl Worker {
                 task: task_id,
                 source: e,
             })?;
+        let dlq =
+            DeadLetterQueue::from_config(&self.config, connector, task_id, self.topics.clone())?;
         let metrics = Arc::new(TaskMetrics::default());
         if let Some(every) = self.config.progress_interval() {
             spawn_progress_log(connector.name.clone(), task_id, metrics.clone(), every);
@@ -176,7 +178,7 @@ impl Worker {
         Ok(TaskParts {
             converters,
             transforms,
-            policy: ErrorPolicy::new(connector, task_id, metrics.clone()),
+            policy: ErrorPolicy::new(connector, task_id, metrics.clone(), dlq),
             metrics,
         })
     }
@@ -278,6 +280,11 @@ impl Worker {
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
+        let reporter = Arc::new(SinkReporter {
+            policy: parts.policy.clone(),
+            class_name: connector.class.clone(),
+            originals: Default::default(),
+        });
         let subscribed = sink::subscribe(
             &self.config,
             &connector.name,
@@ -293,12 +300,13 @@ impl Worker {
                 connector: connector.name.clone(),
                 task_id,
                 config,
-                reporter: Arc::new(parts.policy.clone()),
+                reporter: reporter.clone(),
             },
             transforms: parts.transforms,
             key_converter: parts.converters.key,
             value_converter: parts.converters.value,
             policy: parts.policy,
+            reporter,
             metrics: parts.metrics,
             flush_interval: self.config.offset_flush_interval(),
             max_poll_records,

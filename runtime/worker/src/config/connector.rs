@@ -172,6 +172,15 @@ impl ConnectorConfig {
             }
         };
         if let Ok(c) = &common {
+            let set = |k: &str| c.string(k).is_some_and(|v| !v.trim().is_empty());
+            if set("errors.deadletterqueue.topic.name")
+                && set("errors.deadletterqueue.topic.suffix")
+            {
+                errors.push(
+                    "errors.deadletterqueue.topic.suffix",
+                    "set either errors.deadletterqueue.topic.name or errors.deadletterqueue.topic.suffix, not both",
+                );
+            }
             if kind == PluginKind::Sink {
                 let has_topics = c.list("topics").is_some_and(|t| !t.is_empty());
                 let has_regex = c.string("topics.regex").is_some_and(|r| !r.is_empty());

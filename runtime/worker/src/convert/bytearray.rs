@@ -14,6 +14,10 @@ fn optional_bytes() -> SchemaRef {
 }
 
 impl Converter for ByteArrayConverter {
+    fn class_name(&self) -> &str {
+        "org.apache.kafka.connect.converters.ByteArrayConverter"
+    }
+
     fn encode(
         &mut self,
         topic: &str,

@@ -127,6 +127,10 @@ struct Envelope<'a> {
 const ENVELOPE_REQUIRED: &str = "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not contain additional fields. If you are trying to deserialize plain JSON data, set schemas.enable=false in your converter configuration.";
 
 impl Converter for JsonConverter {
+    fn class_name(&self) -> &str {
+        "org.apache.kafka.connect.json.JsonConverter"
+    }
+
     fn encode(
         &mut self,
         topic: &str,

@@ -15,6 +15,10 @@ fn optional_string() -> SchemaRef {
 }
 
 impl Converter for StringConverter {
+    fn class_name(&self) -> &str {
+        "org.apache.kafka.connect.storage.StringConverter"
+    }
+
     fn encode(
         &mut self,
         _topic: &str,

@@ -13,14 +13,14 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_api::{
-    ConnectError, Converter, OffsetMap, Record, SinkTask, SinkTaskContext, TopicPartition,
+    ConnectError, Converter, Headers, OffsetMap, Record, SinkTask, SinkTaskContext, TopicPartition,
 };
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub use self::consumer::{ConsumerEvent, RawRecord, SinkConsumer};
 use crate::config::WorkerConfig;
-use crate::errors::{ErrorPolicy, Stage};
+use crate::errors::{ErrorPolicy, Failure, Original, SinkReporter, Stage};
 use crate::kafka;
 use crate::metrics::TaskMetrics;
 use crate::transforms::TransformChain;
@@ -34,6 +34,8 @@ pub struct SinkRunner {
     pub key_converter: Box<dyn Converter>,
     pub value_converter: Box<dyn Converter>,
     pub policy: ErrorPolicy,
+    /// The reporter the task was given; the runner tells it each batch's originals.
+    pub reporter: Arc<SinkReporter>,
     pub metrics: Arc<TaskMetrics>,
     pub flush_interval: Duration,
     pub max_poll_records: usize,
@@ -177,10 +179,11 @@ impl SinkRunner {
         state: &mut SinkState,
     ) -> Result<(), ConnectError> {
         TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
+        let keep = self.policy.keeps_originals();
         let mut records = Vec::with_capacity(batch.len());
-        // Where each converted record came from, for transform error messages.
-        let keep_origins = !self.transforms.is_empty();
-        let mut origins: Vec<(Arc<str>, i32, i64)> = Vec::new();
+        // How each converted record looked in Kafka: its bytes when a dead-letter
+        // queue may need them, else its coordinates.
+        let mut originals: Vec<Option<Original>> = Vec::new();
         let mut last_offsets: Vec<(TopicPartition, i64)> = Vec::new();
         // Fetches arrive in runs of one partition: look each run up once.
         let mut current: Option<(Arc<str>, i32, Option<usize>)> = None;
@@ -205,32 +208,50 @@ impl SinkRunner {
             // Records of a partition taken away mid-batch belong to its new owner.
             let Some(slot) = slot else { continue };
             last_offsets[slot].1 = raw.offset;
-            let origin = keep_origins.then(|| (raw.topic.clone(), raw.partition, raw.offset));
-            if let Some(r) = self.convert(raw)? {
-                records.push(r);
-                origins.extend(origin);
+            if let Some((record, original)) = self.convert(raw, keep).await? {
+                records.push(record);
+                originals.push(Some(original));
             }
         }
-        let (records, failures) = self.transforms.apply(records);
+        let (records, failures) = self.transforms.apply_indexed(records);
         for f in failures {
-            let at = origins
-                .get(f.index)
-                .map_or_else(|| "?".to_owned(), |(t, p, o)| format!("{t}-{p}@{o}"));
-            self.policy.handle(
-                Stage::Transformation,
-                &format!("{at} (transform '{}')", f.alias),
-                f.error,
-            )?;
+            let original = originals
+                .get_mut(f.index)
+                .and_then(Option::take)
+                .unwrap_or_else(unknown_original);
+            self.policy
+                .handle(Failure {
+                    stage: Stage::Transformation,
+                    class_name: f.type_name,
+                    original,
+                    error: f.error,
+                })
+                .await?;
         }
         let n = records.len() as u64;
+        if keep {
+            let mut map = self
+                .reporter
+                .originals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.clear();
+            for (i, r) in &records {
+                if let Some(o) = originals.get_mut(*i).and_then(Option::take) {
+                    map.insert(
+                        (
+                            r.topic.clone(),
+                            r.partition.unwrap_or(-1),
+                            r.offset.unwrap_or(-1),
+                        ),
+                        o,
+                    );
+                }
+            }
+        }
+        let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
         if !records.is_empty() {
-            self.task.put(records).await.map_err(|e| {
-                ConnectError::new(
-                    e.kind(),
-                    format!("{} failed: {}", Stage::TaskPut.as_str(), e.message()),
-                )
-                .with_source(e)
-            })?;
+            self.put_with_retry(records).await?;
         }
         TaskMetrics::add(&self.metrics.records_out, n);
         for (tp, offset) in last_offsets {
@@ -239,40 +260,107 @@ impl SinkRunner {
         Ok(())
     }
 
-    fn convert(&mut self, raw: RawRecord) -> Result<Option<Record>, ConnectError> {
-        let (key_schema, key) = match self.key_converter.decode(&raw.topic, raw.key.as_deref()) {
-            Ok(k) => k,
-            Err(e) => {
-                return self
-                    .policy
-                    .handle(Stage::KeyConverter, &raw.coordinates(), e)
-                    .map(|()| None)
+    /// Hands a batch to the task, retrying retriable failures within
+    /// `errors.retry.timeout` (the batch is kept for that only when retries are on).
+    async fn put_with_retry(&mut self, mut records: Vec<Record>) -> Result<(), ConnectError> {
+        let mut backoff = self.policy.backoff();
+        loop {
+            let copy = backoff.may_retry().then(|| records.clone());
+            let e = match self.task.put(records).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            match (e.is_retriable(), copy, backoff.next_delay()) {
+                (true, Some(copy), Some(delay)) => {
+                    TaskMetrics::add(&self.metrics.retries, 1);
+                    warn!(connector = %self.connector, task = self.task_id, attempt = backoff.attempts(), delay_ms = delay.as_millis() as u64, "put failed, retrying: {e}");
+                    tokio::time::sleep(delay).await;
+                    records = copy;
+                }
+                _ => {
+                    return Err(ConnectError::new(
+                        e.kind(),
+                        format!("{} failed: {}", Stage::TaskPut.as_str(), e.message()),
+                    )
+                    .with_source(e))
+                }
             }
-        };
-        let (value_schema, value) = match self
-            .value_converter
-            .decode(&raw.topic, raw.value.as_deref())
-        {
-            Ok(v) => v,
-            Err(e) => {
-                return self
-                    .policy
-                    .handle(Stage::ValueConverter, &raw.coordinates(), e)
-                    .map(|()| None)
-            }
-        };
-        Ok(Some(Record {
-            topic: raw.topic,
-            partition: Some(raw.partition),
-            offset: Some(raw.offset),
-            timestamp: raw.timestamp,
-            key_schema,
+        }
+    }
+
+    /// Decodes one record. A failure goes to the error policy with the record's
+    /// original bytes; `Ok(None)` means it was tolerated.
+    async fn convert(
+        &mut self,
+        raw: RawRecord,
+        keep: bool,
+    ) -> Result<Option<(Record, Original)>, ConnectError> {
+        let decoded = self
+            .key_converter
+            .decode(&raw.topic, raw.key.as_deref())
+            .map_err(|e| (Stage::KeyConverter, e))
+            .and_then(|(ks, k)| {
+                self.value_converter
+                    .decode(&raw.topic, raw.value.as_deref())
+                    .map(|(vs, v)| (ks, k, vs, v))
+                    .map_err(|e| (Stage::ValueConverter, e))
+            });
+        let RawRecord {
+            topic,
+            partition,
+            offset,
+            timestamp,
+            key: key_bytes,
+            value: value_bytes,
+            headers,
+        } = raw;
+        let original = |headers: Headers, key: Option<Vec<u8>>, value: Option<Vec<u8>>| Original {
+            topic: topic.clone(),
+            partition: Some(partition),
+            offset: Some(offset),
+            timestamp,
             key,
-            value_schema,
             value,
-            headers: raw.headers,
-            source: None,
-        }))
+            headers,
+        };
+        match decoded {
+            Err((stage, error)) => {
+                let class_name = match stage {
+                    Stage::KeyConverter => self.key_converter.class_name().to_owned(),
+                    _ => self.value_converter.class_name().to_owned(),
+                };
+                let original = original(headers, key_bytes, value_bytes);
+                self.policy
+                    .handle(Failure {
+                        stage,
+                        class_name,
+                        original,
+                        error,
+                    })
+                    .await?;
+                Ok(None)
+            }
+            Ok((key_schema, key, value_schema, value)) => {
+                let kept = if keep {
+                    original(headers.clone(), key_bytes, value_bytes)
+                } else {
+                    original(Headers::new(), None, None)
+                };
+                let record = Record {
+                    topic: topic.clone(),
+                    partition: Some(partition),
+                    offset: Some(offset),
+                    timestamp,
+                    key_schema,
+                    key,
+                    value_schema,
+                    value,
+                    headers,
+                    source: None,
+                };
+                Ok(Some((record, kept)))
+            }
+        }
     }
 
     /// Asks the task what is durable and commits exactly that.
@@ -322,4 +410,16 @@ struct SinkState {
     /// Next offset to read, per partition, of records handed to `put`.
     consumed: OffsetMap,
     committed: OffsetMap,
+}
+
+fn unknown_original() -> Original {
+    Original {
+        topic: "?".into(),
+        partition: None,
+        offset: None,
+        timestamp: None,
+        key: None,
+        value: None,
+        headers: Headers::new(),
+    }
 }

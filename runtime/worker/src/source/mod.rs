@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use self::acks::{AckContext, BatchAcks, KafkaMarks};
 use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
-use crate::errors::{ErrorPolicy, Stage};
+use crate::errors::{ErrorPolicy, Failure, Original, Stage};
 use crate::metrics::TaskMetrics;
 use crate::offsets::{partition_key, FileOffsetStore};
 use crate::topics::{ensure_topic, Topics};
@@ -133,7 +133,7 @@ impl SourceRunner {
             // held is acknowledged upstream, and the restart resumes from the
             // stored offsets.
             let batch = tokio::select! {
-                batch = self.task.poll() => batch.map_err(|e| self.poll_error(e))?,
+                batch = self.poll_with_retry() => batch?,
                 _ = shutdown.changed() => break,
             };
             if batch.is_empty() {
@@ -156,6 +156,25 @@ impl SourceRunner {
             }
         }
         self.store(&mut completed, &ready_topics).await
+    }
+
+    /// Polls, retrying retriable errors within `errors.retry.timeout`.
+    async fn poll_with_retry(&mut self) -> Result<Vec<Record>, ConnectError> {
+        let mut backoff = self.policy.backoff();
+        loop {
+            match self.task.poll().await {
+                Ok(batch) => return Ok(batch),
+                Err(e) if e.is_retriable() => match backoff.next_delay() {
+                    Some(delay) => {
+                        TaskMetrics::add(&self.metrics.retries, 1);
+                        warn!(connector = %self.connector, task = self.task_id, attempt = backoff.attempts(), delay_ms = delay.as_millis() as u64, "poll failed, retrying: {e}");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(self.poll_error(e)),
+                },
+                Err(e) => return Err(self.poll_error(e)),
+            }
+        }
     }
 
     fn poll_error(&self, e: ConnectError) -> ConnectError {
@@ -311,19 +330,28 @@ impl SourceRunner {
                 offsets.push((s.partition.clone(), s.offset.clone()));
             }
         }
-        let originals: Vec<String> = if self.transforms.is_empty() {
+        // A record a transform fails is reported as it was polled; render it
+        // only when a dead-letter queue will want its bytes.
+        let keep = self.policy.keeps_originals();
+        let before: Vec<Original> = if self.transforms.is_empty() {
             Vec::new()
         } else {
-            batch.iter().map(Record::coordinates).collect()
+            batch.iter().map(|r| source_original(r, keep)).collect()
         };
         let (records, failures) = self.transforms.apply(batch);
         for f in failures {
-            let at = originals.get(f.index).map_or("?", String::as_str);
-            self.policy.handle(
-                Stage::Transformation,
-                &format!("{at} (transform '{}')", f.alias),
-                f.error,
-            )?;
+            let original = before
+                .get(f.index)
+                .cloned()
+                .unwrap_or_else(|| bare_original("?".into()));
+            self.policy
+                .handle(Failure {
+                    stage: Stage::Transformation,
+                    class_name: f.type_name,
+                    original,
+                    error: f.error,
+                })
+                .await?;
         }
         let acks = BatchAcks::new();
         let mut sent = 0u64;
@@ -356,7 +384,6 @@ impl SourceRunner {
                 }
                 None => None,
             };
-            let coordinates = || record.coordinates();
             let key = match self.key_converter.encode(
                 &record.topic,
                 record.key_schema.as_ref(),
@@ -364,7 +391,16 @@ impl SourceRunner {
             ) {
                 Ok(k) => k,
                 Err(e) => {
-                    self.policy.handle(Stage::KeyConverter, &coordinates(), e)?;
+                    let class_name = self.key_converter.class_name().to_owned();
+                    let original = source_original(&record, self.policy.keeps_originals());
+                    self.policy
+                        .handle(Failure {
+                            stage: Stage::KeyConverter,
+                            class_name,
+                            original,
+                            error: e,
+                        })
+                        .await?;
                     continue;
                 }
             };
@@ -375,8 +411,16 @@ impl SourceRunner {
             ) {
                 Ok(v) => v,
                 Err(e) => {
+                    let class_name = self.value_converter.class_name().to_owned();
+                    let original = source_original(&record, self.policy.keeps_originals());
                     self.policy
-                        .handle(Stage::ValueConverter, &coordinates(), e)?;
+                        .handle(Failure {
+                            stage: Stage::ValueConverter,
+                            class_name,
+                            original,
+                            error: e,
+                        })
+                        .await?;
                     continue;
                 }
             };
@@ -454,5 +498,44 @@ impl SourceRunner {
                 }
             }
         }
+    }
+}
+
+/// A source record as error reports show it: with `render`, key and value as
+/// JSON (the failing converter may be the one that would have written them);
+/// without, its topic alone.
+fn source_original(record: &Record, render: bool) -> Original {
+    if !render {
+        return bare_original(record.topic.clone());
+    }
+    let json = |schema: Option<&sluice_api::SchemaRef>, value: &sluice_api::Value| {
+        (!value.is_null()).then(|| {
+            serde_json::to_vec(&sluice_api::json::JsonView::new(
+                schema.map(|s| &**s),
+                value,
+            ))
+            .unwrap_or_else(|_| format!("{value:?}").into_bytes())
+        })
+    };
+    Original {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: None,
+        timestamp: record.timestamp,
+        key: json(record.key_schema.as_ref(), &record.key),
+        value: json(record.value_schema.as_ref(), &record.value),
+        headers: record.headers.clone(),
+    }
+}
+
+fn bare_original(topic: Arc<str>) -> Original {
+    Original {
+        topic,
+        partition: None,
+        offset: None,
+        timestamp: None,
+        key: None,
+        value: None,
+        headers: Default::default(),
     }
 }

@@ -1,0 +1,210 @@
+//! Replaying a dead-letter queue: its records go back to the topic they failed
+//! on (from `__connect.errors.topic`, or a given topic), unchanged but for the
+//! error headers, once the cause is fixed.
+//!
+//! Progress is a consumer group per DLQ topic and filter, committed only after
+//! every moved record is acknowledged: a second run moves nothing twice, and an
+//! interrupted run resumes where its last commit left it (a record may then be
+//! moved again, never lost).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{Header as KafkaHeader, Headers as _, Message, OwnedHeaders};
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::ERROR_HEADER_PREFIX;
+use crate::config::WorkerConfig;
+use crate::error::WorkerError;
+use crate::kafka;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    pub dlq_topic: String,
+    /// Where to send records; `None` sends each to its `__connect.errors.topic`.
+    pub to: Option<String>,
+    /// Only records whose `__connect.errors.<name>` header equals the value.
+    pub filters: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub moved: u64,
+    /// Records the filters passed over.
+    pub skipped: u64,
+    pub by_topic: BTreeMap<String, u64>,
+}
+
+impl ReplayOptions {
+    /// The consumer group that records this replay's progress.
+    pub fn progress_group(&self) -> String {
+        let mut g = format!("sluice-dlq-replay.{}", self.dlq_topic);
+        for (k, v) in &self.filters {
+            g.push_str(&format!(".{k}={v}"));
+        }
+        g
+    }
+}
+
+/// Moves every record from the committed progress to the end the DLQ had when
+/// the replay started. Blocking.
+pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayReport, WorkerError> {
+    let group = opts.progress_group();
+    let consumer = kafka::plain_consumer(worker, &group)?;
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        kafka::producer(worker, DefaultProducerContext, &[])?;
+    let md = consumer
+        .fetch_metadata(Some(&opts.dlq_topic), TIMEOUT)
+        .map_err(|e| WorkerError::kafka(format!("read metadata of '{}'", opts.dlq_topic), e))?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if partitions.is_empty() {
+        return Err(WorkerError::Other(format!(
+            "topic '{}' does not exist",
+            opts.dlq_topic
+        )));
+    }
+    let mut wanted = TopicPartitionList::new();
+    for p in &partitions {
+        wanted.add_partition(&opts.dlq_topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, TIMEOUT)
+        .map_err(|e| WorkerError::kafka("read replay progress", e))?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for p in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&opts.dlq_topic, *p, TIMEOUT)
+            .map_err(|e| WorkerError::kafka("read watermarks", e))?;
+        let start = match committed
+            .find_partition(&opts.dlq_topic, *p)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) => o.max(low),
+            _ => low,
+        };
+        if start < high {
+            assignment
+                .add_partition_offset(&opts.dlq_topic, *p, Offset::Offset(start))
+                .map_err(|e| WorkerError::kafka("assign", e))?;
+            ends.insert(*p, high);
+        }
+    }
+    let mut report = ReplayReport::default();
+    if ends.is_empty() {
+        return Ok(report);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| WorkerError::kafka("assign", e))?;
+    let mut progress = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !ends.is_empty() {
+        if Instant::now() > deadline {
+            return Err(WorkerError::Other(
+                "replay timed out reading the dead-letter queue".into(),
+            ));
+        }
+        let Some(result) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = result.map_err(|e| WorkerError::kafka("read the dead-letter queue", e))?;
+        let (p, offset) = (m.partition(), m.offset());
+        if ends.get(&p).is_some_and(|end| offset + 1 >= *end) {
+            ends.remove(&p);
+        }
+        progress.insert(p, offset + 1);
+        let header = |name: &str| -> Option<String> {
+            let key = format!("{ERROR_HEADER_PREFIX}{name}");
+            m.headers()?
+                .iter()
+                .find(|h| h.key == key)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        if !opts
+            .filters
+            .iter()
+            .all(|(k, v)| header(k).as_deref() == Some(v.as_str()))
+        {
+            report.skipped += 1;
+            continue;
+        }
+        let target = match opts.to.clone().or_else(|| header("topic")) {
+            Some(t) => t,
+            None => {
+                return Err(WorkerError::Other(format!(
+                    "record {}-{p}@{offset} has no {ERROR_HEADER_PREFIX}topic header (the connector ran without \
+                     errors.deadletterqueue.context.headers.enable=true); say where it goes with --to",
+                    opts.dlq_topic
+                )))
+            }
+        };
+        let mut headers = OwnedHeaders::new();
+        if let Some(hs) = m.headers() {
+            for h in hs
+                .iter()
+                .filter(|h| !h.key.starts_with(ERROR_HEADER_PREFIX))
+            {
+                headers = headers.insert(KafkaHeader {
+                    key: h.key,
+                    value: h.value,
+                });
+            }
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(&target).headers(headers);
+        if let Some(k) = m.key() {
+            record = record.key(k);
+        }
+        if let Some(v) = m.payload() {
+            record = record.payload(v);
+        }
+        if let Some(ts) = m.timestamp().to_millis() {
+            record = record.timestamp(ts);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(WorkerError::kafka(format!("write to '{target}'"), e)),
+            }
+        }
+        report.moved += 1;
+        *report.by_topic.entry(target).or_default() += 1;
+    }
+    // Progress is recorded only once Kafka holds every moved record.
+    producer
+        .flush(Duration::from_secs(120))
+        .map_err(|e| WorkerError::kafka("flush replayed records", e))?;
+    if producer.in_flight_count() > 0 {
+        return Err(WorkerError::Other(
+            "some replayed records were not acknowledged; progress not recorded".into(),
+        ));
+    }
+    let mut done = TopicPartitionList::new();
+    for (p, next) in progress {
+        done.add_partition_offset(&opts.dlq_topic, p, Offset::Offset(next))
+            .map_err(|e| WorkerError::kafka("commit", e))?;
+    }
+    consumer
+        .commit(&done, CommitMode::Sync)
+        .map_err(|e| WorkerError::kafka("record replay progress", e))?;
+    Ok(report)
+}

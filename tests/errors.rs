@@ -315,7 +315,11 @@ fn source_records_that_fail_conversion_go_to_the_dlq_and_offsets_still_advance()
     let topic = unique("lines");
     let dlq = unique("lines-dlq");
     let input = scratch.path("in.txt");
-    std::fs::write(&input, (0..40).map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &input,
+        (0..40).map(|i| format!("line {i}\n")).collect::<String>(),
+    )
+    .unwrap();
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
     // ByteArrayConverter takes bytes only; the file source emits strings.
     let source = scratch.write_json(
@@ -330,28 +334,59 @@ fn source_records_that_fail_conversion_go_to_the_dlq_and_offsets_still_advance()
         }}),
     );
     let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&source));
-    wait_for("every line dead-lettered", Duration::from_secs(60), || topic_count(&dlq) >= 40);
+    wait_for("every line dead-lettered", Duration::from_secs(60), || {
+        topic_count(&dlq) >= 40
+    });
     // A clean stop stores the offsets of every handled line, failed ones included.
-    assert!(w.terminate(Duration::from_secs(30)).success(), "{}", w.log_text());
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
     let dead = read_topic(&dlq);
     assert_eq!(dead.len(), 40);
-    let mut values: Vec<String> = dead.iter().map(|d| String::from_utf8(d.value.clone().unwrap()).unwrap()).collect();
-    values.sort_by_key(|v| v.trim_matches('"').trim_start_matches("line ").parse::<i32>().unwrap_or(-1));
-    assert_eq!(values[0], "\"line 0\"", "the record as JSON, since its converter failed");
+    let mut values: Vec<String> = dead
+        .iter()
+        .map(|d| String::from_utf8(d.value.clone().unwrap()).unwrap())
+        .collect();
+    values.sort_by_key(|v| {
+        v.trim_matches('"')
+            .trim_start_matches("line ")
+            .parse::<i32>()
+            .unwrap_or(-1)
+    });
+    assert_eq!(
+        values[0], "\"line 0\"",
+        "the record as JSON, since its converter failed"
+    );
     for d in &dead {
         assert_eq!(d.headers["__connect.errors.stage"], "VALUE_CONVERTER");
         assert_eq!(d.headers["__connect.errors.topic"], topic);
-        assert_eq!(d.headers["__connect.errors.class.name"], "org.apache.kafka.connect.converters.ByteArrayConverter");
+        assert_eq!(
+            d.headers["__connect.errors.class.name"],
+            "org.apache.kafka.connect.converters.ByteArrayConverter"
+        );
     }
     // The failed lines count as handled: after a restart only a new line arrives.
     let mut w = WorkerProcess::start(&scratch, &worker, &[source]);
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&input).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&input)
+            .unwrap();
         writeln!(f, "line 40").unwrap();
     }
-    wait_for("the new line dead-lettered", Duration::from_secs(60), || topic_count(&dlq) >= 41);
-    assert!(w.terminate(Duration::from_secs(30)).success(), "{}", w.log_text());
+    wait_for(
+        "the new line dead-lettered",
+        Duration::from_secs(60),
+        || topic_count(&dlq) >= 41,
+    );
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
     assert_eq!(topic_count(&dlq), 41, "no line dead-lettered twice");
     assert_eq!(topic_count(&topic), 0);
 }

@@ -54,6 +54,7 @@ struct Run {
     raw_consume: f64,
     sink: f64,
     sink_mb: f64,
+    sink_passthrough: f64,
     ready_ms: f64,
     idle_rss_mb: f64,
     source_peak_rss_mb: f64,
@@ -68,13 +69,15 @@ fn main() -> Result<()> {
     for i in 0..args.runs {
         let r = one_run(&args, &scratch, i).with_context(|| format!("run {i}"))?;
         println!(
-            "run {i}: raw produce {:>9.0}/s | sluice source {:>9.0}/s ({:.0}%) | raw consume {:>9.0}/s | sluice sink {:>9.0}/s ({:.0}%) | ready {:.0} ms | idle RSS {:.1} MB",
+            "run {i}: raw produce {:>9.0}/s | sluice source {:>9.0}/s ({:.0}%) | raw consume {:>9.0}/s | sluice sink {:>9.0}/s ({:.0}%), string {:>9.0}/s ({:.0}%) | ready {:.0} ms | idle RSS {:.1} MB",
             r.raw_produce,
             r.source,
             100.0 * r.source / r.raw_produce,
             r.raw_consume,
             r.sink,
             100.0 * r.sink / r.raw_consume,
+            r.sink_passthrough,
+            100.0 * r.sink_passthrough / r.raw_consume,
             r.ready_ms,
             r.idle_rss_mb
         );
@@ -98,7 +101,9 @@ fn main() -> Result<()> {
     println!("| measure | value | limit (same run) | ratio |");
     println!("|---|---|---|---|");
     println!("| datagen → Kafka (1 task) | {src:.0} rec/s, {:.1} MB/s | raw produce {rp:.0} rec/s | {:.0} % |", med(|r| r.source_mb), 100.0 * src / rp);
-    println!("| Kafka → file sink (1 task) | {snk:.0} rec/s, {:.1} MB/s | raw consume {rc:.0} rec/s | {:.0} % |", med(|r| r.sink_mb), 100.0 * snk / rc);
+    println!("| Kafka → file sink, json converter (1 task) | {snk:.0} rec/s, {:.1} MB/s | raw consume {rc:.0} rec/s | {:.0} % |", med(|r| r.sink_mb), 100.0 * snk / rc);
+    let pt = med(|r| r.sink_passthrough);
+    println!("| Kafka → file sink, string converter (1 task) | {pt:.0} rec/s | raw consume {rc:.0} rec/s | {:.0} % |", 100.0 * pt / rc);
     println!(
         "| start to ready | {:.0} ms | goal 200 ms | |",
         med(|r| r.ready_ms)
@@ -201,28 +206,24 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
 
     run.raw_consume = raw_consume(args, &src_topic)?;
 
-    let out = scratch.join(format!("out-{i}.jsonl"));
-    let sink = write_json(
+    let json_sink = run_sink(
+        args,
         scratch,
-        &format!("sink-{i}.json"),
-        &json!({"name": format!("bench-file-{tag}"), "config": {
-            "connector.class": "file-sink", "topics": src_topic, "file": out.display().to_string(),
-            "consumer.override.max.poll.records": 5000
-        }}),
+        &worker,
+        &src_topic,
+        &format!("bench-file-{tag}"),
+        None,
     )?;
-    let (mut w, _, _) = start_worker(&args.sluice, &worker, &sink)?;
-    let mut peak = 0.0f64;
-    let mut rate = SteadyRate::default();
-    wait_until(Duration::from_secs(600), || {
-        peak = peak.max(rss_mb(w.id()).1);
-        Ok(rate.observe(count_lines(&out), args.records))
-    })?;
-    run.sink = rate.per_second();
-    let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64;
-    run.sink_mb = bytes / args.records as f64 * run.sink / 1e6;
-    run.sink_peak_rss_mb = peak;
-    stop(&mut w)?;
-    std::fs::remove_file(&out).ok();
+    (run.sink, run.sink_mb, run.sink_peak_rss_mb) = json_sink;
+    let string_sink = run_sink(
+        args,
+        scratch,
+        &worker,
+        &src_topic,
+        &format!("bench-file-str-{tag}"),
+        Some("string"),
+    )?;
+    run.sink_passthrough = string_sink.0;
 
     // Idle: a sink on a topic with nothing in it.
     let idle_topic = format!("bench-idle-{tag}");
@@ -242,6 +243,48 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
     // The broker keeps topics in memory; dropping them keeps later runs comparable.
     delete_topics(&args.bootstrap, &[&raw_topic, &src_topic, &idle_topic])?;
     Ok(run)
+}
+
+/// Runs a file sink over `topic` until it has written every record; returns
+/// (records/s, MB/s, peak RSS MB). `converter` overrides the worker's value
+/// converter (`string` passes bytes through with no JSON work).
+fn run_sink(
+    args: &Args,
+    scratch: &Path,
+    worker: &Path,
+    topic: &str,
+    name: &str,
+    converter: Option<&str>,
+) -> Result<(f64, f64, f64)> {
+    let out = scratch.join(format!("{name}.jsonl"));
+    let mut config = json!({
+        "connector.class": "file-sink", "topics": topic, "file": out.display().to_string(),
+        "consumer.override.max.poll.records": 5000
+    });
+    if let Some(c) = converter {
+        config["value.converter"] = json!(c);
+    }
+    let sink = write_json(
+        scratch,
+        &format!("{name}.json"),
+        &json!({"name": name, "config": config}),
+    )?;
+    let (mut w, _, _) = start_worker(&args.sluice, worker, &sink)?;
+    let mut peak = 0.0f64;
+    let mut rate = SteadyRate::default();
+    wait_until(Duration::from_secs(600), || {
+        peak = peak.max(rss_mb(w.id()).1);
+        Ok(rate.observe(count_lines(&out), args.records))
+    })?;
+    let per_second = rate.per_second();
+    let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64;
+    stop(&mut w)?;
+    std::fs::remove_file(&out).ok();
+    Ok((
+        per_second,
+        bytes / args.records as f64 * per_second / 1e6,
+        peak,
+    ))
 }
 
 /// A datagen event's JSON value, the payload both the raw producer and sluice send.

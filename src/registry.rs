@@ -6,7 +6,8 @@ pub fn builtin() -> Plugins {
     let mut plugins = Plugins::new()
         .connector_plugin(sluice_datagen::plugin())
         .connector_plugin(sluice_file::sink_plugin())
-        .connector_plugin(sluice_file::source_plugin());
+        .connector_plugin(sluice_file::source_plugin())
+        .connector_plugin(sluice_s3::plugin());
     for t in sluice_transforms::transforms() {
         plugins = plugins.transform_plugin(t);
     }

@@ -384,3 +384,109 @@ pub fn create_topic(scratch: &Scratch, name: &str, partitions: i32) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The S3-API store of the shared stack (s3s-fs): endpoint, credentials, and the
+/// directory it keeps buckets in (one subdirectory per bucket).
+pub struct S3 {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub data_dir: PathBuf,
+}
+
+impl S3 {
+    /// Creates a bucket the way s3s-fs stores one: a directory.
+    pub fn create_bucket(&self, name: &str) {
+        std::fs::create_dir_all(self.data_dir.join(name)).unwrap();
+    }
+
+    /// Every object under `prefix` in `bucket`, by key.
+    pub fn objects(&self, bucket: &str, prefix: &str) -> BTreeMap<String, PathBuf> {
+        fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else if let Ok(rel) = p.strip_prefix(root) {
+                    let key = rel.to_string_lossy().replace('\\', "/");
+                    // s3s-fs keeps upload state and metadata in dot-files beside objects.
+                    if !key.split('/').any(|part| part.starts_with('.')) {
+                        out.insert(key, p);
+                    }
+                }
+            }
+        }
+        let root = self.data_dir.join(bucket);
+        let mut out = BTreeMap::new();
+        walk(&root, &root, &mut out);
+        out.retain(|k, _| k.starts_with(prefix));
+        out
+    }
+}
+
+pub fn s3() -> &'static S3 {
+    static S3_STACK: OnceLock<S3> = OnceLock::new();
+    S3_STACK.get_or_init(|| {
+        let from_env = |env: &BTreeMap<String, String>| S3 {
+            endpoint: env["SLUICE_S3_ENDPOINT"].clone(),
+            access_key: env["SLUICE_S3_ACCESS_KEY"].clone(),
+            secret_key: env["SLUICE_S3_SECRET_KEY"].clone(),
+            data_dir: PathBuf::from(&env["SLUICE_STACK_DIR"]).join("s3/data"),
+        };
+        let vars: BTreeMap<String, String> = std::env::vars().collect();
+        if vars.contains_key("SLUICE_S3_ENDPOINT") && vars.contains_key("SLUICE_STACK_DIR") {
+            return from_env(&vars);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new(root.join("dev/up"))
+            .args([
+                "--services",
+                "s3",
+                "--owner-pid",
+                &std::process::id().to_string(),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("dev/up runs");
+        assert!(out.status.success(), "dev/up failed");
+        let vars: BTreeMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_owned(),
+                    v.trim_matches('\'').trim_matches('"').to_owned(),
+                )
+            })
+            .collect();
+        from_env(&vars)
+    })
+}
+
+/// Reads Parquet files with pyarrow (a reader that is not ours) into JSON rows.
+pub fn read_parquet(path: &Path) -> Vec<serde_json::Value> {
+    let script = r#"
+import json, sys, pyarrow.parquet as pq
+table = pq.read_table(sys.argv[1])
+print(json.dumps({"schema": [[f.name, str(f.type)] for f in table.schema]}))
+for row in table.to_pylist():
+    print(json.dumps(row, default=str))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pyarrow failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -1,0 +1,203 @@
+//! The connector's configuration, with Confluent's S3 sink key names.
+
+use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Validator};
+use sluice_api::{ConfigErrors, TaskConfig};
+
+use crate::format::{Codec, Format};
+
+pub fn config_def() -> ConfigDef {
+    ConfigDef::new()
+        .define(
+            ConfigKey::new("s3.bucket.name", ConfigType::String)
+                .importance(Importance::High)
+                .validator(Validator::NonEmpty)
+                .doc("The bucket to write to; it must exist."),
+        )
+        .define(ConfigKey::new("s3.region", ConfigType::String).default("us-east-1").importance(Importance::Medium))
+        .define(
+            ConfigKey::new("store.url", ConfigType::String)
+                .optional()
+                .doc("A custom S3 endpoint (MinIO, s3s, ...); path-style addressing is used with it."),
+        )
+        .define(
+            ConfigKey::new("s3.path.style.access.enabled", ConfigType::Boolean)
+                .optional()
+                .doc("Path-style bucket addressing; defaults to true when store.url is set."),
+        )
+        .define(ConfigKey::new("aws.access.key.id", ConfigType::String).optional())
+        .define(
+            ConfigKey::new("aws.secret.access.key", ConfigType::Password)
+                .optional()
+                .doc("With aws.access.key.id; without both, the AWS default credential chain is used."),
+        )
+        .define(ConfigKey::new("topics.dir", ConfigType::String).default("topics").doc("Top-level prefix of every object."))
+        .define(
+            ConfigKey::new("flush.size", ConfigType::Int)
+                .importance(Importance::High)
+                .validator(Validator::at_least(1.0))
+                .doc("Records per file: a file is written once it holds this many."),
+        )
+        .define(
+            ConfigKey::new("rotate.interval.ms", ConfigType::Long)
+                .default("-1")
+                .validator(Validator::at_least(-1.0))
+                .doc("Cut a file when a record's timestamp is this far past the file's first record (record time, so replays cut the same files); -1 is off."),
+        )
+        .define(
+            ConfigKey::new("s3.part.size", ConfigType::Int)
+                .default("26214400")
+                .validator(Validator::at_least(5_242_880.0))
+                .doc("Multipart upload part size in bytes."),
+        )
+        .define(
+            ConfigKey::new("format.class", ConfigType::Class)
+                .default("parquet")
+                .validator(Validator::Custom(|v| Format::from_class(v).map(|_| ())))
+                .doc("parquet or json (Confluent's ParquetFormat / JsonFormat class names work too)."),
+        )
+        .define(
+            ConfigKey::new("parquet.codec", ConfigType::String)
+                .default("snappy")
+                .validator(Validator::OneOf(&["none", "snappy", "gzip", "zstd", "lz4", "brotli"])),
+        )
+        .define(
+            ConfigKey::new("partitioner.class", ConfigType::Class)
+                .default("io.confluent.connect.storage.partitioner.DefaultPartitioner")
+                .validator(Validator::Custom(|v| crate::partitioner::Partitioner::from_class(v).map(|_| ()))),
+        )
+        .define(
+            ConfigKey::new("filename.offset.zero.pad.width", ConfigType::Int)
+                .default("10")
+                .validator(Validator::between(1.0, 19.0)),
+        )
+        .define(
+            ConfigKey::new("s3.tier", ConfigType::String)
+                .default("none")
+                .validator(Validator::OneOf(&["none"]))
+                .doc("The archive (lifecycle) and audit (Object Lock, manifest chain) tiers are not built yet."),
+        )
+}
+
+/// The parsed configuration.
+#[derive(Debug, Clone)]
+pub struct S3SinkConfig {
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub credentials: Option<(String, String)>,
+    pub topics_dir: String,
+    pub flush_size: usize,
+    pub rotate_interval_ms: Option<i64>,
+    pub format: Format,
+    pub pad_width: usize,
+    pub partitioner: crate::partitioner::Partitioner,
+}
+
+impl S3SinkConfig {
+    pub fn parse(raw: &TaskConfig) -> Result<Self, ConfigErrors> {
+        let c = config_def().validate(raw)?;
+        let endpoint = c
+            .string("store.url")
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned);
+        let credentials = match (
+            c.string("aws.access.key.id"),
+            c.password("aws.secret.access.key"),
+        ) {
+            (Some(k), Some(s)) if !k.is_empty() => Some((k.to_owned(), s.expose().to_owned())),
+            (Some(k), None) if !k.is_empty() => {
+                return Err(ConfigErrors::single(
+                    "aws.secret.access.key",
+                    "is required with aws.access.key.id",
+                ))
+            }
+            _ => None,
+        };
+        let format = match Format::from_class(c.string("format.class").unwrap_or("parquet")) {
+            Ok(Format::Parquet(_)) => {
+                Format::Parquet(Codec::parse(c.string("parquet.codec").unwrap_or("snappy")))
+            }
+            Ok(f) => f,
+            Err(e) => return Err(ConfigErrors::single("format.class", e)),
+        };
+        let partitioner = crate::partitioner::Partitioner::from_class(
+            c.string("partitioner.class").unwrap_or_default(),
+        )
+        .map_err(|e| ConfigErrors::single("partitioner.class", e))?;
+        Ok(Self {
+            bucket: c.string("s3.bucket.name").unwrap_or_default().to_owned(),
+            region: c.string("s3.region").unwrap_or("us-east-1").to_owned(),
+            path_style: c
+                .boolean("s3.path.style.access.enabled")
+                .unwrap_or(endpoint.is_some()),
+            endpoint,
+            credentials,
+            topics_dir: c
+                .string("topics.dir")
+                .unwrap_or("topics")
+                .trim_matches('/')
+                .to_owned(),
+            flush_size: c.int("flush.size").unwrap_or(1).max(1) as usize,
+            rotate_interval_ms: c.long("rotate.interval.ms").filter(|v| *v > 0),
+            format,
+            pad_width: c.int("filename.offset.zero.pad.width").unwrap_or(10) as usize,
+            partitioner,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> TaskConfig {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn confluent_config_parses() {
+        let c = S3SinkConfig::parse(&raw(&[
+            ("s3.bucket.name", "archive"),
+            ("store.url", "http://127.0.0.1:9000"),
+            ("flush.size", "1000"),
+            (
+                "format.class",
+                "io.confluent.connect.s3.format.parquet.ParquetFormat",
+            ),
+            ("parquet.codec", "zstd"),
+            ("aws.access.key.id", "a"),
+            ("aws.secret.access.key", "s"),
+        ]))
+        .unwrap();
+        assert!(c.path_style);
+        assert_eq!(c.format.extension(), "zstd.parquet");
+        assert_eq!(c.topics_dir, "topics");
+    }
+
+    #[test]
+    fn bad_values_name_their_keys() {
+        let e = S3SinkConfig::parse(&raw(&[
+            ("s3.bucket.name", "b"),
+            ("flush.size", "10"),
+            ("parquet.codec", "lzo"),
+            (
+                "partitioner.class",
+                "io.confluent.connect.storage.partitioner.NoSuchPartitioner",
+            ),
+            ("s3.tier", "audit"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'parquet.codec': invalid value 'lzo'"), "{e}");
+        assert!(e.contains("'partitioner.class'"), "{e}");
+        assert!(e.contains("'s3.tier'"), "{e}");
+        let e = S3SinkConfig::parse(&raw(&[("s3.bucket.name", "b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'flush.size': is required"), "{e}");
+    }
+}

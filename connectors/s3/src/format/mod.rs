@@ -1,0 +1,77 @@
+//! File formats: Parquet (columns built from a whole file's records at once) and
+//! JSON lines.
+
+mod json;
+mod parquet;
+
+use sluice_api::{ConnectError, Record};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    None,
+    Snappy,
+    Gzip,
+    Zstd,
+    Lz4,
+    Brotli,
+}
+
+impl Codec {
+    /// Parses a validated `parquet.codec`.
+    pub fn parse(name: &str) -> Self {
+        match name.to_ascii_lowercase().as_str() {
+            "none" => Codec::None,
+            "gzip" => Codec::Gzip,
+            "zstd" => Codec::Zstd,
+            "lz4" => Codec::Lz4,
+            "brotli" => Codec::Brotli,
+            _ => Codec::Snappy,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Snappy => "snappy",
+            Codec::Gzip => "gzip",
+            Codec::Zstd => "zstd",
+            Codec::Lz4 => "lz4",
+            Codec::Brotli => "brotli",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet(Codec),
+    Json,
+}
+
+impl Format {
+    pub fn from_class(class: &str) -> Result<Self, String> {
+        match class {
+            "parquet" | "io.confluent.connect.s3.format.parquet.ParquetFormat" => {
+                Ok(Format::Parquet(Codec::Snappy))
+            }
+            "json" | "io.confluent.connect.s3.format.json.JsonFormat" => Ok(Format::Json),
+            other => Err(format!("unsupported format '{other}'; use parquet or json")),
+        }
+    }
+
+    /// The object name's extension, as Confluent writes it (`snappy.parquet`).
+    pub fn extension(&self) -> String {
+        match self {
+            Format::Parquet(Codec::None) => "parquet".to_owned(),
+            Format::Parquet(c) => format!("{}.parquet", c.name()),
+            Format::Json => "json".to_owned(),
+        }
+    }
+
+    /// Encodes one file's records. CPU-bound: call it off the async threads.
+    pub fn encode(&self, records: &[Record]) -> Result<Vec<u8>, ConnectError> {
+        match self {
+            Format::Parquet(codec) => parquet::encode(records, *codec),
+            Format::Json => json::encode(records),
+        }
+    }
+}

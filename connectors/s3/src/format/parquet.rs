@@ -1,0 +1,507 @@
+//! Records to Parquet through Arrow: one `RecordBatch` per file, built column by
+//! column from the records' values.
+//!
+//! The columns come from the value schema (records with schemas: JSON with
+//! `schemas.enable`, CDC events) or, for schemaless JSON, from the union of the
+//! file's records' fields, a type conflict falling back to JSON text. Connect
+//! types map to Parquet's logical types: Decimal → DECIMAL(38, scale), Date →
+//! DATE, Time → TIME(ms), Timestamp → TIMESTAMP(ms, UTC), arrays → LIST, structs
+//! → nested groups. Maps are written as JSON text for now.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray,
+    StringBuilder, StructArray, Time32MillisecondBuilder, TimestampMillisecondBuilder,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, Field, Fields, Schema as ArrowSchema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sluice_api::json::JsonView;
+use sluice_api::schema::{LogicalType, Schema, SchemaType};
+use sluice_api::{ConnectError, Record, SchemaRef, Value};
+
+use super::Codec;
+
+pub fn encode(records: &[Record], codec: Codec) -> Result<Vec<u8>, ConnectError> {
+    let schema = file_schema(records)?;
+    let values: Vec<&Value> = records.iter().map(|r| &r.value).collect();
+    let SchemaType::Struct(fields) = &schema.schema_type else {
+        return Err(ConnectError::data(
+            "Parquet needs struct (or JSON object) values",
+        ));
+    };
+    let mut columns = Vec::with_capacity(fields.len());
+    let mut arrow_fields = Vec::with_capacity(fields.len());
+    for (i, f) in fields.iter().enumerate() {
+        let column: Vec<&Value> = values.iter().map(|v| field_value(v, i, &f.name)).collect();
+        columns.push(build(&f.schema, &column)?);
+        arrow_fields.push(Field::new(&f.name, arrow_type(&f.schema), true));
+    }
+    let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(arrow_fields)), columns)
+        .map_err(arrow_error)?;
+    let props = WriterProperties::builder()
+        .set_compression(compression(codec))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(parquet_error)?;
+    writer.write(&batch).map_err(parquet_error)?;
+    writer.into_inner().map_err(parquet_error)
+}
+
+fn compression(codec: Codec) -> Compression {
+    match codec {
+        Codec::None => Compression::UNCOMPRESSED,
+        Codec::Snappy => Compression::SNAPPY,
+        Codec::Gzip => Compression::GZIP(GzipLevel::default()),
+        Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
+        Codec::Lz4 => Compression::LZ4_RAW,
+        Codec::Brotli => Compression::BROTLI(BrotliLevel::default()),
+    }
+}
+
+fn arrow_error(e: arrow::error::ArrowError) -> ConnectError {
+    ConnectError::data(format!("cannot build the Parquet columns: {e}"))
+}
+
+fn parquet_error(e: parquet::errors::ParquetError) -> ConnectError {
+    ConnectError::fatal(format!("cannot write Parquet: {e}"))
+}
+
+/// The schema of a file: the records' own (the task cuts files at schema
+/// changes), or one inferred from schemaless values.
+fn file_schema(records: &[Record]) -> Result<SchemaRef, ConnectError> {
+    if let Some(s) = records.first().and_then(|r| r.value_schema.clone()) {
+        if matches!(s.schema_type, SchemaType::Struct(_)) {
+            return Ok(s);
+        }
+    }
+    let mut inferred: Option<Schema> = None;
+    for r in records {
+        let t = infer(&r.value);
+        inferred = Some(match inferred {
+            None => t,
+            Some(prev) => merge(prev, t),
+        });
+    }
+    match inferred {
+        Some(s) if matches!(s.schema_type, SchemaType::Struct(_)) => Ok(s.into_ref()),
+        _ => Err(ConnectError::data(
+            "Parquet needs struct values or JSON objects; use format.class=json for other values",
+        )),
+    }
+}
+
+fn optional(t: SchemaType) -> Schema {
+    Schema::new(t).optional()
+}
+
+/// The type of a schemaless value; `None`-like nulls infer as optional strings
+/// and give way to any other type when merged.
+fn infer(v: &Value) -> Schema {
+    match v {
+        Value::Boolean(_) => optional(SchemaType::Boolean),
+        Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => {
+            optional(SchemaType::Int64)
+        }
+        Value::Float32(_) | Value::Float64(_) => optional(SchemaType::Float64),
+        Value::Bytes(_) => optional(SchemaType::Bytes),
+        Value::Array(items) => {
+            let item = items
+                .iter()
+                .map(infer)
+                .reduce(merge)
+                .unwrap_or_else(null_schema);
+            optional(SchemaType::Array(item.into_ref()))
+        }
+        Value::Map(entries) if entries.iter().all(|(k, _)| k.as_str().is_some()) => {
+            Schema::struct_of(entries.iter().map(|(k, v)| {
+                (
+                    k.as_str().unwrap_or_default().to_owned(),
+                    infer(v).into_ref(),
+                )
+            }))
+            .optional()
+        }
+        Value::Null => null_schema(),
+        _ => optional(SchemaType::String),
+    }
+}
+
+const NULL_MARK: &str = "sluice.inferred.null";
+
+fn null_schema() -> Schema {
+    optional(SchemaType::String).named(NULL_MARK)
+}
+
+fn merge(a: Schema, b: Schema) -> Schema {
+    if a.name.as_deref() == Some(NULL_MARK) {
+        return b;
+    }
+    if b.name.as_deref() == Some(NULL_MARK) {
+        return a;
+    }
+    match (a.schema_type, b.schema_type) {
+        (SchemaType::Struct(mut fa), SchemaType::Struct(fb)) => {
+            for f in fb {
+                match fa.iter_mut().find(|x| x.name == f.name) {
+                    Some(existing) => {
+                        existing.schema =
+                            merge((*existing.schema).clone(), (*f.schema).clone()).into_ref();
+                    }
+                    None => fa.push(f),
+                }
+            }
+            optional(SchemaType::Struct(fa))
+        }
+        (SchemaType::Array(x), SchemaType::Array(y)) => optional(SchemaType::Array(
+            merge((*x).clone(), (*y).clone()).into_ref(),
+        )),
+        (SchemaType::Int64, SchemaType::Float64) | (SchemaType::Float64, SchemaType::Int64) => {
+            optional(SchemaType::Float64)
+        }
+        (x, y) if x == y => optional(x),
+        // Irreconcilable: keep the data, as JSON text.
+        _ => optional(SchemaType::String),
+    }
+}
+
+/// The `i`-th field of a struct value, or the field `name` of a JSON object.
+fn field_value<'a>(v: &'a Value, i: usize, name: &str) -> &'a Value {
+    const NULL: &Value = &Value::Null;
+    match v {
+        Value::Struct(values) => values.get(i).unwrap_or(NULL),
+        Value::Map(_) => v.map_get(name).unwrap_or(NULL),
+        _ => NULL,
+    }
+}
+
+fn arrow_type(s: &Schema) -> DataType {
+    match s.logical_type() {
+        Some(LogicalType::Decimal { scale }) => {
+            return DataType::Decimal128(38, scale.clamp(0, 38) as i8)
+        }
+        Some(LogicalType::Date) => return DataType::Date32,
+        Some(LogicalType::Time) => return DataType::Time32(TimeUnit::Millisecond),
+        Some(LogicalType::Timestamp) => {
+            return DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+        }
+        None => {}
+    }
+    match &s.schema_type {
+        SchemaType::Int8 => DataType::Int8,
+        SchemaType::Int16 => DataType::Int16,
+        SchemaType::Int32 => DataType::Int32,
+        SchemaType::Int64 => DataType::Int64,
+        SchemaType::Float32 => DataType::Float32,
+        SchemaType::Float64 => DataType::Float64,
+        SchemaType::Boolean => DataType::Boolean,
+        SchemaType::String | SchemaType::Map(..) => DataType::Utf8,
+        SchemaType::Bytes => DataType::Binary,
+        SchemaType::Array(item) => {
+            DataType::List(Arc::new(Field::new("item", arrow_type(item), true)))
+        }
+        SchemaType::Struct(fields) => DataType::Struct(struct_fields(fields)),
+    }
+}
+
+fn struct_fields(fields: &[sluice_api::Field]) -> Fields {
+    fields
+        .iter()
+        .map(|f| Field::new(&f.name, arrow_type(&f.schema), true))
+        .collect()
+}
+
+fn mismatch(s: &Schema, v: &Value) -> ConnectError {
+    ConnectError::data(format!(
+        "a value does not match its {} schema: {v:?}",
+        s.type_name()
+    ))
+}
+
+/// Builds one column from the values of one field across the file's records.
+fn build(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
+    macro_rules! primitive {
+        ($builder:ty, $pat:pat => $out:expr) => {{
+            let mut b = <$builder>::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    $pat => b.append_value($out),
+                    other => return Err(mismatch(s, other)),
+                }
+            }
+            Ok(Arc::new(b.finish()) as ArrayRef)
+        }};
+    }
+    match s.logical_type() {
+        Some(LogicalType::Decimal { scale }) => {
+            let mut b = Decimal128Builder::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::Decimal(d) => b.append_value(d.to_i128().ok_or_else(|| {
+                        ConnectError::data(format!("decimal {d} does not fit Parquet's 38 digits"))
+                    })?),
+                    other => return Err(mismatch(s, other)),
+                }
+            }
+            let array = b
+                .finish()
+                .with_precision_and_scale(38, scale.clamp(0, 38) as i8)
+                .map_err(arrow_error)?;
+            return Ok(Arc::new(array));
+        }
+        Some(LogicalType::Date) => return primitive!(Date32Builder, Value::Int32(d) => *d),
+        Some(LogicalType::Time) => {
+            return primitive!(Time32MillisecondBuilder, Value::Int32(t) => *t)
+        }
+        Some(LogicalType::Timestamp) => {
+            let mut b =
+                TimestampMillisecondBuilder::with_capacity(values.len()).with_timezone("UTC");
+            for v in values {
+                match v.as_i64() {
+                    Some(ms) => b.append_value(ms),
+                    None if v.is_null() => b.append_null(),
+                    None => return Err(mismatch(s, v)),
+                }
+            }
+            return Ok(Arc::new(b.finish()));
+        }
+        None => {}
+    }
+    match &s.schema_type {
+        SchemaType::Int8 => primitive!(Int8Builder, Value::Int8(x) => *x),
+        SchemaType::Int16 => primitive!(Int16Builder, Value::Int16(x) => *x),
+        SchemaType::Int32 => primitive!(Int32Builder, Value::Int32(x) => *x),
+        SchemaType::Int64 => {
+            let mut b = Int64Builder::with_capacity(values.len());
+            for v in values {
+                match v.as_i64() {
+                    Some(x) => b.append_value(x),
+                    None if v.is_null() => b.append_null(),
+                    None => return Err(mismatch(s, v)),
+                }
+            }
+            Ok(Arc::new(b.finish()))
+        }
+        SchemaType::Float32 => primitive!(Float32Builder, Value::Float32(x) => *x),
+        SchemaType::Float64 => {
+            let mut b = Float64Builder::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::Float64(x) => b.append_value(*x),
+                    Value::Float32(x) => b.append_value(f64::from(*x)),
+                    other => match other.as_i64() {
+                        Some(i) => b.append_value(i as f64),
+                        None => return Err(mismatch(s, other)),
+                    },
+                }
+            }
+            Ok(Arc::new(b.finish()))
+        }
+        SchemaType::Boolean => primitive!(BooleanBuilder, Value::Boolean(x) => *x),
+        SchemaType::Bytes => {
+            let mut b = BinaryBuilder::with_capacity(values.len(), values.len() * 32);
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::Bytes(x) => b.append_value(x),
+                    other => return Err(mismatch(s, other)),
+                }
+            }
+            Ok(Arc::new(b.finish()))
+        }
+        SchemaType::String | SchemaType::Map(..) => {
+            let mut b = StringBuilder::with_capacity(values.len(), values.len() * 16);
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::String(x) => b.append_value(x),
+                    // Maps, and fields whose types conflicted: JSON text.
+                    other => {
+                        let schema = matches!(s.schema_type, SchemaType::Map(..)).then_some(s);
+                        let text =
+                            serde_json::to_string(&JsonView::new(schema, other)).map_err(|e| {
+                                ConnectError::data(format!("cannot render a value as JSON: {e}"))
+                            })?;
+                        b.append_value(text);
+                    }
+                }
+            }
+            Ok(Arc::new(b.finish()))
+        }
+        SchemaType::Array(item) => {
+            let mut offsets = Vec::with_capacity(values.len() + 1);
+            offsets.push(0i32);
+            let mut children: Vec<&Value> = Vec::new();
+            let mut valid = Vec::with_capacity(values.len());
+            for v in values {
+                match v {
+                    Value::Array(items) => {
+                        children.extend(items.iter());
+                        valid.push(true);
+                    }
+                    Value::Null => valid.push(false),
+                    other => return Err(mismatch(s, other)),
+                }
+                offsets.push(
+                    i32::try_from(children.len())
+                        .map_err(|_| ConnectError::data("list too long"))?,
+                );
+            }
+            let child = build(item, &children)?;
+            let field = Arc::new(Field::new("item", arrow_type(item), true));
+            let array = ListArray::try_new(
+                field,
+                OffsetBuffer::new(offsets.into()),
+                child,
+                Some(NullBuffer::from(valid)),
+            )
+            .map_err(arrow_error)?;
+            Ok(Arc::new(array))
+        }
+        SchemaType::Struct(fields) => {
+            let mut columns = Vec::with_capacity(fields.len());
+            for (i, f) in fields.iter().enumerate() {
+                let column: Vec<&Value> =
+                    values.iter().map(|v| field_value(v, i, &f.name)).collect();
+                columns.push(build(&f.schema, &column)?);
+            }
+            let valid: Vec<bool> = values.iter().map(|v| !v.is_null()).collect();
+            let array = StructArray::try_new(
+                struct_fields(fields),
+                columns,
+                Some(NullBuffer::from(valid)),
+            )
+            .map_err(arrow_error)?;
+            Ok(Arc::new(array))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use sluice_api::schema::primitives;
+    use sluice_api::Decimal;
+
+    fn read(bytes: Vec<u8>) -> RecordBatch {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    }
+
+    #[test]
+    fn structs_with_logical_types_round_trip() {
+        let schema = Schema::struct_of([
+            ("id", primitives::int32()),
+            ("amount", Schema::decimal(2).optional().into_ref()),
+            ("at", Schema::timestamp().into_ref()),
+            (
+                "tags",
+                Schema::new(SchemaType::Array(primitives::string())).into_ref(),
+            ),
+            (
+                "inner",
+                Schema::struct_of([("x", primitives::int64())])
+                    .optional()
+                    .into_ref(),
+            ),
+        ])
+        .into_ref();
+        let records: Vec<Record> = (0..3)
+            .map(|i| Record {
+                value_schema: Some(schema.clone()),
+                value: Value::Struct(vec![
+                    Value::Int32(i),
+                    if i == 1 {
+                        Value::Null
+                    } else {
+                        Value::Decimal(Decimal::from_i128(1234 + i128::from(i), 2))
+                    },
+                    Value::Int64(1_700_000_000_000 + i64::from(i)),
+                    Value::Array(vec!["a".into(), "b".into()]),
+                    Value::Struct(vec![Value::Int64(10 * i64::from(i))]),
+                ]),
+                ..Record::new("t", Value::Null, Value::Null)
+            })
+            .collect();
+        for codec in [
+            Codec::None,
+            Codec::Snappy,
+            Codec::Gzip,
+            Codec::Zstd,
+            Codec::Lz4,
+            Codec::Brotli,
+        ] {
+            let batch = read(encode(&records, codec).unwrap());
+            assert_eq!(batch.num_rows(), 3, "{codec:?}");
+            assert_eq!(
+                batch.schema().field(1).data_type(),
+                &DataType::Decimal128(38, 2)
+            );
+            assert!(matches!(
+                batch.schema().field(2).data_type(),
+                DataType::Timestamp(TimeUnit::Millisecond, _)
+            ));
+            assert!(batch.column(1).is_null(1));
+        }
+    }
+
+    #[test]
+    fn schemaless_objects_infer_a_union_schema() {
+        let rec = |json: &str| Record {
+            value: serde_json::from_str::<serde_json::Value>(json)
+                .map(to_value)
+                .unwrap(),
+            ..Record::new("t", Value::Null, Value::Null)
+        };
+        let records = vec![
+            rec(r#"{"a": 1, "b": "x"}"#),
+            rec(r#"{"a": 2.5, "c": [1,2]}"#),
+            rec(r#"{"b": 3}"#),
+        ];
+        let batch = read(encode(&records, Codec::Snappy).unwrap());
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(batch.schema().field(0).data_type(), &DataType::Float64);
+        assert_eq!(
+            batch.schema().field(1).data_type(),
+            &DataType::Utf8,
+            "string and number conflict: text"
+        );
+        assert!(encode(&[rec("42")], Codec::Snappy).is_err());
+    }
+
+    fn to_value(j: serde_json::Value) -> Value {
+        match j {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Boolean(b),
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Value::Float64(n.as_f64().unwrap_or(0.0)), Value::Int64),
+            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::Array(a) => Value::Array(a.into_iter().map(to_value).collect()),
+            serde_json::Value::Object(o) => Value::Map(
+                o.into_iter()
+                    .map(|(k, v)| (Value::String(k), to_value(v)))
+                    .collect(),
+            ),
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! Errors are one line on stderr naming the file and key at fault, with a
 //! non-zero exit; never a panic.
 
+mod audit_cmd;
 mod dlq_cmd;
 mod registry;
 mod topics_cmd;
@@ -56,6 +57,11 @@ enum Command {
         #[command(flatten)]
         target: topics_cmd::Target,
     },
+    /// Check the S3 audit tier.
+    Audit {
+        #[command(subcommand)]
+        action: audit_cmd::AuditAction,
+    },
     /// List the connector plugins this binary ships.
     Plugins,
 }
@@ -108,6 +114,7 @@ async fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         Command::Dlq { action, target } => dlq_cmd::run(action, target)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Audit { action } => audit_cmd::run(action).await.map(|()| ExitCode::SUCCESS),
         Command::Plugins => {
             for p in registry::builtin().connectors() {
                 println!(

@@ -490,3 +490,50 @@ for row in table.to_pylist():
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// The moto server of the shared stack (S3 with Object Lock and lifecycle).
+pub fn moto() -> &'static str {
+    static MOTO: OnceLock<String> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        if let Ok(e) = std::env::var("SLUICE_MOTO_ENDPOINT") {
+            return e;
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new(root.join("dev/up"))
+            .args([
+                "--services",
+                "moto",
+                "--owner-pid",
+                &std::process::id().to_string(),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("dev/up runs");
+        assert!(out.status.success(), "dev/up failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("export SLUICE_MOTO_ENDPOINT="))
+            .map(|v| v.trim_matches('\'').trim_matches('"').to_owned())
+            .expect("dev/up printed SLUICE_MOTO_ENDPOINT")
+    })
+}
+
+/// Runs a Python snippet with `s3`, a boto3 client for moto, in scope (boto3
+/// comes with moto); returns its stdout.
+pub fn boto(snippet: &str) -> String {
+    let script = format!(
+        "import boto3, json, datetime\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\n{snippet}",
+        moto()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "boto3 snippet failed: {}\n{snippet}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -73,9 +73,21 @@ pub fn config_def() -> ConfigDef {
         .define(
             ConfigKey::new("s3.tier", ConfigType::String)
                 .default("none")
-                .validator(Validator::OneOf(&["none"]))
-                .doc("The archive (lifecycle) and audit (Object Lock, manifest chain) tiers are not built yet."),
+                .validator(Validator::OneOf(&["none", "archive", "audit"]))
+                .doc("archive: a lifecycle rule expires the prefix after s3.retention.days. audit: Object Lock (COMPLIANCE) retention, a SHA-256 checksum on every put, and a manifest chain per partition."),
         )
+        .define(
+            ConfigKey::new("s3.retention.days", ConfigType::Int)
+                .optional()
+                .validator(Validator::at_least(1.0))
+                .doc("Days to keep objects: default 90 for archive, 2555 (about 7 years) for audit."),
+        )
+        .define(
+            ConfigKey::new("s3.object.lock.required", ConfigType::Boolean)
+                .default("true")
+                .doc("audit tier: refuse to start when the bucket has no Object Lock; false writes checksums and manifests without retention."),
+        )
+        .define(ConfigKey::new("s3.storage.class", ConfigType::String).optional().doc("Storage class of every object (e.g. STANDARD_IA)."))
 }
 
 /// The parsed configuration.
@@ -92,6 +104,24 @@ pub struct S3SinkConfig {
     pub format: Format,
     pub pad_width: usize,
     pub partitioner: crate::partitioner::Partitioner,
+    pub tier: Tier,
+    pub storage_class: Option<String>,
+}
+
+/// The retention tier the connector writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Plain,
+    /// A lifecycle rule expires the prefix after `days`.
+    Archive {
+        days: i32,
+    },
+    /// Object Lock retention for `days` (when `lock_required` or available),
+    /// checksums and a manifest chain.
+    Audit {
+        days: i32,
+        lock_required: bool,
+    },
 }
 
 impl S3SinkConfig {
@@ -143,6 +173,20 @@ impl S3SinkConfig {
             format,
             pad_width: c.int("filename.offset.zero.pad.width").unwrap_or(10) as usize,
             partitioner,
+            tier: match c.string("s3.tier").unwrap_or("none") {
+                "archive" => Tier::Archive {
+                    days: c.int("s3.retention.days").unwrap_or(90),
+                },
+                "audit" => Tier::Audit {
+                    days: c.int("s3.retention.days").unwrap_or(2555),
+                    lock_required: c.boolean("s3.object.lock.required").unwrap_or(true),
+                },
+                _ => Tier::Plain,
+            },
+            storage_class: c
+                .string("s3.storage.class")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
         })
     }
 }
@@ -188,7 +232,7 @@ mod tests {
                 "partitioner.class",
                 "io.confluent.connect.storage.partitioner.NoSuchPartitioner",
             ),
-            ("s3.tier", "audit"),
+            ("s3.tier", "cold"),
         ]))
         .unwrap_err()
         .to_string();

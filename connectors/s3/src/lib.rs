@@ -11,10 +11,11 @@
 //! Depends only on `sluice-api` and its client libraries (aws-sdk-s3, arrow,
 //! parquet).
 
+pub mod audit;
 mod config;
 mod format;
 mod partitioner;
-mod storage;
+pub mod storage;
 mod task;
 
 use sluice_api::{

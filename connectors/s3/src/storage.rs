@@ -6,11 +6,36 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart,
+    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, ObjectLockEnabled,
+    ObjectLockMode, StorageClass,
+};
 use aws_sdk_s3::Client;
 use sluice_api::ConnectError;
 
 use crate::config::S3SinkConfig;
+
+/// Where a bucket is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub credentials: Option<(String, String)>,
+}
+
+/// How one object is written.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Ask S3 to verify a SHA-256 checksum of the body (audit tier).
+    pub sha256: bool,
+    /// Object Lock COMPLIANCE retention until this Unix time (audit tier).
+    pub retain_until: Option<i64>,
+    pub storage_class: Option<String>,
+}
 
 pub struct Storage {
     client: Client,
@@ -39,6 +64,18 @@ fn sdk_error<E: std::error::Error + Send + Sync + 'static>(
 
 impl Storage {
     pub async fn connect(config: &S3SinkConfig, part_size: usize) -> Result<Self, ConnectError> {
+        let store = Store {
+            bucket: config.bucket.clone(),
+            region: config.region.clone(),
+            endpoint: config.endpoint.clone(),
+            path_style: config.path_style,
+            credentials: config.credentials.clone(),
+        };
+        Self::open(&store, part_size).await
+    }
+
+    /// Opens a bucket and checks it is reachable.
+    pub async fn open(config: &Store, part_size: usize) -> Result<Self, ConnectError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()));
         if let Some((key, secret)) = &config.credentials {
@@ -93,14 +130,33 @@ impl Storage {
     }
 
     /// Uploads one object; once this returns, the object is durable.
-    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), ConnectError> {
-        if bytes.len() <= self.part_size {
-            self.client
+    pub async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<(), ConnectError> {
+        // Object Lock and checksummed puts go up whole: S3 takes up to 5 GB in one
+        // PUT, and a part-wise checksum would not be the object's SHA-256.
+        if bytes.len() <= self.part_size || options.sha256 || options.retain_until.is_some() {
+            let mut put = self
+                .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
-                .body(ByteStream::from(bytes))
-                .send()
+                .body(ByteStream::from(bytes));
+            if options.sha256 {
+                put = put.checksum_algorithm(ChecksumAlgorithm::Sha256);
+            }
+            if let Some(until) = options.retain_until {
+                put = put
+                    .object_lock_mode(ObjectLockMode::Compliance)
+                    .object_lock_retain_until_date(DateTime::from_secs(until));
+            }
+            if let Some(class) = &options.storage_class {
+                put = put.storage_class(StorageClass::from(class.as_str()));
+            }
+            put.send()
                 .await
                 .map_err(|e| sdk_error(&format!("cannot upload '{key}'"), e))?;
             return Ok(());
@@ -110,6 +166,7 @@ impl Storage {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
+            .set_storage_class(options.storage_class.as_deref().map(StorageClass::from))
             .send()
             .await
             .map_err(|e| sdk_error(&format!("cannot start a multipart upload of '{key}'"), e))?;
@@ -136,6 +193,137 @@ impl Storage {
                 Err(e)
             }
         }
+    }
+
+    /// Sets (or refreshes) the archive tier's lifecycle rule: objects under
+    /// `prefix` expire after `days`. Other rules on the bucket are kept.
+    pub async fn ensure_lifecycle(
+        &self,
+        rule_id: &str,
+        prefix: &str,
+        days: i32,
+    ) -> Result<(), ConnectError> {
+        let mut rules: Vec<LifecycleRule> = match self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => out.rules().to_vec(),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Vec::new(),
+            Err(e) => return Err(self.unsupported("lifecycle rules (s3.tier=archive)", e)),
+        };
+        rules.retain(|r| r.id() != Some(rule_id));
+        let rule = LifecycleRule::builder()
+            .id(rule_id)
+            .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+            .status(ExpirationStatus::Enabled)
+            .expiration(LifecycleExpiration::builder().days(days).build())
+            .build()
+            .map_err(|e| ConnectError::fatal(format!("cannot build the lifecycle rule: {e}")))?;
+        rules.push(rule);
+        let config = BucketLifecycleConfiguration::builder()
+            .set_rules(Some(rules))
+            .build()
+            .map_err(|e| {
+                ConnectError::fatal(format!("cannot build the lifecycle configuration: {e}"))
+            })?;
+        self.client
+            .put_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .lifecycle_configuration(config)
+            .send()
+            .await
+            .map_err(|e| self.unsupported("lifecycle rules (s3.tier=archive)", e))?;
+        Ok(())
+    }
+
+    /// Whether the bucket has Object Lock enabled.
+    pub async fn object_lock_enabled(&self) -> Result<bool, ConnectError> {
+        match self
+            .client
+            .get_object_lock_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .object_lock_configuration()
+                .and_then(|c| c.object_lock_enabled())
+                .is_some_and(|e| *e == ObjectLockEnabled::Enabled)),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.raw().status().as_u16(), 404 | 400 | 501) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error(
+                &format!(
+                    "cannot read the Object Lock configuration of '{}'",
+                    self.bucket
+                ),
+                e,
+            )),
+        }
+    }
+
+    fn unsupported<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        what: &str,
+        e: SdkError<E, HttpResponse>,
+    ) -> ConnectError {
+        if let SdkError::ServiceError(s) = &e {
+            if s.raw().status().as_u16() == 501 {
+                return ConnectError::fatal(format!(
+                    "the store behind bucket '{}' does not implement {what}",
+                    self.bucket
+                ));
+            }
+        }
+        sdk_error(&format!("cannot set {what} on bucket '{}'", self.bucket), e)
+    }
+
+    /// The current version of an object; `None` when there is none.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ConnectError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let data =
+                    out.body.collect().await.map_err(|e| {
+                        ConnectError::retriable(format!("cannot read '{key}': {e}"))
+                    })?;
+                Ok(Some(data.into_bytes().to_vec()))
+            }
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
+            Err(e) => Err(sdk_error(&format!("cannot read '{key}'"), e)),
+        }
+    }
+
+    /// Every key under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, ConnectError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error(&format!("cannot list '{prefix}'"), e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        Ok(keys)
     }
 
     async fn upload_parts(&self, key: &str, id: &str, bytes: &[u8]) -> Result<(), ConnectError> {

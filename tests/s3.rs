@@ -254,3 +254,65 @@ fn bad_s3_settings_fail_with_a_clear_message() {
         "{log}"
     );
 }
+
+#[test]
+fn time_based_paths_and_rotation_by_record_time() {
+    let scratch = Scratch::new("s3-time");
+    let topic = unique("usage");
+    let bucket = unique("archive").to_lowercase();
+    s3().create_bucket(&bucket);
+    create_topic(&scratch, &topic, 1);
+    // 2026-01-01T00:00Z, one record every 36 s: 100 records an hour, 3 hours.
+    let t0 = 1_767_225_600_000i64;
+    let records: Vec<(Vec<u8>, i64)> = (0..300)
+        .map(|i| (json!({"n": i}).to_string().into_bytes(), t0 + i * 36_000))
+        .collect();
+    produce_at(&topic, 0, &records);
+    let name = unique("s3");
+    let mut config = sink_config(&name, &topic, &bucket);
+    let c = config["config"].as_object_mut().unwrap();
+    c.insert("value.converter.schemas.enable".into(), json!(false));
+    c.insert(
+        "partitioner.class".into(),
+        json!("io.confluent.connect.storage.partitioner.TimeBasedPartitioner"),
+    );
+    c.insert("path.format".into(), json!("'dt'=YYYY-MM-dd/'hour'=HH"));
+    c.insert("partition.duration.ms".into(), json!(3_600_000));
+    c.insert("timezone".into(), json!("UTC"));
+    c.insert("locale".into(), json!("en-US"));
+    c.insert("timestamp.extractor".into(), json!("Record"));
+    c.insert("flush.size".into(), json!(10_000));
+    c.insert("rotate.interval.ms".into(), json!(3_600_000));
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let sink = scratch.write_json("sink.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
+    // Each hour's records are cut when the first record of the next hour arrives;
+    // the last hour stays open (no later record), so its offsets stay uncommitted.
+    wait_for(
+        "offsets of two cut hours committed",
+        Duration::from_secs(60),
+        || committed(&format!("connect-{name}"), &topic).get(&0) == Some(&200),
+    );
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    let objects = s3().objects(&bucket, "topics/");
+    let keys: Vec<&String> = objects.keys().collect();
+    assert_eq!(
+        keys,
+        [
+            &format!("topics/{topic}/dt=2026-01-01/hour=00/{topic}+0+0000000000.snappy.parquet"),
+            &format!("topics/{topic}/dt=2026-01-01/hour=01/{topic}+0+0000000100.snappy.parquet"),
+        ]
+    );
+    for (i, path) in objects.values().enumerate() {
+        let rows = read_parquet(path);
+        let ns: Vec<i64> = rows[1..].iter().map(|r| r["n"].as_i64().unwrap()).collect();
+        assert_eq!(
+            ns,
+            (i as i64 * 100..(i as i64 + 1) * 100).collect::<Vec<_>>()
+        );
+    }
+}

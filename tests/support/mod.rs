@@ -537,3 +537,22 @@ pub fn boto(snippet: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Produces `(value, timestamp ms)` records into one partition.
+pub fn produce_at(topic: &str, partition: i32, records: &[(Vec<u8>, i64)]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .unwrap();
+    for (value, ts) in records {
+        p.send(
+            BaseRecord::<str, [u8]>::to(topic)
+                .partition(partition)
+                .payload(value)
+                .timestamp(*ts),
+        )
+        .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}

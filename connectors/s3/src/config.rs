@@ -62,8 +62,31 @@ pub fn config_def() -> ConfigDef {
         )
         .define(
             ConfigKey::new("partitioner.class", ConfigType::Class)
-                .default("io.confluent.connect.storage.partitioner.DefaultPartitioner")
-                .validator(Validator::Custom(|v| crate::partitioner::Partitioner::from_class(v).map(|_| ()))),
+                .default(crate::partitioner::DEFAULT_CLASS)
+                .validator(Validator::Custom(crate::partitioner::Partitioner::check_class)),
+        )
+        .define(ConfigKey::new("partition.field.name", ConfigType::List).default("").doc("FieldPartitioner: the value fields that name the path."))
+        .define(ConfigKey::new("path.format", ConfigType::String).optional().doc("TimeBasedPartitioner: a Joda-style pattern, e.g. 'year'=YYYY/'month'=MM/'day'=dd/'hour'=HH."))
+        .define(ConfigKey::new("partition.duration.ms", ConfigType::Long).optional().doc("TimeBasedPartitioner: the time bucket of one path."))
+        .define(ConfigKey::new("timezone", ConfigType::String).optional().doc("TimeBasedPartitioner: UTC or a fixed offset such as +02:00."))
+        .define(ConfigKey::new("locale", ConfigType::String).optional().doc("Accepted for Confluent compatibility; paths use numbers only, so it changes nothing."))
+        .define(
+            ConfigKey::new("timestamp.extractor", ConfigType::String)
+                .default("Record")
+                .validator(Validator::OneOf(&["Record", "RecordField", "Wallclock"])),
+        )
+        .define(ConfigKey::new("timestamp.field", ConfigType::String).optional().doc("timestamp.extractor=RecordField: the epoch-millisecond field."))
+        .define(
+            ConfigKey::new("rotate.schedule.interval.ms", ConfigType::Long)
+                .default("-1")
+                .validator(Validator::at_least(-1.0))
+                .doc("Cut a file after this much wall-clock time, even when idle; -1 is off. Not exactly-once: a replay may cut elsewhere."),
+        )
+        .define(
+            ConfigKey::new("schema.compatibility", ConfigType::String)
+                .default("NONE")
+                .validator(Validator::OneOf(&["NONE", "BACKWARD", "FORWARD", "FULL"]))
+                .doc("Every value schema change starts a new file (projection between compatible versions is not built yet)."),
         )
         .define(
             ConfigKey::new("filename.offset.zero.pad.width", ConfigType::Int)
@@ -101,6 +124,7 @@ pub struct S3SinkConfig {
     pub topics_dir: String,
     pub flush_size: usize,
     pub rotate_interval_ms: Option<i64>,
+    pub rotate_schedule: Option<std::time::Duration>,
     pub format: Format,
     pub pad_width: usize,
     pub partitioner: crate::partitioner::Partitioner,
@@ -151,11 +175,20 @@ impl S3SinkConfig {
             Ok(f) => f,
             Err(e) => return Err(ConfigErrors::single("format.class", e)),
         };
-        let partitioner = crate::partitioner::Partitioner::from_class(
-            c.string("partitioner.class").unwrap_or_default(),
-        )
-        .map_err(|e| ConfigErrors::single("partitioner.class", e))?;
-        Ok(Self {
+        let partitioner =
+            crate::partitioner::Partitioner::build(&crate::partitioner::PartitionerSettings {
+                class: c
+                    .string("partitioner.class")
+                    .unwrap_or(crate::partitioner::DEFAULT_CLASS),
+                field_names: c.list("partition.field.name").unwrap_or_default(),
+                path_format: c.string("path.format"),
+                duration_ms: c.long("partition.duration.ms"),
+                timezone: c.string("timezone"),
+                extractor: c.string("timestamp.extractor").unwrap_or("Record"),
+                timestamp_field: c.string("timestamp.field"),
+            })
+            .map_err(|(key, why)| ConfigErrors::single(key, why))?;
+        let parsed = Self {
             bucket: c.string("s3.bucket.name").unwrap_or_default().to_owned(),
             region: c.string("s3.region").unwrap_or("us-east-1").to_owned(),
             path_style: c
@@ -170,6 +203,10 @@ impl S3SinkConfig {
                 .to_owned(),
             flush_size: c.int("flush.size").unwrap_or(1).max(1) as usize,
             rotate_interval_ms: c.long("rotate.interval.ms").filter(|v| *v > 0),
+            rotate_schedule: c
+                .long("rotate.schedule.interval.ms")
+                .filter(|v| *v > 0)
+                .map(|v| std::time::Duration::from_millis(v as u64)),
             format,
             pad_width: c.int("filename.offset.zero.pad.width").unwrap_or(10) as usize,
             partitioner,
@@ -187,7 +224,9 @@ impl S3SinkConfig {
                 .string("s3.storage.class")
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
-        })
+        };
+        crate::task::check_tier(&parsed).map_err(|why| ConfigErrors::single("s3.tier", why))?;
+        Ok(parsed)
     }
 }
 

@@ -1,17 +1,25 @@
-//! The sink task: buffers per Kafka partition, cuts files, uploads them, and tells
-//! the runtime which offsets are safe to commit.
+//! The sink task: per Kafka partition a set of files filling (one per encoded
+//! path), cut together by count, record time, wall-clock schedule or schema
+//! change, uploaded, and the offsets safe to commit reported to the runtime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
-use sluice_api::{ConnectError, OffsetMap, Record, SinkTask, SinkTaskContext, TopicPartition};
+use sluice_api::{
+    ConnectError, ErrantRecordReporter, OffsetMap, Record, SinkTask, SinkTaskContext,
+    TopicPartition,
+};
 use tracing::{debug, info};
 
 use crate::audit;
 use crate::config::{config_def, S3SinkConfig, Tier};
-use crate::partitioner::object_key;
+use crate::partitioner::{object_key, Partitioner};
 use crate::storage::{PutOptions, Storage};
+
+/// A Kafka partition: topic and partition number.
+type PartitionKey = (Arc<str>, i32);
 
 #[derive(Default)]
 pub struct S3SinkTask {
@@ -21,52 +29,133 @@ pub struct S3SinkTask {
 struct State {
     config: S3SinkConfig,
     storage: Arc<Storage>,
+    reporter: Arc<dyn ErrantRecordReporter>,
     connector: String,
     task: u32,
-    buffers: HashMap<(Arc<str>, i32), Buffer>,
+    sets: HashMap<PartitionKey, FileSet>,
     put_options: PutOptions,
-    /// Audit tier: per partition, the start offset and SHA-256 of the last
+    /// Audit tier: per Kafka partition, the start offset and SHA-256 of the last
     /// manifest written.
-    chain: HashMap<(Arc<str>, i32), (i64, String)>,
+    chain: HashMap<PartitionKey, (i64, String)>,
 }
 
-/// The records of the file being filled for one Kafka partition.
-#[derive(Default)]
-struct Buffer {
-    records: Vec<Record>,
+/// The files of one Kafka partition being filled, one per encoded path. As in
+/// Confluent's sink they are cut together: when the set holds `flush.size`
+/// records, when a record is `rotate.interval.ms` of record time past the set's
+/// first, or when a value schema changes. Cuts depend only on the records, so a
+/// replay cuts the same files.
+struct FileSet {
+    files: Vec<(String, Vec<Record>)>,
+    count: usize,
+    first_timestamp: Option<i64>,
+    schema: Option<sluice_api::SchemaRef>,
+    opened: Instant,
 }
 
-impl Buffer {
-    fn start_offset(&self) -> Option<i64> {
-        self.records.first().and_then(|r| r.offset)
+impl FileSet {
+    fn new() -> Self {
+        Self {
+            files: Vec::new(),
+            count: 0,
+            first_timestamp: None,
+            schema: None,
+            opened: Instant::now(),
+        }
     }
 
-    /// A new record starts a new file when its schema differs (Confluent's
-    /// `schema.compatibility=NONE`), or when it is `interval` ms of record time
-    /// past the file's first record.
+    fn start_offset(&self) -> Option<i64> {
+        self.files
+            .iter()
+            .filter_map(|(_, records)| records.first().and_then(|r| r.offset))
+            .min()
+    }
+
     fn must_rotate_before(&self, record: &Record, interval: Option<i64>) -> bool {
-        let Some(first) = self.records.first() else {
+        if self.count == 0 {
             return false;
-        };
-        let schema_changed = match (&first.value_schema, &record.value_schema) {
+        }
+        let schema_changed = match (&self.schema, &record.value_schema) {
             (Some(a), Some(b)) => !(Arc::ptr_eq(a, b) || a == b),
             (None, None) => false,
             _ => true,
         };
-        let time_up = match (interval, first.timestamp, record.timestamp) {
+        let time_up = match (interval, self.first_timestamp, record.timestamp) {
             (Some(i), Some(t0), Some(t)) => t - t0 >= i,
             _ => false,
         };
         schema_changed || time_up
     }
+
+    fn push(&mut self, path: String, record: Record) {
+        if self.count == 0 {
+            self.first_timestamp = record.timestamp;
+            self.schema = record.value_schema.clone();
+            self.opened = Instant::now();
+        }
+        self.count += 1;
+        match self.files.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, records)) => records.push(record),
+            None => self.files.push((path, vec![record])),
+        }
+    }
 }
 
 impl State {
+    /// Encodes and uploads every file of one Kafka partition's set.
+    async fn write(&mut self, key: &PartitionKey) -> Result<(), ConnectError> {
+        let Some(set) = self.sets.remove(key) else {
+            return Ok(());
+        };
+        for (path, records) in set.files {
+            self.write_file(key, &path, records).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_file(
+        &mut self,
+        key: &PartitionKey,
+        path: &str,
+        records: Vec<Record>,
+    ) -> Result<(), ConnectError> {
+        let (Some(start), Some(end)) = (
+            records.first().and_then(|r| r.offset),
+            records.last().and_then(|r| r.offset),
+        ) else {
+            return Ok(());
+        };
+        let c = &self.config;
+        let object = object_key(
+            &c.topics_dir,
+            &key.0,
+            path,
+            key.1,
+            start,
+            c.pad_width,
+            &c.format.extension(),
+        );
+        let format = c.format;
+        let count = records.len();
+        let bytes = tokio::task::spawn_blocking(move || format.encode(&records))
+            .await
+            .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))??;
+        let size = bytes.len();
+        match c.tier {
+            Tier::Audit { .. } => {
+                self.write_audited(key, &object, start, end, count, bytes)
+                    .await?
+            }
+            _ => self.storage.put(&object, bytes, &self.put_options).await?,
+        }
+        info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = count, bytes = size, "file uploaded");
+        Ok(())
+    }
+
     /// The audit tier: the object with its checksum and retention, then its
     /// manifest, linked to the partition's previous one.
     async fn write_audited(
         &mut self,
-        key: &(Arc<str>, i32),
+        key: &PartitionKey,
         object: &str,
         start: i64,
         end: i64,
@@ -110,41 +199,20 @@ impl State {
         Ok(())
     }
 
-    /// Encodes and uploads the buffer of one partition as one object.
-    async fn write(&mut self, key: &(Arc<str>, i32)) -> Result<(), ConnectError> {
-        let Some(buffer) = self.buffers.get_mut(key) else {
+    /// Sets open longer than `rotate.schedule.interval.ms` of wall-clock time.
+    async fn write_scheduled(&mut self) -> Result<(), ConnectError> {
+        let Some(every) = self.config.rotate_schedule else {
             return Ok(());
         };
-        let records = std::mem::take(&mut buffer.records);
-        let Some(start) = records.first().and_then(|r| r.offset) else {
-            return Ok(());
-        };
-        let c = &self.config;
-        let object = object_key(
-            &c.topics_dir,
-            c.partitioner,
-            &key.0,
-            key.1,
-            start,
-            c.pad_width,
-            &c.format.extension(),
-        );
-        let format = c.format;
-        let count = records.len();
-        let end_offset = records.last().and_then(|r| r.offset).unwrap_or(start);
-        let bytes = tokio::task::spawn_blocking(move || format.encode(&records))
-            .await
-            .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))??;
-        let size = bytes.len();
-        let end = end_offset;
-        match c.tier {
-            Tier::Audit { .. } => {
-                self.write_audited(key, &object, start, end, count, bytes)
-                    .await?
-            }
-            _ => self.storage.put(&object, bytes, &self.put_options).await?,
+        let due: Vec<PartitionKey> = self
+            .sets
+            .iter()
+            .filter(|(_, s)| s.count > 0 && s.opened.elapsed() >= every)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.write(&key).await?;
         }
-        info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = count, bytes = size, "file uploaded");
         Ok(())
     }
 }
@@ -195,9 +263,10 @@ impl SinkTask for S3SinkTask {
         self.state = Some(State {
             config,
             storage,
+            reporter: context.reporter.clone(),
             connector: context.connector,
             task: context.task_id,
-            buffers: HashMap::new(),
+            sets: HashMap::new(),
             put_options,
             chain: HashMap::new(),
         });
@@ -211,47 +280,67 @@ impl SinkTask for S3SinkTask {
             .ok_or_else(|| ConnectError::fatal("put before start"))?;
         let (flush_size, interval) = (state.config.flush_size, state.config.rotate_interval_ms);
         for record in records {
-            let key = (record.topic.clone(), record.partition.unwrap_or(0));
-            let buffer = state.buffers.entry(key.clone()).or_default();
-            if buffer.must_rotate_before(&record, interval) {
+            let path = match state.config.partitioner.encode(&record) {
+                Ok(p) => p,
+                Err(why) => {
+                    // The record cannot be placed: the error policy decides.
+                    state
+                        .reporter
+                        .report(&record, &ConnectError::data(why))
+                        .await?;
+                    continue;
+                }
+            };
+            let key: PartitionKey = (record.topic.clone(), record.partition.unwrap_or(0));
+            if state
+                .sets
+                .get(&key)
+                .is_some_and(|s| s.must_rotate_before(&record, interval))
+            {
                 state.write(&key).await?;
             }
-            let buffer = state.buffers.entry(key.clone()).or_default();
-            buffer.records.push(record);
-            if buffer.records.len() >= flush_size {
+            let set = state.sets.entry(key.clone()).or_insert_with(FileSet::new);
+            set.push(path, record);
+            if set.count >= flush_size {
                 state.write(&key).await?;
             }
         }
-        Ok(())
+        state.write_scheduled().await
     }
 
-    /// Only offsets of uploaded files may be committed: for a partition with a
-    /// file still filling, that is the file's first offset.
+    /// Only offsets of uploaded files may be committed: for a Kafka partition
+    /// with files still filling, that is the first offset of the oldest one.
     async fn pre_commit(&mut self, offsets: &OffsetMap) -> Result<OffsetMap, ConnectError> {
-        let Some(state) = self.state.as_ref() else {
+        let Some(state) = self.state.as_mut() else {
             return Ok(OffsetMap::new());
         };
+        state.write_scheduled().await?;
         let mut safe = OffsetMap::new();
         for (tp, next) in offsets {
             let pending = state
-                .buffers
+                .sets
                 .get(&(Arc::from(tp.topic.as_str()), tp.partition))
-                .and_then(Buffer::start_offset);
+                .and_then(FileSet::start_offset);
             safe.insert(tp.clone(), pending.unwrap_or(*next));
         }
         debug!(partitions = safe.len(), "pre-commit");
         Ok(safe)
     }
 
-    /// A partition taken away: its unfinished file is dropped; the new owner
-    /// reads those records again from the committed offset and cuts the same file.
+    /// A partition taken away: its unfinished files are dropped; the new owner
+    /// reads those records again from the committed offset and cuts the same files.
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
         if let Some(state) = self.state.as_mut() {
-            for tp in partitions {
-                state
-                    .buffers
-                    .remove(&(Arc::from(tp.topic.as_str()), tp.partition));
-            }
+            state.sets.retain(|(t, p), _| {
+                !partitions
+                    .iter()
+                    .any(|tp| **t == *tp.topic && *p == tp.partition)
+            });
+            state.chain.retain(|(t, p), _| {
+                !partitions
+                    .iter()
+                    .any(|tp| **t == *tp.topic && *p == tp.partition)
+            });
         }
         Ok(())
     }
@@ -262,4 +351,13 @@ impl SinkTask for S3SinkTask {
         self.state = None;
         Ok(())
     }
+}
+
+/// The audit tier proves contiguity per partition: that needs one directory
+/// per Kafka partition.
+pub fn check_tier(config: &S3SinkConfig) -> Result<(), String> {
+    if matches!(config.tier, Tier::Audit { .. }) && config.partitioner != Partitioner::Default {
+        return Err("s3.tier=audit needs the DefaultPartitioner, so each partition's files form one contiguous chain".into());
+    }
+    Ok(())
 }

@@ -44,6 +44,16 @@ struct Args {
     partitions: i32,
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// The S3-API store (s3s-fs) endpoint; with --s3-data-dir, adds the S3 sink run.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The directory s3s-fs serves (one subdirectory per bucket).
+    #[arg(long)]
+    s3_data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "sluice")]
+    s3_access_key: String,
+    #[arg(long, default_value = "sluice-secret")]
+    s3_secret_key: String,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,6 +65,8 @@ struct Run {
     sink: f64,
     sink_mb: f64,
     sink_passthrough: f64,
+    s3: f64,
+    s3_peak_rss_mb: f64,
     ready_ms: f64,
     idle_rss_mb: f64,
     source_peak_rss_mb: f64,
@@ -104,6 +116,14 @@ fn main() -> Result<()> {
     println!("| Kafka → file sink, json converter (1 task) | {snk:.0} rec/s, {:.1} MB/s | raw consume {rc:.0} rec/s | {:.0} % |", med(|r| r.sink_mb), 100.0 * snk / rc);
     let pt = med(|r| r.sink_passthrough);
     println!("| Kafka → file sink, string converter (1 task) | {pt:.0} rec/s | raw consume {rc:.0} rec/s | {:.0} % |", 100.0 * pt / rc);
+    if args.s3_endpoint.is_some() {
+        let s3 = med(|r| r.s3);
+        println!("| Kafka → S3 Parquet (1 task, s3s-fs) | {s3:.0} rec/s | raw consume {rc:.0} rec/s | {:.0} % |", 100.0 * s3 / rc);
+        println!(
+            "| peak RSS, S3 run | {:.1} MB | | |",
+            med(|r| r.s3_peak_rss_mb)
+        );
+    }
     println!(
         "| start to ready | {:.0} ms | goal 200 ms | |",
         med(|r| r.ready_ms)
@@ -224,6 +244,10 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
         Some("string"),
     )?;
     run.sink_passthrough = string_sink.0;
+    if let (Some(endpoint), Some(dir)) = (&args.s3_endpoint, &args.s3_data_dir) {
+        (run.s3, run.s3_peak_rss_mb) =
+            run_s3_sink(args, scratch, &worker, &src_topic, &tag, endpoint, dir)?;
+    }
 
     // Idle: a sink on a topic with nothing in it.
     let idle_topic = format!("bench-idle-{tag}");
@@ -243,6 +267,68 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
     // The broker keeps topics in memory; dropping them keeps later runs comparable.
     delete_topics(&args.bootstrap, &[&raw_topic, &src_topic, &idle_topic])?;
     Ok(run)
+}
+
+/// Runs the S3 sink (Parquet, snappy, flush.size 1000) over `topic` into a fresh
+/// bucket of the local s3s-fs; returns (records/s, peak RSS MB). Only whole files
+/// are written, so the rate counts the records of the files expected.
+fn run_s3_sink(
+    args: &Args,
+    scratch: &Path,
+    worker: &Path,
+    topic: &str,
+    tag: &str,
+    endpoint: &str,
+    data_dir: &Path,
+) -> Result<(f64, f64)> {
+    const FLUSH: u64 = 1000;
+    let bucket = format!("bench-{tag}");
+    std::fs::create_dir_all(data_dir.join(&bucket))?;
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .create()?;
+    let mut expected_files = 0u64;
+    for p in 0..args.partitions {
+        let (lo, hi) = reader.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+        expected_files += (hi - lo) as u64 / FLUSH;
+    }
+    let sink = write_json(
+        scratch,
+        &format!("s3-{tag}.json"),
+        &json!({"name": format!("bench-s3-{tag}"), "config": {
+            "connector.class": "s3-sink", "topics": topic, "s3.bucket.name": bucket, "store.url": endpoint,
+            "aws.access.key.id": args.s3_access_key, "aws.secret.access.key": args.s3_secret_key,
+            "flush.size": FLUSH, "format.class": "parquet", "parquet.codec": "snappy",
+            "consumer.override.max.poll.records": 5000
+        }}),
+    )?;
+    let (mut w, _, _) = start_worker(&args.sluice, worker, &sink)?;
+    let mut peak = 0.0f64;
+    let mut rate = SteadyRate::default();
+    let root = data_dir.join(&bucket);
+    wait_until(Duration::from_secs(600), || {
+        peak = peak.max(rss_mb(w.id()).1);
+        Ok(rate.observe(count_files(&root) * FLUSH, expected_files * FLUSH))
+    })?;
+    stop(&mut w)?;
+    std::fs::remove_dir_all(&root).ok();
+    Ok((rate.per_second(), peak))
+}
+
+fn count_files(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                count_files(&p)
+            } else {
+                u64::from(p.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
 }
 
 /// Runs a file sink over `topic` until it has written every record; returns

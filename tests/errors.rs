@@ -268,20 +268,7 @@ fn tolerance_none_fails_the_task_and_commits_nothing_past_the_poison() {
     );
     let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
     // Its only task failed, so the worker ends by itself, with a failure status.
-    let status = {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = w.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "worker still running:\n{}",
-                w.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let status = w.wait_exit(Duration::from_secs(60));
     assert!(!status.success());
     let log = w.log_text();
     assert!(log.contains("task FAILED"), "{log}");

@@ -218,18 +218,7 @@ fn bad_s3_settings_fail_with_a_clear_message() {
     let run = |config: serde_json::Value| {
         let sink = scratch.write_json("sink.json", &config);
         let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = w.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still running:\n{}",
-                w.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status = w.wait_exit(Duration::from_secs(60));
         assert!(!status.success());
         let log = w.log_text();
         assert!(!log.contains("panicked"), "{log}");

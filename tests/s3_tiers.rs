@@ -39,18 +39,8 @@ fn sink(name: &str, topic: &str, bucket: &str, endpoint: &str, tier: &str) -> se
 }
 
 fn wait_exit(w: &mut WorkerProcess) -> (bool, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = w.child.try_wait().unwrap() {
-            return (s.success(), w.log_text());
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running:\n{}",
-            w.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let status = w.wait_exit(Duration::from_secs(60));
+    (status.success(), w.log_text())
 }
 
 fn verify(bucket: &str, prefix: &str) -> (bool, String) {

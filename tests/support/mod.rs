@@ -15,31 +15,48 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// Starts the named services with `dev/up`, torn down when this test binary
+/// exits, and returns the variables it printed.
+fn start_services(services: &str) -> BTreeMap<String, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("dev/up"))
+        .args([
+            "--services",
+            services,
+            "--owner-pid",
+            &std::process::id().to_string(),
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("dev/up runs");
+    assert!(out.status.success(), "dev/up --services {services} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                v.trim_matches('\'').trim_matches('"').to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A variable of the shared stack: from the environment (the test command
+/// started the stack), else from a stack of `service` this binary starts.
+fn stack_var(name: &str, service: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        start_services(service)
+            .remove(name)
+            .unwrap_or_else(|| panic!("dev/up printed no {name}"))
+    })
+}
+
 /// The Kafka bootstrap address of the shared stack.
 pub fn kafka() -> &'static str {
     static BOOTSTRAP: OnceLock<String> = OnceLock::new();
-    BOOTSTRAP.get_or_init(|| {
-        if let Ok(b) = std::env::var("SLUICE_KAFKA_BOOTSTRAP") {
-            return b;
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("dev/up"))
-            .args([
-                "--services",
-                "kafka",
-                "--owner-pid",
-                &std::process::id().to_string(),
-            ])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("dev/up runs");
-        assert!(out.status.success(), "dev/up failed");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
-            .find_map(|l| l.strip_prefix("export SLUICE_KAFKA_BOOTSTRAP="))
-            .map(|v| v.trim_matches('\'').trim_matches('"').to_owned())
-            .expect("dev/up printed SLUICE_KAFKA_BOOTSTRAP")
-    })
+    BOOTSTRAP.get_or_init(|| stack_var("SLUICE_KAFKA_BOOTSTRAP", "kafka"))
 }
 
 /// A name unique to this test run, for topics, connectors and directories.
@@ -138,6 +155,23 @@ impl WorkerProcess {
     pub fn kill9(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();
+    }
+
+    /// Waits for the worker to end by itself (e.g. its only task failed) and
+    /// returns its exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker still running after {within:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -427,40 +461,19 @@ impl S3 {
 pub fn s3() -> &'static S3 {
     static S3_STACK: OnceLock<S3> = OnceLock::new();
     S3_STACK.get_or_init(|| {
-        let from_env = |env: &BTreeMap<String, String>| S3 {
-            endpoint: env["SLUICE_S3_ENDPOINT"].clone(),
-            access_key: env["SLUICE_S3_ACCESS_KEY"].clone(),
-            secret_key: env["SLUICE_S3_SECRET_KEY"].clone(),
-            data_dir: PathBuf::from(&env["SLUICE_STACK_DIR"]).join("s3/data"),
-        };
         let vars: BTreeMap<String, String> = std::env::vars().collect();
-        if vars.contains_key("SLUICE_S3_ENDPOINT") && vars.contains_key("SLUICE_STACK_DIR") {
-            return from_env(&vars);
+        let vars =
+            if vars.contains_key("SLUICE_S3_ENDPOINT") && vars.contains_key("SLUICE_STACK_DIR") {
+                vars
+            } else {
+                start_services("s3")
+            };
+        S3 {
+            endpoint: vars["SLUICE_S3_ENDPOINT"].clone(),
+            access_key: vars["SLUICE_S3_ACCESS_KEY"].clone(),
+            secret_key: vars["SLUICE_S3_SECRET_KEY"].clone(),
+            data_dir: PathBuf::from(&vars["SLUICE_STACK_DIR"]).join("s3/data"),
         }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("dev/up"))
-            .args([
-                "--services",
-                "s3",
-                "--owner-pid",
-                &std::process::id().to_string(),
-            ])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("dev/up runs");
-        assert!(out.status.success(), "dev/up failed");
-        let vars: BTreeMap<String, String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.to_owned(),
-                    v.trim_matches('\'').trim_matches('"').to_owned(),
-                )
-            })
-            .collect();
-        from_env(&vars)
     })
 }
 
@@ -494,28 +507,7 @@ for row in table.to_pylist():
 /// The moto server of the shared stack (S3 with Object Lock and lifecycle).
 pub fn moto() -> &'static str {
     static MOTO: OnceLock<String> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        if let Ok(e) = std::env::var("SLUICE_MOTO_ENDPOINT") {
-            return e;
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("dev/up"))
-            .args([
-                "--services",
-                "moto",
-                "--owner-pid",
-                &std::process::id().to_string(),
-            ])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("dev/up runs");
-        assert!(out.status.success(), "dev/up failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("export SLUICE_MOTO_ENDPOINT="))
-            .map(|v| v.trim_matches('\'').trim_matches('"').to_owned())
-            .expect("dev/up printed SLUICE_MOTO_ENDPOINT")
-    })
+    MOTO.get_or_init(|| stack_var("SLUICE_MOTO_ENDPOINT", "moto"))
 }
 
 /// Runs a Python snippet with `s3`, a boto3 client for moto, in scope (boto3

@@ -15,6 +15,7 @@ use support::*;
 fn kill9_repeatedly_loses_nothing_and_duplicates_nothing_in_kafka() {
     let scratch = Scratch::new("crash");
     let topic = unique("events");
+    create_topic(&scratch, &topic, 8);
     let sink_name = unique("file");
     let out = scratch.path("out.jsonl");
     let total: i64 = 60_000;

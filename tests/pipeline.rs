@@ -69,6 +69,9 @@ fn expected(value: &serde_json::Value) -> (i32, i64, serde_json::Value) {
 fn datagen_to_kafka_to_file_exactly() {
     let scratch = Scratch::new("pipeline");
     let topic = unique("events");
+    // Created ahead, as in production, so the sink never waits for a metadata
+    // refresh to see the topic the source would otherwise create.
+    create_topic(&scratch, &topic, 8);
     let out = scratch.path("out.jsonl");
     let total = 20_000u64;
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
@@ -211,6 +214,7 @@ fn restart_after_clean_stop_resumes_without_duplicates() {
 fn file_source_and_transform_chain_with_predicate() {
     let scratch = Scratch::new("transforms");
     let topic = unique("lines");
+    create_topic(&scratch, &topic, 3);
     let input = scratch.path("in.jsonl");
     let out = scratch.path("out.jsonl");
     let write_lines = |range: std::ops::Range<i64>| {
@@ -289,4 +293,36 @@ fn file_source_and_transform_chain_with_predicate() {
         assert!(l.get("secret").is_none(), "ReplaceField applied: {l}");
     }
     assert_eq!(topic_count(&topic), 610, "the source wrote each line once");
+}
+
+#[test]
+fn a_sink_picks_up_its_topic_once_created() {
+    let scratch = Scratch::new("late-topic");
+    let topic = unique("late");
+    let out = scratch.path("out.jsonl");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let sink = scratch.write_json(
+        "sink.json",
+        &file_sink_config(&unique("file"), &topic, &out),
+    );
+    let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
+    wait_for("the worker to be ready", Duration::from_secs(30), || {
+        w.log_text().contains("worker ready")
+    });
+    create_topic(&scratch, &topic, 2);
+    produce_foreign(
+        &topic,
+        &(0..10)
+            .map(|i| json!({"n": i}).to_string())
+            .collect::<Vec<_>>(),
+    );
+    // Within a metadata refresh (10 s) of the topic appearing.
+    wait_for("records of the late topic", Duration::from_secs(45), || {
+        count_lines(&out) >= 10
+    });
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
 }

@@ -41,6 +41,9 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.min.bytes", "1"),
     ("fetch.wait.max.ms", "500"),
     ("max.partition.fetch.bytes", "1048576"),
+    // A sink subscribed to a topic that does not exist yet notices it at the next
+    // metadata refresh: every 10 s rather than librdkafka's 5 minutes.
+    ("topic.metadata.refresh.interval.ms", "10000"),
 ];
 
 /// Keys users carry over from Java clients that mean something to the runtime

@@ -305,3 +305,147 @@ fn time_based_paths_and_rotation_by_record_time() {
         );
     }
 }
+
+#[test]
+fn large_files_go_up_in_parts_while_they_are_written() {
+    let scratch = Scratch::new("s3-multipart");
+    let topic = unique("usage");
+    let bucket = unique("archive").to_lowercase();
+    s3().create_bucket(&bucket);
+    create_topic(&scratch, &topic, 1);
+    // About 120 bytes a record: 60,000 records make a 7 MB file, two 5 MB parts.
+    let pad = "x".repeat(90);
+    let values: Vec<Vec<u8>> = (0..60_000)
+        .map(|n| json!({"n": n, "pad": pad}).to_string().into_bytes())
+        .collect();
+    produce(
+        &topic,
+        0,
+        &values
+            .iter()
+            .map(|v| Out {
+                key: None,
+                value: v,
+                headers: &[],
+            })
+            .collect::<Vec<_>>(),
+    );
+    let name = unique("s3");
+    let mut config = sink_config(&name, &topic, &bucket);
+    let c = config["config"].as_object_mut().unwrap();
+    c.insert("format.class".into(), json!("json"));
+    c.insert("value.converter.schemas.enable".into(), json!(false));
+    c.insert("flush.size".into(), json!(60_000));
+    c.insert("s3.part.size".into(), json!(5_242_880));
+    c.insert("s3.row.group.records".into(), json!(1000));
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let sink = scratch.write_json("sink.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
+    wait_for("the file committed", Duration::from_secs(120), || {
+        committed(&format!("connect-{name}"), &topic).get(&0) == Some(&60_000)
+    });
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    assert!(
+        w.log_text().contains("parts=2"),
+        "uploaded in two parts:\n{}",
+        w.log_text()
+    );
+    let objects = s3().objects(&bucket, "topics/");
+    assert_eq!(objects.len(), 1, "{:?}", objects.keys());
+    let text = std::fs::read_to_string(objects.values().next().unwrap()).unwrap();
+    let ns: Vec<i64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ns,
+        (0..60_000).collect::<Vec<_>>(),
+        "every record once, in order, across the parts"
+    );
+}
+
+#[test]
+fn a_schemaless_field_appearing_mid_file_starts_a_new_file_instead_of_being_dropped() {
+    let scratch = Scratch::new("s3-misfit");
+    let topic = unique("usage");
+    let bucket = unique("archive").to_lowercase();
+    s3().create_bucket(&bucket);
+    create_topic(&scratch, &topic, 1);
+    // Rows 0..150 have {n}; from 150 on they also carry "extra". With row groups
+    // of 100, the second row group no longer fits the file's inferred schema.
+    let values: Vec<Vec<u8>> = (0..300)
+        .map(|n| {
+            if n < 150 {
+                json!({"n": n})
+            } else {
+                json!({"n": n, "extra": format!("e{n}")})
+            }
+            .to_string()
+            .into_bytes()
+        })
+        .collect();
+    produce(
+        &topic,
+        0,
+        &values
+            .iter()
+            .map(|v| Out {
+                key: None,
+                value: v,
+                headers: &[],
+            })
+            .collect::<Vec<_>>(),
+    );
+    let name = unique("s3");
+    let mut config = sink_config(&name, &topic, &bucket);
+    let c = config["config"].as_object_mut().unwrap();
+    c.insert("value.converter.schemas.enable".into(), json!(false));
+    c.insert("flush.size".into(), json!(300));
+    c.insert("s3.row.group.records".into(), json!(100));
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let sink = scratch.write_json("sink.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
+    wait_for("all committed", Duration::from_secs(60), || {
+        committed(&format!("connect-{name}"), &topic).get(&0) == Some(&300)
+    });
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    let objects = s3().objects(&bucket, "topics/");
+    let starts: Vec<&str> = objects
+        .keys()
+        .map(|k| k.rsplit('+').next().unwrap())
+        .collect();
+    assert_eq!(
+        starts,
+        ["0000000000.snappy.parquet", "0000000100.snappy.parquet"],
+        "{:?}",
+        objects.keys()
+    );
+    let mut seen = Vec::new();
+    for path in objects.values() {
+        let rows = read_parquet(path);
+        for row in &rows[1..] {
+            let n = row["n"].as_i64().unwrap();
+            if n >= 150 {
+                assert_eq!(
+                    row["extra"],
+                    json!(format!("e{n}")),
+                    "the new field is kept"
+                );
+            }
+            seen.push(n);
+        }
+    }
+    assert_eq!(seen, (0..300).collect::<Vec<_>>());
+}

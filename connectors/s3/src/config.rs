@@ -50,6 +50,12 @@ pub fn config_def() -> ConfigDef {
                 .doc("Multipart upload part size in bytes."),
         )
         .define(
+            ConfigKey::new("s3.row.group.records", ConfigType::Int)
+                .default("1000")
+                .validator(Validator::at_least(1.0))
+                .doc("Records encoded at a time (one Parquet row group). With s3.part.size it bounds the memory of each open file: files go up in parts while they are written."),
+        )
+        .define(
             ConfigKey::new("format.class", ConfigType::Class)
                 .default("parquet")
                 .validator(Validator::Custom(|v| Format::from_class(v).map(|_| ())))
@@ -125,6 +131,7 @@ pub struct S3SinkConfig {
     pub flush_size: usize,
     pub rotate_interval_ms: Option<i64>,
     pub rotate_schedule: Option<std::time::Duration>,
+    pub row_group_records: usize,
     pub format: Format,
     pub pad_width: usize,
     pub partitioner: crate::partitioner::Partitioner,
@@ -203,6 +210,7 @@ impl S3SinkConfig {
                 .to_owned(),
             flush_size: c.int("flush.size").unwrap_or(1).max(1) as usize,
             rotate_interval_ms: c.long("rotate.interval.ms").filter(|v| *v > 0),
+            row_group_records: c.int("s3.row.group.records").unwrap_or(1000).max(1) as usize,
             rotate_schedule: c
                 .long("rotate.schedule.interval.ms")
                 .filter(|v| *v > 0)

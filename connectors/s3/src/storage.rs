@@ -27,6 +27,13 @@ pub struct Store {
     pub credentials: Option<(String, String)>,
 }
 
+/// A multipart upload in progress.
+#[derive(Debug, Clone)]
+pub struct Multipart {
+    pub key: String,
+    pub id: String,
+}
+
 /// How one object is written.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
@@ -161,7 +168,34 @@ impl Storage {
                 .map_err(|e| sdk_error(&format!("cannot upload '{key}'"), e))?;
             return Ok(());
         }
-        let upload = self
+        let upload = self.start_multipart(key, options).await?;
+        let mut parts = Vec::new();
+        for chunk in bytes.chunks(self.part_size) {
+            match self
+                .upload_part(&upload, parts.len() + 1, chunk.to_vec())
+                .await
+            {
+                Ok(p) => parts.push(p),
+                Err(e) => {
+                    self.abort(&upload).await;
+                    return Err(e);
+                }
+            }
+        }
+        self.complete(&upload, parts).await
+    }
+
+    /// The part size uploads are cut into.
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    pub async fn start_multipart(
+        &self,
+        key: &str,
+        options: &PutOptions,
+    ) -> Result<Multipart, ConnectError> {
+        let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
@@ -170,28 +204,130 @@ impl Storage {
             .send()
             .await
             .map_err(|e| sdk_error(&format!("cannot start a multipart upload of '{key}'"), e))?;
-        let id = upload.upload_id().unwrap_or_default().to_owned();
-        match self.upload_parts(key, &id, &bytes).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Never leave a dangling upload: abort, and report the first error.
-                if let Err(abort) = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&id)
-                    .send()
-                    .await
-                {
-                    tracing::warn!(
-                        key,
-                        "cannot abort a failed multipart upload: {}",
-                        DisplayErrorContext(&abort)
-                    );
+        Ok(Multipart {
+            key: key.to_owned(),
+            id: out.upload_id().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Uploads part `number` (from 1).
+    pub async fn upload_part(
+        &self,
+        upload: &Multipart,
+        number: usize,
+        bytes: Vec<u8>,
+    ) -> Result<CompletedPart, ConnectError> {
+        let number = i32::try_from(number).map_err(|_| ConnectError::fatal("too many parts"))?;
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    &format!("cannot upload part {number} of '{}'", upload.key),
+                    e,
+                )
+            })?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(out.e_tag().map(str::to_owned))
+            .build())
+    }
+
+    /// Completes an upload: only now does the object exist.
+    pub async fn complete(
+        &self,
+        upload: &Multipart,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(), ConnectError> {
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        if let Err(e) = result {
+            let error = sdk_error(
+                &format!("cannot complete the upload of '{}'", upload.key),
+                e,
+            );
+            self.abort(upload).await;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Aborts an upload, so no part is left behind; failures are only logged
+    /// (the original error is what matters to the caller).
+    pub async fn abort(&self, upload: &Multipart) {
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .send()
+            .await
+        {
+            tracing::warn!(key = %upload.key, "cannot abort a multipart upload: {}", DisplayErrorContext(&e));
+        }
+    }
+
+    /// Uploads under `prefix` that were started and never completed.
+    pub async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<Multipart>, ConnectError> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await;
+            let page = match page {
+                Ok(p) => p,
+                // Cleanup is best effort: a store without the API cannot list what
+                // a crash left, and an incomplete upload is invisible anyway.
+                Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 501 => {
+                    tracing::warn!(bucket = %self.bucket, "the store cannot list incomplete uploads; uploads left by a crash are not cleaned up");
+                    return Ok(out);
                 }
-                Err(e)
+                Err(e) => {
+                    return Err(sdk_error(
+                        &format!("cannot list incomplete uploads under '{prefix}'"),
+                        e,
+                    ))
+                }
+            };
+            for u in page.uploads() {
+                if let (Some(k), Some(id)) = (u.key(), u.upload_id()) {
+                    out.push(Multipart {
+                        key: k.to_owned(),
+                        id: id.to_owned(),
+                    });
+                }
             }
+            if page.is_truncated() != Some(true) {
+                return Ok(out);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
         }
     }
 
@@ -324,43 +460,5 @@ impl Storage {
             );
         }
         Ok(keys)
-    }
-
-    async fn upload_parts(&self, key: &str, id: &str, bytes: &[u8]) -> Result<(), ConnectError> {
-        let mut parts = Vec::new();
-        for (i, chunk) in bytes.chunks(self.part_size).enumerate() {
-            let number = i32::try_from(i + 1).map_err(|_| ConnectError::fatal("too many parts"))?;
-            let part = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(id)
-                .part_number(number)
-                .body(ByteStream::from(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| sdk_error(&format!("cannot upload part {number} of '{key}'"), e))?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(part.e_tag().map(str::to_owned))
-                    .build(),
-            );
-        }
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| sdk_error(&format!("cannot complete the upload of '{key}'"), e))?;
-        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use aws_sdk_s3::types::CompletedPart;
 use sluice_api::{
     ConnectError, ErrantRecordReporter, OffsetMap, Record, SinkTask, SinkTaskContext,
     TopicPartition,
@@ -15,8 +16,9 @@ use tracing::{debug, info};
 
 use crate::audit;
 use crate::config::{config_def, S3SinkConfig, Tier};
+use crate::format::{FileEncoder, Format};
 use crate::partitioner::{object_key, Partitioner};
-use crate::storage::{PutOptions, Storage};
+use crate::storage::{Multipart, PutOptions, Storage};
 
 /// A Kafka partition: topic and partition number.
 type PartitionKey = (Arc<str>, i32);
@@ -45,11 +47,39 @@ struct State {
 /// first, or when a value schema changes. Cuts depend only on the records, so a
 /// replay cuts the same files.
 struct FileSet {
-    files: Vec<(String, Vec<Record>)>,
+    files: Vec<OpenFile>,
     count: usize,
     first_timestamp: Option<i64>,
     schema: Option<sluice_api::SchemaRef>,
     opened: Instant,
+}
+
+/// One file being written. Outside the audit tier its rows are encoded a row
+/// group at a time and its bytes go up as multipart parts as they accumulate,
+/// so a file never sits whole in memory.
+struct OpenFile {
+    path: String,
+    start: i64,
+    end: i64,
+    count: usize,
+    /// Rows not yet encoded (the audit tier keeps all of them until the cut).
+    pending: Vec<Record>,
+    encoder: Option<FileEncoder>,
+    upload: Option<(Multipart, Vec<CompletedPart>)>,
+}
+
+impl OpenFile {
+    fn new(path: String, offset: i64) -> Self {
+        Self {
+            path,
+            start: offset,
+            end: offset,
+            count: 0,
+            pending: Vec::new(),
+            encoder: None,
+            upload: None,
+        }
+    }
 }
 
 impl FileSet {
@@ -66,7 +96,8 @@ impl FileSet {
     fn start_offset(&self) -> Option<i64> {
         self.files
             .iter()
-            .filter_map(|(_, records)| records.first().and_then(|r| r.offset))
+            .filter(|f| f.count > 0)
+            .map(|f| f.start)
             .min()
     }
 
@@ -86,69 +117,271 @@ impl FileSet {
         schema_changed || time_up
     }
 
-    fn push(&mut self, path: String, record: Record) {
+    /// Adds a record to the current file of its path; returns that file's index.
+    fn push(&mut self, path: String, record: Record) -> usize {
         if self.count == 0 {
             self.first_timestamp = record.timestamp;
             self.schema = record.value_schema.clone();
             self.opened = Instant::now();
         }
         self.count += 1;
-        match self.files.iter_mut().find(|(p, _)| *p == path) {
-            Some((_, records)) => records.push(record),
-            None => self.files.push((path, vec![record])),
+        let offset = record.offset.unwrap_or(0);
+        let index = match self.files.iter().rposition(|f| f.path == path) {
+            Some(i) => i,
+            None => {
+                self.files.push(OpenFile::new(path, offset));
+                self.files.len() - 1
+            }
+        };
+        let file = &mut self.files[index];
+        if file.count == 0 {
+            file.start = offset;
         }
+        file.end = offset;
+        file.count += 1;
+        file.pending.push(record);
+        index
     }
 }
 
+/// What encoding a row group did.
+enum Encoded {
+    /// Written into the file's encoder.
+    Written(FileEncoder),
+    /// The rows do not fit the file's schema: the file (as it was) must be
+    /// finished, and the rows start a new file.
+    Misfit(FileEncoder, Vec<Record>),
+}
+
 impl State {
-    /// Encodes and uploads every file of one Kafka partition's set.
-    async fn write(&mut self, key: &PartitionKey) -> Result<(), ConnectError> {
-        let Some(set) = self.sets.remove(key) else {
-            return Ok(());
-        };
-        for (path, records) in set.files {
-            self.write_file(key, &path, records).await?;
-        }
-        Ok(())
+    fn streaming(&self) -> bool {
+        !matches!(self.config.tier, Tier::Audit { .. })
     }
 
-    async fn write_file(
+    /// Encodes one row group off the async threads.
+    async fn encode_rows(
+        format: Format,
+        encoder: Option<FileEncoder>,
+        rows: Vec<Record>,
+    ) -> Result<Encoded, ConnectError> {
+        tokio::task::spawn_blocking(move || {
+            let mut encoder = match encoder {
+                Some(e) if !e.fits(&rows) => return Ok(Encoded::Misfit(e, rows)),
+                Some(e) => e,
+                None => format.start(&rows)?,
+            };
+            encoder.write(&rows)?;
+            Ok(Encoded::Written(encoder))
+        })
+        .await
+        .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))?
+    }
+
+    /// Encodes a file's pending rows; uploads a part once a part's worth of bytes
+    /// is ready. Rows that do not fit the file finish it and start a new one.
+    async fn encode_pending(
         &mut self,
         key: &PartitionKey,
-        path: &str,
-        records: Vec<Record>,
+        index: usize,
     ) -> Result<(), ConnectError> {
-        let (Some(start), Some(end)) = (
-            records.first().and_then(|r| r.offset),
-            records.last().and_then(|r| r.offset),
-        ) else {
+        let Some(file) = self.sets.get_mut(key).and_then(|s| s.files.get_mut(index)) else {
             return Ok(());
         };
+        let rows = std::mem::take(&mut file.pending);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let encoder = file.encoder.take();
+        match Self::encode_rows(self.config.format, encoder, rows).await? {
+            Encoded::Written(encoder) => {
+                let ready = encoder.buffered() >= self.storage.part_size();
+                if let Some(file) = self.sets.get_mut(key).and_then(|s| s.files.get_mut(index)) {
+                    file.encoder = Some(encoder);
+                }
+                if ready {
+                    self.upload_buffered(key, index).await?;
+                }
+                Ok(())
+            }
+            Encoded::Misfit(encoder, rows) => {
+                let Some(set) = self.sets.get_mut(key) else {
+                    return Ok(());
+                };
+                let mut old = set.files.remove(index);
+                old.encoder = Some(encoder);
+                // The old file ends just before the rows that do not fit it.
+                let first_new = rows.first().and_then(|r| r.offset).unwrap_or(old.end);
+                let mut new = OpenFile::new(old.path.clone(), first_new);
+                new.end = old.end;
+                new.count = rows.len();
+                new.pending = rows;
+                old.end = first_new - 1;
+                old.count -= new.count;
+                set.files.push(new);
+                let new_index = set.files.len() - 1;
+                self.finish_file(key, old).await?;
+                Box::pin(self.encode_pending(key, new_index)).await
+            }
+        }
+    }
+
+    /// Uploads the bytes a file's encoder holds as its next part.
+    async fn upload_buffered(
+        &mut self,
+        key: &PartitionKey,
+        index: usize,
+    ) -> Result<(), ConnectError> {
+        let c = &self.config;
+        let Some(file) = self.sets.get_mut(key).and_then(|s| s.files.get_mut(index)) else {
+            return Ok(());
+        };
+        let object = object_key(
+            &c.topics_dir,
+            &key.0,
+            &file.path,
+            key.1,
+            file.start,
+            c.pad_width,
+            &c.format.extension(),
+        );
+        let bytes = file
+            .encoder
+            .as_mut()
+            .map(FileEncoder::take)
+            .unwrap_or_default();
+        if file.upload.is_none() {
+            file.upload = Some((
+                self.storage
+                    .start_multipart(&object, &self.put_options)
+                    .await?,
+                Vec::new(),
+            ));
+        }
+        let Some((upload, parts)) = file.upload.as_mut() else {
+            return Ok(());
+        };
+        match self
+            .storage
+            .upload_part(upload, parts.len() + 1, bytes)
+            .await
+        {
+            Ok(part) => {
+                parts.push(part);
+                Ok(())
+            }
+            Err(e) => {
+                self.storage.abort(upload).await;
+                file.upload = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Finishes one file: the last rows encoded, the footer written, and the
+    /// object completed (one PUT when it never reached a part's size).
+    async fn finish_file(
+        &mut self,
+        key: &PartitionKey,
+        mut file: OpenFile,
+    ) -> Result<(), ConnectError> {
+        if file.count == 0 {
+            return Ok(());
+        }
         let c = &self.config;
         let object = object_key(
             &c.topics_dir,
             &key.0,
-            path,
+            &file.path,
             key.1,
-            start,
+            file.start,
             c.pad_width,
             &c.format.extension(),
         );
-        let format = c.format;
-        let count = records.len();
-        let bytes = tokio::task::spawn_blocking(move || format.encode(&records))
+        if !self.streaming() {
+            let records = std::mem::take(&mut file.pending);
+            let format = c.format;
+            let count = records.len();
+            let bytes = tokio::task::spawn_blocking(move || format.encode(&records))
+                .await
+                .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))??;
+            let size = bytes.len();
+            self.write_audited(key, &object, file.start, file.end, count, bytes)
+                .await?;
+            info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = count, bytes = size, "file uploaded");
+            return Ok(());
+        }
+        let mut encoder = file.encoder.take();
+        let rows = std::mem::take(&mut file.pending);
+        if !rows.is_empty() {
+            match Self::encode_rows(self.config.format, encoder, rows).await? {
+                Encoded::Written(e) => encoder = Some(e),
+                Encoded::Misfit(e, rows) => {
+                    // The last rows start their own file, after this one.
+                    let first_new = rows.first().and_then(|r| r.offset).unwrap_or(file.end);
+                    let mut rest = OpenFile::new(file.path.clone(), first_new);
+                    rest.end = file.end;
+                    rest.count = rows.len();
+                    rest.pending = rows;
+                    file.end = first_new - 1;
+                    file.count -= rest.count;
+                    file.encoder = Some(e);
+                    Box::pin(self.finish_file(key, file)).await?;
+                    return Box::pin(self.finish_file(key, rest)).await;
+                }
+            }
+        }
+        let Some(encoder) = encoder else {
+            return Ok(());
+        };
+        let tail = tokio::task::spawn_blocking(move || encoder.finish())
             .await
             .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))??;
-        let size = bytes.len();
-        match c.tier {
-            Tier::Audit { .. } => {
-                self.write_audited(key, &object, start, end, count, bytes)
-                    .await?
+        match file.upload.take() {
+            None => {
+                let size = tail.len();
+                self.storage.put(&object, tail, &self.put_options).await?;
+                info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = file.count, bytes = size, "file uploaded");
             }
-            _ => self.storage.put(&object, bytes, &self.put_options).await?,
+            Some((upload, mut parts)) => {
+                match self
+                    .storage
+                    .upload_part(&upload, parts.len() + 1, tail)
+                    .await
+                {
+                    Ok(p) => parts.push(p),
+                    Err(e) => {
+                        self.storage.abort(&upload).await;
+                        return Err(e);
+                    }
+                }
+                let n = parts.len();
+                self.storage.complete(&upload, parts).await?;
+                info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = file.count, parts = n, "file uploaded (multipart)");
+            }
         }
-        info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = count, bytes = size, "file uploaded");
         Ok(())
+    }
+
+    /// Cuts every file of one Kafka partition's set.
+    async fn write(&mut self, key: &PartitionKey) -> Result<(), ConnectError> {
+        let Some(set) = self.sets.remove(key) else {
+            return Ok(());
+        };
+        for file in set.files {
+            self.finish_file(key, file).await?;
+        }
+        Ok(())
+    }
+
+    /// Aborts the uploads of files that will not be finished.
+    async fn abandon(&mut self, key: &PartitionKey) {
+        if let Some(set) = self.sets.remove(key) {
+            for file in set.files {
+                if let Some((upload, _)) = file.upload {
+                    self.storage.abort(&upload).await;
+                }
+            }
+        }
     }
 
     /// The audit tier: the object with its checksum and retention, then its
@@ -279,6 +512,7 @@ impl SinkTask for S3SinkTask {
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("put before start"))?;
         let (flush_size, interval) = (state.config.flush_size, state.config.rotate_interval_ms);
+        let row_group = state.config.row_group_records;
         for record in records {
             let path = match state.config.partitioner.encode(&record) {
                 Ok(p) => p,
@@ -300,9 +534,15 @@ impl SinkTask for S3SinkTask {
                 state.write(&key).await?;
             }
             let set = state.sets.entry(key.clone()).or_insert_with(FileSet::new);
-            set.push(path, record);
-            if set.count >= flush_size {
+            let index = set.push(path, record);
+            let (full, row_group_ready) = (
+                set.count >= flush_size,
+                set.files[index].pending.len() >= row_group,
+            );
+            if full {
                 state.write(&key).await?;
+            } else if row_group_ready && state.streaming() {
+                state.encode_pending(&key, index).await?;
             }
         }
         state.write_scheduled().await
@@ -331,24 +571,49 @@ impl SinkTask for S3SinkTask {
     /// reads those records again from the committed offset and cuts the same files.
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
         if let Some(state) = self.state.as_mut() {
-            state.sets.retain(|(t, p), _| {
-                !partitions
-                    .iter()
-                    .any(|tp| **t == *tp.topic && *p == tp.partition)
-            });
-            state.chain.retain(|(t, p), _| {
-                !partitions
-                    .iter()
-                    .any(|tp| **t == *tp.topic && *p == tp.partition)
-            });
+            for tp in partitions {
+                let key: PartitionKey = (Arc::from(tp.topic.as_str()), tp.partition);
+                state.abandon(&key).await;
+                state.chain.remove(&key);
+            }
         }
         Ok(())
     }
 
+    /// Newly assigned partitions: abort uploads a crashed run left incomplete
+    /// for them (their records will be written again, under the same keys).
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<OffsetMap, ConnectError> {
+        let Some(state) = self.state.as_mut() else {
+            return Ok(OffsetMap::new());
+        };
+        for tp in partitions {
+            let prefix = format!("{}/{}/", state.config.topics_dir, tp.topic);
+            let mine = format!("{}+{}+", tp.topic, tp.partition);
+            for upload in state.storage.incomplete_uploads(&prefix).await? {
+                if upload
+                    .key
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|file| file.starts_with(&mine))
+                {
+                    info!(connector = %state.connector, key = %upload.key, "aborting an upload a previous run left incomplete");
+                    state.storage.abort(&upload).await;
+                }
+            }
+        }
+        Ok(OffsetMap::new())
+    }
+
     async fn stop(&mut self) -> Result<(), ConnectError> {
         // Unfinished files are not uploaded: writing them would cut files where a
-        // replay would not, breaking exactly-once. Their records are re-read.
-        self.state = None;
+        // replay would not, breaking exactly-once. Their records are re-read, and
+        // their part uploads aborted so none is left dangling.
+        if let Some(mut state) = self.state.take() {
+            let keys: Vec<PartitionKey> = state.sets.keys().cloned().collect();
+            for key in keys {
+                state.abandon(&key).await;
+            }
+        }
         Ok(())
     }
 }

@@ -74,4 +74,61 @@ impl Format {
             Format::Json => json::encode(records),
         }
     }
+
+    /// Starts a file written in pieces, its schema set by `first_rows`.
+    pub fn start(&self, first_rows: &[Record]) -> Result<FileEncoder, ConnectError> {
+        Ok(match self {
+            Format::Parquet(codec) => {
+                FileEncoder::Parquet(Box::new(parquet::ParquetFile::new(first_rows, *codec)?))
+            }
+            Format::Json => FileEncoder::Json(Vec::new()),
+        })
+    }
+}
+
+/// A file being encoded in pieces: rows in, bytes out as they accumulate.
+pub enum FileEncoder {
+    Parquet(Box<parquet::ParquetFile>),
+    Json(Vec<u8>),
+}
+
+impl FileEncoder {
+    pub fn fits(&self, rows: &[Record]) -> bool {
+        match self {
+            FileEncoder::Parquet(p) => p.fits(rows),
+            FileEncoder::Json(_) => true,
+        }
+    }
+
+    /// Encodes `rows` (one row group for Parquet). CPU-bound.
+    pub fn write(&mut self, rows: &[Record]) -> Result<(), ConnectError> {
+        match self {
+            FileEncoder::Parquet(p) => p.write(rows),
+            FileEncoder::Json(buf) => {
+                buf.extend(json::encode(rows)?);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn buffered(&self) -> usize {
+        match self {
+            FileEncoder::Parquet(p) => p.buffered(),
+            FileEncoder::Json(buf) => buf.len(),
+        }
+    }
+
+    pub fn take(&mut self) -> Vec<u8> {
+        match self {
+            FileEncoder::Parquet(p) => p.take(),
+            FileEncoder::Json(buf) => std::mem::take(buf),
+        }
+    }
+
+    pub fn finish(self) -> Result<Vec<u8>, ConnectError> {
+        match self {
+            FileEncoder::Parquet(p) => p.finish(),
+            FileEncoder::Json(buf) => Ok(buf),
+        }
+    }
 }

@@ -27,30 +27,90 @@ use sluice_api::{ConnectError, Record, SchemaRef, Value};
 
 use super::Codec;
 
+/// Encodes a whole file at once.
 pub fn encode(records: &[Record], codec: Codec) -> Result<Vec<u8>, ConnectError> {
-    let schema = file_schema(records)?;
-    let values: Vec<&Value> = records.iter().map(|r| &r.value).collect();
-    let SchemaType::Struct(fields) = &schema.schema_type else {
-        return Err(ConnectError::data(
-            "Parquet needs struct (or JSON object) values",
+    let mut writer = ParquetFile::new(records, codec)?;
+    writer.write(records)?;
+    writer.finish()
+}
+
+/// A Parquet file written row group by row group; its bytes can be taken out as
+/// they accumulate (to upload them as multipart parts) without holding the file.
+pub struct ParquetFile {
+    schema: SchemaRef,
+    arrow_schema: Arc<ArrowSchema>,
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+impl ParquetFile {
+    /// Starts a file whose schema comes from `first_rows`: their value schema, or
+    /// the union inferred from schemaless values.
+    pub fn new(first_rows: &[Record], codec: Codec) -> Result<Self, ConnectError> {
+        let schema = file_schema(first_rows)?;
+        let arrow_schema = Arc::new(ArrowSchema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(&f.name, arrow_type(&f.schema), true))
+                .collect::<Vec<_>>(),
         ));
-    };
-    let mut columns = Vec::with_capacity(fields.len());
-    let mut arrow_fields = Vec::with_capacity(fields.len());
-    for (i, f) in fields.iter().enumerate() {
-        let column: Vec<&Value> = values.iter().map(|v| field_value(v, i, &f.name)).collect();
-        columns.push(build(&f.schema, &column)?);
-        arrow_fields.push(Field::new(&f.name, arrow_type(&f.schema), true));
+        let props = WriterProperties::builder()
+            .set_compression(compression(codec))
+            .build();
+        let writer = ArrowWriter::try_new(Vec::new(), arrow_schema.clone(), Some(props))
+            .map_err(parquet_error)?;
+        Ok(Self {
+            schema,
+            arrow_schema,
+            writer,
+        })
     }
-    let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(arrow_fields)), columns)
-        .map_err(arrow_error)?;
-    let props = WriterProperties::builder()
-        .set_compression(compression(codec))
-        .build();
-    let mut writer =
-        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(parquet_error)?;
-    writer.write(&batch).map_err(parquet_error)?;
-    writer.into_inner().map_err(parquet_error)
+
+    /// Whether `rows` fit this file's schema. Records with schemas fit when the
+    /// schema is the same; schemaless ones when inferring over them adds no field
+    /// and changes no type. A misfit starts a new file: nothing is narrowed.
+    pub fn fits(&self, rows: &[Record]) -> bool {
+        match rows.first().and_then(|r| r.value_schema.clone()) {
+            Some(s) if matches!(s.schema_type, SchemaType::Struct(_)) => rows.iter().all(|r| {
+                r.value_schema
+                    .as_ref()
+                    .is_some_and(|x| Arc::ptr_eq(x, &self.schema) || **x == *self.schema)
+            }),
+            _ => rows
+                .iter()
+                .all(|r| merge((*self.schema).clone(), infer(&r.value)) == *self.schema),
+        }
+    }
+
+    /// Writes `rows` as one row group.
+    pub fn write(&mut self, rows: &[Record]) -> Result<(), ConnectError> {
+        let values: Vec<&Value> = rows.iter().map(|r| &r.value).collect();
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for (i, f) in self.schema.fields().iter().enumerate() {
+            let column: Vec<&Value> = values.iter().map(|v| field_value(v, i, &f.name)).collect();
+            columns.push(build(&f.schema, &column)?);
+        }
+        let batch =
+            RecordBatch::try_new(self.arrow_schema.clone(), columns).map_err(arrow_error)?;
+        self.writer.write(&batch).map_err(parquet_error)?;
+        self.writer.flush().map_err(parquet_error)
+    }
+
+    /// Bytes written so far and not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.writer.inner().len()
+    }
+
+    /// Takes the bytes written so far. The writer counts bytes itself, so the
+    /// file stays consistent.
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(self.writer.inner_mut())
+    }
+
+    /// Writes the footer; returns the bytes not yet taken.
+    pub fn finish(self) -> Result<Vec<u8>, ConnectError> {
+        self.writer.into_inner().map_err(parquet_error)
+    }
 }
 
 fn compression(codec: Codec) -> Compression {

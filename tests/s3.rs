@@ -449,3 +449,92 @@ fn a_schemaless_field_appearing_mid_file_starts_a_new_file_instead_of_being_drop
     }
     assert_eq!(seen, (0..300).collect::<Vec<_>>());
 }
+
+#[test]
+fn schema_compatibility_backward_projects_older_records_none_rotates() {
+    let v2 = |n: i64| {
+        json!({"schema": {"type": "struct", "version": 2, "optional": false, "fields": [
+            {"field": "n", "type": "int64", "optional": false},
+            {"field": "email", "type": "string", "optional": true, "default": "none"}
+        ]}, "payload": {"n": n, "email": format!("u{n}@example.com")}})
+    };
+    let v1 = |n: i64| {
+        json!({"schema": {"type": "struct", "version": 1, "optional": false, "fields": [
+            {"field": "n", "type": "int32", "optional": false}
+        ]}, "payload": {"n": n}})
+    };
+    let run = |mode: &str| -> Vec<(String, Vec<serde_json::Value>)> {
+        let scratch = Scratch::new("s3-compat");
+        let topic = unique("usage");
+        let bucket = unique("archive").to_lowercase();
+        s3().create_bucket(&bucket);
+        create_topic(&scratch, &topic, 1);
+        // v2, v2, v1, v1, v2, v1: three schema changes.
+        let values: Vec<Vec<u8>> = [v2(0), v2(1), v1(2), v1(3), v2(4), v1(5)]
+            .iter()
+            .map(|v| v.to_string().into_bytes())
+            .collect();
+        produce(
+            &topic,
+            0,
+            &values
+                .iter()
+                .map(|v| Out {
+                    key: None,
+                    value: v,
+                    headers: &[],
+                })
+                .collect::<Vec<_>>(),
+        );
+        let name = unique("s3");
+        let mut config = sink_config(&name, &topic, &bucket);
+        config["config"]["schema.compatibility"] = json!(mode);
+        config["config"]["flush.size"] = json!(6);
+        let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+        let sink = scratch.write_json("sink.json", &config);
+        let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
+        // NONE leaves the last file (one v1 record) open: 5 records committed.
+        let target = if mode == "NONE" { 5 } else { 6 };
+        wait_for("records committed", Duration::from_secs(60), || {
+            committed(&format!("connect-{name}"), &topic).get(&0) == Some(&target)
+        });
+        assert!(
+            w.terminate(Duration::from_secs(30)).success(),
+            "{}",
+            w.log_text()
+        );
+        s3().objects(&bucket, "topics/")
+            .into_iter()
+            .map(|(k, p)| (k, read_parquet(&p)))
+            .collect()
+    };
+    let backward = run("BACKWARD");
+    assert_eq!(backward.len(), 1, "one file: older records projected");
+    let rows = &backward[0].1;
+    assert_eq!(
+        rows[0]["schema"],
+        json!([["n", "int64"], ["email", "string"]])
+    );
+    let emails: Vec<&str> = rows[1..]
+        .iter()
+        .map(|r| r["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "u0@example.com",
+            "u1@example.com",
+            "none",
+            "none",
+            "u4@example.com",
+            "none"
+        ]
+    );
+    let none = run("NONE");
+    assert_eq!(
+        none.len(),
+        3,
+        "every change cuts a file: {:?}",
+        none.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+}

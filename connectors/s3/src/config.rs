@@ -92,7 +92,7 @@ pub fn config_def() -> ConfigDef {
             ConfigKey::new("schema.compatibility", ConfigType::String)
                 .default("NONE")
                 .validator(Validator::OneOf(&["NONE", "BACKWARD", "FORWARD", "FULL"]))
-                .doc("Every value schema change starts a new file (projection between compatible versions is not built yet)."),
+                .doc("What a value schema change does: NONE starts a new file; BACKWARD/FULL project older-version records onto the file's newer schema; FORWARD projects newer ones onto the older (see compat.rs)."),
         )
         .define(
             ConfigKey::new("filename.offset.zero.pad.width", ConfigType::Int)
@@ -132,6 +132,7 @@ pub struct S3SinkConfig {
     pub rotate_interval_ms: Option<i64>,
     pub rotate_schedule: Option<std::time::Duration>,
     pub row_group_records: usize,
+    pub compatibility: crate::compat::Compatibility,
     pub format: Format,
     pub pad_width: usize,
     pub partitioner: crate::partitioner::Partitioner,
@@ -211,6 +212,9 @@ impl S3SinkConfig {
             flush_size: c.int("flush.size").unwrap_or(1).max(1) as usize,
             rotate_interval_ms: c.long("rotate.interval.ms").filter(|v| *v > 0),
             row_group_records: c.int("s3.row.group.records").unwrap_or(1000).max(1) as usize,
+            compatibility: crate::compat::Compatibility::parse(
+                c.string("schema.compatibility").unwrap_or("NONE"),
+            ),
             rotate_schedule: c
                 .long("rotate.schedule.interval.ms")
                 .filter(|v| *v > 0)

@@ -12,6 +12,7 @@
 //! parquet).
 
 pub mod audit;
+mod compat;
 mod config;
 mod format;
 mod partitioner;

@@ -15,6 +15,7 @@ use sluice_api::{
 use tracing::{debug, info};
 
 use crate::audit;
+use crate::compat::{project, Compatibility};
 use crate::config::{config_def, S3SinkConfig, Tier};
 use crate::format::{FileEncoder, Format};
 use crate::partitioner::{object_key, Partitioner};
@@ -101,20 +102,43 @@ impl FileSet {
             .min()
     }
 
-    fn must_rotate_before(&self, record: &Record, interval: Option<i64>) -> bool {
+    /// Whether `record` can join this set: a new file is needed when it is
+    /// `interval` ms of record time past the set's first record, or when its
+    /// schema differs and `schema.compatibility` does not project it (then it is
+    /// projected onto the set's schema in place).
+    fn admit(
+        &self,
+        record: &mut Record,
+        interval: Option<i64>,
+        compat: Compatibility,
+    ) -> Admission {
         if self.count == 0 {
-            return false;
+            return Admission::Join;
         }
-        let schema_changed = match (&self.schema, &record.value_schema) {
-            (Some(a), Some(b)) => !(Arc::ptr_eq(a, b) || a == b),
-            (None, None) => false,
-            _ => true,
-        };
-        let time_up = match (interval, self.first_timestamp, record.timestamp) {
-            (Some(i), Some(t0), Some(t)) => t - t0 >= i,
-            _ => false,
-        };
-        schema_changed || time_up
+        if let (Some(i), Some(t0), Some(t)) = (interval, self.first_timestamp, record.timestamp) {
+            if t - t0 >= i {
+                return Admission::Rotate;
+            }
+        }
+        match (&self.schema, &record.value_schema) {
+            (None, None) => Admission::Join,
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) || a == b => Admission::Join,
+            (Some(current), Some(incoming)) if compat.projects(current, incoming) => {
+                let value = std::mem::take(&mut record.value);
+                match project(value.clone(), incoming, current) {
+                    Some(projected) => {
+                        record.value = projected;
+                        record.value_schema = Some(current.clone());
+                        Admission::Join
+                    }
+                    None => {
+                        record.value = value;
+                        Admission::Rotate
+                    }
+                }
+            }
+            _ => Admission::Rotate,
+        }
     }
 
     /// Adds a record to the current file of its path; returns that file's index.
@@ -142,6 +166,12 @@ impl FileSet {
         file.pending.push(record);
         index
     }
+}
+
+/// Whether a record joins the open files of its partition.
+enum Admission {
+    Join,
+    Rotate,
 }
 
 /// What encoding a row group did.
@@ -526,12 +556,12 @@ impl SinkTask for S3SinkTask {
                 }
             };
             let key: PartitionKey = (record.topic.clone(), record.partition.unwrap_or(0));
-            if state
-                .sets
-                .get(&key)
-                .is_some_and(|s| s.must_rotate_before(&record, interval))
-            {
-                state.write(&key).await?;
+            let mut record = record;
+            let compat = state.config.compatibility;
+            if let Some(set) = state.sets.get(&key) {
+                if matches!(set.admit(&mut record, interval, compat), Admission::Rotate) {
+                    state.write(&key).await?;
+                }
             }
             let set = state.sets.entry(key.clone()).or_insert_with(FileSet::new);
             let index = set.push(path, record);

@@ -74,7 +74,7 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("partition.field.name", ConfigType::List).default("").doc("FieldPartitioner: the value fields that name the path."))
         .define(ConfigKey::new("path.format", ConfigType::String).optional().doc("TimeBasedPartitioner: a Joda-style pattern, e.g. 'year'=YYYY/'month'=MM/'day'=dd/'hour'=HH."))
         .define(ConfigKey::new("partition.duration.ms", ConfigType::Long).optional().doc("TimeBasedPartitioner: the time bucket of one path."))
-        .define(ConfigKey::new("timezone", ConfigType::String).optional().doc("TimeBasedPartitioner: UTC or a fixed offset such as +02:00."))
+        .define(ConfigKey::new("timezone", ConfigType::String).optional().doc("TimeBasedPartitioner: UTC, a fixed offset such as +02:00, or an IANA zone such as Europe/Paris."))
         .define(ConfigKey::new("locale", ConfigType::String).optional().doc("Accepted for Confluent compatibility; paths use numbers only, so it changes nothing."))
         .define(
             ConfigKey::new("timestamp.extractor", ConfigType::String)

@@ -18,9 +18,35 @@ pub enum Partitioner {
     Time {
         path_format: Vec<Token>,
         duration_ms: i64,
-        offset_ms: i64,
+        zone: Zone,
         extractor: Extractor,
     },
+}
+
+/// The time zone paths are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    /// A fixed offset from UTC, in milliseconds.
+    Fixed(i64),
+    /// An IANA zone, daylight saving included (e.g. `America/Los_Angeles`).
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// The zone's offset from UTC at the instant `utc_ms`, in milliseconds.
+    fn offset_at(&self, utc_ms: i64) -> i64 {
+        use chrono::{Offset, TimeZone};
+        match self {
+            Zone::Fixed(ms) => *ms,
+            Zone::Named(tz) => chrono::DateTime::from_timestamp_millis(utc_ms).map_or(0, |t| {
+                i64::from(
+                    tz.offset_from_utc_datetime(&t.naive_utc())
+                        .fix()
+                        .local_minus_utc(),
+                ) * 1000
+            }),
+        }
+    }
 }
 
 /// Where a record's time comes from.
@@ -136,7 +162,7 @@ impl Partitioner {
         Ok(Partitioner::Time {
             path_format: parse_format(format).map_err(|e| ("path.format", e))?,
             duration_ms,
-            offset_ms: parse_timezone(timezone).map_err(|e| ("timezone", e))?,
+            zone: parse_timezone(timezone).map_err(|e| ("timezone", e))?,
             extractor,
         })
     }
@@ -161,7 +187,7 @@ impl Partitioner {
             Partitioner::Time {
                 path_format,
                 duration_ms,
-                offset_ms,
+                zone,
                 extractor,
             } => {
                 let ts = match extractor {
@@ -181,7 +207,7 @@ impl Partitioner {
                     }
                 };
                 // Floor in local time, so daily buckets start at local midnight.
-                let local = ts + offset_ms;
+                let local = ts + zone.offset_at(ts);
                 let floored = local.div_euclid(*duration_ms) * duration_ms;
                 Ok(format_time(path_format, floored))
             }
@@ -282,12 +308,15 @@ pub fn parse_format(pattern: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
-/// `UTC`, `GMT`, `Z`, or a fixed offset `+02:00` / `UTC-05:30`. Named zones with
-/// daylight saving (e.g. `Europe/Paris`) are not supported yet.
-pub fn parse_timezone(tz: &str) -> Result<i64, String> {
+/// `UTC`, a fixed offset (`+02:00`, `UTC-05:30`), or an IANA zone name
+/// (`Europe/Paris`), as Joda accepts them.
+pub fn parse_timezone(tz: &str) -> Result<Zone, String> {
     let t = tz.trim();
     if matches!(t, "UTC" | "GMT" | "Z" | "Etc/UTC") {
-        return Ok(0);
+        return Ok(Zone::Fixed(0));
+    }
+    if let Ok(named) = t.parse::<chrono_tz::Tz>() {
+        return Ok(Zone::Named(named));
     }
     let offset = t
         .strip_prefix("UTC")
@@ -296,11 +325,7 @@ pub fn parse_timezone(tz: &str) -> Result<i64, String> {
     let (sign, rest) = match offset.chars().next() {
         Some('+') => (1, &offset[1..]),
         Some('-') => (-1, &offset[1..]),
-        _ => {
-            return Err(format!(
-            "'{tz}': use UTC or a fixed offset such as +02:00 (named zones are not supported yet)"
-        ))
-        }
+        _ => return Err(format!("'{tz}' is not a time zone: use UTC, an offset such as +02:00, or an IANA name such as Europe/Paris")),
     };
     let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
     let (h, m): (i64, i64) = (
@@ -310,7 +335,7 @@ pub fn parse_timezone(tz: &str) -> Result<i64, String> {
     if h > 18 || m > 59 {
         return Err(format!("offset '{tz}' out of range"));
     }
-    Ok(sign * (h * 3_600_000 + m * 60_000))
+    Ok(Zone::Fixed(sign * (h * 3_600_000 + m * 60_000)))
 }
 
 /// Formats local epoch milliseconds with parsed tokens.
@@ -425,6 +450,23 @@ mod tests {
     }
 
     #[test]
+    fn named_zones_follow_daylight_saving() {
+        let p = Partitioner::build(&PartitionerSettings {
+            timezone: Some("America/New_York"),
+            ..settings(
+                "io.confluent.connect.storage.partitioner.HourlyPartitioner",
+                &[],
+            )
+        })
+        .unwrap();
+        let mut r = Record::new("t", Value::Null, Value::Null);
+        r.timestamp = Some(1_767_225_600_000); // 2026-01-01T00:00Z: EST, UTC-5
+        assert_eq!(p.encode(&r).unwrap(), "year=2025/month=12/day=31/hour=19");
+        r.timestamp = Some(1_783_036_800_000); // 2026-07-03T00:00Z: EDT, UTC-4
+        assert_eq!(p.encode(&r).unwrap(), "year=2026/month=07/day=02/hour=20");
+    }
+
+    #[test]
     fn field_paths_and_bad_settings() {
         let fields = vec!["tenant".to_owned()];
         let p = Partitioner::build(&settings(
@@ -445,10 +487,8 @@ mod tests {
             ..settings("TimeBasedPartitioner", &[])
         });
         assert_eq!(bad.unwrap_err().0, "path.format");
-        assert!(parse_timezone("Europe/Paris")
-            .unwrap_err()
-            .contains("named zones"));
-        assert_eq!(parse_timezone("UTC+02:30"), Ok(9_000_000));
+        assert!(parse_timezone("Mars/Olympus").unwrap_err().contains("IANA"));
+        assert_eq!(parse_timezone("UTC+02:30"), Ok(Zone::Fixed(9_000_000)));
         assert!(Partitioner::check_class("com.example.Nope").is_err());
     }
 }

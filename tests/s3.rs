@@ -237,9 +237,20 @@ fn bad_s3_settings_fail_with_a_clear_message() {
     assert!(log.contains("refused access"), "{log}");
     assert!(!log.contains("wrong-secret"), "secrets never reach the log");
     missing["config"]["parquet.codec"] = json!("lzo");
-    let log = run(missing);
+    let log = run(missing.clone());
     assert!(
         log.contains("'parquet.codec': invalid value 'lzo'"),
+        "{log}"
+    );
+    missing["config"]["parquet.codec"] = json!("snappy");
+    missing["config"]["partitioner.class"] =
+        json!("io.confluent.connect.storage.partitioner.TimeBasedPartitioner");
+    missing["config"]["path.format"] = json!("'year'=YYYY/QQ");
+    missing["config"]["partition.duration.ms"] = json!(3_600_000);
+    missing["config"]["timezone"] = json!("UTC");
+    let log = run(missing);
+    assert!(
+        log.contains("'path.format'") && log.contains("not a supported pattern letter"),
         "{log}"
     );
 }

@@ -6,6 +6,7 @@
 //! never run ahead of a record Kafka has not acknowledged.
 
 mod acks;
+pub mod partitioner;
 pub mod resume;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -364,26 +365,6 @@ impl SourceRunner {
                 }
                 seen_topics.insert(record.topic.clone());
             }
-            let source_key = match &record.source {
-                Some(s) => {
-                    let key = match &last_key {
-                        Some((p, k)) if Arc::ptr_eq(p, &s.partition) => k.clone(),
-                        _ => {
-                            let k: Arc<str> = partition_key(&self.connector, &s.partition).into();
-                            last_key = Some((s.partition.clone(), k.clone()));
-                            k
-                        }
-                    };
-                    if let Some(pos) = s.position {
-                        if resume.is_replay(&key, pos) {
-                            TaskMetrics::add(&self.metrics.records_skipped, 1);
-                            continue;
-                        }
-                    }
-                    Some((key, s.position))
-                }
-                None => None,
-            };
             let key = match self.key_converter.encode(
                 &record.topic,
                 record.key_schema.as_ref(),
@@ -403,6 +384,42 @@ impl SourceRunner {
                         .await?;
                     continue;
                 }
+            };
+            // The Kafka partition is decided here, not by the producer: idempotent
+            // resume compares positions per partition, so a replayed record must
+            // land where it landed the first time.
+            let position = record.source.as_ref().and_then(|s| s.position);
+            let partition = match (record.partition, &key, position) {
+                (Some(p), _, _) => Some(p),
+                (None, Some(k), _) => Some(partitioner::partition_for(
+                    k,
+                    ready.get(&*record.topic).copied().unwrap_or(1),
+                )),
+                (None, None, Some(pos)) => Some(partitioner::partition_for(
+                    pos.encode().as_bytes(),
+                    ready.get(&*record.topic).copied().unwrap_or(1),
+                )),
+                (None, None, None) => None,
+            };
+            let source_key = match &record.source {
+                Some(s) => {
+                    let key = match &last_key {
+                        Some((p, k)) if Arc::ptr_eq(p, &s.partition) => k.clone(),
+                        _ => {
+                            let k: Arc<str> = partition_key(&self.connector, &s.partition).into();
+                            last_key = Some((s.partition.clone(), k.clone()));
+                            k
+                        }
+                    };
+                    if let (Some(pos), Some(p)) = (s.position, partition) {
+                        if resume.is_replay(&key, p, pos) {
+                            TaskMetrics::add(&self.metrics.records_skipped, 1);
+                            continue;
+                        }
+                    }
+                    Some((key, s.position))
+                }
+                None => None,
             };
             let value = match self.value_converter.encode(
                 &record.topic,
@@ -457,7 +474,7 @@ impl SourceRunner {
             if let Some(v) = value.as_deref() {
                 out = out.payload(v);
             }
-            if let Some(p) = record.partition {
+            if let Some(p) = partition {
                 out = out.partition(p);
             }
             if let Some(ts) = record.timestamp {

@@ -26,31 +26,44 @@ pub const POSITION_HEADER: &str = "__sluice.position";
 
 const SCAN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Highest position already in Kafka per source-partition key, for the topics
-/// scanned so far.
+/// Highest position already in Kafka per source-partition key and Kafka
+/// partition, for the topics scanned so far.
+///
+/// Per Kafka partition, because the idempotent producer keeps order only within
+/// one: at a crash, a later record may be in partition 3 while an earlier one,
+/// bound for partition 5, never arrived. Within one partition, what is there is
+/// always a prefix of what was sent.
 #[derive(Debug, Default)]
 pub struct ResumeState {
-    written: HashMap<String, Position>,
+    written: HashMap<(String, i32), Position>,
 }
 
 impl ResumeState {
     /// True when a record at `position` of `partition_key` is already in Kafka.
     /// Positions only grow, so once one record passes, the key is forgotten.
-    pub fn is_replay(&mut self, partition_key: &str, position: Position) -> bool {
+    pub fn is_replay(
+        &mut self,
+        partition_key: &str,
+        kafka_partition: i32,
+        position: Position,
+    ) -> bool {
         if self.written.is_empty() {
             return false;
         }
-        match self.written.get(partition_key) {
+        // Looking up by (&str, i32) needs an owned key; build it only when the
+        // map is not empty, i.e. just after a restart.
+        let key = (partition_key.to_owned(), kafka_partition);
+        match self.written.get(&key) {
             Some(max) if position <= *max => true,
             Some(_) => {
-                self.written.remove(partition_key);
+                self.written.remove(&key);
                 false
             }
             None => false,
         }
     }
 
-    pub fn merge(&mut self, found: HashMap<String, Position>) {
+    pub fn merge(&mut self, found: HashMap<(String, i32), Position>) {
         for (k, p) in found {
             let e = self.written.entry(k).or_insert(p);
             *e = (*e).max(p);
@@ -66,7 +79,7 @@ pub fn scan_topic(
     topic: &str,
     partitions: i32,
     mark: Option<&TopicMark>,
-) -> Result<HashMap<String, Position>, KafkaError> {
+) -> Result<HashMap<(String, i32), Position>, KafkaError> {
     let prefix = format!("[{}", serde_json::Value::from(connector));
     let mut ends = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
@@ -123,7 +136,7 @@ pub fn scan_topic(
             }
             if let (Some(s), Some(p)) = (source, position) {
                 if s.starts_with(&prefix) {
-                    let e = found.entry(s.to_owned()).or_insert(p);
+                    let e = found.entry((s.to_owned(), msg.partition())).or_insert(p);
                     *e = (*e).max(p);
                 }
             }
@@ -144,16 +157,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replays_are_skipped_until_passed() {
+    fn replays_are_skipped_per_kafka_partition_until_passed() {
         let mut s = ResumeState::default();
-        s.merge(HashMap::from([("k".to_owned(), Position::new(10, 0))]));
-        assert!(s.is_replay("k", Position::new(9, 5)));
-        assert!(s.is_replay("k", Position::new(10, 0)));
-        assert!(!s.is_replay("k", Position::new(10, 1)));
+        s.merge(HashMap::from([
+            (("k".to_owned(), 3), Position::new(100, 0)),
+            (("k".to_owned(), 5), Position::new(98, 0)),
+        ]));
+        assert!(s.is_replay("k", 3, Position::new(100, 0)));
+        // 99 was bound for partition 5 and never arrived: it must be sent.
+        assert!(!s.is_replay("k", 5, Position::new(99, 0)));
+        assert!(s.is_replay("k", 3, Position::new(90, 0)));
+        assert!(!s.is_replay("k", 3, Position::new(101, 0)));
         assert!(
-            !s.is_replay("k", Position::new(3, 0)),
+            !s.is_replay("k", 3, Position::new(3, 0)),
             "forgotten once passed"
         );
-        assert!(!s.is_replay("other", Position::new(0, 0)));
+        assert!(!s.is_replay("other", 3, Position::new(0, 0)));
     }
 }

@@ -248,18 +248,7 @@ fn tolerance_none_fails_the_task_and_commits_nothing_past_the_poison() {
         .collect();
     values.push(b"{not json".to_vec());
     values.extend((50..100).map(|n| json!({"n": n}).to_string().into_bytes()));
-    produce(
-        &topic,
-        0,
-        &values
-            .iter()
-            .map(|v| Out {
-                key: None,
-                value: v,
-                headers: &[],
-            })
-            .collect::<Vec<_>>(),
-    );
+    produce_values(&topic, 0, &values);
 
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
     let sink = scratch.write_json(

@@ -329,18 +329,7 @@ fn large_files_go_up_in_parts_while_they_are_written() {
     let values: Vec<Vec<u8>> = (0..60_000)
         .map(|n| json!({"n": n, "pad": pad}).to_string().into_bytes())
         .collect();
-    produce(
-        &topic,
-        0,
-        &values
-            .iter()
-            .map(|v| Out {
-                key: None,
-                value: v,
-                headers: &[],
-            })
-            .collect::<Vec<_>>(),
-    );
+    produce_values(&topic, 0, &values);
     let name = unique("s3");
     let mut config = sink_config(&name, &topic, &bucket);
     let c = config["config"].as_object_mut().unwrap();
@@ -403,18 +392,7 @@ fn a_schemaless_field_appearing_mid_file_starts_a_new_file_instead_of_being_drop
             .into_bytes()
         })
         .collect();
-    produce(
-        &topic,
-        0,
-        &values
-            .iter()
-            .map(|v| Out {
-                key: None,
-                value: v,
-                headers: &[],
-            })
-            .collect::<Vec<_>>(),
-    );
+    produce_values(&topic, 0, &values);
     let name = unique("s3");
     let mut config = sink_config(&name, &topic, &bucket);
     let c = config["config"].as_object_mut().unwrap();
@@ -485,18 +463,7 @@ fn schema_compatibility_backward_projects_older_records_none_rotates() {
             .iter()
             .map(|v| v.to_string().into_bytes())
             .collect();
-        produce(
-            &topic,
-            0,
-            &values
-                .iter()
-                .map(|v| Out {
-                    key: None,
-                    value: v,
-                    headers: &[],
-                })
-                .collect::<Vec<_>>(),
-        );
+        produce_values(&topic, 0, &values);
         let name = unique("s3");
         let mut config = sink_config(&name, &topic, &bucket);
         config["config"]["schema.compatibility"] = json!(mode);

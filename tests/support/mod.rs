@@ -400,6 +400,19 @@ pub fn produce(topic: &str, partition: i32, records: &[Out<'_>]) {
     p.flush(Duration::from_secs(30)).unwrap();
 }
 
+/// Produces plain values (no key, no headers) into one partition.
+pub fn produce_values(topic: &str, partition: i32, values: &[Vec<u8>]) {
+    let out: Vec<Out<'_>> = values
+        .iter()
+        .map(|v| Out {
+            key: None,
+            value: v,
+            headers: &[],
+        })
+        .collect();
+    produce(topic, partition, &out);
+}
+
 /// Creates a topic through `sluice topics apply`.
 pub fn create_topic(scratch: &Scratch, name: &str, partitions: i32) {
     let file = scratch.write_json(

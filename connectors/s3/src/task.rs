@@ -168,6 +168,19 @@ impl FileSet {
     }
 }
 
+/// The object key of a file of `key`'s partition under `path` starting at `start`.
+fn object_name(c: &S3SinkConfig, key: &PartitionKey, path: &str, start: i64) -> String {
+    object_key(
+        &c.topics_dir,
+        &key.0,
+        path,
+        key.1,
+        start,
+        c.pad_width,
+        &c.format.extension(),
+    )
+}
+
 /// Whether a record joins the open files of its partition.
 enum Admission {
     Join,
@@ -265,15 +278,7 @@ impl State {
         let Some(file) = self.sets.get_mut(key).and_then(|s| s.files.get_mut(index)) else {
             return Ok(());
         };
-        let object = object_key(
-            &c.topics_dir,
-            &key.0,
-            &file.path,
-            key.1,
-            file.start,
-            c.pad_width,
-            &c.format.extension(),
-        );
+        let object = object_name(c, key, &file.path, file.start);
         let bytes = file
             .encoder
             .as_mut()
@@ -318,15 +323,7 @@ impl State {
             return Ok(());
         }
         let c = &self.config;
-        let object = object_key(
-            &c.topics_dir,
-            &key.0,
-            &file.path,
-            key.1,
-            file.start,
-            c.pad_width,
-            &c.format.extension(),
-        );
+        let object = object_name(c, key, &file.path, file.start);
         if !self.streaming() {
             let records = std::mem::take(&mut file.pending);
             let format = c.format;

@@ -366,3 +366,51 @@ fn source_records_that_fail_conversion_go_to_the_dlq_and_offsets_still_advance()
     assert_eq!(topic_count(&dlq), 41, "no line dead-lettered twice");
     assert_eq!(topic_count(&topic), 0);
 }
+
+#[test]
+fn a_record_too_large_for_kafka_follows_the_error_policy() {
+    let scratch = Scratch::new("too-large");
+    let input = scratch.path("in.txt");
+    // librdkafka refuses messages over message.max.bytes (1 MB) before sending.
+    let big = "x".repeat(1_100_000);
+    std::fs::write(&input, format!("small 0\n{big}\nsmall 1\n")).unwrap();
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let source = |tolerance: &str, topic: &str| {
+        json!({"name": unique("lines-in"), "config": {
+            "connector.class": "file-source", "file": input.display().to_string(), "topic": topic,
+            "value.converter": "string", "errors.tolerance": tolerance, "errors.log.enable": true
+        }})
+    };
+
+    let topic = unique("lines");
+    let c = scratch.write_json("all.json", &source("all", &topic));
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    wait_for("the two small lines", Duration::from_secs(60), || {
+        topic_count(&topic) >= 2
+    });
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    let values: Vec<String> = read_topic(&topic)
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    assert_eq!(values, ["small 0", "small 1"]);
+    let log = w.log_text();
+    assert!(
+        log.contains("record failed; tolerated") && log.contains("KAFKA_PRODUCE"),
+        "logged as a KAFKA_PRODUCE failure:\n{log}"
+    );
+
+    let strict = unique("lines");
+    let c = scratch.write_json("none.json", &source("none", &strict));
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    assert!(!w.wait_exit(Duration::from_secs(60)).success());
+    assert!(
+        w.log_text().contains("KAFKA_PRODUCE failed"),
+        "{}",
+        w.log_text()
+    );
+}

@@ -481,7 +481,30 @@ impl SourceRunner {
                 out = out.timestamp(ts);
             }
             acks.expect_one();
-            self.send(out, &acks).await?;
+            if let Err(error) = self.send(out, &acks).await {
+                if error.kind() != sluice_api::ErrorKind::Data {
+                    return Err(error);
+                }
+                let original = Original {
+                    topic: record.topic.clone(),
+                    partition,
+                    offset: None,
+                    timestamp: record.timestamp,
+                    key: key.clone(),
+                    value: value.clone(),
+                    headers: record.headers.clone(),
+                };
+                let class_name = "org.apache.kafka.clients.producer.KafkaProducer".to_owned();
+                self.policy
+                    .handle(Failure {
+                        stage: Stage::KafkaProduce,
+                        class_name,
+                        original,
+                        error,
+                    })
+                    .await?;
+                continue;
+            }
             sent += 1;
             TaskMetrics::add(&self.metrics.bytes_out, bytes as u64);
         }
@@ -508,10 +531,24 @@ impl SourceRunner {
                 }
                 Err((e, _)) => {
                     acks.cancel_one();
-                    return Err(ConnectError::fatal(format!(
-                        "{} failed: {e}",
-                        Stage::KafkaProduce.as_str()
-                    )));
+                    // A record the client refuses on its own (too large, bad
+                    // partition) is this record's fault, not the producer's: the
+                    // error policy decides. Anything else fails the task.
+                    let per_record = matches!(
+                        e,
+                        KafkaError::MessageProduction(
+                            RDKafkaErrorCode::MessageSizeTooLarge
+                                | RDKafkaErrorCode::InvalidMessageSize
+                                | RDKafkaErrorCode::UnknownPartition
+                                | RDKafkaErrorCode::InvalidMessage
+                        )
+                    );
+                    let message = format!("{} failed: {e}", Stage::KafkaProduce.as_str());
+                    return Err(if per_record {
+                        ConnectError::data(message)
+                    } else {
+                        ConnectError::fatal(message)
+                    });
                 }
             }
         }

@@ -12,6 +12,16 @@ use support::*;
 
 const FLUSH: usize = 100;
 
+/// A scratch directory, a fresh topic of `partitions` partitions and a fresh bucket.
+fn setup(tag: &str, partitions: i32) -> (Scratch, String, String) {
+    let scratch = Scratch::new(tag);
+    let topic = unique("usage");
+    let bucket = unique("archive").to_lowercase();
+    s3().create_bucket(&bucket);
+    create_topic(&scratch, &topic, partitions);
+    (scratch, topic, bucket)
+}
+
 /// A Connect JSON envelope with a struct schema, including Decimal and Timestamp.
 fn event(partition: i32, n: i64) -> Vec<u8> {
     json!({
@@ -134,11 +144,7 @@ fn check_objects(bucket: &str, topic: &str, counts: &BTreeMap<i32, i64>) {
 
 #[test]
 fn parquet_objects_hold_every_record_once_in_confluent_layout() {
-    let scratch = Scratch::new("s3");
-    let topic = unique("usage");
-    let bucket = unique("archive").to_lowercase();
-    s3().create_bucket(&bucket);
-    create_topic(&scratch, &topic, 2);
+    let (scratch, topic, bucket) = setup("s3", 2);
     let counts = fill(&topic);
     let name = unique("s3");
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
@@ -161,11 +167,7 @@ fn parquet_objects_hold_every_record_once_in_confluent_layout() {
 
 #[test]
 fn kill9_between_upload_and_commit_rewrites_the_same_objects() {
-    let scratch = Scratch::new("s3-crash");
-    let topic = unique("usage");
-    let bucket = unique("archive").to_lowercase();
-    s3().create_bucket(&bucket);
-    create_topic(&scratch, &topic, 2);
+    let (scratch, topic, bucket) = setup("s3-crash", 2);
     let counts = fill(&topic);
     let name = unique("s3");
     // Commits only every 60 s: the kill lands after uploads, before any commit.
@@ -257,11 +259,7 @@ fn bad_s3_settings_fail_with_a_clear_message() {
 
 #[test]
 fn time_based_paths_and_rotation_by_record_time() {
-    let scratch = Scratch::new("s3-time");
-    let topic = unique("usage");
-    let bucket = unique("archive").to_lowercase();
-    s3().create_bucket(&bucket);
-    create_topic(&scratch, &topic, 1);
+    let (scratch, topic, bucket) = setup("s3-time", 1);
     // 2026-01-01T00:00Z, one record every 36 s: 100 records an hour, 3 hours.
     let t0 = 1_767_225_600_000i64;
     let records: Vec<(Vec<u8>, i64)> = (0..300)
@@ -319,11 +317,7 @@ fn time_based_paths_and_rotation_by_record_time() {
 
 #[test]
 fn large_files_go_up_in_parts_while_they_are_written() {
-    let scratch = Scratch::new("s3-multipart");
-    let topic = unique("usage");
-    let bucket = unique("archive").to_lowercase();
-    s3().create_bucket(&bucket);
-    create_topic(&scratch, &topic, 1);
+    let (scratch, topic, bucket) = setup("s3-multipart", 1);
     // About 120 bytes a record: 60,000 records make a 7 MB file, two 5 MB parts.
     let pad = "x".repeat(90);
     let values: Vec<Vec<u8>> = (0..60_000)
@@ -374,11 +368,7 @@ fn large_files_go_up_in_parts_while_they_are_written() {
 
 #[test]
 fn a_schemaless_field_appearing_mid_file_starts_a_new_file_instead_of_being_dropped() {
-    let scratch = Scratch::new("s3-misfit");
-    let topic = unique("usage");
-    let bucket = unique("archive").to_lowercase();
-    s3().create_bucket(&bucket);
-    create_topic(&scratch, &topic, 1);
+    let (scratch, topic, bucket) = setup("s3-misfit", 1);
     // Rows 0..150 have {n}; from 150 on they also carry "extra". With row groups
     // of 100, the second row group no longer fits the file's inferred schema.
     let values: Vec<Vec<u8>> = (0..300)

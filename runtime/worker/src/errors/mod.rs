@@ -75,6 +75,19 @@ pub struct Original {
 }
 
 impl Original {
+    /// A record known only by its topic (its bytes were not kept).
+    pub fn bare(topic: Arc<str>) -> Self {
+        Self {
+            topic,
+            partition: None,
+            offset: None,
+            timestamp: None,
+            key: None,
+            value: None,
+            headers: Headers::new(),
+        }
+    }
+
     pub fn coordinates(&self) -> String {
         match (self.partition, self.offset) {
             (Some(p), Some(o)) => format!("{}-{p}@{o}", self.topic),

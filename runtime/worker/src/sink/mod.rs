@@ -218,7 +218,7 @@ impl SinkRunner {
             let original = originals
                 .get_mut(f.index)
                 .and_then(Option::take)
-                .unwrap_or_else(unknown_original);
+                .unwrap_or_else(|| Original::bare("?".into()));
             self.policy
                 .handle(Failure {
                     stage: Stage::Transformation,
@@ -410,16 +410,4 @@ struct SinkState {
     /// Next offset to read, per partition, of records handed to `put`.
     consumed: OffsetMap,
     committed: OffsetMap,
-}
-
-fn unknown_original() -> Original {
-    Original {
-        topic: "?".into(),
-        partition: None,
-        offset: None,
-        timestamp: None,
-        key: None,
-        value: None,
-        headers: Headers::new(),
-    }
 }

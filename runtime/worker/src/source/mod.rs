@@ -344,7 +344,7 @@ impl SourceRunner {
             let original = before
                 .get(f.index)
                 .cloned()
-                .unwrap_or_else(|| bare_original("?".into()));
+                .unwrap_or_else(|| Original::bare("?".into()));
             self.policy
                 .handle(Failure {
                     stage: Stage::Transformation,
@@ -560,7 +560,7 @@ impl SourceRunner {
 /// without, its topic alone.
 fn source_original(record: &Record, render: bool) -> Original {
     if !render {
-        return bare_original(record.topic.clone());
+        return Original::bare(record.topic.clone());
     }
     let json = |schema: Option<&sluice_api::SchemaRef>, value: &sluice_api::Value| {
         (!value.is_null()).then(|| {
@@ -579,17 +579,5 @@ fn source_original(record: &Record, render: bool) -> Original {
         key: json(record.key_schema.as_ref(), &record.key),
         value: json(record.value_schema.as_ref(), &record.value),
         headers: record.headers.clone(),
-    }
-}
-
-fn bare_original(topic: Arc<str>) -> Original {
-    Original {
-        topic,
-        partition: None,
-        offset: None,
-        timestamp: None,
-        key: None,
-        value: None,
-        headers: Default::default(),
     }
 }

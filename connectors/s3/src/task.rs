@@ -124,17 +124,13 @@ impl FileSet {
             (None, None) => Admission::Join,
             (Some(a), Some(b)) if Arc::ptr_eq(a, b) || a == b => Admission::Join,
             (Some(current), Some(incoming)) if compat.projects(current, incoming) => {
-                let value = std::mem::take(&mut record.value);
-                match project(value.clone(), incoming, current) {
+                match project(record.value.clone(), incoming, current) {
                     Some(projected) => {
                         record.value = projected;
                         record.value_schema = Some(current.clone());
                         Admission::Join
                     }
-                    None => {
-                        record.value = value;
-                        Admission::Rotate
-                    }
+                    None => Admission::Rotate,
                 }
             }
             _ => Admission::Rotate,

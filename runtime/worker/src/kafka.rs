@@ -158,19 +158,6 @@ impl rdkafka::ClientContext for ReaderContext {
 
 impl ConsumerContext for ReaderContext {}
 
-/// Fails with a clear message when no broker answers within [`REACH_TIMEOUT`].
-pub fn check_reachable(worker: &WorkerConfig) -> Result<(), WorkerError> {
-    let client = admin(worker)?;
-    client
-        .inner()
-        .fetch_metadata(None, REACH_TIMEOUT)
-        .map(|_| ())
-        .map_err(|e| WorkerError::Unreachable {
-            servers: worker.bootstrap_servers(),
-            reason: e.to_string(),
-        })
-}
-
 /// Kafka API keys the worker cares about, by number.
 pub mod api_keys {
     pub const CREATE_TOPICS: i16 = 19;

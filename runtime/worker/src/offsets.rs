@@ -132,15 +132,6 @@ impl FileOffsetStore {
         Ok(())
     }
 
-    /// Removes a connector's offsets (REST `DELETE /connectors/{name}/offsets`).
-    pub fn reset(&self, name: &str) -> Result<(), WorkerError> {
-        let mut state = self.lock();
-        if state.connectors.remove(name).is_some() {
-            self.write(&state)?;
-        }
-        Ok(())
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, OffsetFile> {
         // A panic while holding the lock cannot leave the state half-updated (we
         // replace whole entries), so a poisoned lock is still safe to use.

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_api::{
-    ConnectError, ConnectorFactory, Converter, PluginKind, SinkTaskContext, SourceTaskContext,
-    TaskConfig,
+    ConnectError, ConnectorFactory, Converter, SinkTaskContext, SourceTaskContext, TaskConfig,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -102,16 +101,17 @@ impl Worker {
                     connector.name, connector.class
                 ))
             })?;
-        let task_configs = match plugin.factory {
+        let tasks = match plugin.factory {
             ConnectorFactory::Source(make) => {
                 let mut c = make();
                 c.start(&connector.resolved).map_err(invalid)?;
                 let configs = c.task_configs(connector.tasks_max).map_err(invalid)?;
-                let tasks: Vec<_> = configs.iter().map(|_| c.create_task()).collect();
-                for (id, (task, config)) in tasks.into_iter().zip(configs).enumerate() {
+                let n = configs.len();
+                for (id, config) in configs.into_iter().enumerate() {
+                    let task = c.create_task();
                     self.spawn_source(connector, id as u32, task, config)?;
                 }
-                connector.tasks_max
+                n
             }
             ConnectorFactory::Sink(make) => {
                 let mut c = make();
@@ -125,8 +125,8 @@ impl Worker {
                 n
             }
         };
-        info!(connector = %connector.name, class = %connector.class, kind = plugin.kind().as_str(), "connector started");
-        Ok(task_configs)
+        info!(connector = %connector.name, class = %connector.class, kind = plugin.kind().as_str(), tasks, "connector started");
+        Ok(tasks)
     }
 
     fn converters(&self, connector: &ConnectorConfig) -> Result<Converters, WorkerError> {
@@ -370,9 +370,4 @@ fn log_outcome(outcome: &TaskOutcome) {
             error!(connector = %outcome.connector, task = outcome.task, trace = %e.chain(), "task FAILED")
         }
     }
-}
-
-/// The plugin kind of a connector class, for the CLI.
-pub fn kind_of(plugins: &Plugins, class: &str) -> Option<PluginKind> {
-    plugins.connector(class).map(|p| p.kind())
 }

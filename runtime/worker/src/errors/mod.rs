@@ -176,10 +176,6 @@ impl ErrorPolicy {
         Backoff::new(self.retry_timeout, self.retry_delay_max)
     }
 
-    pub fn metrics(&self) -> &TaskMetrics {
-        &self.metrics
-    }
-
     /// Deals with one failed record: `Ok` once it is tolerated (counted, logged if
     /// asked, and acknowledged by the dead-letter queue if there is one), or the
     /// error that must fail the task, saying where and which record.

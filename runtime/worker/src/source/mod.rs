@@ -389,15 +389,13 @@ impl SourceRunner {
             // resume compares positions per partition, so a replayed record must
             // land where it landed the first time.
             let position = record.source.as_ref().and_then(|s| s.position);
+            let partitions = ready.get(&*record.topic).copied().unwrap_or(1);
             let partition = match (record.partition, &key, position) {
                 (Some(p), _, _) => Some(p),
-                (None, Some(k), _) => Some(partitioner::partition_for(
-                    k,
-                    ready.get(&*record.topic).copied().unwrap_or(1),
-                )),
+                (None, Some(k), _) => Some(partitioner::partition_for(k, partitions)),
                 (None, None, Some(pos)) => Some(partitioner::partition_for(
                     pos.encode().as_bytes(),
-                    ready.get(&*record.topic).copied().unwrap_or(1),
+                    partitions,
                 )),
                 (None, None, None) => None,
             };

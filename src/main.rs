@@ -3,6 +3,7 @@
 //! non-zero exit; never a panic.
 
 mod audit_cmd;
+mod connectors_cmd;
 mod dlq_cmd;
 mod registry;
 mod topics_cmd;
@@ -15,11 +16,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use sluice_runtime::{ConnectorConfig, Worker, WorkerConfig};
+use sluice_runtime::herder::ConfigStore;
+use sluice_runtime::rest::{AppState, LogControl, Loggers, RestServer};
+use sluice_runtime::{ConnectorConfig, Herder, Worker, WorkerConfig};
 use tracing::info;
 
 #[derive(Parser)]
@@ -35,13 +39,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a standalone worker with connectors from JSON files.
+    /// Run a standalone worker with connectors from JSON files, serving the
+    /// REST API on `listeners`.
     Standalone {
         /// The worker configuration (configs/standalone.json).
         worker: PathBuf,
-        /// Connector configurations, `{"name": ..., "config": {...}}`.
-        #[arg(required = true)]
+        /// Connector configurations, `{"name": ..., "config": {...}}`. More can
+        /// be created over REST; those are kept beside the offsets file.
         connectors: Vec<PathBuf>,
+    },
+    /// Manage the connectors of a running worker over its REST API.
+    Connectors {
+        #[command(subcommand)]
+        action: connectors_cmd::ConnectorsAction,
+        #[command(flatten)]
+        client: connectors_cmd::Client,
     },
     /// Create, list and inspect topics.
     Topics {
@@ -68,7 +80,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    init_logging();
+    let logging = init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,7 +92,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, started)) {
+    match runtime.block_on(run(cli, started, logging)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -89,28 +101,66 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("SLUICE_LOG")
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
-    // Colours only for people: logs piped to files and collectors stay plain.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if std::env::var("SLUICE_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+/// The filter the process starts with, and the handle that lets
+/// `PUT /admin/loggers` change it.
+struct Logging {
+    initial: String,
+    control: Box<dyn LogControl>,
+}
+
+struct ReloadFilter(
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+);
+
+impl LogControl for ReloadFilter {
+    fn apply(&self, directives: &str) -> Result<(), String> {
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        self.0.reload(filter).map_err(|e| e.to_string())
     }
 }
 
-async fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
+fn init_logging() -> Logging {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::EnvFilter;
+    let initial = std::env::var("SLUICE_LOG")
+        .ok()
+        .filter(|f| EnvFilter::try_new(f).is_ok())
+        .unwrap_or_else(|| "info,librdkafka=warn,rdkafka=warn".to_owned());
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&initial));
+    // Colours only for people: logs piped to files and collectors stay plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let json = std::env::var("SLUICE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let plain = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+    });
+    let structured = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(plain)
+        .with(structured)
+        .init();
+    Logging {
+        initial,
+        control: Box::new(ReloadFilter(handle)),
+    }
+}
+
+async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Standalone { worker, connectors } => standalone(worker, connectors, started).await,
+        Command::Standalone { worker, connectors } => {
+            standalone(worker, connectors, started, logging).await
+        }
+        Command::Connectors { action, client } => connectors_cmd::run(action, client)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Topics { action, target } => topics_cmd::run(action, target)
             .await
             .map(|()| ExitCode::SUCCESS),
@@ -137,6 +187,7 @@ async fn standalone(
     worker_path: PathBuf,
     connector_paths: Vec<PathBuf>,
     started: Instant,
+    logging: Logging,
 ) -> anyhow::Result<ExitCode> {
     let plugins = registry::builtin();
     let worker_config = WorkerConfig::load(&worker_path, std::env::vars())?;
@@ -155,20 +206,37 @@ async fn standalone(
         }
         connectors.push(c);
     }
-    let mut worker = Worker::start(worker_config, plugins).await?;
-    for c in &connectors {
-        worker
-            .add_connector(c)
-            .with_context(|| format!("cannot start connector '{}'", c.name))?;
-    }
+    let store = ConfigStore::open(&ConfigStore::beside(&worker_config.offset_file()))?;
+    let worker = Worker::start(worker_config.clone(), plugins).await?;
+    let herder = Arc::new(Herder::new(worker, store));
+    let h = herder.clone();
+    let kafka_cluster_id = tokio::task::spawn_blocking(move || h.worker().topics().cluster_id())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let state = Arc::new(AppState {
+        herder: herder.clone(),
+        loggers: Loggers::new(&logging.initial, Some(logging.control)),
+        ready: Default::default(),
+        kafka_cluster_id,
+    });
+    let server = RestServer::start(&worker_config, state.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
+    herder.load(connectors).await?;
+    state.ready.store(true, Ordering::Release);
     info!(
-        connectors = connectors.len(),
+        connectors = herder.names().await.len(),
+        rest = %server.url,
         startup_ms = started.elapsed().as_millis() as u64,
         "worker ready"
     );
-    let outcomes = worker.run_until(shutdown_signal()).await;
-    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
-    info!(tasks = outcomes.len(), failed, "worker stopped");
+    shutdown_signal().await;
+    info!("shutting down: finishing in-flight batches and committing");
+    let failed = herder.shutdown().await;
+    server.stop().await;
+    info!(failed, "worker stopped");
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {

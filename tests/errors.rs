@@ -256,8 +256,9 @@ fn tolerance_none_fails_the_task_and_commits_nothing_past_the_poison() {
         &sink_config(&name, &topic, &out, "none", "value"),
     );
     let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
-    // Its only task failed, so the worker ends by itself, with a failure status.
-    let status = w.wait_exit(Duration::from_secs(60));
+    // Its only task fails; the worker reports it and, when stopped, exits with
+    // a failure status.
+    let status = w.wait_failed(Duration::from_secs(60));
     assert!(!status.success());
     let log = w.log_text();
     assert!(log.contains("task FAILED"), "{log}");
@@ -407,7 +408,7 @@ fn a_record_too_large_for_kafka_follows_the_error_policy() {
     let strict = unique("lines");
     let c = scratch.write_json("none.json", &source("none", &strict));
     let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
-    assert!(!w.wait_exit(Duration::from_secs(60)).success());
+    assert!(!w.wait_failed(Duration::from_secs(60)).success());
     assert!(
         w.log_text().contains("KAFKA_PRODUCE failed"),
         "{}",

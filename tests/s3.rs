@@ -220,7 +220,7 @@ fn bad_s3_settings_fail_with_a_clear_message() {
     let run = |config: serde_json::Value| {
         let sink = scratch.write_json("sink.json", &config);
         let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
-        let status = w.wait_exit(Duration::from_secs(60));
+        let status = w.wait_failed(Duration::from_secs(60));
         assert!(!status.success());
         let log = w.log_text();
         assert!(!log.contains("panicked"), "{log}");

@@ -38,8 +38,8 @@ fn sink(name: &str, topic: &str, bucket: &str, endpoint: &str, tier: &str) -> se
     }})
 }
 
-fn wait_exit(w: &mut WorkerProcess) -> (bool, String) {
-    let status = w.wait_exit(Duration::from_secs(60));
+fn wait_failed(w: &mut WorkerProcess) -> (bool, String) {
+    let status = w.wait_failed(Duration::from_secs(60));
     (status.success(), w.log_text())
 }
 
@@ -111,7 +111,7 @@ fn archive_tier_sets_its_lifecycle_rule() {
     config["config"]["aws.secret.access.key"] = json!(s3().secret_key);
     let c = scratch.write_json("sink2.json", &config);
     let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
-    let (ok, log) = wait_exit(&mut w);
+    let (ok, log) = wait_failed(&mut w);
     assert!(!ok);
     assert!(log.contains("lifecycle"), "{log}");
 }
@@ -222,7 +222,7 @@ fn audit_tier_refuses_a_bucket_without_object_lock() {
         &sink(&unique("s3"), &topic, &bucket, moto(), "audit"),
     );
     let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
-    let (ok, log) = wait_exit(&mut w);
+    let (ok, log) = wait_failed(&mut w);
     assert!(!ok);
     assert!(
         log.contains(&format!("bucket '{bucket}' has no Object Lock")),

@@ -195,6 +195,7 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
             "bootstrap.servers": args.bootstrap,
             "offset.storage.file.filename": scratch.join(format!("offsets-{i}.json")).display().to_string(),
             "offset.flush.interval.ms": 1000,
+            "listeners": "http://127.0.0.1:0",
             "key.converter": "string",
             "value.converter": "json",
             "value.converter.schemas.enable": false,

@@ -114,7 +114,8 @@ pub fn worker_config(scratch: &Scratch) -> serde_json::Value {
         "progress.interval.ms": 2000,
         "consumer.session.timeout.ms": 6000,
         "consumer.heartbeat.interval.ms": 1000,
-        "task.shutdown.graceful.timeout.ms": 20000
+        "task.shutdown.graceful.timeout.ms": 20000,
+        "listeners": "http://127.0.0.1:0"
     })
 }
 
@@ -171,6 +172,64 @@ impl WorkerProcess {
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The REST API's base URL, from the worker's log.
+    pub fn rest_url(&self) -> String {
+        let mut url = None;
+        wait_for("the REST API to listen", Duration::from_secs(60), || {
+            url = self.logged_url();
+            url.is_some()
+        });
+        url.unwrap_or_default()
+    }
+
+    fn logged_url(&self) -> Option<String> {
+        self.log_text().lines().find_map(|l| {
+            let rest = l.split("REST API listening").nth(1)?;
+            let u = rest.split("url=").nth(1)?;
+            Some(u.split_whitespace().next()?.to_owned())
+        })
+    }
+
+    /// `GET {path}` on the worker's REST API, as JSON.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{path}", self.rest_url());
+        reqwest::blocking::get(&url)
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
+    /// Waits until a connector or task reports FAILED over REST, then stops the
+    /// worker and returns its exit status (a failure, since something failed).
+    /// A worker that refuses to start (an invalid config) exits by itself.
+    pub fn wait_failed(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut exited = None;
+        wait_for("a FAILED connector or task", within, || {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                exited = Some(status);
+                return true;
+            }
+            let Some(url) = self.logged_url() else {
+                return false;
+            };
+            let Ok(all) = reqwest::blocking::get(format!("{url}/connectors?expand=status"))
+                .and_then(|r| r.json::<serde_json::Value>())
+            else {
+                return false;
+            };
+            all.as_object().into_iter().flatten().any(|(_, c)| {
+                let s = &c["status"];
+                s["connector"]["state"] == "FAILED"
+                    || s["tasks"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|t| t["state"] == "FAILED"))
+            })
+        });
+        match exited {
+            Some(status) => status,
+            None => self.terminate(Duration::from_secs(30)),
         }
     }
 

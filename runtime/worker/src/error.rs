@@ -20,6 +20,8 @@ pub enum WorkerError {
     },
     #[error("offset store {path}: {message}")]
     OffsetStore { path: String, message: String },
+    #[error("connector config store {path}: {message}")]
+    ConfigStore { path: String, message: String },
     #[error("connector '{connector}' task {task}: {source}")]
     Task {
         connector: String,

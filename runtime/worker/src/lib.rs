@@ -11,12 +11,15 @@
 
 pub mod config;
 pub mod convert;
+pub mod durable;
 pub mod error;
 pub mod errors;
+pub mod herder;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;
 pub mod plugins;
+pub mod rest;
 pub mod sink;
 pub mod source;
 pub mod topics;
@@ -25,5 +28,6 @@ pub mod worker;
 
 pub use config::{ConnectorConfig, WorkerConfig};
 pub use error::WorkerError;
+pub use herder::Herder;
 pub use plugins::Plugins;
 pub use worker::Worker;

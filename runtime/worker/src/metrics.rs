@@ -1,5 +1,5 @@
 //! Per-task counters: cheap atomics the hot path bumps, read by progress logs
-//! (and later the `/metrics` endpoint).
+//! and the `/metrics` endpoint.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -72,4 +72,34 @@ pub fn spawn_progress_log(
             );
         }
     });
+}
+
+/// The topics a connector has used (Connect's "active topics"): those a source
+/// wrote to, those a sink was assigned. Shared by the connector's tasks; cleared
+/// by `PUT /connectors/{name}/topics/reset`.
+#[derive(Debug, Clone, Default)]
+pub struct ActiveTopics(Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+impl ActiveTopics {
+    pub fn record(&self, topic: &str) {
+        let mut set = self.lock();
+        if !set.contains(topic) {
+            set.insert(topic.to_owned());
+        }
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        self.lock().iter().cloned().collect()
+    }
+
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        // A set of names cannot be left half-updated.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }

@@ -7,7 +7,6 @@
 //! offsets cover. Idempotent resume reads Kafka from just past those marks.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -146,21 +145,7 @@ impl FileOffsetStore {
             message,
         };
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| err(e.to_string()))?;
-        let dir = self
-            .path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create directory: {e}")))?;
-        let tmp = self.path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| err(format!("cannot write: {e}")))
+        crate::durable::replace(&self.path, &bytes).map_err(|e| err(format!("cannot write: {e}")))
     }
 }
 

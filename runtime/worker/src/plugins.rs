@@ -59,4 +59,12 @@ impl Plugins {
             .iter()
             .find(|p| p.name == name || p.aliases.contains(&name))
     }
+
+    pub fn transforms(&self) -> &[TransformPlugin] {
+        &self.transforms
+    }
+
+    pub fn predicates(&self) -> &[PredicatePlugin] {
+        &self.predicates
+    }
 }

@@ -98,6 +98,11 @@ impl Topics {
         self.describe(None)
     }
 
+    /// The cluster id, for `GET /`. Blocking.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.admin.inner().fetch_cluster_id(TIMEOUT)
+    }
+
     /// One topic (`Some`) or every topic, from cluster metadata.
     pub fn describe(&self, topic: Option<&str>) -> Result<Vec<TopicInfo>, WorkerError> {
         let md = self

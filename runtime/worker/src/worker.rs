@@ -1,22 +1,26 @@
-//! The worker: starts connectors, splits them into tasks, runs every task until
-//! shutdown, and stops them gracefully. Standalone mode drives it from files.
+//! The worker: what a process needs to run connectors (its config, plugins,
+//! Kafka clients and offset store), and the assembly of connectors and tasks from
+//! them. Which connectors run, and in what state, is the herder's business.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_api::{
-    ConnectError, ConnectorFactory, Converter, SinkTaskContext, SourceTaskContext, TaskConfig,
+    ConnectError, ConnectorFactory, Converter, SinkConnector, SinkTaskContext, SourceConnector,
+    SourceTaskContext, TaskConfig,
 };
 use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{ConnectorConfig, WorkerConfig};
 use crate::convert::build_converter;
 use crate::error::WorkerError;
 use crate::errors::{DeadLetterQueue, ErrorPolicy, SinkReporter};
+use crate::herder::TargetState;
 use crate::kafka;
-use crate::metrics::{spawn_progress_log, TaskMetrics};
+use crate::metrics::{spawn_progress_log, ActiveTopics, TaskMetrics};
 use crate::offsets::FileOffsetStore;
 use crate::plugins::Plugins;
 use crate::sink::{self, SinkRunner, Subscription};
@@ -38,12 +42,32 @@ struct TaskParts {
     metrics: Arc<TaskMetrics>,
 }
 
-/// How a task ended.
-#[derive(Debug)]
-pub struct TaskOutcome {
-    pub connector: String,
-    pub task: u32,
-    pub result: Result<(), ConnectError>,
+/// A started connector instance, which makes its tasks.
+pub enum ConnectorInstance {
+    Source(Box<dyn SourceConnector>),
+    Sink(Box<dyn SinkConnector>),
+}
+
+impl ConnectorInstance {
+    pub fn stop(&mut self) {
+        match self {
+            Self::Source(c) => c.stop(),
+            Self::Sink(c) => c.stop(),
+        }
+    }
+}
+
+/// A task ready to run: its future, and the counters it updates.
+pub struct TaskRun {
+    pub run: Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send>>,
+    pub metrics: Arc<TaskMetrics>,
+}
+
+/// What a task is given besides its config: the connector's target state and
+/// the set of topics the connector has used.
+pub struct TaskWiring {
+    pub control: watch::Receiver<TargetState>,
+    pub active_topics: ActiveTopics,
 }
 
 pub struct Worker {
@@ -51,8 +75,6 @@ pub struct Worker {
     plugins: Plugins,
     store: Arc<FileOffsetStore>,
     topics: Arc<Topics>,
-    shutdown_tx: watch::Sender<bool>,
-    tasks: JoinSet<TaskOutcome>,
 }
 
 impl Worker {
@@ -73,60 +95,80 @@ impl Worker {
             }
         }
         let store = Arc::new(FileOffsetStore::open(&config.offset_file())?);
-        let (shutdown_tx, _) = watch::channel(false);
         Ok(Self {
             config,
             plugins,
             store,
             topics: Arc::new(topics),
-            shutdown_tx,
-            tasks: JoinSet::new(),
         })
     }
 
-    /// Starts a connector and all its tasks.
-    pub fn add_connector(&mut self, connector: &ConnectorConfig) -> Result<usize, WorkerError> {
-        let invalid = |e: ConnectError| WorkerError::Task {
-            connector: connector.name.clone(),
-            task: 0,
-            source: e,
-        };
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    pub fn plugins(&self) -> &Plugins {
+        &self.plugins
+    }
+
+    pub fn offset_store(&self) -> &Arc<FileOffsetStore> {
+        &self.store
+    }
+
+    pub fn topics(&self) -> &Arc<Topics> {
+        &self.topics
+    }
+
+    /// Creates and starts a connector, and asks it for its task configs.
+    pub fn start_connector(
+        &self,
+        connector: &ConnectorConfig,
+    ) -> Result<(ConnectorInstance, Vec<TaskConfig>), ConnectError> {
         let plugin = self
             .plugins
             .connector(&connector.class)
             .copied()
             .ok_or_else(|| {
-                WorkerError::Other(format!(
-                    "connector '{}': unknown class '{}'",
-                    connector.name, connector.class
-                ))
+                ConnectError::new(
+                    sluice_api::ErrorKind::Config,
+                    format!("unknown connector class '{}'", connector.class),
+                )
             })?;
-        let tasks = match plugin.factory {
+        let (instance, configs) = match plugin.factory {
             ConnectorFactory::Source(make) => {
                 let mut c = make();
-                c.start(&connector.resolved).map_err(invalid)?;
-                let configs = c.task_configs(connector.tasks_max).map_err(invalid)?;
-                let n = configs.len();
-                for (id, config) in configs.into_iter().enumerate() {
-                    let task = c.create_task();
-                    self.spawn_source(connector, id as u32, task, config)?;
-                }
-                n
+                c.start(&connector.resolved)?;
+                let configs = c.task_configs(connector.tasks_max)?;
+                (ConnectorInstance::Source(c), configs)
             }
             ConnectorFactory::Sink(make) => {
                 let mut c = make();
-                c.start(&connector.resolved).map_err(invalid)?;
-                let configs = c.task_configs(connector.tasks_max).map_err(invalid)?;
-                let n = configs.len();
-                for (id, config) in configs.into_iter().enumerate() {
-                    let task = c.create_task();
-                    self.spawn_sink(connector, id as u32, task, config)?;
-                }
-                n
+                c.start(&connector.resolved)?;
+                let configs = c.task_configs(connector.tasks_max)?;
+                (ConnectorInstance::Sink(c), configs)
             }
         };
-        info!(connector = %connector.name, class = %connector.class, kind = plugin.kind().as_str(), tasks, "connector started");
-        Ok(tasks)
+        info!(connector = %connector.name, class = %connector.class, kind = plugin.kind().as_str(), tasks = configs.len(), "connector started");
+        Ok((instance, configs))
+    }
+
+    /// Builds one task of a started connector, ready to spawn.
+    pub fn task(
+        &self,
+        connector: &ConnectorConfig,
+        instance: &ConnectorInstance,
+        task_id: u32,
+        config: TaskConfig,
+        wiring: TaskWiring,
+    ) -> Result<TaskRun, WorkerError> {
+        match instance {
+            ConnectorInstance::Source(c) => {
+                self.source_task(connector, task_id, c.create_task(), config, wiring)
+            }
+            ConnectorInstance::Sink(c) => {
+                self.sink_task(connector, task_id, c.create_task(), config, wiring)
+            }
+        }
     }
 
     fn converters(&self, connector: &ConnectorConfig) -> Result<Converters, WorkerError> {
@@ -183,29 +225,14 @@ impl Worker {
         })
     }
 
-    fn spawn_task(
-        &mut self,
-        connector: &str,
-        task: u32,
-        run: impl std::future::Future<Output = Result<(), ConnectError>> + Send + 'static,
-    ) {
-        let connector = connector.to_owned();
-        self.tasks.spawn(async move {
-            TaskOutcome {
-                connector,
-                task,
-                result: run.await,
-            }
-        });
-    }
-
-    fn spawn_source(
-        &mut self,
+    fn source_task(
+        &self,
         connector: &ConnectorConfig,
         task_id: u32,
         task: Box<dyn sluice_api::SourceTask>,
         config: TaskConfig,
-    ) -> Result<(), WorkerError> {
+        wiring: TaskWiring,
+    ) -> Result<TaskRun, WorkerError> {
         let parts = self.task_parts(connector, task_id)?;
         let stored = self.store.connector(&connector.name);
         let context = SourceTaskContext {
@@ -245,21 +272,25 @@ impl Worker {
             topic_creation: creation,
             flush_interval: self.config.offset_flush_interval(),
             policy: parts.policy,
-            metrics: parts.metrics,
-            shutdown: self.shutdown_tx.subscribe(),
+            metrics: parts.metrics.clone(),
+            control: wiring.control,
+            active_topics: wiring.active_topics,
             graceful_timeout: self.config.graceful_timeout(),
         };
-        self.spawn_task(&connector.name, task_id, runner.run());
-        Ok(())
+        Ok(TaskRun {
+            run: Box::pin(runner.run()),
+            metrics: parts.metrics,
+        })
     }
 
-    fn spawn_sink(
-        &mut self,
+    fn sink_task(
+        &self,
         connector: &ConnectorConfig,
         task_id: u32,
         task: Box<dyn sluice_api::SinkTask>,
         config: TaskConfig,
-    ) -> Result<(), WorkerError> {
+        wiring: TaskWiring,
+    ) -> Result<TaskRun, WorkerError> {
         let parts = self.task_parts(connector, task_id)?;
         let subscription = match connector.get("topics.regex").filter(|r| !r.is_empty()) {
             Some(r) => Subscription::Regex(r.to_owned()),
@@ -307,67 +338,15 @@ impl Worker {
             value_converter: parts.converters.value,
             policy: parts.policy,
             reporter,
-            metrics: parts.metrics,
+            metrics: parts.metrics.clone(),
             flush_interval: self.config.offset_flush_interval(),
             max_poll_records,
-            shutdown: self.shutdown_tx.subscribe(),
+            control: wiring.control,
+            active_topics: wiring.active_topics,
         };
-        self.spawn_task(&connector.name, task_id, runner.run(subscribed));
-        Ok(())
-    }
-
-    /// Runs until `shutdown` resolves, logging tasks that fail on the way (like
-    /// Connect, a failed task does not stop the worker). Then asks every task to
-    /// finish its batch and commit, and waits up to the graceful timeout.
-    pub async fn run_until(
-        mut self,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Vec<TaskOutcome> {
-        let mut outcomes = Vec::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                done = self.tasks.join_next() => match done {
-                    Some(Ok(outcome)) => {
-                        log_outcome(&outcome);
-                        outcomes.push(outcome);
-                    }
-                    Some(Err(e)) => error!("a task panicked: {e}"),
-                    None => {
-                        info!("every task has finished");
-                        return outcomes;
-                    }
-                },
-            }
-        }
-        info!("shutting down: finishing in-flight batches and committing");
-        let _ = self.shutdown_tx.send(true);
-        let deadline = Instant::now() + self.config.graceful_timeout();
-        while !self.tasks.is_empty() {
-            match tokio::time::timeout_at(deadline.into(), self.tasks.join_next()).await {
-                Ok(Some(Ok(outcome))) => {
-                    log_outcome(&outcome);
-                    outcomes.push(outcome);
-                }
-                Ok(Some(Err(e))) => error!("a task panicked: {e}"),
-                Ok(None) => break,
-                Err(_) => {
-                    warn!(remaining = self.tasks.len(), "tasks did not stop within task.shutdown.graceful.timeout.ms; abandoning them");
-                    self.tasks.abort_all();
-                    break;
-                }
-            }
-        }
-        outcomes
-    }
-}
-
-fn log_outcome(outcome: &TaskOutcome) {
-    match &outcome.result {
-        Ok(()) => info!(connector = %outcome.connector, task = outcome.task, "task stopped"),
-        Err(e) => {
-            error!(connector = %outcome.connector, task = outcome.task, trace = %e.chain(), "task FAILED")
-        }
+        Ok(TaskRun {
+            run: Box::pin(runner.run(subscribed)),
+            metrics: parts.metrics,
+        })
     }
 }

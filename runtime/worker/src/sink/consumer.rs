@@ -15,8 +15,10 @@ use rdkafka::message::{Headers as _, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sluice_api::{OffsetMap, TopicPartition};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, warn};
+
+use crate::herder::TargetState;
 
 /// A record as read from Kafka, before conversion.
 pub struct RawRecord {
@@ -137,15 +139,51 @@ pub fn context(events: mpsc::Sender<ConsumerEvent>) -> SinkContext {
 
 /// Polls `consumer` until `stop` is set or the task loop goes away, sending
 /// batches of at most `max_records`.
+///
+/// While the connector is paused the consumer stays in its group (polling
+/// serves rebalances and keeps it a member) but its partitions are paused, so
+/// nothing new is fetched. Records that were already fetched are held back and
+/// delivered on resume, unless their partition has been taken away meanwhile.
 pub fn poll_loop(
     consumer: Arc<SinkConsumer>,
     events: mpsc::Sender<ConsumerEvent>,
     max_records: usize,
     stop: Arc<AtomicBool>,
+    control: watch::Receiver<TargetState>,
 ) {
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut held: Vec<RawRecord> = Vec::new();
+    let mut was_paused = false;
     while !stop.load(Ordering::Acquire) {
-        let mut batch = Vec::new();
+        let paused = *control.borrow() == TargetState::Paused;
+        let assignment = (paused || was_paused)
+            .then(|| consumer.assignment().ok())
+            .flatten();
+        if let Some(assignment) = assignment {
+            // Re-pausing every round also covers partitions assigned meanwhile.
+            let result = if paused {
+                consumer.pause(&assignment)
+            } else {
+                consumer.resume(&assignment)
+            };
+            if let Err(e) = result {
+                warn!("cannot pause or resume partitions: {e}");
+            }
+            if paused && !held.is_empty() {
+                let owned = partitions(&assignment);
+                held.retain(|r| {
+                    owned
+                        .iter()
+                        .any(|tp| tp.partition == r.partition && *tp.topic == *r.topic)
+                });
+            }
+        }
+        was_paused = paused;
+        let mut batch = if paused {
+            Vec::new()
+        } else {
+            std::mem::take(&mut held)
+        };
         let mut wait = Duration::from_millis(100);
         while batch.len() < max_records {
             let Some(result) = consumer.poll(wait) else {
@@ -184,6 +222,10 @@ pub fn poll_loop(
                 }
                 Err(e) => warn!("consumer error (retrying): {e}"),
             }
+        }
+        if paused {
+            held.append(&mut batch);
+            continue;
         }
         if !batch.is_empty() && events.blocking_send(ConsumerEvent::Batch(batch)).is_err() {
             return;

@@ -21,8 +21,9 @@ use tracing::{debug, info, warn};
 pub use self::consumer::{ConsumerEvent, RawRecord, SinkConsumer};
 use crate::config::WorkerConfig;
 use crate::errors::{ErrorPolicy, Failure, Original, SinkReporter, Stage};
+use crate::herder::TargetState;
 use crate::kafka;
-use crate::metrics::TaskMetrics;
+use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::transforms::TransformChain;
 
 pub struct SinkRunner {
@@ -39,7 +40,9 @@ pub struct SinkRunner {
     pub metrics: Arc<TaskMetrics>,
     pub flush_interval: Duration,
     pub max_poll_records: usize,
-    pub shutdown: watch::Receiver<bool>,
+    /// The connector's target state: paused pauses the consumer, stopped ends the task.
+    pub control: watch::Receiver<TargetState>,
+    pub active_topics: ActiveTopics,
 }
 
 /// The subscription: a topic list or Connect's `topics.regex`.
@@ -100,9 +103,10 @@ impl SinkRunner {
         let stop = Arc::new(AtomicBool::new(false));
         let poller = {
             let (c, s, max) = (consumer.clone(), stop.clone(), self.max_poll_records);
+            let control = self.control.clone();
             std::thread::Builder::new()
                 .name(format!("sink-{}-{}", self.connector, self.task_id))
-                .spawn(move || consumer::poll_loop(c, events_tx, max, s))
+                .spawn(move || consumer::poll_loop(c, events_tx, max, s, control))
                 .map_err(|e| {
                     ConnectError::fatal(format!("cannot start the consumer thread: {e}"))
                 })?
@@ -137,9 +141,9 @@ impl SinkRunner {
     ) -> Result<(), ConnectError> {
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.tick().await;
-        let mut shutdown = self.shutdown.clone();
+        let mut control = self.control.clone();
         loop {
-            if *shutdown.borrow() {
+            if *control.borrow_and_update() == TargetState::Stopped {
                 return Ok(());
             }
             tokio::select! {
@@ -150,6 +154,7 @@ impl SinkRunner {
                         info!(connector = %self.connector, task = self.task_id, partitions = parts.len(), "partitions assigned");
                         let seeks = self.task.open(&parts).await?;
                         for tp in &parts {
+                            self.active_topics.record(&tp.topic);
                             state.assigned.insert(tp.clone());
                         }
                         let _ = answer.send(seeks);
@@ -168,7 +173,9 @@ impl SinkRunner {
                     Some(ConsumerEvent::Fatal(why)) => return Err(ConnectError::fatal(format!("Kafka consumer: {why}"))),
                 },
                 _ = tick.tick() => self.commit(consumer, state).await?,
-                _ = shutdown.changed() => return Ok(()),
+                // Pausing is the poll thread's job; here a change only matters
+                // when it is a stop, which the top of the loop sees.
+                changed = control.changed() => if changed.is_err() { return Ok(()) },
             }
         }
     }

@@ -25,7 +25,8 @@ use tracing::{debug, info, warn};
 use self::acks::{AckContext, BatchAcks, KafkaMarks};
 use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
 use crate::errors::{ErrorPolicy, Failure, Original, Stage};
-use crate::metrics::TaskMetrics;
+use crate::herder::{until_stopped, TargetState};
+use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::offsets::{partition_key, FileOffsetStore};
 use crate::topics::{ensure_topic, Topics};
 use crate::transforms::TransformChain;
@@ -52,7 +53,9 @@ pub struct SourceRunner {
     pub flush_interval: Duration,
     pub policy: ErrorPolicy,
     pub metrics: Arc<TaskMetrics>,
-    pub shutdown: watch::Receiver<bool>,
+    /// The connector's target state: paused stops polling, stopped ends the task.
+    pub control: watch::Receiver<TargetState>,
+    pub active_topics: ActiveTopics,
     pub graceful_timeout: Duration,
 }
 
@@ -116,26 +119,41 @@ impl SourceRunner {
         let mut resume = ResumeState::default();
         let mut ready_topics: HashMap<String, i32> = HashMap::new();
         let mut last_store = Instant::now();
-        let mut shutdown = self.shutdown.clone();
+        let mut control = self.control.clone();
         loop {
             self.reap(&mut in_flight, &mut completed, false).await?;
             if last_store.elapsed() >= self.flush_interval {
                 self.store(&mut completed, &ready_topics).await?;
                 last_store = Instant::now();
             }
-            if *shutdown.borrow() {
-                break;
+            let target = *control.borrow_and_update();
+            match target {
+                TargetState::Stopped => break,
+                // Paused: nothing new is polled, but what is in flight completes
+                // and its offsets are stored, so a pause leaves nothing pending.
+                TargetState::Paused => {
+                    if in_flight.is_empty() {
+                        self.store(&mut completed, &ready_topics).await?;
+                        if control.changed().await.is_err() {
+                            break;
+                        }
+                    } else {
+                        self.reap(&mut in_flight, &mut completed, true).await?;
+                    }
+                    continue;
+                }
+                TargetState::Running => {}
             }
             if in_flight.len() >= MAX_IN_FLIGHT {
                 self.reap(&mut in_flight, &mut completed, true).await?;
                 continue;
             }
-            // Cancelling a poll at shutdown loses only in-memory state: nothing it
+            // Cancelling a poll at a stop loses only in-memory state: nothing it
             // held is acknowledged upstream, and the restart resumes from the
-            // stored offsets.
+            // stored offsets. A pause lets the poll finish.
             let batch = tokio::select! {
                 batch = self.poll_with_retry() => batch?,
-                _ = shutdown.changed() => break,
+                _ = until_stopped(&mut control) => break,
             };
             if batch.is_empty() {
                 continue;
@@ -271,6 +289,7 @@ impl SourceRunner {
         let partitions = ensure_topic(&self.topics, topic, self.topic_creation)
             .await
             .map_err(|e| ConnectError::retriable(e.to_string()))?;
+        self.active_topics.record(topic);
         let mark = self
             .store
             .connector(&self.connector)

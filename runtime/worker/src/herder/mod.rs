@@ -1,0 +1,807 @@
+//! The herder: which connectors this worker runs, and in what state. Every
+//! change — from the config files at start-up or from the REST API — goes
+//! through it, one at a time, and is persisted before it takes effect.
+//!
+//! Each task gets a watch channel carrying the connector's target state:
+//! running, paused (resources kept, no work) or stopped (the task ends). A task
+//! that ends with an error is FAILED, with its error chain as the trace, until
+//! it is restarted.
+
+mod offsets;
+pub mod status;
+mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sluice_api::{ConfigErrors, TaskConfig};
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+pub use self::offsets::{ConnectorOffsets, PartitionOffset};
+pub use self::status::{
+    ConnectorState, ConnectorStatus, State, TargetState, TaskHealth, TaskStatus,
+};
+pub use self::store::{ConfigStore, StoredConnector};
+use crate::config::{connector_config_def, ConnectorConfig};
+use crate::metrics::{ActiveTopics, TaskMetrics};
+use crate::worker::{ConnectorInstance, TaskWiring, Worker};
+
+/// What a password-typed value reads as over REST.
+pub const HIDDEN: &str = "[hidden]";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HerderError {
+    #[error("Connector {0} not found")]
+    NotFound(String),
+    #[error("Task {1} of connector {0} not found")]
+    TaskNotFound(String, u32),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Connector configuration is invalid and contains the following {} error(s):\n{}", .0.0.len(), .0)]
+    Invalid(ConfigErrors),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// `GET /connectors/{name}`: the config (secrets masked), its tasks and type.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectorInfo {
+    pub name: String,
+    pub config: TaskConfig,
+    pub tasks: Vec<TaskId>,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskId {
+    pub connector: String,
+    pub task: u32,
+}
+
+/// A task's counters, for `/metrics`.
+pub struct TaskMetricsView {
+    pub connector: String,
+    pub task: u32,
+    pub state: State,
+    pub metrics: Arc<TaskMetrics>,
+}
+
+/// Resolves once `control` says stopped (or its sender is gone).
+pub async fn until_stopped(control: &mut watch::Receiver<TargetState>) {
+    loop {
+        if *control.borrow_and_update() == TargetState::Stopped {
+            return;
+        }
+        if control.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+struct Task {
+    control: watch::Sender<TargetState>,
+    /// `None` when the task could not even be built (its failure says why).
+    handle: Option<JoinHandle<()>>,
+    health: Arc<TaskHealth>,
+    metrics: Option<Arc<TaskMetrics>>,
+}
+
+struct Connector {
+    config: ConnectorConfig,
+    target: TargetState,
+    instance: Option<ConnectorInstance>,
+    /// Why the connector itself failed to start, if it did.
+    failure: Option<String>,
+    task_configs: Vec<TaskConfig>,
+    tasks: BTreeMap<u32, Task>,
+    active_topics: ActiveTopics,
+}
+
+pub struct Herder {
+    worker: Arc<Worker>,
+    store: Arc<ConfigStore>,
+    worker_id: std::sync::RwLock<String>,
+    connectors: Mutex<BTreeMap<String, Connector>>,
+}
+
+impl Herder {
+    pub fn new(worker: Worker, store: ConfigStore) -> Self {
+        Self {
+            worker: Arc::new(worker),
+            store: Arc::new(store),
+            worker_id: std::sync::RwLock::new("standalone".into()),
+            connectors: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    /// The id statuses report (`host:port` of the REST listener, as Connect does).
+    pub fn set_worker_id(&self, id: String) {
+        if let Ok(mut w) = self.worker_id.write() {
+            *w = id;
+        }
+    }
+
+    fn worker_id(&self) -> String {
+        self.worker_id.read().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// Starts every stored connector plus those of `files`. A file's config
+    /// replaces a stored one of the same name; the stored target state (a
+    /// pause or stop made over REST) is kept.
+    pub async fn load(&self, files: Vec<ConnectorConfig>) -> Result<(), HerderError> {
+        let mut stored = self.store.all();
+        for c in &files {
+            let target = stored
+                .get(&c.name)
+                .map_or(TargetState::Running, |s| s.target_state);
+            let entry = StoredConnector {
+                config: c.written.clone(),
+                target_state: target,
+            };
+            if stored.get(&c.name) != Some(&entry) {
+                if stored.contains_key(&c.name) {
+                    info!(connector = %c.name, "the config file replaces the stored config");
+                }
+                self.persist(&c.name, Some(entry.clone())).await?;
+                stored.insert(c.name.clone(), entry);
+            }
+        }
+        let mut connectors = self.connectors.lock().await;
+        for (name, entry) in stored {
+            match ConnectorConfig::from_written(entry.config, self.worker.plugins()) {
+                Ok(config) => {
+                    let c = self.start(config, entry.target_state);
+                    connectors.insert(name, c);
+                }
+                Err(errors) => {
+                    error!(connector = %name, "stored connector config is no longer valid, not starting it: {errors}")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn names(&self) -> Vec<String> {
+        self.connectors.lock().await.keys().cloned().collect()
+    }
+
+    /// `POST /connectors`.
+    pub async fn create(
+        &self,
+        name: &str,
+        mut written: TaskConfig,
+        initial: TargetState,
+    ) -> Result<ConnectorInfo, HerderError> {
+        if name.trim().is_empty() {
+            return Err(HerderError::BadRequest(
+                "Connector name must not be empty".into(),
+            ));
+        }
+        check_name(name, &mut written)?;
+        let config = self.validate(written)?;
+        let mut connectors = self.connectors.lock().await;
+        if connectors.contains_key(name) {
+            return Err(HerderError::Conflict(format!(
+                "Connector {name} already exists"
+            )));
+        }
+        self.persist(
+            name,
+            Some(StoredConnector {
+                config: config.written.clone(),
+                target_state: initial,
+            }),
+        )
+        .await?;
+        let c = self.start(config, initial);
+        let info = self.info_of(&c);
+        connectors.insert(name.to_owned(), c);
+        Ok(info)
+    }
+
+    /// `PUT /connectors/{name}/config`: creates or replaces; `true` if created.
+    pub async fn put_config(
+        &self,
+        name: &str,
+        mut written: TaskConfig,
+    ) -> Result<(bool, ConnectorInfo), HerderError> {
+        check_name(name, &mut written)?;
+        let config = self.validate(written)?;
+        let mut connectors = self.connectors.lock().await;
+        let target = connectors
+            .get(name)
+            .map_or(TargetState::Running, |c| c.target);
+        self.persist(
+            name,
+            Some(StoredConnector {
+                config: config.written.clone(),
+                target_state: target,
+            }),
+        )
+        .await?;
+        let created = match connectors.remove(name) {
+            Some(old) => {
+                self.halt(old).await;
+                false
+            }
+            None => true,
+        };
+        info!(connector = %name, created, "connector config set");
+        let c = self.start(config, target);
+        let info = self.info_of(&c);
+        connectors.insert(name.to_owned(), c);
+        Ok((created, info))
+    }
+
+    /// `PATCH /connectors/{name}/config`: merges; a `None` value removes the key.
+    pub async fn patch_config(
+        &self,
+        name: &str,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> Result<ConnectorInfo, HerderError> {
+        let mut written = {
+            let connectors = self.connectors.lock().await;
+            let c = connectors
+                .get(name)
+                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            c.config.written.clone()
+        };
+        for (k, v) in patch {
+            match v {
+                Some(v) => written.insert(k, v),
+                None => written.remove(&k),
+            };
+        }
+        self.put_config(name, written).await.map(|(_, info)| info)
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
+        let mut connectors = self.connectors.lock().await;
+        let c = connectors
+            .remove(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        if let Err(e) = self.persist(name, None).await {
+            connectors.insert(name.to_owned(), c);
+            return Err(e);
+        }
+        self.halt(c).await;
+        info!(connector = %name, "connector deleted");
+        Ok(())
+    }
+
+    /// Pause, resume or stop.
+    pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), HerderError> {
+        let mut connectors = self.connectors.lock().await;
+        let c = connectors
+            .get_mut(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        if c.target == target {
+            return Ok(());
+        }
+        self.persist(
+            name,
+            Some(StoredConnector {
+                config: c.config.written.clone(),
+                target_state: target,
+            }),
+        )
+        .await?;
+        let was = std::mem::replace(&mut c.target, target);
+        info!(connector = %name, from = ?was, to = ?target, "connector target state changed");
+        match target {
+            TargetState::Stopped => self.stop_all(c).await,
+            TargetState::Running | TargetState::Paused if was == TargetState::Stopped => {
+                let fresh = self.start(c.config.clone(), target);
+                *c = Connector {
+                    active_topics: c.active_topics.clone(),
+                    ..fresh
+                };
+            }
+            _ => {
+                for t in c.tasks.values() {
+                    t.control.send_replace(target);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /connectors/{name}/restart`. Returns the status as it was when the
+    /// restart began (restarted parts RESTARTING) when tasks were included.
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<ConnectorStatus, HerderError> {
+        let mut connectors = self.connectors.lock().await;
+        let c = connectors
+            .get_mut(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let mut status = self.status_of(name, c);
+        if c.target == TargetState::Stopped {
+            return Ok(status);
+        }
+        let restart_connector = !only_failed || c.failure.is_some();
+        let tasks: Vec<u32> = if include_tasks {
+            status
+                .tasks
+                .iter()
+                .filter(|t| !only_failed || t.state == State::Failed)
+                .map(|t| t.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if restart_connector {
+            status.connector.state = State::Restarting;
+            status.connector.trace = None;
+        }
+        for t in status.tasks.iter_mut().filter(|t| tasks.contains(&t.id)) {
+            t.state = State::Restarting;
+            t.trace = None;
+        }
+        if restart_connector {
+            self.restart_connector(c).await;
+        }
+        for id in tasks {
+            self.restart_task_locked(c, id).await;
+        }
+        Ok(status)
+    }
+
+    /// `POST /connectors/{name}/tasks/{id}/restart`.
+    pub async fn restart_task(&self, name: &str, id: u32) -> Result<(), HerderError> {
+        let mut connectors = self.connectors.lock().await;
+        let c = connectors
+            .get_mut(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        if !c.tasks.contains_key(&id) {
+            return Err(HerderError::TaskNotFound(name.to_owned(), id));
+        }
+        self.restart_task_locked(c, id).await;
+        Ok(())
+    }
+
+    pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        Ok(self.status_of(name, c))
+    }
+
+    pub async fn task_status(&self, name: &str, id: u32) -> Result<TaskStatus, HerderError> {
+        self.status(name)
+            .await?
+            .tasks
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| HerderError::TaskNotFound(name.to_owned(), id))
+    }
+
+    pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        Ok(self.info_of(c))
+    }
+
+    /// `GET /connectors/{name}/tasks`: each task's id and config (masked).
+    pub async fn task_configs(&self, name: &str) -> Result<Vec<(TaskId, TaskConfig)>, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        Ok(c.task_configs
+            .iter()
+            .enumerate()
+            .map(|(i, cfg)| {
+                (
+                    TaskId {
+                        connector: name.to_owned(),
+                        task: i as u32,
+                    },
+                    self.masked(&c.config, cfg),
+                )
+            })
+            .collect())
+    }
+
+    pub async fn active_topics(&self, name: &str) -> Result<Vec<String>, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        Ok(c.active_topics.list())
+    }
+
+    pub async fn reset_active_topics(&self, name: &str) -> Result<(), HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        c.active_topics.clear();
+        Ok(())
+    }
+
+    /// `GET /connectors/{name}/offsets`.
+    pub async fn offsets(&self, name: &str) -> Result<ConnectorOffsets, HerderError> {
+        let (config, topics) = {
+            let connectors = self.connectors.lock().await;
+            let c = connectors
+                .get(name)
+                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            (c.config.clone(), c.active_topics.list())
+        };
+        offsets::read(&self.worker, &config, topics).await
+    }
+
+    /// `PATCH` (`Some`) or `DELETE` (`None`) `/connectors/{name}/offsets`; only
+    /// for a stopped connector, as in Connect.
+    pub async fn alter_offsets(
+        &self,
+        name: &str,
+        changes: Option<ConnectorOffsets>,
+    ) -> Result<String, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        if c.target != TargetState::Stopped {
+            return Err(HerderError::BadRequest(format!(
+                "Connectors must be in the STOPPED state before their offsets can be modified. \
+                 This can be done for the specified connector by issuing a 'PUT' request to the \
+                 '/connectors/{name}/stop' endpoint"
+            )));
+        }
+        let topics = c.active_topics.list();
+        offsets::alter(&self.worker, &c.config, topics, changes).await
+    }
+
+    /// Every task's counters and state, for `/metrics`.
+    pub async fn metrics(&self) -> (Vec<(String, State)>, Vec<TaskMetricsView>) {
+        let connectors = self.connectors.lock().await;
+        let mut states = Vec::new();
+        let mut tasks = Vec::new();
+        for (name, c) in connectors.iter() {
+            let status = self.status_of(name, c);
+            states.push((name.clone(), status.connector.state));
+            for t in status.tasks {
+                if let Some(m) = c.tasks.get(&t.id).and_then(|x| x.metrics.clone()) {
+                    tasks.push(TaskMetricsView {
+                        connector: name.clone(),
+                        task: t.id,
+                        state: t.state,
+                        metrics: m,
+                    });
+                }
+            }
+        }
+        (states, tasks)
+    }
+
+    /// Stops every connector for shutdown (without persisting anything) and
+    /// returns how many connectors and tasks were FAILED.
+    pub async fn shutdown(&self) -> usize {
+        let mut connectors = self.connectors.lock().await;
+        let failed = connectors
+            .iter()
+            .map(|(name, c)| {
+                let status = self.status_of(name, c);
+                usize::from(status.connector.state == State::Failed)
+                    + status
+                        .tasks
+                        .iter()
+                        .filter(|t| t.state == State::Failed)
+                        .count()
+            })
+            .sum();
+        let all = std::mem::take(&mut *connectors);
+        // Signal every task first, so they wind down together.
+        for c in all.values() {
+            for t in c.tasks.values() {
+                t.control.send_replace(TargetState::Stopped);
+            }
+        }
+        for (_, c) in all {
+            self.halt(c).await;
+        }
+        failed
+    }
+
+    fn validate(&self, written: TaskConfig) -> Result<ConnectorConfig, HerderError> {
+        ConnectorConfig::from_written(written, self.worker.plugins()).map_err(HerderError::Invalid)
+    }
+
+    async fn persist(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), HerderError> {
+        let store = self.store.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || store.put(&name, entry))
+            .await
+            .map_err(|e| HerderError::Internal(format!("config store task failed: {e}")))?
+            .map_err(|e| HerderError::Internal(e.to_string()))
+    }
+
+    /// Starts a connector and, unless it is to stay stopped, its tasks.
+    fn start(&self, config: ConnectorConfig, target: TargetState) -> Connector {
+        let mut c = Connector {
+            config,
+            target,
+            instance: None,
+            failure: None,
+            task_configs: Vec::new(),
+            tasks: BTreeMap::new(),
+            active_topics: ActiveTopics::default(),
+        };
+        if target != TargetState::Stopped {
+            self.start_instance(&mut c);
+            for id in 0..c.task_configs.len() as u32 {
+                self.spawn_task(&mut c, id);
+            }
+        }
+        c
+    }
+
+    fn start_instance(&self, c: &mut Connector) {
+        match self.worker.start_connector(&c.config) {
+            Ok((instance, configs)) => {
+                c.instance = Some(instance);
+                c.task_configs = configs;
+                c.failure = None;
+            }
+            Err(e) => {
+                error!(connector = %c.config.name, trace = %e.chain(), "connector FAILED");
+                c.failure = Some(e.chain());
+                c.task_configs.clear();
+            }
+        }
+    }
+
+    fn spawn_task(&self, c: &mut Connector, id: u32) {
+        let Some(config) = c.task_configs.get(id as usize).cloned() else {
+            return;
+        };
+        let (control, rx) = watch::channel(c.target);
+        let health = Arc::new(TaskHealth::default());
+        let wiring = TaskWiring {
+            control: rx,
+            active_topics: c.active_topics.clone(),
+        };
+        let name = c.config.name.clone();
+        let task = match &c.instance {
+            Some(instance) => self
+                .worker
+                .task(&c.config, instance, id, config, wiring)
+                .map_err(|e| e.to_string()),
+            None => Err("the connector is not running".to_owned()),
+        };
+        let (handle, metrics) = match task {
+            Ok(run) => {
+                let h = health.clone();
+                let handle = tokio::spawn(async move {
+                    match run.run.await {
+                        Ok(()) => info!(connector = %name, task = id, "task stopped"),
+                        Err(e) => {
+                            error!(connector = %name, task = id, trace = %e.chain(), "task FAILED");
+                            h.fail(e.chain());
+                        }
+                    }
+                });
+                (Some(handle), Some(run.metrics))
+            }
+            Err(why) => {
+                error!(connector = %name, task = id, trace = %why, "task FAILED");
+                health.fail(why);
+                (None, None)
+            }
+        };
+        c.tasks.insert(
+            id,
+            Task {
+                control,
+                handle,
+                health,
+                metrics,
+            },
+        );
+    }
+
+    /// Ends every task and the connector instance; the connector stays known.
+    async fn stop_all(&self, c: &mut Connector) {
+        let tasks = std::mem::take(&mut c.tasks);
+        for t in tasks.values() {
+            t.control.send_replace(TargetState::Stopped);
+        }
+        let deadline = Instant::now() + self.worker.config().graceful_timeout();
+        for (id, t) in tasks {
+            self.wait_task(&c.config.name, id, t, deadline).await;
+        }
+        if let Some(mut instance) = c.instance.take() {
+            instance.stop();
+        }
+        c.task_configs.clear();
+        c.failure = None;
+    }
+
+    async fn halt(&self, mut c: Connector) {
+        self.stop_all(&mut c).await;
+    }
+
+    async fn wait_task(&self, connector: &str, id: u32, t: Task, deadline: Instant) {
+        t.control.send_replace(TargetState::Stopped);
+        let Some(mut handle) = t.handle else { return };
+        if tokio::time::timeout_at(deadline.into(), &mut handle)
+            .await
+            .is_err()
+        {
+            warn!(connector = %connector, task = id, "task did not stop within task.shutdown.graceful.timeout.ms; abandoning it");
+            handle.abort();
+        }
+    }
+
+    /// Restarts the connector instance; its tasks are restarted only if their
+    /// configs changed, as in Connect.
+    async fn restart_connector(&self, c: &mut Connector) {
+        if let Some(mut instance) = c.instance.take() {
+            instance.stop();
+        }
+        let before = std::mem::take(&mut c.task_configs);
+        self.start_instance(c);
+        if c.task_configs != before || c.tasks.is_empty() {
+            let tasks = std::mem::take(&mut c.tasks);
+            let deadline = Instant::now() + self.worker.config().graceful_timeout();
+            for t in tasks.values() {
+                t.control.send_replace(TargetState::Stopped);
+            }
+            for (id, t) in tasks {
+                self.wait_task(&c.config.name, id, t, deadline).await;
+            }
+            for id in 0..c.task_configs.len() as u32 {
+                self.spawn_task(c, id);
+            }
+        }
+    }
+
+    async fn restart_task_locked(&self, c: &mut Connector, id: u32) {
+        if let Some(t) = c.tasks.remove(&id) {
+            let deadline = Instant::now() + self.worker.config().graceful_timeout();
+            self.wait_task(&c.config.name, id, t, deadline).await;
+        }
+        info!(connector = %c.config.name, task = id, "restarting task");
+        self.spawn_task(c, id);
+    }
+
+    fn status_of(&self, name: &str, c: &Connector) -> ConnectorStatus {
+        let worker_id = self.worker_id();
+        let connector = match (&c.failure, c.target) {
+            (Some(trace), _) => ConnectorState {
+                state: State::Failed,
+                worker_id: worker_id.clone(),
+                trace: Some(trace.clone()),
+            },
+            (None, target) => ConnectorState {
+                state: match target {
+                    TargetState::Running => State::Running,
+                    TargetState::Paused => State::Paused,
+                    TargetState::Stopped => State::Stopped,
+                },
+                worker_id: worker_id.clone(),
+                trace: None,
+            },
+        };
+        let tasks = c
+            .tasks
+            .iter()
+            .map(|(id, t)| {
+                let trace = t.health.failure();
+                let state = if trace.is_some() {
+                    State::Failed
+                } else if t.handle.as_ref().is_none_or(|h| h.is_finished()) {
+                    State::Unassigned
+                } else if c.target == TargetState::Paused {
+                    State::Paused
+                } else {
+                    State::Running
+                };
+                TaskStatus {
+                    id: *id,
+                    state,
+                    worker_id: worker_id.clone(),
+                    trace,
+                }
+            })
+            .collect();
+        ConnectorStatus {
+            name: name.to_owned(),
+            connector,
+            tasks,
+            kind: c.config.kind.as_str(),
+        }
+    }
+
+    fn info_of(&self, c: &Connector) -> ConnectorInfo {
+        ConnectorInfo {
+            name: c.config.name.clone(),
+            config: self.masked(&c.config, &c.config.written),
+            tasks: (0..c.task_configs.len() as u32)
+                .map(|task| TaskId {
+                    connector: c.config.name.clone(),
+                    task,
+                })
+                .collect(),
+            kind: c.config.kind.as_str(),
+        }
+    }
+
+    /// `values` with password-typed keys hidden. A `${provider:...}` reference
+    /// is shown as written: it names where the secret is, not the secret.
+    fn masked(&self, config: &ConnectorConfig, values: &TaskConfig) -> TaskConfig {
+        let plugin_def = self
+            .worker
+            .plugins()
+            .connector(&config.class)
+            .map(|p| (p.config_def)());
+        let common = connector_config_def(config.kind);
+        values
+            .iter()
+            .map(|(k, v)| {
+                let secret = is_secret(k, &common, plugin_def.as_ref());
+                let shown = if secret && !v.contains("${") {
+                    HIDDEN.to_owned()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect()
+    }
+}
+
+/// Whether a key holds a secret: password-typed in a definition, or named like
+/// one (pass-through client settings such as `consumer.override.sasl.jaas.config`
+/// are in no definition).
+pub fn is_secret(
+    key: &str,
+    common: &sluice_api::config::ConfigDef,
+    plugin: Option<&sluice_api::config::ConfigDef>,
+) -> bool {
+    use sluice_api::config::ConfigType;
+    let typed = [Some(common), plugin]
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.key(key))
+        .any(|k| k.config_type == ConfigType::Password);
+    let lower = key.to_ascii_lowercase();
+    typed
+        || lower.contains("password")
+        || lower.contains("secret")
+        || lower.ends_with("jaas.config")
+        || lower.ends_with(".token")
+}
+
+/// The `name` inside a config must match the one in the URL (Connect's rule);
+/// when absent it is filled in.
+fn check_name(name: &str, written: &mut TaskConfig) -> Result<(), HerderError> {
+    match written.get("name") {
+        Some(n) if n != name => Err(HerderError::BadRequest(format!(
+            "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            written.insert("name".into(), name.to_owned());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The standalone worker's connector config store: every connector created,
+//! changed, paused or stopped over REST, in one JSON file beside the offsets
+//! file, so those changes survive a restart. Values are kept as written, with
+//! `${env:...}` references unresolved.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sluice_api::TaskConfig;
+
+use super::status::TargetState;
+use crate::error::WorkerError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredConnector {
+    pub config: TaskConfig,
+    pub target_state: TargetState,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ConfigFile {
+    version: u32,
+    connectors: BTreeMap<String, StoredConnector>,
+}
+
+pub struct ConfigStore {
+    path: PathBuf,
+    state: Mutex<ConfigFile>,
+}
+
+impl ConfigStore {
+    /// The store that sits beside `offsets` (`x/offsets.json` → `x/offsets.connectors.json`).
+    pub fn beside(offsets: &Path) -> PathBuf {
+        let stem = offsets
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sluice".into());
+        offsets.with_file_name(format!("{stem}.connectors.json"))
+    }
+
+    pub fn open(path: &Path) -> Result<Self, WorkerError> {
+        let state = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| WorkerError::ConfigStore {
+                path: path.display().to_string(),
+                message: format!("corrupt: {e}"),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile {
+                version: 1,
+                ..Default::default()
+            },
+            Err(e) => {
+                return Err(WorkerError::ConfigStore {
+                    path: path.display().to_string(),
+                    message: format!("cannot read: {e}"),
+                })
+            }
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            state: Mutex::new(state),
+        })
+    }
+
+    pub fn all(&self) -> BTreeMap<String, StoredConnector> {
+        self.lock().connectors.clone()
+    }
+
+    /// Records a connector (or its removal, with `None`) durably. Blocking.
+    pub fn put(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), WorkerError> {
+        let mut state = self.lock();
+        let previous = match entry {
+            Some(e) => state.connectors.insert(name.to_owned(), e),
+            None => state.connectors.remove(name),
+        };
+        let written = serde_json::to_vec_pretty(&*state)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| crate::durable::replace(&self.path, &bytes));
+        if let Err(e) = written {
+            // Keep memory equal to disk.
+            match previous {
+                Some(p) => state.connectors.insert(name.to_owned(), p),
+                None => state.connectors.remove(name),
+            };
+            return Err(WorkerError::ConfigStore {
+                path: self.path.display().to_string(),
+                message: format!("cannot write: {e}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConfigFile> {
+        // Whole entries are replaced under the lock; a poisoned one is consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

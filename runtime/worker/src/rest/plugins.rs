@@ -1,0 +1,203 @@
+//! `/connector-plugins/...`: what this worker can run, each plugin's config
+//! definition, and config validation with every error at once.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use sluice_api::config::{ConfigDef, ConfigKey, DefaultValue};
+
+use super::connectors::config_map;
+use super::error::{query_values, ApiError, Body};
+use super::Shared;
+use crate::config::{connector_config_def, ConnectorConfig};
+use crate::convert::CONVERTERS;
+use crate::herder::{is_secret, HIDDEN};
+
+pub const ROUTES: [(&str, &str); 3] = [
+    ("/connector-plugins", "get"),
+    ("/connector-plugins/{pluginName}/config", "get"),
+    ("/connector-plugins/{pluginName}/config/validate", "put"),
+];
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/connector-plugins", get(list))
+        .route("/connector-plugins/{plugin}/config", get(config_def))
+        .route("/connector-plugins/{plugin}/config/validate", put(validate))
+}
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+async fn list(State(s): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let connectors_only = match query_values(q.as_deref(), "connectorsOnly").last() {
+        None => true,
+        Some(v) if v == "true" => true,
+        Some(v) if v == "false" => false,
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "query parameter 'connectorsOnly' must be true or false, not '{v}'"
+            )))
+        }
+    };
+    let plugins = s.herder.worker().plugins();
+    let mut out: Vec<Value> = plugins
+        .connectors()
+        .iter()
+        .map(|p| json!({"class": p.class, "type": p.kind().as_str(), "version": p.version}))
+        .collect();
+    if !connectors_only {
+        out.extend(
+            plugins
+                .transforms()
+                .iter()
+                .map(|t| json!({"class": t.name, "type": "transformation", "version": VERSION})),
+        );
+        out.extend(
+            plugins
+                .predicates()
+                .iter()
+                .map(|p| json!({"class": p.name, "type": "predicate", "version": VERSION})),
+        );
+        for (name, aliases) in CONVERTERS {
+            let class = aliases.first().copied().unwrap_or(name);
+            out.push(json!({"class": class, "type": "converter", "version": VERSION}));
+            out.push(json!({"class": class, "type": "header_converter", "version": VERSION}));
+        }
+    }
+    Ok(Json(out).into_response())
+}
+
+/// The definition of any plugin: connector, transform or predicate.
+fn definition_of(s: &Shared, name: &str) -> Option<ConfigDef> {
+    let plugins = s.herder.worker().plugins();
+    if let Some(p) = plugins.connector(name) {
+        return Some((p.config_def)());
+    }
+    if let Some(t) = plugins.transform(name) {
+        return Some((t.config_def)());
+    }
+    plugins.predicate(name).map(|p| (p.config_def)())
+}
+
+async fn config_def(
+    State(s): State<Shared>,
+    Path(plugin): Path<String>,
+) -> Result<Response, ApiError> {
+    let def = definition_of(&s, &plugin).ok_or_else(|| unknown(&plugin))?;
+    let keys: Vec<Value> = def
+        .keys()
+        .iter()
+        .enumerate()
+        .map(|(i, k)| key_info(k, i))
+        .collect();
+    Ok(Json(keys).into_response())
+}
+
+fn unknown(plugin: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "Failed to find any class that implements Connector and which name matches {plugin}"
+        ),
+    )
+}
+
+async fn validate(
+    State(s): State<Shared>,
+    Path(plugin): Path<String>,
+    Body(body): Body<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let plugins = s.herder.worker().plugins();
+    let mut written = config_map(&body)?;
+    let class = written
+        .entry("connector.class".into())
+        .or_insert_with(|| plugin.clone())
+        .clone();
+    let p = plugins
+        .connector(&class)
+        .or_else(|| plugins.connector(&plugin))
+        .ok_or_else(|| unknown(&plugin))?;
+    if !p.answers_to(&plugin) {
+        return Err(ApiError::bad_request(format!(
+            "'connector.class' is {class}, but the URL validates {plugin}"
+        )));
+    }
+    let common = connector_config_def(p.kind());
+    let own = (p.config_def)();
+    let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Err(all) = ConnectorConfig::from_written(written.clone(), plugins) {
+        for e in all.0 {
+            errors.entry(e.key).or_default().push(e.message);
+        }
+    }
+    let mut groups: Vec<String> = Vec::new();
+    let mut configs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, k) in common.keys().iter().chain(own.keys()).enumerate() {
+        if !seen.insert(k.name.clone()) {
+            continue;
+        }
+        let group = k.group.clone().unwrap_or_else(|| "Common".into());
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+        let value = written.get(&k.name).map(|v| {
+            if is_secret(&k.name, &common, Some(&own)) && !v.contains("${") {
+                HIDDEN.to_owned()
+            } else {
+                v.clone()
+            }
+        });
+        let errs = errors.remove(&k.name).unwrap_or_default();
+        configs.push(json!({
+            "definition": key_info(k, i),
+            "value": {"name": k.name, "value": value, "recommended_values": [], "errors": errs, "visible": true},
+        }));
+    }
+    // Errors on keys no definition names (a transform's, a provider's).
+    for (key, errs) in errors {
+        configs.push(json!({
+            "definition": {"name": key, "type": "STRING", "required": false, "default_value": null,
+                "importance": "LOW", "documentation": "", "group": "Common", "width": "NONE",
+                "display_name": key, "dependents": [], "order": -1},
+            "value": {"name": key, "value": written.get(&key), "recommended_values": [], "errors": errs, "visible": true},
+        }));
+    }
+    let error_count: usize = configs
+        .iter()
+        .map(|c| c["value"]["errors"].as_array().map_or(0, Vec::len))
+        .sum();
+    Ok(Json(json!({
+        "name": p.class,
+        "error_count": error_count,
+        "groups": groups,
+        "configs": configs,
+    }))
+    .into_response())
+}
+
+/// Connect's `ConfigKeyInfo`.
+fn key_info(k: &ConfigKey, order: usize) -> Value {
+    let default = match &k.default {
+        DefaultValue::Value(v) => Value::String(v.clone()),
+        DefaultValue::Required | DefaultValue::Absent => Value::Null,
+    };
+    json!({
+        "name": k.name,
+        "type": k.config_type.as_str(),
+        "required": k.default == DefaultValue::Required,
+        "default_value": default,
+        "importance": k.importance.as_str(),
+        "documentation": k.doc,
+        "group": k.group.clone().unwrap_or_else(|| "Common".into()),
+        "width": "NONE",
+        "display_name": k.name,
+        "dependents": [],
+        "order": order,
+    })
+}

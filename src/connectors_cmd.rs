@@ -39,7 +39,8 @@ pub enum ConnectorsAction {
         #[arg(long)]
         only_failed: bool,
     },
-    /// Delete a connector. Its committed offsets stay in the offsets topic.
+    /// Delete a connector. Its offsets are kept, so a connector created again
+    /// under the same name resumes where this one was.
     Delete { name: String },
     /// Show the state of a connector and each of its tasks.
     Status { name: String },
@@ -355,6 +356,32 @@ pub async fn run(action: ConnectorsAction, client: Client) -> anyhow::Result<()>
             print_table(&["PARTITION", "OFFSET"], rows);
         }
     }
+    Ok(())
+}
+
+/// `sluice plugins`: what a running worker can run (`GET /connector-plugins`,
+/// transforms, predicates and converters included).
+pub async fn plugins(client: Client) -> anyhow::Result<()> {
+    let api = Api::new(&client)?;
+    let all = api
+        .get(&["connector-plugins"], &[("connectorsOnly", "false")])
+        .await?;
+    if api.json_out {
+        return print_json(&all);
+    }
+    let rows = all
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                text(p.get("class")),
+                text(p.get("type")),
+                text(p.get("version")),
+            ]
+        })
+        .collect();
+    print_table(&["CLASS", "TYPE", "VERSION"], rows);
     Ok(())
 }
 

@@ -74,8 +74,14 @@ enum Command {
         #[command(subcommand)]
         action: audit_cmd::AuditAction,
     },
-    /// List the connector plugins this binary ships.
-    Plugins,
+    /// List the plugins a running worker offers (with --local: those this
+    /// binary ships, without asking a worker).
+    Plugins {
+        #[arg(long)]
+        local: bool,
+        #[command(flatten)]
+        client: connectors_cmd::Client,
+    },
 }
 
 fn main() -> ExitCode {
@@ -168,13 +174,36 @@ async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<Exi
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Audit { action } => audit_cmd::run(action).await.map(|()| ExitCode::SUCCESS),
-        Command::Plugins => {
-            for p in registry::builtin().connectors() {
+        Command::Plugins {
+            local: false,
+            client,
+        } => connectors_cmd::plugins(client)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Plugins { local: true, .. } => {
+            let plugins = registry::builtin();
+            for p in plugins.connectors() {
                 println!(
-                    "{:<12} {:<7} {}  (also: {})",
+                    "{:<20} {:<14} {}  (also: {})",
                     p.class,
                     p.kind().as_str(),
                     p.version,
+                    p.aliases.join(", ")
+                );
+            }
+            for t in plugins.transforms() {
+                println!(
+                    "{:<20} {:<14} (also: {})",
+                    t.name,
+                    "transformation",
+                    t.aliases.join(", ")
+                );
+            }
+            for p in plugins.predicates() {
+                println!(
+                    "{:<20} {:<14} (also: {})",
+                    p.name,
+                    "predicate",
                     p.aliases.join(", ")
                 );
             }

@@ -135,7 +135,8 @@ fn connectors_lifecycle_over_rest() {
         .send()
         .unwrap();
     error_of(malformed, StatusCode::BAD_REQUEST);
-    let too_big = http
+    // The server closes a connection whose body it refused: use one of its own.
+    let too_big = client()
         .put(format!("{base}/connectors/{name}/config"))
         .header("content-type", "application/json")
         .body(format!("{{\"x\": \"{}\"}}", "a".repeat(2 << 20)))
@@ -164,11 +165,19 @@ fn connectors_lifecycle_over_rest() {
         w.get(&format!("/connectors/{name}/status"))["connector"]["state"],
         "PAUSED"
     );
-    assert_eq!(task_states(&w, &name), ["PAUSED"]);
+    // The task reports PAUSED once it has stopped moving records.
+    wait_for("the task to pause", Duration::from_secs(30), || {
+        task_states(&w, &name) == ["PAUSED"]
+    });
     produce_values(&topic, 0, &values(100, 150));
     // Absence cannot be waited for: give a running sink ample time to move them.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(count_lines(&out), 100, "a paused connector moved records");
+    assert_eq!(
+        count_lines(&out),
+        100,
+        "a paused connector moved records; log:\n{}",
+        w.log_text()
+    );
     let r = http
         .put(format!("{base}/connectors/{name}/resume"))
         .send()
@@ -251,6 +260,32 @@ fn connectors_lifecycle_over_rest() {
         count_lines(&out) >= 180
     });
     let expected: Vec<i64> = (0..150).chain(120..150).collect();
+    assert_eq!(numbers(&out), expected);
+
+    // DELETE forgets the offsets: the sink starts over from the beginning.
+    let r = http
+        .put(format!("{base}/connectors/{name}/stop"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = http
+        .delete(format!("{base}/connectors/{name}/offsets"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(json_of(r)["message"].as_str().unwrap().contains("reset"));
+    let after = w.get(&format!("/connectors/{name}/offsets"));
+    let reset_to = after["offsets"][0]["offset"]["kafka_offset"].as_i64();
+    assert!(matches!(reset_to, None | Some(0)), "{after}");
+    let r = http
+        .put(format!("{base}/connectors/{name}/resume"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    wait_for("all 150 records again", Duration::from_secs(60), || {
+        count_lines(&out) >= 330
+    });
+    let expected: Vec<i64> = (0..150).chain(120..150).chain(0..150).collect();
     assert_eq!(numbers(&out), expected);
 
     // PATCH merges (null removes), PUT replaces and keeps the target state.
@@ -415,19 +450,14 @@ fn a_failed_task_restarts_and_the_cli_drives_the_worker() {
     let mut w = WorkerProcess::start(&scratch, &worker, &[]);
     let url = w.rest_url();
     let cli = |args: &[&str]| {
-        let o = sluice()
-            .arg("connectors")
-            .args(args)
-            .args(["--url", &url])
-            .output()
-            .unwrap();
+        let o = sluice().args(args).args(["--url", &url]).output().unwrap();
         (
             o.status.success(),
             String::from_utf8_lossy(&o.stdout).into_owned(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
-    let (ok, _, err) = cli(&["create", "-f", file.to_str().unwrap()]);
+    let (ok, _, err) = cli(&["connectors", "create", "-f", file.to_str().unwrap()]);
     assert!(ok, "{err}");
     wait_for("the task to fail", Duration::from_secs(60), || {
         task_states(&w, &name) == ["FAILED"]
@@ -440,7 +470,7 @@ fn a_failed_task_restarts_and_the_cli_drives_the_worker() {
             .contains("blocked.jsonl"),
         "{status}"
     );
-    let (ok, table, _) = cli(&["status", &name]);
+    let (ok, table, _) = cli(&["connectors", "status", &name]);
     assert!(ok && table.contains("FAILED"), "{table}");
 
     // Fix the cause, restart only what failed.
@@ -461,21 +491,28 @@ fn a_failed_task_restarts_and_the_cli_drives_the_worker() {
     assert_eq!(task_states(&w, &name), ["RUNNING"]);
 
     // The CLI: lists, pauses, shows JSON for scripts, reports errors.
-    let (ok, json_out, err) = cli(&["list", "--output", "json"]);
+    let (ok, json_out, err) = cli(&["connectors", "list", "--output", "json"]);
     assert!(ok, "{err}");
     let listed: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(listed[&name]["status"]["connector"]["state"], "RUNNING");
-    let (ok, _, err) = cli(&["pause", &name]);
+    let (ok, _, err) = cli(&["connectors", "pause", &name]);
     assert!(ok, "{err}");
-    assert_eq!(task_states(&w, &name), ["PAUSED"]);
-    let (ok, _, err) = cli(&["status", "nope"]);
+    wait_for("the task to pause", Duration::from_secs(30), || {
+        task_states(&w, &name) == ["PAUSED"]
+    });
+    let (ok, _, err) = cli(&["connectors", "status", "nope"]);
     assert!(!ok && err.contains("404"), "{err}");
     let task_restart = client()
         .post(format!("{url}/connectors/{name}/tasks/0/restart"))
         .send()
         .unwrap();
     assert_eq!(task_restart.status(), StatusCode::NO_CONTENT);
-    let (ok, _, err) = cli(&["delete", &name]);
+    let (ok, table, err) = cli(&["plugins"]);
+    assert!(
+        ok && table.contains("file-sink") && table.contains("transformation"),
+        "{table}{err}"
+    );
+    let (ok, _, err) = cli(&["connectors", "delete", &name]);
     assert!(ok, "{err}");
     assert!(w.terminate(Duration::from_secs(60)).success());
 }
@@ -609,4 +646,52 @@ fn a_bad_listener_is_a_clear_startup_error() {
         log.contains("'listeners'") && !log.contains("panicked"),
         "{log}"
     );
+}
+
+#[test]
+fn a_paused_source_produces_nothing_until_resumed() {
+    let scratch = Scratch::new("rest-source");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut w = WorkerProcess::start(&scratch, &worker, &[]);
+    let base = w.rest_url();
+    let http = client();
+    let (name, topic) = (unique("gen"), unique("rest-gen"));
+    let r = http
+        .post(format!("{base}/connectors"))
+        .json(&json!({"name": name, "config": {
+            "connector.class": "datagen",
+            "kafka.topic": topic,
+            "max.records": 1_000_000,
+            "records.per.second": 500,
+            "batch.size": 50,
+            "topic.creation.default.partitions": 2
+        }}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    wait_for("records to flow", Duration::from_secs(60), || {
+        topic_count(&topic) >= 200
+    });
+    let r = http
+        .put(format!("{base}/connectors/{name}/pause"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    wait_for("the task to pause", Duration::from_secs(30), || {
+        task_states(&w, &name) == ["PAUSED"]
+    });
+    let paused_at = topic_count(&topic);
+    // Absence cannot be waited for: at 500/s, 2 s would add about 1,000.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(topic_count(&topic), paused_at, "a paused source produced");
+    let r = http
+        .put(format!("{base}/connectors/{name}/resume"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    wait_for("records to flow again", Duration::from_secs(60), || {
+        topic_count(&topic) >= paused_at + 200
+    });
+    assert_eq!(task_states(&w, &name), ["RUNNING"]);
+    assert!(w.terminate(Duration::from_secs(60)).success());
 }

@@ -18,7 +18,7 @@ use crate::config::{ConnectorConfig, WorkerConfig};
 use crate::convert::build_converter;
 use crate::error::WorkerError;
 use crate::errors::{DeadLetterQueue, ErrorPolicy, SinkReporter};
-use crate::herder::TargetState;
+use crate::herder::{TargetState, TaskHealth};
 use crate::kafka;
 use crate::metrics::{spawn_progress_log, ActiveTopics, TaskMetrics};
 use crate::offsets::FileOffsetStore;
@@ -68,6 +68,8 @@ pub struct TaskRun {
 pub struct TaskWiring {
     pub control: watch::Receiver<TargetState>,
     pub active_topics: ActiveTopics,
+    /// Where the task confirms a pause.
+    pub health: Arc<TaskHealth>,
 }
 
 pub struct Worker {
@@ -275,6 +277,7 @@ impl Worker {
             metrics: parts.metrics.clone(),
             control: wiring.control,
             active_topics: wiring.active_topics,
+            health: wiring.health,
             graceful_timeout: self.config.graceful_timeout(),
         };
         Ok(TaskRun {
@@ -343,6 +346,7 @@ impl Worker {
             max_poll_records,
             control: wiring.control,
             active_topics: wiring.active_topics,
+            health: wiring.health,
         };
         Ok(TaskRun {
             run: Box::pin(runner.run(subscribed)),

@@ -82,7 +82,43 @@ impl WorkerConfig {
             .define(
                 ConfigKey::new("listeners", ConfigType::List)
                     .default("http://127.0.0.1:8083")
-                    .doc("Where the REST API listens.")
+                    .doc("Where the REST API listens: http://host:port or https://host:port (port 0 picks a free one).")
+            )
+            .define(
+                ConfigKey::new("rest.advertised.host.name", ConfigType::String)
+                    .optional()
+                    .doc("The host statuses report as this worker's id; default: the listener's.")
+            )
+            .define(
+                ConfigKey::new("rest.advertised.port", ConfigType::Int)
+                    .optional()
+                    .validator(Validator::between(0.0, 65535.0))
+                    .doc("The port statuses report as this worker's id; default: the listener's.")
+            )
+            .define(
+                ConfigKey::new("rest.advertised.listener", ConfigType::String)
+                    .optional()
+                    .doc("Accepted for Connect compatibility; a standalone worker has one listener.")
+            )
+            .define(
+                ConfigKey::new("listeners.https.ssl.certificate.location", ConfigType::String)
+                    .optional()
+                    .doc("PEM certificate chain of an https listener.")
+            )
+            .define(
+                ConfigKey::new("listeners.https.ssl.key.location", ConfigType::String)
+                    .optional()
+                    .doc("PEM private key of an https listener.")
+            )
+            .define(
+                ConfigKey::new("rest.auth.basic.credentials.file", ConfigType::String)
+                    .optional()
+                    .doc("Turns on HTTP basic authentication: a file of 'user: password' lines.")
+            )
+            .define(
+                ConfigKey::new("rest.auth.bearer.tokens.file", ConfigType::String)
+                    .optional()
+                    .doc("Turns on bearer-token authentication: a file with one token per line.")
             )
     }
 

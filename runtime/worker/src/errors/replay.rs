@@ -32,7 +32,7 @@ pub struct ReplayOptions {
     pub filters: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReplayReport {
     pub moved: u64,
     /// Records the filters passed over.

@@ -309,6 +309,7 @@ impl Herder {
             }
             _ => {
                 for t in c.tasks.values() {
+                    t.health.clear_paused();
                     t.control.send_replace(target);
                 }
             }
@@ -578,6 +579,7 @@ impl Herder {
         let wiring = TaskWiring {
             control: rx,
             active_topics: c.active_topics.clone(),
+            health: health.clone(),
         };
         let name = c.config.name.clone();
         let task = match &c.instance {
@@ -710,7 +712,9 @@ impl Herder {
                     State::Failed
                 } else if t.handle.as_ref().is_none_or(|h| h.is_finished()) {
                     State::Unassigned
-                } else if c.target == TargetState::Paused {
+                } else if c.target == TargetState::Paused && t.health.is_paused() {
+                    // PAUSED once the task has stopped moving records; until
+                    // then it is still RUNNING, as in Connect.
                     State::Paused
                 } else {
                     State::Running

@@ -1,5 +1,6 @@
 //! Connector and task states, as Kafka Connect names and reports them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -44,9 +45,25 @@ pub enum State {
 #[derive(Debug, Default)]
 pub struct TaskHealth {
     failure: Mutex<Option<String>>,
+    /// The task has acted on a pause: it will move no more records until resumed.
+    paused: AtomicBool,
 }
 
 impl TaskHealth {
+    /// Called by the task once a pause has taken effect.
+    pub fn confirm_paused(&self) {
+        self.paused.store(true, Ordering::Release);
+    }
+
+    /// Called by the herder before it changes the target state.
+    pub fn clear_paused(&self) {
+        self.paused.store(false, Ordering::Release);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
     pub fn fail(&self, trace: String) {
         *self.lock() = Some(trace);
     }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod connectors;
+mod dlq;
 mod error;
 mod loggers;
 mod metrics;
@@ -187,7 +188,8 @@ pub fn router(state: Shared, auth: Option<Auth>) -> Router {
         .route("/openapi.json", get(openapi))
         .merge(connectors::routes())
         .merge(plugins::routes())
-        .merge(loggers::routes());
+        .merge(loggers::routes())
+        .merge(dlq::routes());
     let api = match auth {
         Some(auth) => api.layer(axum::middleware::from_fn_with_state(
             Arc::new(auth),
@@ -257,6 +259,7 @@ pub fn route_table() -> Vec<(&'static str, &'static str)> {
     all.extend(connectors::ROUTES);
     all.extend(plugins::ROUTES);
     all.extend(loggers::ROUTES);
+    all.extend(dlq::ROUTES);
     all
 }
 

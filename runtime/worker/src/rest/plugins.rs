@@ -55,13 +55,13 @@ async fn list(State(s): State<Shared>, RawQuery(q): RawQuery) -> Result<Response
             plugins
                 .transforms()
                 .iter()
-                .map(|t| json!({"class": t.name, "type": "transformation", "version": VERSION})),
+                .map(|t| json!({"class": connect_class(t.name, t.aliases), "type": "transformation", "version": VERSION})),
         );
         out.extend(
             plugins
                 .predicates()
                 .iter()
-                .map(|p| json!({"class": p.name, "type": "predicate", "version": VERSION})),
+                .map(|p| json!({"class": connect_class(p.name, p.aliases), "type": "predicate", "version": VERSION})),
         );
         for (name, aliases) in CONVERTERS {
             let class = aliases.first().copied().unwrap_or(name);
@@ -70,6 +70,15 @@ async fn list(State(s): State<Shared>, RawQuery(q): RawQuery) -> Result<Response
         }
     }
     Ok(Json(out).into_response())
+}
+
+/// The name Connect tooling knows a plugin by: its Connect class when it has one.
+fn connect_class(name: &'static str, aliases: &[&'static str]) -> &'static str {
+    aliases
+        .iter()
+        .find(|a| a.contains('.'))
+        .copied()
+        .unwrap_or(name)
 }
 
 /// The definition of any plugin: connector, transform or predicate.

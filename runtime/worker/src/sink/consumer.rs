@@ -45,6 +45,8 @@ pub enum ConsumerEvent {
     Revoked(Vec<TopicPartition>, std_mpsc::SyncSender<()>),
     /// The consumer hit an error it cannot get past.
     Fatal(String),
+    /// The consumer's partitions are paused; nothing fetched after this.
+    Paused,
 }
 
 /// How long a rebalance callback waits for the task loop (a slow flush).
@@ -177,6 +179,9 @@ pub fn poll_loop(
                         .any(|tp| tp.partition == r.partition && *tp.topic == *r.topic)
                 });
             }
+        }
+        if paused && !was_paused && events.blocking_send(ConsumerEvent::Paused).is_err() {
+            return;
         }
         was_paused = paused;
         let mut batch = if paused {

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 pub use self::consumer::{ConsumerEvent, RawRecord, SinkConsumer};
 use crate::config::WorkerConfig;
 use crate::errors::{ErrorPolicy, Failure, Original, SinkReporter, Stage};
-use crate::herder::TargetState;
+use crate::herder::{TargetState, TaskHealth};
 use crate::kafka;
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::transforms::TransformChain;
@@ -43,6 +43,7 @@ pub struct SinkRunner {
     /// The connector's target state: paused pauses the consumer, stopped ends the task.
     pub control: watch::Receiver<TargetState>,
     pub active_topics: ActiveTopics,
+    pub health: Arc<TaskHealth>,
 }
 
 /// The subscription: a topic list or Connect's `topics.regex`.
@@ -170,6 +171,10 @@ impl SinkRunner {
                         }
                         let _ = answer.send(());
                     }
+                    // Every batch fetched before the pause came before this.
+                    Some(ConsumerEvent::Paused) => if *control.borrow() == TargetState::Paused {
+                        self.health.confirm_paused();
+                    },
                     Some(ConsumerEvent::Fatal(why)) => return Err(ConnectError::fatal(format!("Kafka consumer: {why}"))),
                 },
                 _ = tick.tick() => self.commit(consumer, state).await?,

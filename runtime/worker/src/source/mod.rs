@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 use self::acks::{AckContext, BatchAcks, KafkaMarks};
 use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
 use crate::errors::{ErrorPolicy, Failure, Original, Stage};
-use crate::herder::{until_stopped, TargetState};
+use crate::herder::{until_stopped, TargetState, TaskHealth};
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::offsets::{partition_key, FileOffsetStore};
 use crate::topics::{ensure_topic, Topics};
@@ -56,6 +56,7 @@ pub struct SourceRunner {
     /// The connector's target state: paused stops polling, stopped ends the task.
     pub control: watch::Receiver<TargetState>,
     pub active_topics: ActiveTopics,
+    pub health: Arc<TaskHealth>,
     pub graceful_timeout: Duration,
 }
 
@@ -134,6 +135,9 @@ impl SourceRunner {
                 TargetState::Paused => {
                     if in_flight.is_empty() {
                         self.store(&mut completed, &ready_topics).await?;
+                        if *control.borrow() == TargetState::Paused {
+                            self.health.confirm_paused();
+                        }
                         if control.changed().await.is_err() {
                             break;
                         }

@@ -55,6 +55,15 @@ fn numbers(out: &std::path::Path) -> Vec<i64> {
         .collect()
 }
 
+/// `PUT /connectors/{name}/{verb}` (pause, resume, stop), which Connect accepts with 202.
+fn set_state(http: &Client, base: &str, name: &str, verb: &str) {
+    let r = http
+        .put(format!("{base}/connectors/{name}/{verb}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "{verb}");
+}
+
 fn task_states(w: &WorkerProcess, name: &str) -> Vec<String> {
     w.get(&format!("/connectors/{name}/status"))["tasks"]
         .as_array()
@@ -156,11 +165,7 @@ fn connectors_lifecycle_over_rest() {
     );
 
     // Pause: nothing moves. Resume: it does.
-    let r = http
-        .put(format!("{base}/connectors/{name}/pause"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    set_state(&http, &base, &name, "pause");
     assert_eq!(
         w.get(&format!("/connectors/{name}/status"))["connector"]["state"],
         "PAUSED"
@@ -178,11 +183,7 @@ fn connectors_lifecycle_over_rest() {
         "a paused connector moved records; log:\n{}",
         w.log_text()
     );
-    let r = http
-        .put(format!("{base}/connectors/{name}/resume"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    set_state(&http, &base, &name, "resume");
     wait_for("150 records after resume", Duration::from_secs(60), || {
         count_lines(&out) >= 150
     });
@@ -230,11 +231,7 @@ fn connectors_lifecycle_over_rest() {
         .send()
         .unwrap();
     error_of(early, StatusCode::BAD_REQUEST);
-    let r = http
-        .put(format!("{base}/connectors/{name}/stop"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    set_state(&http, &base, &name, "stop");
     let status = w.get(&format!("/connectors/{name}/status"));
     assert_eq!(status["connector"]["state"], "STOPPED");
     assert_eq!(status["tasks"], json!([]));
@@ -251,11 +248,7 @@ fn connectors_lifecycle_over_rest() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(json_of(r)["message"].as_str().unwrap().contains("altered"));
     assert_eq!(committed(&format!("connect-{name}"), &topic)[&0], 120);
-    let r = http
-        .put(format!("{base}/connectors/{name}/resume"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    set_state(&http, &base, &name, "resume");
     wait_for("records 120..150 again", Duration::from_secs(60), || {
         count_lines(&out) >= 180
     });
@@ -263,11 +256,7 @@ fn connectors_lifecycle_over_rest() {
     assert_eq!(numbers(&out), expected);
 
     // DELETE forgets the offsets: the sink starts over from the beginning.
-    let r = http
-        .put(format!("{base}/connectors/{name}/stop"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    set_state(&http, &base, &name, "stop");
     let r = http
         .delete(format!("{base}/connectors/{name}/offsets"))
         .send()
@@ -277,11 +266,7 @@ fn connectors_lifecycle_over_rest() {
     let after = w.get(&format!("/connectors/{name}/offsets"));
     let reset_to = after["offsets"][0]["offset"]["kafka_offset"].as_i64();
     assert!(matches!(reset_to, None | Some(0)), "{after}");
-    let r = http
-        .put(format!("{base}/connectors/{name}/resume"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    set_state(&http, &base, &name, "resume");
     wait_for("all 150 records again", Duration::from_secs(60), || {
         count_lines(&out) >= 330
     });
@@ -672,11 +657,7 @@ fn a_paused_source_produces_nothing_until_resumed() {
     wait_for("records to flow", Duration::from_secs(60), || {
         topic_count(&topic) >= 200
     });
-    let r = http
-        .put(format!("{base}/connectors/{name}/pause"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    set_state(&http, &base, &name, "pause");
     wait_for("the task to pause", Duration::from_secs(30), || {
         task_states(&w, &name) == ["PAUSED"]
     });
@@ -684,11 +665,7 @@ fn a_paused_source_produces_nothing_until_resumed() {
     // Absence cannot be waited for: at 500/s, 2 s would add about 1,000.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(topic_count(&topic), paused_at, "a paused source produced");
-    let r = http
-        .put(format!("{base}/connectors/{name}/resume"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    set_state(&http, &base, &name, "resume");
     wait_for("records to flow again", Duration::from_secs(60), || {
         topic_count(&topic) >= paused_at + 200
     });

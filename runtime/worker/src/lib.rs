@@ -4,6 +4,8 @@
 //! source tasks (poll → transforms → converter → idempotent producer, with
 //! exactly-once "idempotent resume") and sink tasks (consumer group →
 //! converter → transforms → put, committing only what the sink made durable).
+//! The herder decides which connectors run and in what state; the REST API
+//! (Kafka Connect's) drives it.
 //!
 //! It depends on `sluice-api` and on client libraries; it must not depend on any
 //! connector or transform crate. Plugins reach it only through [`Plugins`], which

@@ -189,6 +189,13 @@ fn connectors_lifecycle_over_rest() {
     });
     assert_eq!(numbers(&out), (0..150).collect::<Vec<_>>());
 
+    // A plain restart restarts the connector instance: 204, as in Connect.
+    let r = http
+        .post(format!("{base}/connectors/{name}/restart"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
     // Reading: list with expansions, config, tasks, topics, plugins, metrics.
     let expanded = w.get("/connectors?expand=status&expand=info");
     assert_eq!(expanded[&name]["status"]["connector"]["state"], "RUNNING");
@@ -670,5 +677,52 @@ fn a_paused_source_produces_nothing_until_resumed() {
         topic_count(&topic) >= paused_at + 200
     });
     assert_eq!(task_states(&w, &name), ["RUNNING"]);
+
+    // A stopped source's offsets: its own partitions; rewinding them replays
+    // records that idempotent resume then skips, so nothing is doubled.
+    set_state(&http, &base, &name, "stop");
+    let offsets = w.get(&format!("/connectors/{name}/offsets"));
+    let entry = &offsets["offsets"][0];
+    assert_eq!(
+        entry["partition"],
+        json!({"generator": "datagen", "task": 0})
+    );
+    let seq = entry["offset"]["seq"].as_i64().unwrap();
+    assert_eq!(seq + 1, topic_count(&topic), "{offsets}");
+    let r = http
+        .patch(format!("{base}/connectors/{name}/offsets"))
+        .json(&json!({"offsets": [{"partition": entry["partition"], "offset": {"seq": 99}}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        w.get(&format!("/connectors/{name}/offsets"))["offsets"][0]["offset"]["seq"],
+        99
+    );
+    set_state(&http, &base, &name, "resume");
+    wait_for("records past the rewind", Duration::from_secs(60), || {
+        topic_count(&topic) >= seq + 1 + 100
+    });
+    set_state(&http, &base, &name, "stop");
+    let records = read_topic(&topic);
+    let mut positions: Vec<&String> = records
+        .iter()
+        .map(|r| &r.headers["__sluice.position"])
+        .collect();
+    let total = positions.len();
+    positions.sort();
+    positions.dedup();
+    assert_eq!(positions.len(), total, "a rewound source doubled records");
+
+    // DELETE forgets them.
+    let r = http
+        .delete(format!("{base}/connectors/{name}/offsets"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        w.get(&format!("/connectors/{name}/offsets")),
+        json!({"offsets": []})
+    );
     assert!(w.terminate(Duration::from_secs(60)).success());
 }

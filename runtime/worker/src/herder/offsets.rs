@@ -82,6 +82,12 @@ pub async fn alter(
                     .commit(&name, |c| match changes {
                         None => *c = Default::default(),
                         Some(changes) => {
+                            // The marks say "everything up to here is covered
+                            // by the stored offsets", so a restart scans only
+                            // past them. A rewind breaks that: drop them, and the
+                            // next start scans whole topics, learns every
+                            // position already written, and skips the replay.
+                            c.topics.clear();
                             for change in changes.offsets {
                                 match change.offset {
                                     Some(o) => c.upsert(&change.partition, o),

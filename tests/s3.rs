@@ -47,21 +47,25 @@ fn event(partition: i32, n: i64) -> Vec<u8> {
 fn fill(topic: &str) -> BTreeMap<i32, i64> {
     let counts = BTreeMap::from([(0, 1000i64), (1, 500)]);
     for (p, n) in &counts {
-        let values: Vec<Vec<u8>> = (0..*n).map(|i| event(*p, i)).collect();
-        produce(
-            topic,
-            *p,
-            &values
-                .iter()
-                .map(|v| Out {
-                    key: Some("k"),
-                    value: v,
-                    headers: &[],
-                })
-                .collect::<Vec<_>>(),
-        );
+        produce_events(topic, *p, 0..*n);
     }
     counts
+}
+
+fn produce_events(topic: &str, partition: i32, ns: std::ops::Range<i64>) {
+    let values: Vec<Vec<u8>> = ns.map(|i| event(partition, i)).collect();
+    produce(
+        topic,
+        partition,
+        &values
+            .iter()
+            .map(|v| Out {
+                key: Some("k"),
+                value: v,
+                headers: &[],
+            })
+            .collect::<Vec<_>>(),
+    );
 }
 
 fn sink_config(name: &str, topic: &str, bucket: &str) -> serde_json::Value {
@@ -84,7 +88,11 @@ fn sink_config(name: &str, topic: &str, bucket: &str) -> serde_json::Value {
 
 /// Reads every object back and checks it holds exactly the records its name says.
 fn check_objects(bucket: &str, topic: &str, counts: &BTreeMap<i32, i64>) {
-    let objects = s3().objects(bucket, &format!("topics/{topic}/"));
+    check_objects_in(s3(), bucket, topic, counts)
+}
+
+fn check_objects_in(store: &S3, bucket: &str, topic: &str, counts: &BTreeMap<i32, i64>) {
+    let objects = store.objects(bucket, &format!("topics/{topic}/"));
     let expected: usize = counts.values().map(|n| *n as usize / FLUSH).sum();
     assert_eq!(
         objects.len(),
@@ -140,6 +148,73 @@ fn check_objects(bucket: &str, topic: &str, counts: &BTreeMap<i32, i64>) {
             );
         }
     }
+}
+
+#[test]
+fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
+    // A store of its own, to kill and start again without disturbing other tests.
+    let vars = start_services("s3");
+    let stack = std::path::PathBuf::from(&vars["SLUICE_STACK_DIR"]);
+    let store = S3 {
+        endpoint: vars["SLUICE_S3_ENDPOINT"].clone(),
+        access_key: vars["SLUICE_S3_ACCESS_KEY"].clone(),
+        secret_key: vars["SLUICE_S3_SECRET_KEY"].clone(),
+        data_dir: stack.join("s3/data"),
+    };
+    let scratch = Scratch::new("s3-outage");
+    let (topic, bucket) = (unique("usage"), unique("outage").to_lowercase());
+    store.create_bucket(&bucket);
+    create_topic(&scratch, &topic, 2);
+    produce_events(&topic, 0, 0..500);
+    let name = unique("s3");
+    let mut config = sink_config(&name, &topic, &bucket);
+    let c = config["config"].as_object_mut().unwrap();
+    c.insert("store.url".into(), json!(store.endpoint));
+    c.insert("errors.retry.timeout".into(), json!(120_000));
+    c.insert("errors.retry.delay.max.ms".into(), json!(1000));
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let sink = scratch.write_json("sink.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
+    wait_for("the first 5 objects", Duration::from_secs(60), || {
+        store.objects(&bucket, "topics/").len() >= 5
+    });
+
+    // The store goes away while records keep coming; puts fail and are retried.
+    let pid = std::fs::read_to_string(stack.join("s3/pid")).unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    produce_events(&topic, 0, 500..1000);
+    produce_events(&topic, 1, 0..500);
+    wait_for("a retried put", Duration::from_secs(120), || {
+        w.log_text().contains("put failed, retrying")
+    });
+    // Back on the same port, with the same data.
+    std::process::Command::new("bash")
+        .arg(stack.join("s3/run"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("every offset committed", Duration::from_secs(180), || {
+        let c = committed(&format!("connect-{name}"), &topic);
+        c.get(&0) == Some(&1000) && c.get(&1) == Some(&500)
+    });
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    let log = w.log_text();
+    assert!(log.contains("reading the partition again"), "{log}");
+    assert!(!log.contains("task FAILED"), "{log}");
+    check_objects_in(
+        &store,
+        &bucket,
+        &topic,
+        &BTreeMap::from([(0, 1000), (1, 500)]),
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 /// Starts the named services with `dev/up`, torn down when this test binary
 /// exits, and returns the variables it printed.
-fn start_services(services: &str) -> BTreeMap<String, String> {
+pub fn start_services(services: &str) -> BTreeMap<String, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(root.join("dev/up"))
         .args([
@@ -26,6 +26,8 @@ fn start_services(services: &str) -> BTreeMap<String, String> {
             "--owner-pid",
             &std::process::id().to_string(),
         ])
+        // A stack of its own, even when the test command shares one.
+        .env_remove("SLUICE_STACK_DIR")
         .stderr(Stdio::inherit())
         .output()
         .expect("dev/up runs");

@@ -9,10 +9,10 @@ use std::time::Instant;
 use async_trait::async_trait;
 use aws_sdk_s3::types::CompletedPart;
 use sluice_api::{
-    ConnectError, ErrantRecordReporter, OffsetMap, Record, SinkTask, SinkTaskContext,
+    ConnectError, ErrantRecordReporter, OffsetMap, Record, Rewinds, SinkTask, SinkTaskContext,
     TopicPartition,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::audit;
 use crate::compat::{project, Compatibility};
@@ -33,9 +33,13 @@ struct State {
     config: S3SinkConfig,
     storage: Arc<Storage>,
     reporter: Arc<dyn ErrantRecordReporter>,
+    rewinds: Arc<Rewinds>,
     connector: String,
     task: u32,
     sets: HashMap<PartitionKey, FileSet>,
+    /// Per Kafka partition, the last offset taken into a file set. A batch the
+    /// runtime hands over again after a retriable failure is skipped up to it.
+    absorbed: HashMap<PartitionKey, i64>,
     put_options: PutOptions,
     /// Audit tier: per Kafka partition, the start offset and SHA-256 of the last
     /// manifest written.
@@ -390,10 +394,41 @@ impl State {
         let Some(set) = self.sets.remove(key) else {
             return Ok(());
         };
-        for file in set.files {
-            self.finish_file(key, file).await?;
+        let start = set.start_offset();
+        let mut files = set.files.into_iter();
+        while let Some(file) = files.next() {
+            if let Err(e) = self.finish_file(key, file).await {
+                for rest in files {
+                    if let Some((upload, _)) = rest.upload {
+                        self.storage.abort(&upload).await;
+                    }
+                }
+                if let Some(start) = start {
+                    self.rewind(key, start);
+                }
+                return Err(e);
+            }
         }
         Ok(())
+    }
+
+    /// After a failed upload the set's records are gone from memory: drop what
+    /// is left of it and read the partition again from where the set began.
+    /// The same records cut the same files, so the retry writes the same
+    /// objects; nothing is lost, and no offset past the set was committed.
+    async fn recover(&mut self, key: &PartitionKey) {
+        let start = self.sets.get(key).and_then(FileSet::start_offset);
+        self.abandon(key).await;
+        if let Some(start) = start {
+            self.rewind(key, start);
+        }
+    }
+
+    fn rewind(&mut self, key: &PartitionKey, start: i64) {
+        warn!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, offset = start, "upload failed; reading the partition again from the file set's start");
+        self.absorbed.insert(key.clone(), start - 1);
+        self.rewinds
+            .request(TopicPartition::new(&*key.0, key.1), start);
     }
 
     /// Aborts the uploads of files that will not be finished.
@@ -520,6 +555,8 @@ impl SinkTask for S3SinkTask {
             config,
             storage,
             reporter: context.reporter.clone(),
+            rewinds: context.rewinds.clone(),
+            absorbed: HashMap::new(),
             connector: context.connector,
             task: context.task_id,
             sets: HashMap::new(),
@@ -549,6 +586,10 @@ impl SinkTask for S3SinkTask {
                 }
             };
             let key: PartitionKey = (record.topic.clone(), record.partition.unwrap_or(0));
+            let offset = record.offset.unwrap_or(-1);
+            if state.absorbed.get(&key).is_some_and(|last| offset <= *last) {
+                continue;
+            }
             let mut record = record;
             let compat = state.config.compatibility;
             if let Some(set) = state.sets.get(&key) {
@@ -558,6 +599,7 @@ impl SinkTask for S3SinkTask {
             }
             let set = state.sets.entry(key.clone()).or_insert_with(FileSet::new);
             let index = set.push(path, record);
+            state.absorbed.insert(key.clone(), offset);
             let (full, row_group_ready) = (
                 set.count >= flush_size,
                 set.files[index].pending.len() >= row_group,
@@ -565,7 +607,10 @@ impl SinkTask for S3SinkTask {
             if full {
                 state.write(&key).await?;
             } else if row_group_ready && state.streaming() {
-                state.encode_pending(&key, index).await?;
+                if let Err(e) = state.encode_pending(&key, index).await {
+                    state.recover(&key).await;
+                    return Err(e);
+                }
             }
         }
         state.write_scheduled().await
@@ -598,6 +643,7 @@ impl SinkTask for S3SinkTask {
                 let key: PartitionKey = (Arc::from(tp.topic.as_str()), tp.partition);
                 state.abandon(&key).await;
                 state.chain.remove(&key);
+                state.absorbed.remove(&key);
             }
         }
         Ok(())

@@ -109,6 +109,37 @@ pub struct SinkTaskContext {
     /// Where to send records the destination rejects; follows the connector's
     /// `errors.*` policy.
     pub reporter: std::sync::Arc<dyn ErrantRecordReporter>,
+    /// Where the task asks to read partitions again from.
+    pub rewinds: std::sync::Arc<Rewinds>,
+}
+
+/// Offsets a sink task asks to read again from, as Connect's
+/// `SinkTaskContext.offset(...)`. A task that has lost records it buffered (an
+/// upload failed half-way) rewinds their partitions to where those records
+/// began and reports the failure as retriable; the runtime then seeks, and
+/// delivers those partitions again from there.
+#[derive(Debug, Default)]
+pub struct Rewinds(std::sync::Mutex<OffsetMap>);
+
+impl Rewinds {
+    /// Asks to read `partition` again from `offset` (the lowest request wins).
+    pub fn request(&self, partition: TopicPartition, offset: i64) {
+        let mut map = self.lock();
+        let entry = map.entry(partition).or_insert(offset);
+        *entry = (*entry).min(offset);
+    }
+
+    /// The requests made since the last call.
+    pub fn take(&self) -> OffsetMap {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OffsetMap> {
+        // Whole entries are inserted under the lock; a poisoned map is consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[async_trait]

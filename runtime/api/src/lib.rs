@@ -29,7 +29,7 @@ pub use config::{
     Validator,
 };
 pub use connector::{
-    OffsetMap, SinkConnector, SinkTask, SinkTaskContext, SourceConnector, SourceTask,
+    OffsetMap, Rewinds, SinkConnector, SinkTask, SinkTaskContext, SourceConnector, SourceTask,
     SourceTaskContext, TaskConfig, TopicPartition,
 };
 pub use convert::Converter;

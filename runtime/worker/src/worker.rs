@@ -335,6 +335,7 @@ impl Worker {
                 task_id,
                 config,
                 reporter: reporter.clone(),
+                rewinds: Default::default(),
             },
             transforms: parts.transforms,
             key_converter: parts.converters.key,
@@ -347,6 +348,7 @@ impl Worker {
             control: wiring.control,
             active_topics: wiring.active_topics,
             health: wiring.health,
+            seeks: Default::default(),
         };
         Ok(TaskRun {
             run: Box::pin(runner.run(subscribed)),

@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers as _, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use sluice_api::{OffsetMap, TopicPartition};
+use sluice_api::{OffsetMap, Rewinds, TopicPartition};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, warn};
 
@@ -47,6 +47,9 @@ pub enum ConsumerEvent {
     Fatal(String),
     /// The consumer's partitions are paused; nothing fetched after this.
     Paused,
+    /// The partition was sought back as asked: its records after this come
+    /// from the new position, those before it are stale.
+    Rewound(TopicPartition),
 }
 
 /// How long a rebalance callback waits for the task loop (a slow flush).
@@ -152,11 +155,29 @@ pub fn poll_loop(
     max_records: usize,
     stop: Arc<AtomicBool>,
     control: watch::Receiver<TargetState>,
+    seeks: Arc<Rewinds>,
 ) {
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut held: Vec<RawRecord> = Vec::new();
     let mut was_paused = false;
     while !stop.load(Ordering::Acquire) {
+        for (tp, offset) in seeks.take() {
+            held.retain(|r| !(r.partition == tp.partition && *r.topic == *tp.topic));
+            let sought = consumer.seek(
+                &tp.topic,
+                tp.partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            );
+            let event = match sought {
+                Ok(()) => ConsumerEvent::Rewound(tp),
+                // Reading on from the old position would skip records.
+                Err(e) => ConsumerEvent::Fatal(format!("cannot rewind {tp} to {offset}: {e}")),
+            };
+            if events.blocking_send(event).is_err() {
+                return;
+            }
+        }
         let paused = *control.borrow() == TargetState::Paused;
         let assignment = (paused || was_paused)
             .then(|| consumer.assignment().ok())

@@ -13,7 +13,8 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_api::{
-    ConnectError, Converter, Headers, OffsetMap, Record, SinkTask, SinkTaskContext, TopicPartition,
+    ConnectError, Converter, Headers, OffsetMap, Record, Rewinds, SinkTask, SinkTaskContext,
+    TopicPartition,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -44,6 +45,8 @@ pub struct SinkRunner {
     pub control: watch::Receiver<TargetState>,
     pub active_topics: ActiveTopics,
     pub health: Arc<TaskHealth>,
+    /// Rewinds the runner has asked the consumer thread to make.
+    pub seeks: Arc<Rewinds>,
 }
 
 /// The subscription: a topic list or Connect's `topics.regex`.
@@ -104,10 +107,10 @@ impl SinkRunner {
         let stop = Arc::new(AtomicBool::new(false));
         let poller = {
             let (c, s, max) = (consumer.clone(), stop.clone(), self.max_poll_records);
-            let control = self.control.clone();
+            let (control, seeks) = (self.control.clone(), self.seeks.clone());
             std::thread::Builder::new()
                 .name(format!("sink-{}-{}", self.connector, self.task_id))
-                .spawn(move || consumer::poll_loop(c, events_tx, max, s, control))
+                .spawn(move || consumer::poll_loop(c, events_tx, max, s, control, seeks))
                 .map_err(|e| {
                     ConnectError::fatal(format!("cannot start the consumer thread: {e}"))
                 })?
@@ -168,10 +171,14 @@ impl SinkRunner {
                             state.assigned.remove(tp);
                             state.consumed.remove(tp);
                             state.committed.remove(tp);
+                            state.rewinding.remove(tp);
                         }
                         let _ = answer.send(());
                     }
                     // Every batch fetched before the pause came before this.
+                    Some(ConsumerEvent::Rewound(tp)) => {
+                        state.rewinding.remove(&tp);
+                    }
                     Some(ConsumerEvent::Paused) => if *control.borrow() == TargetState::Paused {
                         self.health.confirm_paused();
                     },
@@ -204,7 +211,9 @@ impl SinkRunner {
                 Some((t, p, slot)) if Arc::ptr_eq(t, &raw.topic) && *p == raw.partition => *slot,
                 _ => {
                     let tp = TopicPartition::new(&*raw.topic, raw.partition);
-                    let slot = state.assigned.contains(&tp).then(|| {
+                    // Records fetched before a rewind are read again after it.
+                    let live = state.assigned.contains(&tp) && !state.rewinding.contains(&tp);
+                    let slot = live.then(|| {
                         last_offsets
                             .iter()
                             .position(|(t, _)| *t == tp)
@@ -262,26 +271,63 @@ impl SinkRunner {
             }
         }
         let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
-        if !records.is_empty() {
-            self.put_with_retry(records).await?;
-        }
-        TaskMetrics::add(&self.metrics.records_out, n);
         for (tp, offset) in last_offsets {
             state.consumed.insert(tp, offset + 1);
         }
+        if !records.is_empty() {
+            self.put_with_retry(records, state).await?;
+        }
+        TaskMetrics::add(&self.metrics.records_out, n);
         Ok(())
+    }
+
+    /// Acts on the task's rewind requests: nothing past them is committed, the
+    /// consumer thread seeks, and until it confirms, those partitions' records
+    /// (fetched before the seek) are skipped. Returns the partitions rewound.
+    fn rewind(&mut self, state: &mut SinkState) -> HashSet<TopicPartition> {
+        let asked = self.context.rewinds.take();
+        let mut rewound = HashSet::new();
+        for (tp, offset) in asked {
+            if !state.assigned.contains(&tp) {
+                continue;
+            }
+            info!(connector = %self.connector, task = self.task_id, topic = %tp.topic, partition = tp.partition, offset, "rewinding at the task's request");
+            let consumed = state.consumed.entry(tp.clone()).or_insert(offset);
+            *consumed = (*consumed).min(offset);
+            state.rewinding.insert(tp.clone());
+            self.seeks.request(tp.clone(), offset);
+            rewound.insert(tp);
+        }
+        rewound
     }
 
     /// Hands a batch to the task, retrying retriable failures within
     /// `errors.retry.timeout` (the batch is kept for that only when retries are on).
-    async fn put_with_retry(&mut self, mut records: Vec<Record>) -> Result<(), ConnectError> {
+    ///
+    /// A task that rewinds partitions on failure gets the batch again without
+    /// their records: they will come back from the rewound position.
+    async fn put_with_retry(
+        &mut self,
+        mut records: Vec<Record>,
+        state: &mut SinkState,
+    ) -> Result<(), ConnectError> {
         let mut backoff = self.policy.backoff();
         loop {
             let copy = backoff.may_retry().then(|| records.clone());
-            let e = match self.task.put(records).await {
+            let result = self.task.put(records).await;
+            let rewound = self.rewind(state);
+            let e = match result {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
+            let copy = copy.map(|mut c| {
+                c.retain(|r| {
+                    !rewound
+                        .iter()
+                        .any(|tp| *tp.topic == *r.topic && Some(tp.partition) == r.partition)
+                });
+                c
+            });
             match (e.is_retriable(), copy, backoff.next_delay()) {
                 (true, Some(copy), Some(delay)) => {
                     TaskMetrics::add(&self.metrics.retries, 1);
@@ -422,4 +468,7 @@ struct SinkState {
     /// Next offset to read, per partition, of records handed to `put`.
     consumed: OffsetMap,
     committed: OffsetMap,
+    /// Partitions sought back, whose stale records are skipped until the
+    /// consumer thread confirms the seek.
+    rewinding: HashSet<TopicPartition>,
 }

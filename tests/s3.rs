@@ -191,7 +191,7 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
         w.log_text().contains("put failed, retrying")
     });
     // Back on the same port, with the same data.
-    std::process::Command::new("bash")
+    let mut restarted = std::process::Command::new("bash")
         .arg(stack.join("s3/run"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -215,6 +215,8 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
         &topic,
         &BTreeMap::from([(0, 1000), (1, 500)]),
     );
+    restarted.kill().ok();
+    restarted.wait().ok();
 }
 
 #[test]

@@ -270,8 +270,12 @@ fn tolerance_none_fails_the_task_and_commits_nothing_past_the_poison() {
     let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
     // Its only task fails; the worker reports it and, when stopped, exits with
     // a failure status.
-    let status = w.wait_failed(Duration::from_secs(60));
+    let (status, trace) = w.wait_failed_trace(Duration::from_secs(60));
     assert!(!status.success());
+    assert!(
+        trace.contains(&format!("VALUE_CONVERTER failed for record {topic}-0@50")),
+        "the status trace says what failed: {trace}"
+    );
     let log = w.log_text();
     assert!(log.contains("task FAILED"), "{log}");
     assert!(

@@ -207,7 +207,14 @@ impl WorkerProcess {
     /// worker and returns its exit status (a failure, since something failed).
     /// A worker that refuses to start (an invalid config) exits by itself.
     pub fn wait_failed(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.wait_failed_trace(within).0
+    }
+
+    /// As `wait_failed`, also returning the FAILED status's `trace` (empty when
+    /// the worker exited by itself).
+    pub fn wait_failed_trace(&mut self, within: Duration) -> (std::process::ExitStatus, String) {
         let mut exited = None;
+        let mut trace = String::new();
         wait_for("a FAILED connector or task", within, || {
             if let Some(status) = self.child.try_wait().unwrap() {
                 exited = Some(status);
@@ -221,17 +228,24 @@ impl WorkerProcess {
             else {
                 return false;
             };
-            all.as_object().into_iter().flatten().any(|(_, c)| {
+            let failed = all.as_object().into_iter().flatten().find_map(|(_, c)| {
                 let s = &c["status"];
-                s["connector"]["state"] == "FAILED"
-                    || s["tasks"]
-                        .as_array()
-                        .is_some_and(|t| t.iter().any(|t| t["state"] == "FAILED"))
-            })
+                std::iter::once(&s["connector"])
+                    .chain(s["tasks"].as_array().into_iter().flatten())
+                    .find(|x| x["state"] == "FAILED")
+                    .map(|x| x["trace"].as_str().unwrap_or_default().to_owned())
+            });
+            match failed {
+                Some(t) => {
+                    trace = t;
+                    true
+                }
+                None => false,
+            }
         });
         match exited {
-            Some(status) => status,
-            None => self.terminate(Duration::from_secs(30)),
+            Some(status) => (status, trace),
+            None => (self.terminate(Duration::from_secs(30)), trace),
         }
     }
 

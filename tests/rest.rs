@@ -726,3 +726,33 @@ fn a_paused_source_produces_nothing_until_resumed() {
     );
     assert!(w.terminate(Duration::from_secs(60)).success());
 }
+
+#[test]
+fn a_file_connector_is_stored_only_once_changed_over_rest() {
+    let scratch = Scratch::new("rest-files");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let topic = unique("rest-file");
+    create_topic(&scratch, &topic, 1);
+    let name = unique("from-file");
+    let file = scratch.write_json(
+        "sink.json",
+        &json!({"name": name, "config": file_sink(&topic, &scratch.path("out.jsonl"))}),
+    );
+    let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&file));
+    assert_eq!(w.get("/connectors"), json!([&name]));
+    assert!(w.terminate(Duration::from_secs(60)).success());
+    // Without its file it is gone: the file alone defines it.
+    let mut w = WorkerProcess::start(&scratch, &worker, &[]);
+    assert_eq!(w.get("/connectors"), json!([]));
+    assert!(w.terminate(Duration::from_secs(60)).success());
+    // Paused over REST, it is kept, paused, even without its file.
+    let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&file));
+    set_state(&client(), &w.rest_url(), &name, "pause");
+    assert!(w.terminate(Duration::from_secs(60)).success());
+    let mut w = WorkerProcess::start(&scratch, &worker, &[]);
+    assert_eq!(
+        w.get(&format!("/connectors/{name}/status"))["connector"]["state"],
+        "PAUSED"
+    );
+    assert!(w.terminate(Duration::from_secs(60)).success());
+}

@@ -135,28 +135,28 @@ impl Herder {
         self.worker_id.read().map(|w| w.clone()).unwrap_or_default()
     }
 
-    /// Starts every stored connector plus those of `files`. A file's config
-    /// replaces a stored one of the same name; the stored target state (a
-    /// pause or stop made over REST) is kept.
+    /// Starts the connectors of `files` and those created over REST. Only what
+    /// was created or changed over REST is in the store: a connector that comes
+    /// from a file alone runs only while its file is given. A file's config
+    /// replaces a stored one of the same name; a pause or stop made over REST
+    /// is kept.
     pub async fn load(&self, files: Vec<ConnectorConfig>) -> Result<(), HerderError> {
         let mut stored = self.store.all();
-        for c in &files {
-            let target = stored
-                .get(&c.name)
-                .map_or(TargetState::Running, |s| s.target_state);
-            let entry = StoredConnector {
-                config: c.written.clone(),
-                target_state: target,
-            };
-            if stored.get(&c.name) != Some(&entry) {
-                if stored.contains_key(&c.name) {
-                    info!(connector = %c.name, "the config file replaces the stored config");
-                }
-                self.persist(&c.name, Some(entry.clone())).await?;
-                stored.insert(c.name.clone(), entry);
-            }
-        }
         let mut connectors = self.connectors.lock().await;
+        for c in files {
+            let target = match stored.remove(&c.name) {
+                Some(s) => {
+                    if s.config != c.written {
+                        info!(connector = %c.name, "the config file replaces the config stored over REST");
+                    }
+                    s.target_state
+                }
+                None => TargetState::Running,
+            };
+            let name = c.name.clone();
+            let started = self.start(c, target);
+            connectors.insert(name, started);
+        }
         for (name, entry) in stored {
             match ConnectorConfig::from_written(entry.config, self.worker.plugins()) {
                 Ok(config) => {

@@ -133,7 +133,7 @@ fn init_logging() -> Logging {
     let initial = std::env::var("SLUICE_LOG")
         .ok()
         .filter(|f| EnvFilter::try_new(f).is_ok())
-        .unwrap_or_else(|| "info,librdkafka=warn,rdkafka=warn".to_owned());
+        .unwrap_or_else(|| "info,librdkafka=warn,rdkafka=warn,pg_walstream=warn".to_owned());
     let (filter, handle) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&initial));
     // Colours only for people: logs piped to files and collectors stay plain.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -238,17 +238,17 @@ async fn standalone(
     let store = ConfigStore::open(&ConfigStore::beside(&worker_config.offset_file()))?;
     let worker = Worker::start(worker_config.clone(), plugins).await?;
     let herder = Arc::new(Herder::new(worker, store));
-    let h = herder.clone();
-    let kafka_cluster_id = tokio::task::spawn_blocking(move || h.worker().topics().cluster_id())
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
     let state = Arc::new(AppState {
         herder: herder.clone(),
         loggers: Loggers::new(&logging.initial, Some(logging.control)),
         ready: Default::default(),
-        kafka_cluster_id,
+        kafka_cluster_id: Default::default(),
+    });
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Some(id) = s.herder.worker().topics().cluster_id() {
+            let _ = s.kafka_cluster_id.set(id);
+        }
     });
     let server = RestServer::start(&worker_config, state.clone())
         .await

@@ -625,3 +625,44 @@ pub fn produce_at(topic: &str, partition: i32, records: &[(Vec<u8>, i64)]) {
     }
     p.flush(Duration::from_secs(30)).unwrap();
 }
+
+/// The PostgreSQL of the shared stack (wal_level=logical), as a URL.
+pub fn postgres() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| stack_var("SLUICE_PG_URL", "postgres"))
+}
+
+/// The shared PostgreSQL's port (it listens on 127.0.0.1, user `postgres`).
+pub fn postgres_port() -> u16 {
+    postgres()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("SLUICE_PG_URL has a port")
+}
+
+/// Runs SQL through psql, failing the test on an error; returns the output
+/// (unaligned, tuples only).
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-d",
+            postgres(),
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

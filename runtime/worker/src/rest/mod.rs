@@ -42,7 +42,8 @@ pub struct AppState {
     pub loggers: Loggers,
     /// Set once the worker has started its connectors and can serve.
     pub ready: AtomicBool,
-    pub kafka_cluster_id: String,
+    /// Filled in the background, so start-up does not wait for the broker.
+    pub kafka_cluster_id: std::sync::OnceLock<String>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -211,7 +212,7 @@ async fn server_info(State(s): State<Shared>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "commit": option_env!("SLUICE_GIT_COMMIT").unwrap_or("unknown"),
-        "kafka_cluster_id": s.kafka_cluster_id,
+        "kafka_cluster_id": s.kafka_cluster_id.get(),
     }))
 }
 

@@ -1,0 +1,166 @@
+//! Debezium's PostgreSQL connector keys, so a Debezium config runs with only
+//! `connector.class` changed.
+
+use sluice_api::config::{
+    ConfigDef, ConfigKey, ConfigType, Importance, ValidatedConfig, Validator,
+};
+use sluice_api::{ConnectError, ErrorKind, TaskConfig};
+
+pub fn config_def() -> ConfigDef {
+    let conn = "Connection";
+    ConfigDef::new()
+        .define(ConfigKey::new("database.hostname", ConfigType::String).importance(Importance::High).group(conn).doc("The PostgreSQL server's host."))
+        .define(ConfigKey::new("database.port", ConfigType::Int).default("5432").validator(Validator::between(1.0, 65535.0)).group(conn))
+        .define(ConfigKey::new("database.user", ConfigType::String).importance(Importance::High).group(conn).doc("A user with the REPLICATION attribute and SELECT on the captured tables."))
+        .define(ConfigKey::new("database.password", ConfigType::Password).default("").group(conn))
+        .define(ConfigKey::new("database.dbname", ConfigType::String).importance(Importance::High).group(conn))
+        .define(ConfigKey::new("database.sslmode", ConfigType::String).default("prefer").validator(Validator::OneOf(&["disable", "prefer"])).group(conn).doc("TLS to the database is not built yet: disable, or prefer (which connects in plain text)."))
+        .define(ConfigKey::new("topic.prefix", ConfigType::String).importance(Importance::High).validator(Validator::NonEmpty).doc("Topics are named <topic.prefix>.<schema>.<table>; also the source partition's name."))
+        .define(ConfigKey::new("plugin.name", ConfigType::String).default("pgoutput").validator(Validator::OneOf(&["pgoutput"])).doc("Only pgoutput, the plugin built into PostgreSQL 10 and later."))
+        .define(ConfigKey::new("slot.name", ConfigType::String).default("debezium").validator(Validator::NonEmpty))
+        .define(ConfigKey::new("slot.drop.on.stop", ConfigType::Boolean).default("false").doc("Drop the slot when the task stops (for tests; the next start snapshots again)."))
+        .define(ConfigKey::new("publication.name", ConfigType::String).default("dbz_publication").validator(Validator::NonEmpty))
+        .define(ConfigKey::new("publication.autocreate.mode", ConfigType::String).default("all_tables").validator(Validator::OneOf(&["all_tables", "filtered", "disabled"])))
+        .define(ConfigKey::new("table.include.list", ConfigType::List).default("").doc("Regexes of schema.table to capture; empty: all."))
+        .define(ConfigKey::new("table.exclude.list", ConfigType::List).default(""))
+        .define(ConfigKey::new("snapshot.mode", ConfigType::String).default("initial").validator(Validator::OneOf(&["initial", "no_data", "never", "initial_only", "always", "when_needed"])))
+        .define(ConfigKey::new("snapshot.fetch.size", ConfigType::Int).default("10240").validator(Validator::at_least(1.0)).doc("Rows read per chunk of a snapshot: its memory bound."))
+        .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
+        .define(ConfigKey::new("unavailable.value.placeholder", ConfigType::String).default("__debezium_unavailable_value"))
+        .define(ConfigKey::new("max.batch.size", ConfigType::Int).default("2048").validator(Validator::at_least(1.0)))
+        .define(ConfigKey::new("poll.interval.ms", ConfigType::Long).default("500").validator(Validator::at_least(1.0)))
+}
+
+/// When to read the tables whole before streaming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// When there is no stored offset (Debezium's default).
+    Initial,
+    /// Never: stream from the slot's position.
+    NoData,
+    /// Snapshot, then stop streaming.
+    InitialOnly,
+    /// On every start.
+    Always,
+}
+
+#[derive(Debug, Clone)]
+pub struct CdcConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub dbname: String,
+    pub sslmode: String,
+    pub prefix: String,
+    pub slot: String,
+    pub drop_slot_on_stop: bool,
+    pub publication: String,
+    pub autocreate: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub snapshot: SnapshotMode,
+    pub fetch_size: usize,
+    pub tombstones: bool,
+    pub placeholder: String,
+    pub max_batch: usize,
+    pub poll_interval: std::time::Duration,
+}
+
+impl CdcConfig {
+    pub fn parse(raw: &TaskConfig) -> Result<Self, ConnectError> {
+        let c: ValidatedConfig = config_def().validate(raw)?;
+        let s = |k: &str| c.string(k).unwrap_or_default().to_owned();
+        let list = |k: &str| -> Vec<String> {
+            c.list(k)
+                .unwrap_or_default()
+                .iter()
+                .filter(|t| !t.is_empty())
+                .cloned()
+                .collect()
+        };
+        let snapshot = match c.string("snapshot.mode").unwrap_or("initial") {
+            "no_data" | "never" => SnapshotMode::NoData,
+            "initial_only" => SnapshotMode::InitialOnly,
+            "always" => SnapshotMode::Always,
+            // when_needed: a missing slot or offset snapshots, as initial does.
+            _ => SnapshotMode::Initial,
+        };
+        let password = c
+            .password("database.password")
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default();
+        let config = Self {
+            host: s("database.hostname"),
+            port: c.int("database.port").unwrap_or(5432) as u16,
+            user: s("database.user"),
+            password,
+            dbname: s("database.dbname"),
+            sslmode: s("database.sslmode"),
+            prefix: s("topic.prefix"),
+            slot: s("slot.name"),
+            drop_slot_on_stop: c.boolean("slot.drop.on.stop").unwrap_or(false),
+            publication: s("publication.name"),
+            autocreate: s("publication.autocreate.mode"),
+            include: list("table.include.list"),
+            exclude: list("table.exclude.list"),
+            snapshot,
+            fetch_size: c.int("snapshot.fetch.size").unwrap_or(10240).max(1) as usize,
+            tombstones: c.boolean("tombstones.on.delete").unwrap_or(true),
+            placeholder: s("unavailable.value.placeholder"),
+            max_batch: c.int("max.batch.size").unwrap_or(2048).max(1) as usize,
+            poll_interval: std::time::Duration::from_millis(
+                c.long("poll.interval.ms").unwrap_or(500).max(1) as u64,
+            ),
+        };
+        if !config
+            .slot
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            return Err(ConnectError::new(
+                ErrorKind::Config,
+                format!(
+                    "'slot.name': '{}' may hold only lower-case letters, digits and '_' (PostgreSQL's rule for slot names)",
+                    config.slot
+                ),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The libpq-style settings both connections share. Values are quoted, so
+    /// a password with spaces or quotes survives.
+    fn conninfo(&self) -> String {
+        let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mut out = format!(
+            "host={} port={} user={} dbname={}",
+            q(&self.host),
+            self.port,
+            q(&self.user),
+            q(&self.dbname)
+        );
+        if !self.password.is_empty() {
+            out.push_str(&format!(" password={}", q(&self.password)));
+        }
+        out
+    }
+
+    /// For tokio-postgres, which knows only disable/prefer/require.
+    pub fn sql_conninfo(&self) -> String {
+        format!(
+            "{} sslmode={} connect_timeout=10",
+            self.conninfo(),
+            self.sslmode
+        )
+    }
+
+    /// For the replication connection.
+    pub fn replication_conninfo(&self) -> String {
+        format!(
+            "{} replication=database sslmode={} connect_timeout=10",
+            self.conninfo(),
+            self.sslmode
+        )
+    }
+}

@@ -1,0 +1,275 @@
+//! The plain SQL side: connecting, checking that logical replication can work
+//! (saying how to fix it when it cannot), the publication, the catalog, and
+//! reading the snapshot.
+
+use std::collections::HashMap;
+
+use sluice_api::{ConnectError, ErrorKind};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::config::CdcConfig;
+use crate::envelope::Column;
+use crate::types::ColumnType;
+
+pub fn config_error(message: impl Into<String>) -> ConnectError {
+    ConnectError::new(ErrorKind::Config, message)
+}
+
+/// Rows of a simple query, every value as PostgreSQL's text.
+pub async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, ConnectError> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| ConnectError::retriable(format!("PostgreSQL: {}", describe(&e))))?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// A server error's message and SQLSTATE, or the client error.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+pub fn ident(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// Connects the SQL session, failing with what to do about it.
+pub async fn connect(config: &CdcConfig) -> Result<Client, ConnectError> {
+    let (client, connection) = tokio_postgres::connect(&config.sql_conninfo(), NoTls)
+        .await
+        .map_err(|e| {
+            let why = describe(&e);
+            let hint = match e.as_db_error().map(|d| d.code().code()) {
+                Some("28P01") => "check database.user and database.password",
+                Some("28000") => "pg_hba.conf does not let this user in from here",
+                Some("3D000") => "check database.dbname",
+                _ => "check database.hostname and database.port, and that PostgreSQL runs",
+            };
+            config_error(format!(
+                "cannot connect to PostgreSQL at {}:{} as '{}': {why} ({hint})",
+                config.host, config.port, config.user
+            ))
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("PostgreSQL connection closed: {e}");
+        }
+    });
+    client
+        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3")
+        .await
+        .map_err(|e| ConnectError::retriable(format!("PostgreSQL: {}", describe(&e))))?;
+    Ok(client)
+}
+
+/// `wal_level=logical` and the REPLICATION attribute, checked up front so the
+/// error says how to fix them.
+pub async fn check_prerequisites(client: &Client, config: &CdcConfig) -> Result<(), ConnectError> {
+    let wal = rows(client, "SHOW wal_level").await?;
+    let level = wal.first().and_then(|r| r[0].clone()).unwrap_or_default();
+    if level != "logical" {
+        return Err(config_error(format!(
+            "PostgreSQL's wal_level is '{level}', and logical decoding needs 'logical': set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL"
+        )));
+    }
+    let role = rows(
+        client,
+        "SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = current_user",
+    )
+    .await?;
+    if role.first().and_then(|r| r[0].as_deref()) != Some("true") {
+        return Err(config_error(format!(
+            "user '{}' lacks the REPLICATION attribute that logical replication needs: ALTER ROLE {} REPLICATION",
+            config.user,
+            ident(&config.user)
+        )));
+    }
+    Ok(())
+}
+
+/// The tables to capture: every ordinary table outside the system schemas
+/// whose `schema.table` the include list matches (all, when empty) and the
+/// exclude list does not.
+pub async fn captured_tables(
+    client: &Client,
+    config: &CdcConfig,
+) -> Result<Vec<(String, String)>, ConnectError> {
+    let include = patterns(&config.include, "table.include.list")?;
+    let exclude = patterns(&config.exclude, "table.exclude.list")?;
+    let all = rows(
+        client,
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' \
+         ORDER BY 1, 2",
+    )
+    .await?;
+    Ok(all
+        .into_iter()
+        .filter_map(|r| Some((r[0].clone()?, r[1].clone()?)))
+        .filter(|(s, t)| {
+            let name = format!("{s}.{t}");
+            (include.is_empty() || include.iter().any(|p| p.is_match(&name)))
+                && !exclude.iter().any(|p| p.is_match(&name))
+        })
+        .collect())
+}
+
+fn patterns(list: &[String], key: &str) -> Result<Vec<regex::Regex>, ConnectError> {
+    list.iter()
+        .map(|p| {
+            regex::Regex::new(&format!("^(?:{p})$"))
+                .map_err(|e| config_error(format!("'{key}': '{p}' is not a valid regex: {e}")))
+        })
+        .collect()
+}
+
+/// Creates or adjusts the publication as `publication.autocreate.mode` says.
+pub async fn ensure_publication(
+    client: &Client,
+    config: &CdcConfig,
+    tables: &[(String, String)],
+) -> Result<(), ConnectError> {
+    let exists = !rows(
+        client,
+        &format!(
+            "SELECT 1 FROM pg_publication WHERE pubname = {}",
+            literal(&config.publication)
+        ),
+    )
+    .await?
+    .is_empty();
+    let list = || {
+        tables
+            .iter()
+            .map(|(s, t)| format!("{}.{}", ident(s), ident(t)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sql = match (config.autocreate.as_str(), exists) {
+        (_, true) if config.autocreate != "filtered" => return Ok(()),
+        ("disabled", false) => {
+            return Err(config_error(format!(
+                "publication '{}' does not exist and publication.autocreate.mode is disabled: CREATE PUBLICATION {} FOR TABLE ...",
+                config.publication,
+                ident(&config.publication)
+            )))
+        }
+        ("filtered", _) if tables.is_empty() => {
+            return Err(config_error(
+                "'table.include.list': no table matches it, so a filtered publication would be empty",
+            ))
+        }
+        ("filtered", true) => format!("ALTER PUBLICATION {} SET TABLE {}", ident(&config.publication), list()),
+        ("filtered", false) => format!("CREATE PUBLICATION {} FOR TABLE {}", ident(&config.publication), list()),
+        _ => format!("CREATE PUBLICATION {} FOR ALL TABLES", ident(&config.publication)),
+    };
+    client.batch_execute(&sql).await.map_err(|e| {
+        config_error(format!(
+            "cannot set up publication '{}': {} (the user needs CREATE on the database, or ownership of the tables; or create it yourself and set publication.autocreate.mode=disabled)",
+            config.publication,
+            describe(&e)
+        ))
+    })
+}
+
+/// What the catalog says of a table's columns, beyond what pgoutput sends:
+/// nullability, and the base type of domains and the labels of enums.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub columns: HashMap<String, (bool, ColumnType)>,
+    pub keys: Vec<String>,
+}
+
+pub async fn catalog(client: &Client, schema: &str, table: &str) -> Result<Catalog, ConnectError> {
+    let rel = literal(&format!("{}.{}", ident(schema), ident(table)));
+    let columns = rows(
+        client,
+        &format!(
+            "SELECT a.attname, \
+                    CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END::text, \
+                    CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END::text, \
+                    a.attnotnull::text, \
+                    CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = {rel}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+        ),
+    )
+    .await?;
+    let keys = rows(
+        client,
+        &format!(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = {rel}::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)"
+        ),
+    )
+    .await?;
+    let mut out = Catalog {
+        keys: keys.into_iter().filter_map(|r| r[0].clone()).collect(),
+        ..Catalog::default()
+    };
+    for r in columns {
+        let (Some(name), Some(oid), Some(typmod)) =
+            (r[0].clone(), r[1].as_deref(), r[2].as_deref())
+        else {
+            continue;
+        };
+        let mut ty = ColumnType::new(oid.parse().unwrap_or(0), typmod.parse().unwrap_or(-1));
+        if let Some(labels) = &r[4] {
+            ty.enum_labels = labels.split(',').map(str::to_owned).collect();
+        }
+        out.columns
+            .insert(name, (r[3].as_deref() == Some("true"), ty));
+    }
+    Ok(out)
+}
+
+/// A snapshot's columns, from the catalog alone.
+pub fn snapshot_columns(catalog: &Catalog, order: &[String]) -> Vec<Column> {
+    order
+        .iter()
+        .filter_map(|name| {
+            let (not_null, ty) = catalog.columns.get(name)?.clone();
+            Some(Column {
+                name: name.clone(),
+                ty,
+                key: catalog.keys.contains(name),
+                optional: !not_null,
+            })
+        })
+        .collect()
+}
+
+/// Column names in table order.
+pub async fn column_order(
+    client: &Client,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<String>, ConnectError> {
+    let rel = literal(&format!("{}.{}", ident(schema), ident(table)));
+    Ok(rows(
+        client,
+        &format!(
+            "SELECT attname FROM pg_attribute WHERE attrelid = {rel}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ),
+    )
+    .await?
+    .into_iter()
+    .filter_map(|r| r[0].clone())
+    .collect())
+}

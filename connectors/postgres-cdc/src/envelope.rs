@@ -1,0 +1,236 @@
+//! Debezium's change event: key = the primary key columns; value = `before`,
+//! `after`, `source`, `op`, `ts_ms`, with schemas named as Debezium names them
+//! (`<prefix>.<schema>.<table>.Key`, `.Value`, `.Envelope`), so a Debezium
+//! consumer reads them unchanged.
+
+use std::sync::{Arc, OnceLock};
+
+use sluice_api::{Record, Schema, SchemaRef, SchemaType, Value};
+
+use crate::types::ColumnType;
+
+pub const CONNECTOR: &str = "postgresql";
+/// The Debezium version whose event shape this follows.
+pub const DEBEZIUM_VERSION: &str = "2.7.0.Final";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+    pub key: bool,
+    pub optional: bool,
+}
+
+/// One captured table: its columns in the order PostgreSQL sends them, and the
+/// schemas of its events.
+#[derive(Debug)]
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+    pub topic: Arc<str>,
+    pub columns: Vec<Column>,
+    pub key_schema: Option<SchemaRef>,
+    pub envelope_schema: SchemaRef,
+}
+
+/// Debezium's operation codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    fn code(self) -> &'static str {
+        match self {
+            Op::Read => "r",
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+        }
+    }
+}
+
+/// Where a change came from, for the envelope's `source` block.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    pub server: &'a str,
+    pub db: &'a str,
+    /// `"true"`, `"last"` or `"false"`, as Debezium writes it.
+    pub snapshot: &'static str,
+    pub ts_ms: i64,
+    pub tx_id: Option<i64>,
+    pub lsn: Option<i64>,
+}
+
+impl Table {
+    pub fn new(prefix: &str, schema: &str, name: &str, columns: Vec<Column>) -> Self {
+        let base = format!("{prefix}.{schema}.{name}");
+        let keys: Vec<&Column> = columns.iter().filter(|c| c.key).collect();
+        let key_schema = (!keys.is_empty()).then(|| {
+            Schema::struct_of(keys.iter().map(|c| (c.name.clone(), c.ty.schema(false))))
+                .named(format!("{base}.Key"))
+                .into_ref()
+        });
+        let row_schema = Schema::struct_of(
+            columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty.schema(c.optional && !c.key))),
+        )
+        .named(format!("{base}.Value"))
+        .optional()
+        .into_ref();
+        let mut envelope = Schema::struct_of([
+            ("before", row_schema.clone()),
+            ("after", row_schema.clone()),
+            ("source", source_schema()),
+            ("transaction", transaction_schema()),
+            ("op", Schema::new(SchemaType::String).into_ref()),
+            (
+                "ts_ms",
+                Schema::new(SchemaType::Int64).optional().into_ref(),
+            ),
+        ])
+        .named(format!("{base}.Envelope"));
+        envelope.version = Some(2);
+        Self {
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+            topic: Arc::from(base.as_str()),
+            columns,
+            key_schema,
+            envelope_schema: envelope.into_ref(),
+        }
+    }
+
+    /// The key of a row (its primary key columns), or null for a keyless table.
+    pub fn key_of(&self, row: &[Value]) -> Value {
+        if self.key_schema.is_none() {
+            return Value::Null;
+        }
+        Value::Struct(
+            self.columns
+                .iter()
+                .zip(row)
+                .filter(|(c, _)| c.key)
+                .map(|(_, v)| v.clone())
+                .collect(),
+        )
+    }
+
+    /// A change event. `row` is `after` (or, for a delete, `before`).
+    pub fn event(
+        &self,
+        op: Op,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+        origin: &Origin<'_>,
+        now_ms: i64,
+    ) -> Record {
+        let key_row = after.as_deref().or(before.as_deref()).unwrap_or(&[]);
+        let key = self.key_of(key_row);
+        let source = Value::Struct(vec![
+            Value::String(DEBEZIUM_VERSION.into()),
+            Value::String(CONNECTOR.into()),
+            Value::String(origin.server.to_owned()),
+            Value::Int64(origin.ts_ms),
+            Value::String(origin.snapshot.into()),
+            Value::String(origin.db.to_owned()),
+            Value::Null,
+            Value::String(self.schema.clone()),
+            Value::String(self.name.clone()),
+            origin.tx_id.map_or(Value::Null, Value::Int64),
+            origin.lsn.map_or(Value::Null, Value::Int64),
+            Value::Null,
+        ]);
+        let value = Value::Struct(vec![
+            before.map_or(Value::Null, Value::Struct),
+            after.map_or(Value::Null, Value::Struct),
+            source,
+            Value::Null,
+            Value::String(op.code().into()),
+            Value::Int64(now_ms),
+        ]);
+        Record {
+            topic: self.topic.clone(),
+            key_schema: self.key_schema.clone(),
+            key,
+            value_schema: Some(self.envelope_schema.clone()),
+            value,
+            timestamp: Some(now_ms),
+            ..Record::default()
+        }
+    }
+
+    /// The tombstone Debezium writes after a delete, so compaction can drop the key.
+    pub fn tombstone(&self, before: &[Value], now_ms: i64) -> Record {
+        Record {
+            topic: self.topic.clone(),
+            key_schema: self.key_schema.clone(),
+            key: self.key_of(before),
+            value_schema: None,
+            value: Value::Null,
+            timestamp: Some(now_ms),
+            ..Record::default()
+        }
+    }
+}
+
+/// `io.debezium.connector.postgresql.Source`.
+fn source_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let string = || Schema::new(SchemaType::String).into_ref();
+            let opt_string = || Schema::new(SchemaType::String).optional().into_ref();
+            let opt_long = || Schema::new(SchemaType::Int64).optional().into_ref();
+            let mut snapshot = Schema::new(SchemaType::String)
+                .named("io.debezium.data.Enum")
+                .optional();
+            snapshot
+                .parameters
+                .insert("allowed".into(), "true,last,false,incremental".into());
+            snapshot.default = Some(Value::String("false".into()));
+            Schema::struct_of([
+                ("version", string()),
+                ("connector", string()),
+                ("name", string()),
+                ("ts_ms", Schema::new(SchemaType::Int64).into_ref()),
+                ("snapshot", snapshot.into_ref()),
+                ("db", string()),
+                ("sequence", opt_string()),
+                ("schema", string()),
+                ("table", string()),
+                ("txId", opt_long()),
+                ("lsn", opt_long()),
+                ("xmin", opt_long()),
+            ])
+            .named("io.debezium.connector.postgresql.Source")
+            .into_ref()
+        })
+        .clone()
+}
+
+/// Debezium's optional transaction block (`event.block`); left null, as
+/// Debezium does without `provide.transaction.metadata`.
+fn transaction_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut s = Schema::struct_of([
+                ("id", Schema::new(SchemaType::String).into_ref()),
+                ("total_order", Schema::new(SchemaType::Int64).into_ref()),
+                (
+                    "data_collection_order",
+                    Schema::new(SchemaType::Int64).into_ref(),
+                ),
+            ])
+            .named("event.block")
+            .optional();
+            s.version = Some(1);
+            s.into_ref()
+        })
+        .clone()
+}

@@ -1,0 +1,55 @@
+//! `sluice-postgres-cdc`: a PostgreSQL change data capture source that a
+//! Debezium user adopts by changing `connector.class`. It streams pgoutput
+//! changes from a logical replication slot (pg_walstream), reads an initial
+//! snapshot consistent with the stream (tokio-postgres, inside the slot's
+//! exported snapshot), and writes Debezium's envelope to
+//! `<topic.prefix>.<schema>.<table>`.
+//!
+//! Exactly-once into Kafka comes from the runtime's idempotent resume: see
+//! `task.rs` for the positions this connector gives it and the rule for
+//! confirming LSNs. Depends only on `sluice-api` and its client libraries.
+
+mod config;
+mod database;
+mod envelope;
+mod task;
+mod types;
+
+use sluice_api::{
+    ConnectError, ConnectorFactory, ConnectorPlugin, SourceConnector, SourceTask, TaskConfig,
+};
+
+pub use config::config_def;
+
+pub fn plugin() -> ConnectorPlugin {
+    ConnectorPlugin {
+        class: "postgres-cdc",
+        aliases: &["io.debezium.connector.postgresql.PostgresConnector"],
+        version: env!("CARGO_PKG_VERSION"),
+        config_def,
+        factory: ConnectorFactory::Source(|| Box::new(PostgresConnector::default())),
+    }
+}
+
+#[derive(Default)]
+struct PostgresConnector {
+    config: TaskConfig,
+}
+
+impl SourceConnector for PostgresConnector {
+    fn start(&mut self, config: &TaskConfig) -> Result<(), ConnectError> {
+        config::CdcConfig::parse(config)?;
+        self.config = config.clone();
+        Ok(())
+    }
+
+    /// One slot is one ordered stream, so one task, whatever `tasks.max` says
+    /// (as in Debezium).
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<TaskConfig>, ConnectError> {
+        Ok(vec![self.config.clone()])
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(task::CdcTask::default())
+    }
+}

@@ -1,0 +1,730 @@
+//! The CDC task: sets up the slot, reads the initial snapshot inside the
+//! slot's exported snapshot, then streams pgoutput changes.
+//!
+//! **Exactly-once without broker transactions.** Each record's position is
+//! (commit LSN, index in the transaction) for streamed changes and (the slot's
+//! consistent point, row number) for snapshot rows, so positions rise in the
+//! order records are emitted, and a replay after a crash carries the same
+//! positions: the runtime's idempotent resume skips what Kafka already holds.
+//! A transaction is emitted only once its Commit has arrived, and PostgreSQL is
+//! told an LSN is flushed only from `commit`, i.e. once the runtime has stored
+//! the offsets of every record up to it. A restart therefore resumes at a
+//! transaction boundary the slot still holds.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pg_walstream::{
+    CancellationToken, ColumnValue, EventStream, EventType, LogicalReplicationStream,
+    RelationColumn, ReplicationSlotOptions, ReplicationStreamConfig, RowData, SharedLsnFeedback,
+    StreamingMode,
+};
+use serde_json::json;
+use sluice_api::{
+    ConnectError, Position, Record, SourceOffset, SourcePartition, SourceRef, SourceTask,
+    SourceTaskContext, Value,
+};
+use tokio_postgres::Client;
+use tracing::{info, warn};
+
+use crate::config::{CdcConfig, SnapshotMode};
+use crate::database::{self, config_error, describe, ident, literal, rows};
+use crate::envelope::{Column, Op, Origin, Table};
+use crate::types::ColumnType;
+
+#[derive(Default)]
+pub struct CdcTask {
+    run: Option<Run>,
+}
+
+struct Run {
+    config: CdcConfig,
+    sql: Client,
+    partition: Arc<SourcePartition>,
+    /// Created, not yet streaming (a snapshot is being read).
+    idle_stream: Option<LogicalReplicationStream>,
+    stream: Option<EventStream>,
+    feedback: Option<Arc<SharedLsnFeedback>>,
+    cancel: CancellationToken,
+    snapshot: Option<Snapshot>,
+    /// Streamed tables by relation id, from Relation messages.
+    relations: HashMap<u32, Arc<Table>>,
+    /// The transaction being received.
+    txn: Option<Txn>,
+    /// Records of committed transactions, waiting to be returned by `poll`.
+    ready: VecDeque<Record>,
+    /// The end LSN of the last transaction wholly emitted.
+    last_end: u64,
+    done: bool,
+}
+
+struct Txn {
+    xid: u32,
+    commit_ms: i64,
+    records: Vec<Record>,
+}
+
+/// An initial snapshot in progress, read table by table through a cursor in the
+/// transaction that imported the slot's exported snapshot.
+struct Snapshot {
+    consistent_point: u64,
+    tables: VecDeque<(String, String)>,
+    current: Option<Arc<Table>>,
+    row: u64,
+    /// The last row read, held back until we know whether it is the very last
+    /// (which then carries `snapshot_completed`).
+    held: Option<Record>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn replication_error(config: &CdcConfig, e: pg_walstream::ReplicationError) -> ConnectError {
+    let text = e.to_string();
+    let hint = if text.contains("55006") {
+        format!(
+            " (replication slot '{}' is active for another reader: stop it, or give this connector its own slot.name)",
+            config.slot
+        )
+    } else if text.contains("42501") {
+        format!(" (user '{}' needs the REPLICATION attribute)", config.user)
+    } else if text.contains("28P01") {
+        " (check database.user and database.password)".to_owned()
+    } else {
+        String::new()
+    };
+    let message = format!("logical replication: {text}{hint}");
+    if e.is_permanent() {
+        config_error(message)
+    } else {
+        ConnectError::retriable(message)
+    }
+}
+
+#[async_trait]
+impl SourceTask for CdcTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        let config = CdcConfig::parse(&context.config)?;
+        let sql = database::connect(&config).await?;
+        database::check_prerequisites(&sql, &config).await?;
+        let tables = database::captured_tables(&sql, &config).await?;
+        for (schema, table) in &tables {
+            let catalog = database::catalog(&sql, schema, table).await?;
+            if catalog.keys.is_empty() {
+                let full = rows(
+                    &sql,
+                    &format!(
+                        "SELECT relreplident::text FROM pg_class WHERE oid = {}::regclass",
+                        literal(&format!("{}.{}", ident(schema), ident(table)))
+                    ),
+                )
+                .await?;
+                if full.first().and_then(|r| r[0].as_deref()) != Some("f") {
+                    return Err(config_error(format!(
+                        "table {schema}.{table} has no primary key, so its updates and deletes cannot be told apart: add one, or ALTER TABLE {}.{} REPLICA IDENTITY FULL, or leave it out with table.exclude.list",
+                        ident(schema),
+                        ident(table)
+                    )));
+                }
+            }
+        }
+        database::ensure_publication(&sql, &config, &tables).await?;
+
+        let mut partition = SourcePartition::new();
+        partition.insert("server".into(), json!(config.prefix));
+        let stored = context.offset(&partition).cloned();
+        let snapshot_done = stored.as_ref().is_some_and(|o| {
+            o.get("snapshot") != Some(&json!(true))
+                || o.get("snapshot_completed") == Some(&json!(true))
+        });
+        let slot_exists = !rows(
+            &sql,
+            &format!(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = {}",
+                literal(&config.slot)
+            ),
+        )
+        .await?
+        .is_empty();
+        let snapshot_wanted = match config.snapshot {
+            SnapshotMode::NoData => false,
+            SnapshotMode::Always => true,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
+        };
+        if stored.is_some() && !slot_exists && !snapshot_wanted {
+            return Err(config_error(format!(
+                "replication slot '{}' is gone, so changes made since the stored offset are lost to it: reset this connector's offsets (DELETE /connectors/<name>/offsets) to snapshot again, or set snapshot.mode=always",
+                config.slot
+            )));
+        }
+        if snapshot_wanted && slot_exists {
+            // An exported snapshot comes only with a new slot.
+            info!(slot = %config.slot, "dropping the replication slot to snapshot consistently from a new one");
+            rows(
+                &sql,
+                &format!("SELECT pg_drop_replication_slot({})", literal(&config.slot)),
+            )
+            .await
+            .map_err(|e| {
+                config_error(format!(
+                    "cannot drop replication slot '{}' ({}); is another reader using it?",
+                    config.slot,
+                    e.message()
+                ))
+            })?;
+        }
+
+        let mut builder = ReplicationStreamConfig::builder(&config.slot, &config.publication)
+            .with_protocol_version(1)
+            .with_streaming_mode(StreamingMode::Off);
+        if snapshot_wanted {
+            builder = builder.with_slot_options(ReplicationSlotOptions {
+                snapshot: Some("export".into()),
+                ..Default::default()
+            });
+        }
+        let mut stream = LogicalReplicationStream::new(&config.replication_conninfo(), builder)
+            .await
+            .map_err(|e| replication_error(&config, e))?;
+        stream
+            .ensure_replication_slot()
+            .await
+            .map_err(|e| replication_error(&config, e))?;
+        let mut snapshot = None;
+        if snapshot_wanted {
+            let name = stream
+                .exported_snapshot_name()
+                .map(str::to_owned)
+                .ok_or_else(|| ConnectError::fatal("the new slot exported no snapshot"))?;
+            // The exported snapshot lives only until the replication connection's
+            // next command: import it before streaming starts.
+            sql.batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                literal(&name)
+            ))
+            .await
+            .map_err(|e| {
+                ConnectError::fatal(format!("cannot import the snapshot: {}", describe(&e)))
+            })?;
+            let point = rows(
+                &sql,
+                &format!(
+                    "SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots WHERE slot_name = {}",
+                    literal(&config.slot)
+                ),
+            )
+            .await?;
+            let consistent_point = point
+                .first()
+                .and_then(|r| r[0].as_deref())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            info!(slot = %config.slot, snapshot = %name, consistent_point, tables = tables.len(), "snapshot started");
+            snapshot = Some(Snapshot {
+                consistent_point,
+                tables: tables.into_iter().collect(),
+                current: None,
+                row: 0,
+                held: None,
+            });
+        }
+        self.run = Some(Run {
+            config,
+            sql,
+            partition: Arc::new(partition),
+            idle_stream: Some(stream),
+            stream: None,
+            feedback: None,
+            cancel: CancellationToken::new(),
+            snapshot,
+            relations: HashMap::new(),
+            txn: None,
+            ready: VecDeque::new(),
+            last_end: 0,
+            done: false,
+        });
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<Record>, ConnectError> {
+        let run = self
+            .run
+            .as_mut()
+            .ok_or_else(|| ConnectError::fatal("poll before start"))?;
+        if run.snapshot.is_some() {
+            return run.snapshot_chunk().await;
+        }
+        if run.done {
+            tokio::time::sleep(run.config.poll_interval).await;
+            return Ok(Vec::new());
+        }
+        if run.stream.is_none() {
+            run.start_streaming().await?;
+        }
+        run.stream_batch().await
+    }
+
+    /// Offsets are stored: PostgreSQL may now forget what they cover.
+    async fn commit(
+        &mut self,
+        stored: &[(SourcePartition, SourceOffset)],
+    ) -> Result<(), ConnectError> {
+        let Some(run) = self.run.as_ref() else {
+            return Ok(());
+        };
+        let confirm = stored
+            .iter()
+            .filter_map(|(_, o)| o.get("lsn_flushed").and_then(serde_json::Value::as_u64))
+            .max();
+        if let (Some(lsn), Some(feedback)) = (confirm, &run.feedback) {
+            if lsn > 0 {
+                feedback.update_applied_lsn(lsn);
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), ConnectError> {
+        if let Some(mut run) = self.run.take() {
+            run.cancel.cancel();
+            if let Some(mut s) = run.stream.take() {
+                let _ = s.shutdown().await;
+            }
+            drop(run.idle_stream.take());
+            if run.config.drop_slot_on_stop {
+                let _ = rows(
+                    &run.sql,
+                    &format!(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {} AND NOT active",
+                        literal(&run.config.slot)
+                    ),
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Run {
+    fn offset(&self, fields: serde_json::Value) -> SourceOffset {
+        match fields {
+            serde_json::Value::Object(m) => m,
+            _ => SourceOffset::new(),
+        }
+    }
+
+    fn attach(&self, record: &mut Record, position: Position, offset: SourceOffset) {
+        record.source = Some(SourceRef {
+            partition: self.partition.clone(),
+            offset,
+            position: Some(position),
+        });
+    }
+
+    async fn snapshot_chunk(&mut self) -> Result<Vec<Record>, ConnectError> {
+        let mut out = Vec::new();
+        loop {
+            let Some(snap) = self.snapshot.as_mut() else {
+                return Ok(out);
+            };
+            let table = match &snap.current {
+                Some(t) => t.clone(),
+                None => match snap.tables.pop_front() {
+                    Some((schema, name)) => {
+                        let table =
+                            open_snapshot_table(&self.sql, &self.config, &schema, &name).await?;
+                        let snap = self
+                            .snapshot
+                            .as_mut()
+                            .ok_or_else(|| ConnectError::fatal("snapshot vanished"))?;
+                        snap.current = Some(table.clone());
+                        table
+                    }
+                    None => {
+                        // Every table read: the held row is the last one.
+                        let mut last = snap.held.take();
+                        let point = snap.consistent_point;
+                        self.snapshot = None;
+                        self.sql.batch_execute("COMMIT").await.map_err(|e| {
+                            ConnectError::retriable(format!("PostgreSQL: {}", describe(&e)))
+                        })?;
+                        if let Some(r) = last.as_mut() {
+                            if let Some(s) = r.source.as_mut() {
+                                s.offset.insert("snapshot_completed".into(), json!(true));
+                            }
+                            set_snapshot_marker(r, "last");
+                            out.push(last.take().unwrap_or_default());
+                        }
+                        self.last_end = point;
+                        info!(consistent_point = point, "snapshot completed; streaming");
+                        if self.config.snapshot == SnapshotMode::InitialOnly {
+                            self.done = true;
+                        }
+                        return Ok(out);
+                    }
+                },
+            };
+            let fetched = rows(
+                &self.sql,
+                &format!("FETCH {} FROM sluice_snapshot", self.config.fetch_size),
+            )
+            .await?;
+            let ts = now_ms();
+            let n = fetched.len();
+            for row in fetched {
+                let values = table
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| decode(c, v.as_deref()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let snap = self
+                    .snapshot
+                    .as_mut()
+                    .ok_or_else(|| ConnectError::fatal("snapshot vanished"))?;
+                snap.row += 1;
+                let origin = Origin {
+                    server: &self.config.prefix,
+                    db: &self.config.dbname,
+                    snapshot: "true",
+                    ts_ms: ts,
+                    tx_id: None,
+                    lsn: Some(snap.consistent_point as i64),
+                };
+                let mut record = table.event(Op::Read, None, Some(values), &origin, ts);
+                let (point, row) = (snap.consistent_point, snap.row);
+                let offset = self.offset(json!({
+                    "lsn": point, "snapshot": true, "last_snapshot_record": false, "row": row
+                }));
+                self.attach(&mut record, Position::new(point, row), offset);
+                let snap = self
+                    .snapshot
+                    .as_mut()
+                    .ok_or_else(|| ConnectError::fatal("snapshot vanished"))?;
+                if let Some(previous) = snap.held.replace(record) {
+                    out.push(previous);
+                }
+            }
+            if n < self.config.fetch_size {
+                self.sql
+                    .batch_execute("CLOSE sluice_snapshot")
+                    .await
+                    .map_err(|e| {
+                        ConnectError::retriable(format!("PostgreSQL: {}", describe(&e)))
+                    })?;
+                if let Some(snap) = self.snapshot.as_mut() {
+                    snap.current = None;
+                }
+            }
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn start_streaming(&mut self) -> Result<(), ConnectError> {
+        let Some(mut stream) = self.idle_stream.take() else {
+            return Err(ConnectError::fatal("the replication stream is gone"));
+        };
+        stream
+            .start(None)
+            .await
+            .map_err(|e| replication_error(&self.config, e))?;
+        self.feedback = Some(stream.shared_lsn_feedback.clone());
+        self.stream = Some(stream.into_stream(self.cancel.clone()));
+        info!(slot = %self.config.slot, publication = %self.config.publication, "streaming changes");
+        Ok(())
+    }
+
+    /// Receives until a batch is full or `poll.interval.ms` passes, and
+    /// returns the records of the transactions that committed meanwhile.
+    async fn stream_batch(&mut self) -> Result<Vec<Record>, ConnectError> {
+        let deadline = Instant::now() + self.config.poll_interval;
+        while self.ready.len() < self.config.max_batch {
+            let Some(stream) = self.stream.as_mut() else {
+                break;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let next = std::future::poll_fn(|cx| {
+                futures_core::Stream::poll_next(Pin::new(&mut *stream), cx)
+            });
+            let event = match tokio::time::timeout(left, next).await {
+                Err(_) => break,
+                Ok(None) => return Err(ConnectError::retriable("the replication stream ended")),
+                Ok(Some(Err(e))) => return Err(replication_error(&self.config, e)),
+                Ok(Some(Ok(e))) => e,
+            };
+            self.handle(event).await?;
+        }
+        let n = self.ready.len().min(self.config.max_batch);
+        Ok(self.ready.drain(..n).collect())
+    }
+
+    async fn handle(&mut self, event: pg_walstream::ChangeEvent) -> Result<(), ConnectError> {
+        match event.event_type {
+            EventType::Relation {
+                relation_id,
+                namespace,
+                relation_name,
+                columns,
+                ..
+            } => {
+                let table = relation_table(
+                    &self.sql,
+                    &self.config,
+                    &namespace,
+                    &relation_name,
+                    &columns,
+                )
+                .await?;
+                self.relations.insert(relation_id, Arc::new(table));
+            }
+            EventType::Begin {
+                transaction_id,
+                commit_timestamp,
+                ..
+            } => {
+                // A Begin while one is open means the stream reconnected and
+                // replays the transaction whole: drop the partial one.
+                self.txn = Some(Txn {
+                    xid: transaction_id,
+                    commit_ms: commit_timestamp.timestamp_millis(),
+                    records: Vec::new(),
+                });
+            }
+            EventType::Insert {
+                relation_oid, data, ..
+            } => {
+                let table = self.table(relation_oid)?;
+                let after = self.row(&table, &data, None)?;
+                self.push(&table, Op::Create, None, Some(after), event.lsn.0)?;
+            }
+            EventType::Update {
+                relation_oid,
+                old_data,
+                new_data,
+                ..
+            } => {
+                let table = self.table(relation_oid)?;
+                let before = match &old_data {
+                    Some(old) => Some(self.row(&table, old, None)?),
+                    None => None,
+                };
+                let after = self.row(&table, &new_data, before.as_deref())?;
+                self.push(&table, Op::Update, before, Some(after), event.lsn.0)?;
+            }
+            EventType::Delete {
+                relation_oid,
+                old_data,
+                ..
+            } => {
+                let table = self.table(relation_oid)?;
+                let before = self.row(&table, &old_data, None)?;
+                self.push(&table, Op::Delete, Some(before), None, event.lsn.0)?;
+            }
+            EventType::Commit {
+                commit_lsn,
+                end_lsn,
+                ..
+            } => self.commit_txn(commit_lsn.0, end_lsn.0),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn table(&self, relation: u32) -> Result<Arc<Table>, ConnectError> {
+        self.relations.get(&relation).cloned().ok_or_else(|| {
+            ConnectError::fatal(format!(
+                "a change to relation {relation} arrived before its Relation message"
+            ))
+        })
+    }
+
+    /// A tuple as Connect values. A column pgoutput left out is an unchanged
+    /// TOAST value: the old row's value when known, else Debezium's placeholder.
+    fn row(
+        &self,
+        table: &Table,
+        data: &RowData,
+        old: Option<&[Value]>,
+    ) -> Result<Vec<Value>, ConnectError> {
+        table
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match data.get(&c.name) {
+                Some(ColumnValue::Null) => Ok(Value::Null),
+                Some(v) => decode(c, std::str::from_utf8(v.as_bytes()).ok()),
+                None => Ok(match old.and_then(|o| o.get(i)) {
+                    Some(v) if !v.is_null() => v.clone(),
+                    _ if c.ty.takes_placeholder() => c.ty.placeholder(&self.config.placeholder),
+                    _ => Value::Null,
+                }),
+            })
+            .collect()
+    }
+
+    fn push(
+        &mut self,
+        table: &Table,
+        op: Op,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+        lsn: u64,
+    ) -> Result<(), ConnectError> {
+        let Some(txn) = self.txn.as_mut() else {
+            return Err(ConnectError::fatal(
+                "a change arrived outside a transaction",
+            ));
+        };
+        let origin = Origin {
+            server: &self.config.prefix,
+            db: &self.config.dbname,
+            snapshot: "false",
+            ts_ms: txn.commit_ms,
+            tx_id: Some(i64::from(txn.xid)),
+            lsn: Some(lsn as i64),
+        };
+        let ts = now_ms();
+        let tombstone = (op == Op::Delete && self.config.tombstones)
+            .then(|| before.as_deref().map(|b| table.tombstone(b, ts)))
+            .flatten();
+        txn.records
+            .push(table.event(op, before, after, &origin, ts));
+        if let Some(t) = tombstone {
+            txn.records.push(t);
+        }
+        Ok(())
+    }
+
+    fn commit_txn(&mut self, commit_lsn: u64, end_lsn: u64) {
+        let Some(txn) = self.txn.take() else {
+            return;
+        };
+        let n = txn.records.len();
+        let previous = self.last_end;
+        for (i, mut record) in txn.records.into_iter().enumerate() {
+            let last = i + 1 == n;
+            // Only the last record of a transaction lets PostgreSQL forget it.
+            let flushed = if last { end_lsn } else { previous };
+            let offset = self.offset(json!({
+                "lsn": commit_lsn, "lsn_commit": commit_lsn, "txId": txn.xid,
+                "seq": i + 1, "lsn_flushed": flushed
+            }));
+            self.attach(&mut record, Position::new(commit_lsn, i as u64 + 1), offset);
+            self.ready.push_back(record);
+        }
+        if n > 0 {
+            self.last_end = end_lsn;
+        }
+    }
+}
+
+fn decode(column: &Column, text: Option<&str>) -> Result<Value, ConnectError> {
+    match text {
+        None => Ok(Value::Null),
+        Some(t) => column
+            .ty
+            .decode(t)
+            .map_err(|e| ConnectError::data(format!("column '{}': {e}", column.name))),
+    }
+}
+
+fn set_snapshot_marker(record: &mut Record, marker: &'static str) {
+    if let Value::Struct(fields) = &mut record.value {
+        if let Some(Value::Struct(source)) = fields.get_mut(2) {
+            if let Some(slot) = source.get_mut(4) {
+                *slot = Value::String(marker.into());
+            }
+        }
+    }
+}
+
+/// Opens a cursor over a table for the snapshot and returns its model.
+async fn open_snapshot_table(
+    sql: &Client,
+    config: &CdcConfig,
+    schema: &str,
+    name: &str,
+) -> Result<Arc<Table>, ConnectError> {
+    let catalog = database::catalog(sql, schema, name).await?;
+    let order = database::column_order(sql, schema, name).await?;
+    let columns = database::snapshot_columns(&catalog, &order);
+    let select = columns
+        .iter()
+        .map(|c| format!("{}::text", ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let order_by = if catalog.keys.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ORDER BY {}",
+            catalog
+                .keys
+                .iter()
+                .map(|k| ident(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    sql.batch_execute(&format!(
+        "DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT {select} FROM {}.{}{order_by}",
+        ident(schema),
+        ident(name)
+    ))
+    .await
+    .map_err(|e| {
+        ConnectError::retriable(format!(
+            "PostgreSQL: cannot read {schema}.{name}: {}",
+            describe(&e)
+        ))
+    })?;
+    info!(table = %format!("{schema}.{name}"), "snapshotting table");
+    Ok(Arc::new(Table::new(&config.prefix, schema, name, columns)))
+}
+
+/// A streamed table's model: columns and types as the Relation message says,
+/// nullability, domains and enums from the catalog.
+async fn relation_table(
+    sql: &Client,
+    config: &CdcConfig,
+    schema: &str,
+    name: &str,
+    columns: &[RelationColumn],
+) -> Result<Table, ConnectError> {
+    let catalog = database::catalog(sql, schema, name)
+        .await
+        .unwrap_or_else(|e| {
+            warn!(table = %format!("{schema}.{name}"), "cannot read the catalog ({e}); columns are typed from the Relation message alone");
+            database::Catalog::default()
+        });
+    let columns = columns
+        .iter()
+        .map(|c| {
+            let known = catalog.columns.get(&*c.name);
+            let ty = match known {
+                Some((_, t)) if t.oid == c.type_id || !t.enum_labels.is_empty() => t.clone(),
+                Some((_, t)) if c.type_id >= 16384 => t.clone(),
+                _ => ColumnType::new(c.type_id, c.type_modifier),
+            };
+            Column {
+                name: c.name.to_string(),
+                ty,
+                key: c.is_key,
+                optional: !known.is_some_and(|(not_null, _)| *not_null),
+            }
+        })
+        .collect();
+    Ok(Table::new(&config.prefix, schema, name, columns))
+}

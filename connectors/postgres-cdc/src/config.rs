@@ -26,6 +26,7 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("snapshot.mode", ConfigType::String).default("initial").validator(Validator::OneOf(&["initial", "no_data", "never", "initial_only", "always", "when_needed"])))
         .define(ConfigKey::new("snapshot.fetch.size", ConfigType::Int).default("10240").validator(Validator::at_least(1.0)).doc("Rows read per chunk of a snapshot: its memory bound."))
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
+        .define(ConfigKey::new("skipped.operations", ConfigType::List).default("t").doc("Operations not to emit: c, u, d, t (truncate), or none."))
         .define(ConfigKey::new("unavailable.value.placeholder", ConfigType::String).default("__debezium_unavailable_value"))
         .define(ConfigKey::new("max.batch.size", ConfigType::Int).default("2048").validator(Validator::at_least(1.0)))
         .define(ConfigKey::new("poll.interval.ms", ConfigType::Long).default("500").validator(Validator::at_least(1.0)))
@@ -62,6 +63,8 @@ pub struct CdcConfig {
     pub snapshot: SnapshotMode,
     pub fetch_size: usize,
     pub tombstones: bool,
+    /// Debezium op codes not emitted (`skipped.operations`).
+    pub skipped: Vec<String>,
     pub placeholder: String,
     pub max_batch: usize,
     pub poll_interval: std::time::Duration,
@@ -107,6 +110,10 @@ impl CdcConfig {
             snapshot,
             fetch_size: c.int("snapshot.fetch.size").unwrap_or(10240).max(1) as usize,
             tombstones: c.boolean("tombstones.on.delete").unwrap_or(true),
+            skipped: list("skipped.operations")
+                .into_iter()
+                .filter(|o| o != "none")
+                .collect(),
             placeholder: s("unavailable.value.placeholder"),
             max_batch: c.int("max.batch.size").unwrap_or(2048).max(1) as usize,
             poll_interval: std::time::Duration::from_millis(

@@ -40,15 +40,17 @@ pub enum Op {
     Create,
     Update,
     Delete,
+    Truncate,
 }
 
 impl Op {
-    fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             Op::Read => "r",
             Op::Create => "c",
             Op::Update => "u",
             Op::Delete => "d",
+            Op::Truncate => "t",
         }
     }
 }
@@ -129,8 +131,11 @@ impl Table {
         origin: &Origin<'_>,
         now_ms: i64,
     ) -> Record {
-        let key_row = after.as_deref().or(before.as_deref()).unwrap_or(&[]);
-        let key = self.key_of(key_row);
+        let key = match after.as_deref().or(before.as_deref()) {
+            Some(row) => self.key_of(row),
+            // A truncate concerns no row, so it has no key.
+            None => Value::Null,
+        };
         let source = Value::Struct(vec![
             Value::String(DEBEZIUM_VERSION.into()),
             Value::String(CONNECTOR.into()),

@@ -532,6 +532,21 @@ impl Run {
                 let before = self.row(&table, &old_data, None)?;
                 self.push(&table, Op::Delete, Some(before), None, event.lsn.0)?;
             }
+            EventType::Truncate { tables, .. } => {
+                let truncated: Vec<Arc<Table>> = self
+                    .relations
+                    .values()
+                    .filter(|t| {
+                        tables
+                            .iter()
+                            .any(|n| **n == *format!("{}.{}", t.schema, t.name))
+                    })
+                    .cloned()
+                    .collect();
+                for table in truncated {
+                    self.push(&table, Op::Truncate, None, None, event.lsn.0)?;
+                }
+            }
             EventType::Commit {
                 commit_lsn,
                 end_lsn,
@@ -582,6 +597,9 @@ impl Run {
         after: Option<Vec<Value>>,
         lsn: u64,
     ) -> Result<(), ConnectError> {
+        if self.config.skipped.iter().any(|s| s == op.code()) {
+            return Ok(());
+        }
         let Some(txn) = self.txn.as_mut() else {
             return Err(ConnectError::fatal(
                 "a change arrived outside a transaction",

@@ -383,3 +383,51 @@ fn bad_setups_fail_with_what_to_do() {
     let trace = run(wrong);
     assert!(trace.contains("database.dbname"), "{trace}");
 }
+
+#[test]
+fn heartbeats_move_an_idle_slot_on() {
+    let db = Db::new("cdc_hb");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.idle (id int PRIMARY KEY);
+         CREATE TABLE {s}.heartbeat (id int PRIMARY KEY, at timestamptz);"
+    ));
+    let scratch = Scratch::new("cdc-hb");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = db.connector(&unique("pg"));
+    config["config"]["heartbeat.interval.ms"] = json!(300);
+    config["config"]["heartbeat.action.query"] = json!(format!(
+        "INSERT INTO {s}.heartbeat VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()"
+    ));
+    let c = scratch.write_json("pg.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    let beats = format!("__debezium-heartbeat.{}", db.prefix);
+    wait_for("heartbeat records", Duration::from_secs(60), || {
+        topic_count(&beats) >= 2
+    });
+    let beat = &read_topic(&beats)[0];
+    assert_eq!(
+        serde_json::from_str::<Value>(beat.key.as_deref().unwrap()).unwrap(),
+        json!({"serverName": db.prefix})
+    );
+    // WAL written elsewhere while the captured tables stay idle.
+    psql(&format!(
+        "CREATE TABLE {s}_other AS SELECT g FROM generate_series(1, 10000) g"
+    ));
+    let written = psql("SELECT pg_current_wal_lsn()");
+    wait_for("the idle slot to move on", Duration::from_secs(120), || {
+        psql(&format!(
+            "SELECT confirmed_flush_lsn > '{}' FROM pg_replication_slots WHERE slot_name = '{}'",
+            written.trim(),
+            db.slot
+        ))
+        .trim()
+            == "t"
+    });
+    psql(&format!("DROP TABLE {s}_other"));
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+}

@@ -28,6 +28,9 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
         .define(ConfigKey::new("skipped.operations", ConfigType::List).default("t").doc("Operations not to emit: c, u, d, t (truncate), or none."))
         .define(ConfigKey::new("unavailable.value.placeholder", ConfigType::String).default("__debezium_unavailable_value"))
+        .define(ConfigKey::new("heartbeat.interval.ms", ConfigType::Long).default("0").validator(Validator::at_least(0.0)).doc("How often to emit a heartbeat record (and run heartbeat.action.query); 0 turns heartbeats off."))
+        .define(ConfigKey::new("heartbeat.action.query", ConfigType::String).default("").doc("SQL run at every heartbeat, e.g. an upsert into a captured heartbeat table, so an idle captured table does not pin WAL."))
+        .define(ConfigKey::new("topic.heartbeat.prefix", ConfigType::String).default("__debezium-heartbeat"))
         .define(ConfigKey::new("max.batch.size", ConfigType::Int).default("2048").validator(Validator::at_least(1.0)))
         .define(ConfigKey::new("poll.interval.ms", ConfigType::Long).default("500").validator(Validator::at_least(1.0)))
 }
@@ -67,6 +70,9 @@ pub struct CdcConfig {
     pub skipped: Vec<String>,
     pub placeholder: String,
     pub max_batch: usize,
+    pub heartbeat: Option<std::time::Duration>,
+    pub heartbeat_query: String,
+    pub heartbeat_topic: String,
     pub poll_interval: std::time::Duration,
 }
 
@@ -116,6 +122,12 @@ impl CdcConfig {
                 .collect(),
             placeholder: s("unavailable.value.placeholder"),
             max_batch: c.int("max.batch.size").unwrap_or(2048).max(1) as usize,
+            heartbeat: c
+                .long("heartbeat.interval.ms")
+                .filter(|ms| *ms > 0)
+                .map(|ms| std::time::Duration::from_millis(ms as u64)),
+            heartbeat_query: s("heartbeat.action.query"),
+            heartbeat_topic: format!("{}.{}", s("topic.heartbeat.prefix"), s("topic.prefix")),
             poll_interval: std::time::Duration::from_millis(
                 c.long("poll.interval.ms").unwrap_or(500).max(1) as u64,
             ),

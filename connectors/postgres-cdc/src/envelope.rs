@@ -183,6 +183,30 @@ impl Table {
     }
 }
 
+/// Debezium's heartbeat record: key `{serverName}`, value `{ts_ms}`.
+pub fn heartbeat(topic: &str, server: &str, now_ms: i64) -> Record {
+    static SCHEMAS: OnceLock<(SchemaRef, SchemaRef)> = OnceLock::new();
+    let (key, value) = SCHEMAS.get_or_init(|| {
+        (
+            Schema::struct_of([("serverName", Schema::new(SchemaType::String).into_ref())])
+                .named("io.debezium.connector.common.ServerNameKey")
+                .into_ref(),
+            Schema::struct_of([("ts_ms", Schema::new(SchemaType::Int64).into_ref())])
+                .named("io.debezium.connector.common.Heartbeat")
+                .into_ref(),
+        )
+    });
+    Record {
+        topic: Arc::from(topic),
+        key_schema: Some(key.clone()),
+        key: Value::Struct(vec![Value::String(server.to_owned())]),
+        value_schema: Some(value.clone()),
+        value: Value::Struct(vec![Value::Int64(now_ms)]),
+        timestamp: Some(now_ms),
+        ..Record::default()
+    }
+}
+
 /// `io.debezium.connector.postgresql.Source`.
 fn source_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();

@@ -58,6 +58,7 @@ struct Run {
     ready: VecDeque<Record>,
     /// The end LSN of the last transaction wholly emitted.
     last_end: u64,
+    last_heartbeat: Instant,
     done: bool,
 }
 
@@ -246,7 +247,12 @@ impl SourceTask for CdcTask {
             relations: HashMap::new(),
             txn: None,
             ready: VecDeque::new(),
-            last_end: 0,
+            last_end: stored
+                .as_ref()
+                .and_then(|o| o.get("lsn_flushed"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+            last_heartbeat: Instant::now(),
             done: false,
         });
         Ok(())
@@ -446,6 +452,7 @@ impl Run {
     /// Receives until a batch is full or `poll.interval.ms` passes, and
     /// returns the records of the transactions that committed meanwhile.
     async fn stream_batch(&mut self) -> Result<Vec<Record>, ConnectError> {
+        self.maybe_heartbeat().await;
         let deadline = Instant::now() + self.config.poll_interval;
         while self.ready.len() < self.config.max_batch {
             let Some(stream) = self.stream.as_mut() else {
@@ -468,6 +475,35 @@ impl Run {
         }
         let n = self.ready.len().min(self.config.max_batch);
         Ok(self.ready.drain(..n).collect())
+    }
+
+    /// Every `heartbeat.interval.ms`: runs `heartbeat.action.query` (whose
+    /// change to a captured table moves the slot on when the other captured
+    /// tables are idle) and emits a heartbeat record. Its offset confirms what
+    /// was emitted before it.
+    async fn maybe_heartbeat(&mut self) {
+        let Some(every) = self.config.heartbeat else {
+            return;
+        };
+        if self.last_heartbeat.elapsed() < every {
+            return;
+        }
+        self.last_heartbeat = Instant::now();
+        if !self.config.heartbeat_query.is_empty() {
+            if let Err(e) = self.sql.batch_execute(&self.config.heartbeat_query).await {
+                warn!("heartbeat.action.query failed: {}", describe(&e));
+            }
+        }
+        if self.txn.is_some() || !self.ready.is_empty() {
+            return;
+        }
+        let mut record =
+            crate::envelope::heartbeat(&self.config.heartbeat_topic, &self.config.prefix, now_ms());
+        let offset = self.offset(json!({
+            "lsn": self.last_end, "lsn_flushed": self.last_end, "heartbeat": true
+        }));
+        self.attach(&mut record, Position::new(self.last_end, 0), offset);
+        self.ready.push_back(record);
     }
 
     async fn handle(&mut self, event: pg_walstream::ChangeEvent) -> Result<(), ConnectError> {

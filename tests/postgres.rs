@@ -431,3 +431,80 @@ fn heartbeats_move_an_idle_slot_on() {
         w.log_text()
     );
 }
+
+#[test]
+fn the_seeds_debezium_config_runs_as_written() {
+    // The seed's config, with only where the database is (and a fresh server
+    // name, so reruns on one broker do not meet old topics) changed.
+    let seed = include_str!("../../shared/seeds/003_ac4c57754fe3eaa3.txt");
+    let start = seed.find("\"name\": \"postgres-source\"").unwrap();
+    let open = seed[..start].rfind('{').unwrap();
+    let close = open + seed[open..].find("\n}\n").unwrap() + 2;
+    let mut config: Value = serde_json::from_str(&seed[open..close]).unwrap();
+    let server = unique("prod-db");
+    let c = config["config"].as_object_mut().unwrap();
+    c.insert("database.hostname".into(), json!("127.0.0.1"));
+    c.insert("database.port".into(), json!(postgres_port().to_string()));
+    c.insert("database.dbname".into(), json!("postgres"));
+    c.insert("database.server.name".into(), json!(server));
+    psql(
+        "DO $$ BEGIN CREATE ROLE debezium SUPERUSER LOGIN PASSWORD 'secret'; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         CREATE TABLE IF NOT EXISTS public.users (id int PRIMARY KEY, email text);
+         CREATE TABLE IF NOT EXISTS public.orders (id int PRIMARY KEY, user_id int, total numeric(10,2));
+         TRUNCATE public.users, public.orders;
+         INSERT INTO public.users VALUES (1, 'a@example.com');
+         INSERT INTO public.orders VALUES (10, 1, 99.90);",
+    );
+    let slot = Db {
+        schema: "public".into(),
+        prefix: server.clone(),
+        slot: "debezium_slot".into(),
+    };
+    let scratch = Scratch::new("cdc-seed");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let file = scratch.write_json("seed.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[file]);
+    let users = format!("{server}.public.users");
+    wait_for("the snapshot", Duration::from_secs(90), || {
+        topic_count(&users) >= 1 && topic_count(&format!("{server}.public.orders")) >= 1
+    });
+    psql(
+        "INSERT INTO public.users VALUES (2, 'b@example.com');
+         DELETE FROM public.users WHERE id = 1;",
+    );
+    wait_for("the changes", Duration::from_secs(90), || {
+        topic_count(&users) >= 3
+    });
+    // Per key, in order (the topic has the broker's default partitions).
+    let mut by_key: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+    for r in read_topic(&users) {
+        let key: Value = serde_json::from_str(r.key.as_deref().unwrap()).unwrap();
+        let payload = match r.value.as_deref().filter(|v| !v.is_empty()) {
+            Some(v) => serde_json::from_slice::<Value>(v).unwrap()["payload"].clone(),
+            None => Value::Null,
+        };
+        by_key
+            .entry(key["payload"]["id"].as_i64().unwrap())
+            .or_default()
+            .push(payload);
+    }
+    // ExtractNewRecordState: rows, not envelopes; the delete dropped, its
+    // tombstone kept (drop.tombstones=false).
+    assert_eq!(
+        by_key,
+        BTreeMap::from([
+            (
+                1,
+                vec![json!({"id": 1, "email": "a@example.com"}), Value::Null]
+            ),
+            (2, vec![json!({"id": 2, "email": "b@example.com"})]),
+        ])
+    );
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    psql("DROP PUBLICATION IF EXISTS debezium_pub");
+    drop(slot);
+}

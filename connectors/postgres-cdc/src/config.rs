@@ -15,7 +15,8 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("database.password", ConfigType::Password).default("").group(conn))
         .define(ConfigKey::new("database.dbname", ConfigType::String).importance(Importance::High).group(conn))
         .define(ConfigKey::new("database.sslmode", ConfigType::String).default("prefer").validator(Validator::OneOf(&["disable", "prefer"])).group(conn).doc("TLS to the database is not built yet: disable, or prefer (which connects in plain text)."))
-        .define(ConfigKey::new("topic.prefix", ConfigType::String).importance(Importance::High).validator(Validator::NonEmpty).doc("Topics are named <topic.prefix>.<schema>.<table>; also the source partition's name."))
+        .define(ConfigKey::new("topic.prefix", ConfigType::String).optional().importance(Importance::High).doc("Topics are named <topic.prefix>.<schema>.<table>; also the source partition's name."))
+        .define(ConfigKey::new("database.server.name", ConfigType::String).optional().doc("Debezium 1.x's name for topic.prefix, used when topic.prefix is not set."))
         .define(ConfigKey::new("plugin.name", ConfigType::String).default("pgoutput").validator(Validator::OneOf(&["pgoutput"])).doc("Only pgoutput, the plugin built into PostgreSQL 10 and later."))
         .define(ConfigKey::new("slot.name", ConfigType::String).default("debezium").validator(Validator::NonEmpty))
         .define(ConfigKey::new("slot.drop.on.stop", ConfigType::Boolean).default("false").doc("Drop the slot when the task stops (for tests; the next start snapshots again)."))
@@ -99,6 +100,15 @@ impl CdcConfig {
             .password("database.password")
             .map(|p| p.expose().to_owned())
             .unwrap_or_default();
+        let prefix = [s("topic.prefix"), s("database.server.name")]
+                .into_iter()
+                .find(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    ConnectError::new(
+                        ErrorKind::Config,
+                        "'topic.prefix': is required (or Debezium 1.x's 'database.server.name'): topics are named <topic.prefix>.<schema>.<table>",
+                    )
+                })?;
         let config = Self {
             host: s("database.hostname"),
             port: c.int("database.port").unwrap_or(5432) as u16,
@@ -106,7 +116,7 @@ impl CdcConfig {
             password,
             dbname: s("database.dbname"),
             sslmode: s("database.sslmode"),
-            prefix: s("topic.prefix"),
+            prefix: prefix.clone(),
             slot: s("slot.name"),
             drop_slot_on_stop: c.boolean("slot.drop.on.stop").unwrap_or(false),
             publication: s("publication.name"),
@@ -127,7 +137,7 @@ impl CdcConfig {
                 .filter(|ms| *ms > 0)
                 .map(|ms| std::time::Duration::from_millis(ms as u64)),
             heartbeat_query: s("heartbeat.action.query"),
-            heartbeat_topic: format!("{}.{}", s("topic.heartbeat.prefix"), s("topic.prefix")),
+            heartbeat_topic: format!("{}.{prefix}", s("topic.heartbeat.prefix")),
             poll_interval: std::time::Duration::from_millis(
                 c.long("poll.interval.ms").unwrap_or(500).max(1) as u64,
             ),

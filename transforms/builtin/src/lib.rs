@@ -3,6 +3,7 @@
 //!
 //! Depends only on `sluice-api` (and `regex`); performs no I/O.
 
+mod extract_new_record_state;
 mod field_path;
 mod filter;
 mod insert_field;
@@ -19,6 +20,7 @@ pub fn transforms() -> Vec<TransformPlugin> {
         replace_field::plugin_value(),
         replace_field::plugin_key(),
         filter::plugin(),
+        extract_new_record_state::plugin(),
     ]
 }
 

@@ -131,6 +131,88 @@ mod tests {
             .is_err());
     }
 
+    /// A Debezium envelope around `{id, name}` rows.
+    fn change(op: &str, before: Option<(i32, &str)>, after: Option<(i32, &str)>) -> Record {
+        let row = Schema::struct_of([("id", primitives::int32()), ("name", primitives::string())])
+            .named("db.s.t.Value")
+            .optional()
+            .into_ref();
+        let source = Schema::struct_of([("table", primitives::string())]).into_ref();
+        let envelope = Schema::struct_of([
+            ("before", row.clone()),
+            ("after", row),
+            ("source", source),
+            ("op", primitives::string()),
+            ("ts_ms", primitives::int64()),
+        ])
+        .into_ref();
+        let row = |r: Option<(i32, &str)>| {
+            r.map_or(Value::Null, |(id, n)| {
+                Value::Struct(vec![Value::Int32(id), n.into()])
+            })
+        };
+        Record {
+            value_schema: Some(envelope),
+            value: Value::Struct(vec![
+                row(before),
+                row(after),
+                Value::Struct(vec!["t".into()]),
+                op.into(),
+                Value::Int64(7),
+            ]),
+            ..Record::new("db.s.t", Value::Null, Value::Null)
+        }
+    }
+
+    #[test]
+    fn extract_new_record_state_unwraps_debezium_envelopes() {
+        let mut t = make("ExtractNewRecordState", &[]);
+        let out = t.apply(change("u", None, Some((1, "a")))).unwrap().unwrap();
+        assert_eq!(out.value, Value::Struct(vec![Value::Int32(1), "a".into()]));
+        assert_eq!(
+            out.value_schema.unwrap().name.as_deref(),
+            Some("db.s.t.Value")
+        );
+        assert!(t
+            .apply(change("d", Some((1, "a")), None))
+            .unwrap()
+            .is_none());
+        let tombstone = Record::new("db.s.t", Value::Int32(1), Value::Null);
+        assert!(t.apply(tombstone.clone()).unwrap().is_none());
+
+        let mut t = make(
+            "ExtractNewRecordState",
+            &[
+                ("delete.handling.mode", "rewrite"),
+                ("add.fields", "op,table"),
+                ("drop.tombstones", "false"),
+            ],
+        );
+        let out = t.apply(change("d", Some((1, "a")), None)).unwrap().unwrap();
+        let names: Vec<_> = out
+            .value_schema
+            .unwrap()
+            .fields()
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        assert_eq!(names, ["id", "name", "__op", "__table", "__deleted"]);
+        assert_eq!(
+            out.value,
+            Value::Struct(vec![
+                Value::Int32(1),
+                "a".into(),
+                "d".into(),
+                "t".into(),
+                "true".into()
+            ])
+        );
+        assert!(t.apply(tombstone).unwrap().is_some());
+        // Not a change event: untouched.
+        let plain = struct_record();
+        assert_eq!(t.apply(plain.clone()).unwrap().unwrap(), plain);
+    }
+
     #[test]
     fn filter_with_predicates() {
         let mut f = make("Filter", &[]);

@@ -24,6 +24,8 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("publication.autocreate.mode", ConfigType::String).default("all_tables").validator(Validator::OneOf(&["all_tables", "filtered", "disabled"])))
         .define(ConfigKey::new("table.include.list", ConfigType::List).default("").doc("Regexes of schema.table to capture; empty: all."))
         .define(ConfigKey::new("table.exclude.list", ConfigType::List).default(""))
+        .define(ConfigKey::new("column.include.list", ConfigType::List).default("").doc("Regexes of schema.table.column to capture; empty: all. Key columns are always kept."))
+        .define(ConfigKey::new("column.exclude.list", ConfigType::List).default(""))
         .define(ConfigKey::new("snapshot.mode", ConfigType::String).default("initial").validator(Validator::OneOf(&["initial", "no_data", "never", "initial_only", "always", "when_needed"])))
         .define(ConfigKey::new("snapshot.fetch.size", ConfigType::Int).default("10240").validator(Validator::at_least(1.0)).doc("Rows read per chunk of a snapshot: its memory bound."))
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
@@ -64,6 +66,8 @@ pub struct CdcConfig {
     pub autocreate: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    column_include: Vec<regex::Regex>,
+    column_exclude: Vec<regex::Regex>,
     pub snapshot: SnapshotMode,
     pub fetch_size: usize,
     pub tombstones: bool,
@@ -123,6 +127,8 @@ impl CdcConfig {
             autocreate: s("publication.autocreate.mode"),
             include: list("table.include.list"),
             exclude: list("table.exclude.list"),
+            column_include: patterns(&list("column.include.list"), "column.include.list")?,
+            column_exclude: patterns(&list("column.exclude.list"), "column.exclude.list")?,
             snapshot,
             fetch_size: c.int("snapshot.fetch.size").unwrap_or(10240).max(1) as usize,
             tombstones: c.boolean("tombstones.on.delete").unwrap_or(true),
@@ -156,6 +162,13 @@ impl CdcConfig {
             ));
         }
         Ok(config)
+    }
+
+    /// Whether `column.include.list` / `column.exclude.list` keep a column.
+    pub fn keeps_column(&self, schema: &str, table: &str, column: &str) -> bool {
+        let name = format!("{schema}.{table}.{column}");
+        (self.column_include.is_empty() || self.column_include.iter().any(|p| p.is_match(&name)))
+            && !self.column_exclude.iter().any(|p| p.is_match(&name))
     }
 
     /// The libpq-style settings both connections share. Values are quoted, so
@@ -192,4 +205,18 @@ impl CdcConfig {
             self.sslmode
         )
     }
+}
+
+/// Debezium's lists hold regexes that must match a whole name.
+pub fn patterns(list: &[String], key: &str) -> Result<Vec<regex::Regex>, ConnectError> {
+    list.iter()
+        .map(|p| {
+            regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                ConnectError::new(
+                    ErrorKind::Config,
+                    format!("'{key}': '{p}' is not a valid regex: {e}"),
+                )
+            })
+        })
+        .collect()
 }

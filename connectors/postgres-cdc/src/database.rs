@@ -109,8 +109,8 @@ pub async fn captured_tables(
     client: &Client,
     config: &CdcConfig,
 ) -> Result<Vec<(String, String)>, ConnectError> {
-    let include = patterns(&config.include, "table.include.list")?;
-    let exclude = patterns(&config.exclude, "table.exclude.list")?;
+    let include = crate::config::patterns(&config.include, "table.include.list")?;
+    let exclude = crate::config::patterns(&config.exclude, "table.exclude.list")?;
     let all = rows(
         client,
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -128,15 +128,6 @@ pub async fn captured_tables(
                 && !exclude.iter().any(|p| p.is_match(&name))
         })
         .collect())
-}
-
-fn patterns(list: &[String], key: &str) -> Result<Vec<regex::Regex>, ConnectError> {
-    list.iter()
-        .map(|p| {
-            regex::Regex::new(&format!("^(?:{p})$"))
-                .map_err(|e| config_error(format!("'{key}': '{p}' is not a valid regex: {e}")))
-        })
-        .collect()
 }
 
 /// Creates or adjusts the publication as `publication.autocreate.mode` says.

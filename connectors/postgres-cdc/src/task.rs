@@ -713,7 +713,10 @@ async fn open_snapshot_table(
 ) -> Result<Arc<Table>, ConnectError> {
     let catalog = database::catalog(sql, schema, name).await?;
     let order = database::column_order(sql, schema, name).await?;
-    let columns = database::snapshot_columns(&catalog, &order);
+    let columns: Vec<Column> = database::snapshot_columns(&catalog, &order)
+        .into_iter()
+        .filter(|c| c.key || config.keeps_column(schema, name, &c.name))
+        .collect();
     let select = columns
         .iter()
         .map(|c| format!("{}::text", ident(&c.name)))
@@ -765,6 +768,7 @@ async fn relation_table(
         });
     let columns = columns
         .iter()
+        .filter(|c| c.is_key || config.keeps_column(schema, name, &c.name))
         .map(|c| {
             let known = catalog.columns.get(&*c.name);
             let ty = match known {

@@ -562,10 +562,20 @@ impl Run {
             EventType::Delete {
                 relation_oid,
                 old_data,
+                replica_identity,
                 ..
             } => {
                 let table = self.table(relation_oid)?;
-                let before = self.row(&table, &old_data, None)?;
+                let mut before = self.row(&table, &old_data, None)?;
+                if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
+                    // Only the key came: a required column gets its type's
+                    // empty value rather than a null its schema forbids.
+                    for (c, v) in table.columns.iter().zip(before.iter_mut()) {
+                        if !c.key && !c.optional && v.is_null() {
+                            *v = c.ty.empty();
+                        }
+                    }
+                }
                 self.push(&table, Op::Delete, Some(before), None, event.lsn.0)?;
             }
             EventType::Truncate { tables, .. } => {

@@ -176,6 +176,26 @@ impl ColumnType {
         })
     }
 
+    /// The empty value of this type, for a required column whose value
+    /// PostgreSQL did not send (a delete's non-key columns).
+    pub fn empty(&self) -> Value {
+        match self.schema(false).schema_type {
+            SchemaType::Boolean => Value::Boolean(false),
+            SchemaType::Int16 => Value::Int16(0),
+            SchemaType::Int32 => Value::Int32(0),
+            SchemaType::Int64 => Value::Int64(0),
+            SchemaType::Float32 => Value::Float32(0.0),
+            SchemaType::Float64 => Value::Float64(0.0),
+            SchemaType::Bytes if self.oid == oid::NUMERIC => Value::Decimal(
+                sluice_api::value::Decimal::from_i128(0, self.numeric_scale().unwrap_or(0)),
+            ),
+            SchemaType::Bytes => Value::Bytes(Vec::new()),
+            SchemaType::Array(_) => Value::Array(Vec::new()),
+            SchemaType::Struct(_) => Value::Struct(vec![Value::Int32(0), Value::Bytes(vec![0])]),
+            _ => Value::String(String::new()),
+        }
+    }
+
     /// Whether Debezium's placeholder for an unchanged TOAST value fits this
     /// type (it is text, or bytes).
     pub fn takes_placeholder(&self) -> bool {

@@ -9,6 +9,9 @@
 //! 4. Kafka → file sink through `sluice standalone`;
 //! 5. start-to-ready time and idle RSS of a worker with nothing to do.
 //!
+//! 6. with `--pg-url`, the Postgres CDC source (narrow and wide rows) beside
+//!    pg_recvlogical draining the same WAL (`cdc.rs`).
+//!
 //! Rates are steady-state: from the first record out to the last, so start-up
 //! and the consumer group join (measured apart) do not dilute them.
 //! Prints each run and the medians; `bench/run` records them in RESULTS.md.
@@ -30,6 +33,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use sluice_api::json::JsonView;
 use sluice_datagen::{ApiUsageEvent, EventGenerator, DEFAULT_EPOCH_MS};
+
+mod cdc;
 
 #[derive(Parser)]
 struct Args {
@@ -54,6 +59,15 @@ struct Args {
     s3_access_key: String,
     #[arg(long, default_value = "sluice-secret")]
     s3_secret_key: String,
+    /// A PostgreSQL with wal_level=logical (user postgres, trust): adds the CDC runs.
+    #[arg(long)]
+    pg_url: Option<String>,
+    /// Where psql and pg_recvlogical are.
+    #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
+    pg_bindir: PathBuf,
+    /// Rows changed per CDC run.
+    #[arg(long, default_value_t = 200_000)]
+    cdc_rows: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -95,6 +109,10 @@ fn main() -> Result<()> {
         );
         runs.push(r);
     }
+    let cdc = match &args.pg_url {
+        Some(url) => cdc_runs(&args, url, &scratch)?,
+        None => Vec::new(),
+    };
     std::fs::remove_dir_all(&scratch).ok();
     let med = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
     let (rp, src, rc, snk) = (
@@ -140,20 +158,59 @@ fn main() -> Result<()> {
         "| peak RSS, sink run | {:.1} MB | | |",
         med(|r| r.sink_peak_rss_mb)
     );
+    for (shape, sluice, raw) in cdc {
+        println!(
+            "| Postgres → Kafka, CDC, {shape} rows ({} rows) | {sluice:.0} rows/s | pg_recvlogical {raw:.0} rows/s | {:.0} % |",
+            args.cdc_rows,
+            100.0 * sluice / raw
+        );
+    }
     Ok(())
+}
+
+/// The CDC runs: (shape, median sluice rows/s, median pg_recvlogical rows/s).
+fn cdc_runs(args: &Args, url: &str, scratch: &Path) -> Result<Vec<(&'static str, f64, f64)>> {
+    let bench = cdc::CdcBench {
+        sluice: &args.sluice,
+        bootstrap: &args.bootstrap,
+        pg_url: url,
+        pg_bindir: args.pg_bindir.clone(),
+        rows: args.cdc_rows,
+        scratch,
+    };
+    let mut out = Vec::new();
+    for shape in [cdc::Shape::Narrow, cdc::Shape::Wide] {
+        let mut sluice = Vec::new();
+        let mut raw = Vec::new();
+        for i in 0..args.runs {
+            let tag = format!("{}-{i}", std::process::id());
+            let (s, r) = bench
+                .run(shape, &tag)
+                .with_context(|| format!("CDC {} run {i}", shape.name()))?;
+            println!(
+                "cdc {} run {i}: sluice {s:>9.0} rows/s | pg_recvlogical {r:>9.0} rows/s ({:.0}%)",
+                shape.name(),
+                100.0 * s / r
+            );
+            sluice.push(s);
+            raw.push(r);
+        }
+        out.push((shape.name(), median(sluice), median(raw)));
+    }
+    Ok(out)
 }
 
 /// Throughput from the first record seen to the last: steady state, without
 /// start-up and group join (measured apart as start-to-ready).
 #[derive(Default)]
-struct SteadyRate {
+pub(crate) struct SteadyRate {
     first: Option<(Instant, u64)>,
     last: Option<(Instant, u64)>,
 }
 
 impl SteadyRate {
     /// Records a count; true once it reaches `target`.
-    fn observe(&mut self, count: u64, target: u64) -> bool {
+    pub(crate) fn observe(&mut self, count: u64, target: u64) -> bool {
         let now = Instant::now();
         if count > 0 && self.first.is_none() {
             self.first = Some((now, count));
@@ -162,7 +219,7 @@ impl SteadyRate {
         count >= target
     }
 
-    fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         match (self.first, self.last) {
             (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => {
                 (c1 - c0) as f64 / (t1 - t0).as_secs_f64()

@@ -29,6 +29,9 @@ pub struct Table {
     pub name: String,
     pub topic: Arc<str>,
     pub columns: Vec<Column>,
+    /// Column positions by name: a streamed row's values are matched once
+    /// each, not searched for per column (wide rows made that quadratic).
+    pub index: std::collections::HashMap<String, usize>,
     pub key_schema: Option<SchemaRef>,
     pub envelope_schema: SchemaRef,
 }
@@ -101,6 +104,11 @@ impl Table {
             schema: schema.to_owned(),
             name: name.to_owned(),
             topic: Arc::from(base.as_str()),
+            index: columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
             columns,
             key_schema,
             envelope_schema: envelope.into_ref(),

@@ -619,11 +619,17 @@ impl Run {
         data: &RowData,
         old: Option<&[Value]>,
     ) -> Result<Vec<Value>, ConnectError> {
+        let mut slots: Vec<Option<&ColumnValue>> = vec![None; table.columns.len()];
+        for (name, value) in data.iter() {
+            if let Some(&i) = table.index.get(&**name) {
+                slots[i] = Some(value);
+            }
+        }
         table
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| match data.get(&c.name) {
+            .map(|(i, c)| match slots[i] {
                 Some(ColumnValue::Null) => Ok(Value::Null),
                 Some(v) => decode(c, std::str::from_utf8(v.as_bytes()).ok()),
                 None => Ok(match old.and_then(|o| o.get(i)) {

@@ -327,11 +327,15 @@ fn a_kill_mid_stream_loses_and_doubles_nothing() {
             }
         })
     };
-    wait_for("some streamed changes", Duration::from_secs(90), || {
-        topic_count(&topic) >= 6000
-    });
-    w.kill9();
-    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    // Killed three times while the writer runs: each restart replays from the
+    // slot's confirmed LSN, mid-transaction or between acks and the offset store.
+    for at in [6000, 11000, 16000] {
+        wait_for("more streamed changes", Duration::from_secs(90), || {
+            topic_count(&topic) >= at
+        });
+        w.kill9();
+        w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    }
     writer.join().unwrap();
     // 2,000 reads, then 40 × (500 inserts + 10 updates).
     let expected = 2000 + 40 * 510;

@@ -517,3 +517,38 @@ fn the_seeds_debezium_config_runs_as_written() {
     psql("DROP PUBLICATION IF EXISTS debezium_pub");
     drop(slot);
 }
+
+#[test]
+fn a_lost_slot_is_an_error_unless_snapshot_mode_is_when_needed() {
+    let db = Db::new("cdc_lost");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY); INSERT INTO {s}.t VALUES (1), (2), (3);"
+    ));
+    let scratch = Scratch::new("cdc-lost");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = db.connector(&unique("pg"));
+    let c = scratch.write_json("pg.json", &config);
+    let topic = db.topic("t");
+    let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    wait_for("the snapshot", Duration::from_secs(60), || {
+        topic_count(&topic) >= 3
+    });
+    assert!(w.terminate(Duration::from_secs(30)).success());
+    psql(&format!("SELECT pg_drop_replication_slot('{}')", db.slot));
+    // Changes made while the slot was gone cannot be streamed: say so.
+    let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    let (_, trace) = w.wait_failed_trace(Duration::from_secs(60));
+    assert!(
+        trace.contains("is gone") && trace.contains("offsets"),
+        "{trace}"
+    );
+    // when_needed snapshots again from a new slot.
+    config["config"]["snapshot.mode"] = json!("when_needed");
+    let c = scratch.write_json("pg.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    wait_for("a second snapshot", Duration::from_secs(60), || {
+        topic_count(&topic) >= 6
+    });
+    assert!(w.terminate(Duration::from_secs(30)).success());
+}

@@ -49,6 +49,8 @@ pub enum SnapshotMode {
     InitialOnly,
     /// On every start.
     Always,
+    /// When there is no stored offset, or the slot is gone.
+    WhenNeeded,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +99,7 @@ impl CdcConfig {
             "no_data" | "never" => SnapshotMode::NoData,
             "initial_only" => SnapshotMode::InitialOnly,
             "always" => SnapshotMode::Always,
-            // when_needed: a missing slot or offset snapshots, as initial does.
+            "when_needed" => SnapshotMode::WhenNeeded,
             _ => SnapshotMode::Initial,
         };
         let password = c

@@ -157,6 +157,7 @@ impl SourceTask for CdcTask {
             SnapshotMode::NoData => false,
             SnapshotMode::Always => true,
             SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
+            SnapshotMode::WhenNeeded => !snapshot_done || !slot_exists,
         };
         if stored.is_some() && !slot_exists && !snapshot_wanted {
             return Err(config_error(format!(

@@ -201,6 +201,18 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
         let c = committed(&format!("connect-{name}"), &topic);
         c.get(&0) == Some(&1000) && c.get(&1) == Some(&500)
     });
+    let metrics = reqwest::blocking::get(format!("{}/metrics", w.rest_url()))
+        .unwrap()
+        .text()
+        .unwrap();
+    let retried =
+        format!("sluice_task_retries_total{{connector=\"{name}\",task=\"0\",stage=\"TASK_PUT\"}} ");
+    let count: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&retried))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(count > 0, "retries counted by stage:\n{metrics}");
     assert!(
         w.terminate(Duration::from_secs(30)).success(),
         "{}",

@@ -18,8 +18,9 @@ pub struct TaskMetrics {
     pub failed_by_stage: [AtomicU64; 7],
     /// Failed records written to the dead-letter queue, by stage.
     pub dlq_by_stage: [AtomicU64; 7],
-    /// Operations retried after a retriable error.
-    pub retries: AtomicU64,
+    /// Operations retried after a retriable error, by stage (TASK_POLL,
+    /// TASK_PUT).
+    pub retries_by_stage: [AtomicU64; 7],
     pub bytes_out: AtomicU64,
     pub commits: AtomicU64,
 }
@@ -65,7 +66,7 @@ pub fn spawn_progress_log(
                 skipped = TaskMetrics::get(&m.records_skipped),
                 failed = TaskMetrics::sum(&m.failed_by_stage),
                 dead_lettered = TaskMetrics::sum(&m.dlq_by_stage),
-                retries = TaskMetrics::get(&m.retries),
+                retries = TaskMetrics::sum(&m.retries_by_stage),
                 commits = TaskMetrics::get(&m.commits),
                 rate_per_s = rate.round(),
                 "progress"

@@ -61,7 +61,7 @@ pub async fn render(State(s): State<Shared>) -> impl IntoResponse {
             );
         }
     }
-    let counters: [Counter; 6] = [
+    let counters: [Counter; 5] = [
         (
             "sluice_task_records_in_total",
             "Source: records polled from the task. Sink: records read from Kafka.",
@@ -78,11 +78,6 @@ pub async fn render(State(s): State<Shared>) -> impl IntoResponse {
             |m| TaskMetrics::get(&m.records_skipped),
         ),
         (
-            "sluice_task_retries_total",
-            "Operations retried after a retriable error.",
-            |m| TaskMetrics::get(&m.retries),
-        ),
-        (
             "sluice_task_commits_total",
             "Offset commits (sinks) and offset stores (sources).",
             |m| TaskMetrics::get(&m.commits),
@@ -97,7 +92,12 @@ pub async fn render(State(s): State<Shared>) -> impl IntoResponse {
             let _ = writeln!(out, "{name}{{{}}} {}", labels(t), read(&t.metrics));
         }
     }
-    let by_stage: [StageCounter; 2] = [
+    let by_stage: [StageCounter; 3] = [
+        (
+            "sluice_task_retries_total",
+            "Operations retried after a retriable error, by stage.",
+            |m, i| TaskMetrics::get(&m.retries_by_stage[i]),
+        ),
         (
             "sluice_task_records_failed_total",
             "Records that failed and were tolerated, by stage.",

@@ -330,7 +330,7 @@ impl SinkRunner {
             });
             match (e.is_retriable(), copy, backoff.next_delay()) {
                 (true, Some(copy), Some(delay)) => {
-                    TaskMetrics::add(&self.metrics.retries, 1);
+                    TaskMetrics::add(&self.metrics.retries_by_stage[Stage::TaskPut.index()], 1);
                     warn!(connector = %self.connector, task = self.task_id, attempt = backoff.attempts(), delay_ms = delay.as_millis() as u64, "put failed, retrying: {e}");
                     tokio::time::sleep(delay).await;
                     records = copy;

@@ -189,7 +189,10 @@ impl SourceRunner {
                 Ok(batch) => return Ok(batch),
                 Err(e) if e.is_retriable() => match backoff.next_delay() {
                     Some(delay) => {
-                        TaskMetrics::add(&self.metrics.retries, 1);
+                        TaskMetrics::add(
+                            &self.metrics.retries_by_stage[Stage::TaskPoll.index()],
+                            1,
+                        );
                         warn!(connector = %self.connector, task = self.task_id, attempt = backoff.attempts(), delay_ms = delay.as_millis() as u64, "poll failed, retrying: {e}");
                         tokio::time::sleep(delay).await;
                     }

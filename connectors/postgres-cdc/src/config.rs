@@ -28,6 +28,8 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("column.exclude.list", ConfigType::List).default(""))
         .define(ConfigKey::new("snapshot.mode", ConfigType::String).default("initial").validator(Validator::OneOf(&["initial", "no_data", "never", "initial_only", "always", "when_needed"])))
         .define(ConfigKey::new("snapshot.fetch.size", ConfigType::Int).default("10240").validator(Validator::at_least(1.0)).doc("Rows read per chunk of a snapshot: its memory bound."))
+        .define(ConfigKey::new("signal.data.collection", ConfigType::String).default("").doc("The signal table, schema.table with columns (id text PRIMARY KEY, type text, data text): an 'execute-snapshot' row starts an incremental snapshot."))
+        .define(ConfigKey::new("incremental.snapshot.chunk.size", ConfigType::Int).default("1024").validator(Validator::at_least(1.0)))
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
         .define(ConfigKey::new("skipped.operations", ConfigType::List).default("t").doc("Operations not to emit: c, u, d, t (truncate), or none."))
         .define(ConfigKey::new("unavailable.value.placeholder", ConfigType::String).default("__debezium_unavailable_value"))
@@ -66,13 +68,16 @@ pub struct CdcConfig {
     pub drop_slot_on_stop: bool,
     pub publication: String,
     pub autocreate: String,
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
+    include: Vec<regex::Regex>,
+    exclude: Vec<regex::Regex>,
     column_include: Vec<regex::Regex>,
     column_exclude: Vec<regex::Regex>,
     pub snapshot: SnapshotMode,
     pub fetch_size: usize,
     pub tombstones: bool,
+    /// `signal.data.collection`, as (schema, table).
+    pub signal: Option<(String, String)>,
+    pub chunk_size: usize,
     /// Debezium op codes not emitted (`skipped.operations`).
     pub skipped: Vec<String>,
     pub placeholder: String,
@@ -127,13 +132,24 @@ impl CdcConfig {
             drop_slot_on_stop: c.boolean("slot.drop.on.stop").unwrap_or(false),
             publication: s("publication.name"),
             autocreate: s("publication.autocreate.mode"),
-            include: list("table.include.list"),
-            exclude: list("table.exclude.list"),
+            include: patterns(&list("table.include.list"), "table.include.list")?,
+            exclude: patterns(&list("table.exclude.list"), "table.exclude.list")?,
             column_include: patterns(&list("column.include.list"), "column.include.list")?,
             column_exclude: patterns(&list("column.exclude.list"), "column.exclude.list")?,
             snapshot,
             fetch_size: c.int("snapshot.fetch.size").unwrap_or(10240).max(1) as usize,
             tombstones: c.boolean("tombstones.on.delete").unwrap_or(true),
+            signal: c
+                .string("signal.data.collection")
+                .filter(|s| !s.is_empty())
+                .map(|s| match s.split_once('.') {
+                    Some((schema, table)) => (schema.to_owned(), table.to_owned()),
+                    None => ("public".to_owned(), s.to_owned()),
+                }),
+            chunk_size: c
+                .int("incremental.snapshot.chunk.size")
+                .unwrap_or(1024)
+                .max(1) as usize,
             skipped: list("skipped.operations")
                 .into_iter()
                 .filter(|o| o != "none")
@@ -164,6 +180,13 @@ impl CdcConfig {
             ));
         }
         Ok(config)
+    }
+
+    /// Whether `table.include.list` / `table.exclude.list` capture a table.
+    pub fn captures(&self, schema: &str, table: &str) -> bool {
+        let name = format!("{schema}.{table}");
+        (self.include.is_empty() || self.include.iter().any(|p| p.is_match(&name)))
+            && !self.exclude.iter().any(|p| p.is_match(&name))
     }
 
     /// Whether `column.include.list` / `column.exclude.list` keep a column.

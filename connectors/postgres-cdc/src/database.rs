@@ -109,8 +109,6 @@ pub async fn captured_tables(
     client: &Client,
     config: &CdcConfig,
 ) -> Result<Vec<(String, String)>, ConnectError> {
-    let include = crate::config::patterns(&config.include, "table.include.list")?;
-    let exclude = crate::config::patterns(&config.exclude, "table.exclude.list")?;
     let all = rows(
         client,
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -122,11 +120,7 @@ pub async fn captured_tables(
     Ok(all
         .into_iter()
         .filter_map(|r| Some((r[0].clone()?, r[1].clone()?)))
-        .filter(|(s, t)| {
-            let name = format!("{s}.{t}");
-            (include.is_empty() || include.iter().any(|p| p.is_match(&name)))
-                && !exclude.iter().any(|p| p.is_match(&name))
-        })
+        .filter(|(s, t)| config.captures(s, t))
         .collect())
 }
 

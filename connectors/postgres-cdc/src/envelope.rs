@@ -34,6 +34,9 @@ pub struct Table {
     pub index: std::collections::HashMap<String, usize>,
     pub key_schema: Option<SchemaRef>,
     pub envelope_schema: SchemaRef,
+    /// Whether its changes are emitted: a publication for all tables also
+    /// streams tables the include/exclude lists leave out.
+    pub captured: bool,
 }
 
 /// Debezium's operation codes.
@@ -112,6 +115,7 @@ impl Table {
             columns,
             key_schema,
             envelope_schema: envelope.into_ref(),
+            captured: true,
         }
     }
 

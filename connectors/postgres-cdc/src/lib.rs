@@ -12,6 +12,7 @@
 mod config;
 mod database;
 mod envelope;
+mod incremental;
 mod task;
 mod types;
 

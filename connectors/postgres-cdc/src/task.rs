@@ -33,6 +33,7 @@ use tracing::{info, warn};
 use crate::config::{CdcConfig, SnapshotMode};
 use crate::database::{self, config_error, describe, ident, literal, rows};
 use crate::envelope::{Column, Op, Origin, Table};
+use crate::incremental::{Incremental, Signalled};
 use crate::types::ColumnType;
 
 #[derive(Default)]
@@ -59,6 +60,7 @@ struct Run {
     /// The end LSN of the last transaction wholly emitted.
     last_end: u64,
     last_heartbeat: Instant,
+    incremental: Incremental,
     done: bool,
 }
 
@@ -135,7 +137,13 @@ impl SourceTask for CdcTask {
                 }
             }
         }
-        database::ensure_publication(&sql, &config, &tables).await?;
+        let mut published = tables.clone();
+        if let Some(signal) = &config.signal {
+            if !published.contains(signal) {
+                published.push(signal.clone());
+            }
+        }
+        database::ensure_publication(&sql, &config, &published).await?;
 
         let mut partition = SourcePartition::new();
         partition.insert("server".into(), json!(config.prefix));
@@ -254,6 +262,7 @@ impl SourceTask for CdcTask {
                 .and_then(serde_json::Value::as_u64)
                 .unwrap_or(0),
             last_heartbeat: Instant::now(),
+            incremental: Incremental::default(),
             done: false,
         });
         Ok(())
@@ -454,6 +463,13 @@ impl Run {
     /// returns the records of the transactions that committed meanwhile.
     async fn stream_batch(&mut self) -> Result<Vec<Record>, ConnectError> {
         self.maybe_heartbeat().await;
+        if let Some(signal) = &self.config.signal {
+            if !self.incremental.is_idle() {
+                self.incremental
+                    .next_chunk(&self.sql, &self.config, signal)
+                    .await?;
+            }
+        }
         let deadline = Instant::now() + self.config.poll_interval;
         while self.ready.len() < self.config.max_batch {
             let Some(stream) = self.stream.as_mut() else {
@@ -544,6 +560,14 @@ impl Run {
             } => {
                 let table = self.table(relation_oid)?;
                 let after = self.row(&table, &data, None)?;
+                if self.is_signal(&table) {
+                    return self.on_signal(&table, &after, event.lsn.0);
+                }
+                if !table.captured {
+                    return Ok(());
+                }
+                self.incremental
+                    .changed(&table.schema, &table.name, &table.key_of(&after));
                 self.push(&table, Op::Create, None, Some(after), event.lsn.0)?;
             }
             EventType::Update {
@@ -553,11 +577,16 @@ impl Run {
                 ..
             } => {
                 let table = self.table(relation_oid)?;
+                if !table.captured {
+                    return Ok(());
+                }
                 let before = match &old_data {
                     Some(old) => Some(self.row(&table, old, None)?),
                     None => None,
                 };
                 let after = self.row(&table, &new_data, before.as_deref())?;
+                self.incremental
+                    .changed(&table.schema, &table.name, &table.key_of(&after));
                 self.push(&table, Op::Update, before, Some(after), event.lsn.0)?;
             }
             EventType::Delete {
@@ -567,7 +596,12 @@ impl Run {
                 ..
             } => {
                 let table = self.table(relation_oid)?;
+                if !table.captured {
+                    return Ok(());
+                }
                 let mut before = self.row(&table, &old_data, None)?;
+                self.incremental
+                    .changed(&table.schema, &table.name, &table.key_of(&before));
                 if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
                     // Only the key came: a required column gets its type's
                     // empty value rather than a null its schema forbids.
@@ -584,9 +618,10 @@ impl Run {
                     .relations
                     .values()
                     .filter(|t| {
-                        tables
-                            .iter()
-                            .any(|n| **n == *format!("{}.{}", t.schema, t.name))
+                        t.captured
+                            && tables
+                                .iter()
+                                .any(|n| **n == *format!("{}.{}", t.schema, t.name))
                     })
                     .cloned()
                     .collect();
@@ -600,6 +635,40 @@ impl Run {
                 ..
             } => self.commit_txn(commit_lsn.0, end_lsn.0),
             _ => {}
+        }
+        Ok(())
+    }
+
+    fn is_signal(&self, table: &Table) -> bool {
+        self.config
+            .signal
+            .as_ref()
+            .is_some_and(|(s, t)| *s == table.schema && *t == table.name)
+    }
+
+    /// A row inserted into the signal table; a window's close emits the rows
+    /// of its chunk, in the close's transaction.
+    fn on_signal(&mut self, table: &Table, row: &[Value], lsn: u64) -> Result<(), ConnectError> {
+        let text = |name: &str| {
+            table
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .and_then(|i| row.get(i))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if let Signalled::Close(chunk, rows) =
+            self.incremental
+                .signal(&text("id"), &text("type"), &text("data"))
+        {
+            for r in rows {
+                self.push(&chunk, Op::Read, None, Some(r), lsn)?;
+                if let Some(record) = self.txn.as_mut().and_then(|t| t.records.last_mut()) {
+                    set_snapshot_marker(record, "incremental");
+                }
+            }
         }
         Ok(())
     }
@@ -736,9 +805,11 @@ async fn open_snapshot_table(
         .collect();
     let select = columns
         .iter()
-        .map(|c| format!("{}::text", ident(&c.name)))
+        .map(|c| format!("src.{}::text", ident(&c.name)))
         .collect::<Vec<_>>()
         .join(", ");
+    // Qualified, so it orders by the column, not by the text the select list
+    // produces under the same name.
     let order_by = if catalog.keys.is_empty() {
         String::new()
     } else {
@@ -747,13 +818,13 @@ async fn open_snapshot_table(
             catalog
                 .keys
                 .iter()
-                .map(|k| ident(k))
+                .map(|k| format!("src.{}", ident(k)))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
     };
     sql.batch_execute(&format!(
-        "DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT {select} FROM {}.{}{order_by}",
+        "DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT {select} FROM {}.{} AS src{order_by}",
         ident(schema),
         ident(name)
     ))
@@ -801,5 +872,7 @@ async fn relation_table(
             }
         })
         .collect();
-    Ok(Table::new(&config.prefix, schema, name, columns))
+    let mut table = Table::new(&config.prefix, schema, name, columns);
+    table.captured = config.captures(schema, name);
+    Ok(table)
 }

@@ -1,0 +1,281 @@
+//! Incremental snapshots, as Debezium runs them (after Netflix's DBLog): a
+//! table is read in primary-key chunks while streaming goes on.
+//!
+//! Each chunk is bracketed by two rows written to the signal table, a
+//! window-open and a window-close. Between the two in the stream, a change to a
+//! row of the chunk removes that row from the chunk: the change is newer than
+//! what the SELECT read. At the window-close the rows left are emitted as reads
+//! (`snapshot: "incremental"`), in the close's transaction. So a read never
+//! overwrites a newer change, and every row is read or changed at least once.
+//!
+//! Triggered by a row in `signal.data.collection`:
+//! `type = 'execute-snapshot'`, `data = '{"data-collections": ["s.t"]}'`.
+//! Progress is kept in memory: a restart mid-snapshot drops it; signal again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use sluice_api::{ConnectError, Value};
+use tokio_postgres::Client;
+use tracing::{info, warn};
+
+use crate::config::CdcConfig;
+use crate::database::{self, ident, literal, rows};
+use crate::envelope::{Column, Table};
+
+pub const OPEN: &str = "snapshot-window-open";
+pub const CLOSE: &str = "snapshot-window-close";
+pub const EXECUTE: &str = "execute-snapshot";
+
+#[derive(Default)]
+pub struct Incremental {
+    queue: VecDeque<(String, String)>,
+    current: Option<Chunked>,
+    chunks: u64,
+}
+
+struct Chunked {
+    table: Arc<Table>,
+    /// The key of the last row read, as text, where the next chunk starts.
+    after: Option<Vec<String>>,
+    /// The chunk read, waiting for its window to close.
+    buffer: Vec<Vec<Value>>,
+    next_after: Option<Vec<String>>,
+    window: Window,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Window {
+    /// No chunk in flight: the next one may be read.
+    Idle,
+    /// Signals written, the open not yet seen in the stream.
+    Awaiting {
+        open: String,
+        close: String,
+    },
+    Open {
+        close: String,
+    },
+}
+
+/// What a signal row did.
+pub enum Signalled {
+    Nothing,
+    /// The window closed: these rows of `table` are to be emitted as reads.
+    Close(Arc<Table>, Vec<Vec<Value>>),
+}
+
+impl Incremental {
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
+
+    /// `execute-snapshot`: queues the data collections it names.
+    pub fn execute(&mut self, data: &str) {
+        let parsed: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+        let collections = parsed["data-collections"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for c in collections.iter().filter_map(|c| c.as_str()) {
+            match c.split_once('.') {
+                Some((s, t)) => self.queue.push_back((s.to_owned(), t.to_owned())),
+                None => self.queue.push_back(("public".into(), c.to_owned())),
+            }
+        }
+        info!(tables = collections.len(), "incremental snapshot requested");
+    }
+
+    /// Reads the next chunk when none is in flight: writes the window-open
+    /// signal, selects the chunk, writes the window-close signal.
+    pub async fn next_chunk(
+        &mut self,
+        sql: &Client,
+        config: &CdcConfig,
+        signal: &(String, String),
+    ) -> Result<(), ConnectError> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.window != Window::Idle)
+        {
+            return Ok(());
+        }
+        if self.current.is_none() {
+            let Some((schema, name)) = self.queue.pop_front() else {
+                return Ok(());
+            };
+            let catalog = database::catalog(sql, &schema, &name).await?;
+            if catalog.keys.is_empty() {
+                warn!(table = %format!("{schema}.{name}"), "an incremental snapshot needs a primary key; skipping the table");
+                return Ok(());
+            }
+            let order = database::column_order(sql, &schema, &name).await?;
+            let columns: Vec<Column> = database::snapshot_columns(&catalog, &order)
+                .into_iter()
+                .filter(|c| c.key || config.keeps_column(&schema, &name, &c.name))
+                .collect();
+            info!(table = %format!("{schema}.{name}"), "incremental snapshot of a table started");
+            self.current = Some(Chunked {
+                table: Arc::new(Table::new(&config.prefix, &schema, &name, columns)),
+                after: None,
+                buffer: Vec::new(),
+                next_after: None,
+                window: Window::Idle,
+            });
+        }
+        let Some(chunk) = self.current.as_mut() else {
+            return Ok(());
+        };
+        self.chunks += 1;
+        let id = format!("sluice-{}-{}", std::process::id(), self.chunks);
+        let (open, close) = (format!("{id}-open"), format!("{id}-close"));
+        let signal_table = format!("{}.{}", ident(&signal.0), ident(&signal.1));
+        let write = |sid: &str, kind: &str| {
+            format!(
+                "INSERT INTO {signal_table} (id, type, data) VALUES ({}, {}, NULL)",
+                literal(sid),
+                literal(kind)
+            )
+        };
+        sql.batch_execute(&write(&open, OPEN)).await.map_err(|e| {
+            ConnectError::retriable(format!(
+                "cannot write to the signal table: {}",
+                database::describe(&e)
+            ))
+        })?;
+        let table = chunk.table.clone();
+        let keys: Vec<&Column> = table.columns.iter().filter(|c| c.key).collect();
+        // Qualified, so ORDER BY and the comparison mean the table's columns,
+        // not the text columns the select list produces under the same names.
+        let key_list = keys
+            .iter()
+            .map(|c| format!("src.{}", ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let select = table
+            .columns
+            .iter()
+            .map(|c| format!("src.{}::text", ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = match &chunk.after {
+            Some(after) => format!(
+                " WHERE ({key_list}) > ({})",
+                after
+                    .iter()
+                    .map(|v| literal(v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
+        let read = rows(
+            sql,
+            &format!(
+                "SELECT {select} FROM {}.{} AS src{filter} ORDER BY {key_list} LIMIT {}",
+                ident(&table.schema),
+                ident(&table.name),
+                config.chunk_size
+            ),
+        )
+        .await?;
+        let key_positions: Vec<usize> = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.key)
+            .map(|(i, _)| i)
+            .collect();
+        chunk.next_after = read.last().map(|r| {
+            key_positions
+                .iter()
+                .map(|i| r[*i].clone().unwrap_or_default())
+                .collect()
+        });
+        chunk.buffer =
+            read.into_iter()
+                .map(|r| {
+                    table
+                        .columns
+                        .iter()
+                        .zip(r)
+                        .map(|(c, v)| match v {
+                            None => Ok(Value::Null),
+                            Some(t) => c.ty.decode(&t).map_err(|e| {
+                                ConnectError::data(format!("column '{}': {e}", c.name))
+                            }),
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<_, _>>()?;
+        sql.batch_execute(&write(&close, CLOSE))
+            .await
+            .map_err(|e| {
+                ConnectError::retriable(format!(
+                    "cannot write to the signal table: {}",
+                    database::describe(&e)
+                ))
+            })?;
+        chunk.window = Window::Awaiting { open, close };
+        Ok(())
+    }
+
+    /// A row written to the signal table, as the stream delivers it.
+    pub fn signal(&mut self, id: &str, kind: &str, data: &str) -> Signalled {
+        match kind {
+            EXECUTE => {
+                self.execute(data);
+                Signalled::Nothing
+            }
+            OPEN => {
+                if let Some(c) = self.current.as_mut() {
+                    if let Window::Awaiting { open, close } = &c.window {
+                        if open == id {
+                            c.window = Window::Open {
+                                close: close.clone(),
+                            };
+                        }
+                    }
+                }
+                Signalled::Nothing
+            }
+            CLOSE => {
+                let Some(c) = self.current.as_mut() else {
+                    return Signalled::Nothing;
+                };
+                if !matches!(&c.window, Window::Open { close } if close == id) {
+                    return Signalled::Nothing;
+                }
+                c.window = Window::Idle;
+                let rows = std::mem::take(&mut c.buffer);
+                let table = c.table.clone();
+                match c.next_after.take() {
+                    Some(after) => c.after = Some(after),
+                    None => {
+                        info!(table = %format!("{}.{}", table.schema, table.name), "incremental snapshot of a table completed");
+                        self.current = None;
+                    }
+                }
+                Signalled::Close(table, rows)
+            }
+            _ => Signalled::Nothing,
+        }
+    }
+
+    /// A streamed change to a row: inside an open window, it is newer than
+    /// what the chunk read, so the chunk's copy is dropped.
+    pub fn changed(&mut self, schema: &str, table: &str, key: &Value) {
+        let Some(c) = self.current.as_mut() else {
+            return;
+        };
+        if !matches!(c.window, Window::Open { .. })
+            || c.table.schema != schema
+            || c.table.name != table
+        {
+            return;
+        }
+        let t = c.table.clone();
+        c.buffer.retain(|row| t.key_of(row) != *key);
+    }
+}

@@ -102,6 +102,11 @@ fn snapshot_then_stream_in_debeziums_envelope() {
         "CREATE TABLE {s}.items (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2), \
            tags text[], doc jsonb, at timestamptz, born date, flag boolean, big bigint, blob bytea);
          CREATE TABLE {s}.audit (id int PRIMARY KEY, note text);
+         CREATE TYPE {s}.mood AS ENUM ('sad', 'ok', 'happy');
+         CREATE DOMAIN {s}.positive AS int CHECK (VALUE > 0);
+         CREATE TABLE {s}.kinds (id int PRIMARY KEY, m {s}.mood, p {s}.positive, u uuid,
+             span interval, t time, r real, d double precision, small smallint,
+             code char(3), label varchar(10), nums int[], free numeric);
          ALTER TABLE {s}.audit REPLICA IDENTITY FULL;
          INSERT INTO {s}.items VALUES
            (1, 'one', 1.50, '{{a,b}}', '{{\"k\": 1}}', '2026-01-02 03:04:05.25+00', '2026-01-02', true, 9007199254740993, '\\x00ff'),
@@ -189,6 +194,21 @@ fn snapshot_then_stream_in_debeziums_envelope() {
     assert_eq!(update["after"], json!({"id": 1, "note": "changed"}));
     let delete = audit[2].1.as_ref().unwrap();
     assert_eq!(delete["before"], json!({"id": 1, "note": "changed"}));
+
+    // The other common types, streamed: enum, domain, uuid, interval, time,
+    // floats, small ints, bounded strings, arrays of ints.
+    psql(&format!(
+        "INSERT INTO {s}.kinds VALUES (1, 'happy', 7, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+             '1 day 02:00:00', '13:14:15.5', 1.5, 2.25, -3, 'ab', 'label', '{{1,2,NULL}}', -12.345);"
+    ));
+    let kinds = wait_events(&db.topic("kinds"), 1);
+    assert_eq!(
+        kinds[0].1.as_ref().unwrap()["after"],
+        json!({"id": 1, "m": "happy", "p": 7, "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+               "span": 93_600_000_000i64, "t": 47_655_500_000i64, "r": 1.5, "d": 2.25, "small": -3,
+               "code": "ab ", "label": "label", "nums": [1, 2, null],
+               "free": {"scale": 3, "value": "z8c="}})
+    );
 
     // A truncate, which Debezium emits when `skipped.operations` lets it.
     psql(&format!("TRUNCATE {s}.audit"));

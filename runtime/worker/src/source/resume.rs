@@ -71,8 +71,23 @@ impl ResumeState {
     }
 }
 
+/// The highest position per (source-partition key, Kafka partition).
+type Found = HashMap<(String, i32), Position>;
+
+/// How long a restarted task waits for writes of its dead predecessor that
+/// were still on their way to the broker, before trusting what it scanned.
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// Reads `topic` past `mark` to its end and returns the highest position per
 /// source-partition key of `connector`. Blocking.
+///
+/// A killed predecessor may have had batches in flight that the broker appends
+/// only after this scan has read to the end; replaying those records would
+/// double them. So when there was a predecessor (stored marks, or its records
+/// found), the scan waits [`SETTLE`] and reads on from where it stopped. Until
+/// this task writes, any record of its source partitions found there can only
+/// be the predecessor's. (Other tasks of the connector may be writing already;
+/// their positions are of other source partitions and change nothing.)
 pub fn scan_topic(
     reader: &crate::kafka::Reader,
     connector: &str,
@@ -81,12 +96,45 @@ pub fn scan_topic(
     mark: Option<&TopicMark>,
 ) -> Result<HashMap<(String, i32), Position>, KafkaError> {
     let prefix = format!("[{}", serde_json::Value::from(connector));
+    let starts: BTreeMap<i32, i64> = (0..partitions)
+        .map(|p| (p, mark.and_then(|m| m.acked.get(&p)).map_or(0, |o| o + 1)))
+        .collect();
+    let (mut found, ends) = scan_range(reader, &prefix, topic, &starts)?;
+    // No marks and nothing found: no predecessor ever wrote here.
+    if found.is_empty() && mark.is_none() {
+        return Ok(found);
+    }
+    std::thread::sleep(SETTLE);
+    let (late, _) = scan_range(reader, &prefix, topic, &ends)?;
+    if !late.is_empty() {
+        tracing::debug!(
+            topic,
+            keys = late.len(),
+            "records found after the settle pause"
+        );
+    }
+    for (k, p) in late {
+        let e = found.entry(k).or_insert(p);
+        *e = (*e).max(p);
+    }
+    Ok(found)
+}
+
+/// Reads each partition from `starts` to its current end; returns the highest
+/// position per source-partition key found, and where each partition ended.
+fn scan_range(
+    reader: &crate::kafka::Reader,
+    prefix: &str,
+    topic: &str,
+    starts: &BTreeMap<i32, i64>,
+) -> Result<(Found, BTreeMap<i32, i64>), KafkaError> {
     let mut ends = BTreeMap::new();
+    let mut reached = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        let start = mark.and_then(|m| m.acked.get(&p)).map_or(0, |o| o + 1);
+    for (&p, &start) in starts {
         let (low, high) = reader.fetch_watermarks(topic, p, Duration::from_secs(10))?;
         let start = start.max(low);
+        reached.insert(p, start.max(high));
         if start < high {
             tpl.add_partition_offset(topic, p, Offset::Offset(start))?;
             ends.insert(p, high);
@@ -94,7 +142,7 @@ pub fn scan_topic(
     }
     let mut found = HashMap::new();
     if ends.is_empty() {
-        return Ok(found);
+        return Ok((found, reached));
     }
     reader.assign(&tpl)?;
     let deadline = Instant::now() + SCAN_TIMEOUT;
@@ -135,7 +183,7 @@ pub fn scan_topic(
                 }
             }
             if let (Some(s), Some(p)) = (source, position) {
-                if s.starts_with(&prefix) {
+                if s.starts_with(prefix) {
                     let e = found.entry((s.to_owned(), msg.partition())).or_insert(p);
                     *e = (*e).max(p);
                 }
@@ -149,7 +197,7 @@ pub fn scan_topic(
         }
     }
     reader.unassign()?;
-    Ok(found)
+    Ok((found, reached))
 }
 
 #[cfg(test)]

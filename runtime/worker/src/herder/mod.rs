@@ -230,8 +230,8 @@ impl Herder {
         )
         .await?;
         let created = match connectors.remove(name) {
-            Some(old) => {
-                self.halt(old).await;
+            Some(mut old) => {
+                self.stop_all(&mut old).await;
                 false
             }
             None => true,
@@ -267,14 +267,14 @@ impl Herder {
 
     pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
         let mut connectors = self.connectors.lock().await;
-        let c = connectors
+        let mut c = connectors
             .remove(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         if let Err(e) = self.persist(name, None).await {
             connectors.insert(name.to_owned(), c);
             return Err(e);
         }
-        self.halt(c).await;
+        self.stop_all(&mut c).await;
         info!(connector = %name, "connector deleted");
         Ok(())
     }
@@ -516,8 +516,8 @@ impl Herder {
                 t.control.send_replace(TargetState::Stopped);
             }
         }
-        for (_, c) in all {
-            self.halt(c).await;
+        for (_, mut c) in all {
+            self.stop_all(&mut c).await;
         }
         failed
     }
@@ -623,13 +623,7 @@ impl Herder {
     /// Ends every task and the connector instance; the connector stays known.
     async fn stop_all(&self, c: &mut Connector) {
         let tasks = std::mem::take(&mut c.tasks);
-        for t in tasks.values() {
-            t.control.send_replace(TargetState::Stopped);
-        }
-        let deadline = Instant::now() + self.worker.config().graceful_timeout();
-        for (id, t) in tasks {
-            self.wait_task(&c.config.name, id, t, deadline).await;
-        }
+        self.stop_tasks(&c.config.name, tasks).await;
         if let Some(mut instance) = c.instance.take() {
             instance.stop();
         }
@@ -637,19 +631,22 @@ impl Herder {
         c.failure = None;
     }
 
-    async fn halt(&self, mut c: Connector) {
-        self.stop_all(&mut c).await;
-    }
-
-    async fn wait_task(&self, connector: &str, id: u32, t: Task, deadline: Instant) {
-        t.control.send_replace(TargetState::Stopped);
-        let Some(mut handle) = t.handle else { return };
-        if tokio::time::timeout_at(deadline.into(), &mut handle)
-            .await
-            .is_err()
-        {
-            warn!(connector = %connector, task = id, "task did not stop within task.shutdown.graceful.timeout.ms; abandoning it");
-            handle.abort();
+    /// Stops `tasks` together: all are told first, then each is awaited
+    /// within one graceful timeout, and abandoned past it.
+    async fn stop_tasks(&self, connector: &str, tasks: BTreeMap<u32, Task>) {
+        for t in tasks.values() {
+            t.control.send_replace(TargetState::Stopped);
+        }
+        let deadline = Instant::now() + self.worker.config().graceful_timeout();
+        for (id, t) in tasks {
+            let Some(mut handle) = t.handle else { continue };
+            if tokio::time::timeout_at(deadline.into(), &mut handle)
+                .await
+                .is_err()
+            {
+                warn!(connector = %connector, task = id, "task did not stop within task.shutdown.graceful.timeout.ms; abandoning it");
+                handle.abort();
+            }
         }
     }
 
@@ -663,13 +660,7 @@ impl Herder {
         self.start_instance(c);
         if c.task_configs != before || c.tasks.is_empty() {
             let tasks = std::mem::take(&mut c.tasks);
-            let deadline = Instant::now() + self.worker.config().graceful_timeout();
-            for t in tasks.values() {
-                t.control.send_replace(TargetState::Stopped);
-            }
-            for (id, t) in tasks {
-                self.wait_task(&c.config.name, id, t, deadline).await;
-            }
+            self.stop_tasks(&c.config.name, tasks).await;
             for id in 0..c.task_configs.len() as u32 {
                 self.spawn_task(c, id);
             }
@@ -678,8 +669,8 @@ impl Herder {
 
     async fn restart_task_locked(&self, c: &mut Connector, id: u32) {
         if let Some(t) = c.tasks.remove(&id) {
-            let deadline = Instant::now() + self.worker.config().graceful_timeout();
-            self.wait_task(&c.config.name, id, t, deadline).await;
+            self.stop_tasks(&c.config.name, BTreeMap::from([(id, t)]))
+                .await;
         }
         info!(connector = %c.config.name, task = id, "restarting task");
         self.spawn_task(c, id);

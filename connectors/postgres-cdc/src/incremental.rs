@@ -263,19 +263,21 @@ impl Incremental {
         }
     }
 
-    /// A streamed change to a row: inside an open window, it is newer than
-    /// what the chunk read, so the chunk's copy is dropped.
-    pub fn changed(&mut self, schema: &str, table: &str, key: &Value) {
+    /// A streamed change to `row` of `table`: inside an open window, it is
+    /// newer than what the chunk read, so the chunk's copy is dropped. Cheap
+    /// when no window is open: this runs for every streamed change.
+    pub fn changed(&mut self, table: &Table, row: &[Value]) {
         let Some(c) = self.current.as_mut() else {
             return;
         };
         if !matches!(c.window, Window::Open { .. })
-            || c.table.schema != schema
-            || c.table.name != table
+            || c.table.schema != table.schema
+            || c.table.name != table.name
         {
             return;
         }
+        let key = table.key_of(row);
         let t = c.table.clone();
-        c.buffer.retain(|row| t.key_of(row) != *key);
+        c.buffer.retain(|r| t.key_of(r) != key);
     }
 }

@@ -566,8 +566,7 @@ impl Run {
                 if !table.captured {
                     return Ok(());
                 }
-                self.incremental
-                    .changed(&table.schema, &table.name, &table.key_of(&after));
+                self.incremental.changed(&table, &after);
                 self.push(&table, Op::Create, None, Some(after), event.lsn.0)?;
             }
             EventType::Update {
@@ -585,8 +584,7 @@ impl Run {
                     None => None,
                 };
                 let after = self.row(&table, &new_data, before.as_deref())?;
-                self.incremental
-                    .changed(&table.schema, &table.name, &table.key_of(&after));
+                self.incremental.changed(&table, &after);
                 self.push(&table, Op::Update, before, Some(after), event.lsn.0)?;
             }
             EventType::Delete {
@@ -600,8 +598,7 @@ impl Run {
                     return Ok(());
                 }
                 let mut before = self.row(&table, &old_data, None)?;
-                self.incremental
-                    .changed(&table.schema, &table.name, &table.key_of(&before));
+                self.incremental.changed(&table, &before);
                 if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
                     // Only the key came: a required column gets its type's
                     // empty value rather than a null its schema forbids.

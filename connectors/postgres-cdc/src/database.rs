@@ -8,7 +8,7 @@ use sluice_api::{ConnectError, ErrorKind};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::config::CdcConfig;
-use crate::envelope::Column;
+use crate::envelope::{Column, Table};
 use crate::types::ColumnType;
 
 pub fn config_error(message: impl Into<String>) -> ConnectError {
@@ -224,20 +224,31 @@ pub async fn catalog(client: &Client, schema: &str, table: &str) -> Result<Catal
     Ok(out)
 }
 
-/// A snapshot's columns, from the catalog alone.
-pub fn snapshot_columns(catalog: &Catalog, order: &[String]) -> Vec<Column> {
-    order
-        .iter()
-        .filter_map(|name| {
-            let (not_null, ty) = catalog.columns.get(name)?.clone();
+/// A table as a snapshot reads it, from the catalog alone: its columns in
+/// table order, less those `column.exclude.list` leaves out (keys stay).
+pub async fn table_model(
+    client: &Client,
+    config: &CdcConfig,
+    schema: &str,
+    name: &str,
+) -> Result<(Catalog, Table), ConnectError> {
+    let catalog = catalog(client, schema, name).await?;
+    let columns = column_order(client, schema, name)
+        .await?
+        .into_iter()
+        .filter_map(|column| {
+            let (not_null, ty) = catalog.columns.get(&column)?.clone();
             Some(Column {
-                name: name.clone(),
-                ty,
-                key: catalog.keys.contains(name),
+                key: catalog.keys.contains(&column),
                 optional: !not_null,
+                ty,
+                name: column,
             })
         })
-        .collect()
+        .filter(|c| c.key || config.keeps_column(schema, name, &c.name))
+        .collect();
+    let table = Table::new(&config.prefix, schema, name, columns);
+    Ok((catalog, table))
 }
 
 /// Column names in table order.

@@ -21,6 +21,18 @@ pub struct Column {
     pub optional: bool,
 }
 
+impl Column {
+    /// A value in PostgreSQL's text format (`None` is SQL NULL).
+    pub fn decode(&self, text: Option<&str>) -> Result<Value, sluice_api::ConnectError> {
+        match text {
+            None => Ok(Value::Null),
+            Some(t) => self.ty.decode(t).map_err(|e| {
+                sluice_api::ConnectError::data(format!("column '{}': {e}", self.name))
+            }),
+        }
+    }
+}
+
 /// One captured table: its columns in the order PostgreSQL sends them, and the
 /// schemas of its events.
 #[derive(Debug)]
@@ -117,6 +129,29 @@ impl Table {
             envelope_schema: envelope.into_ref(),
             captured: true,
         }
+    }
+
+    /// A row read as text (a snapshot's `SELECT` of [`Table::select_text`]).
+    pub fn decode_row(
+        &self,
+        row: Vec<Option<String>>,
+    ) -> Result<Vec<Value>, sluice_api::ConnectError> {
+        self.columns
+            .iter()
+            .zip(row)
+            .map(|(c, v)| c.decode(v.as_deref()))
+            .collect()
+    }
+
+    /// The select list reading every column as text from the table aliased
+    /// `src`. The columns are qualified, so an `ORDER BY src.<key>` orders by
+    /// the column, not by the text the list produces under the same name.
+    pub fn select_text(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("src.{}::text", crate::database::ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The key of a row (its primary key columns), or null for a keyless table.

@@ -105,19 +105,14 @@ impl Incremental {
             let Some((schema, name)) = self.queue.pop_front() else {
                 return Ok(());
             };
-            let catalog = database::catalog(sql, &schema, &name).await?;
+            let (catalog, table) = database::table_model(sql, config, &schema, &name).await?;
             if catalog.keys.is_empty() {
                 warn!(table = %format!("{schema}.{name}"), "an incremental snapshot needs a primary key; skipping the table");
                 return Ok(());
             }
-            let order = database::column_order(sql, &schema, &name).await?;
-            let columns: Vec<Column> = database::snapshot_columns(&catalog, &order)
-                .into_iter()
-                .filter(|c| c.key || config.keeps_column(&schema, &name, &c.name))
-                .collect();
             info!(table = %format!("{schema}.{name}"), "incremental snapshot of a table started");
             self.current = Some(Chunked {
-                table: Arc::new(Table::new(&config.prefix, &schema, &name, columns)),
+                table: Arc::new(table),
                 after: None,
                 buffer: Vec::new(),
                 next_after: None,
@@ -153,12 +148,7 @@ impl Incremental {
             .map(|c| format!("src.{}", ident(&c.name)))
             .collect::<Vec<_>>()
             .join(", ");
-        let select = table
-            .columns
-            .iter()
-            .map(|c| format!("src.{}::text", ident(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let select = table.select_text();
         let filter = match &chunk.after {
             Some(after) => format!(
                 " WHERE ({key_list}) > ({})",
@@ -193,22 +183,10 @@ impl Incremental {
                 .map(|i| r[*i].clone().unwrap_or_default())
                 .collect()
         });
-        chunk.buffer =
-            read.into_iter()
-                .map(|r| {
-                    table
-                        .columns
-                        .iter()
-                        .zip(r)
-                        .map(|(c, v)| match v {
-                            None => Ok(Value::Null),
-                            Some(t) => c.ty.decode(&t).map_err(|e| {
-                                ConnectError::data(format!("column '{}': {e}", c.name))
-                            }),
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .collect::<Result<_, _>>()?;
+        chunk.buffer = read
+            .into_iter()
+            .map(|r| table.decode_row(r))
+            .collect::<Result<_, _>>()?;
         sql.batch_execute(&write(&close, CLOSE))
             .await
             .map_err(|e| {

@@ -395,12 +395,7 @@ impl Run {
             let ts = now_ms();
             let n = fetched.len();
             for row in fetched {
-                let values = table
-                    .columns
-                    .iter()
-                    .zip(row)
-                    .map(|(c, v)| decode(c, v.as_deref()))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let values = table.decode_row(row)?;
                 let snap = self
                     .snapshot
                     .as_mut()
@@ -698,7 +693,7 @@ impl Run {
             .enumerate()
             .map(|(i, c)| match slots[i] {
                 Some(ColumnValue::Null) => Ok(Value::Null),
-                Some(v) => decode(c, std::str::from_utf8(v.as_bytes()).ok()),
+                Some(v) => c.decode(std::str::from_utf8(v.as_bytes()).ok()),
                 None => Ok(match old.and_then(|o| o.get(i)) {
                     Some(v) if !v.is_null() => v.clone(),
                     _ if c.ty.takes_placeholder() => c.ty.placeholder(&self.config.placeholder),
@@ -767,16 +762,6 @@ impl Run {
     }
 }
 
-fn decode(column: &Column, text: Option<&str>) -> Result<Value, ConnectError> {
-    match text {
-        None => Ok(Value::Null),
-        Some(t) => column
-            .ty
-            .decode(t)
-            .map_err(|e| ConnectError::data(format!("column '{}': {e}", column.name))),
-    }
-}
-
 fn set_snapshot_marker(record: &mut Record, marker: &'static str) {
     if let Value::Struct(fields) = &mut record.value {
         if let Some(Value::Struct(source)) = fields.get_mut(2) {
@@ -794,19 +779,8 @@ async fn open_snapshot_table(
     schema: &str,
     name: &str,
 ) -> Result<Arc<Table>, ConnectError> {
-    let catalog = database::catalog(sql, schema, name).await?;
-    let order = database::column_order(sql, schema, name).await?;
-    let columns: Vec<Column> = database::snapshot_columns(&catalog, &order)
-        .into_iter()
-        .filter(|c| c.key || config.keeps_column(schema, name, &c.name))
-        .collect();
-    let select = columns
-        .iter()
-        .map(|c| format!("src.{}::text", ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Qualified, so it orders by the column, not by the text the select list
-    // produces under the same name.
+    let (catalog, table) = database::table_model(sql, config, schema, name).await?;
+    let select = table.select_text();
     let order_by = if catalog.keys.is_empty() {
         String::new()
     } else {
@@ -833,7 +807,7 @@ async fn open_snapshot_table(
         ))
     })?;
     info!(table = %format!("{schema}.{name}"), "snapshotting table");
-    Ok(Arc::new(Table::new(&config.prefix, schema, name, columns)))
+    Ok(Arc::new(table))
 }
 
 /// A streamed table's model: columns and types as the Relation message says,

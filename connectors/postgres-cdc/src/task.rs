@@ -657,9 +657,6 @@ impl Run {
         {
             for r in rows {
                 self.push(&chunk, Op::Read, None, Some(r), lsn)?;
-                if let Some(record) = self.txn.as_mut().and_then(|t| t.records.last_mut()) {
-                    set_snapshot_marker(record, "incremental");
-                }
             }
         }
         Ok(())
@@ -722,7 +719,12 @@ impl Run {
         let origin = Origin {
             server: &self.config.prefix,
             db: &self.config.dbname,
-            snapshot: "false",
+            // Reads amid the stream are an incremental snapshot's.
+            snapshot: if op == Op::Read {
+                "incremental"
+            } else {
+                "false"
+            },
             ts_ms: txn.commit_ms,
             tx_id: Some(i64::from(txn.xid)),
             lsn: Some(lsn as i64),

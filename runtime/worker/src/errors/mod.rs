@@ -106,6 +106,21 @@ pub struct Failure {
     pub error: ConnectError,
 }
 
+impl Failure {
+    /// A record a transform failed on, with its original when still known.
+    pub fn transformation(
+        failure: crate::transforms::TransformFailure,
+        original: Option<Original>,
+    ) -> Self {
+        Self {
+            stage: Stage::Transformation,
+            class_name: failure.type_name,
+            original: original.unwrap_or_else(|| Original::bare("?".into())),
+            error: failure.error,
+        }
+    }
+}
+
 /// Connect's exception class for an error kind, so tools that read
 /// `__connect.errors.exception.class.name` see familiar names.
 pub fn exception_class(kind: ErrorKind) -> &'static str {

@@ -236,17 +236,9 @@ impl SinkRunner {
         }
         let (records, failures) = self.transforms.apply_indexed(records);
         for f in failures {
-            let original = originals
-                .get_mut(f.index)
-                .and_then(Option::take)
-                .unwrap_or_else(|| Original::bare("?".into()));
+            let original = originals.get_mut(f.index).and_then(Option::take);
             self.policy
-                .handle(Failure {
-                    stage: Stage::Transformation,
-                    class_name: f.type_name,
-                    original,
-                    error: f.error,
-                })
+                .handle(Failure::transformation(f, original))
                 .await?;
         }
         let n = records.len() as u64;

@@ -367,17 +367,9 @@ impl SourceRunner {
         };
         let (records, failures) = self.transforms.apply(batch);
         for f in failures {
-            let original = before
-                .get(f.index)
-                .cloned()
-                .unwrap_or_else(|| Original::bare("?".into()));
+            let original = before.get(f.index).cloned();
             self.policy
-                .handle(Failure {
-                    stage: Stage::Transformation,
-                    class_name: f.type_name,
-                    original,
-                    error: f.error,
-                })
+                .handle(Failure::transformation(f, original))
                 .await?;
         }
         let acks = BatchAcks::new();

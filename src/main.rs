@@ -191,21 +191,18 @@ async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<Exi
                     p.aliases.join(", ")
                 );
             }
-            for t in plugins.transforms() {
-                println!(
-                    "{:<20} {:<14} (also: {})",
-                    t.name,
-                    "transformation",
-                    t.aliases.join(", ")
+            let others = plugins
+                .transforms()
+                .iter()
+                .map(|t| (t.name, "transformation", t.aliases))
+                .chain(
+                    plugins
+                        .predicates()
+                        .iter()
+                        .map(|p| (p.name, "predicate", p.aliases)),
                 );
-            }
-            for p in plugins.predicates() {
-                println!(
-                    "{:<20} {:<14} (also: {})",
-                    p.name,
-                    "predicate",
-                    p.aliases.join(", ")
-                );
+            for (name, kind, aliases) in others {
+                println!("{name:<20} {kind:<14} (also: {})", aliases.join(", "));
             }
             Ok(ExitCode::SUCCESS)
         }

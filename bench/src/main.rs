@@ -65,9 +65,13 @@ struct Args {
     /// Where psql and pg_recvlogical are.
     #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
     pg_bindir: PathBuf,
-    /// Rows changed per CDC run.
-    #[arg(long, default_value_t = 200_000)]
+    /// Rows changed per CDC run. A million: at 200k a run lasts 2 s and the
+    /// producer's ramp-up weighs on the figure.
+    #[arg(long, default_value_t = 1_000_000)]
     cdc_rows: u64,
+    /// Only the CDC runs (needs --pg-url): for working on the CDC source.
+    #[arg(long)]
+    only_cdc: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -92,7 +96,7 @@ fn main() -> Result<()> {
     let scratch = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let mut runs = Vec::new();
-    for i in 0..args.runs {
+    for i in 0..if args.only_cdc { 0 } else { args.runs } {
         let r = one_run(&args, &scratch, i).with_context(|| format!("run {i}"))?;
         println!(
             "run {i}: raw produce {:>9.0}/s | sluice source {:>9.0}/s ({:.0}%) | raw consume {:>9.0}/s | sluice sink {:>9.0}/s ({:.0}%), string {:>9.0}/s ({:.0}%) | ready {:.0} ms | idle RSS {:.1} MB",
@@ -114,6 +118,10 @@ fn main() -> Result<()> {
         None => Vec::new(),
     };
     std::fs::remove_dir_all(&scratch).ok();
+    if args.only_cdc {
+        print_cdc(&args, cdc);
+        return Ok(());
+    }
     let med = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
     let (rp, src, rc, snk) = (
         med(|r| r.raw_produce),
@@ -158,6 +166,11 @@ fn main() -> Result<()> {
         "| peak RSS, sink run | {:.1} MB | | |",
         med(|r| r.sink_peak_rss_mb)
     );
+    print_cdc(&args, cdc);
+    Ok(())
+}
+
+fn print_cdc(args: &Args, cdc: Vec<(&'static str, f64, f64)>) {
     for (shape, sluice, raw) in cdc {
         println!(
             "| Postgres → Kafka, CDC, {shape} rows ({} rows) | {sluice:.0} rows/s | pg_recvlogical {raw:.0} rows/s | {:.0} % |",
@@ -165,7 +178,6 @@ fn main() -> Result<()> {
             100.0 * sluice / raw
         );
     }
-    Ok(())
 }
 
 /// The CDC runs: (shape, median sluice rows/s, median pg_recvlogical rows/s).

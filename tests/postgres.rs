@@ -382,6 +382,164 @@ fn a_kill_mid_stream_loses_and_doubles_nothing() {
     assert_eq!(seen.len() as i64, expected);
 }
 
+/// Each table's events: how often each id appears, per op.
+fn counts(topic: &str) -> BTreeMap<(i64, String), usize> {
+    let mut seen = BTreeMap::new();
+    for (_, v) in events(topic) {
+        let v = v.expect("no tombstones here");
+        let id = v["after"]["id"].as_i64().unwrap();
+        *seen
+            .entry((id, v["op"].as_str().unwrap().to_owned()))
+            .or_default() += 1;
+    }
+    seen
+}
+
+#[test]
+fn a_kill_during_the_snapshot_resumes_it_without_doubling_a_row() {
+    let db = Db::new("cdc_snapkill");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.a (id int PRIMARY KEY, v text);
+         INSERT INTO {s}.a SELECT g, 'a' FROM generate_series(1, 60000) g;
+         CREATE TABLE {s}.b (id int PRIMARY KEY, v text);
+         INSERT INTO {s}.b SELECT g, 'b' FROM generate_series(1, 20000) g;"
+    ));
+    let scratch = Scratch::new("cdc-snapkill");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = db.connector(&unique("pg"));
+    // Small fetches keep the snapshot running long enough to be killed in;
+    // several partitions make what reached Kafka a different prefix in each.
+    config["config"]["snapshot.fetch.size"] = json!(100);
+    config["config"]["topic.creation.default.partitions"] = json!(4);
+    let c = scratch.write_json("pg.json", &config);
+    let (a, b) = (db.topic("a"), db.topic("b"));
+    let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    // Killed in the first table, then again in the second, while resuming.
+    for (topic, at, total) in [(&a, 10_000, 60_000), (&b, 2_000, 20_000)] {
+        wait_for("snapshot rows", Duration::from_secs(90), || {
+            topic_count(topic) >= at
+        });
+        w.kill9();
+        let reached = topic_count(topic);
+        assert!(
+            reached < total,
+            "the snapshot of {topic} ended before the kill"
+        );
+        w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    }
+    wait_for("the whole snapshot", Duration::from_secs(120), || {
+        topic_count(&b) >= 20_000
+    });
+    psql(&format!(
+        "INSERT INTO {s}.a SELECT g, 'new' FROM generate_series(60001, 60010) g"
+    ));
+    wait_for("the streamed inserts", Duration::from_secs(60), || {
+        topic_count(&a) >= 60_010
+    });
+    let log = w.log_text();
+    assert!(w.terminate(Duration::from_secs(30)).success(), "{log}");
+    // Both restarts carried on from the slot, neither started over: the
+    // first was killed before any offset was stored, the second resumed from
+    // the stored one.
+    let logs: Vec<String> = (0..3)
+        .map(|i| std::fs::read_to_string(scratch.path(&format!("worker-{i}.log"))).unwrap())
+        .collect();
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.contains("dropping the replication slot")),
+        "a restart started the snapshot over: {}",
+        logs.join("\n")
+    );
+    assert!(
+        logs[2].contains("resuming the interrupted snapshot"),
+        "the second restart did not resume from the stored offset: {}",
+        logs[2]
+    );
+    let (seen_a, seen_b) = (counts(&a), counts(&b));
+    let want_a: BTreeMap<(i64, String), usize> = (1..=60_000)
+        .map(|id| ((id, "r".to_owned()), 1))
+        .chain((60_001..=60_010).map(|id| ((id, "c".to_owned()), 1)))
+        .collect();
+    let want_b: BTreeMap<(i64, String), usize> =
+        (1..=20_000).map(|id| ((id, "r".to_owned()), 1)).collect();
+    let doubled = |seen: &BTreeMap<(i64, String), usize>| {
+        seen.iter()
+            .filter(|(_, n)| **n > 1)
+            .take(5)
+            .map(|(k, n)| format!("{k:?}×{n}"))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        seen_a == want_a,
+        "table a: {} events, doubled {:?}",
+        seen_a.values().sum::<usize>(),
+        doubled(&seen_a)
+    );
+    assert!(
+        seen_b == want_b,
+        "table b: {} events, doubled {:?}",
+        seen_b.values().sum::<usize>(),
+        doubled(&seen_b)
+    );
+}
+
+#[test]
+fn a_snapshot_killed_and_then_changed_starts_over_and_loses_nothing() {
+    let db = Db::new("cdc_snapredo");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY, v text);
+         INSERT INTO {s}.t SELECT g, 'old' FROM generate_series(1, 40000) g;"
+    ));
+    let scratch = Scratch::new("cdc-snapredo");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = db.connector(&unique("pg"));
+    config["config"]["snapshot.fetch.size"] = json!(100);
+    let c = scratch.write_json("pg.json", &config);
+    let topic = db.topic("t");
+    let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    wait_for("snapshot rows", Duration::from_secs(90), || {
+        topic_count(&topic) >= 5_000
+    });
+    w.kill9();
+    assert!(
+        topic_count(&topic) < 40_000,
+        "the snapshot ended before the kill"
+    );
+    // Rows not yet read change while the worker is down: the old snapshot's
+    // state is gone, so it cannot be carried on exactly.
+    psql(&format!(
+        "UPDATE {s}.t SET v = 'new' WHERE id > 39000; DELETE FROM {s}.t WHERE id = 40000;"
+    ));
+    w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    wait_for(
+        "the new snapshot's last row",
+        Duration::from_secs(120),
+        || {
+            events(&topic).iter().any(|(_, v)| {
+                v.as_ref()
+                    .is_some_and(|v| v["source"]["snapshot"] == "last")
+            })
+        },
+    );
+    let log = w.log_text();
+    assert!(w.terminate(Duration::from_secs(30)).success(), "{log}");
+    assert!(log.contains("snapshotting again from a new slot"), "{log}");
+    // At least once: replayed in order, the events rebuild the table.
+    let mut rebuilt: BTreeMap<i64, String> = BTreeMap::new();
+    for (_, v) in events(&topic) {
+        let v = v.unwrap();
+        let id = v["after"]["id"].as_i64().unwrap();
+        rebuilt.insert(id, v["after"]["v"].as_str().unwrap().to_owned());
+    }
+    let want: BTreeMap<i64, String> = (1..40_000)
+        .map(|id| (id, if id > 39_000 { "new" } else { "old" }.to_owned()))
+        .collect();
+    assert!(rebuilt == want, "{} rows rebuilt", rebuilt.len());
+}
+
 #[test]
 fn bad_setups_fail_with_what_to_do() {
     let db = Db::new("cdc_bad");

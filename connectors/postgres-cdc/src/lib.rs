@@ -13,6 +13,7 @@ mod config;
 mod database;
 mod envelope;
 mod incremental;
+mod snapshot;
 mod task;
 mod types;
 

@@ -34,6 +34,7 @@ use crate::config::{CdcConfig, SnapshotMode};
 use crate::database::{self, config_error, describe, ident, literal, rows};
 use crate::envelope::{Column, Op, Origin, Table};
 use crate::incremental::{Incremental, Signalled};
+use crate::snapshot::{Interrupted, Snapshot};
 use crate::types::ColumnType;
 
 #[derive(Default)]
@@ -71,18 +72,6 @@ struct Txn {
     /// rather than once per row (the clock showed in profiles).
     seen_ms: i64,
     records: Vec<Record>,
-}
-
-/// An initial snapshot in progress, read table by table through a cursor in the
-/// transaction that imported the slot's exported snapshot.
-struct Snapshot {
-    consistent_point: u64,
-    tables: VecDeque<(String, String)>,
-    current: Option<Arc<Table>>,
-    row: u64,
-    /// The last row read, held back until we know whether it is the very last
-    /// (which then carries `snapshot_completed`).
-    held: Option<Record>,
 }
 
 fn now_ms() -> i64 {
@@ -176,7 +165,17 @@ impl SourceTask for CdcTask {
                 config.slot
             )));
         }
+        let mut resumed = None;
         if snapshot_wanted && slot_exists {
+            let at = match &stored {
+                Some(offset) => Interrupted::from_offset(offset),
+                None => Interrupted::from_start(&tables),
+            };
+            if let Some(at) = at {
+                resumed = crate::snapshot::resume(&sql, &config, &tables, &at).await?;
+            }
+        }
+        if snapshot_wanted && slot_exists && resumed.is_none() {
             // An exported snapshot comes only with a new slot.
             info!(slot = %config.slot, "dropping the replication slot to snapshot consistently from a new one");
             rows(
@@ -196,7 +195,7 @@ impl SourceTask for CdcTask {
         let mut builder = ReplicationStreamConfig::builder(&config.slot, &config.publication)
             .with_protocol_version(1)
             .with_streaming_mode(StreamingMode::Off);
-        if snapshot_wanted {
+        if snapshot_wanted && resumed.is_none() {
             builder = builder.with_slot_options(ReplicationSlotOptions {
                 snapshot: Some("export".into()),
                 ..Default::default()
@@ -209,8 +208,8 @@ impl SourceTask for CdcTask {
             .ensure_replication_slot()
             .await
             .map_err(|e| replication_error(&config, e))?;
-        let mut snapshot = None;
-        if snapshot_wanted {
+        let mut snapshot = resumed;
+        if snapshot_wanted && snapshot.is_none() {
             let name = stream
                 .exported_snapshot_name()
                 .map(str::to_owned)
@@ -239,13 +238,7 @@ impl SourceTask for CdcTask {
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(0);
             info!(slot = %config.slot, snapshot = %name, consistent_point, tables = tables.len(), "snapshot started");
-            snapshot = Some(Snapshot {
-                consistent_point,
-                tables: tables.into_iter().collect(),
-                current: None,
-                row: 0,
-                held: None,
-            });
+            snapshot = Some(Snapshot::new(consistent_point, tables));
         }
         self.run = Some(Run {
             config,
@@ -355,17 +348,8 @@ impl Run {
             };
             let table = match &snap.current {
                 Some(t) => t.clone(),
-                None => match snap.tables.pop_front() {
-                    Some((schema, name)) => {
-                        let table =
-                            open_snapshot_table(&self.sql, &self.config, &schema, &name).await?;
-                        let snap = self
-                            .snapshot
-                            .as_mut()
-                            .ok_or_else(|| ConnectError::fatal("snapshot vanished"))?;
-                        snap.current = Some(table.clone());
-                        table
-                    }
+                None => match snap.open_next(&self.sql, &self.config).await? {
+                    Some(table) => table,
                     None => {
                         // Every table read: the held row is the last one.
                         let mut last = snap.held.take();
@@ -398,12 +382,15 @@ impl Run {
             let ts = now_ms();
             let n = fetched.len();
             for row in fetched {
-                let values = table.decode_row(row)?;
                 let snap = self
                     .snapshot
                     .as_mut()
                     .ok_or_else(|| ConnectError::fatal("snapshot vanished"))?;
                 snap.row += 1;
+                if snap.row <= snap.sent {
+                    continue;
+                }
+                let values = table.decode_row(row)?;
                 let origin = Origin {
                     server: &self.config.prefix,
                     db: &self.config.dbname,
@@ -413,11 +400,12 @@ impl Run {
                     lsn: Some(snap.consistent_point as i64),
                 };
                 let mut record = table.event(Op::Read, None, Some(values), &origin, ts);
-                let (point, row) = (snap.consistent_point, snap.row);
-                let offset = self.offset(json!({
-                    "lsn": point, "snapshot": true, "last_snapshot_record": false, "row": row
-                }));
-                self.attach(&mut record, Position::new(point, row), offset);
+                // Just below the consistent point: the first streamed
+                // transaction may commit exactly at it, and its positions must
+                // rank above every snapshot row's.
+                let position = Position::new(snap.consistent_point.saturating_sub(1), snap.row);
+                let offset = snap.offset();
+                self.attach(&mut record, position, offset);
                 let snap = self
                     .snapshot
                     .as_mut()
@@ -781,43 +769,6 @@ fn set_snapshot_marker(record: &mut Record, marker: &'static str) {
 }
 
 /// Opens a cursor over a table for the snapshot and returns its model.
-async fn open_snapshot_table(
-    sql: &Client,
-    config: &CdcConfig,
-    schema: &str,
-    name: &str,
-) -> Result<Arc<Table>, ConnectError> {
-    let (catalog, table) = database::table_model(sql, config, schema, name).await?;
-    let select = table.select_text();
-    let order_by = if catalog.keys.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " ORDER BY {}",
-            catalog
-                .keys
-                .iter()
-                .map(|k| format!("src.{}", ident(k)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    sql.batch_execute(&format!(
-        "DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT {select} FROM {}.{} AS src{order_by}",
-        ident(schema),
-        ident(name)
-    ))
-    .await
-    .map_err(|e| {
-        ConnectError::retriable(format!(
-            "PostgreSQL: cannot read {schema}.{name}: {}",
-            describe(&e)
-        ))
-    })?;
-    info!(table = %format!("{schema}.{name}"), "snapshotting table");
-    Ok(Arc::new(table))
-}
-
 /// A streamed table's model: columns and types as the Relation message says,
 /// nullability, domains and enums from the catalog.
 async fn relation_table(

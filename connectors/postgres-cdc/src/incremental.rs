@@ -10,7 +10,10 @@
 //!
 //! Triggered by a row in `signal.data.collection`:
 //! `type = 'execute-snapshot'`, `data = '{"data-collections": ["s.t"]}'`.
-//! Progress is kept in memory: a restart mid-snapshot drops it; signal again.
+//! Progress (the tables left, the one being read, the key its next chunk
+//! starts after) rides in every streamed record's offset, so a restart carries
+//! on from the last stored chunk. A chunk emitted but not yet stored is read
+//! again: its rows may appear twice, as with Debezium.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub struct Incremental {
     queue: VecDeque<(String, String)>,
     current: Option<Chunked>,
     chunks: u64,
+    /// Restored progress: where the first table of the queue starts.
+    resume_after: Option<Vec<String>>,
 }
 
 struct Chunked {
@@ -68,6 +73,51 @@ pub enum Signalled {
 impl Incremental {
     pub fn is_idle(&self) -> bool {
         self.current.is_none() && self.queue.is_empty()
+    }
+
+    /// True when the next chunk may be read now (none is in flight).
+    pub fn wants_chunk(&self) -> bool {
+        match &self.current {
+            Some(c) => c.window == Window::Idle,
+            None => !self.queue.is_empty(),
+        }
+    }
+
+    /// What a stored offset keeps of it; `None` when idle.
+    pub fn progress(&self) -> Option<serde_json::Value> {
+        if self.is_idle() {
+            return None;
+        }
+        let pair = |s: &str, t: &str| serde_json::json!([s, t]);
+        Some(serde_json::json!({
+            "current": self.current.as_ref().map(|c| pair(&c.table.schema, &c.table.name)),
+            "after": self.current.as_ref().and_then(|c| c.after.clone()),
+            "queue": self.queue.iter().map(|(s, t)| pair(s, t)).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Carries on from what [`Incremental::progress`] stored.
+    pub fn restore(&mut self, stored: &serde_json::Value) {
+        let pair = |v: &serde_json::Value| {
+            Some((
+                v.get(0)?.as_str()?.to_owned(),
+                v.get(1)?.as_str()?.to_owned(),
+            ))
+        };
+        self.queue = stored["queue"]
+            .as_array()
+            .map(|q| q.iter().filter_map(pair).collect())
+            .unwrap_or_default();
+        if let Some(current) = pair(&stored["current"]) {
+            self.queue.push_front(current);
+            self.resume_after = serde_json::from_value(stored["after"].clone()).ok();
+        }
+        if !self.queue.is_empty() {
+            info!(
+                tables = self.queue.len(),
+                "incremental snapshot resumed from the stored offset"
+            );
+        }
     }
 
     /// `execute-snapshot`: queues the data collections it names.
@@ -107,13 +157,14 @@ impl Incremental {
             };
             let (catalog, table) = database::table_model(sql, config, &schema, &name).await?;
             if catalog.keys.is_empty() {
+                self.resume_after = None;
                 warn!(table = %format!("{schema}.{name}"), "an incremental snapshot needs a primary key; skipping the table");
                 return Ok(());
             }
             info!(table = %format!("{schema}.{name}"), "incremental snapshot of a table started");
             self.current = Some(Chunked {
                 table: Arc::new(table),
-                after: None,
+                after: self.resume_after.take(),
                 buffer: Vec::new(),
                 next_after: None,
                 window: Window::Idle,
@@ -187,14 +238,19 @@ impl Incremental {
             .into_iter()
             .map(|r| table.decode_row(r))
             .collect::<Result<_, _>>()?;
-        sql.batch_execute(&write(&close, CLOSE))
-            .await
-            .map_err(|e| {
-                ConnectError::retriable(format!(
-                    "cannot write to the signal table: {}",
-                    database::describe(&e)
-                ))
-            })?;
+        // Flushed at once even under synchronous_commit=off: the walsender
+        // sends only flushed WAL, and the chunk waits for this close.
+        sql.batch_execute(&format!(
+            "BEGIN; SET LOCAL synchronous_commit = on; {}; COMMIT",
+            write(&close, CLOSE)
+        ))
+        .await
+        .map_err(|e| {
+            ConnectError::retriable(format!(
+                "cannot write to the signal table: {}",
+                database::describe(&e)
+            ))
+        })?;
         chunk.window = Window::Awaiting { open, close };
         Ok(())
     }

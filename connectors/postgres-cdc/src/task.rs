@@ -61,6 +61,9 @@ struct Run {
     /// The end LSN of the last transaction wholly emitted.
     last_end: u64,
     last_heartbeat: Instant,
+    /// Transactions committed at or below this were handled before the
+    /// stored offset was written (from its `lsn_commit`).
+    handled_through: u64,
     incremental: Incremental,
     done: bool,
 }
@@ -71,8 +74,25 @@ struct Txn {
     /// When its Begin arrived: the events' `ts_ms`, read once per transaction
     /// rather than once per row (the clock showed in profiles).
     seen_ms: i64,
+    /// Received again after a restart, its signals already acted on.
+    replayed: bool,
     records: Vec<Record>,
 }
+
+/// The commit LSN up to which a stored offset's transactions were handled:
+/// that of its record's transaction, or, for a heartbeat, anything before the
+/// end of the last transaction it had seen.
+fn handled_through(offset: &SourceOffset) -> u64 {
+    let lsn = |k: &str| offset.get(k).and_then(serde_json::Value::as_u64);
+    match (lsn("lsn_commit"), offset.get("heartbeat")) {
+        (Some(commit), _) => commit,
+        (None, Some(_)) => lsn("lsn").unwrap_or(0).saturating_sub(1),
+        (None, None) => 0,
+    }
+}
+
+/// The offset key holding an incremental snapshot's progress.
+const INCREMENTAL_KEY: &str = "incremental_snapshot";
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -194,7 +214,10 @@ impl SourceTask for CdcTask {
 
         let mut builder = ReplicationStreamConfig::builder(&config.slot, &config.publication)
             .with_protocol_version(1)
-            .with_streaming_mode(StreamingMode::Off);
+            .with_streaming_mode(StreamingMode::Off)
+            // What `commit` confirms reaches PostgreSQL within a second or so
+            // (the default, 10 s, held WAL and lengthened replays after a restart).
+            .with_feedback_interval(std::time::Duration::from_secs(1));
         if snapshot_wanted && resumed.is_none() {
             builder = builder.with_slot_options(ReplicationSlotOptions {
                 snapshot: Some("export".into()),
@@ -240,6 +263,12 @@ impl SourceTask for CdcTask {
             info!(slot = %config.slot, snapshot = %name, consistent_point, tables = tables.len(), "snapshot started");
             snapshot = Some(Snapshot::new(consistent_point, tables));
         }
+        let mut incremental = Incremental::default();
+        if snapshot.is_none() {
+            if let Some(p) = stored.as_ref().and_then(|o| o.get(INCREMENTAL_KEY)) {
+                incremental.restore(p);
+            }
+        }
         self.run = Some(Run {
             config,
             sql,
@@ -258,7 +287,8 @@ impl SourceTask for CdcTask {
                 .and_then(serde_json::Value::as_u64)
                 .unwrap_or(0),
             last_heartbeat: Instant::now(),
-            incremental: Incremental::default(),
+            handled_through: stored.as_ref().map_or(0, handled_through),
+            incremental,
             done: false,
         });
         Ok(())
@@ -476,7 +506,13 @@ impl Run {
                 },
                 () = &mut deadline => break,
             };
+            let commit = matches!(event.event_type, EventType::Commit { .. });
             self.handle(event).await?;
+            // A chunk's window just closed: return, so the next poll reads
+            // the next chunk instead of idling out the poll interval.
+            if commit && self.incremental.wants_chunk() {
+                break;
+            }
         }
         let n = self.ready.len().min(self.config.max_batch);
         Ok(self.ready.drain(..n).collect())
@@ -504,9 +540,12 @@ impl Run {
         }
         let mut record =
             crate::envelope::heartbeat(&self.config.heartbeat_topic, &self.config.prefix, now_ms());
-        let offset = self.offset(json!({
+        let mut offset = self.offset(json!({
             "lsn": self.last_end, "lsn_flushed": self.last_end, "heartbeat": true
         }));
+        if let Some(p) = self.incremental.progress() {
+            offset.insert(INCREMENTAL_KEY.into(), p);
+        }
         self.attach(&mut record, Position::new(self.last_end, 0), offset);
         self.ready.push_back(record);
     }
@@ -532,8 +571,8 @@ impl Run {
             }
             EventType::Begin {
                 transaction_id,
+                final_lsn,
                 commit_timestamp,
-                ..
             } => {
                 // A Begin while one is open means the stream reconnected and
                 // replays the transaction whole: drop the partial one.
@@ -541,6 +580,7 @@ impl Run {
                     xid: transaction_id,
                     commit_ms: commit_timestamp.timestamp_millis(),
                     seen_ms: now_ms(),
+                    replayed: final_lsn.0 <= self.handled_through,
                     records: Vec::new(),
                 });
             }
@@ -550,6 +590,13 @@ impl Run {
                 let table = self.table(relation_oid)?;
                 let after = self.row(&table, &data, None)?;
                 if self.is_signal(&table) {
+                    // The slot is confirmed after the offsets are stored, so a
+                    // restart may receive signals the stored incremental
+                    // progress already reflects: acting again would queue a
+                    // finished snapshot anew.
+                    if self.txn.as_ref().is_some_and(|t| t.replayed) {
+                        return Ok(());
+                    }
                     return self.on_signal(&table, &after, event.lsn.0);
                 }
                 if !table.captured {
@@ -741,14 +788,18 @@ impl Run {
         };
         let n = txn.records.len();
         let previous = self.last_end;
+        let progress = self.incremental.progress();
         for (i, mut record) in txn.records.into_iter().enumerate() {
             let last = i + 1 == n;
             // Only the last record of a transaction lets PostgreSQL forget it.
             let flushed = if last { end_lsn } else { previous };
-            let offset = self.offset(json!({
+            let mut offset = self.offset(json!({
                 "lsn": commit_lsn, "lsn_commit": commit_lsn, "txId": txn.xid,
                 "seq": i + 1, "lsn_flushed": flushed
             }));
+            if let Some(p) = &progress {
+                offset.insert(INCREMENTAL_KEY.into(), p.clone());
+            }
             self.attach(&mut record, Position::new(commit_lsn, i as u64 + 1), offset);
             self.ready.push_back(record);
         }

@@ -730,24 +730,37 @@ fn a_lost_slot_is_an_error_unless_snapshot_mode_is_when_needed() {
     assert!(w.terminate(Duration::from_secs(30)).success());
 }
 
+/// A table of `rows` rows and a signal table, and a connector that streams
+/// without an initial snapshot and reads incremental snapshots in `chunk`-row
+/// chunks. Returns the worker config, the connector file and the table's topic.
+fn incremental_case(
+    db: &Db,
+    scratch: &Scratch,
+    rows: u32,
+    chunk: u32,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO {s}.t SELECT g, 0 FROM generate_series(1, {rows}) g;
+         CREATE TABLE {s}.signal (id text PRIMARY KEY, type text NOT NULL, data text);"
+    ));
+    let worker = scratch.write_json("worker.json", &worker_config(scratch));
+    let mut config = db.connector(&unique("pg"));
+    config["config"]["snapshot.mode"] = json!("no_data");
+    config["config"]["signal.data.collection"] = json!(format!("{s}.signal"));
+    config["config"]["incremental.snapshot.chunk.size"] = json!(chunk);
+    config["config"]["table.include.list"] = json!(format!("{s}\\.t"));
+    let c = scratch.write_json("pg.json", &config);
+    (worker, c, db.topic("t"))
+}
+
 #[test]
 fn an_incremental_snapshot_carries_on_after_a_kill() {
     let db = Db::new("cdc_inckill");
     let s = &db.schema;
-    psql(&format!(
-        "CREATE TABLE {s}.t (id int PRIMARY KEY, v int NOT NULL);
-         INSERT INTO {s}.t SELECT g, 0 FROM generate_series(1, 60000) g;
-         CREATE TABLE {s}.signal (id text PRIMARY KEY, type text NOT NULL, data text);"
-    ));
     let scratch = Scratch::new("cdc-inckill");
-    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
-    let mut config = db.connector(&unique("pg"));
-    config["config"]["snapshot.mode"] = json!("no_data");
-    config["config"]["signal.data.collection"] = json!(format!("{s}.signal"));
-    config["config"]["incremental.snapshot.chunk.size"] = json!(100);
-    config["config"]["table.include.list"] = json!(format!("{s}\\.t"));
-    let c = scratch.write_json("pg.json", &config);
-    let topic = db.topic("t");
+    let (worker, c, topic) = incremental_case(&db, &scratch, 60_000, 100);
     let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
     wait_for("the slot to stream", Duration::from_secs(60), || {
         w.log_text().contains("streaming changes")
@@ -798,20 +811,8 @@ fn an_incremental_snapshot_carries_on_after_a_kill() {
 fn an_incremental_snapshot_runs_alongside_streaming() {
     let db = Db::new("cdc_inc");
     let s = &db.schema;
-    psql(&format!(
-        "CREATE TABLE {s}.t (id int PRIMARY KEY, v int NOT NULL);
-         INSERT INTO {s}.t SELECT g, 0 FROM generate_series(1, 1000) g;
-         CREATE TABLE {s}.signal (id text PRIMARY KEY, type text NOT NULL, data text);"
-    ));
     let scratch = Scratch::new("cdc-inc");
-    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
-    let mut config = db.connector(&unique("pg"));
-    config["config"]["snapshot.mode"] = json!("no_data");
-    config["config"]["signal.data.collection"] = json!(format!("{s}.signal"));
-    config["config"]["incremental.snapshot.chunk.size"] = json!(64);
-    config["config"]["table.include.list"] = json!(format!("{s}\\.t"));
-    let c = scratch.write_json("pg.json", &config);
-    let topic = db.topic("t");
+    let (worker, c, topic) = incremental_case(&db, &scratch, 1000, 64);
     let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
     // Streaming works before anything is snapshotted.
     wait_for("the slot to stream", Duration::from_secs(60), || {

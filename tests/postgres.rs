@@ -571,6 +571,67 @@ fn bad_setups_fail_with_what_to_do() {
 }
 
 #[test]
+fn tls_to_the_database_checks_the_certificate_as_sslmode_says() {
+    let db = Db::new("cdc_tls");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY, v text); INSERT INTO {s}.t VALUES (1, 'snap')"
+    ));
+    let scratch = Scratch::new("cdc-tls");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = db.connector(&unique("pg"));
+    config["config"]["database.sslmode"] = json!("verify-full");
+    config["config"]["database.sslrootcert"] = json!(postgres_ca());
+    let c = scratch.write_json("pg.json", &config);
+    let topic = db.topic("t");
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    wait_for("the snapshot row", Duration::from_secs(60), || {
+        topic_count(&topic) >= 1
+    });
+    psql(&format!("INSERT INTO {s}.t VALUES (2, 'stream')"));
+    wait_for("the streamed row", Duration::from_secs(60), || {
+        topic_count(&topic) >= 2
+    });
+    let slot_ssl = psql(&format!(
+        "SELECT s.ssl FROM pg_replication_slots r JOIN pg_stat_ssl s ON s.pid = r.active_pid WHERE r.slot_name = '{}'",
+        db.slot
+    ));
+    assert_eq!(
+        slot_ssl.trim(),
+        "t",
+        "the replication connection is not encrypted"
+    );
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+
+    let run = |config: Value| {
+        let c = scratch.write_json("pg.json", &config);
+        let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+        let (status, trace) = w.wait_failed_trace(Duration::from_secs(60));
+        assert!(!status.success());
+        trace
+    };
+    // Signed by a CA that is not the one named: refused, and said so.
+    let mut wrong_ca = db.connector(&unique("pg"));
+    wrong_ca["config"]["database.sslmode"] = json!("verify-ca");
+    wrong_ca["config"]["database.sslrootcert"] =
+        json!(postgres_ca().replace("ca.crt", "other-ca.crt"));
+    let trace = run(wrong_ca);
+    assert!(trace.contains("database.sslrootcert"), "{trace}");
+    // verify-full without a CA: the config names the missing key.
+    let mut no_ca = db.connector(&unique("pg"));
+    no_ca["config"]["database.sslmode"] = json!("verify-full");
+    let trace = run(no_ca);
+    assert!(
+        trace.contains("'database.sslrootcert': is required"),
+        "{trace}"
+    );
+}
+
+#[test]
 fn heartbeats_move_an_idle_slot_on() {
     let db = Db::new("cdc_hb");
     let s = &db.schema;

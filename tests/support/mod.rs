@@ -632,6 +632,13 @@ pub fn postgres() -> &'static str {
     URL.get_or_init(|| stack_var("SLUICE_PG_URL", "postgres"))
 }
 
+/// The CA that signed the shared PostgreSQL's certificate (for 127.0.0.1 and
+/// localhost).
+pub fn postgres_ca() -> &'static str {
+    static CA: OnceLock<String> = OnceLock::new();
+    CA.get_or_init(|| stack_var("SLUICE_PG_CA", "postgres"))
+}
+
 /// The shared PostgreSQL's port (it listens on 127.0.0.1, user `postgres`).
 pub fn postgres_port() -> u16 {
     postgres()

@@ -14,7 +14,8 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("database.user", ConfigType::String).importance(Importance::High).group(conn).doc("A user with the REPLICATION attribute and SELECT on the captured tables."))
         .define(ConfigKey::new("database.password", ConfigType::Password).default("").group(conn))
         .define(ConfigKey::new("database.dbname", ConfigType::String).importance(Importance::High).group(conn))
-        .define(ConfigKey::new("database.sslmode", ConfigType::String).default("prefer").validator(Validator::OneOf(&["disable", "prefer"])).group(conn).doc("TLS to the database is not built yet: disable, or prefer (which connects in plain text)."))
+        .define(ConfigKey::new("database.sslmode", ConfigType::String).default("prefer").validator(Validator::OneOf(&["disable", "prefer", "require", "verify-ca", "verify-full"])).group(conn).doc("As libpq's sslmode: prefer and require encrypt without checking the certificate; verify-ca checks it against database.sslrootcert; verify-full also checks that it names database.hostname."))
+        .define(ConfigKey::new("database.sslrootcert", ConfigType::String).optional().group(conn).doc("The PEM file of the CA that signed the server's certificate (verify-ca, verify-full)."))
         .define(ConfigKey::new("topic.prefix", ConfigType::String).optional().importance(Importance::High).doc("Topics are named <topic.prefix>.<schema>.<table>; also the source partition's name."))
         .define(ConfigKey::new("database.server.name", ConfigType::String).optional().doc("Debezium 1.x's name for topic.prefix, used when topic.prefix is not set."))
         .define(ConfigKey::new("plugin.name", ConfigType::String).default("pgoutput").validator(Validator::OneOf(&["pgoutput"])).doc("Only pgoutput, the plugin built into PostgreSQL 10 and later."))
@@ -63,6 +64,7 @@ pub struct CdcConfig {
     pub password: String,
     pub dbname: String,
     pub sslmode: String,
+    pub sslrootcert: Option<String>,
     pub prefix: String,
     pub slot: String,
     pub drop_slot_on_stop: bool,
@@ -111,6 +113,13 @@ impl CdcConfig {
             .password("database.password")
             .map(|p| p.expose().to_owned())
             .unwrap_or_default();
+        let sslmode = s("database.sslmode");
+        if sslmode.starts_with("verify-") && s("database.sslrootcert").is_empty() {
+            return Err(ConnectError::new(
+                sluice_api::ErrorKind::Config,
+                format!("'database.sslrootcert': is required with sslmode={sslmode}: name the PEM file of the CA that signed the server's certificate"),
+            ));
+        }
         let prefix = [s("topic.prefix"), s("database.server.name")]
                 .into_iter()
                 .find(|p| !p.is_empty())
@@ -127,6 +136,7 @@ impl CdcConfig {
             password,
             dbname: s("database.dbname"),
             sslmode: s("database.sslmode"),
+            sslrootcert: Some(s("database.sslrootcert")).filter(|v| !v.is_empty()),
             prefix: prefix.clone(),
             slot: s("slot.name"),
             drop_slot_on_stop: c.boolean("slot.drop.on.stop").unwrap_or(false),
@@ -199,36 +209,40 @@ impl CdcConfig {
     /// The libpq-style settings both connections share. Values are quoted, so
     /// a password with spaces or quotes survives.
     fn conninfo(&self) -> String {
-        let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         let mut out = format!(
             "host={} port={} user={} dbname={}",
-            q(&self.host),
+            quote(&self.host),
             self.port,
-            q(&self.user),
-            q(&self.dbname)
+            quote(&self.user),
+            quote(&self.dbname)
         );
         if !self.password.is_empty() {
-            out.push_str(&format!(" password={}", q(&self.password)));
+            out.push_str(&format!(" password={}", quote(&self.password)));
         }
         out
     }
 
-    /// For tokio-postgres, which knows only disable/prefer/require.
+    /// For tokio-postgres, which knows only disable/prefer/require: the
+    /// verify modes are `require` here and checked by `tls::connector`.
     pub fn sql_conninfo(&self) -> String {
-        format!(
-            "{} sslmode={} connect_timeout=10",
-            self.conninfo(),
-            self.sslmode
-        )
+        let mode = match self.sslmode.as_str() {
+            "verify-ca" | "verify-full" => "require",
+            m => m,
+        };
+        format!("{} sslmode={mode} connect_timeout=10", self.conninfo())
     }
 
     /// For the replication connection.
     pub fn replication_conninfo(&self) -> String {
-        format!(
+        let mut out = format!(
             "{} replication=database sslmode={} connect_timeout=10",
             self.conninfo(),
             self.sslmode
-        )
+        );
+        if let Some(ca) = &self.sslrootcert {
+            out.push_str(&format!(" sslrootcert={}", quote(ca)));
+        }
+        out
     }
 }
 
@@ -244,4 +258,9 @@ pub fn patterns(list: &[String], key: &str) -> Result<Vec<regex::Regex>, Connect
             })
         })
         .collect()
+}
+
+/// A conninfo value, quoted so spaces and quotes survive.
+fn quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }

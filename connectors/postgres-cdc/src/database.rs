@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use sluice_api::{ConnectError, ErrorKind};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
 
 use crate::config::CdcConfig;
 use crate::envelope::{Column, Table};
@@ -50,30 +51,44 @@ pub fn ident(text: &str) -> String {
 
 /// Connects the SQL session, failing with what to do about it.
 pub async fn connect(config: &CdcConfig) -> Result<Client, ConnectError> {
-    let (client, connection) = tokio_postgres::connect(&config.sql_conninfo(), NoTls)
+    let conninfo = config.sql_conninfo();
+    let client = match crate::tls::connector(&config.sslmode, config.sslrootcert.as_deref())? {
+        None => open(config, &conninfo, NoTls).await?,
+        Some(tls) => open(config, &conninfo, tls).await?,
+    };
+    client
+        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3")
         .await
-        .map_err(|e| {
-            let why = describe(&e);
-            let hint = match e.as_db_error().map(|d| d.code().code()) {
-                Some("28P01") => "check database.user and database.password",
-                Some("28000") => "pg_hba.conf does not let this user in from here",
-                Some("3D000") => "check database.dbname",
-                _ => "check database.hostname and database.port, and that PostgreSQL runs",
-            };
-            config_error(format!(
-                "cannot connect to PostgreSQL at {}:{} as '{}': {why} ({hint})",
-                config.host, config.port, config.user
-            ))
-        })?;
+        .map_err(|e| ConnectError::retriable(format!("PostgreSQL: {}", describe(&e))))?;
+    Ok(client)
+}
+
+async fn open<T>(config: &CdcConfig, conninfo: &str, tls: T) -> Result<Client, ConnectError>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = tokio_postgres::connect(conninfo, tls).await.map_err(|e| {
+        let why = describe(&e);
+        let hint = match e.as_db_error().map(|d| d.code().code()) {
+            Some("28P01") => "check database.user and database.password",
+            Some("28000") => "pg_hba.conf does not let this user in from here",
+            Some("3D000") => "check database.dbname",
+            None if why.contains("TLS") => {
+                "check database.sslmode, database.sslrootcert (the CA that signed the server's certificate) and database.hostname (a name the certificate holds)"
+            }
+            _ => "check database.hostname and database.port, and that PostgreSQL runs",
+        };
+        config_error(format!(
+            "cannot connect to PostgreSQL at {}:{} as '{}': {why} ({hint})",
+            config.host, config.port, config.user
+        ))
+    })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!("PostgreSQL connection closed: {e}");
         }
     });
-    client
-        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3")
-        .await
-        .map_err(|e| ConnectError::retriable(format!("PostgreSQL: {}", describe(&e))))?;
     Ok(client)
 }
 

@@ -15,6 +15,7 @@ mod envelope;
 mod incremental;
 mod snapshot;
 mod task;
+mod tls;
 mod types;
 
 use sluice_api::{

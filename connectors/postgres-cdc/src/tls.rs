@@ -1,0 +1,172 @@
+//! TLS for the SQL connection, with libpq's `sslmode` meanings.
+//!
+//! The replication connection (pg_walstream) reads `sslmode` and
+//! `sslrootcert` from its conninfo itself. tokio-postgres knows only
+//! disable/prefer/require and leaves certificate checks to the TLS connector,
+//! so the checks `verify-ca` and `verify-full` ask for are made here:
+//! - `prefer`, `require`: encrypted; the certificate is not checked (as libpq
+//!   without a root certificate).
+//! - `verify-ca`: the chain must lead to `database.sslrootcert`.
+//! - `verify-full`: that, and the certificate must name the host.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use sluice_api::ConnectError;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::database::config_error;
+
+/// The TLS connector for `sslmode`, or `None` for `disable`.
+pub fn connector(
+    sslmode: &str,
+    rootcert: Option<&str>,
+) -> Result<Option<MakeRustlsConnect>, ConnectError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier: Arc<dyn ServerCertVerifier> = match sslmode {
+        "disable" => return Ok(None),
+        "prefer" | "require" => Arc::new(Unchecked(provider.clone())),
+        "verify-ca" | "verify-full" => {
+            let path = rootcert.ok_or_else(|| {
+                config_error(format!(
+                    "database.sslrootcert: sslmode={sslmode} checks the server's certificate against a CA; name the CA's PEM file"
+                ))
+            })?;
+            let mut roots = RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| config_error(format!("database.sslrootcert: cannot read {path}: {e}")))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| {
+                    config_error(format!("database.sslrootcert: {path} is not PEM: {e}"))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    config_error(format!("database.sslrootcert: a certificate in {path}: {e}"))
+                })?;
+            }
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| config_error(format!("database.sslrootcert: {path}: {e}")))?;
+            if sslmode == "verify-ca" {
+                Arc::new(AnyName(webpki))
+            } else {
+                webpki
+            }
+        }
+        other => {
+            return Err(config_error(format!(
+                "database.sslmode: '{other}' is not one of disable, prefer, require, verify-ca, verify-full"
+            )))
+        }
+    };
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectError::fatal(format!("TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Some(MakeRustlsConnect::new(config)))
+}
+
+/// `prefer` and `require`: any certificate, but the handshake's signatures
+/// are still checked, so the session is at least encrypted to its holder.
+#[derive(Debug)]
+struct Unchecked(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unchecked {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain is checked, the host name is not.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}

@@ -19,6 +19,10 @@
 //! Whether anything changed is read from the slot itself, without consuming it
 //! (`pg_logical_slot_peek_binary_changes`). When something did, the snapshot
 //! starts over from a new slot, and the rows already sent are sent again.
+//! Carrying on exactly then would need to know, per key, which rows reached
+//! Kafka in the old state (so the stream's changes since are emitted for them
+//! and not for rows read anew); the runtime knows which records it skipped as
+//! replays but does not tell the task.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -632,6 +632,48 @@ fn tls_to_the_database_checks_the_certificate_as_sslmode_says() {
 }
 
 #[test]
+fn a_primary_key_change_is_a_delete_then_a_create() {
+    let db = Db::new("cdc_pk");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY, v text); INSERT INTO {s}.t VALUES (1, 'a')"
+    ));
+    let scratch = Scratch::new("cdc-pk");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let c = scratch.write_json("pg.json", &db.connector(&unique("pg")));
+    let topic = db.topic("t");
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    wait_events(&topic, 1);
+    psql(&format!("UPDATE {s}.t SET id = 2 WHERE id = 1"));
+    wait_events(&topic, 4);
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    // As Debezium: the old key is deleted (and tombstoned), the new one created,
+    // each naming the other in a header.
+    let records = read_topic(&topic);
+    assert_eq!(records.len(), 4);
+    let value =
+        |i: usize| -> Value { serde_json::from_slice(records[i].value.as_ref().unwrap()).unwrap() };
+    let (delete, create) = (value(1), value(3));
+    assert_eq!(delete["op"], "d");
+    assert_eq!(delete["before"]["id"], 1);
+    assert_eq!(records[1].key.as_deref(), Some(r#"{"id":1}"#));
+    assert_eq!(records[1].headers["__debezium.newkey"], r#"{"id":2}"#);
+    assert_eq!(records[2].key.as_deref(), Some(r#"{"id":1}"#));
+    assert!(
+        records[2].value.as_ref().is_none_or(|v| v.is_empty()),
+        "a tombstone"
+    );
+    assert_eq!(create["op"], "c");
+    assert_eq!(create["after"], json!({"id": 2, "v": "a"}));
+    assert_eq!(records[3].key.as_deref(), Some(r#"{"id":2}"#));
+    assert_eq!(records[3].headers["__debezium.oldkey"], r#"{"id":1}"#);
+}
+
+#[test]
 fn heartbeats_move_an_idle_slot_on() {
     let db = Db::new("cdc_hb");
     let s = &db.schema;

@@ -79,6 +79,16 @@ struct Txn {
     records: Vec<Record>,
 }
 
+/// A delete's or key change's old row when only the key came: a required
+/// column gets its type's empty value rather than a null its schema forbids.
+fn fill_required(table: &Table, row: &mut [Value]) {
+    for (c, v) in table.columns.iter().zip(row.iter_mut()) {
+        if !c.key && !c.optional && v.is_null() {
+            *v = c.ty.empty();
+        }
+    }
+}
+
 /// The commit LSN up to which a stored offset's transactions were handled:
 /// that of its record's transaction, or, for a heartbeat, anything before the
 /// end of the last transaction it had seen.
@@ -609,6 +619,7 @@ impl Run {
                 relation_oid,
                 old_data,
                 new_data,
+                replica_identity,
                 ..
             } => {
                 let table = self.table(relation_oid)?;
@@ -621,7 +632,19 @@ impl Run {
                 };
                 let after = self.row(&table, &new_data, before.as_deref())?;
                 self.incremental.changed(&table, &after);
-                self.push(&table, Op::Update, before, Some(after), event.lsn.0)?;
+                match before {
+                    Some(mut before)
+                        if table.key_schema.is_some()
+                            && table.key_of(&before) != table.key_of(&after) =>
+                    {
+                        self.incremental.changed(&table, &before);
+                        if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
+                            fill_required(&table, &mut before);
+                        }
+                        self.push_key_change(&table, before, after, event.lsn.0)?;
+                    }
+                    before => self.push(&table, Op::Update, before, Some(after), event.lsn.0)?,
+                }
             }
             EventType::Delete {
                 relation_oid,
@@ -636,13 +659,7 @@ impl Run {
                 let mut before = self.row(&table, &old_data, None)?;
                 self.incremental.changed(&table, &before);
                 if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
-                    // Only the key came: a required column gets its type's
-                    // empty value rather than a null its schema forbids.
-                    for (c, v) in table.columns.iter().zip(before.iter_mut()) {
-                        if !c.key && !c.optional && v.is_null() {
-                            *v = c.ty.empty();
-                        }
-                    }
+                    fill_required(&table, &mut before);
                 }
                 self.push(&table, Op::Delete, Some(before), None, event.lsn.0)?;
             }
@@ -780,6 +797,48 @@ impl Run {
             txn.records.push(t);
         }
         Ok(())
+    }
+
+    /// An update that changed the primary key, as Debezium emits it: a delete
+    /// of the old key (and its tombstone) carrying header `__debezium.newkey`,
+    /// then a create of the new key carrying `__debezium.oldkey`. A consumer
+    /// keyed by the primary key then forgets the old row.
+    fn push_key_change(
+        &mut self,
+        table: &Table,
+        before: Vec<Value>,
+        after: Vec<Value>,
+        lsn: u64,
+    ) -> Result<(), ConnectError> {
+        let key_json = |row: &[Value]| {
+            let key = table.key_of(row);
+            serde_json::to_vec(&sluice_api::json::JsonView::new(
+                table.key_schema.as_deref(),
+                &key,
+            ))
+            .ok()
+        };
+        let (old_key, new_key) = (key_json(&before), key_json(&after));
+        let at = self.pending();
+        self.push(table, Op::Delete, Some(before), None, lsn)?;
+        self.add_header(at, "__debezium.newkey", new_key);
+        let at = self.pending();
+        self.push(table, Op::Create, None, Some(after), lsn)?;
+        self.add_header(at, "__debezium.oldkey", old_key);
+        Ok(())
+    }
+
+    /// How many records the open transaction holds: the index of the next.
+    fn pending(&self) -> usize {
+        self.txn.as_ref().map_or(0, |t| t.records.len())
+    }
+
+    /// Adds a header to the open transaction's record at `index`, if `push`
+    /// emitted one there (a skipped operation emits none).
+    fn add_header(&mut self, index: usize, name: &'static str, value: Option<Vec<u8>>) {
+        if let Some(r) = self.txn.as_mut().and_then(|t| t.records.get_mut(index)) {
+            r.headers.push(name, value);
+        }
     }
 
     fn commit_txn(&mut self, commit_lsn: u64, end_lsn: u64) {

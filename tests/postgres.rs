@@ -674,6 +674,41 @@ fn a_primary_key_change_is_a_delete_then_a_create() {
 }
 
 #[test]
+fn decimal_and_binary_handling_modes_apply_to_snapshot_and_stream() {
+    let db = Db::new("cdc_modes");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY, amount numeric(10, 2), raw bytea);
+         INSERT INTO {s}.t VALUES (1, 12.5, '\\x0aff')"
+    ));
+    let scratch = Scratch::new("cdc-modes");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = db.connector(&unique("pg"));
+    config["config"]["decimal.handling.mode"] = json!("string");
+    config["config"]["binary.handling.mode"] = json!("hex");
+    let c = scratch.write_json("pg.json", &config);
+    let topic = db.topic("t");
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    wait_events(&topic, 1);
+    psql(&format!("INSERT INTO {s}.t VALUES (2, 0.05, '\\x00')"));
+    let events = wait_events(&topic, 2);
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    let after: Vec<&Value> = events
+        .iter()
+        .map(|(_, v)| &v.as_ref().unwrap()["after"])
+        .collect();
+    assert_eq!(
+        *after[0],
+        json!({"id": 1, "amount": "12.50", "raw": "0aff"})
+    );
+    assert_eq!(*after[1], json!({"id": 2, "amount": "0.05", "raw": "00"}));
+}
+
+#[test]
 fn heartbeats_move_an_idle_slot_on() {
     let db = Db::new("cdc_hb");
     let s = &db.schema;

@@ -1,6 +1,8 @@
 //! Debezium's PostgreSQL connector keys, so a Debezium config runs with only
 //! `connector.class` changed.
 
+use crate::envelope::{Column, Table};
+use crate::types::{BinaryMode, DecimalMode};
 use sluice_api::config::{
     ConfigDef, ConfigKey, ConfigType, Importance, ValidatedConfig, Validator,
 };
@@ -31,6 +33,8 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("snapshot.fetch.size", ConfigType::Int).default("10240").validator(Validator::at_least(1.0)).doc("Rows read per chunk of a snapshot: its memory bound."))
         .define(ConfigKey::new("signal.data.collection", ConfigType::String).default("").doc("The signal table, schema.table with columns (id text PRIMARY KEY, type text, data text): an 'execute-snapshot' row starts an incremental snapshot."))
         .define(ConfigKey::new("incremental.snapshot.chunk.size", ConfigType::Int).default("1024").validator(Validator::at_least(1.0)))
+        .define(ConfigKey::new("decimal.handling.mode", ConfigType::String).default("precise").validator(Validator::OneOf(&["precise", "double", "string"])).doc("numeric columns: precise (Connect Decimal), double, or string."))
+        .define(ConfigKey::new("binary.handling.mode", ConfigType::String).default("bytes").validator(Validator::OneOf(&["bytes", "base64", "base64-url-safe", "hex"])).doc("bytea columns: bytes, or a base64 / base64-url-safe / hex string."))
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
         .define(ConfigKey::new("skipped.operations", ConfigType::List).default("t").doc("Operations not to emit: c, u, d, t (truncate), or none."))
         .define(ConfigKey::new("unavailable.value.placeholder", ConfigType::String).default("__debezium_unavailable_value"))
@@ -64,6 +68,8 @@ pub struct CdcConfig {
     pub password: String,
     pub dbname: String,
     pub sslmode: String,
+    pub decimal: DecimalMode,
+    pub binary: BinaryMode,
     pub sslrootcert: Option<String>,
     pub prefix: String,
     pub slot: String,
@@ -136,6 +142,17 @@ impl CdcConfig {
             password,
             dbname: s("database.dbname"),
             sslmode: s("database.sslmode"),
+            decimal: match s("decimal.handling.mode").as_str() {
+                "double" => DecimalMode::Double,
+                "string" => DecimalMode::String,
+                _ => DecimalMode::Precise,
+            },
+            binary: match s("binary.handling.mode").as_str() {
+                "base64" => BinaryMode::Base64,
+                "base64-url-safe" => BinaryMode::Base64UrlSafe,
+                "hex" => BinaryMode::Hex,
+                _ => BinaryMode::Bytes,
+            },
             sslrootcert: Some(s("database.sslrootcert")).filter(|v| !v.is_empty()),
             prefix: prefix.clone(),
             slot: s("slot.name"),
@@ -204,6 +221,16 @@ impl CdcConfig {
         let name = format!("{schema}.{table}.{column}");
         (self.column_include.is_empty() || self.column_include.iter().any(|p| p.is_match(&name)))
             && !self.column_exclude.iter().any(|p| p.is_match(&name))
+    }
+
+    /// A table's model with this connector's handling modes applied to its
+    /// column types.
+    pub fn table(&self, schema: &str, name: &str, mut columns: Vec<Column>) -> Table {
+        for c in &mut columns {
+            c.ty.decimal = self.decimal;
+            c.ty.binary = self.binary;
+        }
+        Table::new(&self.prefix, schema, name, columns)
     }
 
     /// The libpq-style settings both connections share. Values are quoted, so

@@ -262,7 +262,7 @@ pub async fn table_model(
         })
         .filter(|c| c.key || config.keeps_column(schema, name, &c.name))
         .collect();
-    let table = Table::new(&config.prefix, schema, name, columns);
+    let table = config.table(schema, name, columns);
     Ok((catalog, table))
 }
 

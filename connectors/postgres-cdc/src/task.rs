@@ -912,7 +912,7 @@ async fn relation_table(
             }
         })
         .collect();
-    let mut table = Table::new(&config.prefix, schema, name, columns);
+    let mut table = config.table(schema, name, columns);
     table.captured = config.captures(schema, name);
     Ok(table)
 }

@@ -3,6 +3,8 @@
 //! into Connect values. Both paths share this module, so a row reads the same
 //! from a snapshot and from the stream.
 
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE as BASE64_URL};
+use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use sluice_api::{Schema, SchemaRef, SchemaType, Value};
 
@@ -36,13 +38,36 @@ pub mod oid {
     pub const UUID_ARRAY: u32 = 2951;
 }
 
-/// How one column is read: its (base) type and modifier, as the catalog says.
+/// Debezium's `decimal.handling.mode`: how `numeric` columns are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecimalMode {
+    /// Connect's Decimal (or Debezium's VariableScaleDecimal without a scale).
+    #[default]
+    Precise,
+    Double,
+    String,
+}
+
+/// Debezium's `binary.handling.mode`: how `bytea` columns are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinaryMode {
+    #[default]
+    Bytes,
+    Base64,
+    Base64UrlSafe,
+    Hex,
+}
+
+/// How one column is read: its (base) type and modifier, as the catalog says,
+/// and the connector's handling modes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnType {
     pub oid: u32,
     pub typmod: i32,
     /// An enum type's labels, in order; empty otherwise.
     pub enum_labels: Vec<String>,
+    pub decimal: DecimalMode,
+    pub binary: BinaryMode,
 }
 
 impl ColumnType {
@@ -51,6 +76,17 @@ impl ColumnType {
             oid,
             typmod,
             enum_labels: Vec::new(),
+            decimal: DecimalMode::Precise,
+            binary: BinaryMode::Bytes,
+        }
+    }
+
+    /// An array's element type: the same modes, no modifier.
+    fn element_type(&self, oid: u32) -> Self {
+        Self {
+            decimal: self.decimal,
+            binary: self.binary,
+            ..Self::new(oid, -1)
         }
     }
 
@@ -72,10 +108,13 @@ impl ColumnType {
         })
     }
 
-    /// The Connect schema Debezium gives this type (with its default
-    /// `decimal.handling.mode=precise` and `time.precision.mode=adaptive`).
+    /// The Connect schema Debezium gives this type (with
+    /// `time.precision.mode=adaptive`, its default).
     pub fn schema(&self, optional: bool) -> SchemaRef {
         let s = match self.oid {
+            oid::NUMERIC if self.decimal == DecimalMode::Double => Schema::new(SchemaType::Float64),
+            oid::NUMERIC if self.decimal == DecimalMode::String => Schema::new(SchemaType::String),
+            oid::BYTEA if self.binary != BinaryMode::Bytes => Schema::new(SchemaType::String),
             oid::BOOL => Schema::new(SchemaType::Boolean),
             oid::INT2 => Schema::new(SchemaType::Int16),
             oid::INT4 => Schema::new(SchemaType::Int32),
@@ -118,7 +157,7 @@ impl ColumnType {
                 s
             }
             _ => match self.element() {
-                Some(e) => Schema::new(SchemaType::Array(ColumnType::new(e, -1).schema(true))),
+                Some(e) => Schema::new(SchemaType::Array(self.element_type(e).schema(true))),
                 None => Schema::new(SchemaType::String),
             },
         };
@@ -136,7 +175,21 @@ impl ColumnType {
             oid::INT8 | oid::OID => Value::Int64(text.parse().map_err(|_| bad("int8"))?),
             oid::FLOAT4 => Value::Float32(parse_float(text).ok_or_else(|| bad("float4"))? as f32),
             oid::FLOAT8 => Value::Float64(parse_float(text).ok_or_else(|| bad("float8"))?),
-            oid::BYTEA => Value::Bytes(decode_bytea(text).ok_or_else(|| bad("bytea"))?),
+            oid::BYTEA => {
+                let bytes = decode_bytea(text).ok_or_else(|| bad("bytea"))?;
+                match self.binary {
+                    BinaryMode::Bytes => Value::Bytes(bytes),
+                    BinaryMode::Base64 => Value::String(BASE64.encode(bytes)),
+                    BinaryMode::Base64UrlSafe => Value::String(BASE64_URL.encode(bytes)),
+                    BinaryMode::Hex => {
+                        Value::String(bytes.iter().map(|b| format!("{b:02x}")).collect())
+                    }
+                }
+            }
+            oid::NUMERIC if self.decimal == DecimalMode::Double => {
+                Value::Float64(parse_float(text).ok_or_else(|| bad("numeric"))?)
+            }
+            oid::NUMERIC if self.decimal == DecimalMode::String => Value::String(text.to_owned()),
             oid::NUMERIC => {
                 let (unscaled, scale) = parse_decimal(text).ok_or_else(|| bad("numeric"))?;
                 match self.numeric_scale() {
@@ -159,7 +212,7 @@ impl ColumnType {
             oid::INTERVAL => Value::Int64(interval_micros(text).ok_or_else(|| bad("interval"))?),
             _ => match self.element() {
                 Some(e) => {
-                    let element = ColumnType::new(e, -1);
+                    let element = self.element_type(e);
                     let items = parse_array(text).ok_or_else(|| bad("an array"))?;
                     Value::Array(
                         items
@@ -208,16 +261,16 @@ impl ColumnType {
                 | oid::OID
                 | oid::FLOAT4
                 | oid::FLOAT8
-                | oid::NUMERIC
                 | oid::DATE
                 | oid::TIME
                 | oid::TIMESTAMP
                 | oid::INTERVAL
-        ) && self.element().is_none()
+        ) && !(self.oid == oid::NUMERIC && self.decimal != DecimalMode::String)
+            && self.element().is_none()
     }
 
     pub fn placeholder(&self, text: &str) -> Value {
-        if self.oid == oid::BYTEA {
+        if self.oid == oid::BYTEA && self.binary == BinaryMode::Bytes {
             Value::Bytes(text.as_bytes().to_vec())
         } else {
             Value::String(text.to_owned())
@@ -369,6 +422,43 @@ fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handling_modes_change_numeric_and_bytea_as_debezium_does() {
+        let numeric = |mode| ColumnType {
+            decimal: mode,
+            ..ColumnType::new(oid::NUMERIC, (10 << 16 | 2) + 4)
+        };
+        let double = numeric(DecimalMode::Double);
+        assert_eq!(double.schema(false).schema_type, SchemaType::Float64);
+        assert_eq!(double.decode("12.50").unwrap(), Value::Float64(12.5));
+        let string = numeric(DecimalMode::String);
+        assert_eq!(string.schema(false).schema_type, SchemaType::String);
+        assert_eq!(
+            string.decode("12.50").unwrap(),
+            Value::String("12.50".into())
+        );
+        let bytea = |mode| ColumnType {
+            binary: mode,
+            ..ColumnType::new(oid::BYTEA, -1)
+        };
+        assert_eq!(
+            bytea(BinaryMode::Hex).decode("\\x0aff").unwrap(),
+            Value::String("0aff".into())
+        );
+        assert_eq!(
+            bytea(BinaryMode::Base64).decode("\\x0aff").unwrap(),
+            Value::String("Cv8=".into())
+        );
+        assert_eq!(
+            bytea(BinaryMode::Base64UrlSafe).decode("\\xfbff").unwrap(),
+            Value::String("-_8=".into())
+        );
+        assert_eq!(
+            bytea(BinaryMode::Hex).schema(false).schema_type,
+            SchemaType::String
+        );
+    }
 
     #[test]
     fn text_values_decode_as_debezium_encodes_them() {

@@ -252,21 +252,22 @@ impl ColumnType {
     /// Whether Debezium's placeholder for an unchanged TOAST value fits this
     /// type (it is text, or bytes).
     pub fn takes_placeholder(&self) -> bool {
-        !matches!(
-            self.oid,
+        let textual = match self.oid {
             oid::BOOL
-                | oid::INT2
-                | oid::INT4
-                | oid::INT8
-                | oid::OID
-                | oid::FLOAT4
-                | oid::FLOAT8
-                | oid::DATE
-                | oid::TIME
-                | oid::TIMESTAMP
-                | oid::INTERVAL
-        ) && !(self.oid == oid::NUMERIC && self.decimal != DecimalMode::String)
-            && self.element().is_none()
+            | oid::INT2
+            | oid::INT4
+            | oid::INT8
+            | oid::OID
+            | oid::FLOAT4
+            | oid::FLOAT8
+            | oid::DATE
+            | oid::TIME
+            | oid::TIMESTAMP
+            | oid::INTERVAL => false,
+            oid::NUMERIC => self.decimal == DecimalMode::String,
+            _ => true,
+        };
+        textual && self.element().is_none()
     }
 
     pub fn placeholder(&self, text: &str) -> Value {

@@ -96,8 +96,54 @@ pub struct CdcConfig {
     pub poll_interval: std::time::Duration,
 }
 
+/// Debezium keys this connector does not implement, with the values that mean
+/// what it does anyway. Any other value would change the events, so it is
+/// refused rather than ignored.
+const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
+    (
+        "time.precision.mode",
+        &["adaptive", "adaptive_time_microseconds"],
+    ),
+    ("interval.handling.mode", &["numeric"]),
+    ("hstore.handling.mode", &["json"]),
+    ("provide.transaction.metadata", &["false"]),
+    ("message.key.columns", &[""]),
+    ("snapshot.select.statement.overrides", &[""]),
+    ("column.propagate.source.type", &[""]),
+    ("datatype.propagate.source.type", &[""]),
+    ("converters", &[""]),
+    // Prefixes (Debezium puts a hash name or a length in the key).
+    ("column.mask.hash.", &[""]),
+    ("column.mask.with.", &[""]),
+    ("column.truncate.to.", &[""]),
+];
+
+fn refuse_unimplemented(raw: &TaskConfig) -> Result<(), ConnectError> {
+    for (key, fine) in NOT_IMPLEMENTED {
+        let set = raw
+            .iter()
+            .filter(|(k, _)| *k == key || (key.ends_with('.') && k.starts_with(key)));
+        for (k, v) in set {
+            if !fine.contains(&v.trim()) {
+                return Err(ConnectError::new(
+                    sluice_api::ErrorKind::Config,
+                    format!(
+                        "'{k}': sluice's postgres-cdc does not implement this Debezium option (value '{v}'); remove it{}",
+                        match fine.first() {
+                            Some(d) if !d.is_empty() => format!(" or set it to '{d}'"),
+                            _ => String::new(),
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl CdcConfig {
     pub fn parse(raw: &TaskConfig) -> Result<Self, ConnectError> {
+        refuse_unimplemented(raw)?;
         let c: ValidatedConfig = config_def().validate(raw)?;
         let s = |k: &str| c.string(k).unwrap_or_default().to_owned();
         let list = |k: &str| -> Vec<String> {
@@ -290,4 +336,42 @@ pub fn patterns(list: &[String], key: &str) -> Result<Vec<regex::Regex>, Connect
 /// A conninfo value, quoted so spaces and quotes survive.
 fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &[(&str, &str)]) -> TaskConfig {
+        [
+            ("database.hostname", "localhost"),
+            ("database.user", "u"),
+            ("database.dbname", "d"),
+            ("topic.prefix", "p"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn debezium_options_not_implemented_are_refused_unless_harmless() {
+        assert!(CdcConfig::parse(&config(&[("time.precision.mode", "adaptive")])).is_ok());
+        assert!(CdcConfig::parse(&config(&[("provide.transaction.metadata", "false")])).is_ok());
+        let refused = |k: &str, v: &str| {
+            CdcConfig::parse(&config(&[(k, v)]))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let e = refused("time.precision.mode", "connect");
+        assert!(
+            e.contains("'time.precision.mode'") && e.contains("'adaptive'"),
+            "{e}"
+        );
+        let e = refused("column.mask.hash.SHA-256.with.salt.x", "s.t.c");
+        assert!(e.contains("'column.mask.hash.SHA-256.with.salt.x'"), "{e}");
+        assert!(refused("message.key.columns", "s.t:c").contains("message.key.columns"));
+    }
 }

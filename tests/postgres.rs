@@ -190,6 +190,8 @@ fn snapshot_then_stream_in_debeziums_envelope() {
     let audit = wait_events(&db.topic("audit"), 4);
     let update = audit[1].1.as_ref().unwrap();
     assert_eq!(update["op"], "u");
+    // The key stays the primary key: REPLICA IDENTITY FULL widens only `before`.
+    assert_eq!(audit[1].0, Some(json!({"id": 1})));
     assert_eq!(update["before"], json!({"id": 1, "note": "first"}));
     assert_eq!(update["after"], json!({"id": 1, "note": "changed"}));
     let delete = audit[2].1.as_ref().unwrap();

@@ -2,7 +2,7 @@
 //! `connector.class` changed.
 
 use crate::envelope::{Column, Table};
-use crate::types::{BinaryMode, DecimalMode};
+use crate::types::{BinaryMode, DecimalMode, TimePrecision};
 use sluice_api::config::{
     ConfigDef, ConfigKey, ConfigType, Importance, ValidatedConfig, Validator,
 };
@@ -33,6 +33,7 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("snapshot.fetch.size", ConfigType::Int).default("10240").validator(Validator::at_least(1.0)).doc("Rows read per chunk of a snapshot: its memory bound."))
         .define(ConfigKey::new("signal.data.collection", ConfigType::String).default("").doc("The signal table, schema.table with columns (id text PRIMARY KEY, type text, data text): an 'execute-snapshot' row starts an incremental snapshot."))
         .define(ConfigKey::new("incremental.snapshot.chunk.size", ConfigType::Int).default("1024").validator(Validator::at_least(1.0)))
+        .define(ConfigKey::new("time.precision.mode", ConfigType::String).default("adaptive").validator(Validator::OneOf(&["adaptive", "adaptive_time_microseconds"])).doc("time/timestamp columns declared with precision 3 or less in milliseconds, others in microseconds (adaptive_time_microseconds: time always in microseconds). Debezium's connect mode is not implemented."))
         .define(ConfigKey::new("decimal.handling.mode", ConfigType::String).default("precise").validator(Validator::OneOf(&["precise", "double", "string"])).doc("numeric columns: precise (Connect Decimal), double, or string."))
         .define(ConfigKey::new("binary.handling.mode", ConfigType::String).default("bytes").validator(Validator::OneOf(&["bytes", "base64", "base64-url-safe", "hex"])).doc("bytea columns: bytes, or a base64 / base64-url-safe / hex string."))
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
@@ -70,6 +71,7 @@ pub struct CdcConfig {
     pub sslmode: String,
     pub decimal: DecimalMode,
     pub binary: BinaryMode,
+    pub time: TimePrecision,
     pub sslrootcert: Option<String>,
     pub prefix: String,
     pub slot: String,
@@ -100,10 +102,6 @@ pub struct CdcConfig {
 /// what it does anyway. Any other value would change the events, so it is
 /// refused rather than ignored.
 const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
-    (
-        "time.precision.mode",
-        &["adaptive", "adaptive_time_microseconds"],
-    ),
     ("interval.handling.mode", &["numeric"]),
     ("hstore.handling.mode", &["json"]),
     ("provide.transaction.metadata", &["false"]),
@@ -193,6 +191,10 @@ impl CdcConfig {
                 "string" => DecimalMode::String,
                 _ => DecimalMode::Precise,
             },
+            time: match s("time.precision.mode").as_str() {
+                "adaptive_time_microseconds" => TimePrecision::AdaptiveTimeMicroseconds,
+                _ => TimePrecision::Adaptive,
+            },
             binary: match s("binary.handling.mode").as_str() {
                 "base64" => BinaryMode::Base64,
                 "base64-url-safe" => BinaryMode::Base64UrlSafe,
@@ -275,6 +277,7 @@ impl CdcConfig {
         for c in &mut columns {
             c.ty.decimal = self.decimal;
             c.ty.binary = self.binary;
+            c.ty.time = self.time;
         }
         Table::new(&self.prefix, schema, name, columns)
     }
@@ -365,11 +368,12 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default()
         };
-        let e = refused("time.precision.mode", "connect");
+        let e = refused("interval.handling.mode", "string");
         assert!(
-            e.contains("'time.precision.mode'") && e.contains("'adaptive'"),
+            e.contains("'interval.handling.mode'") && e.contains("'numeric'"),
             "{e}"
         );
+        assert!(refused("time.precision.mode", "connect").contains("time.precision.mode"));
         let e = refused("column.mask.hash.SHA-256.with.salt.x", "s.t.c");
         assert!(e.contains("'column.mask.hash.SHA-256.with.salt.x'"), "{e}");
         assert!(refused("message.key.columns", "s.t:c").contains("message.key.columns"));

@@ -878,9 +878,8 @@ fn set_snapshot_marker(record: &mut Record, marker: &'static str) {
     }
 }
 
-/// Opens a cursor over a table for the snapshot and returns its model.
 /// A streamed table's model: columns and types as the Relation message says,
-/// nullability, domains and enums from the catalog.
+/// nullability, domains, enums and the primary key from the catalog.
 async fn relation_table(
     sql: &Client,
     config: &CdcConfig,
@@ -894,9 +893,20 @@ async fn relation_table(
             warn!(table = %format!("{schema}.{name}"), "cannot read the catalog ({e}); columns are typed from the Relation message alone");
             database::Catalog::default()
         });
+    // The key is the primary key, as in the snapshot. The Relation message
+    // flags the replica identity instead, which under REPLICA IDENTITY FULL is
+    // every column; it is used only when the catalog could not be read.
+    let read = !catalog.columns.is_empty();
+    let is_key = |c: &RelationColumn| {
+        if read {
+            catalog.keys.iter().any(|k| *k == *c.name)
+        } else {
+            c.is_key
+        }
+    };
     let columns = columns
         .iter()
-        .filter(|c| c.is_key || config.keeps_column(schema, name, &c.name))
+        .filter(|c| is_key(c) || config.keeps_column(schema, name, &c.name))
         .map(|c| {
             let known = catalog.columns.get(&*c.name);
             let ty = match known {
@@ -907,7 +917,7 @@ async fn relation_table(
             Column {
                 name: c.name.to_string(),
                 ty,
-                key: c.is_key,
+                key: is_key(c),
                 optional: !known.is_some_and(|(not_null, _)| *not_null),
             }
         })

@@ -58,6 +58,16 @@ pub enum BinaryMode {
     Hex,
 }
 
+/// Debezium's `time.precision.mode` (its `connect` mode is not implemented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimePrecision {
+    /// Milliseconds for `time(p)`/`timestamp(p)` with p ≤ 3, else microseconds.
+    #[default]
+    Adaptive,
+    /// As adaptive, but `time` is always in microseconds.
+    AdaptiveTimeMicroseconds,
+}
+
 /// How one column is read: its (base) type and modifier, as the catalog says,
 /// and the connector's handling modes.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +78,7 @@ pub struct ColumnType {
     pub enum_labels: Vec<String>,
     pub decimal: DecimalMode,
     pub binary: BinaryMode,
+    pub time: TimePrecision,
 }
 
 impl ColumnType {
@@ -78,6 +89,18 @@ impl ColumnType {
             enum_labels: Vec::new(),
             decimal: DecimalMode::Precise,
             binary: BinaryMode::Bytes,
+            time: TimePrecision::Adaptive,
+        }
+    }
+
+    /// Whether a time or timestamp column is written in milliseconds: its
+    /// declared precision is 3 or less (no declaration means 6).
+    fn in_millis(&self) -> bool {
+        let declared = (0..=3).contains(&self.typmod);
+        match self.oid {
+            oid::TIME => declared && self.time == TimePrecision::Adaptive,
+            oid::TIMESTAMP => declared,
+            _ => false,
         }
     }
 
@@ -86,6 +109,7 @@ impl ColumnType {
         Self {
             decimal: self.decimal,
             binary: self.binary,
+            time: self.time,
             ..Self::new(oid, -1)
         }
     }
@@ -142,6 +166,12 @@ impl ColumnType {
                 Schema::new(SchemaType::String).named("io.debezium.data.Json")
             }
             oid::DATE => Schema::new(SchemaType::Int32).named("io.debezium.time.Date"),
+            oid::TIME if self.in_millis() => {
+                Schema::new(SchemaType::Int32).named("io.debezium.time.Time")
+            }
+            oid::TIMESTAMP if self.in_millis() => {
+                Schema::new(SchemaType::Int64).named("io.debezium.time.Timestamp")
+            }
             oid::TIME => Schema::new(SchemaType::Int64).named("io.debezium.time.MicroTime"),
             oid::TIMESTAMP => {
                 Schema::new(SchemaType::Int64).named("io.debezium.time.MicroTimestamp")
@@ -206,6 +236,14 @@ impl ColumnType {
                 }
             }
             oid::DATE => Value::Int32(days(text).ok_or_else(|| bad("date"))?),
+            oid::TIME if self.in_millis() => {
+                Value::Int32((micros_of_day(text).ok_or_else(|| bad("time"))? / 1000) as i32)
+            }
+            oid::TIMESTAMP if self.in_millis() => Value::Int64(
+                timestamp_micros(text)
+                    .ok_or_else(|| bad("timestamp"))?
+                    .div_euclid(1000),
+            ),
             oid::TIME => Value::Int64(micros_of_day(text).ok_or_else(|| bad("time"))?),
             oid::TIMESTAMP => Value::Int64(timestamp_micros(text).ok_or_else(|| bad("timestamp"))?),
             oid::TIMESTAMPTZ => Value::String(zoned(text).ok_or_else(|| bad("timestamptz"))?),
@@ -423,6 +461,36 @@ fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_declared_to_milliseconds_are_in_milliseconds_as_adaptive_says() {
+        let ts3 = ColumnType::new(oid::TIMESTAMP, 3);
+        assert_eq!(
+            ts3.schema(false).name.as_deref(),
+            Some("io.debezium.time.Timestamp")
+        );
+        assert_eq!(
+            ts3.decode("1970-01-01 00:00:01.25").unwrap(),
+            Value::Int64(1250)
+        );
+        assert_eq!(
+            ts3.decode("1969-12-31 23:59:59.999").unwrap(),
+            Value::Int64(-1)
+        );
+        let ts = ColumnType::new(oid::TIMESTAMP, -1);
+        assert_eq!(
+            ts.schema(false).name.as_deref(),
+            Some("io.debezium.time.MicroTimestamp")
+        );
+        let t0 = ColumnType::new(oid::TIME, 0);
+        assert_eq!(t0.schema(false).schema_type, SchemaType::Int32);
+        assert_eq!(t0.decode("00:00:02").unwrap(), Value::Int32(2000));
+        let micros = ColumnType {
+            time: TimePrecision::AdaptiveTimeMicroseconds,
+            ..ColumnType::new(oid::TIME, 0)
+        };
+        assert_eq!(micros.decode("00:00:02").unwrap(), Value::Int64(2_000_000));
+    }
 
     #[test]
     fn handling_modes_change_numeric_and_bytea_as_debezium_does() {

@@ -47,6 +47,46 @@ struct Chunked {
     buffer: Vec<Vec<Value>>,
     next_after: Option<Vec<String>>,
     window: Window,
+    /// The transactions the chunk's SELECT saw as running or not yet begun.
+    unseen: Option<Unseen>,
+}
+
+/// What a snapshot did not see, from `pg_current_snapshot()`
+/// (`xmin:xmax:xip,...`): transactions from `xmax` on, and those listed.
+///
+/// A transaction can commit before the window-open in the log yet still be
+/// invisible to the SELECT: it becomes visible a moment after its commit
+/// record is written. Its change then arrives before the window opens, and
+/// without this check the chunk's older copy would overwrite it.
+#[derive(Debug, Clone, PartialEq)]
+struct Unseen {
+    xmax: u32,
+    running: Vec<u32>,
+}
+
+impl Unseen {
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split(':');
+        let _xmin = parts.next()?;
+        // pg_snapshot holds 64-bit xids (epoch and xid); pgoutput sends the
+        // 32-bit xid, so compare the low halves.
+        let xmax = parts.next()?.parse::<u64>().ok()? as u32;
+        let running = parts
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(|x| x.parse::<u64>().map(|x| x as u32))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        Some(Self { xmax, running })
+    }
+
+    /// True when `xid`'s changes were not visible to the snapshot.
+    fn missed(&self, xid: u32) -> bool {
+        // At or past xmax, modulo 2^32 as PostgreSQL compares xids.
+        (xid.wrapping_sub(self.xmax) as i32) >= 0 || self.running.contains(&xid)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +208,7 @@ impl Incremental {
                 buffer: Vec::new(),
                 next_after: None,
                 window: Window::Idle,
+                unseen: None,
             });
         }
         let Some(chunk) = self.current.as_mut() else {
@@ -211,6 +252,14 @@ impl Incremental {
             ),
             None => String::new(),
         };
+        // The chunk and the snapshot it was read in, in one transaction.
+        let postgres = |e: tokio_postgres::Error| {
+            ConnectError::retriable(format!("PostgreSQL: {}", database::describe(&e)))
+        };
+        sql.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(postgres)?;
+        let snapshot = rows(sql, "SELECT pg_current_snapshot()::text").await?;
         let read = rows(
             sql,
             &format!(
@@ -221,6 +270,11 @@ impl Incremental {
             ),
         )
         .await?;
+        sql.batch_execute("COMMIT").await.map_err(postgres)?;
+        chunk.unseen = snapshot
+            .first()
+            .and_then(|r| r[0].as_deref())
+            .and_then(Unseen::parse);
         let key_positions: Vec<usize> = table
             .columns
             .iter()
@@ -297,21 +351,41 @@ impl Incremental {
         }
     }
 
-    /// A streamed change to `row` of `table`: inside an open window, it is
-    /// newer than what the chunk read, so the chunk's copy is dropped. Cheap
-    /// when no window is open: this runs for every streamed change.
-    pub fn changed(&mut self, table: &Table, row: &[Value]) {
+    /// A streamed change to `row` of `table` by transaction `xid`: inside an
+    /// open window, or before it but unseen by the chunk's SELECT, it is newer
+    /// than what the chunk read, so the chunk's copy is dropped. Cheap when no
+    /// chunk is in flight: this runs for every streamed change.
+    pub fn changed(&mut self, table: &Table, row: &[Value], xid: u32) {
         let Some(c) = self.current.as_mut() else {
             return;
         };
-        if !matches!(c.window, Window::Open { .. })
-            || c.table.schema != table.schema
-            || c.table.name != table.name
-        {
+        let newer = match &c.window {
+            Window::Idle => false,
+            Window::Open { .. } => true,
+            Window::Awaiting { .. } => c.unseen.as_ref().is_none_or(|u| u.missed(xid)),
+        };
+        if !newer || c.table.schema != table.schema || c.table.name != table.name {
             return;
         }
         let key = table.key_of(row);
         let t = c.table.clone();
         c.buffer.retain(|r| t.key_of(r) != key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_misses_running_and_later_transactions() {
+        let u = Unseen::parse("4294967300:4294967310:4294967302,4294967305").unwrap();
+        // 4294967300 is xid 4 of epoch 1.
+        assert!(!u.missed(4), "committed before the snapshot");
+        assert!(u.missed(6), "running at the snapshot");
+        assert!(!u.missed(7));
+        assert!(u.missed(14), "began after the snapshot");
+        assert!(!u.missed(u32::MAX - 1), "long before, across the wrap");
+        assert_eq!(Unseen::parse("10:12:").unwrap().running, Vec::<u32>::new());
     }
 }

@@ -101,6 +101,14 @@ fn handled_through(offset: &SourceOffset) -> u64 {
     }
 }
 
+/// Headers on every streamed record: its transaction's commit LSN and its
+/// own change's LSN (decimal), so a consumer can order and deduplicate by
+/// them without parsing the envelope. (Idempotent resume uses the runtime's
+/// position header, which ranks the records of one transaction apart even
+/// when a delete and its tombstone share a change LSN.)
+const COMMIT_LSN_HEADER: &str = "__sluice.lsn.commit";
+const CHANGE_LSN_HEADER: &str = "__sluice.lsn.change";
+
 /// The offset key holding an incremental snapshot's progress.
 const INCREMENTAL_KEY: &str = "incremental_snapshot";
 
@@ -612,7 +620,7 @@ impl Run {
                 if !table.captured {
                     return Ok(());
                 }
-                self.incremental.changed(&table, &after);
+                self.incremental.changed(&table, &after, self.xid());
                 self.push(&table, Op::Create, None, Some(after), event.lsn.0)?;
             }
             EventType::Update {
@@ -631,13 +639,13 @@ impl Run {
                     None => None,
                 };
                 let after = self.row(&table, &new_data, before.as_deref())?;
-                self.incremental.changed(&table, &after);
+                self.incremental.changed(&table, &after, self.xid());
                 match before {
                     Some(mut before)
                         if table.key_schema.is_some()
                             && table.key_of(&before) != table.key_of(&after) =>
                     {
-                        self.incremental.changed(&table, &before);
+                        self.incremental.changed(&table, &before, self.xid());
                         if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
                             fill_required(&table, &mut before);
                         }
@@ -657,7 +665,7 @@ impl Run {
                     return Ok(());
                 }
                 let mut before = self.row(&table, &old_data, None)?;
-                self.incremental.changed(&table, &before);
+                self.incremental.changed(&table, &before, self.xid());
                 if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
                     fill_required(&table, &mut before);
                 }
@@ -791,9 +799,14 @@ impl Run {
         let tombstone = (op == Op::Delete && self.config.tombstones)
             .then(|| before.as_deref().map(|b| table.tombstone(b, ts)))
             .flatten();
-        txn.records
-            .push(table.event(op, before, after, &origin, ts));
-        if let Some(t) = tombstone {
+        let mut event = table.event(op, before, after, &origin, ts);
+        event
+            .headers
+            .push(CHANGE_LSN_HEADER, Some(lsn.to_string().into_bytes()));
+        txn.records.push(event);
+        if let Some(mut t) = tombstone {
+            t.headers
+                .push(CHANGE_LSN_HEADER, Some(lsn.to_string().into_bytes()));
             txn.records.push(t);
         }
         Ok(())
@@ -828,6 +841,12 @@ impl Run {
         Ok(())
     }
 
+    /// The transaction being received (0 outside one, which pgoutput never
+    /// sends a change in).
+    fn xid(&self) -> u32 {
+        self.txn.as_ref().map_or(0, |t| t.xid)
+    }
+
     /// How many records the open transaction holds: the index of the next.
     fn pending(&self) -> usize {
         self.txn.as_ref().map_or(0, |t| t.records.len())
@@ -848,7 +867,11 @@ impl Run {
         let n = txn.records.len();
         let previous = self.last_end;
         let progress = self.incremental.progress();
+        let commit_text = commit_lsn.to_string();
         for (i, mut record) in txn.records.into_iter().enumerate() {
+            record
+                .headers
+                .push(COMMIT_LSN_HEADER, Some(commit_text.as_bytes().to_vec()));
             let last = i + 1 == n;
             // Only the last record of a transaction lets PostgreSQL forget it.
             let flushed = if last { end_lsn } else { previous };

@@ -722,6 +722,54 @@ fn decimal_and_binary_handling_modes_apply_to_snapshot_and_stream() {
 }
 
 #[test]
+fn a_partitioned_tables_changes_come_as_the_tables_own() {
+    let db = Db::new("cdc_part");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.events (id int, day date, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+         CREATE TABLE {s}.events_jan PARTITION OF {s}.events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+         CREATE TABLE {s}.events_feb PARTITION OF {s}.events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+         INSERT INTO {s}.events VALUES (1, '2026-01-05'), (2, '2026-02-05');"
+    ));
+    let scratch = Scratch::new("cdc-part");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let c = scratch.write_json("pg.json", &db.connector(&unique("pg")));
+    let topic = db.topic("events");
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    wait_events(&topic, 2);
+    psql(&format!(
+        "INSERT INTO {s}.events VALUES (3, '2026-01-09'), (4, '2026-02-09')"
+    ));
+    let events = wait_events(&topic, 4);
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    let ops: Vec<(i64, String)> = events
+        .iter()
+        .map(|(_, v)| {
+            let v = v.as_ref().unwrap();
+            (
+                v["after"]["id"].as_i64().unwrap(),
+                v["op"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [(1, "r"), (2, "r"), (3, "c"), (4, "c")].map(|(i, o)| (i, o.to_owned()))
+    );
+    for partition in ["events_jan", "events_feb"] {
+        assert_eq!(
+            topic_count(&db.topic(partition)),
+            0,
+            "{partition} has a topic of its own"
+        );
+    }
+}
+
+#[test]
 fn heartbeats_move_an_idle_slot_on() {
     let db = Db::new("cdc_hb");
     let s = &db.schema;

@@ -161,6 +161,20 @@ pub async fn ensure_publication(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // A partitioned table's changes then come as the table's own, not as its
+    // partitions' (which the snapshot, reading the table, would not match).
+    // PostgreSQL 13 and later.
+    let version = rows(client, "SHOW server_version_num").await?;
+    let via_root = version
+        .first()
+        .and_then(|r| r[0].as_deref())
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|v| v >= 130_000);
+    let with = if via_root {
+        " WITH (publish_via_partition_root = true)"
+    } else {
+        ""
+    };
     let sql = match (config.autocreate.as_str(), exists) {
         (_, true) if config.autocreate != "filtered" => return Ok(()),
         ("disabled", false) => {
@@ -175,9 +189,16 @@ pub async fn ensure_publication(
                 "'table.include.list': no table matches it, so a filtered publication would be empty",
             ))
         }
-        ("filtered", true) => format!("ALTER PUBLICATION {} SET TABLE {}", ident(&config.publication), list()),
-        ("filtered", false) => format!("CREATE PUBLICATION {} FOR TABLE {}", ident(&config.publication), list()),
-        _ => format!("CREATE PUBLICATION {} FOR ALL TABLES", ident(&config.publication)),
+        ("filtered", true) => {
+            let set_root = if via_root {
+                format!("; ALTER PUBLICATION {} SET (publish_via_partition_root = true)", ident(&config.publication))
+            } else {
+                String::new()
+            };
+            format!("ALTER PUBLICATION {} SET TABLE {}{set_root}", ident(&config.publication), list())
+        }
+        ("filtered", false) => format!("CREATE PUBLICATION {} FOR TABLE {}{with}", ident(&config.publication), list()),
+        _ => format!("CREATE PUBLICATION {} FOR ALL TABLES{with}", ident(&config.publication)),
     };
     client.batch_execute(&sql).await.map_err(|e| {
         config_error(format!(

@@ -30,34 +30,16 @@ pub fn connector(
     rootcert: Option<&str>,
 ) -> Result<Option<MakeRustlsConnect>, ConnectError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match sslmode {
+    let chain = match sslmode {
         "disable" => return Ok(None),
-        "prefer" | "require" => Arc::new(Unchecked(provider.clone())),
+        "prefer" | "require" => None,
         "verify-ca" | "verify-full" => {
             let path = rootcert.ok_or_else(|| {
                 config_error(format!(
                     "database.sslrootcert: sslmode={sslmode} checks the server's certificate against a CA; name the CA's PEM file"
                 ))
             })?;
-            let mut roots = RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| config_error(format!("database.sslrootcert: cannot read {path}: {e}")))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| {
-                    config_error(format!("database.sslrootcert: {path} is not PEM: {e}"))
-                })?;
-                roots.add(cert).map_err(|e| {
-                    config_error(format!("database.sslrootcert: a certificate in {path}: {e}"))
-                })?;
-            }
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| config_error(format!("database.sslrootcert: {path}: {e}")))?;
-            if sslmode == "verify-ca" {
-                Arc::new(AnyName(webpki))
-            } else {
-                webpki
-            }
+            Some(chain_verifier(path, provider.clone())?)
         }
         other => {
             return Err(config_error(format!(
@@ -65,30 +47,70 @@ pub fn connector(
             )))
         }
     };
+    let verifier = Verifier {
+        chain,
+        check_name: sslmode == "verify-full",
+        provider: provider.clone(),
+    };
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ConnectError::fatal(format!("TLS: {e}")))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(Some(MakeRustlsConnect::new(config)))
 }
 
-/// `prefer` and `require`: any certificate, but the handshake's signatures
-/// are still checked, so the session is at least encrypted to its holder.
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
+/// A verifier of chains to the CAs in the PEM file at `path`.
+fn chain_verifier(
+    path: &str,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, ConnectError> {
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| config_error(format!("database.sslrootcert: cannot read {path}: {e}")))?;
+    for cert in certs {
+        let cert = cert
+            .map_err(|e| config_error(format!("database.sslrootcert: {path} is not PEM: {e}")))?;
+        roots.add(cert).map_err(|e| {
+            config_error(format!(
+                "database.sslrootcert: a certificate in {path}: {e}"
+            ))
+        })?;
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| config_error(format!("database.sslrootcert: {path}: {e}")))
+}
 
-impl ServerCertVerifier for Unchecked {
+/// The server's certificate as `sslmode` asks: not at all (`chain` is
+/// `None`), its chain, or its chain and name. The handshake's signatures are
+/// always checked, so the session is encrypted to the key's holder.
+#[derive(Debug)]
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    check_name: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -101,7 +123,7 @@ impl ServerCertVerifier for Unchecked {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -115,58 +137,13 @@ impl ServerCertVerifier for Unchecked {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain is checked, the host name is not.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

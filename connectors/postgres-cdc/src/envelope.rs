@@ -40,10 +40,8 @@ pub struct Table {
     pub schema: String,
     pub name: String,
     pub topic: Arc<str>,
+    /// In the table's order, which is also the order pgoutput sends them in.
     pub columns: Vec<Column>,
-    /// Column positions by name: a streamed row's values are matched once
-    /// each, not searched for per column (wide rows made that quadratic).
-    pub index: std::collections::HashMap<String, usize>,
     pub key_schema: Option<SchemaRef>,
     pub envelope_schema: SchemaRef,
     /// Whether its changes are emitted: a publication for all tables also
@@ -119,11 +117,6 @@ impl Table {
             schema: schema.to_owned(),
             name: name.to_owned(),
             topic: Arc::from(base.as_str()),
-            index: columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name.clone(), i))
-                .collect(),
             columns,
             key_schema,
             envelope_schema: envelope.into_ref(),

@@ -744,10 +744,17 @@ impl Run {
         data: &RowData,
         old: Option<&[Value]>,
     ) -> Result<Vec<Value>, ConnectError> {
+        // Both the tuple and the model list columns in the table's order, each
+        // leaving some out (unchanged TOAST values; excluded columns), so one
+        // walk matches them, usually at the first comparison. (A map by name
+        // cost a hash of every column name of every row.)
         let mut slots: Vec<Option<&ColumnValue>> = vec![None; table.columns.len()];
+        let mut next = 0;
         for (name, value) in data.iter() {
-            if let Some(&i) = table.index.get(&**name) {
-                slots[i] = Some(value);
+            let rest = table.columns.get(next..).unwrap_or_default();
+            if let Some(k) = rest.iter().position(|c| *c.name == **name) {
+                slots[next + k] = Some(value);
+                next += k + 1;
             }
         }
         table

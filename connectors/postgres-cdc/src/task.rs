@@ -101,12 +101,11 @@ fn handled_through(offset: &SourceOffset) -> u64 {
     }
 }
 
-/// Headers on every streamed record: its transaction's commit LSN and its
-/// own change's LSN (decimal), so a consumer can order and deduplicate by
-/// them without parsing the envelope. (Idempotent resume uses the runtime's
-/// position header, which ranks the records of one transaction apart even
-/// when a delete and its tombstone share a change LSN.)
-const COMMIT_LSN_HEADER: &str = "__sluice.lsn.commit";
+/// The header with a streamed record's change LSN (decimal). Its commit LSN
+/// is already in the runtime's `__sluice.position` header (`<commit LSN>/<index
+/// in the transaction>`), which idempotent resume uses: the index, unlike the
+/// change LSN, tells a delete from its tombstone. (A second header for the
+/// commit LSN cost about 7 % of the narrow-row rate.)
 const CHANGE_LSN_HEADER: &str = "__sluice.lsn.change";
 
 /// The offset key holding an incremental snapshot's progress.
@@ -874,11 +873,7 @@ impl Run {
         let n = txn.records.len();
         let previous = self.last_end;
         let progress = self.incremental.progress();
-        let commit_text = commit_lsn.to_string();
         for (i, mut record) in txn.records.into_iter().enumerate() {
-            record
-                .headers
-                .push(COMMIT_LSN_HEADER, Some(commit_text.as_bytes().to_vec()));
             let last = i + 1 == n;
             // Only the last record of a transaction lets PostgreSQL forget it.
             let flushed = if last { end_lsn } else { previous };

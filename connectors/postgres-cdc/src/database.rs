@@ -49,6 +49,11 @@ pub fn ident(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
+/// `"schema"."table"`, quoted for SQL.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", ident(schema), ident(table))
+}
+
 /// Connects the SQL session, failing with what to do about it.
 pub async fn connect(config: &CdcConfig) -> Result<Client, ConnectError> {
     let conninfo = config.sql_conninfo();
@@ -157,7 +162,7 @@ pub async fn ensure_publication(
     let list = || {
         tables
             .iter()
-            .map(|(s, t)| format!("{}.{}", ident(s), ident(t)))
+            .map(|(s, t)| qualified(s, t))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -218,7 +223,7 @@ pub struct Catalog {
 }
 
 pub async fn catalog(client: &Client, schema: &str, table: &str) -> Result<Catalog, ConnectError> {
-    let rel = literal(&format!("{}.{}", ident(schema), ident(table)));
+    let rel = literal(&qualified(schema, table));
     let columns = rows(
         client,
         &format!(
@@ -293,7 +298,7 @@ pub async fn column_order(
     schema: &str,
     table: &str,
 ) -> Result<Vec<String>, ConnectError> {
-    let rel = literal(&format!("{}.{}", ident(schema), ident(table)));
+    let rel = literal(&qualified(schema, table));
     Ok(rows(
         client,
         &format!(

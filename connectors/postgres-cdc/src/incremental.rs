@@ -217,7 +217,7 @@ impl Incremental {
         self.chunks += 1;
         let id = format!("sluice-{}-{}", std::process::id(), self.chunks);
         let (open, close) = (format!("{id}-open"), format!("{id}-close"));
-        let signal_table = format!("{}.{}", ident(&signal.0), ident(&signal.1));
+        let signal_table = database::qualified(&signal.0, &signal.1);
         let write = |sid: &str, kind: &str| {
             format!(
                 "INSERT INTO {signal_table} (id, type, data) VALUES ({}, {}, NULL)",

@@ -34,7 +34,7 @@ use tokio_postgres::Client;
 use tracing::{info, warn};
 
 use crate::config::CdcConfig;
-use crate::database::{self, describe, ident, literal, rows};
+use crate::database::{self, describe, ident, literal, qualified, rows};
 use crate::envelope::Table;
 
 /// An initial snapshot in progress, read table by table through a cursor in
@@ -183,66 +183,32 @@ pub async fn resume(
     let seen_up_to =
         first_u64(&rows(sql, "SELECT (pg_current_wal_insert_lsn() - '0/0')::text").await?)
             .unwrap_or(u64::MAX);
-    // The signal table too: an incremental snapshot's reads are positioned at
-    // its window-close, and must not rank above the rows read now.
-    let watched: Vec<&(String, String)> = remaining.iter().chain(config.signal.as_ref()).collect();
-    let oids: Vec<u64> = {
-        let list = watched
-            .iter()
-            .map(|(s, t)| {
-                format!(
-                    "(to_regclass({})::oid::bigint)",
-                    literal(&format!("{}.{}", ident(s), ident(t)))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        rows(
-            sql,
-            &format!("SELECT v::text FROM (VALUES {list}) AS x(v) WHERE v IS NOT NULL"),
-        )
-        .await?
-        .iter()
-        .filter_map(|r| r[0].as_deref()?.parse().ok())
-        .collect()
-    };
+    let remaining_oids = oids(sql, remaining).await?;
     // A table without a primary key is read in physical order, which a
     // VACUUM FULL or CLUSTER may change without any logical change.
-    let remaining_oids = remaining
-        .iter()
-        .map(|(s, t)| {
-            format!(
-                "to_regclass({})",
-                literal(&format!("{}.{}", ident(s), ident(t)))
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
     let keyless = rows(
         sql,
         &format!(
-            "SELECT count(*)::text FROM pg_class c WHERE c.oid IN ({remaining_oids}) AND c.relkind = 'r' \
-             AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"
+            "SELECT count(*)::text FROM pg_class c WHERE c.oid = ANY('{{{}}}'::oid[]) AND c.relkind = 'r' \
+             AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)",
+            remaining_oids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
         ),
     )
     .await?;
     if first_u64(&keyless) != Some(0) {
-        sql.batch_execute("ROLLBACK")
-            .await
-            .map_err(|e| ConnectError::retriable(format!("PostgreSQL: {}", describe(&e))))?;
-        warn!(slot = %config.slot,
-            "a table not yet snapshotted has no primary key, so its rows cannot be numbered as before; snapshotting again from a new slot (rows already sent are sent again)");
-        return Ok(None);
+        return start_over(sql, config, "a table not yet snapshotted has no primary key, so its rows cannot be numbered as before").await;
     }
+    // The signal table too: an incremental snapshot's reads are positioned at
+    // its window-close, and must not rank above the rows read now.
+    let signal_oids = oids(sql, config.signal.as_slice()).await?;
     let changed = changed_relations(config, seen_up_to).await?;
-    let unchanged = !changed.contains(&0) && !oids.iter().any(|o| changed.contains(o));
+    let unchanged = !changed.contains(&0)
+        && !remaining_oids
+            .iter()
+            .chain(&signal_oids)
+            .any(|o| changed.contains(o));
     if !unchanged {
-        sql.batch_execute("ROLLBACK")
-            .await
-            .map_err(|e| ConnectError::retriable(format!("PostgreSQL: {}", describe(&e))))?;
-        warn!(slot = %config.slot,
-            "the slot holds changes to tables not yet snapshotted, so the snapshot cannot carry on from it exactly; snapshotting again from a new slot (rows already sent are sent again)");
-        return Ok(None);
+        return start_over(sql, config, "the slot holds changes to tables not yet snapshotted, so the snapshot cannot carry on from it exactly").await;
     }
     if at.consistent_point.is_some() {
         info!(slot = %config.slot, table = %format!("{}.{}", at.table.0, at.table.1), row = at.row,
@@ -255,6 +221,40 @@ pub async fn resume(
     snapshot.row = at.table_row0;
     snapshot.sent = at.row;
     Ok(Some(snapshot))
+}
+
+/// Gives up carrying the snapshot on: rolls its transaction back and says why.
+async fn start_over(
+    sql: &Client,
+    config: &CdcConfig,
+    why: &str,
+) -> Result<Option<Snapshot>, ConnectError> {
+    sql.batch_execute("ROLLBACK")
+        .await
+        .map_err(|e| ConnectError::retriable(format!("PostgreSQL: {}", describe(&e))))?;
+    warn!(slot = %config.slot,
+        "{why}; snapshotting again from a new slot (rows already sent are sent again)");
+    Ok(None)
+}
+
+/// The oids of the tables that exist among `tables`.
+async fn oids(sql: &Client, tables: &[(String, String)]) -> Result<Vec<u64>, ConnectError> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = tables
+        .iter()
+        .map(|(s, t)| format!("(to_regclass({})::oid::bigint)", literal(&qualified(s, t))))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(rows(
+        sql,
+        &format!("SELECT v::text FROM (VALUES {list}) AS x(v) WHERE v IS NOT NULL"),
+    )
+    .await?
+    .iter()
+    .filter_map(|r| r[0].as_deref()?.parse().ok())
+    .collect())
 }
 
 /// The relations changed in what the slot holds up to `at` at least (0 for a

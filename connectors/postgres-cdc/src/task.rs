@@ -79,9 +79,13 @@ struct Txn {
     records: Vec<Record>,
 }
 
-/// A delete's or key change's old row when only the key came: a required
-/// column gets its type's empty value rather than a null its schema forbids.
-fn fill_required(table: &Table, row: &mut [Value]) {
+/// A delete's or key change's old row: unless the replica identity is FULL,
+/// only the key came, and a required column gets its type's empty value rather
+/// than a null its schema forbids.
+fn fill_required(table: &Table, row: &mut [Value], identity: &pg_walstream::ReplicaIdentity) {
+    if matches!(identity, pg_walstream::ReplicaIdentity::Full) {
+        return;
+    }
     for (c, v) in table.columns.iter().zip(row.iter_mut()) {
         if !c.key && !c.optional && v.is_null() {
             *v = c.ty.empty();
@@ -153,7 +157,7 @@ impl SourceTask for CdcTask {
                     &sql,
                     &format!(
                         "SELECT relreplident::text FROM pg_class WHERE oid = {}::regclass",
-                        literal(&format!("{}.{}", ident(schema), ident(table)))
+                        literal(&database::qualified(schema, table))
                     ),
                 )
                 .await?;
@@ -645,9 +649,7 @@ impl Run {
                             && table.key_of(&before) != table.key_of(&after) =>
                     {
                         self.incremental.changed(&table, &before, self.xid());
-                        if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
-                            fill_required(&table, &mut before);
-                        }
+                        fill_required(&table, &mut before, &replica_identity);
                         self.push_key_change(&table, before, after, event.lsn.0)?;
                     }
                     before => self.push(&table, Op::Update, before, Some(after), event.lsn.0)?,
@@ -665,9 +667,7 @@ impl Run {
                 }
                 let mut before = self.row(&table, &old_data, None)?;
                 self.incremental.changed(&table, &before, self.xid());
-                if !matches!(replica_identity, pg_walstream::ReplicaIdentity::Full) {
-                    fill_required(&table, &mut before);
-                }
+                fill_required(&table, &mut before, &replica_identity);
                 self.push(&table, Op::Delete, Some(before), None, event.lsn.0)?;
             }
             EventType::Truncate { tables, .. } => {

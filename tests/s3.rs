@@ -54,18 +54,7 @@ fn fill(topic: &str) -> BTreeMap<i32, i64> {
 
 fn produce_events(topic: &str, partition: i32, ns: std::ops::Range<i64>) {
     let values: Vec<Vec<u8>> = ns.map(|i| event(partition, i)).collect();
-    produce(
-        topic,
-        partition,
-        &values
-            .iter()
-            .map(|v| Out {
-                key: Some("k"),
-                value: v,
-                headers: &[],
-            })
-            .collect::<Vec<_>>(),
-    );
+    produce_keyed(topic, partition, Some("k"), &values);
 }
 
 fn sink_config(name: &str, topic: &str, bucket: &str) -> serde_json::Value {

@@ -13,18 +13,7 @@ fn fill(topic: &str, partitions: &[(i32, i64)]) {
         let values: Vec<Vec<u8>> = (0..*n)
             .map(|i| json!({"n": i, "p": p}).to_string().into_bytes())
             .collect();
-        produce(
-            topic,
-            *p,
-            &values
-                .iter()
-                .map(|v| Out {
-                    key: Some("k"),
-                    value: v,
-                    headers: &[],
-                })
-                .collect::<Vec<_>>(),
-        );
+        produce_keyed(topic, *p, Some("k"), &values);
     }
 }
 

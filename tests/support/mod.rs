@@ -466,10 +466,15 @@ pub fn produce(topic: &str, partition: i32, records: &[Out<'_>]) {
 
 /// Produces plain values (no key, no headers) into one partition.
 pub fn produce_values(topic: &str, partition: i32, values: &[Vec<u8>]) {
+    produce_keyed(topic, partition, None, values);
+}
+
+/// Produces values under one key (or none), without headers, into one partition.
+pub fn produce_keyed(topic: &str, partition: i32, key: Option<&str>, values: &[Vec<u8>]) {
     let out: Vec<Out<'_>> = values
         .iter()
         .map(|v| Out {
-            key: None,
+            key,
             value: v,
             headers: &[],
         })

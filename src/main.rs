@@ -219,7 +219,7 @@ async fn standalone(
     let worker_config = WorkerConfig::load(&worker_path, std::env::vars())?;
     let mut connectors = Vec::new();
     for path in &connector_paths {
-        let c = ConnectorConfig::load(path, &plugins)?;
+        let c = ConnectorConfig::load(path, &plugins, worker_config.connector_rules())?;
         if connectors
             .iter()
             .any(|other: &ConnectorConfig| other.name == c.name)
@@ -251,6 +251,7 @@ async fn standalone(
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
     herder.load(connectors).await?;
+    herder.spawn_supervisor();
     state.ready.store(true, Ordering::Release);
     info!(
         connectors = herder.names().await.len(),

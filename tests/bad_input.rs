@@ -146,7 +146,9 @@ fn worker_key_of_wrong_type_is_named() {
 #[test]
 fn unset_secret_reference_is_named() {
     let s = Scratch::new("bad");
-    let worker = s.write_json("worker.json", &worker_config(&s));
+    let mut config = worker_config(&s);
+    config["config.providers"] = json!("env");
+    let worker = s.write_json("worker.json", &config);
     let conn = datagen(
         &s,
         "gen.json",

@@ -76,7 +76,10 @@ fn task_states(w: &WorkerProcess, name: &str) -> Vec<String> {
 #[test]
 fn connectors_lifecycle_over_rest() {
     let scratch = Scratch::new("rest");
-    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = worker_config(&scratch);
+    config["config.providers"] = json!("env");
+    config["config.providers.env.param.allowlist.pattern"] = json!("HOME");
+    let worker = scratch.write_json("worker.json", &config);
     let mut w = WorkerProcess::start(&scratch, &worker, &[]);
     let base = w.rest_url();
     let http = client();
@@ -427,7 +430,10 @@ fn connectors_lifecycle_over_rest() {
 #[test]
 fn a_failed_task_restarts_and_the_cli_drives_the_worker() {
     let scratch = Scratch::new("rest-restart");
-    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = worker_config(&scratch);
+    // The task must stay FAILED until the REST restart this test makes.
+    config["auto.restart.enable"] = json!(false);
+    let worker = scratch.write_json("worker.json", &config);
     let topic = unique("rest-fail");
     create_topic(&scratch, &topic, 1);
     produce_values(&topic, 0, &values(0, 20));
@@ -754,5 +760,202 @@ fn a_file_connector_is_stored_only_once_changed_over_rest() {
         w.get(&format!("/connectors/{name}/status"))["connector"]["state"],
         "PAUSED"
     );
+    assert!(w.terminate(Duration::from_secs(60)).success());
+}
+
+/// The sink's output path is a directory, so its task fails until it is removed.
+#[test]
+fn a_failed_task_restarts_by_itself_once_the_cause_is_gone() {
+    let scratch = Scratch::new("rest-heal");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let topic = unique("heal");
+    create_topic(&scratch, &topic, 1);
+    produce_values(&topic, 0, &values(0, 20));
+    let out = scratch.path("blocked.jsonl");
+    std::fs::create_dir_all(&out).unwrap();
+    let name = unique("heals");
+    let file = scratch.write_json(
+        "sink.json",
+        &json!({"name": name, "config": file_sink(&topic, &out)}),
+    );
+    let mut w = WorkerProcess::start(&scratch, &worker, &[file]);
+    let restarted = |w: &WorkerProcess| {
+        let metrics = client()
+            .get(format!("{}/metrics", w.rest_url()))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let line = format!("sluice_task_auto_restarts{{connector=\"{name}\",task=\"0\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    wait_for("two automatic restarts", Duration::from_secs(60), || {
+        restarted(&w) >= 2
+    });
+    assert!(w.log_text().contains("restarting the FAILED task"));
+    std::fs::remove_dir(&out).unwrap();
+    // No REST call: the next automatic restart finds the cause gone.
+    wait_for("20 records", Duration::from_secs(60), || {
+        out.is_file() && count_lines(&out) >= 20
+    });
+    assert_eq!(task_states(&w, &name), ["RUNNING"]);
+    assert_eq!(numbers(&out), (0..20).collect::<Vec<i64>>());
+    assert!(w.terminate(Duration::from_secs(60)).success());
+}
+
+/// Requests a hostile client might send: each is a 4xx naming what is wrong,
+/// and the worker goes on serving.
+#[test]
+fn hostile_requests_are_refused_and_the_worker_goes_on() {
+    let scratch = Scratch::new("rest-hostile");
+    let mut config = worker_config(&scratch);
+    config["worker.tasks.limit"] = json!(300);
+    let worker = scratch.write_json("worker.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[]);
+    let base = w.rest_url();
+    let http = client();
+    let topic = unique("hostile");
+    create_topic(&scratch, &topic, 1);
+    let create = |name: &str, config: Value| {
+        http.post(format!("{base}/connectors"))
+            .json(&json!({"name": name, "config": config}))
+            .send()
+            .unwrap()
+    };
+
+    // A million tasks: refused before anything is stored or started.
+    let mut huge = file_sink(&topic, &scratch.path("huge.jsonl"));
+    huge["tasks.max"] = json!(1_000_000);
+    let m = error_of(create("huge", huge), StatusCode::BAD_REQUEST);
+    assert!(
+        m.contains("tasks.max") && m.contains("tasks.max.limit"),
+        "{m}"
+    );
+    // Within the per-connector limit, but past the worker's together.
+    let mut many = file_sink(&topic, &scratch.path("many.jsonl"));
+    many["tasks.max"] = json!(200);
+    assert_eq!(create("many-1", many.clone()).status(), StatusCode::CREATED);
+    let m = error_of(create("many-2", many), StatusCode::BAD_REQUEST);
+    assert!(m.contains("worker.tasks.limit"), "{m}");
+    assert_eq!(w.get("/connectors"), json!(["many-1"]));
+
+    // Names that could forge log lines or break C clients.
+    for bad in ["two\nlines", "nul\u{0}byte", "tab\there", "  "] {
+        let m = error_of(
+            create(bad, file_sink(&topic, &scratch.path("x.jsonl"))),
+            StatusCode::BAD_REQUEST,
+        );
+        assert!(m.contains("Connector name"), "{bad:?}: {m}");
+    }
+    let r = http
+        .put(format!("{base}/connectors/a%0Ab/config"))
+        .json(&file_sink(&topic, &scratch.path("x.jsonl")))
+        .send()
+        .unwrap();
+    error_of(r, StatusCode::BAD_REQUEST);
+    let r = http
+        .post(format!("{base}/dlq/{topic}/replay"))
+        .json(&json!({"to": "nul\u{0}topic"}))
+        .send()
+        .unwrap();
+    let m = error_of(r, StatusCode::BAD_REQUEST);
+    assert!(m.contains("not a valid topic name"), "{m}");
+    let r = http
+        .post(format!("{base}/dlq/bad%00topic/replay"))
+        .send()
+        .unwrap();
+    error_of(r, StatusCode::BAD_REQUEST);
+
+    // Config providers the worker did not declare cannot read its files or
+    // its environment.
+    for (key, reference) in [
+        ("topics", "${file:/etc/os-release:ID}"),
+        ("file", "${env:HOME}"),
+    ] {
+        let mut c = file_sink(&topic, &scratch.path("p.jsonl"));
+        c[key] = json!(reference);
+        let m = error_of(create("provider", c), StatusCode::BAD_REQUEST);
+        assert!(
+            m.contains(&format!("'{key}'")) && m.contains("not enabled"),
+            "{m}"
+        );
+    }
+
+    // A password that only contains "${" is still a password.
+    let name = unique("secret");
+    let mut c = file_sink(&topic, &scratch.path("s.jsonl"));
+    c["consumer.override.sasl.password"] = json!("abc${x}def");
+    assert_eq!(create(&name, c).status(), StatusCode::CREATED);
+    let views = [
+        w.get(&format!("/connectors/{name}/config")).to_string(),
+        w.get(&format!("/connectors/{name}")).to_string(),
+        w.get(&format!("/connectors/{name}/tasks")).to_string(),
+        w.get("/connectors?expand=info").to_string(),
+    ];
+    for v in &views {
+        assert!(!v.contains("abc${x}def"), "{v}");
+    }
+    assert!(views[0].contains("[hidden]"), "{}", views[0]);
+    let cli = sluice()
+        .args(["connectors", "get", &name, "--url", &base])
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    assert!(!String::from_utf8_lossy(&cli.stdout).contains("abc${x}def"));
+    assert!(!w.log_text().contains("abc${x}def"));
+    // The stored configs hold it in clear, so only the worker's user reads them.
+    let stored = scratch.path("offsets.connectors.json");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&stored).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    assert_eq!(w.get("/connectors").as_array().unwrap().len(), 2);
+    assert!(w.terminate(Duration::from_secs(60)).success());
+}
+
+/// A stored connector this worker will not run (here, more tasks than its new
+/// limit) leaves the worker serving, shows FAILED with the reason, and can be
+/// deleted.
+#[test]
+fn a_stored_connector_that_cannot_start_can_still_be_deleted() {
+    let scratch = Scratch::new("rest-unstartable");
+    let topic = unique("unstartable");
+    create_topic(&scratch, &topic, 1);
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut w = WorkerProcess::start(&scratch, &worker, &[]);
+    let name = unique("wide");
+    let mut c = file_sink(&topic, &scratch.path("wide.jsonl"));
+    c["tasks.max"] = json!(8);
+    let r = client()
+        .post(format!("{}/connectors", w.rest_url()))
+        .json(&json!({"name": name, "config": c}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(w.terminate(Duration::from_secs(60)).success());
+
+    let mut config = worker_config(&scratch);
+    config["tasks.max.limit"] = json!(4);
+    let worker = scratch.write_json("worker.json", &config);
+    let mut w = WorkerProcess::start(&scratch, &worker, &[]);
+    let status = w.get(&format!("/connectors/{name}/status"));
+    assert_eq!(status["connector"]["state"], "FAILED", "{status}");
+    assert!(
+        status["connector"]["trace"]
+            .as_str()
+            .unwrap()
+            .contains("tasks.max"),
+        "{status}"
+    );
+    let r = client()
+        .delete(format!("{}/connectors/{name}", w.rest_url()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(w.get("/connectors"), json!([]));
     assert!(w.terminate(Duration::from_secs(60)).success());
 }

@@ -156,11 +156,10 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
     create_topic(&scratch, &topic, 2);
     produce_events(&topic, 0, 0..500);
     let name = unique("s3");
+    // Default settings: no errors.retry.* or task.retry.* keys.
     let mut config = sink_config(&name, &topic, &bucket);
     let c = config["config"].as_object_mut().unwrap();
     c.insert("store.url".into(), json!(store.endpoint));
-    c.insert("errors.retry.timeout".into(), json!(120_000));
-    c.insert("errors.retry.delay.max.ms".into(), json!(1000));
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
     let sink = scratch.write_json("sink.json", &config);
     let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
@@ -168,17 +167,32 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
         store.objects(&bucket, "topics/").len() >= 5
     });
 
-    // The store goes away while records keep coming; puts fail and are retried.
+    // The store goes away for 30 s while records keep coming; puts fail and
+    // are retried, and the task stays RUNNING, saying why in its status.
     let pid = std::fs::read_to_string(stack.join("s3/pid")).unwrap();
     std::process::Command::new("kill")
         .args(["-9", pid.trim()])
         .status()
         .unwrap();
+    let down = std::time::Instant::now();
     produce_events(&topic, 0, 500..1000);
     produce_events(&topic, 1, 0..500);
     wait_for("a retried put", Duration::from_secs(120), || {
         w.log_text().contains("put failed, retrying")
     });
+    let status_url = format!("/connectors/{name}/status");
+    while down.elapsed() < Duration::from_secs(30) {
+        let task = &w.get(&status_url)["tasks"][0];
+        assert_eq!(task["state"], "RUNNING", "{task}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let task = &w.get(&status_url)["tasks"][0];
+    assert!(
+        task["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("retrying")),
+        "{task}"
+    );
     // Back on the same port, with the same data.
     let mut restarted = std::process::Command::new("bash")
         .arg(stack.join("s3/run"))
@@ -186,10 +200,20 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let back = std::time::Instant::now();
     wait_for("every offset committed", Duration::from_secs(180), || {
         let c = committed(&format!("connect-{name}"), &topic);
         c.get(&0) == Some(&1000) && c.get(&1) == Some(&500)
     });
+    eprintln!(
+        "S3 outage: down {:?}; every offset committed {:?} after the store came back",
+        back - down,
+        back.elapsed()
+    );
+    assert_eq!(
+        w.get(&status_url)["tasks"][0]["trace"],
+        serde_json::Value::Null
+    );
     let metrics = reqwest::blocking::get(format!("{}/metrics", w.rest_url()))
         .unwrap()
         .text()

@@ -7,7 +7,7 @@ use std::path::Path;
 use sluice_api::config::{split_list, ConfigDef, ConfigKey, ConfigType, Importance, Validator};
 use sluice_api::{ConfigErrors, PluginKind, TaskConfig};
 
-use super::{object_to_config, read_json_object, resolve_providers, ConfigFileError};
+use super::{object_to_config, read_json_object, ConfigFileError, ConfigProviders};
 use crate::plugins::Plugins;
 
 /// Keys every connector has, as Connect names them.
@@ -16,7 +16,7 @@ pub fn connector_config_def(kind: PluginKind) -> ConfigDef {
         .define(
             ConfigKey::new("name", ConfigType::String)
                 .importance(Importance::High)
-                .validator(Validator::NonEmpty),
+                .validator(Validator::Custom(check_connector_name)),
         )
         .define(ConfigKey::new("connector.class", ConfigType::Class).importance(Importance::High))
         .define(
@@ -56,6 +56,34 @@ pub fn connector_config_def(kind: PluginKind) -> ConfigDef {
             ConfigKey::new("errors.log.include.messages", ConfigType::Boolean)
                 .default("false")
                 .group("Error Handling"),
+        )
+        .define(
+            ConfigKey::new("errors.retry.timeout", ConfigType::Long)
+                .default("0")
+                .validator(Validator::at_least(-1.0))
+                .group("Error Handling")
+                .doc("How long a failed record operation (conversion, transformation) is retried, in ms; -1 forever, 0 never."),
+        )
+        .define(
+            ConfigKey::new("errors.retry.delay.max.ms", ConfigType::Long)
+                .default("60000")
+                .validator(Validator::at_least(1.0))
+                .group("Error Handling")
+                .doc("The longest wait between two retries of a record operation."),
+        )
+        .define(
+            ConfigKey::new("task.retry.timeout.ms", ConfigType::Long)
+                .default("-1")
+                .validator(Validator::at_least(-1.0))
+                .group("Error Handling")
+                .doc("sluice: how long a retriable failure of the source or destination (poll, put, flush, commit; a database, S3 or broker outage) is retried before the task fails; -1 (default) until it succeeds or the task is stopped, 0 never."),
+        )
+        .define(
+            ConfigKey::new("task.retry.backoff.max.ms", ConfigType::Long)
+                .default("10000")
+                .validator(Validator::at_least(1.0))
+                .group("Error Handling")
+                .doc("sluice: the longest wait between two retries of a failed poll, put or commit, so a task resumes within this long after its service is back."),
         );
     match kind {
         PluginKind::Source => def
@@ -73,6 +101,51 @@ pub fn connector_config_def(kind: PluginKind) -> ConfigDef {
             .define(ConfigKey::new("topics", ConfigType::List).default("").doc("Topics to consume."))
             .define(ConfigKey::new("topics.regex", ConfigType::String).default("").doc("A regex of topics to consume."))
             .define(ConfigKey::new("consumer.override.max.poll.records", ConfigType::Int).optional()),
+    }
+}
+
+/// Connect's rule for names (non-empty, no control characters), and a length
+/// that a consumer group id and a log line carry without trouble. A newline
+/// could forge log lines; a NUL breaks every C client the name reaches.
+fn check_connector_name(name: &str) -> Result<(), String> {
+    const MAX: usize = 249;
+    if name.trim().is_empty() {
+        Err("must not be empty".into())
+    } else if let Some(c) = name.chars().find(|c| c.is_control()) {
+        Err(format!(
+            "must not contain control characters (found U+{:04X})",
+            u32::from(c)
+        ))
+    } else if name.len() > MAX {
+        Err(format!("must be at most {MAX} bytes long"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `name` may name a connector (see `check_connector_name`).
+pub fn is_valid_connector_name(name: &str) -> Result<(), String> {
+    check_connector_name(name)
+}
+
+/// What a worker admits in connector configs, from its own config.
+#[derive(Debug, Clone)]
+pub struct ConnectorRules {
+    /// The `${...}` references a connector config may resolve.
+    pub providers: ConfigProviders,
+    /// The highest `tasks.max` one connector may ask for (`tasks.max.limit`).
+    pub tasks_max_limit: usize,
+    /// The most tasks all connectors may ask for together (`worker.tasks.limit`).
+    pub worker_tasks_limit: usize,
+}
+
+impl Default for ConnectorRules {
+    fn default() -> Self {
+        Self {
+            providers: ConfigProviders::default(),
+            tasks_max_limit: 256,
+            worker_tasks_limit: 1024,
+        }
     }
 }
 
@@ -102,7 +175,11 @@ pub struct ConnectorConfig {
 }
 
 impl ConnectorConfig {
-    pub fn load(path: &Path, plugins: &Plugins) -> Result<Self, ConfigFileError> {
+    pub fn load(
+        path: &Path,
+        plugins: &Plugins,
+        rules: &ConnectorRules,
+    ) -> Result<Self, ConfigFileError> {
         let shown = path.display().to_string();
         let object = read_json_object(path)?;
         let (name, config_obj) = match object.get("config") {
@@ -125,16 +202,20 @@ impl ConnectorConfig {
         if let Some(name) = name {
             written.entry("name".to_owned()).or_insert(name);
         }
-        Self::from_written(written, plugins).map_err(|errors| ConfigFileError::Invalid {
+        Self::from_written(written, plugins, rules).map_err(|errors| ConfigFileError::Invalid {
             path: shown,
             errors,
         })
     }
 
     /// Validates a configuration as written, reporting every error at once.
-    pub fn from_written(written: TaskConfig, plugins: &Plugins) -> Result<Self, ConfigErrors> {
+    pub fn from_written(
+        written: TaskConfig,
+        plugins: &Plugins,
+        rules: &ConnectorRules,
+    ) -> Result<Self, ConfigErrors> {
         let mut errors = ConfigErrors::default();
-        let resolved = match resolve_providers(&written) {
+        let resolved = match rules.providers.resolve(&written) {
             Ok(r) => r,
             Err(e) => {
                 errors.extend(e);
@@ -172,6 +253,16 @@ impl ConnectorConfig {
             }
         };
         if let Ok(c) = &common {
+            let tasks_max = c.int("tasks.max").unwrap_or(1);
+            if usize::try_from(tasks_max).is_ok_and(|n| n > rules.tasks_max_limit) {
+                errors.push(
+                    "tasks.max",
+                    format!(
+                        "{tasks_max} is above this worker's limit of {} (its tasks.max.limit)",
+                        rules.tasks_max_limit
+                    ),
+                );
+            }
             let set = |k: &str| c.string(k).is_some_and(|v| !v.trim().is_empty());
             if set("errors.deadletterqueue.topic.name")
                 && set("errors.deadletterqueue.topic.suffix")
@@ -206,6 +297,22 @@ impl ConnectorConfig {
             resolved,
             transforms,
         })
+    }
+
+    /// A config kept as stored although it no longer validates, so the worker
+    /// can still show and delete it: it runs nothing (no tasks, nothing resolved).
+    pub fn unvalidated(written: TaskConfig, plugins: &Plugins) -> Self {
+        let class = written.get("connector.class").cloned().unwrap_or_default();
+        let plugin = plugins.connector(&class);
+        Self {
+            name: written.get("name").cloned().unwrap_or_default(),
+            class: plugin.map_or(class, |p| p.class.to_owned()),
+            kind: plugin.map_or(PluginKind::Source, |p| p.kind()),
+            tasks_max: 0,
+            written,
+            resolved: TaskConfig::new(),
+            transforms: Vec::new(),
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

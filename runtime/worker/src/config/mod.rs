@@ -6,9 +6,11 @@ mod json_file;
 mod providers;
 mod worker;
 
-pub use connector::{connector_config_def, ConnectorConfig, TransformSpec};
+pub use connector::{
+    connector_config_def, is_valid_connector_name, ConnectorConfig, ConnectorRules, TransformSpec,
+};
 pub use json_file::{object_to_config, read_json_object};
-pub use providers::resolve_providers;
+pub use providers::{is_whole_reference, ConfigProviders};
 pub use worker::{WorkerConfig, ENV_PREFIX};
 
 /// A configuration problem, with the file it came from.

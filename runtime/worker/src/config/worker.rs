@@ -8,7 +8,7 @@ use std::time::Duration;
 use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Validator};
 use sluice_api::{TaskConfig, ValidatedConfig};
 
-use super::{object_to_config, read_json_object, resolve_providers, ConfigFileError};
+use super::{object_to_config, read_json_object, ConfigFileError, ConfigProviders, ConnectorRules};
 
 pub const ENV_PREFIX: &str = "SLUICE_";
 
@@ -29,6 +29,7 @@ pub struct WorkerConfig {
     /// Every key, after environment overrides and provider references.
     raw: TaskConfig,
     validated: ValidatedConfig,
+    rules: ConnectorRules,
 }
 
 impl WorkerConfig {
@@ -120,6 +121,34 @@ impl WorkerConfig {
                     .optional()
                     .doc("Turns on bearer-token authentication: a file with one token per line.")
             )
+            .define(
+                ConfigKey::new("config.providers", ConfigType::List)
+                    .default("")
+                    .doc("Config providers connector configs may reference (env, file), each with config.providers.<alias>.class and .param.* keys, as in Connect. None by default: a connector config cannot read the worker's files or environment unless the operator allows it.")
+            )
+            .define(
+                ConfigKey::new("auto.restart.enable", ConfigType::Boolean)
+                    .default("true")
+                    .doc("Restart a FAILED task, or a connector that failed to start, by itself, waiting longer after each failure in a row (Connect leaves this to outside tooling).")
+            )
+            .define(
+                ConfigKey::new("auto.restart.backoff.max.ms", ConfigType::Long)
+                    .default("60000")
+                    .validator(Validator::at_least(1.0))
+                    .doc("The longest wait before an automatic restart; waits double from one second up to it.")
+            )
+            .define(
+                ConfigKey::new("tasks.max.limit", ConfigType::Int)
+                    .default("256")
+                    .validator(Validator::at_least(1.0))
+                    .doc("The highest tasks.max a connector may ask for; a config above it is refused.")
+            )
+            .define(
+                ConfigKey::new("worker.tasks.limit", ConfigType::Int)
+                    .default("1024")
+                    .validator(Validator::at_least(1.0))
+                    .doc("The most tasks all connectors of this worker may ask for together; a config that would pass it is refused.")
+            )
     }
 
     /// Loads a worker file, applies environment overrides from `env`, resolves
@@ -139,9 +168,18 @@ impl WorkerConfig {
     }
 
     pub fn from_raw(raw: TaskConfig) -> Result<Self, sluice_api::ConfigErrors> {
-        let raw = resolve_providers(&raw)?;
+        let raw = ConfigProviders::unrestricted().resolve(&raw)?;
         let validated = Self::config_def().validate(&raw)?;
-        Ok(Self { raw, validated })
+        let rules = ConnectorRules {
+            providers: ConfigProviders::from_worker(&raw)?,
+            tasks_max_limit: limit(validated.int("tasks.max.limit"), 256),
+            worker_tasks_limit: limit(validated.int("worker.tasks.limit"), 1024),
+        };
+        Ok(Self {
+            raw,
+            validated,
+            rules,
+        })
     }
 
     pub fn bootstrap_servers(&self) -> String {
@@ -184,6 +222,21 @@ impl WorkerConfig {
         .filter(|d| !d.is_zero())
     }
 
+    /// The longest wait before restarting a failed task, or `None` when failed
+    /// tasks wait for a REST restart (`auto.restart.enable=false`).
+    pub fn auto_restart_backoff_max(&self) -> Option<Duration> {
+        self.validated
+            .boolean("auto.restart.enable")
+            .unwrap_or(true)
+            .then(|| {
+                millis(
+                    self.validated
+                        .long("auto.restart.backoff.max.ms")
+                        .unwrap_or(60_000),
+                )
+            })
+    }
+
     pub fn topic_creation_enable(&self) -> bool {
         self.validated
             .boolean("topic.creation.enable")
@@ -197,6 +250,11 @@ impl WorkerConfig {
 
     pub fn raw(&self) -> &TaskConfig {
         &self.raw
+    }
+
+    /// What connector configs on this worker may use and ask for.
+    pub fn connector_rules(&self) -> &ConnectorRules {
+        &self.rules
     }
 
     /// librdkafka settings for one client kind (`producer`, `consumer`, `admin`):
@@ -220,6 +278,12 @@ impl WorkerConfig {
         }
         out
     }
+}
+
+fn limit(value: Option<i32>, default: usize) -> usize {
+    value
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or(default)
 }
 
 fn millis(ms: i64) -> Duration {

@@ -3,8 +3,9 @@
 //! the task (`errors.tolerance=none`) or is counted, optionally logged, and, when
 //! a dead-letter queue is configured, written there (original bytes plus
 //! `__connect.errors.*` headers) before its offset may be committed.
-//! Retriable errors are retried with exponential backoff and jitter within
-//! `errors.retry.timeout`.
+//! A retriable failure of the source or destination itself (`poll`, `put`, a
+//! commit) is retried with exponential backoff and jitter until it succeeds or
+//! the task stops, within `task.retry.timeout.ms` when that is set.
 
 mod dlq;
 pub mod replay;
@@ -141,6 +142,8 @@ pub struct ErrorPolicy {
     log_messages: bool,
     retry_timeout: Option<Duration>,
     retry_delay_max: Duration,
+    task_retry_timeout: Option<Duration>,
+    task_retry_delay_max: Duration,
     dlq: Option<Arc<DeadLetterQueue>>,
     metrics: Arc<TaskMetrics>,
 }
@@ -164,6 +167,7 @@ impl ErrorPolicy {
                 .unwrap_or(default)
         };
         let timeout = millis("errors.retry.timeout", 0);
+        let task_timeout = millis("task.retry.timeout.ms", -1);
         Self {
             connector: config.name.clone(),
             task,
@@ -176,6 +180,11 @@ impl ErrorPolicy {
             retry_delay_max: Duration::from_millis(
                 millis("errors.retry.delay.max.ms", 60_000).max(1) as u64,
             ),
+            task_retry_timeout: (task_timeout >= 0)
+                .then(|| Duration::from_millis(task_timeout as u64)),
+            task_retry_delay_max: Duration::from_millis(
+                millis("task.retry.backoff.max.ms", 10_000).max(1) as u64,
+            ),
             dlq,
             metrics,
         }
@@ -186,9 +195,17 @@ impl ErrorPolicy {
         self.tolerate_all && self.dlq.is_some()
     }
 
-    /// A fresh retry budget for one operation.
+    /// A fresh retry budget for one record operation (`errors.retry.timeout`).
     pub fn backoff(&self) -> Backoff {
         Backoff::new(self.retry_timeout, self.retry_delay_max)
+    }
+
+    /// A fresh retry budget for a retriable failure of the task's source or
+    /// destination (`poll`, `put`, a commit): by default, until it succeeds or
+    /// the task is stopped (`task.retry.timeout.ms`), as Connect retries a
+    /// `RetriableException` from `poll` or `put`.
+    pub fn task_backoff(&self) -> Backoff {
+        Backoff::new(self.task_retry_timeout, self.task_retry_delay_max)
     }
 
     /// Deals with one failed record: `Ok` once it is tolerated (counted, logged if

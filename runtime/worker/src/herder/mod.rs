@@ -13,7 +13,7 @@ mod store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sluice_api::{ConfigErrors, TaskConfig};
 use tokio::sync::{watch, Mutex};
@@ -25,12 +25,27 @@ pub use self::status::{
     ConnectorState, ConnectorStatus, State, TargetState, TaskHealth, TaskStatus,
 };
 pub use self::store::{ConfigStore, StoredConnector};
-use crate::config::{connector_config_def, ConnectorConfig};
+use crate::config::{
+    connector_config_def, is_valid_connector_name, is_whole_reference, ConnectorConfig,
+};
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::worker::{ConnectorInstance, TaskWiring, Worker};
 
 /// What a password-typed value reads as over REST.
 pub const HIDDEN: &str = "[hidden]";
+
+/// How often the supervisor looks for failed tasks to restart.
+const SUPERVISOR_TICK: Duration = Duration::from_millis(500);
+/// A task that ran this long before failing starts its restart waits afresh.
+const RESTARTS_FORGOTTEN_AFTER: Duration = Duration::from_secs(300);
+
+/// The wait before the automatic restart after `restarts` earlier ones in a
+/// row: one second, doubling, up to `max`.
+fn restart_delay(restarts: u32, max: Duration) -> Duration {
+    Duration::from_secs(1)
+        .saturating_mul(1u32 << restarts.min(20))
+        .min(max)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HerderError {
@@ -69,6 +84,10 @@ pub struct TaskMetricsView {
     pub connector: String,
     pub task: u32,
     pub state: State,
+    /// The task is retrying a failure of its source or destination.
+    pub retrying: bool,
+    /// Automatic restarts in a row after failures.
+    pub restarts: u32,
     pub metrics: Arc<TaskMetrics>,
 }
 
@@ -90,6 +109,10 @@ struct Task {
     handle: Option<JoinHandle<()>>,
     health: Arc<TaskHealth>,
     metrics: Option<Arc<TaskMetrics>>,
+    started: Instant,
+    /// Automatic restarts in a row, and when the next one is due.
+    restarts: u32,
+    next_restart: Option<Instant>,
 }
 
 struct Connector {
@@ -98,9 +121,32 @@ struct Connector {
     instance: Option<ConnectorInstance>,
     /// Why the connector itself failed to start, if it did.
     failure: Option<String>,
+    /// Why its stored config no longer validates: it stays FAILED, but known,
+    /// so it can be read, replaced or deleted over REST.
+    invalid: Option<String>,
+    /// Automatic restarts of the failed instance in a row, and when the next is due.
+    restarts: u32,
+    next_restart: Option<Instant>,
     task_configs: Vec<TaskConfig>,
     tasks: BTreeMap<u32, Task>,
     active_topics: ActiveTopics,
+}
+
+impl Connector {
+    fn new(config: ConnectorConfig, target: TargetState) -> Self {
+        Self {
+            config,
+            target,
+            instance: None,
+            failure: None,
+            invalid: None,
+            restarts: 0,
+            next_restart: None,
+            task_configs: Vec::new(),
+            tasks: BTreeMap::new(),
+            active_topics: ActiveTopics::default(),
+        }
+    }
 }
 
 pub struct Herder {
@@ -158,13 +204,21 @@ impl Herder {
             connectors.insert(name, started);
         }
         for (name, entry) in stored {
-            match ConnectorConfig::from_written(entry.config, self.worker.plugins()) {
+            let rules = self.worker.config().connector_rules();
+            match ConnectorConfig::from_written(entry.config.clone(), self.worker.plugins(), rules)
+            {
                 Ok(config) => {
                     let c = self.start(config, entry.target_state);
                     connectors.insert(name, c);
                 }
                 Err(errors) => {
-                    error!(connector = %name, "stored connector config is no longer valid, not starting it: {errors}")
+                    let why = format!("the stored config is not valid on this worker: {errors}");
+                    error!(connector = %name, "not starting the connector: {why}");
+                    let config = ConnectorConfig::unvalidated(entry.config, self.worker.plugins());
+                    let mut c = Connector::new(config, entry.target_state);
+                    c.invalid = Some(why.clone());
+                    c.failure = Some(why);
+                    connectors.insert(name, c);
                 }
             }
         }
@@ -182,11 +236,6 @@ impl Herder {
         mut written: TaskConfig,
         initial: TargetState,
     ) -> Result<ConnectorInfo, HerderError> {
-        if name.trim().is_empty() {
-            return Err(HerderError::BadRequest(
-                "Connector name must not be empty".into(),
-            ));
-        }
         check_name(name, &mut written)?;
         let config = self.validate(written)?;
         let mut connectors = self.connectors.lock().await;
@@ -195,6 +244,7 @@ impl Herder {
                 "Connector {name} already exists"
             )));
         }
+        self.check_worker_tasks(&connectors, &config)?;
         self.persist(
             name,
             Some(StoredConnector {
@@ -218,6 +268,7 @@ impl Herder {
         check_name(name, &mut written)?;
         let config = self.validate(written)?;
         let mut connectors = self.connectors.lock().await;
+        self.check_worker_tasks(&connectors, &config)?;
         let target = connectors
             .get(name)
             .map_or(TargetState::Running, |c| c.target);
@@ -301,11 +352,11 @@ impl Herder {
         match target {
             TargetState::Stopped => self.stop_all(c).await,
             TargetState::Running | TargetState::Paused if was == TargetState::Stopped => {
-                let fresh = self.start(c.config.clone(), target);
-                *c = Connector {
-                    active_topics: c.active_topics.clone(),
-                    ..fresh
-                };
+                // stop_all left the connector known but empty; start it as new.
+                self.start_instance(c);
+                for id in 0..c.task_configs.len() as u32 {
+                    self.spawn_task(c, id);
+                }
             }
             _ => {
                 for t in c.tasks.values() {
@@ -352,11 +403,12 @@ impl Herder {
             t.state = State::Restarting;
             t.trace = None;
         }
-        if restart_connector {
-            self.restart_connector(c).await;
-        }
-        for id in tasks {
-            self.restart_task_locked(c, id).await;
+        let respawned = restart_connector && self.restart_connector(c).await;
+        // Tasks the connector's restart already started afresh start once.
+        if !respawned {
+            for id in tasks {
+                self.restart_task_locked(c, id).await;
+            }
         }
         Ok(status)
     }
@@ -480,11 +532,16 @@ impl Herder {
             let status = self.status_of(name, c);
             states.push((name.clone(), status.connector.state));
             for t in status.tasks {
-                if let Some(m) = c.tasks.get(&t.id).and_then(|x| x.metrics.clone()) {
+                let Some(task) = c.tasks.get(&t.id) else {
+                    continue;
+                };
+                if let Some(m) = task.metrics.clone() {
                     tasks.push(TaskMetricsView {
                         connector: name.clone(),
                         task: t.id,
                         state: t.state,
+                        retrying: task.health.retry_reason().is_some(),
+                        restarts: task.restarts,
                         metrics: m,
                     });
                 }
@@ -522,8 +579,102 @@ impl Herder {
         failed
     }
 
+    /// Restarts failed tasks, and connectors whose start failed, each after a
+    /// wait that doubles with every failure in a row (`auto.restart.*`), for
+    /// as long as the herder lives. Connect leaves this to outside tooling.
+    pub fn spawn_supervisor(self: &Arc<Self>) {
+        let Some(max) = self.worker.config().auto_restart_backoff_max() else {
+            return;
+        };
+        let herder = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SUPERVISOR_TICK);
+            loop {
+                tick.tick().await;
+                let Some(h) = herder.upgrade() else { break };
+                h.restart_failed(max).await;
+            }
+        });
+    }
+
+    async fn restart_failed(&self, max: Duration) {
+        let now = Instant::now();
+        let mut connectors = self.connectors.lock().await;
+        for (name, c) in connectors.iter_mut() {
+            if c.target == TargetState::Stopped || c.invalid.is_some() {
+                continue;
+            }
+            if c.failure.is_some() {
+                let due = *c
+                    .next_restart
+                    .get_or_insert_with(|| now + restart_delay(c.restarts, max));
+                if now >= due {
+                    c.restarts += 1;
+                    c.next_restart = None;
+                    warn!(connector = %name, restarts = c.restarts, "restarting the FAILED connector");
+                    self.restart_connector(c).await;
+                }
+                continue;
+            }
+            c.restarts = 0;
+            let mut due = Vec::new();
+            for (id, t) in c.tasks.iter_mut() {
+                if t.health.failure().is_none() {
+                    continue;
+                }
+                if t.next_restart.is_none() && t.started.elapsed() >= RESTARTS_FORGOTTEN_AFTER {
+                    // It ran well for a long while: this failure is a first one.
+                    t.restarts = 0;
+                }
+                let at = *t
+                    .next_restart
+                    .get_or_insert_with(|| now + restart_delay(t.restarts, max));
+                if now >= at {
+                    due.push((*id, t.restarts + 1));
+                }
+            }
+            for (id, restarts) in due {
+                warn!(connector = %name, task = id, restarts, "restarting the FAILED task");
+                self.restart_task_locked(c, id).await;
+                if let Some(t) = c.tasks.get_mut(&id) {
+                    t.restarts = restarts;
+                }
+            }
+        }
+    }
+
     fn validate(&self, written: TaskConfig) -> Result<ConnectorConfig, HerderError> {
-        ConnectorConfig::from_written(written, self.worker.plugins()).map_err(HerderError::Invalid)
+        ConnectorConfig::from_written(
+            written,
+            self.worker.plugins(),
+            self.worker.config().connector_rules(),
+        )
+        .map_err(HerderError::Invalid)
+    }
+
+    /// Refuses a config whose `tasks.max` would take the worker's connectors
+    /// together past `worker.tasks.limit`, before anything is stored.
+    fn check_worker_tasks(
+        &self,
+        connectors: &BTreeMap<String, Connector>,
+        config: &ConnectorConfig,
+    ) -> Result<(), HerderError> {
+        let limit = self.worker.config().connector_rules().worker_tasks_limit;
+        let others: usize = connectors
+            .iter()
+            .filter(|(name, _)| **name != config.name)
+            .map(|(_, c)| c.config.tasks_max)
+            .sum();
+        if others + config.tasks_max > limit {
+            return Err(HerderError::Invalid(ConfigErrors::single(
+                "tasks.max",
+                format!(
+                    "{} more tasks would take this worker past its limit of {limit} (worker.tasks.limit); {others} are already configured",
+                    config.tasks_max
+                ),
+            )));
+        }
+        Ok(())
     }
 
     async fn persist(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), HerderError> {
@@ -537,15 +688,7 @@ impl Herder {
 
     /// Starts a connector and, unless it is to stay stopped, its tasks.
     fn start(&self, config: ConnectorConfig, target: TargetState) -> Connector {
-        let mut c = Connector {
-            config,
-            target,
-            instance: None,
-            failure: None,
-            task_configs: Vec::new(),
-            tasks: BTreeMap::new(),
-            active_topics: ActiveTopics::default(),
-        };
+        let mut c = Connector::new(config, target);
         if target != TargetState::Stopped {
             self.start_instance(&mut c);
             for id in 0..c.task_configs.len() as u32 {
@@ -556,6 +699,10 @@ impl Herder {
     }
 
     fn start_instance(&self, c: &mut Connector) {
+        if let Some(why) = &c.invalid {
+            c.failure = Some(why.clone());
+            return;
+        }
         match self.worker.start_connector(&c.config) {
             Ok((instance, configs)) => {
                 c.instance = Some(instance);
@@ -616,6 +763,9 @@ impl Herder {
                 handle,
                 health,
                 metrics,
+                started: Instant::now(),
+                restarts: 0,
+                next_restart: None,
             },
         );
     }
@@ -651,8 +801,8 @@ impl Herder {
     }
 
     /// Restarts the connector instance; its tasks are restarted only if their
-    /// configs changed, as in Connect.
-    async fn restart_connector(&self, c: &mut Connector) {
+    /// configs changed, as in Connect. True when the tasks were started afresh.
+    async fn restart_connector(&self, c: &mut Connector) -> bool {
         if let Some(mut instance) = c.instance.take() {
             instance.stop();
         }
@@ -664,7 +814,9 @@ impl Herder {
             for id in 0..c.task_configs.len() as u32 {
                 self.spawn_task(c, id);
             }
+            return true;
         }
+        false
     }
 
     async fn restart_task_locked(&self, c: &mut Connector, id: u32) {
@@ -698,8 +850,8 @@ impl Herder {
             .tasks
             .iter()
             .map(|(id, t)| {
-                let trace = t.health.failure();
-                let state = if trace.is_some() {
+                let failure = t.health.failure();
+                let state = if failure.is_some() {
                     State::Failed
                 } else if t.handle.as_ref().is_none_or(|h| h.is_finished()) {
                     State::Unassigned
@@ -710,6 +862,13 @@ impl Herder {
                 } else {
                     State::Running
                 };
+                // A task riding out an outage is RUNNING; its trace says why
+                // nothing moves.
+                let trace = failure.or_else(|| {
+                    (state == State::Running)
+                        .then(|| t.health.retry_reason())
+                        .flatten()
+                });
                 TaskStatus {
                     id: *id,
                     state,
@@ -740,8 +899,9 @@ impl Herder {
         }
     }
 
-    /// `values` with password-typed keys hidden. A `${provider:...}` reference
-    /// is shown as written: it names where the secret is, not the secret.
+    /// `values` with password-typed keys hidden. A value that is wholly a
+    /// `${provider:...}` reference is shown as written: it names where the
+    /// secret is, not the secret. Anything more (`pw${x}`) may hold the secret.
     fn masked(&self, config: &ConnectorConfig, values: &TaskConfig) -> TaskConfig {
         let plugin_def = self
             .worker
@@ -753,7 +913,7 @@ impl Herder {
             .iter()
             .map(|(k, v)| {
                 let secret = is_secret(k, &common, plugin_def.as_ref());
-                let shown = if secret && !v.contains("${") {
+                let shown = if secret && !is_whole_reference(v) {
                     HIDDEN.to_owned()
                 } else {
                     v.clone()
@@ -789,6 +949,8 @@ pub fn is_secret(
 /// The `name` inside a config must match the one in the URL (Connect's rule);
 /// when absent it is filled in.
 fn check_name(name: &str, written: &mut TaskConfig) -> Result<(), HerderError> {
+    is_valid_connector_name(name)
+        .map_err(|why| HerderError::BadRequest(format!("Connector name {why}")))?;
     match written.get("name") {
         Some(n) if n != name => Err(HerderError::BadRequest(format!(
             "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"

@@ -45,6 +45,9 @@ pub enum State {
 #[derive(Debug, Default)]
 pub struct TaskHealth {
     failure: Mutex<Option<String>>,
+    /// Why the task is retrying its source or destination, while it is: it
+    /// stays RUNNING, and its status says so.
+    retrying: Mutex<Option<String>>,
     /// The task has acted on a pause: it will move no more records until resumed.
     paused: AtomicBool,
 }
@@ -65,20 +68,33 @@ impl TaskHealth {
     }
 
     pub fn fail(&self, trace: String) {
-        *self.lock() = Some(trace);
+        *lock(&self.failure) = Some(trace);
     }
 
     /// The failure trace, when the task has failed.
     pub fn failure(&self) -> Option<String> {
-        self.lock().clone()
+        lock(&self.failure).clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        // Only whole values are ever stored, so a poisoned lock holds a valid one.
-        self.failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Called by the task while it retries a retriable failure.
+    pub fn retrying(&self, why: String) {
+        *lock(&self.retrying) = Some(why);
     }
+
+    /// Called by the task once an operation it retried has succeeded.
+    pub fn recovered(&self) {
+        lock(&self.retrying).take();
+    }
+
+    /// Why the task is retrying, while it is.
+    pub fn retry_reason(&self) -> Option<String> {
+        lock(&self.retrying).clone()
+    }
+}
+
+fn lock(m: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
+    // Only whole values are ever stored, so a poisoned lock holds a valid one.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One entry of `tasks` in a status answer.

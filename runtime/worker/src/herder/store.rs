@@ -1,7 +1,8 @@
 //! The standalone worker's connector config store: every connector created,
 //! changed, paused or stopped over REST, in one JSON file beside the offsets
 //! file, so those changes survive a restart. Values are kept as written, with
-//! `${env:...}` references unresolved.
+//! `${env:...}` references unresolved, so secrets written in clear are in it:
+//! the file is made readable by the worker's user only (0600).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ impl ConfigStore {
         };
         let written = serde_json::to_vec_pretty(&*state)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| crate::durable::replace(&self.path, &bytes));
+            .and_then(|bytes| crate::durable::replace_private(&self.path, &bytes));
         if let Err(e) = written {
             // Keep memory equal to disk.
             match previous {
@@ -96,5 +97,36 @@ impl ConfigStore {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_store_is_readable_by_its_owner_only() {
+        let dir = std::env::temp_dir().join(format!("sluice-store-mode-{}", std::process::id()));
+        let path = dir.join("offsets.connectors.json");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A file left world-readable by an older version is replaced by a private one.
+        std::fs::write(&path, r#"{"version":1,"connectors":{}}"#).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = ConfigStore::open(&path).unwrap();
+        let config = TaskConfig::from([("database.password".to_owned(), "pw".to_owned())]);
+        store
+            .put(
+                "c",
+                Some(StoredConnector {
+                    config,
+                    target_state: TargetState::Running,
+                }),
+            )
+            .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::remove_dir_all(dir).ok();
     }
 }

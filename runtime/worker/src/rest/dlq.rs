@@ -48,6 +48,10 @@ async fn run(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?
     };
+    check_topic_name("topic", &topic)?;
+    if let Some(to) = request.to.as_deref().filter(|t| !t.is_empty()) {
+        check_topic_name("to", to)?;
+    }
     let opts = ReplayOptions {
         dlq_topic: topic,
         to: request.to.filter(|t| !t.is_empty()),
@@ -65,4 +69,22 @@ async fn run(
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
     Ok(Json(report).into_response())
+}
+
+/// Kafka's rule for topic names, checked here so a name no broker accepts
+/// (a NUL, a newline) is the client's 400, not a failure deep in the client.
+fn check_topic_name(what: &str, name: &str) -> Result<(), ApiError> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty()
+        || name.len() > 249
+        || name == "."
+        || name == ".."
+        || !name.chars().all(legal)
+    {
+        return Err(ApiError::bad_request(format!(
+            "'{}' is not a valid topic name for '{what}': Kafka allows 1 to 249 of the characters a-z A-Z 0-9 . _ -",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
 }

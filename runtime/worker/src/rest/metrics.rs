@@ -92,6 +92,34 @@ pub async fn render(State(s): State<Shared>) -> impl IntoResponse {
             let _ = writeln!(out, "{name}{{{}}} {}", labels(t), read(&t.metrics));
         }
     }
+    header_line(
+        &mut out,
+        "sluice_task_retrying",
+        "gauge",
+        "1 while the task retries a failure of its source or destination (it stays RUNNING).",
+    );
+    for t in &tasks {
+        let _ = writeln!(
+            out,
+            "sluice_task_retrying{{{}}} {}",
+            labels(t),
+            u8::from(t.retrying)
+        );
+    }
+    header_line(
+        &mut out,
+        "sluice_task_auto_restarts",
+        "gauge",
+        "Automatic restarts of the task in a row after failures; 0 once it runs well.",
+    );
+    for t in &tasks {
+        let _ = writeln!(
+            out,
+            "sluice_task_auto_restarts{{{}}} {}",
+            labels(t),
+            t.restarts
+        );
+    }
     let by_stage: [StageCounter; 3] = [
         (
             "sluice_task_retries_total",

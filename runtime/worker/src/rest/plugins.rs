@@ -14,7 +14,7 @@ use sluice_api::config::{ConfigDef, ConfigKey, DefaultValue};
 use super::connectors::config_map;
 use super::error::{query_values, ApiError, Body};
 use super::Shared;
-use crate::config::{connector_config_def, ConnectorConfig};
+use crate::config::{connector_config_def, is_whole_reference, ConnectorConfig};
 use crate::convert::CONVERTERS;
 use crate::herder::{is_secret, HIDDEN};
 
@@ -139,7 +139,11 @@ async fn validate(
     let common = connector_config_def(p.kind());
     let own = (p.config_def)();
     let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let Err(all) = ConnectorConfig::from_written(written.clone(), plugins) {
+    if let Err(all) = ConnectorConfig::from_written(
+        written.clone(),
+        plugins,
+        s.herder.worker().config().connector_rules(),
+    ) {
         for e in all.0 {
             errors.entry(e.key).or_default().push(e.message);
         }
@@ -156,7 +160,7 @@ async fn validate(
             groups.push(group);
         }
         let value = written.get(&k.name).map(|v| {
-            if is_secret(&k.name, &common, Some(&own)) && !v.contains("${") {
+            if is_secret(&k.name, &common, Some(&own)) && !is_whole_reference(v) {
                 HIDDEN.to_owned()
             } else {
                 v.clone()

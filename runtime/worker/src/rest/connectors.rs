@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -87,7 +87,11 @@ async fn list(State(s): State<Shared>, RawQuery(q): RawQuery) -> Result<Response
     Ok(Json(Value::Object(out)).into_response())
 }
 
-async fn create(State(s): State<Shared>, Body(body): Body<Value>) -> Result<Response, ApiError> {
+async fn create(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Body(body): Body<Value>,
+) -> Result<Response, ApiError> {
     let Value::Object(body) = body else {
         return Err(ApiError::bad_request(
             "the body must be a JSON object: {\"name\": ..., \"config\": {...}}",
@@ -122,7 +126,7 @@ async fn create(State(s): State<Shared>, Body(body): Body<Value>) -> Result<Resp
     let info = s.herder.create(&name, config, initial).await?;
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, location(&name))],
+        [(header::LOCATION, location(&s, &headers, &name))],
         Json(info),
     )
         .into_response())
@@ -144,13 +148,14 @@ async fn config(State(s): State<Shared>, Path(name): Path<String>) -> Result<Res
 async fn put_config(
     State(s): State<Shared>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     Body(body): Body<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let (created, info) = s.herder.put_config(&name, config_map(&body)?).await?;
     Ok(if created {
         (
             StatusCode::CREATED,
-            [(header::LOCATION, location(&name))],
+            [(header::LOCATION, location(&s, &headers, &name))],
             Json(info),
         )
             .into_response()
@@ -238,8 +243,8 @@ async fn restart(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let include_tasks = query_flag(q.as_deref(), "includeTasks")?;
-    let only_failed = query_flag(q.as_deref(), "onlyFailed")?;
+    let include_tasks = query_flag(q.as_deref(), "includeTasks");
+    let only_failed = query_flag(q.as_deref(), "onlyFailed");
     let status = s.herder.restart(&name, include_tasks, only_failed).await?;
     Ok(if !include_tasks && !only_failed {
         StatusCode::NO_CONTENT.into_response()
@@ -311,8 +316,22 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
 }
 
 /// `/connectors/<name>`, percent-encoding what a header or path cannot hold.
-fn location(name: &str) -> String {
-    let mut out = String::from("/connectors/");
+/// The new connector's absolute URL, as Connect answers it: the scheme this
+/// worker serves and the host the client asked for.
+fn location(s: &Shared, headers: &HeaderMap, name: &str) -> String {
+    let config = s.herder.worker().config();
+    let https = config
+        .get("listeners")
+        .is_some_and(|l| l.trim_start().starts_with("https://"));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(|| s.herder.worker_id(), str::to_owned);
+    let mut out = format!(
+        "{}://{host}/connectors/",
+        if https { "https" } else { "http" }
+    );
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);

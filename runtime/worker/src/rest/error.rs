@@ -83,14 +83,11 @@ pub fn query_values(query: Option<&str>, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// A boolean query parameter, `false` when absent.
-pub fn query_flag(query: Option<&str>, key: &str) -> Result<bool, ApiError> {
-    match query_values(query, key).last().map(String::as_str) {
-        None => Ok(false),
-        Some("true") | Some("") => Ok(true),
-        Some("false") => Ok(false),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "query parameter '{key}' must be true or false, not '{other}'"
-        ))),
-    }
+/// A boolean query parameter as Connect reads one (JAX-RS's
+/// `Boolean.valueOf`): `true` in any case is true; anything else, a bare
+/// `?flag` included, is false.
+pub fn query_flag(query: Option<&str>, key: &str) -> bool {
+    query_values(query, key)
+        .last()
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }

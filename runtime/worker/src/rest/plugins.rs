@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use sluice_api::config::{ConfigDef, ConfigKey, DefaultValue};
 
 use super::connectors::config_map;
-use super::error::{query_values, ApiError, Body};
+use super::error::{query_flag, query_values, ApiError, Body};
 use super::Shared;
 use crate::config::{connector_config_def, is_whole_reference, ConnectorConfig};
 use crate::convert::CONVERTERS;
@@ -34,16 +34,11 @@ pub fn routes() -> Router<Shared> {
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 async fn list(State(s): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let connectors_only = match query_values(q.as_deref(), "connectorsOnly").last() {
-        None => true,
-        Some(v) if v == "true" => true,
-        Some(v) if v == "false" => false,
-        Some(v) => {
-            return Err(ApiError::bad_request(format!(
-                "query parameter 'connectorsOnly' must be true or false, not '{v}'"
-            )))
-        }
-    };
+    // True unless given, then read as Connect reads it (only "true" is true).
+    let connectors_only = query_values(q.as_deref(), "connectorsOnly")
+        .last()
+        .is_none()
+        || query_flag(q.as_deref(), "connectorsOnly");
     let plugins = s.herder.worker().plugins();
     let mut out: Vec<Value> = plugins
         .connectors()

@@ -133,6 +133,16 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn start(scratch: &Scratch, worker: &Path, connectors: &[PathBuf]) -> Self {
+        Self::start_logging(scratch, worker, connectors, "info,librdkafka=warn")
+    }
+
+    /// As `start`, with `SLUICE_LOG` set to `filter`.
+    pub fn start_logging(
+        scratch: &Scratch,
+        worker: &Path,
+        connectors: &[PathBuf],
+        filter: &str,
+    ) -> Self {
         static RUN: AtomicU32 = AtomicU32::new(0);
         let log = scratch.path(&format!(
             "worker-{}.log",
@@ -143,7 +153,7 @@ impl WorkerProcess {
             .arg("standalone")
             .arg(worker)
             .args(connectors)
-            .env("SLUICE_LOG", "info,librdkafka=warn")
+            .env("SLUICE_LOG", filter)
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()

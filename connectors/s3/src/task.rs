@@ -302,6 +302,7 @@ impl State {
         {
             Ok(part) => {
                 parts.push(part);
+                debug!(connector = %self.connector, task = self.task, object, part = parts.len(), "part uploaded");
                 Ok(())
             }
             Err(e) => {

@@ -10,6 +10,14 @@
 //! told an LSN is flushed only from `commit`, i.e. once the runtime has stored
 //! the offsets of every record up to it. A restart therefore resumes at a
 //! transaction boundary the slot still holds.
+//!
+//! **Never twice.** The slot may lag behind the stored offset (PostgreSQL hears
+//! of a stored offset a moment after it is written), and the runtime's resume
+//! scan covers only what lies past the stored marks. So the task itself skips
+//! every streamed change at or below the last position it emitted: from the
+//! stored offset at start, then from what it emitted itself, which covers a
+//! stream rebuilt after PostgreSQL went away. Streaming also starts from the
+//! stored LSN when it is ahead of the slot.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -61,9 +69,19 @@ struct Run {
     /// The end LSN of the last transaction wholly emitted.
     last_end: u64,
     last_heartbeat: Instant,
-    /// Transactions committed at or below this were handled before the
-    /// stored offset was written (from its `lsn_commit`).
+    /// Transactions committed at or below this were handled (their signals
+    /// acted on): before the stored offset was written (from its
+    /// `lsn_commit`), or by this task before its stream was rebuilt.
     handled_through: u64,
+    /// The position of the last streamed record emitted (stored, at start): a
+    /// change at or below it is never emitted again, whatever the slot replays.
+    emitted: Position,
+    /// The `lsn_flushed` stored: streaming starts there when the slot is
+    /// behind it.
+    stored_lsn: u64,
+    /// Transactions sent again that were emitted before, since the last
+    /// report of them.
+    replays_skipped: u64,
     incremental: Incremental,
     done: bool,
 }
@@ -76,6 +94,10 @@ struct Txn {
     seen_ms: i64,
     /// Received again after a restart, its signals already acted on.
     replayed: bool,
+    /// Its records numbered up to this were emitted before (a stream resumed
+    /// from behind the last emitted position); `u64::MAX`: all of them, so its
+    /// changes are not even decoded.
+    emitted_to: u64,
     records: Vec<Record>,
 }
 
@@ -102,6 +124,17 @@ fn handled_through(offset: &SourceOffset) -> u64 {
         (Some(commit), _) => commit,
         (None, Some(_)) => lsn("lsn").unwrap_or(0).saturating_sub(1),
         (None, None) => 0,
+    }
+}
+
+/// The position of the last streamed record a stored offset covers: its own,
+/// or for a heartbeat, just below anything committed after what it had seen.
+fn emitted_through(offset: &SourceOffset) -> Position {
+    let lsn = |k: &str| offset.get(k).and_then(serde_json::Value::as_u64);
+    match (lsn("lsn_commit"), offset.get("heartbeat")) {
+        (Some(commit), _) => Position::new(commit, lsn("seq").unwrap_or(0)),
+        (None, Some(_)) => Position::new(lsn("lsn").unwrap_or(0), 0),
+        (None, None) => Position::default(),
     }
 }
 
@@ -185,15 +218,20 @@ impl SourceTask for CdcTask {
             o.get("snapshot") != Some(&json!(true))
                 || o.get("snapshot_completed") == Some(&json!(true))
         });
-        let slot_exists = !rows(
+        let slot = rows(
             &sql,
             &format!(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = {}",
+                "SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots WHERE slot_name = {}",
                 literal(&config.slot)
             ),
         )
-        .await?
-        .is_empty();
+        .await?;
+        let slot_exists = !slot.is_empty();
+        let slot_lsn: u64 = slot
+            .first()
+            .and_then(|r| r[0].as_deref())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
         let snapshot_wanted = match config.snapshot {
             SnapshotMode::NoData => false,
             SnapshotMode::Always => true,
@@ -239,7 +277,8 @@ impl SourceTask for CdcTask {
             // What `commit` confirms reaches PostgreSQL within a second or so
             // (the default, 10 s, held WAL and lengthened replays after a restart).
             .with_feedback_interval(std::time::Duration::from_secs(1));
-        if snapshot_wanted && resumed.is_none() {
+        let fresh_slot = snapshot_wanted && resumed.is_none();
+        if fresh_slot {
             builder = builder.with_slot_options(ReplicationSlotOptions {
                 snapshot: Some("export".into()),
                 ..Default::default()
@@ -290,6 +329,23 @@ impl SourceTask for CdcTask {
                 incremental.restore(p);
             }
         }
+        let lsn_flushed = stored
+            .as_ref()
+            .and_then(|o| o.get("lsn_flushed"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        // A new slot starts a new history: nothing stored refers to it.
+        let from_stored = stored.as_ref().filter(|_| !fresh_slot);
+        if from_stored.is_some() && lsn_flushed > slot_lsn {
+            // PostgreSQL hears of a stored offset only after it is written.
+            info!(
+                connector = %context.connector,
+                task = context.task_id,
+                slot_lsn,
+                stored_lsn = lsn_flushed,
+                "the slot is behind the stored offset; streaming from the stored offset"
+            );
+        }
         self.run = Some(Run {
             config,
             sql,
@@ -302,13 +358,12 @@ impl SourceTask for CdcTask {
             relations: HashMap::new(),
             txn: None,
             ready: VecDeque::new(),
-            last_end: stored
-                .as_ref()
-                .and_then(|o| o.get("lsn_flushed"))
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0),
+            last_end: lsn_flushed,
             last_heartbeat: Instant::now(),
-            handled_through: stored.as_ref().map_or(0, handled_through),
+            handled_through: from_stored.map_or(0, handled_through),
+            emitted: from_stored.map_or(Position::default(), emitted_through),
+            stored_lsn: if fresh_slot { 0 } else { lsn_flushed },
+            replays_skipped: 0,
             incremental,
             done: false,
         });
@@ -486,8 +541,10 @@ impl Run {
         let Some(mut stream) = self.idle_stream.take() else {
             return Err(ConnectError::fatal("the replication stream is gone"));
         };
+        // From the stored LSN when it is ahead of the slot (the server starts
+        // from the slot's position when that is further on).
         stream
-            .start(None)
+            .start((self.stored_lsn > 0).then_some(self.stored_lsn))
             .await
             .map_err(|e| replication_error(&self.config, e))?;
         self.feedback = Some(stream.shared_lsn_feedback.clone());
@@ -567,7 +624,9 @@ impl Run {
         if let Some(p) = self.incremental.progress() {
             offset.insert(INCREMENTAL_KEY.into(), p);
         }
-        self.attach(&mut record, Position::new(self.last_end, 0), offset);
+        let position = Position::new(self.last_end, 0);
+        self.attach(&mut record, position, offset);
+        self.emitted = self.emitted.max(position);
         self.ready.push_back(record);
     }
 
@@ -595,6 +654,22 @@ impl Run {
                 final_lsn,
                 commit_timestamp,
             } => {
+                // `final_lsn` is the commit's LSN, the first part of each of
+                // its records' positions.
+                let emitted_to = match final_lsn.0.cmp(&self.emitted.major) {
+                    std::cmp::Ordering::Less => u64::MAX,
+                    std::cmp::Ordering::Equal => self.emitted.minor,
+                    std::cmp::Ordering::Greater => 0,
+                };
+                if emitted_to > 0 {
+                    self.replays_skipped += 1;
+                } else if self.replays_skipped > 0 {
+                    info!(
+                        transactions = self.replays_skipped,
+                        "skipped transactions sent again that were already emitted"
+                    );
+                    self.replays_skipped = 0;
+                }
                 // A Begin while one is open means the stream reconnected and
                 // replays the transaction whole: drop the partial one.
                 self.txn = Some(Txn {
@@ -602,9 +677,18 @@ impl Run {
                     commit_ms: commit_timestamp.timestamp_millis(),
                     seen_ms: now_ms(),
                     replayed: final_lsn.0 <= self.handled_through,
+                    emitted_to,
                     records: Vec::new(),
                 });
             }
+            EventType::Commit {
+                commit_lsn,
+                end_lsn,
+                ..
+            } => self.commit_txn(commit_lsn.0, end_lsn.0),
+            // Emitted whole before (the stream resumed from behind the last
+            // emitted position): nothing to decode.
+            _ if self.txn.as_ref().is_some_and(|t| t.emitted_to == u64::MAX) => {}
             EventType::Insert {
                 relation_oid, data, ..
             } => {
@@ -686,11 +770,6 @@ impl Run {
                     self.push(&table, Op::Truncate, None, None, event.lsn.0)?;
                 }
             }
-            EventType::Commit {
-                commit_lsn,
-                end_lsn,
-                ..
-            } => self.commit_txn(commit_lsn.0, end_lsn.0),
             _ => {}
         }
         Ok(())
@@ -870,25 +949,34 @@ impl Run {
         let Some(txn) = self.txn.take() else {
             return;
         };
+        self.handled_through = self.handled_through.max(commit_lsn);
         let n = txn.records.len();
         let previous = self.last_end;
         let progress = self.incremental.progress();
         for (i, mut record) in txn.records.into_iter().enumerate() {
+            let seq = i as u64 + 1;
+            // Emitted before this stream began (stored, or sent before a
+            // reconnect): the runtime's resume scan may not see it.
+            if seq <= txn.emitted_to {
+                continue;
+            }
             let last = i + 1 == n;
             // Only the last record of a transaction lets PostgreSQL forget it.
             let flushed = if last { end_lsn } else { previous };
             let mut offset = self.offset(json!({
                 "lsn": commit_lsn, "lsn_commit": commit_lsn, "txId": txn.xid,
-                "seq": i + 1, "lsn_flushed": flushed
+                "seq": seq, "lsn_flushed": flushed
             }));
             if let Some(p) = &progress {
                 offset.insert(INCREMENTAL_KEY.into(), p.clone());
             }
-            self.attach(&mut record, Position::new(commit_lsn, i as u64 + 1), offset);
+            let position = Position::new(commit_lsn, seq);
+            self.attach(&mut record, position, offset);
+            self.emitted = position;
             self.ready.push_back(record);
         }
         if n > 0 {
-            self.last_end = end_lsn;
+            self.last_end = self.last_end.max(end_lsn);
         }
     }
 }

@@ -1141,3 +1141,37 @@ fn an_incremental_snapshot_runs_alongside_streaming() {
         w.log_text()
     );
 }
+
+#[test]
+fn slot_drop_on_stop_leaves_no_slot_behind() {
+    let db = Db::new("cdc_dropslot");
+    let s = &db.schema;
+    psql(&format!("CREATE TABLE {s}.t (id int PRIMARY KEY)"));
+    let scratch = Scratch::new("cdc-dropslot");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = db.connector(&unique("pg"));
+    config["config"]["slot.drop.on.stop"] = json!(true);
+    let c = scratch.write_json("pg.json", &config);
+    let topic = db.topic("t");
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    wait_for("the slot to stream", Duration::from_secs(60), || {
+        w.log_text().contains("streaming changes")
+    });
+    psql(&format!("INSERT INTO {s}.t VALUES (1)"));
+    wait_for("the streamed insert", Duration::from_secs(60), || {
+        topic_count(&topic) >= 1
+    });
+    let slots = || {
+        psql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+            db.slot
+        ))
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(slots(), "1");
+    let log = w.log_text();
+    assert!(w.terminate(Duration::from_secs(30)).success(), "{log}");
+    // Gone when the worker has stopped, not some time later.
+    assert_eq!(slots(), "0", "the slot outlived the stop: {}", w.log_text());
+}

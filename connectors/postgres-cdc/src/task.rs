@@ -18,17 +18,19 @@
 //! stored offset at start, then from what it emitted itself, which covers a
 //! stream rebuilt after PostgreSQL went away. Streaming also starts from the
 //! stored LSN when it is ahead of the slot.
+//!
+//! **Idle.** A stream with nothing of ours to send confirms the WAL the server
+//! has passed, so the server can recycle it and a shutdown does not wait for
+//! this client.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pg_walstream::{
-    CancellationToken, ColumnValue, EventStream, EventType, LogicalReplicationStream,
-    RelationColumn, ReplicationSlotOptions, ReplicationStreamConfig, RowData, SharedLsnFeedback,
-    StreamingMode,
+    CancellationToken, ColumnValue, EventType, LogicalReplicationStream, RelationColumn,
+    ReplicationSlotOptions, ReplicationStreamConfig, RowData, StreamingMode,
 };
 use serde_json::json;
 use sluice_api::{
@@ -36,7 +38,7 @@ use sluice_api::{
     SourceTaskContext, Value,
 };
 use tokio_postgres::Client;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{CdcConfig, SnapshotMode};
 use crate::database::{self, config_error, describe, ident, literal, rows};
@@ -52,13 +54,12 @@ pub struct CdcTask {
 
 struct Run {
     config: CdcConfig,
+    /// For the logs.
+    connector: String,
+    task: u32,
     sql: Client,
     partition: Arc<SourcePartition>,
-    /// Created, not yet streaming (a snapshot is being read).
-    idle_stream: Option<LogicalReplicationStream>,
-    stream: Option<EventStream>,
-    feedback: Option<Arc<SharedLsnFeedback>>,
-    cancel: CancellationToken,
+    replication: Replication,
     snapshot: Option<Snapshot>,
     /// Streamed tables by relation id, from Relation messages.
     relations: HashMap<u32, Arc<Table>>,
@@ -76,14 +77,28 @@ struct Run {
     /// The position of the last streamed record emitted (stored, at start): a
     /// change at or below it is never emitted again, whatever the slot replays.
     emitted: Position,
-    /// The `lsn_flushed` stored: streaming starts there when the slot is
-    /// behind it.
+    /// The highest `lsn_flushed` stored: where streaming starts when the slot
+    /// is behind it, and what PostgreSQL may forget.
     stored_lsn: u64,
     /// Transactions sent again that were emitted before, since the last
     /// report of them.
     replays_skipped: u64,
+    /// The offset of the last record `poll` returned, until `commit` says it
+    /// is stored. While it is not, the WAL passed cannot be confirmed.
+    unstored: Option<SourceOffset>,
+    /// The WAL position last confirmed while idle.
+    confirmed_idle: u64,
     incremental: Incremental,
     done: bool,
+}
+
+enum Replication {
+    /// Created, not streaming yet: a snapshot is being read in its exported
+    /// snapshot.
+    Idle(Box<LogicalReplicationStream>),
+    Streaming(Box<LogicalReplicationStream>),
+    /// Its start failed, or the task is stopping.
+    Down,
 }
 
 struct Txn {
@@ -176,9 +191,20 @@ fn replication_error(config: &CdcConfig, e: pg_walstream::ReplicationError) -> C
     }
 }
 
-#[async_trait]
-impl SourceTask for CdcTask {
-    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+/// The replication stream's settings.
+fn stream_config(config: &CdcConfig) -> ReplicationStreamConfig {
+    ReplicationStreamConfig::builder(&config.slot, &config.publication)
+        .with_protocol_version(1)
+        .with_streaming_mode(StreamingMode::Off)
+        // What `commit` confirms reaches PostgreSQL within a second or so
+        // (the default, 10 s, held WAL and lengthened replays after a restart).
+        .with_feedback_interval(Duration::from_secs(1))
+}
+
+impl CdcTask {
+    /// Connects, checks, and decides whether to snapshot, carry an interrupted
+    /// snapshot on, or stream (see the module's documentation).
+    async fn start_run(context: &SourceTaskContext) -> Result<Run, ConnectError> {
         let config = CdcConfig::parse(&context.config)?;
         let sql = database::connect(&config).await?;
         database::check_prerequisites(&sql, &config).await?;
@@ -271,12 +297,7 @@ impl SourceTask for CdcTask {
             })?;
         }
 
-        let mut builder = ReplicationStreamConfig::builder(&config.slot, &config.publication)
-            .with_protocol_version(1)
-            .with_streaming_mode(StreamingMode::Off)
-            // What `commit` confirms reaches PostgreSQL within a second or so
-            // (the default, 10 s, held WAL and lengthened replays after a restart).
-            .with_feedback_interval(std::time::Duration::from_secs(1));
+        let mut builder = stream_config(&config);
         let fresh_slot = snapshot_wanted && resumed.is_none();
         if fresh_slot {
             builder = builder.with_slot_options(ReplicationSlotOptions {
@@ -346,14 +367,12 @@ impl SourceTask for CdcTask {
                 "the slot is behind the stored offset; streaming from the stored offset"
             );
         }
-        self.run = Some(Run {
-            config,
+        Ok(Run {
+            connector: context.connector.clone(),
+            task: context.task_id,
             sql,
             partition: Arc::new(partition),
-            idle_stream: Some(stream),
-            stream: None,
-            feedback: None,
-            cancel: CancellationToken::new(),
+            replication: Replication::Idle(Box::new(stream)),
             snapshot,
             relations: HashMap::new(),
             txn: None,
@@ -364,9 +383,19 @@ impl SourceTask for CdcTask {
             emitted: from_stored.map_or(Position::default(), emitted_through),
             stored_lsn: if fresh_slot { 0 } else { lsn_flushed },
             replays_skipped: 0,
+            unstored: None,
+            confirmed_idle: 0,
             incremental,
             done: false,
-        });
+            config,
+        })
+    }
+}
+
+#[async_trait]
+impl SourceTask for CdcTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        self.run = Some(Self::start_run(&context).await?);
         Ok(())
     }
 
@@ -375,17 +404,11 @@ impl SourceTask for CdcTask {
             .run
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("poll before start"))?;
-        if run.snapshot.is_some() {
-            return run.snapshot_chunk().await;
+        let batch = run.poll().await?;
+        if let Some(s) = batch.last().and_then(|r| r.source.as_ref()) {
+            run.unstored = Some(s.offset.clone());
         }
-        if run.done {
-            tokio::time::sleep(run.config.poll_interval).await;
-            return Ok(Vec::new());
-        }
-        if run.stream.is_none() {
-            run.start_streaming().await?;
-        }
-        run.stream_batch().await
+        Ok(batch)
     }
 
     /// Offsets are stored: PostgreSQL may now forget what they cover.
@@ -393,37 +416,45 @@ impl SourceTask for CdcTask {
         &mut self,
         stored: &[(SourcePartition, SourceOffset)],
     ) -> Result<(), ConnectError> {
-        let Some(run) = self.run.as_ref() else {
+        let Some(run) = self.run.as_mut() else {
             return Ok(());
         };
-        let confirm = stored
-            .iter()
-            .filter_map(|(_, o)| o.get("lsn_flushed").and_then(serde_json::Value::as_u64))
-            .max();
-        if let (Some(lsn), Some(feedback)) = (confirm, &run.feedback) {
-            if lsn > 0 {
-                feedback.update_applied_lsn(lsn);
+        for (partition, offset) in stored {
+            if *partition != *run.partition {
+                continue;
             }
+            if run.unstored.as_ref() == Some(offset) {
+                run.unstored = None;
+            }
+            if let Some(lsn) = offset
+                .get("lsn_flushed")
+                .and_then(serde_json::Value::as_u64)
+            {
+                run.stored_lsn = run.stored_lsn.max(lsn);
+            }
+        }
+        // Sent with the next feedback (after the next batch at the latest).
+        if let Some(stream) = run.stream() {
+            stream
+                .shared_lsn_feedback
+                .update_applied_lsn(run.stored_lsn);
         }
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
         if let Some(mut run) = self.run.take() {
-            run.cancel.cancel();
-            if let Some(mut s) = run.stream.take() {
-                let _ = s.shutdown().await;
+            match std::mem::replace(&mut run.replication, Replication::Down) {
+                Replication::Streaming(mut s) => {
+                    // A last feedback; dropping it closes the connection.
+                    if let Err(e) = s.stop().await {
+                        warn!(connector = %run.connector, task = run.task, "final replication feedback failed: {e}");
+                    }
+                }
+                Replication::Idle(_) | Replication::Down => {}
             }
-            drop(run.idle_stream.take());
             if run.config.drop_slot_on_stop {
-                let _ = rows(
-                    &run.sql,
-                    &format!(
-                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {} AND NOT active",
-                        literal(&run.config.slot)
-                    ),
-                )
-                .await;
+                run.drop_slot().await;
             }
         }
         Ok(())
@@ -537,19 +568,50 @@ impl Run {
         }
     }
 
+    /// One `poll`: the snapshot's next rows, or the stream's next changes.
+    async fn poll(&mut self) -> Result<Vec<Record>, ConnectError> {
+        if self.snapshot.is_some() {
+            return self.snapshot_chunk().await;
+        }
+        if self.done {
+            tokio::time::sleep(self.config.poll_interval).await;
+            return Ok(Vec::new());
+        }
+        if matches!(self.replication, Replication::Idle(_)) {
+            self.start_streaming().await?;
+        }
+        self.stream_batch().await
+    }
+
+    /// The replication stream, whether streaming yet or not.
+    fn stream(&self) -> Option<&LogicalReplicationStream> {
+        match &self.replication {
+            Replication::Idle(s) | Replication::Streaming(s) => Some(s),
+            Replication::Down => None,
+        }
+    }
+
+    /// Up to a batch of the records ready.
+    fn take_ready(&mut self) -> Vec<Record> {
+        let n = self.ready.len().min(self.config.max_batch);
+        self.ready.drain(..n).collect()
+    }
+
     async fn start_streaming(&mut self) -> Result<(), ConnectError> {
-        let Some(mut stream) = self.idle_stream.take() else {
-            return Err(ConnectError::fatal("the replication stream is gone"));
+        let Replication::Idle(mut stream) =
+            std::mem::replace(&mut self.replication, Replication::Down)
+        else {
+            return Ok(());
         };
         // From the stored LSN when it is ahead of the slot (the server starts
         // from the slot's position when that is further on).
+        let from = (self.stored_lsn > 0).then_some(self.stored_lsn);
         stream
-            .start((self.stored_lsn > 0).then_some(self.stored_lsn))
+            .start(from)
             .await
             .map_err(|e| replication_error(&self.config, e))?;
-        self.feedback = Some(stream.shared_lsn_feedback.clone());
-        self.stream = Some(stream.into_stream(self.cancel.clone()));
-        info!(slot = %self.config.slot, publication = %self.config.publication, "streaming changes");
+        self.replication = Replication::Streaming(stream);
+        info!(connector = %self.connector, task = self.task, slot = %self.config.slot, publication = %self.config.publication, "streaming changes");
         Ok(())
     }
 
@@ -568,32 +630,116 @@ impl Run {
         // registration and a clock read per row.
         let deadline = tokio::time::sleep(self.config.poll_interval);
         tokio::pin!(deadline);
+        // Cancelled at the deadline: the read then returns what it already
+        // holds, or nothing. Dropping it instead could cut a feedback message
+        // it is writing in half.
+        let token = CancellationToken::new();
         while self.ready.len() < self.config.max_batch {
-            let Some(stream) = self.stream.as_mut() else {
+            let Replication::Streaming(stream) = &mut self.replication else {
                 break;
             };
-            let next = std::future::poll_fn(|cx| {
-                futures_core::Stream::poll_next(Pin::new(&mut *stream), cx)
-            });
-            let event = tokio::select! {
-                biased;
-                next = next => match next {
-                    None => return Err(ConnectError::retriable("the replication stream ended")),
-                    Some(Err(e)) => return Err(replication_error(&self.config, e)),
-                    Some(Ok(e)) => e,
-                },
-                () = &mut deadline => break,
+            let result = {
+                let next = stream.next_event(&token);
+                tokio::pin!(next);
+                tokio::select! {
+                    biased;
+                    r = &mut next => r,
+                    () = &mut deadline => {
+                        token.cancel();
+                        next.await
+                    }
+                }
+            };
+            let event = match result {
+                Ok(e) => e,
+                Err(e) if e.is_cancelled() => break,
+                Err(e) => return Err(replication_error(&self.config, e)),
             };
             let commit = matches!(event.event_type, EventType::Commit { .. });
             self.handle(event).await?;
             // A chunk's window just closed: return, so the next poll reads
             // the next chunk instead of idling out the poll interval.
-            if commit && self.incremental.wants_chunk() {
+            if token.is_cancelled() || (commit && self.incremental.wants_chunk()) {
                 break;
             }
         }
-        let n = self.ready.len().min(self.config.max_batch);
-        Ok(self.ready.drain(..n).collect())
+        self.confirm_progress().await;
+        Ok(self.take_ready())
+    }
+
+    /// Tells PostgreSQL what it may forget: what `commit` stored and, while no
+    /// transaction of ours is open and everything emitted is stored, all the
+    /// WAL the server has sent (its keepalives say how far that is). An idle
+    /// connector whose tables see no changes then still lets the server
+    /// recycle WAL, and a shutdown (whose walsender waits until its client
+    /// confirms the end of WAL) is not held up by it.
+    async fn confirm_progress(&mut self) {
+        let idle = self.txn.is_none() && self.ready.is_empty() && self.unstored.is_none();
+        let Replication::Streaming(stream) = &mut self.replication else {
+            return;
+        };
+        let passed = stream.current_lsn();
+        if idle && passed > self.confirmed_idle.max(self.stored_lsn) {
+            stream.shared_lsn_feedback.update_applied_lsn(passed);
+            self.confirmed_idle = passed;
+            // At once rather than throttled: a shutting-down server waits on it.
+            if let Err(e) = stream.send_feedback().await {
+                // The next read reports the connection's loss.
+                tracing::debug!(connector = %self.connector, task = self.task, "feedback failed: {e}");
+            }
+            return;
+        }
+        stream.maybe_send_feedback().await;
+    }
+
+    /// slot.drop.on.stop: the server lets go of the slot only once its
+    /// walsender has noticed the connection closed, so wait (a while) for that.
+    async fn drop_slot(&mut self) {
+        let slot = self.config.slot.clone();
+        if self.sql.is_closed() {
+            match database::connect(&self.config).await {
+                Ok(c) => self.sql = c,
+                Err(e) => {
+                    error!(connector = %self.connector, task = self.task, slot = %slot, "cannot drop the replication slot (slot.drop.on.stop): {e}");
+                    return;
+                }
+            }
+        }
+        let active = format!(
+            "SELECT active::text FROM pg_replication_slots WHERE slot_name = {}",
+            literal(&slot)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match rows(&self.sql, &active).await {
+                Ok(r) if r.is_empty() => return,
+                Ok(r) if r[0][0].as_deref() == Some("false") => break,
+                Ok(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(_) => {
+                    error!(connector = %self.connector, task = self.task, slot = %slot, "cannot drop the replication slot (slot.drop.on.stop): still in use 10 s after the stream closed");
+                    return;
+                }
+                Err(e) => {
+                    error!(connector = %self.connector, task = self.task, slot = %slot, "cannot drop the replication slot (slot.drop.on.stop): {e}");
+                    return;
+                }
+            }
+        }
+        match rows(
+            &self.sql,
+            &format!("SELECT pg_drop_replication_slot({})", literal(&slot)),
+        )
+        .await
+        {
+            Ok(_) => {
+                info!(connector = %self.connector, task = self.task, slot = %slot, "replication slot dropped (slot.drop.on.stop)")
+            }
+            Err(e) => {
+                error!(connector = %self.connector, task = self.task, slot = %slot, "cannot drop the replication slot (slot.drop.on.stop): {e}")
+            }
+        }
     }
 
     /// Every `heartbeat.interval.ms`: runs `heartbeat.action.query` (whose
@@ -610,7 +756,7 @@ impl Run {
         self.last_heartbeat = Instant::now();
         if !self.config.heartbeat_query.is_empty() {
             if let Err(e) = self.sql.batch_execute(&self.config.heartbeat_query).await {
-                warn!("heartbeat.action.query failed: {}", describe(&e));
+                warn!(connector = %self.connector, task = self.task, "heartbeat.action.query failed: {}", describe(&e));
             }
         }
         if self.txn.is_some() || !self.ready.is_empty() {
@@ -665,6 +811,8 @@ impl Run {
                     self.replays_skipped += 1;
                 } else if self.replays_skipped > 0 {
                     info!(
+                        connector = %self.connector,
+                        task = self.task,
                         transactions = self.replays_skipped,
                         "skipped transactions sent again that were already emitted"
                     );

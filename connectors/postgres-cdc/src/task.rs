@@ -22,6 +22,13 @@
 //! **Idle.** A stream with nothing of ours to send confirms the WAL the server
 //! has passed, so the server can recycle it and a shutdown does not wait for
 //! this client.
+//!
+//! **Outages.** A lost connection (either one) is rebuilt inside `poll`, with
+//! capped exponential backoff (`backoff.rs`), as often as `errors.max.retries`
+//! allows; meanwhile `poll` returns empty batches, so the task still answers a
+//! stop or a pause. PostgreSQL going away mid-snapshot takes the snapshot's
+//! transaction along: the task then starts again in-process, carrying the
+//! snapshot on as after a crash.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -30,7 +37,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pg_walstream::{
     CancellationToken, ColumnValue, EventType, LogicalReplicationStream, RelationColumn,
-    ReplicationSlotOptions, ReplicationStreamConfig, RowData, StreamingMode,
+    ReplicationError, ReplicationSlotOptions, ReplicationStreamConfig, RetryConfig, RowData,
+    StreamingMode,
 };
 use serde_json::json;
 use sluice_api::{
@@ -40,6 +48,7 @@ use sluice_api::{
 use tokio_postgres::Client;
 use tracing::{error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::{CdcConfig, SnapshotMode};
 use crate::database::{self, config_error, describe, ident, literal, rows};
 use crate::envelope::{Column, Op, Origin, Table};
@@ -50,6 +59,23 @@ use crate::types::ColumnType;
 #[derive(Default)]
 pub struct CdcTask {
     run: Option<Run>,
+    /// What `start` was given: PostgreSQL going away mid-snapshot takes the
+    /// snapshot's transaction with it, and the task starts again from here
+    /// (with the offset stored since).
+    context: Option<SourceTaskContext>,
+    /// The last offset stored, from `commit`.
+    stored: Option<SourceOffset>,
+    /// Waiting to start again.
+    restart: Option<Restart>,
+}
+
+/// Starting again after PostgreSQL went away mid-snapshot.
+struct Restart {
+    outage: Outage,
+    /// Carried over from the run that was lost: what it returned, and
+    /// whether that is stored.
+    returned: Option<Position>,
+    unstored: Option<SourceOffset>,
 }
 
 struct Run {
@@ -77,8 +103,8 @@ struct Run {
     /// The position of the last streamed record emitted (stored, at start): a
     /// change at or below it is never emitted again, whatever the slot replays.
     emitted: Position,
-    /// The highest `lsn_flushed` stored: where streaming starts when the slot
-    /// is behind it, and what PostgreSQL may forget.
+    /// The highest `lsn_flushed` stored: where a rebuilt stream starts, and
+    /// what PostgreSQL may forget.
     stored_lsn: u64,
     /// Transactions sent again that were emitted before, since the last
     /// report of them.
@@ -86,8 +112,12 @@ struct Run {
     /// The offset of the last record `poll` returned, until `commit` says it
     /// is stored. While it is not, the WAL passed cannot be confirmed.
     unstored: Option<SourceOffset>,
+    /// The position of the last record `poll` returned.
+    returned: Option<Position>,
     /// The WAL position last confirmed while idle.
     confirmed_idle: u64,
+    /// PostgreSQL (or one connection to it) went away.
+    outage: Option<Outage>,
     incremental: Incremental,
     done: bool,
 }
@@ -97,8 +127,23 @@ enum Replication {
     /// snapshot.
     Idle(Box<LogicalReplicationStream>),
     Streaming(Box<LogicalReplicationStream>),
-    /// Its start failed, or the task is stopping.
+    /// Lost: `outage` says when to build it again.
     Down,
+}
+
+/// Reconnecting after PostgreSQL went away.
+struct Outage {
+    since: Instant,
+    backoff: Backoff,
+    retry_at: Instant,
+}
+
+/// Why a reconnect attempt failed.
+enum Reconnect {
+    /// Worth trying again (PostgreSQL is still down or starting).
+    Failed(String),
+    /// Trying again cannot help (the slot is gone).
+    Fatal(ConnectError),
 }
 
 struct Txn {
@@ -191,7 +236,8 @@ fn replication_error(config: &CdcConfig, e: pg_walstream::ReplicationError) -> C
     }
 }
 
-/// The replication stream's settings.
+/// The replication stream's settings. pg_walstream's own retries are off:
+/// the task reconnects itself, with the backoff and limit its config sets.
 fn stream_config(config: &CdcConfig) -> ReplicationStreamConfig {
     ReplicationStreamConfig::builder(&config.slot, &config.publication)
         .with_protocol_version(1)
@@ -199,6 +245,18 @@ fn stream_config(config: &CdcConfig) -> ReplicationStreamConfig {
         // What `commit` confirms reaches PostgreSQL within a second or so
         // (the default, 10 s, held WAL and lengthened replays after a restart).
         .with_feedback_interval(Duration::from_secs(1))
+        .with_connection_timeout(Duration::from_secs(10))
+        .with_retry_config(RetryConfig {
+            max_attempts: 1,
+            ..RetryConfig::default()
+        })
+}
+
+/// A connection-level failure (PostgreSQL went away, restarts, or dropped
+/// this client): reconnecting may help. Anything else (a slot gone bad, a
+/// message that does not decode) would fail again the same way.
+fn is_connection_loss(e: &ReplicationError) -> bool {
+    e.is_transient()
 }
 
 impl CdcTask {
@@ -384,11 +442,118 @@ impl CdcTask {
             stored_lsn: if fresh_slot { 0 } else { lsn_flushed },
             replays_skipped: 0,
             unstored: None,
+            returned: None,
             confirmed_idle: 0,
+            outage: None,
             incremental,
             done: false,
             config,
         })
+    }
+
+    /// PostgreSQL went away mid-snapshot: the run is dropped, to start again
+    /// once the backoff allows.
+    fn begin_restart(&mut self, why: String) -> Result<(), ConnectError> {
+        let Some(run) = self.run.take() else {
+            return Ok(());
+        };
+        let mut backoff = Backoff::new(run.config.retry_wait, run.config.max_retries);
+        let Some(delay) = backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "lost PostgreSQL during the snapshot and errors.max.retries=0 allows no reconnect: {why}"
+            )));
+        };
+        warn!(
+            connector = %run.connector,
+            task = run.task,
+            reason = %why,
+            retry_in_ms = delay.as_millis() as u64,
+            "lost the connection to PostgreSQL during the snapshot; starting again"
+        );
+        let now = Instant::now();
+        self.restart = Some(Restart {
+            outage: Outage {
+                since: now,
+                backoff,
+                retry_at: now + delay,
+            },
+            returned: run.returned,
+            unstored: run.unstored.clone(),
+        });
+        Ok(())
+    }
+
+    /// Starts the task again once the backoff allows and PostgreSQL answers;
+    /// true when it did. The snapshot carries on from the stored offset (or
+    /// starts over when its tables changed, as after a crash), and rows the
+    /// lost run returned are not returned again.
+    async fn try_restart(&mut self) -> Result<bool, ConnectError> {
+        let (Some(restart), Some(context)) = (self.restart.as_mut(), self.context.as_ref()) else {
+            return Ok(true);
+        };
+        let config = CdcConfig::parse(&context.config)?;
+        let now = Instant::now();
+        if now < restart.outage.retry_at {
+            tokio::time::sleep((restart.outage.retry_at - now).min(config.poll_interval)).await;
+            if Instant::now() < restart.outage.retry_at {
+                return Ok(false);
+            }
+        }
+        let mut context = context.clone();
+        if let Some(stored) = &self.stored {
+            let mut partition = SourcePartition::new();
+            partition.insert("server".into(), json!(config.prefix));
+            context.offsets = vec![(partition, stored.clone())];
+        }
+        let why = match Self::start_run(&context).await {
+            Ok(mut run) => {
+                if let Some(snap) = run.snapshot.as_mut() {
+                    if let Some(p) = restart.returned {
+                        // The same snapshot (same consistent point) numbers
+                        // its rows as before.
+                        if p.major == snap.consistent_point.saturating_sub(1) {
+                            snap.sent = snap.sent.max(p.minor);
+                        }
+                    }
+                }
+                run.unstored = restart.unstored.take();
+                run.returned = restart.returned;
+                info!(
+                    connector = %run.connector,
+                    task = run.task,
+                    down_ms = restart.outage.since.elapsed().as_millis() as u64,
+                    attempts = restart.outage.backoff.attempts(),
+                    "reconnected to PostgreSQL; the task started again"
+                );
+                self.run = Some(run);
+                self.restart = None;
+                return Ok(true);
+            }
+            // Only an unreachable PostgreSQL is worth waiting for; any other
+            // failure to start is the task's to report.
+            Err(e) => match database::connect(&config).await {
+                Ok(_) => return Err(e),
+                Err(_) => e.to_string(),
+            },
+        };
+        let attempt = restart.outage.backoff.attempts();
+        let Some(delay) = restart.outage.backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "PostgreSQL unreachable for {} s; gave up after {attempt} reconnect attempts (errors.max.retries): {why}",
+                restart.outage.since.elapsed().as_secs()
+            )));
+        };
+        restart.outage.retry_at = Instant::now() + delay;
+        warn!(
+            connector = %context.connector,
+            task = context.task_id,
+            attempt,
+            down_ms = restart.outage.since.elapsed().as_millis() as u64,
+            retry_in_ms = delay.as_millis() as u64,
+            reason = %why,
+            "cannot reconnect to PostgreSQL yet; retrying"
+        );
+        Ok(false)
     }
 }
 
@@ -396,17 +561,30 @@ impl CdcTask {
 impl SourceTask for CdcTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
         self.run = Some(Self::start_run(&context).await?);
+        self.context = Some(context);
         Ok(())
     }
 
     async fn poll(&mut self) -> Result<Vec<Record>, ConnectError> {
+        if self.restart.is_some() && !self.try_restart().await? {
+            return Ok(Vec::new());
+        }
         let run = self
             .run
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("poll before start"))?;
-        let batch = run.poll().await?;
+        let batch = match run.poll().await {
+            Ok(batch) => batch,
+            // The snapshot's transaction went with the connection.
+            Err(e) if run.snapshot.is_some() && run.sql.is_closed() => {
+                self.begin_restart(e.to_string())?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(s) = batch.last().and_then(|r| r.source.as_ref()) {
             run.unstored = Some(s.offset.clone());
+            run.returned = s.position;
         }
         Ok(batch)
     }
@@ -416,7 +594,16 @@ impl SourceTask for CdcTask {
         &mut self,
         stored: &[(SourcePartition, SourceOffset)],
     ) -> Result<(), ConnectError> {
+        let ours = |p: &SourcePartition| p.get("server").is_some() && p.len() == 1;
+        if let Some((_, o)) = stored.iter().rev().find(|(p, _)| ours(p)) {
+            self.stored = Some(o.clone());
+        }
         let Some(run) = self.run.as_mut() else {
+            if let (Some(r), Some(o)) = (self.restart.as_mut(), &self.stored) {
+                if r.unstored.as_ref() == Some(o) {
+                    r.unstored = None;
+                }
+            }
             return Ok(());
         };
         for (partition, offset) in stored {
@@ -492,9 +679,16 @@ impl Run {
                         let mut last = snap.held.take();
                         let point = snap.consistent_point;
                         self.snapshot = None;
-                        self.sql.batch_execute("COMMIT").await.map_err(|e| {
-                            ConnectError::retriable(format!("PostgreSQL: {}", describe(&e)))
-                        })?;
+                        // Every row is read: a connection lost now only ends
+                        // a read-only transaction (streaming reconnects).
+                        if let Err(e) = self.sql.batch_execute("COMMIT").await {
+                            if !self.sql.is_closed() {
+                                return Err(ConnectError::retriable(format!(
+                                    "PostgreSQL: {}",
+                                    describe(&e)
+                                )));
+                            }
+                        }
                         if let Some(r) = last.as_mut() {
                             if let Some(s) = r.source.as_mut() {
                                 s.offset.insert("snapshot_completed".into(), json!(true));
@@ -568,7 +762,8 @@ impl Run {
         }
     }
 
-    /// One `poll`: the snapshot's next rows, or the stream's next changes.
+    /// One `poll`: the snapshot's next rows, or the stream's next changes,
+    /// reconnecting first when PostgreSQL went away.
     async fn poll(&mut self) -> Result<Vec<Record>, ConnectError> {
         if self.snapshot.is_some() {
             return self.snapshot_chunk().await;
@@ -577,8 +772,20 @@ impl Run {
             tokio::time::sleep(self.config.poll_interval).await;
             return Ok(Vec::new());
         }
+        if self.sql.is_closed() && self.outage.is_none() {
+            // PostgreSQL is going away (a shutdown ends sessions before its
+            // walsenders): let go of the stream too, rather than leave a
+            // walsender waiting for a client that no longer reads.
+            self.replication_lost("the SQL connection closed".to_owned())?;
+        }
+        if self.outage.is_some() && !self.reconnect().await? {
+            return Ok(self.take_ready());
+        }
         if matches!(self.replication, Replication::Idle(_)) {
             self.start_streaming().await?;
+            if self.outage.is_some() {
+                return Ok(self.take_ready());
+            }
         }
         self.stream_batch().await
     }
@@ -606,25 +813,176 @@ impl Run {
         // From the stored LSN when it is ahead of the slot (the server starts
         // from the slot's position when that is further on).
         let from = (self.stored_lsn > 0).then_some(self.stored_lsn);
-        stream
-            .start(from)
-            .await
-            .map_err(|e| replication_error(&self.config, e))?;
-        self.replication = Replication::Streaming(stream);
-        info!(connector = %self.connector, task = self.task, slot = %self.config.slot, publication = %self.config.publication, "streaming changes");
+        match stream.start(from).await {
+            Ok(()) => {
+                self.replication = Replication::Streaming(stream);
+                info!(connector = %self.connector, task = self.task, slot = %self.config.slot, publication = %self.config.publication, "streaming changes");
+                Ok(())
+            }
+            Err(e) if is_connection_loss(&e) => {
+                self.begin_outage(format!("starting logical replication: {e}"))
+            }
+            Err(e) => Err(replication_error(&self.config, e)),
+        }
+    }
+
+    /// PostgreSQL, or one connection to it, went away: the first reconnect is
+    /// scheduled (unless `errors.max.retries` is 0, which fails the task).
+    fn begin_outage(&mut self, why: String) -> Result<(), ConnectError> {
+        if self.outage.is_some() {
+            return Ok(());
+        }
+        let mut backoff = Backoff::new(self.config.retry_wait, self.config.max_retries);
+        let Some(delay) = backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "lost PostgreSQL and errors.max.retries=0 allows no reconnect: {why}"
+            )));
+        };
+        warn!(
+            connector = %self.connector,
+            task = self.task,
+            reason = %why,
+            retry_in_ms = delay.as_millis() as u64,
+            "lost the connection to PostgreSQL; reconnecting"
+        );
+        let now = Instant::now();
+        self.outage = Some(Outage {
+            since: now,
+            backoff,
+            retry_at: now + delay,
+        });
+        Ok(())
+    }
+
+    /// The replication stream broke. Its open transaction is dropped: the new
+    /// stream sends it again, whole.
+    fn replication_lost(&mut self, why: String) -> Result<(), ConnectError> {
+        self.replication = Replication::Down;
+        self.txn = None;
+        self.begin_outage(why)
+    }
+
+    /// Rebuilds what went away (the SQL connection, the replication stream)
+    /// once the backoff allows; true when both work again. Waits at most a
+    /// poll interval, so the task keeps answering a stop or a pause.
+    async fn reconnect(&mut self) -> Result<bool, ConnectError> {
+        let Some(retry_at) = self.outage.as_ref().map(|o| o.retry_at) else {
+            return Ok(true);
+        };
+        let now = Instant::now();
+        if now < retry_at {
+            tokio::time::sleep((retry_at - now).min(self.config.poll_interval)).await;
+            if Instant::now() < retry_at {
+                return Ok(false);
+            }
+        }
+        let why = match self.try_reconnect().await {
+            Ok(()) => {
+                if let Some(o) = self.outage.take() {
+                    info!(
+                        connector = %self.connector,
+                        task = self.task,
+                        down_ms = o.since.elapsed().as_millis() as u64,
+                        attempts = o.backoff.attempts(),
+                        "reconnected to PostgreSQL"
+                    );
+                }
+                return Ok(true);
+            }
+            Err(Reconnect::Fatal(e)) => return Err(e),
+            Err(Reconnect::Failed(why)) => why,
+        };
+        let Some(outage) = self.outage.as_mut() else {
+            return Ok(false);
+        };
+        let attempt = outage.backoff.attempts();
+        let Some(delay) = outage.backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "PostgreSQL unreachable for {} s; gave up after {attempt} reconnect attempts (errors.max.retries): {why}",
+                outage.since.elapsed().as_secs()
+            )));
+        };
+        outage.retry_at = Instant::now() + delay;
+        warn!(
+            connector = %self.connector,
+            task = self.task,
+            attempt,
+            down_ms = outage.since.elapsed().as_millis() as u64,
+            retry_in_ms = delay.as_millis() as u64,
+            reason = %why,
+            "cannot reconnect to PostgreSQL yet; retrying"
+        );
+        Ok(false)
+    }
+
+    async fn try_reconnect(&mut self) -> Result<(), Reconnect> {
+        if self.sql.is_closed() {
+            self.sql = database::connect(&self.config)
+                .await
+                .map_err(|e| Reconnect::Failed(e.to_string()))?;
+        }
+        if !matches!(self.replication, Replication::Down) {
+            return Ok(());
+        }
+        // Streaming from a slot that is not there would create one at the end
+        // of WAL, silently losing what lies between.
+        let slot = rows(
+            &self.sql,
+            &format!(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = {}",
+                literal(&self.config.slot)
+            ),
+        )
+        .await
+        .map_err(|e| Reconnect::Failed(e.to_string()))?;
+        if slot.is_empty() {
+            return Err(Reconnect::Fatal(config_error(format!(
+                "replication slot '{}' is gone, so changes made since the stored offset are lost to it: reset this connector's offsets (DELETE /connectors/<name>/offsets) to snapshot again, or set snapshot.mode=when_needed",
+                self.config.slot
+            ))));
+        }
+        let failed = |e: ReplicationError| match e {
+            // A slot gone bad (invalidated, wal_level lowered) stays bad.
+            ReplicationError::ReplicationSlot(_) => {
+                Reconnect::Fatal(replication_error(&self.config, e))
+            }
+            e => Reconnect::Failed(format!("logical replication: {e}")),
+        };
+        let mut stream = LogicalReplicationStream::new(
+            &self.config.replication_conninfo(),
+            stream_config(&self.config),
+        )
+        .await
+        .map_err(failed)?;
+        // From what is stored, never from what was only emitted: the start
+        // position is also what PostgreSQL is told it may forget.
+        let from = (self.stored_lsn > 0).then_some(self.stored_lsn);
+        stream.start(from).await.map_err(failed)?;
+        self.replication = Replication::Streaming(Box::new(stream));
+        info!(connector = %self.connector, task = self.task, slot = %self.config.slot, from_lsn = self.stored_lsn, "streaming changes again");
         Ok(())
     }
 
     /// Receives until a batch is full or `poll.interval.ms` passes, and
     /// returns the records of the transactions that committed meanwhile.
     async fn stream_batch(&mut self) -> Result<Vec<Record>, ConnectError> {
-        self.maybe_heartbeat().await;
+        self.maybe_heartbeat().await?;
         if let Some(signal) = &self.config.signal {
-            if !self.incremental.is_idle() {
-                self.incremental
+            if !self.incremental.is_idle() && self.outage.is_none() {
+                if let Err(e) = self
+                    .incremental
                     .next_chunk(&self.sql, &self.config, signal)
-                    .await?;
+                    .await
+                {
+                    if !self.sql.is_closed() {
+                        return Err(e);
+                    }
+                    self.replication_lost(format!("reading an incremental snapshot chunk: {e}"))?;
+                }
             }
+        }
+        if self.outage.is_some() {
+            return Ok(self.take_ready());
         }
         // One timer for the whole batch: a timeout per event cost a timer
         // registration and a clock read per row.
@@ -653,10 +1011,22 @@ impl Run {
             let event = match result {
                 Ok(e) => e,
                 Err(e) if e.is_cancelled() => break,
+                Err(e) if is_connection_loss(&e) => {
+                    self.replication_lost(format!("logical replication: {e}"))?;
+                    break;
+                }
                 Err(e) => return Err(replication_error(&self.config, e)),
             };
             let commit = matches!(event.event_type, EventType::Commit { .. });
-            self.handle(event).await?;
+            if let Err(e) = self.handle(event).await {
+                if !self.sql.is_closed() {
+                    return Err(e);
+                }
+                // A Relation message's catalog read: the new session sends
+                // the Relation again.
+                self.replication_lost(e.to_string())?;
+                break;
+            }
             // A chunk's window just closed: return, so the next poll reads
             // the next chunk instead of idling out the poll interval.
             if token.is_cancelled() || (commit && self.incremental.wants_chunk()) {
@@ -746,21 +1116,25 @@ impl Run {
     /// change to a captured table moves the slot on when the other captured
     /// tables are idle) and emits a heartbeat record. Its offset confirms what
     /// was emitted before it.
-    async fn maybe_heartbeat(&mut self) {
+    async fn maybe_heartbeat(&mut self) -> Result<(), ConnectError> {
         let Some(every) = self.config.heartbeat else {
-            return;
+            return Ok(());
         };
         if self.last_heartbeat.elapsed() < every {
-            return;
+            return Ok(());
         }
         self.last_heartbeat = Instant::now();
         if !self.config.heartbeat_query.is_empty() {
             if let Err(e) = self.sql.batch_execute(&self.config.heartbeat_query).await {
+                if self.sql.is_closed() {
+                    return self
+                        .replication_lost(format!("heartbeat.action.query: {}", describe(&e)));
+                }
                 warn!(connector = %self.connector, task = self.task, "heartbeat.action.query failed: {}", describe(&e));
             }
         }
         if self.txn.is_some() || !self.ready.is_empty() {
-            return;
+            return Ok(());
         }
         let mut record =
             crate::envelope::heartbeat(&self.config.heartbeat_topic, &self.config.prefix, now_ms());
@@ -774,6 +1148,7 @@ impl Run {
         self.attach(&mut record, position, offset);
         self.emitted = self.emitted.max(position);
         self.ready.push_back(record);
+        Ok(())
     }
 
     async fn handle(&mut self, event: pg_walstream::ChangeEvent) -> Result<(), ConnectError> {
@@ -1148,12 +1523,16 @@ async fn relation_table(
     name: &str,
     columns: &[RelationColumn],
 ) -> Result<Table, ConnectError> {
-    let catalog = database::catalog(sql, schema, name)
-        .await
-        .unwrap_or_else(|e| {
+    let catalog = match database::catalog(sql, schema, name).await {
+        Ok(c) => c,
+        // PostgreSQL went away: the caller reconnects, and the new stream
+        // sends the Relation again.
+        Err(e) if sql.is_closed() => return Err(e),
+        Err(e) => {
             warn!(table = %format!("{schema}.{name}"), "cannot read the catalog ({e}); columns are typed from the Relation message alone");
             database::Catalog::default()
-        });
+        }
+    };
     // The key is the primary key, as in the snapshot. The Relation message
     // flags the replica identity instead, which under REPLICA IDENTITY FULL is
     // every column; it is used only when the catalog could not be read.

@@ -317,6 +317,27 @@ fn a_snapshot_under_concurrent_writes_has_every_row_exactly_once() {
     );
 }
 
+/// Kills the worker with -9 right after it rewrites its offsets file: when
+/// the stored offset is ahead of what the slot has been told (PostgreSQL hears
+/// of it a moment later), a restart streams again from the slot's older
+/// position, and the changes between it and the stored offset must not be
+/// emitted again: the runtime's resume scan covers only what lies past the
+/// stored marks.
+fn kill_right_after_an_offset_store(w: &mut WorkerProcess, offsets: &std::path::Path) {
+    let before = std::fs::read(offsets).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read(offsets).unwrap_or_default() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no offsets stored within a minute"
+        );
+        // A millisecond, not the usual 100: the window is the slot's
+        // feedback delay, which is short.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    w.kill9();
+}
+
 #[test]
 fn a_kill_mid_stream_loses_and_doubles_nothing() {
     let db = Db::new("cdc_kill");
@@ -327,6 +348,7 @@ fn a_kill_mid_stream_loses_and_doubles_nothing() {
     ));
     let scratch = Scratch::new("cdc-kill");
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let offsets = scratch.path("offsets.json");
     let name = unique("pg");
     let c = scratch.write_json("pg.json", &db.connector(&name));
     let topic = db.topic("t");
@@ -334,33 +356,48 @@ fn a_kill_mid_stream_loses_and_doubles_nothing() {
     wait_for("the snapshot", Duration::from_secs(90), || {
         topic_count(&topic) >= 2000
     });
-    // Many small transactions and a few big ones, killed part-way through.
+    // Small transactions (and a few updates) until the kills are done, so
+    // every kill lands while rows are being streamed.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let s = s.clone();
+        let (s, done) = (s.clone(), done.clone());
         std::thread::spawn(move || {
-            for batch in 0..40 {
-                let from = 2001 + batch * 500;
+            let mut batches = 0;
+            // At least a few after the last kill, so the last restart streams too.
+            let mut after_done = 0;
+            while after_done < 5 {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    after_done += 1;
+                }
+                let from = 2001 + batches * 100;
                 psql(&format!(
                     "INSERT INTO {s}.t SELECT g, 'stream' FROM generate_series({from}, {}) g;
                      UPDATE {s}.t SET v = 'updated' WHERE id BETWEEN {from} AND {};",
-                    from + 499,
-                    from + 9
+                    from + 99,
+                    from + 4
                 ));
+                batches += 1;
+                std::thread::sleep(Duration::from_millis(20));
             }
+            batches
         })
     };
-    // Killed three times while the writer runs: each restart replays from the
-    // slot's confirmed LSN, mid-transaction or between acks and the offset store.
-    for at in [6000, 11000, 16000] {
+    // Killed four times, each right after an offset store.
+    let mut logs = Vec::new();
+    for round in 1..=4 {
+        let at = topic_count(&topic) + 300;
         wait_for("more streamed changes", Duration::from_secs(90), || {
             topic_count(&topic) >= at
         });
-        w.kill9();
+        kill_right_after_an_offset_store(&mut w, &offsets);
+        eprintln!("kill {round} at {} records", topic_count(&topic));
+        logs.push(w.log_text());
         w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
     }
-    writer.join().unwrap();
-    // 2,000 reads, then 40 × (500 inserts + 10 updates).
-    let expected = 2000 + 40 * 510;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let batches = writer.join().unwrap() as i64;
+    // 2,000 reads, then per batch 100 inserts and 5 updates.
+    let expected = 2000 + batches * 105;
     wait_for("every change", Duration::from_secs(180), || {
         topic_count(&topic) >= expected
     });
@@ -370,18 +407,40 @@ fn a_kill_mid_stream_loses_and_doubles_nothing() {
         "{}",
         w.log_text()
     );
-    let all = events(&topic);
-    assert_eq!(all.len() as i64, expected, "exactly once");
+    logs.push(w.log_text());
+    // The kills hit the window: a restart found the slot behind what it had
+    // stored.
+    let hit = logs
+        .iter()
+        .filter(|l| l.contains("the slot is behind the stored offset"))
+        .count();
+    eprintln!("{hit} of 4 restarts found the slot behind the stored offset");
+    assert!(hit > 0, "no restart was behind: {}", logs.join("\n"));
+    let records = read_topic(&topic);
     let mut seen: BTreeMap<(i64, String), usize> = BTreeMap::new();
-    for (_, v) in &all {
-        let v = v.as_ref().unwrap();
+    let mut positions: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &records {
+        let v: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
         let id = v["after"]["id"].as_i64().unwrap();
         *seen
             .entry((id, v["op"].as_str().unwrap().to_owned()))
             .or_default() += 1;
+        *positions
+            .entry(r.headers["__sluice.position"].clone())
+            .or_default() += 1;
     }
-    assert!(seen.values().all(|n| *n == 1), "a change appears twice");
-    assert_eq!(seen.len() as i64, expected);
+    let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(
+        doubled.is_empty(),
+        "{} records for {expected} changes; doubled: {doubled:?}",
+        records.len()
+    );
+    assert!(
+        positions.values().all(|n| *n == 1),
+        "a position appears twice"
+    );
+    assert_eq!(seen.len() as i64, expected, "a change is missing");
+    assert_eq!(records.len() as i64, expected, "exactly once");
 }
 
 /// Each table's events: how often each id appears, per op.
@@ -1081,4 +1140,38 @@ fn an_incremental_snapshot_runs_alongside_streaming() {
         "{}",
         w.log_text()
     );
+}
+
+#[test]
+fn slot_drop_on_stop_leaves_no_slot_behind() {
+    let db = Db::new("cdc_dropslot");
+    let s = &db.schema;
+    psql(&format!("CREATE TABLE {s}.t (id int PRIMARY KEY)"));
+    let scratch = Scratch::new("cdc-dropslot");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut config = db.connector(&unique("pg"));
+    config["config"]["slot.drop.on.stop"] = json!(true);
+    let c = scratch.write_json("pg.json", &config);
+    let topic = db.topic("t");
+    let mut w = WorkerProcess::start(&scratch, &worker, &[c]);
+    wait_for("the slot to stream", Duration::from_secs(60), || {
+        w.log_text().contains("streaming changes")
+    });
+    psql(&format!("INSERT INTO {s}.t VALUES (1)"));
+    wait_for("the streamed insert", Duration::from_secs(60), || {
+        topic_count(&topic) >= 1
+    });
+    let slots = || {
+        psql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+            db.slot
+        ))
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(slots(), "1");
+    let log = w.log_text();
+    assert!(w.terminate(Duration::from_secs(30)).success(), "{log}");
+    // Gone when the worker has stopped, not some time later.
+    assert_eq!(slots(), "0", "the slot outlived the stop: {}", w.log_text());
 }

@@ -667,6 +667,17 @@ pub fn postgres_port() -> u16 {
 /// Runs SQL through psql, failing the test on an error; returns the output
 /// (unaligned, tuples only).
 pub fn psql(sql: &str) -> String {
+    psql_at(postgres(), sql)
+}
+
+/// [`psql`] against the PostgreSQL at `url`.
+pub fn psql_at(url: &str, sql: &str) -> String {
+    try_psql_at(url, sql).unwrap_or_else(|e| panic!("psql failed on {sql}: {e}"))
+}
+
+/// Runs SQL through psql at `url`; the error is psql's message (the server is
+/// down, the statement failed).
+pub fn try_psql_at(url: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
         .args([
             "-X",
@@ -675,16 +686,124 @@ pub fn psql(sql: &str) -> String {
             "ON_ERROR_STOP=1",
             "-At",
             "-d",
-            postgres(),
+            url,
             "-c",
             sql,
         ])
+        // A server that is down refuses at once; one that hangs must not hold
+        // a test's writer for long.
+        .env("PGCONNECT_TIMEOUT", "5")
         .output()
         .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql failed on {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A PostgreSQL of one test's own (started by `dev/up` as the shared one is:
+/// wal_level=logical, user `postgres`, loopback), for tests that stop and
+/// start it again: doing that to the shared one would break the other tests.
+/// `dev/up`'s watchdog stops it when the test binary exits.
+pub struct PrivatePostgres {
+    pub url: String,
+    pub port: u16,
+    /// The service's directory in its stack: data, run script, log.
+    dir: PathBuf,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Self {
+        let vars = start_services("postgres");
+        let dir = PathBuf::from(&vars["SLUICE_STACK_DIR"]).join("postgres");
+        Self {
+            url: vars["SLUICE_PG_URL"].clone(),
+            port: vars["SLUICE_PG_PORT"].parse().expect("a port"),
+            dir,
+        }
+    }
+
+    pub fn psql(&self, sql: &str) -> String {
+        psql_at(&self.url, sql)
+    }
+
+    pub fn try_psql(&self, sql: &str) -> Result<String, String> {
+        try_psql_at(&self.url, sql)
+    }
+
+    /// `pg_ctl stop -m <mode>` (smart, fast, immediate), as the user the
+    /// server runs as; returns how long PostgreSQL took to stop.
+    pub fn stop(&self, mode: &str) -> Duration {
+        let bindir = std::fs::read_to_string(self.dir.join("bindir")).expect("dev/up wrote bindir");
+        let pg_ctl = Path::new(bindir.trim()).join("pg_ctl");
+        let data = self.dir.join("data");
+        let mut cmd = match std::fs::read_to_string(self.dir.join("user")) {
+            // dev/up runs PostgreSQL as this user when it runs as root.
+            Ok(user) => {
+                let user = user.trim();
+                let gid = Command::new("id")
+                    .args(["-g", user])
+                    .output()
+                    .expect("id runs");
+                let gid = String::from_utf8_lossy(&gid.stdout).trim().to_owned();
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={user}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--init-groups")
+                    .arg(&pg_ctl);
+                c
+            }
+            Err(_) => Command::new(&pg_ctl),
+        };
+        let started = Instant::now();
+        let out = cmd
+            .arg("stop")
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", mode, "-w", "-t", "300"])
+            .output()
+            .expect("pg_ctl runs");
+        let took = started.elapsed();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop -m {mode} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        took
+    }
+
+    /// Starts it again on the same port with the same data (through the run
+    /// script `dev/up` wrote, detached as `dev/up` does) and waits until it
+    /// accepts connections; returns when it did.
+    pub fn start_again(&self) -> Instant {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("log"))
+            .unwrap();
+        // --fork: setsid returns at once, leaving the server to dev/down.
+        let forked = Command::new("setsid")
+            .arg("--fork")
+            .arg(self.dir.join("run"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .status()
+            .expect("setsid runs");
+        assert!(forked.success(), "setsid --fork failed");
+        let mut ready = None;
+        wait_for(
+            "PostgreSQL to accept connections",
+            Duration::from_secs(120),
+            || {
+                if self.try_psql("SELECT 1").is_ok() {
+                    ready = Some(Instant::now());
+                }
+                ready.is_some()
+            },
+        );
+        ready.unwrap_or_else(Instant::now)
+    }
 }

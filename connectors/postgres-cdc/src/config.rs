@@ -44,6 +44,8 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("topic.heartbeat.prefix", ConfigType::String).default("__debezium-heartbeat"))
         .define(ConfigKey::new("max.batch.size", ConfigType::Int).default("2048").validator(Validator::at_least(1.0)))
         .define(ConfigKey::new("poll.interval.ms", ConfigType::Long).default("500").validator(Validator::at_least(1.0)))
+        .define(ConfigKey::new("errors.max.retries", ConfigType::Int).default("-1").validator(Validator::at_least(-1.0)).doc("How many times to try reconnecting after PostgreSQL went away before the task fails: -1 without limit, 0 fails at once. The count starts afresh after a successful reconnect."))
+        .define(ConfigKey::new("retriable.restart.connector.wait.ms", ConfigType::Long).default("10000").validator(Validator::at_least(0.0)).doc("The longest wait between two reconnect attempts: the backoff starts at half a second and doubles up to it."))
 }
 
 /// When to read the tables whole before streaming.
@@ -96,6 +98,10 @@ pub struct CdcConfig {
     pub heartbeat_query: String,
     pub heartbeat_topic: String,
     pub poll_interval: std::time::Duration,
+    /// `errors.max.retries`: reconnect attempts allowed, `None` without limit.
+    pub max_retries: Option<u32>,
+    /// `retriable.restart.connector.wait.ms`: the reconnect backoff's cap.
+    pub retry_wait: std::time::Duration,
 }
 
 /// Debezium keys this connector does not implement, with the values that mean
@@ -239,6 +245,12 @@ impl CdcConfig {
             heartbeat_topic: format!("{}.{prefix}", s("topic.heartbeat.prefix")),
             poll_interval: std::time::Duration::from_millis(
                 c.long("poll.interval.ms").unwrap_or(500).max(1) as u64,
+            ),
+            max_retries: u32::try_from(c.int("errors.max.retries").unwrap_or(-1)).ok(),
+            retry_wait: std::time::Duration::from_millis(
+                c.long("retriable.restart.connector.wait.ms")
+                    .unwrap_or(10_000)
+                    .max(0) as u64,
             ),
         };
         if !config

@@ -192,10 +192,12 @@ impl Incremental {
             return Ok(());
         }
         if self.current.is_none() {
-            let Some((schema, name)) = self.queue.pop_front() else {
+            let Some((schema, name)) = self.queue.front().cloned() else {
                 return Ok(());
             };
+            // Taken off the queue only once read: a lost connection retries it.
             let (catalog, table) = database::table_model(sql, config, &schema, &name).await?;
+            self.queue.pop_front();
             if catalog.keys.is_empty() {
                 self.resume_after = None;
                 warn!(table = %format!("{schema}.{name}"), "an incremental snapshot needs a primary key; skipping the table");

@@ -9,6 +9,7 @@
 //! `task.rs` for the positions this connector gives it and the rule for
 //! confirming LSNs. Depends only on `sluice-api` and its client libraries.
 
+mod backoff;
 mod config;
 mod database;
 mod envelope;

@@ -10,16 +10,34 @@
 //! told an LSN is flushed only from `commit`, i.e. once the runtime has stored
 //! the offsets of every record up to it. A restart therefore resumes at a
 //! transaction boundary the slot still holds.
+//!
+//! **Never twice.** The slot may lag behind the stored offset (PostgreSQL hears
+//! of a stored offset a moment after it is written), and the runtime's resume
+//! scan covers only what lies past the stored marks. So the task itself skips
+//! every streamed change at or below the last position it emitted: from the
+//! stored offset at start, then from what it emitted itself, which covers a
+//! stream rebuilt after PostgreSQL went away. Streaming also starts from the
+//! stored LSN when it is ahead of the slot.
+//!
+//! **Idle.** A stream with nothing of ours to send confirms the WAL the server
+//! has passed, so the server can recycle it and a shutdown does not wait for
+//! this client.
+//!
+//! **Outages.** A lost connection (either one) is rebuilt inside `poll`, with
+//! capped exponential backoff (`backoff.rs`), as often as `errors.max.retries`
+//! allows; meanwhile `poll` returns empty batches, so the task still answers a
+//! stop or a pause. PostgreSQL going away mid-snapshot takes the snapshot's
+//! transaction along: the task then starts again in-process, carrying the
+//! snapshot on as after a crash.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pg_walstream::{
-    CancellationToken, ColumnValue, EventStream, EventType, LogicalReplicationStream,
-    RelationColumn, ReplicationSlotOptions, ReplicationStreamConfig, RowData, SharedLsnFeedback,
+    CancellationToken, ColumnValue, EventType, LogicalReplicationStream, RelationColumn,
+    ReplicationError, ReplicationSlotOptions, ReplicationStreamConfig, RetryConfig, RowData,
     StreamingMode,
 };
 use serde_json::json;
@@ -28,8 +46,9 @@ use sluice_api::{
     SourceTaskContext, Value,
 };
 use tokio_postgres::Client;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::{CdcConfig, SnapshotMode};
 use crate::database::{self, config_error, describe, ident, literal, rows};
 use crate::envelope::{Column, Op, Origin, Table};
@@ -40,17 +59,33 @@ use crate::types::ColumnType;
 #[derive(Default)]
 pub struct CdcTask {
     run: Option<Run>,
+    /// What `start` was given: PostgreSQL going away mid-snapshot takes the
+    /// snapshot's transaction with it, and the task starts again from here
+    /// (with the offset stored since).
+    context: Option<SourceTaskContext>,
+    /// The last offset stored, from `commit`.
+    stored: Option<SourceOffset>,
+    /// Waiting to start again.
+    restart: Option<Restart>,
+}
+
+/// Starting again after PostgreSQL went away mid-snapshot.
+struct Restart {
+    outage: Outage,
+    /// Carried over from the run that was lost: what it returned, and
+    /// whether that is stored.
+    returned: Option<Position>,
+    unstored: Option<SourceOffset>,
 }
 
 struct Run {
     config: CdcConfig,
+    /// For the logs.
+    connector: String,
+    task: u32,
     sql: Client,
     partition: Arc<SourcePartition>,
-    /// Created, not yet streaming (a snapshot is being read).
-    idle_stream: Option<LogicalReplicationStream>,
-    stream: Option<EventStream>,
-    feedback: Option<Arc<SharedLsnFeedback>>,
-    cancel: CancellationToken,
+    replication: Replication,
     snapshot: Option<Snapshot>,
     /// Streamed tables by relation id, from Relation messages.
     relations: HashMap<u32, Arc<Table>>,
@@ -61,11 +96,54 @@ struct Run {
     /// The end LSN of the last transaction wholly emitted.
     last_end: u64,
     last_heartbeat: Instant,
-    /// Transactions committed at or below this were handled before the
-    /// stored offset was written (from its `lsn_commit`).
+    /// Transactions committed at or below this were handled (their signals
+    /// acted on): before the stored offset was written (from its
+    /// `lsn_commit`), or by this task before its stream was rebuilt.
     handled_through: u64,
+    /// The position of the last streamed record emitted (stored, at start): a
+    /// change at or below it is never emitted again, whatever the slot replays.
+    emitted: Position,
+    /// The highest `lsn_flushed` stored: where a rebuilt stream starts, and
+    /// what PostgreSQL may forget.
+    stored_lsn: u64,
+    /// Transactions sent again that were emitted before, since the last
+    /// report of them.
+    replays_skipped: u64,
+    /// The offset of the last record `poll` returned, until `commit` says it
+    /// is stored. While it is not, the WAL passed cannot be confirmed.
+    unstored: Option<SourceOffset>,
+    /// The position of the last record `poll` returned.
+    returned: Option<Position>,
+    /// The WAL position last confirmed while idle.
+    confirmed_idle: u64,
+    /// PostgreSQL (or one connection to it) went away.
+    outage: Option<Outage>,
     incremental: Incremental,
     done: bool,
+}
+
+enum Replication {
+    /// Created, not streaming yet: a snapshot is being read in its exported
+    /// snapshot.
+    Idle(Box<LogicalReplicationStream>),
+    Streaming(Box<LogicalReplicationStream>),
+    /// Lost: `outage` says when to build it again.
+    Down,
+}
+
+/// Reconnecting after PostgreSQL went away.
+struct Outage {
+    since: Instant,
+    backoff: Backoff,
+    retry_at: Instant,
+}
+
+/// Why a reconnect attempt failed.
+enum Reconnect {
+    /// Worth trying again (PostgreSQL is still down or starting).
+    Failed(String),
+    /// Trying again cannot help (the slot is gone).
+    Fatal(ConnectError),
 }
 
 struct Txn {
@@ -76,6 +154,10 @@ struct Txn {
     seen_ms: i64,
     /// Received again after a restart, its signals already acted on.
     replayed: bool,
+    /// Its records numbered up to this were emitted before (a stream resumed
+    /// from behind the last emitted position); `u64::MAX`: all of them, so its
+    /// changes are not even decoded.
+    emitted_to: u64,
     records: Vec<Record>,
 }
 
@@ -102,6 +184,17 @@ fn handled_through(offset: &SourceOffset) -> u64 {
         (Some(commit), _) => commit,
         (None, Some(_)) => lsn("lsn").unwrap_or(0).saturating_sub(1),
         (None, None) => 0,
+    }
+}
+
+/// The position of the last streamed record a stored offset covers: its own,
+/// or for a heartbeat, just below anything committed after what it had seen.
+fn emitted_through(offset: &SourceOffset) -> Position {
+    let lsn = |k: &str| offset.get(k).and_then(serde_json::Value::as_u64);
+    match (lsn("lsn_commit"), offset.get("heartbeat")) {
+        (Some(commit), _) => Position::new(commit, lsn("seq").unwrap_or(0)),
+        (None, Some(_)) => Position::new(lsn("lsn").unwrap_or(0), 0),
+        (None, None) => Position::default(),
     }
 }
 
@@ -143,9 +236,33 @@ fn replication_error(config: &CdcConfig, e: pg_walstream::ReplicationError) -> C
     }
 }
 
-#[async_trait]
-impl SourceTask for CdcTask {
-    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+/// The replication stream's settings. pg_walstream's own retries are off:
+/// the task reconnects itself, with the backoff and limit its config sets.
+fn stream_config(config: &CdcConfig) -> ReplicationStreamConfig {
+    ReplicationStreamConfig::builder(&config.slot, &config.publication)
+        .with_protocol_version(1)
+        .with_streaming_mode(StreamingMode::Off)
+        // What `commit` confirms reaches PostgreSQL within a second or so
+        // (the default, 10 s, held WAL and lengthened replays after a restart).
+        .with_feedback_interval(Duration::from_secs(1))
+        .with_connection_timeout(Duration::from_secs(10))
+        .with_retry_config(RetryConfig {
+            max_attempts: 1,
+            ..RetryConfig::default()
+        })
+}
+
+/// A connection-level failure (PostgreSQL went away, restarts, or dropped
+/// this client): reconnecting may help. Anything else (a slot gone bad, a
+/// message that does not decode) would fail again the same way.
+fn is_connection_loss(e: &ReplicationError) -> bool {
+    e.is_transient()
+}
+
+impl CdcTask {
+    /// Connects, checks, and decides whether to snapshot, carry an interrupted
+    /// snapshot on, or stream (see the module's documentation).
+    async fn start_run(context: &SourceTaskContext) -> Result<Run, ConnectError> {
         let config = CdcConfig::parse(&context.config)?;
         let sql = database::connect(&config).await?;
         database::check_prerequisites(&sql, &config).await?;
@@ -185,15 +302,20 @@ impl SourceTask for CdcTask {
             o.get("snapshot") != Some(&json!(true))
                 || o.get("snapshot_completed") == Some(&json!(true))
         });
-        let slot_exists = !rows(
+        let slot = rows(
             &sql,
             &format!(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = {}",
+                "SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots WHERE slot_name = {}",
                 literal(&config.slot)
             ),
         )
-        .await?
-        .is_empty();
+        .await?;
+        let slot_exists = !slot.is_empty();
+        let slot_lsn: u64 = slot
+            .first()
+            .and_then(|r| r[0].as_deref())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
         let snapshot_wanted = match config.snapshot {
             SnapshotMode::NoData => false,
             SnapshotMode::Always => true,
@@ -233,13 +355,9 @@ impl SourceTask for CdcTask {
             })?;
         }
 
-        let mut builder = ReplicationStreamConfig::builder(&config.slot, &config.publication)
-            .with_protocol_version(1)
-            .with_streaming_mode(StreamingMode::Off)
-            // What `commit` confirms reaches PostgreSQL within a second or so
-            // (the default, 10 s, held WAL and lengthened replays after a restart).
-            .with_feedback_interval(std::time::Duration::from_secs(1));
-        if snapshot_wanted && resumed.is_none() {
+        let mut builder = stream_config(&config);
+        let fresh_slot = snapshot_wanted && resumed.is_none();
+        if fresh_slot {
             builder = builder.with_slot_options(ReplicationSlotOptions {
                 snapshot: Some("export".into()),
                 ..Default::default()
@@ -290,47 +408,185 @@ impl SourceTask for CdcTask {
                 incremental.restore(p);
             }
         }
-        self.run = Some(Run {
-            config,
+        let lsn_flushed = stored
+            .as_ref()
+            .and_then(|o| o.get("lsn_flushed"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        // A new slot starts a new history: nothing stored refers to it.
+        let from_stored = stored.as_ref().filter(|_| !fresh_slot);
+        if from_stored.is_some() && lsn_flushed > slot_lsn {
+            // PostgreSQL hears of a stored offset only after it is written.
+            info!(
+                connector = %context.connector,
+                task = context.task_id,
+                slot_lsn,
+                stored_lsn = lsn_flushed,
+                "the slot is behind the stored offset; streaming from the stored offset"
+            );
+        }
+        Ok(Run {
+            connector: context.connector.clone(),
+            task: context.task_id,
             sql,
             partition: Arc::new(partition),
-            idle_stream: Some(stream),
-            stream: None,
-            feedback: None,
-            cancel: CancellationToken::new(),
+            replication: Replication::Idle(Box::new(stream)),
             snapshot,
             relations: HashMap::new(),
             txn: None,
             ready: VecDeque::new(),
-            last_end: stored
-                .as_ref()
-                .and_then(|o| o.get("lsn_flushed"))
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0),
+            last_end: lsn_flushed,
             last_heartbeat: Instant::now(),
-            handled_through: stored.as_ref().map_or(0, handled_through),
+            handled_through: from_stored.map_or(0, handled_through),
+            emitted: from_stored.map_or(Position::default(), emitted_through),
+            stored_lsn: if fresh_slot { 0 } else { lsn_flushed },
+            replays_skipped: 0,
+            unstored: None,
+            returned: None,
+            confirmed_idle: 0,
+            outage: None,
             incremental,
             done: false,
+            config,
+        })
+    }
+
+    /// PostgreSQL went away mid-snapshot: the run is dropped, to start again
+    /// once the backoff allows.
+    fn begin_restart(&mut self, why: String) -> Result<(), ConnectError> {
+        let Some(run) = self.run.take() else {
+            return Ok(());
+        };
+        let mut backoff = Backoff::new(run.config.retry_wait, run.config.max_retries);
+        let Some(delay) = backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "lost PostgreSQL during the snapshot and errors.max.retries=0 allows no reconnect: {why}"
+            )));
+        };
+        warn!(
+            connector = %run.connector,
+            task = run.task,
+            reason = %why,
+            retry_in_ms = delay.as_millis() as u64,
+            "lost the connection to PostgreSQL during the snapshot; starting again"
+        );
+        let now = Instant::now();
+        self.restart = Some(Restart {
+            outage: Outage {
+                since: now,
+                backoff,
+                retry_at: now + delay,
+            },
+            returned: run.returned,
+            unstored: run.unstored.clone(),
         });
         Ok(())
     }
 
+    /// Starts the task again once the backoff allows and PostgreSQL answers;
+    /// true when it did. The snapshot carries on from the stored offset (or
+    /// starts over when its tables changed, as after a crash), and rows the
+    /// lost run returned are not returned again.
+    async fn try_restart(&mut self) -> Result<bool, ConnectError> {
+        let (Some(restart), Some(context)) = (self.restart.as_mut(), self.context.as_ref()) else {
+            return Ok(true);
+        };
+        let config = CdcConfig::parse(&context.config)?;
+        let now = Instant::now();
+        if now < restart.outage.retry_at {
+            tokio::time::sleep((restart.outage.retry_at - now).min(config.poll_interval)).await;
+            if Instant::now() < restart.outage.retry_at {
+                return Ok(false);
+            }
+        }
+        let mut context = context.clone();
+        if let Some(stored) = &self.stored {
+            let mut partition = SourcePartition::new();
+            partition.insert("server".into(), json!(config.prefix));
+            context.offsets = vec![(partition, stored.clone())];
+        }
+        let why = match Self::start_run(&context).await {
+            Ok(mut run) => {
+                if let Some(snap) = run.snapshot.as_mut() {
+                    if let Some(p) = restart.returned {
+                        // The same snapshot (same consistent point) numbers
+                        // its rows as before.
+                        if p.major == snap.consistent_point.saturating_sub(1) {
+                            snap.sent = snap.sent.max(p.minor);
+                        }
+                    }
+                }
+                run.unstored = restart.unstored.take();
+                run.returned = restart.returned;
+                info!(
+                    connector = %run.connector,
+                    task = run.task,
+                    down_ms = restart.outage.since.elapsed().as_millis() as u64,
+                    attempts = restart.outage.backoff.attempts(),
+                    "reconnected to PostgreSQL; the task started again"
+                );
+                self.run = Some(run);
+                self.restart = None;
+                return Ok(true);
+            }
+            // Only an unreachable PostgreSQL is worth waiting for; any other
+            // failure to start is the task's to report.
+            Err(e) => match database::connect(&config).await {
+                Ok(_) => return Err(e),
+                Err(_) => e.to_string(),
+            },
+        };
+        let attempt = restart.outage.backoff.attempts();
+        let Some(delay) = restart.outage.backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "PostgreSQL unreachable for {} s; gave up after {attempt} reconnect attempts (errors.max.retries): {why}",
+                restart.outage.since.elapsed().as_secs()
+            )));
+        };
+        restart.outage.retry_at = Instant::now() + delay;
+        warn!(
+            connector = %context.connector,
+            task = context.task_id,
+            attempt,
+            down_ms = restart.outage.since.elapsed().as_millis() as u64,
+            retry_in_ms = delay.as_millis() as u64,
+            reason = %why,
+            "cannot reconnect to PostgreSQL yet; retrying"
+        );
+        Ok(false)
+    }
+}
+
+#[async_trait]
+impl SourceTask for CdcTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
+        self.run = Some(Self::start_run(&context).await?);
+        self.context = Some(context);
+        Ok(())
+    }
+
     async fn poll(&mut self) -> Result<Vec<Record>, ConnectError> {
+        if self.restart.is_some() && !self.try_restart().await? {
+            return Ok(Vec::new());
+        }
         let run = self
             .run
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("poll before start"))?;
-        if run.snapshot.is_some() {
-            return run.snapshot_chunk().await;
+        let batch = match run.poll().await {
+            Ok(batch) => batch,
+            // The snapshot's transaction went with the connection.
+            Err(e) if run.snapshot.is_some() && run.sql.is_closed() => {
+                self.begin_restart(e.to_string())?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(s) = batch.last().and_then(|r| r.source.as_ref()) {
+            run.unstored = Some(s.offset.clone());
+            run.returned = s.position;
         }
-        if run.done {
-            tokio::time::sleep(run.config.poll_interval).await;
-            return Ok(Vec::new());
-        }
-        if run.stream.is_none() {
-            run.start_streaming().await?;
-        }
-        run.stream_batch().await
+        Ok(batch)
     }
 
     /// Offsets are stored: PostgreSQL may now forget what they cover.
@@ -338,37 +594,54 @@ impl SourceTask for CdcTask {
         &mut self,
         stored: &[(SourcePartition, SourceOffset)],
     ) -> Result<(), ConnectError> {
-        let Some(run) = self.run.as_ref() else {
+        let ours = |p: &SourcePartition| p.get("server").is_some() && p.len() == 1;
+        if let Some((_, o)) = stored.iter().rev().find(|(p, _)| ours(p)) {
+            self.stored = Some(o.clone());
+        }
+        let Some(run) = self.run.as_mut() else {
+            if let (Some(r), Some(o)) = (self.restart.as_mut(), &self.stored) {
+                if r.unstored.as_ref() == Some(o) {
+                    r.unstored = None;
+                }
+            }
             return Ok(());
         };
-        let confirm = stored
-            .iter()
-            .filter_map(|(_, o)| o.get("lsn_flushed").and_then(serde_json::Value::as_u64))
-            .max();
-        if let (Some(lsn), Some(feedback)) = (confirm, &run.feedback) {
-            if lsn > 0 {
-                feedback.update_applied_lsn(lsn);
+        for (partition, offset) in stored {
+            if *partition != *run.partition {
+                continue;
             }
+            if run.unstored.as_ref() == Some(offset) {
+                run.unstored = None;
+            }
+            if let Some(lsn) = offset
+                .get("lsn_flushed")
+                .and_then(serde_json::Value::as_u64)
+            {
+                run.stored_lsn = run.stored_lsn.max(lsn);
+            }
+        }
+        // Sent with the next feedback (after the next batch at the latest).
+        if let Some(stream) = run.stream() {
+            stream
+                .shared_lsn_feedback
+                .update_applied_lsn(run.stored_lsn);
         }
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
         if let Some(mut run) = self.run.take() {
-            run.cancel.cancel();
-            if let Some(mut s) = run.stream.take() {
-                let _ = s.shutdown().await;
+            match std::mem::replace(&mut run.replication, Replication::Down) {
+                Replication::Streaming(mut s) => {
+                    // A last feedback; dropping it closes the connection.
+                    if let Err(e) = s.stop().await {
+                        warn!(connector = %run.connector, task = run.task, "final replication feedback failed: {e}");
+                    }
+                }
+                Replication::Idle(_) | Replication::Down => {}
             }
-            drop(run.idle_stream.take());
             if run.config.drop_slot_on_stop {
-                let _ = rows(
-                    &run.sql,
-                    &format!(
-                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {} AND NOT active",
-                        literal(&run.config.slot)
-                    ),
-                )
-                .await;
+                run.drop_slot().await;
             }
         }
         Ok(())
@@ -406,9 +679,16 @@ impl Run {
                         let mut last = snap.held.take();
                         let point = snap.consistent_point;
                         self.snapshot = None;
-                        self.sql.batch_execute("COMMIT").await.map_err(|e| {
-                            ConnectError::retriable(format!("PostgreSQL: {}", describe(&e)))
-                        })?;
+                        // Every row is read: a connection lost now only ends
+                        // a read-only transaction (streaming reconnects).
+                        if let Err(e) = self.sql.batch_execute("COMMIT").await {
+                            if !self.sql.is_closed() {
+                                return Err(ConnectError::retriable(format!(
+                                    "PostgreSQL: {}",
+                                    describe(&e)
+                                )));
+                            }
+                        }
                         if let Some(r) = last.as_mut() {
                             if let Some(s) = r.source.as_mut() {
                                 s.offset.insert("snapshot_completed".into(), json!(true));
@@ -482,82 +762,379 @@ impl Run {
         }
     }
 
+    /// One `poll`: the snapshot's next rows, or the stream's next changes,
+    /// reconnecting first when PostgreSQL went away.
+    async fn poll(&mut self) -> Result<Vec<Record>, ConnectError> {
+        if self.snapshot.is_some() {
+            return self.snapshot_chunk().await;
+        }
+        if self.done {
+            tokio::time::sleep(self.config.poll_interval).await;
+            return Ok(Vec::new());
+        }
+        if self.sql.is_closed() && self.outage.is_none() {
+            // PostgreSQL is going away (a shutdown ends sessions before its
+            // walsenders): let go of the stream too, rather than leave a
+            // walsender waiting for a client that no longer reads.
+            self.replication_lost("the SQL connection closed".to_owned())?;
+        }
+        if self.outage.is_some() && !self.reconnect().await? {
+            return Ok(self.take_ready());
+        }
+        if matches!(self.replication, Replication::Idle(_)) {
+            self.start_streaming().await?;
+            if self.outage.is_some() {
+                return Ok(self.take_ready());
+            }
+        }
+        self.stream_batch().await
+    }
+
+    /// The replication stream, whether streaming yet or not.
+    fn stream(&self) -> Option<&LogicalReplicationStream> {
+        match &self.replication {
+            Replication::Idle(s) | Replication::Streaming(s) => Some(s),
+            Replication::Down => None,
+        }
+    }
+
+    /// Up to a batch of the records ready.
+    fn take_ready(&mut self) -> Vec<Record> {
+        let n = self.ready.len().min(self.config.max_batch);
+        self.ready.drain(..n).collect()
+    }
+
     async fn start_streaming(&mut self) -> Result<(), ConnectError> {
-        let Some(mut stream) = self.idle_stream.take() else {
-            return Err(ConnectError::fatal("the replication stream is gone"));
+        let Replication::Idle(mut stream) =
+            std::mem::replace(&mut self.replication, Replication::Down)
+        else {
+            return Ok(());
         };
-        stream
-            .start(None)
-            .await
-            .map_err(|e| replication_error(&self.config, e))?;
-        self.feedback = Some(stream.shared_lsn_feedback.clone());
-        self.stream = Some(stream.into_stream(self.cancel.clone()));
-        info!(slot = %self.config.slot, publication = %self.config.publication, "streaming changes");
+        // From the stored LSN when it is ahead of the slot (the server starts
+        // from the slot's position when that is further on).
+        let from = (self.stored_lsn > 0).then_some(self.stored_lsn);
+        match stream.start(from).await {
+            Ok(()) => {
+                self.replication = Replication::Streaming(stream);
+                info!(connector = %self.connector, task = self.task, slot = %self.config.slot, publication = %self.config.publication, "streaming changes");
+                Ok(())
+            }
+            Err(e) if is_connection_loss(&e) => {
+                self.begin_outage(format!("starting logical replication: {e}"))
+            }
+            Err(e) => Err(replication_error(&self.config, e)),
+        }
+    }
+
+    /// PostgreSQL, or one connection to it, went away: the first reconnect is
+    /// scheduled (unless `errors.max.retries` is 0, which fails the task).
+    fn begin_outage(&mut self, why: String) -> Result<(), ConnectError> {
+        if self.outage.is_some() {
+            return Ok(());
+        }
+        let mut backoff = Backoff::new(self.config.retry_wait, self.config.max_retries);
+        let Some(delay) = backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "lost PostgreSQL and errors.max.retries=0 allows no reconnect: {why}"
+            )));
+        };
+        warn!(
+            connector = %self.connector,
+            task = self.task,
+            reason = %why,
+            retry_in_ms = delay.as_millis() as u64,
+            "lost the connection to PostgreSQL; reconnecting"
+        );
+        let now = Instant::now();
+        self.outage = Some(Outage {
+            since: now,
+            backoff,
+            retry_at: now + delay,
+        });
+        Ok(())
+    }
+
+    /// The replication stream broke. Its open transaction is dropped: the new
+    /// stream sends it again, whole.
+    fn replication_lost(&mut self, why: String) -> Result<(), ConnectError> {
+        self.replication = Replication::Down;
+        self.txn = None;
+        self.begin_outage(why)
+    }
+
+    /// Rebuilds what went away (the SQL connection, the replication stream)
+    /// once the backoff allows; true when both work again. Waits at most a
+    /// poll interval, so the task keeps answering a stop or a pause.
+    async fn reconnect(&mut self) -> Result<bool, ConnectError> {
+        let Some(retry_at) = self.outage.as_ref().map(|o| o.retry_at) else {
+            return Ok(true);
+        };
+        let now = Instant::now();
+        if now < retry_at {
+            tokio::time::sleep((retry_at - now).min(self.config.poll_interval)).await;
+            if Instant::now() < retry_at {
+                return Ok(false);
+            }
+        }
+        let why = match self.try_reconnect().await {
+            Ok(()) => {
+                if let Some(o) = self.outage.take() {
+                    info!(
+                        connector = %self.connector,
+                        task = self.task,
+                        down_ms = o.since.elapsed().as_millis() as u64,
+                        attempts = o.backoff.attempts(),
+                        "reconnected to PostgreSQL"
+                    );
+                }
+                return Ok(true);
+            }
+            Err(Reconnect::Fatal(e)) => return Err(e),
+            Err(Reconnect::Failed(why)) => why,
+        };
+        let Some(outage) = self.outage.as_mut() else {
+            return Ok(false);
+        };
+        let attempt = outage.backoff.attempts();
+        let Some(delay) = outage.backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "PostgreSQL unreachable for {} s; gave up after {attempt} reconnect attempts (errors.max.retries): {why}",
+                outage.since.elapsed().as_secs()
+            )));
+        };
+        outage.retry_at = Instant::now() + delay;
+        warn!(
+            connector = %self.connector,
+            task = self.task,
+            attempt,
+            down_ms = outage.since.elapsed().as_millis() as u64,
+            retry_in_ms = delay.as_millis() as u64,
+            reason = %why,
+            "cannot reconnect to PostgreSQL yet; retrying"
+        );
+        Ok(false)
+    }
+
+    async fn try_reconnect(&mut self) -> Result<(), Reconnect> {
+        if self.sql.is_closed() {
+            self.sql = database::connect(&self.config)
+                .await
+                .map_err(|e| Reconnect::Failed(e.to_string()))?;
+        }
+        if !matches!(self.replication, Replication::Down) {
+            return Ok(());
+        }
+        // Streaming from a slot that is not there would create one at the end
+        // of WAL, silently losing what lies between.
+        let slot = rows(
+            &self.sql,
+            &format!(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = {}",
+                literal(&self.config.slot)
+            ),
+        )
+        .await
+        .map_err(|e| Reconnect::Failed(e.to_string()))?;
+        if slot.is_empty() {
+            return Err(Reconnect::Fatal(config_error(format!(
+                "replication slot '{}' is gone, so changes made since the stored offset are lost to it: reset this connector's offsets (DELETE /connectors/<name>/offsets) to snapshot again, or set snapshot.mode=when_needed",
+                self.config.slot
+            ))));
+        }
+        let failed = |e: ReplicationError| match e {
+            // A slot gone bad (invalidated, wal_level lowered) stays bad.
+            ReplicationError::ReplicationSlot(_) => {
+                Reconnect::Fatal(replication_error(&self.config, e))
+            }
+            e => Reconnect::Failed(format!("logical replication: {e}")),
+        };
+        let mut stream = LogicalReplicationStream::new(
+            &self.config.replication_conninfo(),
+            stream_config(&self.config),
+        )
+        .await
+        .map_err(failed)?;
+        // From what is stored, never from what was only emitted: the start
+        // position is also what PostgreSQL is told it may forget.
+        let from = (self.stored_lsn > 0).then_some(self.stored_lsn);
+        stream.start(from).await.map_err(failed)?;
+        self.replication = Replication::Streaming(Box::new(stream));
+        info!(connector = %self.connector, task = self.task, slot = %self.config.slot, from_lsn = self.stored_lsn, "streaming changes again");
         Ok(())
     }
 
     /// Receives until a batch is full or `poll.interval.ms` passes, and
     /// returns the records of the transactions that committed meanwhile.
     async fn stream_batch(&mut self) -> Result<Vec<Record>, ConnectError> {
-        self.maybe_heartbeat().await;
+        self.maybe_heartbeat().await?;
         if let Some(signal) = &self.config.signal {
-            if !self.incremental.is_idle() {
-                self.incremental
+            if !self.incremental.is_idle() && self.outage.is_none() {
+                if let Err(e) = self
+                    .incremental
                     .next_chunk(&self.sql, &self.config, signal)
-                    .await?;
+                    .await
+                {
+                    if !self.sql.is_closed() {
+                        return Err(e);
+                    }
+                    self.replication_lost(format!("reading an incremental snapshot chunk: {e}"))?;
+                }
             }
+        }
+        if self.outage.is_some() {
+            return Ok(self.take_ready());
         }
         // One timer for the whole batch: a timeout per event cost a timer
         // registration and a clock read per row.
         let deadline = tokio::time::sleep(self.config.poll_interval);
         tokio::pin!(deadline);
+        // Cancelled at the deadline: the read then returns what it already
+        // holds, or nothing. Dropping it instead could cut a feedback message
+        // it is writing in half.
+        let token = CancellationToken::new();
         while self.ready.len() < self.config.max_batch {
-            let Some(stream) = self.stream.as_mut() else {
+            let Replication::Streaming(stream) = &mut self.replication else {
                 break;
             };
-            let next = std::future::poll_fn(|cx| {
-                futures_core::Stream::poll_next(Pin::new(&mut *stream), cx)
-            });
-            let event = tokio::select! {
-                biased;
-                next = next => match next {
-                    None => return Err(ConnectError::retriable("the replication stream ended")),
-                    Some(Err(e)) => return Err(replication_error(&self.config, e)),
-                    Some(Ok(e)) => e,
-                },
-                () = &mut deadline => break,
+            let result = {
+                let next = stream.next_event(&token);
+                tokio::pin!(next);
+                tokio::select! {
+                    biased;
+                    r = &mut next => r,
+                    () = &mut deadline => {
+                        token.cancel();
+                        next.await
+                    }
+                }
+            };
+            let event = match result {
+                Ok(e) => e,
+                Err(e) if e.is_cancelled() => break,
+                Err(e) if is_connection_loss(&e) => {
+                    self.replication_lost(format!("logical replication: {e}"))?;
+                    break;
+                }
+                Err(e) => return Err(replication_error(&self.config, e)),
             };
             let commit = matches!(event.event_type, EventType::Commit { .. });
-            self.handle(event).await?;
+            if let Err(e) = self.handle(event).await {
+                if !self.sql.is_closed() {
+                    return Err(e);
+                }
+                // A Relation message's catalog read: the new session sends
+                // the Relation again.
+                self.replication_lost(e.to_string())?;
+                break;
+            }
             // A chunk's window just closed: return, so the next poll reads
             // the next chunk instead of idling out the poll interval.
-            if commit && self.incremental.wants_chunk() {
+            if token.is_cancelled() || (commit && self.incremental.wants_chunk()) {
                 break;
             }
         }
-        let n = self.ready.len().min(self.config.max_batch);
-        Ok(self.ready.drain(..n).collect())
+        self.confirm_progress().await;
+        Ok(self.take_ready())
+    }
+
+    /// Tells PostgreSQL what it may forget: what `commit` stored and, while no
+    /// transaction of ours is open and everything emitted is stored, all the
+    /// WAL the server has sent (its keepalives say how far that is). An idle
+    /// connector whose tables see no changes then still lets the server
+    /// recycle WAL, and a shutdown (whose walsender waits until its client
+    /// confirms the end of WAL) is not held up by it.
+    async fn confirm_progress(&mut self) {
+        let idle = self.txn.is_none() && self.ready.is_empty() && self.unstored.is_none();
+        let Replication::Streaming(stream) = &mut self.replication else {
+            return;
+        };
+        let passed = stream.current_lsn();
+        if idle && passed > self.confirmed_idle.max(self.stored_lsn) {
+            stream.shared_lsn_feedback.update_applied_lsn(passed);
+            self.confirmed_idle = passed;
+            // At once rather than throttled: a shutting-down server waits on it.
+            if let Err(e) = stream.send_feedback().await {
+                // The next read reports the connection's loss.
+                tracing::debug!(connector = %self.connector, task = self.task, "feedback failed: {e}");
+            }
+            return;
+        }
+        stream.maybe_send_feedback().await;
+    }
+
+    /// slot.drop.on.stop: the server lets go of the slot only once its
+    /// walsender has noticed the connection closed, so wait (a while) for that.
+    async fn drop_slot(&mut self) {
+        let slot = self.config.slot.clone();
+        if self.sql.is_closed() {
+            match database::connect(&self.config).await {
+                Ok(c) => self.sql = c,
+                Err(e) => {
+                    error!(connector = %self.connector, task = self.task, slot = %slot, "cannot drop the replication slot (slot.drop.on.stop): {e}");
+                    return;
+                }
+            }
+        }
+        let active = format!(
+            "SELECT active::text FROM pg_replication_slots WHERE slot_name = {}",
+            literal(&slot)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match rows(&self.sql, &active).await {
+                Ok(r) if r.is_empty() => return,
+                Ok(r) if r[0][0].as_deref() == Some("false") => break,
+                Ok(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(_) => {
+                    error!(connector = %self.connector, task = self.task, slot = %slot, "cannot drop the replication slot (slot.drop.on.stop): still in use 10 s after the stream closed");
+                    return;
+                }
+                Err(e) => {
+                    error!(connector = %self.connector, task = self.task, slot = %slot, "cannot drop the replication slot (slot.drop.on.stop): {e}");
+                    return;
+                }
+            }
+        }
+        match rows(
+            &self.sql,
+            &format!("SELECT pg_drop_replication_slot({})", literal(&slot)),
+        )
+        .await
+        {
+            Ok(_) => {
+                info!(connector = %self.connector, task = self.task, slot = %slot, "replication slot dropped (slot.drop.on.stop)")
+            }
+            Err(e) => {
+                error!(connector = %self.connector, task = self.task, slot = %slot, "cannot drop the replication slot (slot.drop.on.stop): {e}")
+            }
+        }
     }
 
     /// Every `heartbeat.interval.ms`: runs `heartbeat.action.query` (whose
     /// change to a captured table moves the slot on when the other captured
     /// tables are idle) and emits a heartbeat record. Its offset confirms what
     /// was emitted before it.
-    async fn maybe_heartbeat(&mut self) {
+    async fn maybe_heartbeat(&mut self) -> Result<(), ConnectError> {
         let Some(every) = self.config.heartbeat else {
-            return;
+            return Ok(());
         };
         if self.last_heartbeat.elapsed() < every {
-            return;
+            return Ok(());
         }
         self.last_heartbeat = Instant::now();
         if !self.config.heartbeat_query.is_empty() {
             if let Err(e) = self.sql.batch_execute(&self.config.heartbeat_query).await {
-                warn!("heartbeat.action.query failed: {}", describe(&e));
+                if self.sql.is_closed() {
+                    return self
+                        .replication_lost(format!("heartbeat.action.query: {}", describe(&e)));
+                }
+                warn!(connector = %self.connector, task = self.task, "heartbeat.action.query failed: {}", describe(&e));
             }
         }
         if self.txn.is_some() || !self.ready.is_empty() {
-            return;
+            return Ok(());
         }
         let mut record =
             crate::envelope::heartbeat(&self.config.heartbeat_topic, &self.config.prefix, now_ms());
@@ -567,8 +1144,11 @@ impl Run {
         if let Some(p) = self.incremental.progress() {
             offset.insert(INCREMENTAL_KEY.into(), p);
         }
-        self.attach(&mut record, Position::new(self.last_end, 0), offset);
+        let position = Position::new(self.last_end, 0);
+        self.attach(&mut record, position, offset);
+        self.emitted = self.emitted.max(position);
         self.ready.push_back(record);
+        Ok(())
     }
 
     async fn handle(&mut self, event: pg_walstream::ChangeEvent) -> Result<(), ConnectError> {
@@ -595,6 +1175,24 @@ impl Run {
                 final_lsn,
                 commit_timestamp,
             } => {
+                // `final_lsn` is the commit's LSN, the first part of each of
+                // its records' positions.
+                let emitted_to = match final_lsn.0.cmp(&self.emitted.major) {
+                    std::cmp::Ordering::Less => u64::MAX,
+                    std::cmp::Ordering::Equal => self.emitted.minor,
+                    std::cmp::Ordering::Greater => 0,
+                };
+                if emitted_to > 0 {
+                    self.replays_skipped += 1;
+                } else if self.replays_skipped > 0 {
+                    info!(
+                        connector = %self.connector,
+                        task = self.task,
+                        transactions = self.replays_skipped,
+                        "skipped transactions sent again that were already emitted"
+                    );
+                    self.replays_skipped = 0;
+                }
                 // A Begin while one is open means the stream reconnected and
                 // replays the transaction whole: drop the partial one.
                 self.txn = Some(Txn {
@@ -602,9 +1200,18 @@ impl Run {
                     commit_ms: commit_timestamp.timestamp_millis(),
                     seen_ms: now_ms(),
                     replayed: final_lsn.0 <= self.handled_through,
+                    emitted_to,
                     records: Vec::new(),
                 });
             }
+            EventType::Commit {
+                commit_lsn,
+                end_lsn,
+                ..
+            } => self.commit_txn(commit_lsn.0, end_lsn.0),
+            // Emitted whole before (the stream resumed from behind the last
+            // emitted position): nothing to decode.
+            _ if self.txn.as_ref().is_some_and(|t| t.emitted_to == u64::MAX) => {}
             EventType::Insert {
                 relation_oid, data, ..
             } => {
@@ -686,11 +1293,6 @@ impl Run {
                     self.push(&table, Op::Truncate, None, None, event.lsn.0)?;
                 }
             }
-            EventType::Commit {
-                commit_lsn,
-                end_lsn,
-                ..
-            } => self.commit_txn(commit_lsn.0, end_lsn.0),
             _ => {}
         }
         Ok(())
@@ -870,25 +1472,34 @@ impl Run {
         let Some(txn) = self.txn.take() else {
             return;
         };
+        self.handled_through = self.handled_through.max(commit_lsn);
         let n = txn.records.len();
         let previous = self.last_end;
         let progress = self.incremental.progress();
         for (i, mut record) in txn.records.into_iter().enumerate() {
+            let seq = i as u64 + 1;
+            // Emitted before this stream began (stored, or sent before a
+            // reconnect): the runtime's resume scan may not see it.
+            if seq <= txn.emitted_to {
+                continue;
+            }
             let last = i + 1 == n;
             // Only the last record of a transaction lets PostgreSQL forget it.
             let flushed = if last { end_lsn } else { previous };
             let mut offset = self.offset(json!({
                 "lsn": commit_lsn, "lsn_commit": commit_lsn, "txId": txn.xid,
-                "seq": i + 1, "lsn_flushed": flushed
+                "seq": seq, "lsn_flushed": flushed
             }));
             if let Some(p) = &progress {
                 offset.insert(INCREMENTAL_KEY.into(), p.clone());
             }
-            self.attach(&mut record, Position::new(commit_lsn, i as u64 + 1), offset);
+            let position = Position::new(commit_lsn, seq);
+            self.attach(&mut record, position, offset);
+            self.emitted = position;
             self.ready.push_back(record);
         }
         if n > 0 {
-            self.last_end = end_lsn;
+            self.last_end = self.last_end.max(end_lsn);
         }
     }
 }
@@ -912,12 +1523,16 @@ async fn relation_table(
     name: &str,
     columns: &[RelationColumn],
 ) -> Result<Table, ConnectError> {
-    let catalog = database::catalog(sql, schema, name)
-        .await
-        .unwrap_or_else(|e| {
+    let catalog = match database::catalog(sql, schema, name).await {
+        Ok(c) => c,
+        // PostgreSQL went away: the caller reconnects, and the new stream
+        // sends the Relation again.
+        Err(e) if sql.is_closed() => return Err(e),
+        Err(e) => {
             warn!(table = %format!("{schema}.{name}"), "cannot read the catalog ({e}); columns are typed from the Relation message alone");
             database::Catalog::default()
-        });
+        }
+    };
     // The key is the primary key, as in the snapshot. The Relation message
     // flags the replica identity instead, which under REPLICA IDENTITY FULL is
     // every column; it is used only when the catalog could not be read.

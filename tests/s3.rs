@@ -632,7 +632,7 @@ fn a_kill_mid_upload_rewrites_the_same_object_whole() {
     let mut w = WorkerProcess::start_logging(
         &scratch,
         &worker,
-        &[sink.clone()],
+        std::slice::from_ref(&sink),
         "info,sluice_s3=debug,librdkafka=warn",
     );
     wait_for("the first part uploaded", Duration::from_secs(120), || {

@@ -5,6 +5,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
@@ -417,10 +418,10 @@ fn time_based_paths_and_rotation_by_record_time() {
     }
 }
 
-#[test]
-fn large_files_go_up_in_parts_while_they_are_written() {
-    let (scratch, topic, bucket) = setup("s3-multipart", 1);
-    // About 120 bytes a record: 60,000 records make a 7 MB file, two 5 MB parts.
+/// 60,000 records of about 120 bytes in one topic partition, and an S3 sink
+/// whose single file of them (about 7 MB) goes up as two 5 MB parts.
+fn multipart_setup(tag: &str) -> (Scratch, String, String, String, PathBuf, PathBuf) {
+    let (scratch, topic, bucket) = setup(tag, 1);
     let pad = "x".repeat(90);
     let values: Vec<Vec<u8>> = (0..60_000)
         .map(|n| json!({"n": n, "pad": pad}).to_string().into_bytes())
@@ -436,21 +437,12 @@ fn large_files_go_up_in_parts_while_they_are_written() {
     c.insert("s3.row.group.records".into(), json!(1000));
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
     let sink = scratch.write_json("sink.json", &config);
-    let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
-    wait_for("the file committed", Duration::from_secs(120), || {
-        committed(&format!("connect-{name}"), &topic).get(&0) == Some(&60_000)
-    });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
-    assert!(
-        w.log_text().contains("parts=2"),
-        "uploaded in two parts:\n{}",
-        w.log_text()
-    );
-    let objects = s3().objects(&bucket, "topics/");
+    (scratch, topic, bucket, name, worker, sink)
+}
+
+/// The one object in `bucket` holds the 60,000 records once, in order.
+fn check_the_multipart_object(bucket: &str) {
+    let objects = s3().objects(bucket, "topics/");
     assert_eq!(objects.len(), 1, "{:?}", objects.keys());
     let text = std::fs::read_to_string(objects.values().next().unwrap()).unwrap();
     let ns: Vec<i64> = text
@@ -466,6 +458,26 @@ fn large_files_go_up_in_parts_while_they_are_written() {
         (0..60_000).collect::<Vec<_>>(),
         "every record once, in order, across the parts"
     );
+}
+
+#[test]
+fn large_files_go_up_in_parts_while_they_are_written() {
+    let (scratch, topic, bucket, name, worker, sink) = multipart_setup("s3-multipart");
+    let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
+    wait_for("the file committed", Duration::from_secs(120), || {
+        committed(&format!("connect-{name}"), &topic).get(&0) == Some(&60_000)
+    });
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
+    assert!(
+        w.log_text().contains("parts=2"),
+        "uploaded in two parts:\n{}",
+        w.log_text()
+    );
+    check_the_multipart_object(&bucket);
 }
 
 #[test]
@@ -613,22 +625,7 @@ fn schema_compatibility_backward_projects_older_records_none_rotates() {
 /// restart reads the file's records again and uploads the same object whole.
 #[test]
 fn a_kill_mid_upload_rewrites_the_same_object_whole() {
-    let (scratch, topic, bucket) = setup("s3-kill-upload", 1);
-    let pad = "x".repeat(90);
-    let values: Vec<Vec<u8>> = (0..60_000)
-        .map(|n| json!({"n": n, "pad": pad}).to_string().into_bytes())
-        .collect();
-    produce_values(&topic, 0, &values);
-    let name = unique("s3");
-    let mut config = sink_config(&name, &topic, &bucket);
-    let c = config["config"].as_object_mut().unwrap();
-    c.insert("format.class".into(), json!("json"));
-    c.insert("value.converter.schemas.enable".into(), json!(false));
-    c.insert("flush.size".into(), json!(60_000));
-    c.insert("s3.part.size".into(), json!(5_242_880));
-    c.insert("s3.row.group.records".into(), json!(1000));
-    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
-    let sink = scratch.write_json("sink.json", &config);
+    let (scratch, topic, bucket, name, worker, sink) = multipart_setup("s3-kill-upload");
     let mut w = WorkerProcess::start_logging(
         &scratch,
         &worker,
@@ -662,20 +659,5 @@ fn a_kill_mid_upload_rewrites_the_same_object_whole() {
         "{}",
         w.log_text()
     );
-    let objects = s3().objects(&bucket, "topics/");
-    assert_eq!(objects.len(), 1, "{:?}", objects.keys());
-    let text = std::fs::read_to_string(objects.values().next().unwrap()).unwrap();
-    let ns: Vec<i64> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(
-        ns,
-        (0..60_000).collect::<Vec<_>>(),
-        "every record once, in order"
-    );
+    check_the_multipart_object(&bucket);
 }

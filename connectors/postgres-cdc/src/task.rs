@@ -42,13 +42,14 @@ use pg_walstream::{
 };
 use serde_json::json;
 use sluice_api::{
-    ConnectError, Position, Record, SourceOffset, SourcePartition, SourceRef, SourceTask,
+    Backoff, ConnectError, Position, Record, SourceOffset, SourcePartition, SourceRef, SourceTask,
     SourceTaskContext, Value,
 };
 use tokio_postgres::Client;
+
+use crate::backoff::reconnect_backoff;
 use tracing::{error, info, warn};
 
-use crate::backoff::Backoff;
 use crate::config::{CdcConfig, SnapshotMode};
 use crate::database::{self, config_error, describe, ident, literal, rows};
 use crate::envelope::{Column, Op, Origin, Table};
@@ -136,6 +137,40 @@ struct Outage {
     since: Instant,
     backoff: Backoff,
     retry_at: Instant,
+}
+
+impl Outage {
+    /// PostgreSQL, or one connection to it, went away (`during`, if not empty,
+    /// says in what, with a leading space):
+    /// the first reconnect is scheduled, unless `errors.max.retries` is 0,
+    /// which fails the task.
+    fn begin(
+        config: &CdcConfig,
+        connector: &str,
+        task: u32,
+        why: &str,
+        during: &str,
+    ) -> Result<Self, ConnectError> {
+        let mut backoff = reconnect_backoff(config);
+        let Some(delay) = backoff.next_delay() else {
+            return Err(ConnectError::fatal(format!(
+                "lost PostgreSQL{during} and errors.max.retries=0 allows no reconnect: {why}"
+            )));
+        };
+        warn!(
+            connector = %connector,
+            task,
+            reason = %why,
+            retry_in_ms = delay.as_millis() as u64,
+            "lost the connection to PostgreSQL{during}; reconnecting"
+        );
+        let now = Instant::now();
+        Ok(Self {
+            since: now,
+            backoff,
+            retry_at: now + delay,
+        })
+    }
 }
 
 /// Why a reconnect attempt failed.
@@ -457,26 +492,15 @@ impl CdcTask {
         let Some(run) = self.run.take() else {
             return Ok(());
         };
-        let mut backoff = Backoff::new(run.config.retry_wait, run.config.max_retries);
-        let Some(delay) = backoff.next_delay() else {
-            return Err(ConnectError::fatal(format!(
-                "lost PostgreSQL during the snapshot and errors.max.retries=0 allows no reconnect: {why}"
-            )));
-        };
-        warn!(
-            connector = %run.connector,
-            task = run.task,
-            reason = %why,
-            retry_in_ms = delay.as_millis() as u64,
-            "lost the connection to PostgreSQL during the snapshot; starting again"
-        );
-        let now = Instant::now();
+        let outage = Outage::begin(
+            &run.config,
+            &run.connector,
+            run.task,
+            &why,
+            " during the snapshot",
+        )?;
         self.restart = Some(Restart {
-            outage: Outage {
-                since: now,
-                backoff,
-                retry_at: now + delay,
-            },
+            outage,
             returned: run.returned,
             unstored: run.unstored.clone(),
         });
@@ -832,25 +856,13 @@ impl Run {
         if self.outage.is_some() {
             return Ok(());
         }
-        let mut backoff = Backoff::new(self.config.retry_wait, self.config.max_retries);
-        let Some(delay) = backoff.next_delay() else {
-            return Err(ConnectError::fatal(format!(
-                "lost PostgreSQL and errors.max.retries=0 allows no reconnect: {why}"
-            )));
-        };
-        warn!(
-            connector = %self.connector,
-            task = self.task,
-            reason = %why,
-            retry_in_ms = delay.as_millis() as u64,
-            "lost the connection to PostgreSQL; reconnecting"
-        );
-        let now = Instant::now();
-        self.outage = Some(Outage {
-            since: now,
-            backoff,
-            retry_at: now + delay,
-        });
+        self.outage = Some(Outage::begin(
+            &self.config,
+            &self.connector,
+            self.task,
+            &why,
+            "",
+        )?);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! [`Schema`], mirroring Kafka Connect's `SchemaAndValue`), the connector and task
 //! traits for sources and sinks, single-message [`Transform`]s and [`Predicate`]s,
 //! [`Converter`]s, declarative configuration ([`ConfigDef`]) with validation, the
-//! per-record error reporter, and the error types.
+//! per-record error reporter, the error types, and the backoff retries share.
 //!
 //! **API boundary.** Connector and transform crates depend on this crate alone (plus
 //! their own client libraries). It must not depend on `sluice-runtime`, on any
@@ -12,6 +12,7 @@
 //! thread. Changing a trait here changes every plugin, so additions come with
 //! default method bodies.
 
+pub mod backoff;
 pub mod config;
 pub mod connector;
 pub mod convert;
@@ -24,6 +25,7 @@ pub mod schema;
 pub mod transform;
 pub mod value;
 
+pub use backoff::Backoff;
 pub use config::{
     ConfigDef, ConfigErrors, ConfigKey, ConfigType, Importance, Password, ValidatedConfig,
     Validator,

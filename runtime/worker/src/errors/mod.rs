@@ -9,16 +9,14 @@
 
 mod dlq;
 pub mod replay;
-mod retry;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_api::{ConnectError, ErrantRecordReporter, ErrorKind, Headers, Record};
+use sluice_api::{Backoff, ConnectError, ErrantRecordReporter, ErrorKind, Headers, Record};
 
 pub use self::dlq::{DeadLetterQueue, ERROR_HEADER_PREFIX};
-pub use self::retry::Backoff;
 use crate::config::ConnectorConfig;
 use crate::metrics::TaskMetrics;
 
@@ -133,6 +131,9 @@ pub fn exception_class(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// The wait before the first retry; each failure doubles it.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(300);
+
 #[derive(Clone)]
 pub struct ErrorPolicy {
     connector: String,
@@ -197,7 +198,7 @@ impl ErrorPolicy {
 
     /// A fresh retry budget for one record operation (`errors.retry.timeout`).
     pub fn backoff(&self) -> Backoff {
-        Backoff::new(self.retry_timeout, self.retry_delay_max)
+        Backoff::new(FIRST_RETRY_DELAY, self.retry_delay_max).within(self.retry_timeout)
     }
 
     /// A fresh retry budget for a retriable failure of the task's source or
@@ -205,7 +206,7 @@ impl ErrorPolicy {
     /// the task is stopped (`task.retry.timeout.ms`), as Connect retries a
     /// `RetriableException` from `poll` or `put`.
     pub fn task_backoff(&self) -> Backoff {
-        Backoff::new(self.task_retry_timeout, self.task_retry_delay_max)
+        Backoff::new(FIRST_RETRY_DELAY, self.task_retry_delay_max).within(self.task_retry_timeout)
     }
 
     /// Deals with one failed record: `Ok` once it is tolerated (counted, logged if

@@ -2,6 +2,8 @@
 //! bucket is reachable, and uploads (multipart above `s3.part.size`, aborted on
 //! failure so no incomplete upload is left behind).
 
+use std::time::Duration;
+
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
@@ -13,9 +15,15 @@ use aws_sdk_s3::types::{
     ObjectLockMode, StorageClass,
 };
 use aws_sdk_s3::Client;
+
 use sluice_api::ConnectError;
 
 use crate::config::S3SinkConfig;
+
+/// How long connecting to the store, and then its first byte of an answer,
+/// may take before the request fails as retriable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where a bucket is and how to reach it.
 #[derive(Debug, Clone)]
@@ -83,8 +91,16 @@ impl Storage {
 
     /// Opens a bucket and checks it is reachable.
     pub async fn open(config: &Store, part_size: usize) -> Result<Self, ConnectError> {
+        // Without these the SDK waits for ever on a store that accepted the
+        // connection but never answers: the task would hang RUNNING instead
+        // of retrying with a reason in its status.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()));
+            .region(Region::new(config.region.clone()))
+            .timeout_config(timeouts);
         if let Some((key, secret)) = &config.credentials {
             loader = loader.credentials_provider(Credentials::new(
                 key,

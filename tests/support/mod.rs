@@ -45,13 +45,40 @@ pub fn start_services(services: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A variable of the shared stack: from the environment (the test command
-/// started the stack), else from a stack of `service` this binary starts.
+/// The stack [`connect`] started for this binary, when the test command's
+/// has no Connect worker: its broker and PostgreSQL then replace the shared
+/// ones, so Debezium and sluice read the same database into the same broker.
+static WITH_CONNECT: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+
+/// A variable of the shared stack: from the stack [`connect`] started, else
+/// from the environment (the test command started the stack), else from a
+/// stack of `service` this binary starts.
 fn stack_var(name: &str, service: &str) -> String {
+    if let Some(v) = WITH_CONNECT.get().and_then(|vars| vars.get(name)) {
+        return v.clone();
+    }
     std::env::var(name).unwrap_or_else(|_| {
         start_services(service)
             .remove(name)
             .unwrap_or_else(|| panic!("dev/up printed no {name}"))
+    })
+}
+
+/// The REST URL of the reference Kafka Connect worker (Debezium's connectors),
+/// which writes to the stack's broker. When the test command started no
+/// worker, this binary starts a stack of broker, PostgreSQL and worker of its
+/// own, and [`kafka`] and [`postgres`] name its broker and database from then
+/// on: call this before them.
+pub fn connect() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("SLUICE_CONNECT_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let vars = WITH_CONNECT.get_or_init(|| start_services("kafka,postgres,connect"));
+            vars.get("SLUICE_CONNECT_URL")
+                .cloned()
+                .unwrap_or_else(|| panic!("dev/up printed no SLUICE_CONNECT_URL"))
+        }
     })
 }
 

@@ -231,8 +231,12 @@ pub async fn catalog(client: &Client, schema: &str, table: &str) -> Result<Catal
                     CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END::text, \
                     CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END::text, \
                     a.attnotnull::text, \
-                    CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END \
+                    (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e \
+                     WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END), \
+                    CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE 0 END::text, \
+                    COALESCE(b.typname, t.typname) \
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype \
              WHERE a.attrelid = {rel}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
         ),
     )
@@ -259,6 +263,8 @@ pub async fn catalog(client: &Client, schema: &str, table: &str) -> Result<Catal
         if let Some(labels) = &r[4] {
             ty.enum_labels = labels.split(',').map(str::to_owned).collect();
         }
+        ty.element = r[5].as_deref().and_then(|e| e.parse().ok()).unwrap_or(0);
+        ty.name = r[6].clone().unwrap_or_default();
         out.columns
             .insert(name, (r[3].as_deref() == Some("true"), ty));
     }

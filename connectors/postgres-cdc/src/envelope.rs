@@ -10,8 +10,10 @@ use sluice_api::{Record, Schema, SchemaRef, SchemaType, Value};
 use crate::types::ColumnType;
 
 pub const CONNECTOR: &str = "postgresql";
-/// The Debezium version whose event shape this follows.
-pub const DEBEZIUM_VERSION: &str = "2.7.0.Final";
+/// The Debezium version whose event shape this follows (its envelope's
+/// `ts_us`/`ts_ns`, its source block's fields), and which `source.version`
+/// therefore names.
+pub const DEBEZIUM_VERSION: &str = "3.6.3.Final";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
@@ -76,7 +78,7 @@ impl Op {
 pub struct Origin<'a> {
     pub server: &'a str,
     pub db: &'a str,
-    /// `"true"`, `"last"` or `"false"`, as Debezium writes it.
+    /// `"first"`, `"true"`, `"last"`, ..., or `"false"`, as Debezium writes it.
     pub snapshot: &'static str,
     pub ts_ms: i64,
     pub tx_id: Option<i64>,
@@ -110,6 +112,14 @@ impl Table {
                 "ts_ms",
                 Schema::new(SchemaType::Int64).optional().into_ref(),
             ),
+            (
+                "ts_us",
+                Schema::new(SchemaType::Int64).optional().into_ref(),
+            ),
+            (
+                "ts_ns",
+                Schema::new(SchemaType::Int64).optional().into_ref(),
+            ),
         ])
         .named(format!("{base}.Envelope"));
         envelope.version = Some(2);
@@ -136,13 +146,14 @@ impl Table {
             .collect()
     }
 
-    /// The select list reading every column as text from the table aliased
-    /// `src`. The columns are qualified, so an `ORDER BY src.<key>` orders by
-    /// the column, not by the text the list produces under the same name.
+    /// The select list reading every column from the table aliased `src`;
+    /// the simple query protocol returns each in the type's text output, as
+    /// pgoutput sends it. (Not `::text`: that cast differs from the output
+    /// for some types: `char(n)` loses its padding, `inet` gains a `/32`.)
     pub fn select_text(&self) -> String {
         self.columns
             .iter()
-            .map(|c| format!("src.{}::text", crate::database::ident(&c.name)))
+            .map(|c| format!("src.{}", crate::database::ident(&c.name)))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -176,6 +187,8 @@ impl Table {
             // A truncate concerns no row, so it has no key.
             None => Value::Null,
         };
+        // Debezium's clock has microseconds; ours here has milliseconds,
+        // which `ts_us` and `ts_ns` then say in their units.
         let source = Value::Struct(vec![
             Value::String(DEBEZIUM_VERSION.into()),
             Value::String(CONNECTOR.into()),
@@ -184,10 +197,14 @@ impl Table {
             Value::String(origin.snapshot.into()),
             Value::String(origin.db.to_owned()),
             Value::Null,
+            Value::Int64(origin.ts_ms.saturating_mul(1000)),
+            Value::Int64(origin.ts_ms.saturating_mul(1_000_000)),
             Value::String(self.schema.clone()),
             Value::String(self.name.clone()),
             origin.tx_id.map_or(Value::Null, Value::Int64),
             origin.lsn.map_or(Value::Null, Value::Int64),
+            Value::Null,
+            Value::Null,
             Value::Null,
         ]);
         let value = Value::Struct(vec![
@@ -197,10 +214,18 @@ impl Table {
             Value::Null,
             Value::String(op.code().into()),
             Value::Int64(now_ms),
+            Value::Int64(now_ms.saturating_mul(1000)),
+            Value::Int64(now_ms.saturating_mul(1_000_000)),
         ]);
         Record {
             topic: self.topic.clone(),
-            key_schema: self.key_schema.clone(),
+            // A truncate's key is null without a schema, as Debezium's (the
+            // JSON converter then writes no key at all).
+            key_schema: if op == Op::Truncate {
+                None
+            } else {
+                self.key_schema.clone()
+            },
             key,
             value_schema: Some(self.envelope_schema.clone()),
             value,
@@ -258,11 +283,14 @@ fn source_schema() -> SchemaRef {
             let mut snapshot = Schema::new(SchemaType::String)
                 .named("io.debezium.data.Enum")
                 .optional();
-            snapshot
-                .parameters
-                .insert("allowed".into(), "true,last,false,incremental".into());
+            snapshot.version = Some(1);
+            snapshot.parameters.insert(
+                "allowed".into(),
+                "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"
+                    .into(),
+            );
             snapshot.default = Some(Value::String("false".into()));
-            Schema::struct_of([
+            let mut source = Schema::struct_of([
                 ("version", string()),
                 ("connector", string()),
                 ("name", string()),
@@ -270,14 +298,21 @@ fn source_schema() -> SchemaRef {
                 ("snapshot", snapshot.into_ref()),
                 ("db", string()),
                 ("sequence", opt_string()),
+                ("ts_us", opt_long()),
+                ("ts_ns", opt_long()),
                 ("schema", string()),
                 ("table", string()),
                 ("txId", opt_long()),
                 ("lsn", opt_long()),
                 ("xmin", opt_long()),
+                // Replication origins: null unless the change was itself
+                // replicated in, which pgoutput as used here does not say.
+                ("origin", opt_string()),
+                ("origin_lsn", opt_long()),
             ])
-            .named("io.debezium.connector.postgresql.Source")
-            .into_ref()
+            .named("io.debezium.connector.postgresql.Source");
+            source.version = Some(1);
+            source.into_ref()
         })
         .clone()
 }
@@ -302,4 +337,115 @@ fn transaction_schema() -> SchemaRef {
             s.into_ref()
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{oid, ColumnType};
+
+    fn table() -> Table {
+        let column = |name: &str, key| Column {
+            name: name.into(),
+            ty: ColumnType::new(oid::INT4, -1),
+            key,
+            optional: !key,
+        };
+        Table::new("p", "s", "t", vec![column("id", true), column("n", false)])
+    }
+
+    fn names(schema: &Schema) -> Vec<&str> {
+        schema.fields().iter().map(|f| f.name.as_str()).collect()
+    }
+
+    #[test]
+    fn the_envelope_and_source_have_debezium_3s_fields() {
+        let t = table();
+        let envelope = &t.envelope_schema;
+        assert_eq!(
+            names(envelope),
+            [
+                "before",
+                "after",
+                "source",
+                "transaction",
+                "op",
+                "ts_ms",
+                "ts_us",
+                "ts_ns"
+            ]
+        );
+        let source = &envelope.fields()[2].schema;
+        assert_eq!(
+            names(source),
+            [
+                "version",
+                "connector",
+                "name",
+                "ts_ms",
+                "snapshot",
+                "db",
+                "sequence",
+                "ts_us",
+                "ts_ns",
+                "schema",
+                "table",
+                "txId",
+                "lsn",
+                "xmin",
+                "origin",
+                "origin_lsn"
+            ]
+        );
+        assert_eq!(source.version, Some(1));
+        let origin = Origin {
+            server: "p",
+            db: "d",
+            snapshot: "false",
+            ts_ms: 7,
+            tx_id: Some(1),
+            lsn: Some(2),
+        };
+        let r = t.event(
+            Op::Create,
+            None,
+            Some(vec![Value::Int32(1), Value::Null]),
+            &origin,
+            9,
+        );
+        let Value::Struct(fields) = &r.value else {
+            panic!("{:?}", r.value)
+        };
+        assert_eq!(fields.len(), names(envelope).len());
+        assert_eq!(fields[6..], [Value::Int64(9_000), Value::Int64(9_000_000)]);
+        let Value::Struct(src) = &fields[2] else {
+            panic!("{:?}", fields[2])
+        };
+        assert_eq!(src.len(), names(source).len());
+        assert_eq!(src[0], Value::String("3.6.3.Final".into()));
+    }
+
+    #[test]
+    fn a_truncate_has_neither_key_nor_key_schema() {
+        let t = table();
+        let origin = Origin {
+            server: "p",
+            db: "d",
+            snapshot: "false",
+            ts_ms: 7,
+            tx_id: None,
+            lsn: None,
+        };
+        let r = t.event(Op::Truncate, None, None, &origin, 9);
+        assert_eq!(r.key, Value::Null);
+        assert!(r.key_schema.is_none());
+        let c = t.event(
+            Op::Create,
+            None,
+            Some(vec![Value::Int32(1), Value::Null]),
+            &origin,
+            9,
+        );
+        assert!(c.key_schema.is_some());
+    }
 }

@@ -49,6 +49,10 @@ pub struct Snapshot {
     pub table_row0: u64,
     /// The number of the last row read.
     pub row: u64,
+    /// Tables opened so far: the first table's first row is the snapshot's
+    /// `first`, as Debezium marks it (even when an empty table precedes it
+    /// in its list, Debezium's first table is the list's first).
+    pub opened: usize,
     /// Rows numbered up to this were sent before an interruption: they are
     /// read again, to number the rows after them, but not emitted.
     pub sent: u64,
@@ -66,6 +70,7 @@ impl Snapshot {
             current_name: serde_json::Value::Null,
             table_row0: 0,
             row: 0,
+            opened: 0,
             sent: 0,
             held: None,
         }
@@ -84,6 +89,7 @@ impl Snapshot {
         self.current = Some(table.clone());
         self.current_name = json!([schema, name]);
         self.table_row0 = self.row;
+        self.opened += 1;
         Ok(Some(table))
     }
 
@@ -220,6 +226,9 @@ pub async fn resume(
     let mut snapshot = Snapshot::new(confirmed, remaining.to_vec());
     snapshot.row = at.table_row0;
     snapshot.sent = at.row;
+    // Tables before this one had rows, so it is not the first; (one whose
+    // earlier tables were all empty counts as the first).
+    snapshot.opened = usize::from(at.table_row0 > 0);
     Ok(Some(snapshot))
 }
 

@@ -746,10 +746,19 @@ impl Run {
                     continue;
                 }
                 let values = table.decode_row(row)?;
+                // Debezium marks the snapshot's first row, and each later
+                // table's first; the last rows are marked once known.
+                let marker = if snap.opened == 1 && snap.row == snap.table_row0 + 1 {
+                    "first"
+                } else if snap.row == snap.table_row0 + 1 {
+                    "first_in_data_collection"
+                } else {
+                    "true"
+                };
                 let origin = Origin {
                     server: &self.config.prefix,
                     db: &self.config.dbname,
-                    snapshot: "true",
+                    snapshot: marker,
                     ts_ms: ts,
                     tx_id: None,
                     lsn: Some(snap.consistent_point as i64),
@@ -770,6 +779,17 @@ impl Run {
                 }
             }
             if n < self.config.fetch_size {
+                // The held row is this table's last (the snapshot's last
+                // table's last becomes "last" once no table is left). As in
+                // Debezium, the snapshot's very first row stays "first".
+                if let Some(snap) = self.snapshot.as_mut() {
+                    let had_rows = snap.row > snap.table_row0;
+                    if let Some(held) = snap.held.as_mut().filter(|_| had_rows) {
+                        if snapshot_marker(held) != Some("first") {
+                            set_snapshot_marker(held, "last_in_data_collection");
+                        }
+                    }
+                }
                 self.sql
                     .batch_execute("CLOSE sluice_snapshot")
                     .await
@@ -1513,6 +1533,16 @@ impl Run {
         if n > 0 {
             self.last_end = self.last_end.max(end_lsn);
         }
+    }
+}
+
+fn snapshot_marker(record: &Record) -> Option<&str> {
+    match &record.value {
+        Value::Struct(fields) => match fields.get(2) {
+            Some(Value::Struct(source)) => source.get(4).and_then(Value::as_str),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -36,6 +36,13 @@ pub mod oid {
     pub const INT8_ARRAY: u32 = 1016;
     pub const FLOAT8_ARRAY: u32 = 1022;
     pub const UUID_ARRAY: u32 = 2951;
+    pub const XML: u32 = 142;
+    pub const POINT: u32 = 600;
+    pub const MONEY: u32 = 790;
+    pub const TIMETZ: u32 = 1266;
+    pub const BIT: u32 = 1560;
+    pub const VARBIT: u32 = 1562;
+    pub const TSVECTOR: u32 = 3614;
 }
 
 /// Debezium's `decimal.handling.mode`: how `numeric` columns are written.
@@ -74,11 +81,82 @@ pub enum TimePrecision {
 pub struct ColumnType {
     pub oid: u32,
     pub typmod: i32,
-    /// An enum type's labels, in order; empty otherwise.
+    /// An enum type's labels, in order (an enum array's: its element's);
+    /// empty otherwise.
     pub enum_labels: Vec<String>,
+    /// An array's element type, from the catalog (0: not an array, or not
+    /// known; then the built-in arrays are still recognized by their oid).
+    pub element: u32,
+    /// The type's name in the catalog: extensions' types (hstore, ltree,
+    /// citext) have no fixed oid.
+    pub name: String,
     pub decimal: DecimalMode,
     pub binary: BinaryMode,
     pub time: TimePrecision,
+}
+
+/// What a column's values become, the one place types are told apart.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Bool,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Bytes,
+    /// `numeric` with the decimal mode, and its declared scale if any.
+    Numeric,
+    Money,
+    /// `bit(1)`, `varbit(1)`: a boolean in Debezium.
+    Bit,
+    /// `bit(n)`, `varbit(n)`: Debezium's Bits, `length` n.
+    Bits,
+    Uuid,
+    Json,
+    Xml,
+    Ltree,
+    Tsvector,
+    Hstore,
+    Date,
+    Time,
+    TimeTz,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Point,
+    Enum,
+    Array(Box<ColumnType>),
+    Text,
+}
+
+/// A `timestamp` of `infinity` or `-infinity` as Debezium writes it, in
+/// microseconds (pgjdbc's `DATE_POSITIVE_INFINITY` and
+/// `DATE_NEGATIVE_INFINITY`, taken as microseconds); a millisecond column gets
+/// a thousandth of it.
+const TIMESTAMP_INFINITY: i64 = 9_223_372_036_825_200_000;
+const TIMESTAMP_NEG_INFINITY: i64 = -9_223_372_036_832_400_000;
+
+/// A `date` of `infinity` or `-infinity` as Debezium 3.6.3 streams it: days
+/// that are no date (its conversion overflows), and other ones in its
+/// snapshot, which cannot both be matched; the stream's, in both here.
+const DATE_INFINITY: i32 = -2_147_472_692;
+const DATE_NEG_INFINITY: i32 = -2_147_472_691;
+
+/// Debezium's `money.fraction.digits` default: money is a Decimal of scale 2.
+const MONEY_SCALE: i32 = 2;
+
+/// Debezium's logical types all carry version 1, as Connect's do.
+fn logical(schema_type: SchemaType, name: &str) -> Schema {
+    let mut s = Schema::new(schema_type).named(name);
+    s.version = Some(1);
+    s
+}
+
+fn decimal(scale: i32) -> Schema {
+    let mut s = Schema::decimal(scale);
+    s.version = Some(1);
+    s
 }
 
 impl ColumnType {
@@ -87,6 +165,8 @@ impl ColumnType {
             oid,
             typmod,
             enum_labels: Vec::new(),
+            element: 0,
+            name: String::new(),
             decimal: DecimalMode::Precise,
             binary: BinaryMode::Bytes,
             time: TimePrecision::Adaptive,
@@ -104,12 +184,14 @@ impl ColumnType {
         }
     }
 
-    /// An array's element type: the same modes, no modifier.
+    /// An array's element type: the same modes, no modifier; an enum array's
+    /// labels are its element's.
     fn element_type(&self, oid: u32) -> Self {
         Self {
             decimal: self.decimal,
             binary: self.binary,
             time: self.time,
+            enum_labels: self.enum_labels.clone(),
             ..Self::new(oid, -1)
         }
     }
@@ -119,7 +201,9 @@ impl ColumnType {
         (self.typmod >= 4).then(|| (self.typmod - 4) & 0xffff)
     }
 
-    fn element(&self) -> Option<u32> {
+    /// The element type of the built-in arrays, for when the catalog did not
+    /// say.
+    fn builtin_element(&self) -> Option<u32> {
         Some(match self.oid {
             oid::BOOL_ARRAY => oid::BOOL,
             oid::INT2_ARRAY => oid::INT2,
@@ -132,64 +216,128 @@ impl ColumnType {
         })
     }
 
+    fn kind(&self) -> Kind {
+        let element = match self.element {
+            0 => self.builtin_element(),
+            e => Some(e),
+        };
+        if let Some(e) = element {
+            return Kind::Array(Box::new(self.element_type(e)));
+        }
+        match self.oid {
+            oid::BOOL => Kind::Bool,
+            oid::INT2 => Kind::Int16,
+            oid::INT4 => Kind::Int32,
+            oid::INT8 | oid::OID => Kind::Int64,
+            oid::FLOAT4 => Kind::Float32,
+            oid::FLOAT8 => Kind::Float64,
+            oid::BYTEA => Kind::Bytes,
+            oid::NUMERIC => Kind::Numeric,
+            oid::MONEY => Kind::Money,
+            oid::BIT | oid::VARBIT if self.typmod == 1 => Kind::Bit,
+            oid::BIT | oid::VARBIT => Kind::Bits,
+            oid::UUID => Kind::Uuid,
+            oid::JSON | oid::JSONB => Kind::Json,
+            oid::XML => Kind::Xml,
+            oid::TSVECTOR => Kind::Tsvector,
+            oid::DATE => Kind::Date,
+            oid::TIME => Kind::Time,
+            oid::TIMETZ => Kind::TimeTz,
+            oid::TIMESTAMP => Kind::Timestamp,
+            oid::TIMESTAMPTZ => Kind::TimestampTz,
+            oid::INTERVAL => Kind::Interval,
+            oid::POINT => Kind::Point,
+            _ if !self.enum_labels.is_empty() => Kind::Enum,
+            _ => match self.name.as_str() {
+                "hstore" => Kind::Hstore,
+                "ltree" => Kind::Ltree,
+                _ => Kind::Text,
+            },
+        }
+    }
+
     /// The Connect schema Debezium gives this type (with
     /// `time.precision.mode=adaptive`, its default).
     pub fn schema(&self, optional: bool) -> SchemaRef {
-        let s = match self.oid {
-            oid::NUMERIC if self.decimal == DecimalMode::Double => Schema::new(SchemaType::Float64),
-            oid::NUMERIC if self.decimal == DecimalMode::String => Schema::new(SchemaType::String),
-            oid::BYTEA if self.binary != BinaryMode::Bytes => Schema::new(SchemaType::String),
-            oid::BOOL => Schema::new(SchemaType::Boolean),
-            oid::INT2 => Schema::new(SchemaType::Int16),
-            oid::INT4 => Schema::new(SchemaType::Int32),
-            oid::INT8 | oid::OID => Schema::new(SchemaType::Int64),
-            oid::FLOAT4 => Schema::new(SchemaType::Float32),
-            oid::FLOAT8 => Schema::new(SchemaType::Float64),
-            oid::BYTEA => Schema::new(SchemaType::Bytes),
-            oid::NUMERIC => match self.numeric_scale() {
+        let s = match self.kind() {
+            Kind::Numeric | Kind::Money if self.decimal == DecimalMode::Double => {
+                Schema::new(SchemaType::Float64)
+            }
+            Kind::Numeric | Kind::Money if self.decimal == DecimalMode::String => {
+                Schema::new(SchemaType::String)
+            }
+            Kind::Bytes if self.binary != BinaryMode::Bytes => Schema::new(SchemaType::String),
+            Kind::Bool | Kind::Bit => Schema::new(SchemaType::Boolean),
+            Kind::Int16 => Schema::new(SchemaType::Int16),
+            Kind::Int32 => Schema::new(SchemaType::Int32),
+            Kind::Int64 => Schema::new(SchemaType::Int64),
+            Kind::Float32 => Schema::new(SchemaType::Float32),
+            Kind::Float64 => Schema::new(SchemaType::Float64),
+            Kind::Bytes => Schema::new(SchemaType::Bytes),
+            Kind::Numeric => match self.numeric_scale() {
                 Some(scale) => {
-                    let mut s = Schema::decimal(scale);
+                    let mut s = decimal(scale);
                     s.parameters.insert(
                         "connect.decimal.precision".into(),
                         (((self.typmod - 4) >> 16) & 0xffff).to_string(),
                     );
                     s
                 }
-                None => Schema::struct_of([
-                    ("scale", Schema::new(SchemaType::Int32).into_ref()),
-                    ("value", Schema::new(SchemaType::Bytes).into_ref()),
-                ])
-                .named("io.debezium.data.VariableScaleDecimal"),
+                None => variable_scale_decimal(),
             },
-            oid::UUID => Schema::new(SchemaType::String).named("io.debezium.data.Uuid"),
-            oid::JSON | oid::JSONB => {
-                Schema::new(SchemaType::String).named("io.debezium.data.Json")
+            Kind::Money => decimal(MONEY_SCALE),
+            Kind::Bits => {
+                let mut s = logical(SchemaType::Bytes, "io.debezium.data.Bits");
+                // An unbounded varbit reports the largest length, as pgjdbc does.
+                let length = if self.typmod > 0 {
+                    self.typmod
+                } else {
+                    i32::MAX
+                };
+                s.parameters.insert("length".into(), length.to_string());
+                s
             }
-            oid::DATE => Schema::new(SchemaType::Int32).named("io.debezium.time.Date"),
-            oid::TIME if self.in_millis() => {
-                Schema::new(SchemaType::Int32).named("io.debezium.time.Time")
+            Kind::Uuid => logical(SchemaType::String, "io.debezium.data.Uuid"),
+            Kind::Json | Kind::Hstore => logical(SchemaType::String, "io.debezium.data.Json"),
+            Kind::Xml => logical(SchemaType::String, "io.debezium.data.Xml"),
+            Kind::Ltree => logical(SchemaType::String, "io.debezium.data.Ltree"),
+            Kind::Tsvector => logical(SchemaType::String, "io.debezium.data.Tsvector"),
+            Kind::Date => logical(SchemaType::Int32, "io.debezium.time.Date"),
+            Kind::Time if self.in_millis() => logical(SchemaType::Int32, "io.debezium.time.Time"),
+            Kind::Time => logical(SchemaType::Int64, "io.debezium.time.MicroTime"),
+            Kind::TimeTz => logical(SchemaType::String, "io.debezium.time.ZonedTime"),
+            Kind::Timestamp if self.in_millis() => {
+                logical(SchemaType::Int64, "io.debezium.time.Timestamp")
             }
-            oid::TIMESTAMP if self.in_millis() => {
-                Schema::new(SchemaType::Int64).named("io.debezium.time.Timestamp")
+            Kind::Timestamp => logical(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
+            Kind::TimestampTz => logical(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
+            Kind::Interval => logical(SchemaType::Int64, "io.debezium.time.MicroDuration"),
+            Kind::Point => {
+                let double = || Schema::new(SchemaType::Float64).into_ref();
+                let mut s = Schema::struct_of([
+                    ("x", double()),
+                    ("y", double()),
+                    ("wkb", Schema::new(SchemaType::Bytes).optional().into_ref()),
+                    ("srid", Schema::new(SchemaType::Int32).optional().into_ref()),
+                ])
+                .named("io.debezium.data.geometry.Point");
+                s.version = Some(1);
+                s.doc = Some("Geometry (POINT)".into());
+                s
             }
-            oid::TIME => Schema::new(SchemaType::Int64).named("io.debezium.time.MicroTime"),
-            oid::TIMESTAMP => {
-                Schema::new(SchemaType::Int64).named("io.debezium.time.MicroTimestamp")
-            }
-            oid::TIMESTAMPTZ => {
-                Schema::new(SchemaType::String).named("io.debezium.time.ZonedTimestamp")
-            }
-            oid::INTERVAL => Schema::new(SchemaType::Int64).named("io.debezium.time.MicroDuration"),
-            _ if !self.enum_labels.is_empty() => {
-                let mut s = Schema::new(SchemaType::String).named("io.debezium.data.Enum");
+            Kind::Enum => {
+                let mut s = logical(SchemaType::String, "io.debezium.data.Enum");
                 s.parameters
                     .insert("allowed".into(), self.enum_labels.join(","));
                 s
             }
-            _ => match self.element() {
-                Some(e) => Schema::new(SchemaType::Array(self.element_type(e).schema(true))),
-                None => Schema::new(SchemaType::String),
-            },
+            // Debezium's elements are optional, but an enum's (so an enum
+            // array holding a NULL is written as null: see `decode`).
+            Kind::Array(e) => {
+                let element_optional = e.kind() != Kind::Enum;
+                Schema::new(SchemaType::Array(e.schema(element_optional)))
+            }
+            Kind::Text => Schema::new(SchemaType::String),
         };
         let s = if optional { s.optional() } else { s };
         s.into_ref()
@@ -198,14 +346,18 @@ impl ColumnType {
     /// Decodes PostgreSQL's text output of a value of this type.
     pub fn decode(&self, text: &str) -> Result<Value, String> {
         let bad = |what: &str| format!("cannot read '{text}' as {what}");
-        Ok(match self.oid {
-            oid::BOOL => Value::Boolean(text == "t" || text == "true"),
-            oid::INT2 => Value::Int16(text.parse().map_err(|_| bad("int2"))?),
-            oid::INT4 => Value::Int32(text.parse().map_err(|_| bad("int4"))?),
-            oid::INT8 | oid::OID => Value::Int64(text.parse().map_err(|_| bad("int8"))?),
-            oid::FLOAT4 => Value::Float32(parse_float(text).ok_or_else(|| bad("float4"))? as f32),
-            oid::FLOAT8 => Value::Float64(parse_float(text).ok_or_else(|| bad("float8"))?),
-            oid::BYTEA => {
+        Ok(match self.kind() {
+            Kind::Bool => Value::Boolean(text == "t" || text == "true"),
+            // An empty varbit(1) is neither: Debezium writes null.
+            Kind::Bit if text.is_empty() => Value::Null,
+            Kind::Bit => Value::Boolean(text.contains('1')),
+            Kind::Bits => Value::Bytes(bits(text).ok_or_else(|| bad("bits"))?),
+            Kind::Int16 => Value::Int16(text.parse().map_err(|_| bad("int2"))?),
+            Kind::Int32 => Value::Int32(text.parse().map_err(|_| bad("int4"))?),
+            Kind::Int64 => Value::Int64(text.parse().map_err(|_| bad("int8"))?),
+            Kind::Float32 => Value::Float32(parse_float(text).ok_or_else(|| bad("float4"))? as f32),
+            Kind::Float64 => Value::Float64(parse_float(text).ok_or_else(|| bad("float8"))?),
+            Kind::Bytes => {
                 let bytes = decode_bytea(text).ok_or_else(|| bad("bytea"))?;
                 match self.binary {
                     BinaryMode::Bytes => Value::Bytes(bytes),
@@ -216,72 +368,151 @@ impl ColumnType {
                     }
                 }
             }
-            oid::NUMERIC if self.decimal == DecimalMode::Double => {
-                Value::Float64(parse_float(text).ok_or_else(|| bad("numeric"))?)
+            Kind::Numeric | Kind::Money if self.decimal == DecimalMode::Double => {
+                Value::Float64(parse_float(&plain_money(text)).ok_or_else(|| bad("numeric"))?)
             }
-            oid::NUMERIC if self.decimal == DecimalMode::String => Value::String(text.to_owned()),
-            oid::NUMERIC => {
+            Kind::Money if self.decimal == DecimalMode::String => {
+                let (unscaled, scale) =
+                    parse_decimal(&plain_money(text)).ok_or_else(|| bad("money"))?;
+                Value::String(decimal_text(
+                    rescale(unscaled, scale, MONEY_SCALE).ok_or_else(|| bad("money"))?,
+                    MONEY_SCALE,
+                ))
+            }
+            Kind::Numeric if self.decimal == DecimalMode::String => Value::String(text.to_owned()),
+            Kind::Money => {
+                let (unscaled, scale) =
+                    parse_decimal(&plain_money(text)).ok_or_else(|| bad("money"))?;
+                let unscaled = rescale(unscaled, scale, MONEY_SCALE).ok_or_else(|| bad("money"))?;
+                Value::Decimal(sluice_api::value::Decimal::from_i128(unscaled, MONEY_SCALE))
+            }
+            // A Decimal cannot hold NaN or an infinity: Debezium writes null.
+            Kind::Numeric if matches!(text, "NaN" | "Infinity" | "-Infinity") => Value::Null,
+            Kind::Numeric => {
                 let (unscaled, scale) = parse_decimal(text).ok_or_else(|| bad("numeric"))?;
                 match self.numeric_scale() {
-                    Some(declared) => {
-                        let rescaled = unscaled
-                            .checked_mul(10i128.pow((declared - scale).max(0) as u32))
-                            .ok_or_else(|| bad("numeric"))?;
-                        Value::Decimal(sluice_api::value::Decimal::from_i128(rescaled, declared))
-                    }
+                    Some(declared) => Value::Decimal(sluice_api::value::Decimal::from_i128(
+                        rescale(unscaled, scale, declared).ok_or_else(|| bad("numeric"))?,
+                        declared,
+                    )),
                     None => {
+                        // Debezium strips trailing zeros (1.50 is 15 at scale 1).
+                        let (mut unscaled, mut scale) = (unscaled, scale);
+                        while scale > 0 && unscaled % 10 == 0 {
+                            unscaled /= 10;
+                            scale -= 1;
+                        }
                         let d = sluice_api::value::Decimal::from_i128(unscaled, scale);
                         Value::Struct(vec![Value::Int32(scale), Value::Bytes(d.unscaled)])
                     }
                 }
             }
-            oid::DATE => Value::Int32(days(text).ok_or_else(|| bad("date"))?),
-            oid::TIME if self.in_millis() => {
+            Kind::Uuid
+            | Kind::Json
+            | Kind::Xml
+            | Kind::Ltree
+            | Kind::Tsvector
+            | Kind::Enum
+            | Kind::Text => Value::String(text.to_owned()),
+            Kind::Hstore => Value::String(hstore_json(text).ok_or_else(|| bad("hstore"))?),
+            Kind::Date => Value::Int32(match text {
+                "infinity" => DATE_INFINITY,
+                "-infinity" => DATE_NEG_INFINITY,
+                _ => days(text).ok_or_else(|| bad("date"))?,
+            }),
+            Kind::Time if self.in_millis() => {
                 Value::Int32((micros_of_day(text).ok_or_else(|| bad("time"))? / 1000) as i32)
             }
-            oid::TIMESTAMP if self.in_millis() => Value::Int64(
-                timestamp_micros(text)
-                    .ok_or_else(|| bad("timestamp"))?
-                    .div_euclid(1000),
-            ),
-            oid::TIME => Value::Int64(micros_of_day(text).ok_or_else(|| bad("time"))?),
-            oid::TIMESTAMP => Value::Int64(timestamp_micros(text).ok_or_else(|| bad("timestamp"))?),
-            oid::TIMESTAMPTZ => Value::String(zoned(text).ok_or_else(|| bad("timestamptz"))?),
-            oid::INTERVAL => Value::Int64(interval_micros(text).ok_or_else(|| bad("interval"))?),
-            _ => match self.element() {
-                Some(e) => {
-                    let element = self.element_type(e);
-                    let items = parse_array(text).ok_or_else(|| bad("an array"))?;
-                    Value::Array(
-                        items
-                            .into_iter()
-                            .map(|i| match i {
-                                None => Ok(Value::Null),
-                                Some(t) => element.decode(&t),
-                            })
-                            .collect::<Result<_, _>>()?,
-                    )
+            Kind::Time => Value::Int64(micros_of_day(text).ok_or_else(|| bad("time"))?),
+            Kind::TimeTz => Value::String(zoned_time(text).ok_or_else(|| bad("timetz"))?),
+            Kind::Timestamp => {
+                let micros = match text {
+                    "infinity" => TIMESTAMP_INFINITY,
+                    "-infinity" => TIMESTAMP_NEG_INFINITY,
+                    _ => timestamp_micros(text).ok_or_else(|| bad("timestamp"))?,
+                };
+                Value::Int64(if self.in_millis() {
+                    micros.div_euclid(1000)
+                } else {
+                    micros
+                })
+            }
+            Kind::TimestampTz => Value::String(match text {
+                "infinity" | "-infinity" => text.to_owned(),
+                _ => zoned(text, self.fraction_digits()).ok_or_else(|| bad("timestamptz"))?,
+            }),
+            Kind::Interval => Value::Int64(interval_micros(text).ok_or_else(|| bad("interval"))?),
+            Kind::Point => {
+                let (x, y) = point(text).ok_or_else(|| bad("point"))?;
+                let mut wkb = Vec::with_capacity(21);
+                // Well-known binary, little-endian: byte order 1, type 1 (point).
+                wkb.push(1u8);
+                wkb.extend_from_slice(&1u32.to_le_bytes());
+                wkb.extend_from_slice(&x.to_le_bytes());
+                wkb.extend_from_slice(&y.to_le_bytes());
+                Value::Struct(vec![
+                    Value::Float64(x),
+                    Value::Float64(y),
+                    Value::Bytes(wkb),
+                    Value::Null,
+                ])
+            }
+            Kind::Array(element) => {
+                let items = parse_array(text).ok_or_else(|| bad("an array"))?;
+                // An enum's elements are required in Debezium's schema, so a
+                // NULL among them makes the whole array null there.
+                if element.kind() == Kind::Enum && items.iter().any(Option::is_none) {
+                    return Ok(Value::Null);
                 }
-                None => Value::String(text.to_owned()),
-            },
+                Value::Array(
+                    items
+                        .into_iter()
+                        .map(|i| match i {
+                            None => Ok(Value::Null),
+                            Some(t) => element.decode(&t),
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            }
         })
+    }
+
+    /// The digits of a timestamptz's fraction: its declared precision, 6 if
+    /// none, as Debezium's ZonedTimestamp pads it.
+    fn fraction_digits(&self) -> usize {
+        if (0..=6).contains(&self.typmod) {
+            self.typmod as usize
+        } else {
+            6
+        }
     }
 
     /// The empty value of this type, for a required column whose value
     /// PostgreSQL did not send (a delete's non-key columns).
     pub fn empty(&self) -> Value {
-        match self.schema(false).schema_type {
+        let schema = self.schema(false);
+        match &schema.schema_type {
             SchemaType::Boolean => Value::Boolean(false),
             SchemaType::Int16 => Value::Int16(0),
             SchemaType::Int32 => Value::Int32(0),
             SchemaType::Int64 => Value::Int64(0),
             SchemaType::Float32 => Value::Float32(0.0),
             SchemaType::Float64 => Value::Float64(0.0),
-            SchemaType::Bytes if self.oid == oid::NUMERIC => Value::Decimal(
-                sluice_api::value::Decimal::from_i128(0, self.numeric_scale().unwrap_or(0)),
-            ),
+            SchemaType::Bytes if matches!(self.kind(), Kind::Numeric | Kind::Money) => {
+                let scale = match self.kind() {
+                    Kind::Money => MONEY_SCALE,
+                    _ => self.numeric_scale().unwrap_or(0),
+                };
+                Value::Decimal(sluice_api::value::Decimal::from_i128(0, scale))
+            }
             SchemaType::Bytes => Value::Bytes(Vec::new()),
             SchemaType::Array(_) => Value::Array(Vec::new()),
+            SchemaType::Struct(_) if self.kind() == Kind::Point => Value::Struct(vec![
+                Value::Float64(0.0),
+                Value::Float64(0.0),
+                Value::Null,
+                Value::Null,
+            ]),
             SchemaType::Struct(_) => Value::Struct(vec![Value::Int32(0), Value::Bytes(vec![0])]),
             _ => Value::String(String::new()),
         }
@@ -290,22 +521,21 @@ impl ColumnType {
     /// Whether Debezium's placeholder for an unchanged TOAST value fits this
     /// type (it is text, or bytes).
     pub fn takes_placeholder(&self) -> bool {
-        let textual = match self.oid {
-            oid::BOOL
-            | oid::INT2
-            | oid::INT4
-            | oid::INT8
-            | oid::OID
-            | oid::FLOAT4
-            | oid::FLOAT8
-            | oid::DATE
-            | oid::TIME
-            | oid::TIMESTAMP
-            | oid::INTERVAL => false,
-            oid::NUMERIC => self.decimal == DecimalMode::String,
-            _ => true,
-        };
-        textual && self.element().is_none()
+        match self.kind() {
+            Kind::Numeric | Kind::Money => self.decimal == DecimalMode::String,
+            Kind::Bytes
+            | Kind::Uuid
+            | Kind::Json
+            | Kind::Xml
+            | Kind::Ltree
+            | Kind::Tsvector
+            | Kind::Hstore
+            | Kind::TimeTz
+            | Kind::TimestampTz
+            | Kind::Enum
+            | Kind::Text => true,
+            _ => false,
+        }
     }
 
     pub fn placeholder(&self, text: &str) -> Value {
@@ -315,6 +545,17 @@ impl ColumnType {
             Value::String(text.to_owned())
         }
     }
+}
+
+fn variable_scale_decimal() -> Schema {
+    let mut s = Schema::struct_of([
+        ("scale", Schema::new(SchemaType::Int32).into_ref()),
+        ("value", Schema::new(SchemaType::Bytes).into_ref()),
+    ])
+    .named("io.debezium.data.VariableScaleDecimal");
+    s.version = Some(1);
+    s.doc = Some("Variable scaled decimal".into());
+    s
 }
 
 fn parse_float(text: &str) -> Option<f64> {
@@ -334,11 +575,77 @@ fn decode_bytea(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// A bit string (`101`, its first character the most significant bit) as
+/// Debezium writes Bits: Java's `BitSet.toByteArray`, little-endian and no
+/// longer than the highest bit set needs (so all zeros is no bytes).
+fn bits(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len().div_ceil(8));
+    for (i, c) in text.bytes().rev().enumerate() {
+        let byte = i / 8;
+        if out.len() <= byte {
+            out.push(0u8);
+        }
+        match c {
+            b'1' => out[byte] |= 1 << (i % 8),
+            b'0' => {}
+            _ => return None,
+        }
+    }
+    while out.last() == Some(&0) {
+        out.pop();
+    }
+    Some(out)
+}
+
 /// `-123.4500` → (-1234500, 4).
 fn parse_decimal(text: &str) -> Option<(i128, i32)> {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
     let digits = format!("{int}{frac}");
     Some((digits.parse().ok()?, frac.len() as i32))
+}
+
+/// `unscaled` at `scale` given at scale `to` (rounding half up when that
+/// drops digits, as Debezium's `setScale(HALF_UP)`).
+fn rescale(unscaled: i128, scale: i32, to: i32) -> Option<i128> {
+    if to >= scale {
+        unscaled.checked_mul(10i128.checked_pow((to - scale) as u32)?)
+    } else {
+        let div = 10i128.checked_pow((scale - to) as u32)?;
+        let (q, r) = (unscaled / div, unscaled % div);
+        Some(if r.abs() * 2 >= div {
+            q + unscaled.signum()
+        } else {
+            q
+        })
+    }
+}
+
+fn decimal_text(unscaled: i128, scale: i32) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let scale = scale.max(0) as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    let sign = if unscaled < 0 { "-" } else { "" };
+    if frac.is_empty() {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
+    }
+}
+
+/// PostgreSQL's money output (`-$1,234.56`, or `($1,234.56)` in some
+/// locales) as a plain number.
+fn plain_money(text: &str) -> String {
+    let negative = text.starts_with('-') || text.starts_with('(');
+    let digits: String = text
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    if negative {
+        format!("-{digits}")
+    } else {
+        digits
+    }
 }
 
 const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
@@ -351,9 +658,47 @@ fn days(text: &str) -> Option<i32> {
     i32::try_from(d.signed_duration_since(EPOCH).num_days()).ok()
 }
 
+const DAY_MICROS: i64 = 86_400_000_000;
+
 fn micros_of_day(text: &str) -> Option<i64> {
+    // PostgreSQL's time runs to 24:00:00 inclusive; chrono's stops short.
+    if text == "24:00:00" {
+        return Some(DAY_MICROS);
+    }
     let t = NaiveTime::parse_from_str(text, "%H:%M:%S%.f").ok()?;
     Some(i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000))
+}
+
+/// `03:04:05.5+02` as Debezium's ZonedTime: the same instant of the day in
+/// UTC, `01:04:05.5Z`, the fraction without trailing zeros.
+fn zoned_time(text: &str) -> Option<String> {
+    let at = text.rfind(['+', '-'])?;
+    let (time, offset) = text.split_at(at);
+    let local = micros_of_day(time)?;
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let mut parts = offset[1..].split(':');
+    let mut offset_secs = 0i64;
+    for unit in [3600, 60, 1] {
+        if let Some(p) = parts.next() {
+            offset_secs += unit * p.parse::<i64>().ok()?;
+        }
+    }
+    let utc = local - sign * offset_secs * 1_000_000;
+    // 24:00:00 in UTC stays the end of the day rather than wrapping to 0.
+    let utc = if utc == DAY_MICROS {
+        utc
+    } else {
+        utc.rem_euclid(DAY_MICROS)
+    };
+    let secs = utc / 1_000_000;
+    let mut out = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    let micros = utc % 1_000_000;
+    if micros != 0 {
+        out.push('.');
+        out.push_str(format!("{micros:06}").trim_end_matches('0'));
+    }
+    out.push('Z');
+    Some(out)
 }
 
 fn timestamp_micros(text: &str) -> Option<i64> {
@@ -361,16 +706,31 @@ fn timestamp_micros(text: &str) -> Option<i64> {
     Some(t.and_utc().timestamp_micros())
 }
 
-/// PostgreSQL writes `2026-01-02 03:04:05.123456+00` (or `+05:30`); Debezium's
-/// ZonedTimestamp is ISO-8601 in UTC: `2026-01-02T03:04:05.123456Z`.
-fn zoned(text: &str) -> Option<String> {
-    // The common case, a UTC session: only the separators change. PostgreSQL
-    // already writes the fraction without trailing zeros. (Formatting through
-    // chrono was 4 % of a CDC run's CPU.)
+/// PostgreSQL writes `2026-01-02 03:04:05.123+00` (or `+05:30`); Debezium's
+/// ZonedTimestamp is ISO-8601 in UTC with the fraction padded to the column's
+/// precision: `2026-01-02T03:04:05.123000Z` for `timestamptz(6)`.
+fn zoned(text: &str, digits: usize) -> Option<String> {
+    let with_fraction = |base: &str, micros: u32| {
+        let mut out = base.to_owned();
+        if digits > 0 {
+            out.push('.');
+            out.push_str(&format!("{micros:06}")[..digits]);
+        }
+        out.push('Z');
+        out
+    };
+    // The common case, a UTC session: only the separators change. (Formatting
+    // through chrono was 4 % of a CDC run's CPU.)
     if let Some(base) = text.strip_suffix("+00") {
         let b = base.as_bytes();
         if b.len() >= 19 && b[4] == b'-' && b[10] == b' ' && b[13] == b':' {
-            return Some(format!("{}T{}Z", &base[..10], &base[11..]));
+            let (whole, fraction) = base.split_at(19);
+            let fraction = fraction.strip_prefix('.').unwrap_or("");
+            let micros = format!("{fraction:0<6}").get(..6)?.parse().ok()?;
+            return Some(with_fraction(
+                &format!("{}T{}", &whole[..10], &whole[11..]),
+                micros,
+            ));
         }
     }
     let padded = match text.rfind(['+', '-']) {
@@ -380,44 +740,137 @@ fn zoned(text: &str) -> Option<String> {
     };
     let t = DateTime::parse_from_str(&padded, "%Y-%m-%d %H:%M:%S%.f%:z").ok()?;
     let utc = t.to_utc();
-    let mut out = utc.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let micros = utc.timestamp_subsec_micros();
-    if micros != 0 {
-        out.push('.');
-        out.push_str(format!("{micros:06}").trim_end_matches('0'));
-    }
-    out.push('Z');
-    Some(out)
+    Some(with_fraction(
+        &utc.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        utc.timestamp_subsec_micros(),
+    ))
 }
 
-/// `1 year 2 mons 3 days 04:05:06.5` in microseconds, a month being 30 days
-/// as Debezium's MicroDuration counts it.
+/// `1 year 2 mons 3 days 04:05:06.5` in microseconds, as Debezium's
+/// MicroDuration counts it: a month is 365.25 / 12 days, the sum is a double,
+/// and what does not fit an int64 is its largest value.
 fn interval_micros(text: &str) -> Option<i64> {
-    const DAY: i64 = 86_400_000_000;
-    let mut total: i64 = 0;
-    let mut parts = text.split_whitespace().peekable();
+    let (mut months, mut days, mut hours, mut minutes) = (0i64, 0i64, 0i64, 0i64);
+    let mut seconds = 0f64;
+    let mut parts = text.split_whitespace();
     while let Some(p) = parts.next() {
         if p.contains(':') {
             let negative = p.starts_with('-');
             let t = p.trim_start_matches(['-', '+']);
             let mut f = t.split(':');
-            let h: i64 = f.next()?.parse().ok()?;
-            let m: i64 = f.next()?.parse().ok()?;
-            let s: f64 = f.next().unwrap_or("0").parse().ok()?;
-            let micros = (h * 3600 + m * 60) * 1_000_000 + (s * 1e6).round() as i64;
-            total += if negative { -micros } else { micros };
+            let sign = if negative { -1 } else { 1 };
+            hours += sign * f.next()?.parse::<i64>().ok()?;
+            minutes += sign * f.next()?.parse::<i64>().ok()?;
+            seconds += sign as f64 * f.next().unwrap_or("0").parse::<f64>().ok()?;
             continue;
         }
         let n: i64 = p.parse().ok()?;
-        let unit = parts.next()?;
-        total += n * match unit.trim_end_matches('s') {
-            "year" => 365 * DAY + DAY / 4,
-            "mon" => 30 * DAY,
-            "day" => DAY,
+        match parts.next()?.trim_end_matches('s') {
+            "year" => months += 12 * n,
+            "mon" => months += n,
+            "day" => days += n,
+            _ => return None,
+        }
+    }
+    const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
+    let days = months as f64 * DAYS_PER_MONTH + days as f64;
+    let secs = ((days * 24.0 + hours as f64) * 60.0 + minutes as f64) * 60.0 + seconds;
+    // Saturating, as Java's (long) cast of a double.
+    Some((secs * 1e6) as i64)
+}
+
+/// `(1.5,2.5)` → (1.5, 2.5).
+fn point(text: &str) -> Option<(f64, f64)> {
+    let (x, y) = text.strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
+    Some((parse_float(x)?, parse_float(y)?))
+}
+
+/// hstore's text (`"a"=>"1", "b"=>NULL`) as Debezium's JSON string
+/// (`hstore.handling.mode=json`): compact, values strings or null, in the
+/// order Java's HashMap iterates the pairs (pgjdbc reads them into one).
+fn hstore_json(text: &str) -> Option<String> {
+    let mut pairs: Vec<(String, Option<String>)> = Vec::new();
+    let mut chars = text.chars().peekable();
+    let quoted = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<String> {
+        let mut s = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => s.push(chars.next()?),
+                '"' => return Some(s),
+                c => s.push(c),
+            }
+        }
+        None
+    };
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == ',') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        if chars.next()? != '"' {
+            return None;
+        }
+        let key = quoted(&mut chars)?;
+        for expected in ['=', '>'] {
+            if chars.next()? != expected {
+                return None;
+            }
+        }
+        let value = match chars.next()? {
+            '"' => Some(quoted(&mut chars)?),
+            'N' => {
+                for expected in ['U', 'L', 'L'] {
+                    if chars.next()? != expected {
+                        return None;
+                    }
+                }
+                None
+            }
             _ => return None,
         };
+        pairs.push((key, value));
     }
-    Some(total)
+    let order = java_hashmap_order(pairs.iter().map(|(k, _)| k.as_str()));
+    let mut out = String::from("{");
+    for (n, i) in order.into_iter().enumerate() {
+        let (k, v) = &pairs[i];
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(k).ok()?);
+        out.push(':');
+        match v {
+            Some(v) => out.push_str(&serde_json::to_string(v).ok()?),
+            None => out.push_str("null"),
+        }
+    }
+    out.push('}');
+    Some(out)
+}
+
+/// The order in which a `java.util.HashMap` filled with these distinct keys
+/// (in this order) iterates them: by bucket of the final table, then in
+/// insertion order (a resize keeps the relative order within a bucket).
+fn java_hashmap_order<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<usize> {
+    let hashes: Vec<u32> = keys
+        .map(|k| {
+            let h = k
+                .encode_utf16()
+                .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+                as u32;
+            h ^ (h >> 16)
+        })
+        .collect();
+    // Capacity 16, doubled whenever the size passes three quarters of it.
+    let mut capacity = 16usize;
+    while hashes.len() > capacity * 3 / 4 {
+        capacity *= 2;
+    }
+    let mut order: Vec<usize> = (0..hashes.len()).collect();
+    order.sort_by_key(|&i| (hashes[i] as usize & (capacity - 1), i));
+    order
 }
 
 /// A one-dimensional array literal, `{a,"b c",NULL}`.
@@ -492,6 +945,179 @@ mod tests {
         assert_eq!(micros.decode("00:00:02").unwrap(), Value::Int64(2_000_000));
     }
 
+    /// The values below are what Debezium 3.6.3 wrote for the same text
+    /// (tests/cdc_differential.rs compares the two end to end).
+    #[test]
+    fn types_debezium_maps_beyond_the_basics_decode_as_it_writes_them() {
+        let t =
+            |oid: u32, typmod: i32, text: &str| ColumnType::new(oid, typmod).decode(text).unwrap();
+        // bit(1) is a boolean; wider bit strings little-endian, minimal.
+        assert_eq!(t(oid::BIT, 1, "1"), Value::Boolean(true));
+        assert_eq!(t(oid::VARBIT, 1, ""), Value::Null);
+        assert_eq!(
+            t(oid::BIT, 12, "101000000001"),
+            Value::Bytes(vec![0x01, 0x0a])
+        );
+        assert_eq!(t(oid::BIT, 12, "000000000000"), Value::Bytes(vec![]));
+        assert_eq!(
+            t(oid::VARBIT, 20, "11111111111111111111"),
+            Value::Bytes(vec![0xff, 0xff, 0x0f])
+        );
+        let bits = ColumnType::new(oid::VARBIT, 20).schema(true);
+        assert_eq!(bits.name.as_deref(), Some("io.debezium.data.Bits"));
+        assert_eq!(
+            bits.parameters.get("length").map(String::as_str),
+            Some("20")
+        );
+        // money: a Decimal of scale 2, whatever the locale's symbols.
+        let money = |text| match t(oid::MONEY, -1, text) {
+            Value::Decimal(d) => (d.to_string(), d.scale),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(money("$12.34"), ("12.34".to_owned(), 2));
+        assert_eq!(
+            money("-$92,233,720,368,547,758.08"),
+            ("-92233720368547758.08".to_owned(), 2)
+        );
+        // A numeric NaN cannot be a Decimal: null.
+        assert_eq!(t(oid::NUMERIC, (12 << 16 | 4) + 4, "NaN"), Value::Null);
+        // VariableScaleDecimal without trailing zeros.
+        assert_eq!(
+            t(oid::NUMERIC, -1, "2.50"),
+            Value::Struct(vec![Value::Int32(1), Value::Bytes(vec![25])])
+        );
+        // Times: 24:00:00 is the end of the day; timetz in UTC.
+        assert_eq!(t(oid::TIME, -1, "24:00:00"), Value::Int64(86_400_000_000));
+        assert_eq!(
+            t(oid::TIMETZ, -1, "03:04:05.123456+02"),
+            Value::String("01:04:05.123456Z".into())
+        );
+        assert_eq!(
+            t(oid::TIMETZ, -1, "00:00:00+00"),
+            Value::String("00:00:00Z".into())
+        );
+        assert_eq!(
+            t(oid::TIMETZ, -1, "23:59:59-05:30"),
+            Value::String("05:29:59Z".into())
+        );
+        assert_eq!(
+            t(oid::TIMETZ, -1, "12:00:00.5+14"),
+            Value::String("22:00:00.5Z".into())
+        );
+        // timestamptz: the fraction padded to the declared precision.
+        assert_eq!(
+            t(oid::TIMESTAMPTZ, -1, "2026-01-02 03:04:05.25+00"),
+            Value::String("2026-01-02T03:04:05.250000Z".into())
+        );
+        assert_eq!(
+            t(oid::TIMESTAMPTZ, 3, "2026-06-01 12:00:00.123+05:30"),
+            Value::String("2026-06-01T06:30:00.123Z".into())
+        );
+        assert_eq!(
+            t(oid::TIMESTAMPTZ, -1, "-infinity"),
+            Value::String("-infinity".into())
+        );
+        assert_eq!(
+            t(oid::TIMESTAMP, -1, "infinity"),
+            Value::Int64(9_223_372_036_825_200_000)
+        );
+        assert_eq!(
+            t(oid::TIMESTAMP, 3, "-infinity"),
+            Value::Int64(-9_223_372_036_832_400)
+        );
+        assert_eq!(t(oid::DATE, -1, "infinity"), Value::Int32(-2_147_472_692));
+        assert_eq!(
+            t(oid::TSVECTOR, -1, "'a' 'cat'"),
+            Value::String("'a' 'cat'".into())
+        );
+        // interval: a month is 365.25 / 12 days; too long saturates.
+        assert_eq!(
+            t(oid::INTERVAL, -1, "1 year 2 mons 3 days 04:05:06.5"),
+            Value::Int64(37_091_106_500_000)
+        );
+        assert_eq!(
+            t(oid::INTERVAL, -1, "1 mon"),
+            Value::Int64(2_629_800_000_000)
+        );
+        assert_eq!(
+            t(oid::INTERVAL, -1, "-1 days"),
+            Value::Int64(-86_400_000_000)
+        );
+        assert_eq!(
+            t(oid::INTERVAL, -1, "178000000 years"),
+            Value::Int64(i64::MAX)
+        );
+        // point: x, y and its well-known binary.
+        match t(oid::POINT, -1, "(1.5,2.5)") {
+            Value::Struct(v) => {
+                assert_eq!(v[0], Value::Float64(1.5));
+                assert_eq!(
+                    v[2],
+                    Value::Bytes(BASE64.decode("AQEAAAAAAAAAAAD4PwAAAAAAAARA").unwrap())
+                );
+                assert_eq!(v[3], Value::Null);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn extension_types_and_arrays_map_as_debezium_maps_them() {
+        let named = |name: &str| ColumnType {
+            name: name.into(),
+            ..ColumnType::new(16_400, -1)
+        };
+        let hstore = named("hstore");
+        assert_eq!(
+            hstore.schema(true).name.as_deref(),
+            Some("io.debezium.data.Json")
+        );
+        assert_eq!(
+            hstore.decode(r#""a"=>"1", "b"=>NULL"#).unwrap(),
+            Value::String(r#"{"a":"1","b":null}"#.into())
+        );
+        assert_eq!(hstore.decode("").unwrap(), Value::String("{}".into()));
+        // Java's HashMap order, not PostgreSQL's (by length, then bytes).
+        assert_eq!(
+            hstore.decode(r#""b"=>"2", "aa"=>"1""#).unwrap(),
+            Value::String(r#"{"aa":"1","b":"2"}"#.into())
+        );
+        assert_eq!(java_hashmap_order(["b", "aa"].into_iter()), vec![1, 0]);
+        assert_eq!(
+            named("ltree").schema(true).name.as_deref(),
+            Some("io.debezium.data.Ltree")
+        );
+        // Arrays of any element type the catalog names.
+        let array = |element: u32| ColumnType {
+            element,
+            ..ColumnType::new(1182, -1)
+        };
+        assert_eq!(
+            array(oid::DATE).decode("{2026-01-02,NULL}").unwrap(),
+            Value::Array(vec![Value::Int32(20455), Value::Null])
+        );
+        // An enum array's elements are required: one NULL makes it null.
+        let moods = ColumnType {
+            enum_labels: vec!["sad".into(), "ok".into()],
+            ..array(16_500)
+        };
+        match &moods.schema(true).schema_type {
+            SchemaType::Array(e) => {
+                assert!(!e.optional);
+                assert_eq!(
+                    e.parameters.get("allowed").map(String::as_str),
+                    Some("sad,ok")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(moods.decode("{NULL}").unwrap(), Value::Null);
+        assert_eq!(
+            moods.decode("{ok}").unwrap(),
+            Value::Array(vec![Value::String("ok".into())])
+        );
+    }
+
     #[test]
     fn handling_modes_change_numeric_and_bytea_as_debezium_does() {
         let numeric = |mode| ColumnType {
@@ -543,11 +1169,11 @@ mod tests {
         );
         assert_eq!(
             t(oid::TIMESTAMPTZ, "2026-01-02 05:04:05.5+02"),
-            Value::String("2026-01-02T03:04:05.5Z".into())
+            Value::String("2026-01-02T03:04:05.500000Z".into())
         );
         assert_eq!(
             t(oid::TIMESTAMPTZ, "2026-01-02 03:04:05+00"),
-            Value::String("2026-01-02T03:04:05Z".into())
+            Value::String("2026-01-02T03:04:05.000000Z".into())
         );
         assert_eq!(
             t(oid::INTERVAL, "1 day 01:00:00"),

@@ -51,6 +51,11 @@ impl Serialize for JsonView<'_> {
             Value::Int16(v) => s.serialize_i16(*v),
             Value::Int32(v) => s.serialize_i32(*v),
             Value::Int64(v) => s.serialize_i64(*v),
+            // JSON has no NaN or infinities; Jackson, and so Connect's
+            // JsonConverter, writes them as strings (serde_json would write
+            // null, losing the value).
+            Value::Float32(v) if !v.is_finite() => s.serialize_str(non_finite(f64::from(*v))),
+            Value::Float64(v) if !v.is_finite() => s.serialize_str(non_finite(*v)),
             Value::Float32(v) => s.serialize_f32(*v),
             Value::Float64(v) => s.serialize_f64(*v),
             Value::String(v) => s.serialize_str(v),
@@ -112,6 +117,28 @@ impl Serialize for JsonView<'_> {
     }
 }
 
+/// How Jackson writes a float that is not a number: `"NaN"`, `"Infinity"`,
+/// `"-Infinity"`.
+fn non_finite(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+/// A float Jackson wrote as a string (see [`non_finite`]), read back.
+pub fn parse_non_finite(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +151,29 @@ mod tests {
         let text = serde_json::to_string(&JsonView::new(Some(&schema), &v)).unwrap();
         assert_eq!(text, r#"{"a":1,"b":"/w=="}"#);
         assert!(serde_json::to_string(&JsonView::new(None, &v)).is_err());
+    }
+
+    #[test]
+    fn floats_that_are_not_numbers_are_written_as_jackson_writes_them() {
+        let schema = Schema::struct_of([
+            ("nan", primitives::float64()),
+            ("inf", Schema::new(SchemaType::Float32).into_ref()),
+            ("neg", primitives::float64()),
+            ("one", primitives::float64()),
+        ]);
+        let v = Value::Struct(vec![
+            Value::Float64(f64::NAN),
+            Value::Float32(f32::INFINITY),
+            Value::Float64(f64::NEG_INFINITY),
+            Value::Float64(1.5),
+        ]);
+        assert_eq!(
+            serde_json::to_string(&JsonView::new(Some(&schema), &v)).unwrap(),
+            r#"{"nan":"NaN","inf":"Infinity","neg":"-Infinity","one":1.5}"#
+        );
+        assert!(parse_non_finite("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse_non_finite("-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_non_finite("1.5"), None);
     }
 
     #[test]

@@ -296,6 +296,10 @@ fn coerce(value: Value, schema: &Schema) -> Result<Value, String> {
             let f = match value {
                 Value::Float64(f) => f,
                 Value::Int64(i) => i as f64,
+                // NaN and the infinities, as the converter writes them.
+                Value::String(ref t) => {
+                    sluice_api::json::parse_non_finite(t).ok_or_else(|| mismatch(&value))?
+                }
                 other => return Err(mismatch(&other)),
             };
             if schema.schema_type == SchemaType::Float32 {
@@ -583,6 +587,34 @@ mod tests {
         let (back_schema, back) = c.decode("t", Some(&bytes)).unwrap();
         assert_eq!(back, event());
         assert_eq!(back_schema.unwrap().fields().len(), 6);
+    }
+
+    #[test]
+    fn floats_that_are_not_numbers_round_trip_as_connects_strings() {
+        let mut c = JsonConverter::new(true, false, 10);
+        let schema = Schema::struct_of([
+            ("d", primitives::float64()),
+            ("f", Schema::new(SchemaType::Float32).into_ref()),
+        ])
+        .into_ref();
+        let v = Value::Struct(vec![
+            Value::Float64(f64::NEG_INFINITY),
+            Value::Float32(f32::NAN),
+        ]);
+        let bytes = c.encode("t", Some(&schema), &v).unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            json["payload"],
+            serde_json::json!({"d": "-Infinity", "f": "NaN"})
+        );
+        let (_, back) = c.decode("t", Some(&bytes)).unwrap();
+        match back {
+            Value::Struct(f) => {
+                assert_eq!(f[0], Value::Float64(f64::NEG_INFINITY));
+                assert!(matches!(f[1], Value::Float32(x) if x.is_nan()));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -340,11 +340,42 @@ fn connectors_lifecycle_over_rest() {
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(json_of(r), json!(["sluice_runtime::sink"]));
+    // The logger and those under it that have logged, each once.
+    let changed = json_of(r);
+    let changed: Vec<&str> = changed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(changed.contains(&"sluice_runtime::sink"), "{changed:?}");
+    assert!(
+        changed
+            .iter()
+            .all(|n| *n == "sluice_runtime::sink" || n.starts_with("sluice_runtime::sink::")),
+        "{changed:?}"
+    );
     assert_eq!(
-        w.get("/admin/loggers/sluice_runtime::sink::consumer")["level"],
+        w.get("/admin/loggers/sluice_runtime::sink")["level"],
         "DEBUG"
     );
+    assert_eq!(
+        w.get("/admin/loggers")["sluice_runtime::sink"]["level"],
+        "DEBUG"
+    );
+    // Set again to the level it has: nothing changes, as in Connect.
+    let again = http
+        .put(format!("{base}/admin/loggers/sluice_runtime::sink"))
+        .json(&json!({"level": "DEBUG"}))
+        .send()
+        .unwrap();
+    assert_eq!(json_of(again), json!([]));
+    // A logger nothing has logged through, nor set, is not found.
+    let unknown = http
+        .get(format!("{base}/admin/loggers/no_such_crate::module"))
+        .send()
+        .unwrap();
+    assert!(error_of(unknown, StatusCode::NOT_FOUND).contains("no_such_crate::module"));
     let bad_level = http
         .put(format!("{base}/admin/loggers/root"))
         .json(&json!({"level": "LOUD"}))

@@ -385,11 +385,9 @@ fn connectors_lifecycle_over_rest() {
 
     // Plugins, their definitions, and validation with every error at once.
     let plugins = w.get("/connector-plugins");
-    assert!(plugins
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["class"] == "file-sink" && p["type"] == "sink"));
+    assert!(plugins.as_array().unwrap().iter().any(|p| p["class"]
+        == "org.apache.kafka.connect.file.FileStreamSinkConnector"
+        && p["type"] == "sink"));
     assert!(!plugins.to_string().contains("transformation"));
     let all = w.get("/connector-plugins?connectorsOnly=false");
     assert!(all.to_string().contains("\"transformation\""), "{all}");
@@ -538,7 +536,7 @@ fn a_failed_task_restarts_and_the_cli_drives_the_worker() {
     assert_eq!(task_restart.status(), StatusCode::NO_CONTENT);
     let (ok, table, err) = cli(&["plugins"]);
     assert!(
-        ok && table.contains("file-sink") && table.contains("transformation"),
+        ok && table.contains("FileStreamSinkConnector") && table.contains("transformation"),
         "{table}{err}"
     );
     let (ok, _, err) = cli(&["connectors", "delete", &name]);

@@ -452,22 +452,30 @@ impl Herder {
         Ok(self.info_of(c))
     }
 
-    /// `GET /connectors/{name}/tasks`: each task's id and config (masked).
+    /// `GET /connectors/{name}/tasks`: each task's id and config (masked),
+    /// with the `task.class` Connect's worker adds to every task config.
     pub async fn task_configs(&self, name: &str) -> Result<Vec<(TaskId, TaskConfig)>, HerderError> {
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let task_class = self
+            .worker
+            .plugins()
+            .connector(&c.config.class)
+            .map_or(c.config.class.as_str(), |p| p.task_class);
         Ok(c.task_configs
             .iter()
             .enumerate()
             .map(|(i, cfg)| {
+                let mut config = self.masked(&c.config, cfg);
+                config.insert("task.class".into(), task_class.to_owned());
                 (
                     TaskId {
                         connector: name.to_owned(),
                         task: i as u32,
                     },
-                    self.masked(&c.config, cfg),
+                    config,
                 )
             })
             .collect())

@@ -61,6 +61,49 @@ pub fn kafka() -> &'static str {
     BOOTSTRAP.get_or_init(|| stack_var("SLUICE_KAFKA_BOOTSTRAP", "kafka"))
 }
 
+/// The reference Kafka Connect worker (`dev/up --services kafka,connect`) and
+/// the broker it uses.
+pub struct ReferenceConnect {
+    /// Its REST API's base URL.
+    pub url: String,
+    /// Its broker: a worker compared with it must use this one, so that both
+    /// see the same topics, groups and offsets.
+    pub bootstrap: String,
+}
+
+/// The reference Connect worker of the shared stack when the test command
+/// started one (`SLUICE_CONNECT_URL`, whose broker is the stack's
+/// `SLUICE_KAFKA_BOOTSTRAP`), else a `kafka,connect` pair of this binary's own:
+/// the URL and the broker are always taken together, never a shared broker
+/// with a private worker on another.
+pub fn connect() -> &'static ReferenceConnect {
+    static CONNECT: OnceLock<ReferenceConnect> = OnceLock::new();
+    CONNECT.get_or_init(|| {
+        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let (url, bootstrap) = match (env("SLUICE_CONNECT_URL"), env("SLUICE_KAFKA_BOOTSTRAP")) {
+            (Some(url), Some(bootstrap)) => (url, bootstrap),
+            (Some(_), None) => panic!(
+                "SLUICE_CONNECT_URL is set but SLUICE_KAFKA_BOOTSTRAP is not: export the broker \
+                 the Connect worker uses too (dev/up prints both)"
+            ),
+            (None, _) => {
+                let mut vars = start_services("kafka,connect");
+                let url = vars
+                    .remove("SLUICE_CONNECT_URL")
+                    .expect("dev/up printed SLUICE_CONNECT_URL");
+                let bootstrap = vars
+                    .remove("SLUICE_KAFKA_BOOTSTRAP")
+                    .expect("dev/up printed SLUICE_KAFKA_BOOTSTRAP");
+                (url, bootstrap)
+            }
+        };
+        ReferenceConnect {
+            url: url.trim_end_matches('/').to_owned(),
+            bootstrap,
+        }
+    })
+}
+
 /// A name unique to this test run, for topics, connectors and directories.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -448,10 +491,15 @@ pub struct Out<'a> {
 /// Produces records as another application would, into one partition so their
 /// order is known.
 pub fn produce(topic: &str, partition: i32, records: &[Out<'_>]) {
+    produce_on(kafka(), topic, partition, records);
+}
+
+/// [`produce`] to the broker at `bootstrap`.
+pub fn produce_on(bootstrap: &str, topic: &str, partition: i32, records: &[Out<'_>]) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
     for r in records {
@@ -494,6 +542,11 @@ pub fn produce_keyed(topic: &str, partition: i32, key: Option<&str>, values: &[V
 
 /// Creates a topic through `sluice topics apply`.
 pub fn create_topic(scratch: &Scratch, name: &str, partitions: i32) {
+    create_topic_on(scratch, kafka(), name, partitions);
+}
+
+/// [`create_topic`] on the broker at `bootstrap`.
+pub fn create_topic_on(scratch: &Scratch, bootstrap: &str, name: &str, partitions: i32) {
     let file = scratch.write_json(
         &format!("topics-{name}.json"),
         &serde_json::json!({"topics": [{"name": name, "partitions": partitions, "replication.factor": 1}]}),
@@ -501,7 +554,7 @@ pub fn create_topic(scratch: &Scratch, name: &str, partitions: i32) {
     let out = sluice()
         .args(["topics", "apply"])
         .arg(file)
-        .args(["--bootstrap-server", kafka()])
+        .args(["--bootstrap-server", bootstrap])
         .output()
         .unwrap();
     assert!(

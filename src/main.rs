@@ -114,15 +114,54 @@ struct Logging {
     control: Box<dyn LogControl>,
 }
 
-struct ReloadFilter(
-    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
-);
+struct ReloadFilter {
+    handle: tracing_subscriber::reload::Handle<
+        tracing_subscriber::EnvFilter,
+        tracing_subscriber::Registry,
+    >,
+    targets: Targets,
+}
 
 impl LogControl for ReloadFilter {
     fn apply(&self, directives: &str) -> Result<(), String> {
         let filter =
             tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
-        self.0.reload(filter).map_err(|e| e.to_string())
+        self.handle.reload(filter).map_err(|e| e.to_string())
+    }
+
+    fn targets(&self) -> Vec<String> {
+        self.targets.lock().iter().cloned().collect()
+    }
+}
+
+/// Every `tracing` target with a registered callsite: the loggers
+/// `/admin/loggers` knows, as Connect knows the log4j loggers created so far.
+/// A callsite registers the first time it is reached at a level the filter
+/// may let through, so a target is known once it has logged.
+#[derive(Clone, Default)]
+struct Targets(std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+impl Targets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        // Only whole names are ever inserted: a poisoned set is still whole.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Targets {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        let target = metadata.target();
+        let mut targets = self.lock();
+        if !targets.contains(target) {
+            targets.insert(target.to_owned());
+        }
+        // No opinion: what is enabled stays the filter's to decide.
+        tracing::subscriber::Interest::always()
     }
 }
 
@@ -148,14 +187,16 @@ fn init_logging() -> Logging {
             .json()
             .with_writer(std::io::stderr)
     });
+    let targets = Targets::default();
     tracing_subscriber::registry()
         .with(filter)
         .with(plain)
         .with(structured)
+        .with(targets.clone())
         .init();
     Logging {
         initial,
-        control: Box::new(ReloadFilter(handle)),
+        control: Box::new(ReloadFilter { handle, targets }),
     }
 }
 

@@ -120,8 +120,7 @@ fn sink_without_topics_is_rejected() {
     let (ok, err) = run(&worker, &[conn]);
     assert!(!ok);
     assert!(
-        error_line(&err)
-            .contains("'topics': exactly one of 'topics' and 'topics.regex' must be set"),
+        error_line(&err).contains("'topics': Must configure one of topics or topics.regex"),
         "{err}"
     );
 }

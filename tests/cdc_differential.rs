@@ -736,7 +736,7 @@ fn rest(method: reqwest::Method, url: &str, body: Option<&Value>) -> (u16, Value
 #[test]
 fn debezium_and_sluice_write_the_same_events() {
     // First: it may start the stack this binary shares with Debezium.
-    let connect_url = connect();
+    let connect_url = connect().url.as_str();
     let id = unique("diff").to_lowercase().replace(['-', '.'], "_");
     let s = id.as_str();
     let dbz = Capture::new(s, "dbz");

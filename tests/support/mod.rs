@@ -64,28 +64,53 @@ fn stack_var(name: &str, service: &str) -> String {
     })
 }
 
-/// The REST URL of the reference Kafka Connect worker (Debezium's connectors),
-/// which writes to the stack's broker. When the test command started no
-/// worker, this binary starts a stack of broker, PostgreSQL and worker of its
-/// own, and [`kafka`] and [`postgres`] name its broker and database from then
-/// on: call this before them.
-pub fn connect() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| match std::env::var("SLUICE_CONNECT_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            let vars = WITH_CONNECT.get_or_init(|| start_services("kafka,postgres,connect"));
-            vars.get("SLUICE_CONNECT_URL")
-                .cloned()
-                .unwrap_or_else(|| panic!("dev/up printed no SLUICE_CONNECT_URL"))
-        }
-    })
-}
-
 /// The Kafka bootstrap address of the shared stack.
 pub fn kafka() -> &'static str {
     static BOOTSTRAP: OnceLock<String> = OnceLock::new();
     BOOTSTRAP.get_or_init(|| stack_var("SLUICE_KAFKA_BOOTSTRAP", "kafka"))
+}
+
+/// The reference Kafka Connect worker (`dev/up --services kafka,connect`) and
+/// the broker it uses.
+pub struct ReferenceConnect {
+    /// Its REST API's base URL.
+    pub url: String,
+    /// Its broker: a worker compared with it must use this one, so that both
+    /// see the same topics, groups and offsets.
+    pub bootstrap: String,
+}
+
+/// The reference Connect worker of the shared stack when the test command
+/// started one (`SLUICE_CONNECT_URL`, whose broker is the stack's
+/// `SLUICE_KAFKA_BOOTSTRAP`), else a broker, PostgreSQL and worker of this
+/// binary's own, which [`kafka`] and [`postgres`] name from then on (call this
+/// before them): the URL, the broker and the database are always taken
+/// together, so Debezium and sluice read one database into one broker.
+pub fn connect() -> &'static ReferenceConnect {
+    static CONNECT: OnceLock<ReferenceConnect> = OnceLock::new();
+    CONNECT.get_or_init(|| {
+        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let (url, bootstrap) = match (env("SLUICE_CONNECT_URL"), env("SLUICE_KAFKA_BOOTSTRAP")) {
+            (Some(url), Some(bootstrap)) => (url, bootstrap),
+            (Some(_), None) => panic!(
+                "SLUICE_CONNECT_URL is set but SLUICE_KAFKA_BOOTSTRAP is not: export the broker \
+                 the Connect worker uses too (dev/up prints both)"
+            ),
+            (None, _) => {
+                let vars = WITH_CONNECT.get_or_init(|| start_services("kafka,postgres,connect"));
+                let var = |name: &str| {
+                    vars.get(name)
+                        .cloned()
+                        .unwrap_or_else(|| panic!("dev/up printed no {name}"))
+                };
+                (var("SLUICE_CONNECT_URL"), var("SLUICE_KAFKA_BOOTSTRAP"))
+            }
+        };
+        ReferenceConnect {
+            url: url.trim_end_matches('/').to_owned(),
+            bootstrap,
+        }
+    })
 }
 
 /// A name unique to this test run, for topics, connectors and directories.
@@ -475,10 +500,15 @@ pub struct Out<'a> {
 /// Produces records as another application would, into one partition so their
 /// order is known.
 pub fn produce(topic: &str, partition: i32, records: &[Out<'_>]) {
+    produce_on(kafka(), topic, partition, records);
+}
+
+/// [`produce`] to the broker at `bootstrap`.
+pub fn produce_on(bootstrap: &str, topic: &str, partition: i32, records: &[Out<'_>]) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
     for r in records {
@@ -521,6 +551,11 @@ pub fn produce_keyed(topic: &str, partition: i32, key: Option<&str>, values: &[V
 
 /// Creates a topic through `sluice topics apply`.
 pub fn create_topic(scratch: &Scratch, name: &str, partitions: i32) {
+    create_topic_on(scratch, kafka(), name, partitions);
+}
+
+/// [`create_topic`] on the broker at `bootstrap`.
+pub fn create_topic_on(scratch: &Scratch, bootstrap: &str, name: &str, partitions: i32) {
     let file = scratch.write_json(
         &format!("topics-{name}.json"),
         &serde_json::json!({"topics": [{"name": name, "partitions": partitions, "replication.factor": 1}]}),
@@ -528,7 +563,7 @@ pub fn create_topic(scratch: &Scratch, name: &str, partitions: i32) {
     let out = sluice()
         .args(["topics", "apply"])
         .arg(file)
-        .args(["--bootstrap-server", kafka()])
+        .args(["--bootstrap-server", bootstrap])
         .output()
         .unwrap();
     assert!(

@@ -24,6 +24,7 @@ pub fn plugin() -> ConnectorPlugin {
             "io.confluent.kafka.connect.datagen.DatagenConnector",
             "sluice.datagen.DatagenConnector",
         ],
+        task_class: "io.confluent.kafka.connect.datagen.DatagenTask",
         version: env!("CARGO_PKG_VERSION"),
         config_def,
         factory: ConnectorFactory::Source(|| Box::new(DatagenConnector::default())),

@@ -12,10 +12,8 @@ use sluice_api::{ConnectorFactory, ConnectorPlugin};
 pub fn sink_plugin() -> ConnectorPlugin {
     ConnectorPlugin {
         class: "file-sink",
-        aliases: &[
-            "org.apache.kafka.connect.file.FileStreamSinkConnector",
-            "FileStreamSink",
-        ],
+        aliases: &["org.apache.kafka.connect.file.FileStreamSinkConnector"],
+        task_class: "org.apache.kafka.connect.file.FileStreamSinkTask",
         version: env!("CARGO_PKG_VERSION"),
         config_def: sink::config_def,
         factory: ConnectorFactory::Sink(|| Box::new(sink::FileSinkConnector::default())),
@@ -25,10 +23,8 @@ pub fn sink_plugin() -> ConnectorPlugin {
 pub fn source_plugin() -> ConnectorPlugin {
     ConnectorPlugin {
         class: "file-source",
-        aliases: &[
-            "org.apache.kafka.connect.file.FileStreamSourceConnector",
-            "FileStreamSource",
-        ],
+        aliases: &["org.apache.kafka.connect.file.FileStreamSourceConnector"],
+        task_class: "org.apache.kafka.connect.file.FileStreamSourceTask",
         version: env!("CARGO_PKG_VERSION"),
         config_def: source::config_def,
         factory: ConnectorFactory::Source(|| Box::new(source::FileSourceConnector::default())),

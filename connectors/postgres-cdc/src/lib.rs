@@ -29,6 +29,7 @@ pub fn plugin() -> ConnectorPlugin {
     ConnectorPlugin {
         class: "postgres-cdc",
         aliases: &["io.debezium.connector.postgresql.PostgresConnector"],
+        task_class: "io.debezium.connector.postgresql.PostgresConnectorTask",
         version: env!("CARGO_PKG_VERSION"),
         config_def,
         factory: ConnectorFactory::Source(|| Box::new(PostgresConnector::default())),

@@ -29,6 +29,7 @@ pub fn plugin() -> ConnectorPlugin {
     ConnectorPlugin {
         class: "s3-sink",
         aliases: &["io.confluent.connect.s3.S3SinkConnector"],
+        task_class: "io.confluent.connect.s3.S3SinkTask",
         version: env!("CARGO_PKG_VERSION"),
         config_def,
         factory: ConnectorFactory::Sink(|| Box::new(S3SinkConnector::default())),

@@ -34,6 +34,11 @@ pub struct ConnectorPlugin {
     pub class: &'static str,
     /// Other accepted names, such as the Kafka Connect / Debezium / Confluent class.
     pub aliases: &'static [&'static str],
+    /// What Connect's `GET /connectors/{name}/tasks` names as each task's
+    /// `task.class`: the task class of the Connect plugin this one stands in
+    /// for (e.g. `org.apache.kafka.connect.file.FileStreamSinkTask`), else the
+    /// plugin's own name.
+    pub task_class: &'static str,
     pub version: &'static str,
     pub config_def: fn() -> ConfigDef,
     pub factory: ConnectorFactory,
@@ -47,8 +52,31 @@ impl ConnectorPlugin {
         }
     }
 
+    /// Whether `class` names this plugin: its class, an alias, or one of the
+    /// short names Connect gives a Java class alias (its simple name, and that
+    /// without the `Connector` suffix: `FileStreamSinkConnector` and
+    /// `FileStreamSink` for `org.apache.kafka.connect.file.FileStreamSinkConnector`).
     pub fn answers_to(&self, class: &str) -> bool {
-        self.class == class || self.aliases.contains(&class)
+        self.class == class
+            || self.aliases.iter().any(|alias| {
+                *alias == class
+                    || alias.rsplit_once('.').is_some_and(|(_, simple)| {
+                        simple == class
+                            || simple
+                                .strip_suffix("Connector")
+                                .is_some_and(|pruned| !pruned.is_empty() && pruned == class)
+                    })
+            })
+    }
+
+    /// The name Connect tooling knows this plugin by: the first Java class it
+    /// stands in for, else its own class.
+    pub fn connect_class(&self) -> &'static str {
+        self.aliases
+            .iter()
+            .find(|a| a.contains('.'))
+            .copied()
+            .unwrap_or(self.class)
     }
 }
 
@@ -71,4 +99,46 @@ pub struct PredicatePlugin {
     pub aliases: &'static [&'static str],
     pub config_def: fn() -> ConfigDef,
     pub create: fn(&crate::TaskConfig) -> Result<Box<dyn crate::Predicate>, crate::ConnectError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_sink() -> ConnectorPlugin {
+        ConnectorPlugin {
+            class: "file-sink",
+            aliases: &["org.apache.kafka.connect.file.FileStreamSinkConnector"],
+            task_class: "org.apache.kafka.connect.file.FileStreamSinkTask",
+            version: "1",
+            config_def: ConfigDef::new,
+            factory: ConnectorFactory::Sink(|| unreachable!("never built")),
+        }
+    }
+
+    #[test]
+    fn a_plugin_answers_to_the_names_connect_gives_its_class() {
+        let p = file_sink();
+        for name in [
+            "file-sink",
+            "org.apache.kafka.connect.file.FileStreamSinkConnector",
+            "FileStreamSinkConnector",
+            "FileStreamSink",
+        ] {
+            assert!(p.answers_to(name), "{name}");
+        }
+        for name in [
+            "",
+            "Connector",
+            "file",
+            "FileStream",
+            "connect.file.FileStreamSinkConnector",
+        ] {
+            assert!(!p.answers_to(name), "{name}");
+        }
+        assert_eq!(
+            p.connect_class(),
+            "org.apache.kafka.connect.file.FileStreamSinkConnector"
+        );
+    }
 }

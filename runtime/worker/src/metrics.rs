@@ -76,8 +76,8 @@ pub fn spawn_progress_log(
 }
 
 /// The topics a connector has used (Connect's "active topics"): those a source
-/// wrote to, those a sink was assigned. Shared by the connector's tasks; cleared
-/// by `PUT /connectors/{name}/topics/reset`.
+/// wrote to, those a sink consumed records of. Shared by the connector's tasks;
+/// cleared by `PUT /connectors/{name}/topics/reset`.
 #[derive(Debug, Clone, Default)]
 pub struct ActiveTopics(Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
 

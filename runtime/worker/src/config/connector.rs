@@ -18,7 +18,8 @@ pub fn connector_config_def(kind: PluginKind) -> ConfigDef {
                 .importance(Importance::High)
                 .validator(Validator::Custom(check_connector_name)),
         )
-        .define(ConfigKey::new("connector.class", ConfigType::Class).importance(Importance::High))
+        // A STRING in Connect's definition too: it names a plugin, by class or alias.
+        .define(ConfigKey::new("connector.class", ConfigType::String).importance(Importance::High))
         .define(
             ConfigKey::new("tasks.max", ConfigType::Int)
                 .default("1")
@@ -272,15 +273,21 @@ impl ConnectorConfig {
                     "set either errors.deadletterqueue.topic.name or errors.deadletterqueue.topic.suffix, not both",
                 );
             }
-            if kind == PluginKind::Sink {
-                let has_topics = c.list("topics").is_some_and(|t| !t.is_empty());
-                let has_regex = c.string("topics.regex").is_some_and(|r| !r.is_empty());
-                if has_topics == has_regex {
-                    errors.push(
-                        "topics",
-                        "exactly one of 'topics' and 'topics.regex' must be set",
-                    );
-                }
+        }
+        // Checked on the raw values, so that it is reported with every other
+        // error (as Connect does), on both keys, in Connect's words.
+        if kind == PluginKind::Sink {
+            let set = |k: &str| resolved.get(k).is_some_and(|v| !v.trim().is_empty());
+            let why = match (set("topics"), set("topics.regex")) {
+                (true, true) => Some(
+                    "topics and topics.regex are mutually exclusive options, but both are set.",
+                ),
+                (false, false) => Some("Must configure one of topics or topics.regex"),
+                _ => None,
+            };
+            if let Some(why) = why {
+                errors.push("topics", why);
+                errors.push("topics.regex", why);
             }
         }
         errors.into_result()?;

@@ -382,9 +382,6 @@ impl Herder {
             .get_mut(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         let mut status = self.status_of(name, c);
-        if c.target == TargetState::Stopped {
-            return Ok(status);
-        }
         let restart_connector = !only_failed || c.failure.is_some();
         let tasks: Vec<u32> = if include_tasks {
             status
@@ -403,6 +400,11 @@ impl Herder {
         for t in status.tasks.iter_mut().filter(|t| tasks.contains(&t.id)) {
             t.state = State::Restarting;
             t.trace = None;
+        }
+        if c.target == TargetState::Stopped {
+            // Connect restarts a stopped connector into its target state,
+            // which is stopped: the answer says RESTARTING, nothing runs.
+            return Ok(status);
         }
         let respawned = restart_connector && self.restart_connector(c).await;
         // Tasks the connector's restart already started afresh start once.
@@ -452,22 +454,30 @@ impl Herder {
         Ok(self.info_of(c))
     }
 
-    /// `GET /connectors/{name}/tasks`: each task's id and config (masked).
+    /// `GET /connectors/{name}/tasks`: each task's id and config (masked),
+    /// with the `task.class` Connect's worker adds to every task config.
     pub async fn task_configs(&self, name: &str) -> Result<Vec<(TaskId, TaskConfig)>, HerderError> {
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let task_class = self
+            .worker
+            .plugins()
+            .connector(&c.config.class)
+            .map_or(c.config.class.as_str(), |p| p.task_class);
         Ok(c.task_configs
             .iter()
             .enumerate()
             .map(|(i, cfg)| {
+                let mut config = self.masked(&c.config, cfg);
+                config.insert("task.class".into(), task_class.to_owned());
                 (
                     TaskId {
                         connector: name.to_owned(),
                         task: i as u32,
                     },
-                    self.masked(&c.config, cfg),
+                    config,
                 )
             })
             .collect())
@@ -831,10 +841,16 @@ impl Herder {
 
     fn status_of(&self, name: &str, c: &Connector) -> ConnectorStatus {
         let worker_id = self.worker_id();
+        let version = self
+            .worker
+            .plugins()
+            .connector(&c.config.class)
+            .map(|p| p.version.to_owned());
         let connector = match (&c.failure, c.target) {
             (Some(trace), _) => ConnectorState {
                 state: State::Failed,
                 worker_id: worker_id.clone(),
+                version: version.clone(),
                 trace: Some(trace.clone()),
             },
             (None, target) => ConnectorState {
@@ -844,6 +860,7 @@ impl Herder {
                     TargetState::Stopped => State::Stopped,
                 },
                 worker_id: worker_id.clone(),
+                version: version.clone(),
                 trace: None,
             },
         };
@@ -874,6 +891,7 @@ impl Herder {
                     id: *id,
                     state,
                     worker_id: worker_id.clone(),
+                    version: version.clone(),
                     trace,
                 }
             })

@@ -103,6 +103,8 @@ pub struct TaskStatus {
     pub id: u32,
     pub state: State,
     pub worker_id: String,
+    /// The plugin's version, as Connect 4 reports the task's.
+    pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
 }
@@ -112,6 +114,8 @@ pub struct TaskStatus {
 pub struct ConnectorState {
     pub state: State,
     pub worker_id: String,
+    /// The plugin's version, as Connect 4 reports the connector's.
+    pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
 }

@@ -38,6 +38,9 @@ pub const ROUTES: [(&str, &str); 20] = [
     ("/connectors/{name}/offsets", "delete"),
 ];
 
+/// The fields of Connect's `CreateConnectorRequest`.
+const CREATE_FIELDS: [&str; 3] = ["name", "config", "initial_state"];
+
 pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/connectors", get(list).post(create))
@@ -97,6 +100,13 @@ async fn create(
             "the body must be a JSON object: {\"name\": ..., \"config\": {...}}",
         ));
     };
+    // Connect refuses unknown fields too: a misspelt `initial_state` must not
+    // start a connector the client meant to create paused.
+    if let Some(unknown) = body.keys().find(|k| !CREATE_FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "Unrecognized field \"{unknown}\"; a create request has only \"name\", \"config\" and \"initial_state\""
+        )));
+    }
     let config = match body.get("config") {
         Some(Value::Object(c)) => config_map(c)?,
         Some(_) => return Err(ApiError::bad_request("'config' must be a JSON object")),
@@ -231,9 +241,10 @@ async fn resume(State(s): State<Shared>, Path(name): Path<String>) -> Result<Sta
     Ok(StatusCode::ACCEPTED)
 }
 
+/// 204, where pause and resume answer 202: Connect's answers.
 async fn stop(State(s): State<Shared>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     s.herder.set_target(&name, TargetState::Stopped).await?;
-    Ok(StatusCode::ACCEPTED)
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Connect's answer: 204 for a plain connector restart, 202 with the status

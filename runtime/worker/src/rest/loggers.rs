@@ -1,18 +1,20 @@
 //! `/admin/loggers`: log levels changed at runtime. Connect's loggers are Java
 //! class names; ours are `tracing` targets (`sluice_runtime::sink`,
 //! `librdkafka`, ...). Setting a logger sets its descendants too, and `root`
-//! sets everything.
+//! sets everything. As Connect knows the log4j loggers created so far, this
+//! knows the targets that have logged so far and the loggers given a level.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::error::{ApiError, Body};
+use super::error::{query_values, ApiError, Body};
 use super::Shared;
 
 pub const ROUTES: [(&str, &str); 3] = [
@@ -31,10 +33,16 @@ pub fn routes() -> Router<Shared> {
 /// process's subscriber. The binary owns the subscriber, so it provides this.
 pub trait LogControl: Send + Sync {
     fn apply(&self, directives: &str) -> Result<(), String>;
+
+    /// The targets that have logged (registered a callsite) so far.
+    fn targets(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "OFF"];
 
+#[derive(Clone)]
 struct Level {
     level: String,
     last_modified: Option<i64>,
@@ -85,12 +93,15 @@ impl Loggers {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The level in force for `name`: its own, or its nearest ancestor's.
+    /// The level in force for `name`: its own, or its nearest ancestor's;
+    /// and when it was set through this API, if it was (its own setting only,
+    /// as Connect reports it).
     fn effective(state: &BTreeMap<String, Level>, name: &str) -> (String, Option<i64>) {
+        let own = state.get(name).and_then(|l| l.last_modified);
         let mut candidate = name;
         loop {
             if let Some(l) = state.get(candidate) {
-                return (l.level.clone(), l.last_modified);
+                return (l.level.clone(), own);
             }
             match candidate.rfind("::").or_else(|| candidate.rfind('.')) {
                 Some(i) => candidate = &candidate[..i],
@@ -98,12 +109,22 @@ impl Loggers {
             }
         }
         let root = state.get("root");
-        (
-            root.map_or_else(|| "INFO".into(), |l| l.level.clone()),
-            None,
-        )
+        (root.map_or_else(|| "INFO".into(), |l| l.level.clone()), own)
     }
 
+    /// Every logger there is: the targets that have logged, and those given a
+    /// level (`root` among them).
+    fn known(&self, state: &BTreeMap<String, Level>) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = state.keys().cloned().collect();
+        if let Some(control) = &self.control {
+            all.extend(control.targets());
+        }
+        all
+    }
+
+    /// Sets `name` and every logger under it to `level`; returns the loggers
+    /// whose level this changed (a logger not known before counts), as
+    /// Connect does.
     fn set(&self, name: &str, level: &str) -> Result<Vec<String>, ApiError> {
         let level = level.trim().to_ascii_uppercase();
         let level = if level == "FATAL" {
@@ -126,20 +147,23 @@ impl Loggers {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let mut state = self.lock();
-        let previous: Vec<(String, String)> = state
-            .iter()
-            .map(|(k, v)| (k.clone(), v.level.clone()))
-            .collect();
+        let known = self.known(&state);
         let descends = |k: &str| {
             name == "root"
                 || k == name
                 || k.strip_prefix(name)
                     .is_some_and(|rest| rest.starts_with("::") || rest.starts_with('.'))
         };
-        let mut changed: Vec<String> = state.keys().filter(|k| descends(k)).cloned().collect();
-        if !changed.iter().any(|k| k == name) {
-            changed.push(name.to_owned());
-        }
+        let changed: Vec<String> = known
+            .iter()
+            .filter(|k| descends(k))
+            .filter(|k| Self::effective(&state, k).0 != level)
+            .cloned()
+            .chain((!known.contains(name)).then(|| name.to_owned()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let previous = state.clone();
         for k in &changed {
             state.insert(
                 k.clone(),
@@ -152,22 +176,12 @@ impl Loggers {
         if let Some(control) = &self.control {
             if let Err(e) = control.apply(&directives(&state)) {
                 // Put back what was there, so the listing matches what is in force.
-                state.clear();
-                for (k, l) in previous {
-                    state.insert(
-                        k,
-                        Level {
-                            level: l,
-                            last_modified: None,
-                        },
-                    );
-                }
+                *state = previous;
                 return Err(ApiError::bad_request(format!(
                     "cannot apply log level: {e}"
                 )));
             }
         }
-        changed.sort();
         Ok(changed)
     }
 }
@@ -187,17 +201,28 @@ fn level_json(level: String, last_modified: Option<i64>) -> Value {
 
 async fn list(State(s): State<Shared>) -> Json<Value> {
     let state = s.loggers.lock();
-    let map: serde_json::Map<String, Value> = state
-        .iter()
-        .map(|(k, l)| (k.clone(), level_json(l.level.clone(), l.last_modified)))
+    let map: serde_json::Map<String, Value> = s
+        .loggers
+        .known(&state)
+        .into_iter()
+        .map(|k| {
+            let (level, modified) = Loggers::effective(&state, &k);
+            (k, level_json(level, modified))
+        })
         .collect();
     Json(Value::Object(map))
 }
 
-async fn one(State(s): State<Shared>, Path(name): Path<String>) -> Json<Value> {
+async fn one(State(s): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let state = s.loggers.lock();
+    if !s.loggers.known(&state).contains(&name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Logger {name} not found."),
+        ));
+    }
     let (level, modified) = Loggers::effective(&state, &name);
-    Json(level_json(level, modified))
+    Ok(Json(level_json(level, modified)).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -205,10 +230,84 @@ struct SetLevel {
     level: String,
 }
 
+/// `?scope=cluster` (any case) asks every worker of the cluster; this one is
+/// all of it, so the change is applied here and answered 204 without a
+/// body, as Connect answers it. Any other scope is this worker's.
 async fn set(
     State(s): State<Shared>,
     Path(name): Path<String>,
+    RawQuery(q): RawQuery,
     Body(body): Body<SetLevel>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.loggers.set(&name, &body.level)?).into_response())
+    let changed = s.loggers.set(&name, &body.level)?;
+    let cluster = query_values(q.as_deref(), "scope")
+        .last()
+        .is_some_and(|scope| scope.eq_ignore_ascii_case("cluster"));
+    Ok(if cluster {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        Json(changed).into_response()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Targets that have "logged", and no filter to change.
+    struct Logged(&'static [&'static str]);
+
+    impl LogControl for Logged {
+        fn apply(&self, _directives: &str) -> Result<(), String> {
+            Ok(())
+        }
+
+        fn targets(&self) -> Vec<String> {
+            self.0.iter().map(|t| (*t).to_owned()).collect()
+        }
+    }
+
+    fn loggers() -> Loggers {
+        Loggers::new(
+            "info",
+            Some(Box::new(Logged(&["a::b", "a::b::c", "a::d", "x"]))),
+        )
+    }
+
+    #[test]
+    fn setting_a_level_answers_the_loggers_whose_level_it_changed() {
+        let l = loggers();
+        assert_eq!(l.set("a::b", "debug").unwrap(), ["a::b", "a::b::c"]);
+        // Already at that level: nothing changes, as in Connect.
+        assert!(l.set("a::b", "DEBUG").unwrap().is_empty());
+        // A logger not known before is created, and counts as changed.
+        assert_eq!(l.set("new::one", "info").unwrap(), ["new::one"]);
+        assert_eq!(
+            l.set("root", "debug").unwrap(),
+            ["a::d", "new::one", "root", "x"]
+        );
+        let state = l.lock();
+        for name in ["a::b::c", "a::d", "x", "root"] {
+            assert_eq!(Loggers::effective(&state, name).0, "DEBUG", "{name}");
+        }
+    }
+
+    #[test]
+    fn known_loggers_are_those_that_logged_or_were_set() {
+        let l = loggers();
+        l.set("set::here", "warn").unwrap();
+        let state = l.lock();
+        let known = l.known(&state);
+        for name in ["root", "a::b::c", "x", "set::here"] {
+            assert!(known.contains(name), "{name}");
+        }
+        assert!(!known.contains("a"), "{known:?}");
+        assert!(!known.contains("no.such.logger"), "{known:?}");
+        // Only a logger's own setting has a time; an inherited level has none.
+        assert!(Loggers::effective(&state, "set::here").1.is_some());
+        assert_eq!(
+            Loggers::effective(&state, "set::here::under"),
+            ("WARN".into(), None)
+        );
+    }
 }

@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -129,7 +129,9 @@ impl RestServer {
         state
             .herder
             .set_worker_id(advertised_id(config, local_addr));
-        let app = router(state, auth);
+        let app = axum::ServiceExt::<Request>::into_make_service(ignoring_trailing_slash(router(
+            state, auth,
+        )));
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
@@ -180,6 +182,36 @@ fn advertised_id(config: &WorkerConfig, bound: SocketAddr) -> String {
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap_or(bound.port());
     format!("{host}:{port}")
+}
+
+/// `router`, answering `/connectors/x/` as `/connectors/x`: Connect (Jersey)
+/// ignores a trailing slash, and third-party clients rely on it. The path is
+/// rewritten before routing, which a layer on the router itself cannot do.
+pub fn ignoring_trailing_slash(
+    router: Router,
+) -> tower::util::MapRequest<Router, fn(Request) -> Request> {
+    tower::util::MapRequest::new(router, trim_trailing_slash)
+}
+
+fn trim_trailing_slash(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        // A path cut short of its slashes is still a valid path.
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
 }
 
 pub fn router(state: Shared, auth: Option<Auth>) -> Router {
@@ -290,6 +322,23 @@ mod tests {
         documented.sort();
         served.sort();
         assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn a_trailing_slash_is_cut_before_routing() {
+        for (sent, routed) in [
+            ("/connectors/x/", "/connectors/x"),
+            ("/connectors/?expand=status", "/connectors?expand=status"),
+            ("/connectors//", "/connectors"),
+            ("/connectors", "/connectors"),
+            ("/", "/"),
+        ] {
+            let req = Request::builder()
+                .uri(sent)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            assert_eq!(trim_trailing_slash(req).uri().to_string(), routed, "{sent}");
+        }
     }
 
     fn listener(value: &str) -> Result<Listener, String> {

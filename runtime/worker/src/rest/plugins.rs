@@ -40,10 +40,12 @@ async fn list(State(s): State<Shared>, RawQuery(q): RawQuery) -> Result<Response
         .is_none()
         || query_flag(q.as_deref(), "connectorsOnly");
     let plugins = s.herder.worker().plugins();
+    // Listed by the Connect class each stands in for, as Connect lists it
+    // (tools look for `...FileStreamSinkConnector`); both names configure it.
     let mut out: Vec<Value> = plugins
         .connectors()
         .iter()
-        .map(|p| json!({"class": p.class, "type": p.kind().as_str(), "version": p.version}))
+        .map(|p| json!({"class": p.connect_class(), "type": p.kind().as_str(), "version": p.version}))
         .collect();
     if !connectors_only {
         out.extend(
@@ -76,29 +78,38 @@ fn connect_class(name: &'static str, aliases: &[&'static str]) -> &'static str {
         .unwrap_or(name)
 }
 
-/// The definition of any plugin: connector, transform or predicate.
-fn definition_of(s: &Shared, name: &str) -> Option<ConfigDef> {
+/// The definition of any plugin as Connect's `GET .../config` lists it: a
+/// connector's own keys, then the keys every connector of its kind has; a
+/// transform's or predicate's keys.
+fn definition_of(s: &Shared, name: &str) -> Option<Vec<Value>> {
     let plugins = s.herder.worker().plugins();
     if let Some(p) = plugins.connector(name) {
-        return Some((p.config_def)());
+        let mut keys = key_infos(&(p.config_def)(), false);
+        let own: std::collections::HashSet<String> = keys
+            .iter()
+            .filter_map(|k| k["name"].as_str().map(str::to_owned))
+            .collect();
+        keys.extend(
+            key_infos(&connector_config_def(p.kind()), true)
+                .into_iter()
+                .filter(|k| k["name"].as_str().is_some_and(|n| !own.contains(n))),
+        );
+        return Some(keys);
     }
     if let Some(t) = plugins.transform(name) {
-        return Some((t.config_def)());
+        return Some(key_infos(&(t.config_def)(), false));
     }
-    plugins.predicate(name).map(|p| (p.config_def)())
+    plugins
+        .predicate(name)
+        .map(|p| key_infos(&(p.config_def)(), false))
 }
 
 async fn config_def(
     State(s): State<Shared>,
     Path(plugin): Path<String>,
 ) -> Result<Response, ApiError> {
-    let def = definition_of(&s, &plugin).ok_or_else(|| unknown(&plugin))?;
-    let keys: Vec<Value> = def
-        .keys()
-        .iter()
-        .enumerate()
-        .map(|(i, k)| key_info(k, i))
-        .collect();
+    let keys = definition_of(&s, &plugin)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Unknown plugin {plugin}.")))?;
     Ok(Json(keys).into_response())
 }
 
@@ -133,6 +144,11 @@ async fn validate(
     }
     let common = connector_config_def(p.kind());
     let own = (p.config_def)();
+    let infos: std::collections::HashMap<String, Value> = key_infos(&own, false)
+        .into_iter()
+        .chain(key_infos(&common, true))
+        .filter_map(|k| Some((k["name"].as_str()?.to_owned(), k)))
+        .collect();
     let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if let Err(all) = ConnectorConfig::from_written(
         written.clone(),
@@ -146,24 +162,28 @@ async fn validate(
     let mut groups: Vec<String> = Vec::new();
     let mut configs = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, k) in common.keys().iter().chain(own.keys()).enumerate() {
+    for k in common.keys().iter().chain(own.keys()) {
         if !seen.insert(k.name.clone()) {
             continue;
         }
-        let group = k.group.clone().unwrap_or_else(|| "Common".into());
-        if !groups.contains(&group) {
-            groups.push(group);
-        }
-        let value = written.get(&k.name).map(|v| {
-            if is_secret(&k.name, &common, Some(&own)) && !is_whole_reference(v) {
-                HIDDEN.to_owned()
-            } else {
-                v.clone()
+        let definition = infos.get(&k.name).cloned().unwrap_or(Value::Null);
+        if let Some(group) = definition["group"].as_str() {
+            if !groups.iter().any(|g| g == group) {
+                groups.push(group.to_owned());
             }
-        });
+        }
+        // As Connect reports it: the value written, else the default.
+        let value = match (written.get(&k.name), &k.default) {
+            (Some(v), _) if is_secret(&k.name, &common, Some(&own)) && !is_whole_reference(v) => {
+                Some(HIDDEN.to_owned())
+            }
+            (Some(v), _) => Some(v.clone()),
+            (None, DefaultValue::Value(d)) => Some(d.clone()),
+            (None, _) => None,
+        };
         let errs = errors.remove(&k.name).unwrap_or_default();
         configs.push(json!({
-            "definition": key_info(k, i),
+            "definition": definition,
             "value": {"name": k.name, "value": value, "recommended_values": [], "errors": errs, "visible": true},
         }));
     }
@@ -171,8 +191,8 @@ async fn validate(
     for (key, errs) in errors {
         configs.push(json!({
             "definition": {"name": key, "type": "STRING", "required": false, "default_value": null,
-                "importance": "LOW", "documentation": "", "group": "Common", "width": "NONE",
-                "display_name": key, "dependents": [], "order": -1},
+                "importance": "LOW", "documentation": "", "group": null, "order_in_group": -1,
+                "width": "NONE", "display_name": key, "dependents": []},
             "value": {"name": key, "value": written.get(&key), "recommended_values": [], "errors": errs, "visible": true},
         }));
     }
@@ -181,7 +201,7 @@ async fn validate(
         .map(|c| c["value"]["errors"].as_array().map_or(0, Vec::len))
         .sum();
     Ok(Json(json!({
-        "name": p.class,
+        "name": p.connect_class(),
         "error_count": error_count,
         "groups": groups,
         "configs": configs,
@@ -189,8 +209,33 @@ async fn validate(
     .into_response())
 }
 
-/// Connect's `ConfigKeyInfo`.
-fn key_info(k: &ConfigKey, order: usize) -> Value {
+/// Connect's `ConfigKeyInfo` of every key of `def`, in order. The keys every
+/// connector has are in Connect's "Common" group unless they name another; a
+/// plugin's own keys without a group have none and are ordered -1, as
+/// Connect reports them.
+fn key_infos(def: &ConfigDef, common: bool) -> Vec<Value> {
+    let mut in_group: BTreeMap<String, i32> = BTreeMap::new();
+    def.keys()
+        .iter()
+        .map(|k| {
+            let group = k
+                .group
+                .clone()
+                .or_else(|| common.then(|| "Common".to_owned()));
+            let order = match &group {
+                Some(g) => {
+                    let n = in_group.entry(g.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                }
+                None => -1,
+            };
+            key_info(k, group, order)
+        })
+        .collect()
+}
+
+fn key_info(k: &ConfigKey, group: Option<String>, order_in_group: i32) -> Value {
     let default = match &k.default {
         DefaultValue::Value(v) => Value::String(v.clone()),
         DefaultValue::Required | DefaultValue::Absent => Value::Null,
@@ -202,10 +247,10 @@ fn key_info(k: &ConfigKey, order: usize) -> Value {
         "default_value": default,
         "importance": k.importance.as_str(),
         "documentation": k.doc,
-        "group": k.group.clone().unwrap_or_else(|| "Common".into()),
+        "group": group,
+        "order_in_group": order_in_group,
         "width": "NONE",
         "display_name": k.name,
         "dependents": [],
-        "order": order,
     })
 }

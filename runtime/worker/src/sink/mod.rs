@@ -158,7 +158,6 @@ impl SinkRunner {
                         info!(connector = %self.connector, task = self.task_id, partitions = parts.len(), "partitions assigned");
                         let seeks = self.task.open(&parts).await?;
                         for tp in &parts {
-                            self.active_topics.record(&tp.topic);
                             state.assigned.insert(tp.clone());
                         }
                         let _ = answer.send(seeks);
@@ -221,6 +220,11 @@ impl SinkRunner {
                     let tp = TopicPartition::new(&*raw.topic, raw.partition);
                     // Records fetched before a rewind are read again after it.
                     let live = state.assigned.contains(&tp) && !state.rewinding.contains(&tp);
+                    if live {
+                        // A topic is active once a record of it is consumed,
+                        // as in Connect; an assignment alone is not use.
+                        self.active_topics.record(&raw.topic);
+                    }
                     let slot = live.then(|| {
                         last_offsets
                             .iter()

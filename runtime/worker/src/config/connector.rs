@@ -63,14 +63,14 @@ pub fn connector_config_def(kind: PluginKind) -> ConfigDef {
                 .default("0")
                 .validator(Validator::at_least(-1.0))
                 .group("Error Handling")
-                .doc("How long a failed record operation (conversion, transformation) is retried, in ms; -1 forever, 0 never."),
+                .doc("Connect's retry budget for a record operation (conversion, transformation), in ms; -1 forever, 0 never. Accepted and checked for Connect configs; sluice's converters and transforms fail only with data errors, which no retry mends."),
         )
         .define(
             ConfigKey::new("errors.retry.delay.max.ms", ConfigType::Long)
                 .default("60000")
                 .validator(Validator::at_least(1.0))
                 .group("Error Handling")
-                .doc("The longest wait between two retries of a record operation."),
+                .doc("Connect's longest wait between two retries of a record operation; accepted and checked, as errors.retry.timeout."),
         )
         .define(
             ConfigKey::new("task.retry.timeout.ms", ConfigType::Long)
@@ -108,7 +108,7 @@ pub fn connector_config_def(kind: PluginKind) -> ConfigDef {
 /// Connect's rule for names (non-empty, no control characters), and a length
 /// that a consumer group id and a log line carry without trouble. A newline
 /// could forge log lines; a NUL breaks every C client the name reaches.
-fn check_connector_name(name: &str) -> Result<(), String> {
+pub fn check_connector_name(name: &str) -> Result<(), String> {
     const MAX: usize = 249;
     if name.trim().is_empty() {
         Err("must not be empty".into())
@@ -122,11 +122,6 @@ fn check_connector_name(name: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
-}
-
-/// Whether `name` may name a connector (see `check_connector_name`).
-pub fn is_valid_connector_name(name: &str) -> Result<(), String> {
-    check_connector_name(name)
 }
 
 /// What a worker admits in connector configs, from its own config.

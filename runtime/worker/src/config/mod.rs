@@ -7,7 +7,7 @@ mod providers;
 mod worker;
 
 pub use connector::{
-    connector_config_def, is_valid_connector_name, ConnectorConfig, ConnectorRules, TransformSpec,
+    check_connector_name, connector_config_def, ConnectorConfig, ConnectorRules, TransformSpec,
 };
 pub use json_file::{object_to_config, read_json_object};
 pub use providers::{is_whole_reference, ConfigProviders};

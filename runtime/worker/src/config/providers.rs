@@ -38,8 +38,8 @@ pub struct ConfigProviders {
 
 #[derive(Debug, Clone)]
 enum Provider {
-    /// Variables whose whole name matches the pattern.
-    Env { allow: regex::Regex },
+    /// Variables whose whole name matches the pattern, or any if `None`.
+    Env { allow: Option<regex::Regex> },
     /// Files under one of these directories (canonical), or anywhere if `None`.
     File { allowed: Option<Vec<PathBuf>> },
 }
@@ -47,12 +47,10 @@ enum Provider {
 impl ConfigProviders {
     /// Every provider without restriction: for the operator's own worker file.
     pub fn unrestricted() -> Self {
-        let any = regex::Regex::new(".*").ok();
-        let mut declared = BTreeMap::new();
-        if let Some(allow) = any {
-            declared.insert("env".to_owned(), Provider::Env { allow });
-        }
-        declared.insert("file".to_owned(), Provider::File { allowed: None });
+        let declared = BTreeMap::from([
+            ("env".to_owned(), Provider::Env { allow: None }),
+            ("file".to_owned(), Provider::File { allowed: None }),
+        ]);
         Self { declared }
     }
 
@@ -71,8 +69,10 @@ impl ConfigProviders {
             let class = raw.get(&class_key).map(String::as_str).unwrap_or(&alias);
             if ENV_CLASSES.contains(&class) {
                 let key = format!("config.providers.{alias}.param.allowlist.pattern");
-                let pattern = param("allowlist.pattern").map_or(".*", String::as_str);
-                match regex::Regex::new(&format!("^(?:{pattern})$")) {
+                match param("allowlist.pattern")
+                    .map(|pattern| regex::Regex::new(&format!("^(?:{pattern})$")))
+                    .transpose()
+                {
                     Ok(allow) => {
                         declared.insert(alias, Provider::Env { allow });
                     }
@@ -150,7 +150,7 @@ impl ConfigProviders {
     fn lookup(&self, alias: &str, path: &str, reference: &str) -> Result<String, String> {
         match self.declared.get(alias) {
             Some(Provider::Env { allow }) => {
-                if !allow.is_match(path) {
+                if allow.as_ref().is_some_and(|re| !re.is_match(path)) {
                     return Err(format!(
                         "environment variable '{path}' is not allowed by config.providers.{alias}.param.allowlist.pattern"
                     ));

@@ -141,8 +141,6 @@ pub struct ErrorPolicy {
     tolerate_all: bool,
     log: bool,
     log_messages: bool,
-    retry_timeout: Option<Duration>,
-    retry_delay_max: Duration,
     task_retry_timeout: Option<Duration>,
     task_retry_delay_max: Duration,
     dlq: Option<Arc<DeadLetterQueue>>,
@@ -167,7 +165,6 @@ impl ErrorPolicy {
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(default)
         };
-        let timeout = millis("errors.retry.timeout", 0);
         let task_timeout = millis("task.retry.timeout.ms", -1);
         Self {
             connector: config.name.clone(),
@@ -177,10 +174,6 @@ impl ErrorPolicy {
                 .is_some_and(|v| v.eq_ignore_ascii_case("all")),
             log: flag("errors.log.enable"),
             log_messages: flag("errors.log.include.messages"),
-            retry_timeout: (timeout >= 0).then(|| Duration::from_millis(timeout as u64)),
-            retry_delay_max: Duration::from_millis(
-                millis("errors.retry.delay.max.ms", 60_000).max(1) as u64,
-            ),
             task_retry_timeout: (task_timeout >= 0)
                 .then(|| Duration::from_millis(task_timeout as u64)),
             task_retry_delay_max: Duration::from_millis(
@@ -194,11 +187,6 @@ impl ErrorPolicy {
     /// Whether failed records should keep their original bytes (to dead-letter them).
     pub fn keeps_originals(&self) -> bool {
         self.tolerate_all && self.dlq.is_some()
-    }
-
-    /// A fresh retry budget for one record operation (`errors.retry.timeout`).
-    pub fn backoff(&self) -> Backoff {
-        Backoff::new(FIRST_RETRY_DELAY, self.retry_delay_max).within(self.retry_timeout)
     }
 
     /// A fresh retry budget for a retriable failure of the task's source or

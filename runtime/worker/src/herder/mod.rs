@@ -26,13 +26,13 @@ pub use self::status::{
 };
 pub use self::store::{ConfigStore, StoredConnector};
 use crate::config::{
-    connector_config_def, is_valid_connector_name, is_whole_reference, ConnectorConfig,
+    check_connector_name, connector_config_def, is_whole_reference, ConnectorConfig,
 };
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::worker::{ConnectorInstance, TaskWiring, Worker};
 
 /// What a password-typed value reads as over REST.
-pub const HIDDEN: &str = "[hidden]";
+const HIDDEN: &str = "[hidden]";
 
 /// How often the supervisor looks for failed tasks to restart.
 const SUPERVISOR_TICK: Duration = Duration::from_millis(500);
@@ -918,9 +918,7 @@ impl Herder {
         }
     }
 
-    /// `values` with password-typed keys hidden. A value that is wholly a
-    /// `${provider:...}` reference is shown as written: it names where the
-    /// secret is, not the secret. Anything more (`pw${x}`) may hold the secret.
+    /// `values` as a REST answer may show them (see `shown`).
     fn masked(&self, config: &ConnectorConfig, values: &TaskConfig) -> TaskConfig {
         let plugin_def = self
             .worker
@@ -930,23 +928,31 @@ impl Herder {
         let common = connector_config_def(config.kind);
         values
             .iter()
-            .map(|(k, v)| {
-                let secret = is_secret(k, &common, plugin_def.as_ref());
-                let shown = if secret && !is_whole_reference(v) {
-                    HIDDEN.to_owned()
-                } else {
-                    v.clone()
-                };
-                (k.clone(), shown)
-            })
+            .map(|(k, v)| (k.clone(), shown(k, v, &common, plugin_def.as_ref())))
             .collect()
+    }
+}
+
+/// `value` of `key` as a REST answer may show it: `[hidden]` for a secret,
+/// unless the value is wholly one `${provider:...}` reference, which names
+/// where the secret is, not the secret (`pw${x}` may hold the secret).
+pub fn shown(
+    key: &str,
+    value: &str,
+    common: &sluice_api::config::ConfigDef,
+    plugin: Option<&sluice_api::config::ConfigDef>,
+) -> String {
+    if is_secret(key, common, plugin) && !is_whole_reference(value) {
+        HIDDEN.to_owned()
+    } else {
+        value.to_owned()
     }
 }
 
 /// Whether a key holds a secret: password-typed in a definition, or named like
 /// one (pass-through client settings such as `consumer.override.sasl.jaas.config`
 /// are in no definition).
-pub fn is_secret(
+fn is_secret(
     key: &str,
     common: &sluice_api::config::ConfigDef,
     plugin: Option<&sluice_api::config::ConfigDef>,
@@ -968,7 +974,7 @@ pub fn is_secret(
 /// The `name` inside a config must match the one in the URL (Connect's rule);
 /// when absent it is filled in.
 fn check_name(name: &str, written: &mut TaskConfig) -> Result<(), HerderError> {
-    is_valid_connector_name(name)
+    check_connector_name(name)
         .map_err(|why| HerderError::BadRequest(format!("Connector name {why}")))?;
     match written.get("name") {
         Some(n) if n != name => Err(HerderError::BadRequest(format!(

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use sluice_api::TaskConfig;
 
 use super::error::{query_flag, query_values, ApiError, Body};
-use super::Shared;
+use super::{Listener, Shared};
 use crate::herder::{ConnectorOffsets, TargetState};
 
 pub const ROUTES: [(&str, &str); 20] = [
@@ -330,10 +330,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
 /// The new connector's absolute URL, as Connect answers it: the scheme this
 /// worker serves and the host the client asked for.
 fn location(s: &Shared, headers: &HeaderMap, name: &str) -> String {
-    let config = s.herder.worker().config();
-    let https = config
-        .get("listeners")
-        .is_some_and(|l| l.trim_start().starts_with("https://"));
+    let https = Listener::from_config(s.herder.worker().config()).is_ok_and(|l| l.tls);
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

@@ -14,9 +14,9 @@ use sluice_api::config::{ConfigDef, ConfigKey, DefaultValue};
 use super::connectors::config_map;
 use super::error::{query_flag, query_values, ApiError, Body};
 use super::Shared;
-use crate::config::{connector_config_def, is_whole_reference, ConnectorConfig};
+use crate::config::{connector_config_def, ConnectorConfig};
 use crate::convert::CONVERTERS;
-use crate::herder::{is_secret, HIDDEN};
+use crate::herder::shown;
 
 pub const ROUTES: [(&str, &str); 3] = [
     ("/connector-plugins", "get"),
@@ -174,10 +174,7 @@ async fn validate(
         }
         // As Connect reports it: the value written, else the default.
         let value = match (written.get(&k.name), &k.default) {
-            (Some(v), _) if is_secret(&k.name, &common, Some(&own)) && !is_whole_reference(v) => {
-                Some(HIDDEN.to_owned())
-            }
-            (Some(v), _) => Some(v.clone()),
+            (Some(v), _) => Some(shown(&k.name, v, &common, Some(&own))),
             (None, DefaultValue::Value(d)) => Some(d.clone()),
             (None, _) => None,
         };

@@ -94,19 +94,9 @@ fn a_broker_outage_fails_no_task_and_loses_or_doubles_nothing() {
         .unwrap();
     let back = Instant::now();
     // Every generated event acknowledged: the source's own count.
-    let acked = |w: &WorkerProcess| {
-        let metrics = reqwest::blocking::get(format!("{}/metrics", w.rest_url()))
-            .and_then(|r| r.text())
-            .unwrap_or_default();
-        let prefix = format!("sluice_task_records_out_total{{connector=\"{source}\",");
-        metrics
-            .lines()
-            .filter(|l| l.starts_with(&prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
-            .sum::<i64>()
-    };
+    let acked = format!("sluice_task_records_out_total{{connector=\"{source}\",");
     wait_for("every event acknowledged", Duration::from_secs(240), || {
-        acked(&w) >= total
+        w.metric(&acked) >= total as u64
     });
     // The file sink's view of the topic, once it has read to the end. (An
     // independent reader is no help here: after its restart nisshi reports

@@ -462,17 +462,13 @@ fn connectors_lifecycle_over_rest() {
     assert!(w.terminate(Duration::from_secs(60)).success());
 }
 
-#[test]
-fn a_failed_task_restarts_and_the_cli_drives_the_worker() {
-    let scratch = Scratch::new("rest-restart");
-    let mut config = worker_config(&scratch);
-    // The task must stay FAILED until the REST restart this test makes.
-    config["auto.restart.enable"] = json!(false);
-    let worker = scratch.write_json("worker.json", &config);
+/// A file sink of 20 records whose output path is a directory, so its task
+/// fails until the directory is removed: (output path, connector name, the
+/// connector's file).
+fn blocked_file_sink(scratch: &Scratch) -> (std::path::PathBuf, String, std::path::PathBuf) {
     let topic = unique("rest-fail");
-    create_topic(&scratch, &topic, 1);
+    create_topic(scratch, &topic, 1);
     produce_values(&topic, 0, &values(0, 20));
-    // The sink's file is a directory, so its task fails to open it.
     let out = scratch.path("blocked.jsonl");
     std::fs::create_dir_all(&out).unwrap();
     let name = unique("fails");
@@ -480,6 +476,17 @@ fn a_failed_task_restarts_and_the_cli_drives_the_worker() {
         "sink.json",
         &json!({"name": name, "config": file_sink(&topic, &out)}),
     );
+    (out, name, file)
+}
+
+#[test]
+fn a_failed_task_restarts_and_the_cli_drives_the_worker() {
+    let scratch = Scratch::new("rest-restart");
+    let mut config = worker_config(&scratch);
+    // The task must stay FAILED until the REST restart this test makes.
+    config["auto.restart.enable"] = json!(false);
+    let worker = scratch.write_json("worker.json", &config);
+    let (out, name, file) = blocked_file_sink(&scratch);
     let mut w = WorkerProcess::start(&scratch, &worker, &[]);
     let url = w.rest_url();
     let cli = |args: &[&str]| {
@@ -798,38 +805,15 @@ fn a_file_connector_is_stored_only_once_changed_over_rest() {
     assert!(w.terminate(Duration::from_secs(60)).success());
 }
 
-/// The sink's output path is a directory, so its task fails until it is removed.
 #[test]
 fn a_failed_task_restarts_by_itself_once_the_cause_is_gone() {
     let scratch = Scratch::new("rest-heal");
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
-    let topic = unique("heal");
-    create_topic(&scratch, &topic, 1);
-    produce_values(&topic, 0, &values(0, 20));
-    let out = scratch.path("blocked.jsonl");
-    std::fs::create_dir_all(&out).unwrap();
-    let name = unique("heals");
-    let file = scratch.write_json(
-        "sink.json",
-        &json!({"name": name, "config": file_sink(&topic, &out)}),
-    );
+    let (out, name, file) = blocked_file_sink(&scratch);
     let mut w = WorkerProcess::start(&scratch, &worker, &[file]);
-    let restarted = |w: &WorkerProcess| {
-        let metrics = client()
-            .get(format!("{}/metrics", w.rest_url()))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
-        let line = format!("sluice_task_auto_restarts{{connector=\"{name}\",task=\"0\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .and_then(|n| n.trim().parse::<u32>().ok())
-            .unwrap_or(0)
-    };
+    let restarts = format!("sluice_task_auto_restarts{{connector=\"{name}\",task=\"0\"}} ");
     wait_for("two automatic restarts", Duration::from_secs(60), || {
-        restarted(&w) >= 2
+        w.metric(&restarts) >= 2
     });
     assert!(w.log_text().contains("restarting the FAILED task"));
     std::fs::remove_dir(&out).unwrap();

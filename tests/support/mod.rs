@@ -257,6 +257,18 @@ impl WorkerProcess {
         })
     }
 
+    /// The sum of the `/metrics` samples whose series starts with `series`
+    /// (a name and the first labels, e.g. `name{connector="c",`), 0 if none.
+    pub fn metric(&self, series: &str) -> u64 {
+        let text = reqwest::blocking::get(format!("{}/metrics", self.rest_url()))
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// `GET {path}` on the worker's REST API, as JSON.
     pub fn get(&self, path: &str) -> serde_json::Value {
         let url = format!("{}{path}", self.rest_url());

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use sluice_runtime::herder::ConfigStore;
 use sluice_runtime::rest::{AppState, LogControl, Loggers, RestServer};
+use sluice_runtime::storage::{FileConfigStore, FileOffsetStore, MemoryStatusStore};
 use sluice_runtime::{ConnectorConfig, Herder, Worker, WorkerConfig};
 use tracing::info;
 
@@ -273,9 +273,15 @@ async fn standalone(
         }
         connectors.push(c);
     }
-    let store = ConfigStore::open(&ConfigStore::beside(&worker_config.offset_file()))?;
-    let worker = Worker::start(worker_config.clone(), plugins).await?;
-    let herder = Arc::new(Herder::new(worker, store));
+    let offset_file = worker_config.offset_file();
+    let configs = FileConfigStore::open(&FileConfigStore::beside(&offset_file))?;
+    let offsets = FileOffsetStore::open(&offset_file)?;
+    let worker = Worker::start(worker_config.clone(), plugins, Arc::new(offsets)).await?;
+    let herder = Arc::new(Herder::new(
+        worker,
+        Arc::new(configs),
+        Arc::new(MemoryStatusStore::default()),
+    ));
     let state = Arc::new(AppState {
         herder: herder.clone(),
         loggers: Loggers::new(&logging.initial, Some(logging.control)),

@@ -12,6 +12,7 @@
 //! the binary fills.
 
 pub mod config;
+pub mod control;
 pub mod convert;
 pub mod durable;
 pub mod error;
@@ -19,11 +20,11 @@ pub mod errors;
 pub mod herder;
 pub mod kafka;
 pub mod metrics;
-pub mod offsets;
 pub mod plugins;
 pub mod rest;
 pub mod sink;
 pub mod source;
+pub mod storage;
 pub mod topics;
 pub mod transforms;
 pub mod worker;

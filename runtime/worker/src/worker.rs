@@ -1,5 +1,5 @@
 //! The worker: what a process needs to run connectors (its config, plugins,
-//! Kafka clients and offset store), and the assembly of connectors and tasks from
+//! Kafka clients and offset store, whichever the mode uses), and the assembly of connectors and tasks from
 //! them. Which connectors run, and in what state, is the herder's business.
 
 use std::future::Future;
@@ -15,16 +15,16 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{ConnectorConfig, WorkerConfig};
+use crate::control::{TargetState, TaskHealth};
 use crate::convert::build_converter;
 use crate::error::WorkerError;
 use crate::errors::{DeadLetterQueue, ErrorPolicy, SinkReporter};
-use crate::herder::{TargetState, TaskHealth};
 use crate::kafka;
 use crate::metrics::{spawn_progress_log, ActiveTopics, TaskMetrics};
-use crate::offsets::FileOffsetStore;
 use crate::plugins::Plugins;
 use crate::sink::{self, SinkRunner, Subscription};
 use crate::source::{self, SourceRunner};
+use crate::storage::OffsetBackingStore;
 use crate::topics::Topics;
 use crate::transforms::TransformChain;
 
@@ -75,13 +75,18 @@ pub struct TaskWiring {
 pub struct Worker {
     config: WorkerConfig,
     plugins: Plugins,
-    store: Arc<FileOffsetStore>,
+    offsets: Arc<dyn OffsetBackingStore>,
     topics: Arc<Topics>,
 }
 
 impl Worker {
-    /// Connects to Kafka (failing fast when it cannot) and opens the offset store.
-    pub async fn start(config: WorkerConfig, plugins: Plugins) -> Result<Self, WorkerError> {
+    /// Connects to Kafka, failing fast when it cannot. Source offsets go to
+    /// `offsets`, whichever store the mode uses.
+    pub async fn start(
+        config: WorkerConfig,
+        plugins: Plugins,
+        offsets: Arc<dyn OffsetBackingStore>,
+    ) -> Result<Self, WorkerError> {
         let c = config.clone();
         let topics = tokio::task::spawn_blocking(move || Topics::connect(&c))
             .await
@@ -96,11 +101,10 @@ impl Worker {
                 warn!("the broker does not implement InitProducerId, so the idempotent producer cannot start; set producer.enable.idempotence=false to run at least once");
             }
         }
-        let store = Arc::new(FileOffsetStore::open(&config.offset_file())?);
         Ok(Self {
             config,
             plugins,
-            store,
+            offsets,
             topics: Arc::new(topics),
         })
     }
@@ -113,8 +117,8 @@ impl Worker {
         &self.plugins
     }
 
-    pub fn offset_store(&self) -> &Arc<FileOffsetStore> {
-        &self.store
+    pub fn offset_store(&self) -> &Arc<dyn OffsetBackingStore> {
+        &self.offsets
     }
 
     pub fn topics(&self) -> &Arc<Topics> {
@@ -236,7 +240,7 @@ impl Worker {
         wiring: TaskWiring,
     ) -> Result<TaskRun, WorkerError> {
         let parts = self.task_parts(connector, task_id)?;
-        let stored = self.store.connector(&connector.name);
+        let stored = self.offsets.connector(&connector.name);
         let context = SourceTaskContext {
             connector: connector.name.clone(),
             task_id,
@@ -268,7 +272,7 @@ impl Worker {
             key_converter: parts.converters.key,
             value_converter: parts.converters.value,
             producer,
-            store: self.store.clone(),
+            store: self.offsets.clone(),
             topics: self.topics.clone(),
             reader: Arc::new(kafka::reader(&self.config)?),
             topic_creation: creation,

@@ -9,7 +9,6 @@
 
 mod offsets;
 pub mod status;
-mod store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,14 +20,13 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 pub use self::offsets::{ConnectorOffsets, PartitionOffset};
-pub use self::status::{
-    ConnectorState, ConnectorStatus, State, TargetState, TaskHealth, TaskStatus,
-};
-pub use self::store::{ConfigStore, StoredConnector};
+pub use self::status::{ConnectorState, ConnectorStatus, State, TaskStatus};
 use crate::config::{
     check_connector_name, connector_config_def, is_whole_reference, ConnectorConfig,
 };
+use crate::control::{TargetState, TaskHealth};
 use crate::metrics::{ActiveTopics, TaskMetrics};
+use crate::storage::{ConfigBackingStore, StatusBackingStore, StatusRecord, StoredConnector};
 use crate::worker::{ConnectorInstance, TaskWiring, Worker};
 
 /// What a password-typed value reads as over REST.
@@ -91,18 +89,6 @@ pub struct TaskMetricsView {
     pub metrics: Arc<TaskMetrics>,
 }
 
-/// Resolves once `control` says stopped (or its sender is gone).
-pub async fn until_stopped(control: &mut watch::Receiver<TargetState>) {
-    loop {
-        if *control.borrow_and_update() == TargetState::Stopped {
-            return;
-        }
-        if control.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 struct Task {
     control: watch::Sender<TargetState>,
     /// `None` when the task could not even be built (its failure says why).
@@ -151,16 +137,22 @@ impl Connector {
 
 pub struct Herder {
     worker: Arc<Worker>,
-    store: Arc<ConfigStore>,
+    configs: Arc<dyn ConfigBackingStore>,
+    statuses: Arc<dyn StatusBackingStore>,
     worker_id: std::sync::RwLock<String>,
     connectors: Mutex<BTreeMap<String, Connector>>,
 }
 
 impl Herder {
-    pub fn new(worker: Worker, store: ConfigStore) -> Self {
+    pub fn new(
+        worker: Worker,
+        configs: Arc<dyn ConfigBackingStore>,
+        statuses: Arc<dyn StatusBackingStore>,
+    ) -> Self {
         Self {
             worker: Arc::new(worker),
-            store: Arc::new(store),
+            configs,
+            statuses,
             worker_id: std::sync::RwLock::new("standalone".into()),
             connectors: Mutex::new(BTreeMap::new()),
         }
@@ -188,7 +180,7 @@ impl Herder {
     /// replaces a stored one of the same name; a pause or stop made over REST
     /// is kept.
     pub async fn load(&self, files: Vec<ConnectorConfig>) -> Result<(), HerderError> {
-        let mut stored = self.store.all();
+        let mut stored = self.configs.all();
         let mut connectors = self.connectors.lock().await;
         for c in files {
             let target = match stored.remove(&c.name) {
@@ -327,6 +319,7 @@ impl Herder {
             return Err(e);
         }
         self.stop_all(&mut c).await;
+        self.statuses.forget(name);
         info!(connector = %name, "connector deleted");
         Ok(())
     }
@@ -351,7 +344,10 @@ impl Herder {
         let was = std::mem::replace(&mut c.target, target);
         info!(connector = %name, from = ?was, to = ?target, "connector target state changed");
         match target {
-            TargetState::Stopped => self.stop_all(c).await,
+            TargetState::Stopped => {
+                self.stop_all(c).await;
+                self.publish_connector(c);
+            }
             TargetState::Running | TargetState::Paused if was == TargetState::Stopped => {
                 // stop_all left the connector known but empty; start it as new.
                 self.start_instance(c);
@@ -364,6 +360,7 @@ impl Herder {
                     t.health.clear_paused();
                     t.control.send_replace(target);
                 }
+                self.publish_connector(c);
             }
         }
         Ok(())
@@ -689,7 +686,7 @@ impl Herder {
     }
 
     async fn persist(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), HerderError> {
-        let store = self.store.clone();
+        let store = self.configs.clone();
         let name = name.to_owned();
         tokio::task::spawn_blocking(move || store.put(&name, entry))
             .await
@@ -726,6 +723,27 @@ impl Herder {
                 c.task_configs.clear();
             }
         }
+        self.publish_connector(c);
+    }
+
+    /// Tells the status store what the connector is doing now.
+    fn publish_connector(&self, c: &Connector) {
+        let record = match &c.failure {
+            Some(trace) => self.status_record(State::Failed, Some(trace.clone())),
+            None => self.status_record(reported(c.target), None),
+        };
+        self.statuses.put_connector(&c.config.name, record);
+    }
+
+    /// A status record written by this worker in its current generation
+    /// (standalone has one generation, 0: only it writes).
+    fn status_record(&self, state: State, trace: Option<String>) -> StatusRecord {
+        StatusRecord {
+            state,
+            trace,
+            worker_id: self.worker_id(),
+            generation: 0,
+        }
     }
 
     fn spawn_task(&self, c: &mut Connector, id: u32) {
@@ -749,13 +767,26 @@ impl Herder {
         };
         let (handle, metrics) = match task {
             Ok(run) => {
+                self.statuses
+                    .put_task(&name, id, self.status_record(State::Running, None));
                 let h = health.clone();
+                let statuses = self.statuses.clone();
+                let ended = self.status_record(State::Unassigned, None);
                 let handle = tokio::spawn(async move {
                     match run.run.await {
-                        Ok(()) => info!(connector = %name, task = id, "task stopped"),
+                        Ok(()) => {
+                            info!(connector = %name, task = id, "task stopped");
+                            statuses.put_task(&name, id, ended);
+                        }
                         Err(e) => {
                             error!(connector = %name, task = id, trace = %e.chain(), "task FAILED");
                             h.fail(e.chain());
+                            let failed = StatusRecord {
+                                state: State::Failed,
+                                trace: Some(e.chain()),
+                                ..ended
+                            };
+                            statuses.put_task(&name, id, failed);
                         }
                     }
                 });
@@ -763,6 +794,11 @@ impl Herder {
             }
             Err(why) => {
                 error!(connector = %name, task = id, trace = %why, "task FAILED");
+                self.statuses.put_task(
+                    &name,
+                    id,
+                    self.status_record(State::Failed, Some(why.clone())),
+                );
                 health.fail(why);
                 (None, None)
             }
@@ -854,11 +890,7 @@ impl Herder {
                 trace: Some(trace.clone()),
             },
             (None, target) => ConnectorState {
-                state: match target {
-                    TargetState::Running => State::Running,
-                    TargetState::Paused => State::Paused,
-                    TargetState::Stopped => State::Stopped,
-                },
+                state: reported(target),
                 worker_id: worker_id.clone(),
                 version: version.clone(),
                 trace: None,
@@ -930,6 +962,15 @@ impl Herder {
             .iter()
             .map(|(k, v)| (k.clone(), shown(k, v, &common, plugin_def.as_ref())))
             .collect()
+    }
+}
+
+/// A healthy connector's state: what it was asked to be doing.
+fn reported(target: TargetState) -> State {
+    match target {
+        TargetState::Running => State::Running,
+        TargetState::Paused => State::Paused,
+        TargetState::Stopped => State::Stopped,
     }
 }
 

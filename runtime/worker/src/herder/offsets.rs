@@ -79,23 +79,28 @@ pub async fn alter(
             let reset = changes.is_none();
             blocking(move || {
                 store
-                    .commit(&name, |c| match changes {
-                        None => *c = Default::default(),
-                        Some(changes) => {
-                            // The marks say "everything up to here is covered
-                            // by the stored offsets", so a restart scans only
-                            // past them. A rewind breaks that: drop them, and the
-                            // next start scans whole topics, learns every
-                            // position already written, and skips the replay.
-                            c.topics.clear();
-                            for change in changes.offsets {
-                                match change.offset {
-                                    Some(o) => c.upsert(&change.partition, o),
-                                    None => c.offsets.retain(|s| s.partition != change.partition),
+                    .commit(
+                        &name,
+                        Box::new(|c| match changes {
+                            None => *c = Default::default(),
+                            Some(changes) => {
+                                // The marks say "everything up to here is covered
+                                // by the stored offsets", so a restart scans only
+                                // past them. A rewind breaks that: drop them, and the
+                                // next start scans whole topics, learns every
+                                // position already written, and skips the replay.
+                                c.topics.clear();
+                                for change in changes.offsets {
+                                    match change.offset {
+                                        Some(o) => c.upsert(&change.partition, o),
+                                        None => {
+                                            c.offsets.retain(|s| s.partition != change.partition)
+                                        }
+                                    }
                                 }
                             }
-                        }
-                    })
+                        }),
+                    )
                     .map_err(|e| HerderError::Internal(e.to_string()))
             })
             .await?;

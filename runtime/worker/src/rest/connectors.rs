@@ -13,7 +13,8 @@ use sluice_api::TaskConfig;
 
 use super::error::{query_flag, query_values, ApiError, Body};
 use super::{Listener, Shared};
-use crate::herder::{ConnectorOffsets, TargetState};
+use crate::control::TargetState;
+use crate::herder::ConnectorOffsets;
 
 pub const ROUTES: [(&str, &str); 20] = [
     ("/connectors", "get"),

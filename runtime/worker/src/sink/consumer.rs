@@ -18,7 +18,7 @@ use sluice_api::{OffsetMap, Rewinds, TopicPartition};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, warn};
 
-use crate::herder::TargetState;
+use crate::control::TargetState;
 
 /// A record as read from Kafka, before conversion.
 pub struct RawRecord {

@@ -24,10 +24,10 @@ use tracing::{debug, info, warn};
 
 use self::acks::{AckContext, BatchAcks, KafkaMarks};
 use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
+use crate::control::{until_stopped, TargetState, TaskHealth};
 use crate::errors::{ErrorPolicy, Failure, Original, Stage};
-use crate::herder::{until_stopped, TargetState, TaskHealth};
 use crate::metrics::{ActiveTopics, TaskMetrics};
-use crate::offsets::{partition_key, FileOffsetStore};
+use crate::storage::{partition_key, OffsetBackingStore};
 use crate::topics::{ensure_topic, Topics};
 use crate::transforms::TransformChain;
 
@@ -44,7 +44,7 @@ pub struct SourceRunner {
     pub key_converter: Box<dyn Converter>,
     pub value_converter: Box<dyn Converter>,
     pub producer: ThreadedProducer<AckContext>,
-    pub store: Arc<FileOffsetStore>,
+    pub store: Arc<dyn OffsetBackingStore>,
     pub topics: Arc<Topics>,
     pub reader: Arc<crate::kafka::Reader>,
     /// Partitions and replication factor for topics this connector creates;
@@ -279,14 +279,17 @@ impl SourceRunner {
         let name = self.connector.clone();
         let to_write = stored.clone();
         tokio::task::spawn_blocking(move || {
-            store.commit(&name, |c| {
-                for (p, o) in to_write {
-                    c.upsert(&p, o);
-                }
-                for (t, n, m) in &marks {
-                    c.raise_marks(t, *n, m);
-                }
-            })
+            store.commit(
+                &name,
+                Box::new(|c| {
+                    for (p, o) in to_write {
+                        c.upsert(&p, o);
+                    }
+                    for (t, n, m) in &marks {
+                        c.raise_marks(t, *n, m);
+                    }
+                }),
+            )
         })
         .await
         .map_err(|e| ConnectError::fatal(format!("offset store task failed: {e}")))?

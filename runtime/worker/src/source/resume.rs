@@ -19,7 +19,7 @@ use rdkafka::message::{Headers as _, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_api::Position;
 
-use crate::offsets::TopicMark;
+use crate::storage::TopicMark;
 
 pub const SOURCE_HEADER: &str = "__sluice.source";
 pub const POSITION_HEADER: &str = "__sluice.position";

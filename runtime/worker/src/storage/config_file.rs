@@ -9,16 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use sluice_api::TaskConfig;
 
-use super::status::TargetState;
+use super::configs::{ConfigBackingStore, StoredConnector};
 use crate::error::WorkerError;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredConnector {
-    pub config: TaskConfig,
-    pub target_state: TargetState,
-}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct ConfigFile {
@@ -26,12 +19,12 @@ struct ConfigFile {
     connectors: BTreeMap<String, StoredConnector>,
 }
 
-pub struct ConfigStore {
+pub struct FileConfigStore {
     path: PathBuf,
     state: Mutex<ConfigFile>,
 }
 
-impl ConfigStore {
+impl FileConfigStore {
     /// The store that sits beside `offsets` (`x/offsets.json` → `x/offsets.connectors.json`).
     pub fn beside(offsets: &Path) -> PathBuf {
         let stem = offsets
@@ -64,12 +57,20 @@ impl ConfigStore {
         })
     }
 
-    pub fn all(&self) -> BTreeMap<String, StoredConnector> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConfigFile> {
+        // Whole entries are replaced under the lock; a poisoned one is consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ConfigBackingStore for FileConfigStore {
+    fn all(&self) -> BTreeMap<String, StoredConnector> {
         self.lock().connectors.clone()
     }
 
-    /// Records a connector (or its removal, with `None`) durably. Blocking.
-    pub fn put(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), WorkerError> {
+    fn put(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), WorkerError> {
         let mut state = self.lock();
         let previous = match entry {
             Some(e) => state.connectors.insert(name.to_owned(), e),
@@ -91,13 +92,6 @@ impl ConfigStore {
         }
         Ok(())
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ConfigFile> {
-        // Whole entries are replaced under the lock; a poisoned one is consistent.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 #[cfg(test)]
@@ -105,6 +99,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use crate::control::TargetState;
+    use sluice_api::TaskConfig;
 
     #[test]
     fn the_store_is_readable_by_its_owner_only() {
@@ -114,7 +110,7 @@ mod tests {
         // A file left world-readable by an older version is replaced by a private one.
         std::fs::write(&path, r#"{"version":1,"connectors":{}}"#).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let store = ConfigStore::open(&path).unwrap();
+        let store = FileConfigStore::open(&path).unwrap();
         let config = TaskConfig::from([("database.password".to_owned(), "pw".to_owned())]);
         store
             .put(

@@ -1,0 +1,102 @@
+//! What a task is told and what it tells back, shared by the herder (which
+//! decides) and the task runners (which act): the connector's target state,
+//! sent over a watch channel, and the task's health, which the runner writes
+//! and the herder reports. The runners know the herder only through this.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// What the user asked a connector to be doing. Tasks receive it over a watch
+/// channel: `Paused` keeps their resources and stops their work, `Stopped` ends
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TargetState {
+    #[default]
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl TargetState {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "RUNNING" => Some(Self::Running),
+            "PAUSED" => Some(Self::Paused),
+            "STOPPED" => Some(Self::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// How a running task is doing, shared between the task's supervisor (which
+/// records how it ended) and the herder (which reports it).
+#[derive(Debug, Default)]
+pub struct TaskHealth {
+    failure: Mutex<Option<String>>,
+    /// Why the task is retrying its source or destination, while it is: it
+    /// stays RUNNING, and its status says so.
+    retrying: Mutex<Option<String>>,
+    /// The task has acted on a pause: it will move no more records until resumed.
+    paused: AtomicBool,
+}
+
+impl TaskHealth {
+    /// Called by the task once a pause has taken effect.
+    pub fn confirm_paused(&self) {
+        self.paused.store(true, Ordering::Release);
+    }
+
+    /// Called by the herder before it changes the target state.
+    pub fn clear_paused(&self) {
+        self.paused.store(false, Ordering::Release);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    pub fn fail(&self, trace: String) {
+        *lock(&self.failure) = Some(trace);
+    }
+
+    /// The failure trace, when the task has failed.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.failure).clone()
+    }
+
+    /// Called by the task while it retries a retriable failure.
+    pub fn retrying(&self, why: String) {
+        *lock(&self.retrying) = Some(why);
+    }
+
+    /// Called by the task once an operation it retried has succeeded.
+    pub fn recovered(&self) {
+        lock(&self.retrying).take();
+    }
+
+    /// Why the task is retrying, while it is.
+    pub fn retry_reason(&self) -> Option<String> {
+        lock(&self.retrying).clone()
+    }
+}
+
+fn lock(m: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
+    // Only whole values are ever stored, so a poisoned lock holds a valid one.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Resolves once `control` says stopped (or its sender is gone).
+pub async fn until_stopped(control: &mut watch::Receiver<TargetState>) {
+    loop {
+        if *control.borrow_and_update() == TargetState::Stopped {
+            return;
+        }
+        if control.changed().await.is_err() {
+            return;
+        }
+    }
+}

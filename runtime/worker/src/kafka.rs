@@ -85,6 +85,11 @@ pub fn producer<C: ProducerContext + 'static>(
         .map_err(|e| WorkerError::kafka("create a producer", e))
 }
 
+/// A producer's settings, for a producer with a context of its own making.
+pub fn producer_config(worker: &WorkerConfig, overrides: &[(&str, String)]) -> ClientConfig {
+    client_config(worker, "producer", PRODUCER_DEFAULTS, overrides)
+}
+
 /// A producer whose sends are awaited one by one, for rare writes such as the
 /// dead-letter queue.
 pub fn future_producer(

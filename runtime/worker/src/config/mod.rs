@@ -2,6 +2,7 @@
 //! overrides, config providers for secrets, and validation.
 
 mod connector;
+mod distributed;
 mod json_file;
 mod providers;
 mod worker;
@@ -9,6 +10,7 @@ mod worker;
 pub use connector::{
     check_connector_name, connector_config_def, ConnectorConfig, ConnectorRules, TransformSpec,
 };
+pub use distributed::{DistributedConfig, InternalTopic};
 pub use json_file::{object_to_config, read_json_object};
 pub use providers::{is_whole_reference, ConfigProviders};
 pub use worker::{WorkerConfig, ENV_PREFIX};

@@ -34,7 +34,7 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn config_def() -> ConfigDef {
-        ConfigDef::new()
+        let def = ConfigDef::new()
             .define(
                 ConfigKey::new("bootstrap.servers", ConfigType::List)
                     .importance(Importance::High)
@@ -148,7 +148,8 @@ impl WorkerConfig {
                     .default("1024")
                     .validator(Validator::at_least(1.0))
                     .doc("The most tasks all connectors of this worker may ask for together; a config that would pass it is refused.")
-            )
+            );
+        super::distributed::define(def)
     }
 
     /// Loads a worker file, applies environment overrides from `env`, resolves

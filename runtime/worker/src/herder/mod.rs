@@ -238,14 +238,22 @@ impl Herder {
             )));
         }
         self.check_worker_tasks(&connectors, &config)?;
-        self.persist(
-            name,
-            Some(StoredConnector {
-                config: config.written.clone(),
-                target_state: initial,
-            }),
-        )
-        .await?;
+        let entry = StoredConnector {
+            config: config.written.clone(),
+            target_state: initial,
+        };
+        let store = self.configs.clone();
+        let owned = name.to_owned();
+        let created = tokio::task::spawn_blocking(move || store.create(&owned, entry))
+            .await
+            .map_err(|e| HerderError::Internal(format!("config store task failed: {e}")))?
+            .map_err(|e| HerderError::Internal(e.to_string()))?;
+        if !created {
+            // Another worker's create of this name came first.
+            return Err(HerderError::Conflict(format!(
+                "Connector {name} already exists"
+            )));
+        }
         let c = self.start(config, initial);
         let info = self.info_of(&c);
         connectors.insert(name.to_owned(), c);

@@ -70,8 +70,28 @@ impl ConfigBackingStore for FileConfigStore {
         self.lock().connectors.clone()
     }
 
+    fn create(&self, name: &str, entry: StoredConnector) -> Result<bool, WorkerError> {
+        let mut state = self.lock();
+        if state.connectors.contains_key(name) {
+            return Ok(false);
+        }
+        self.write(&mut state, name, Some(entry)).map(|()| true)
+    }
+
     fn put(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), WorkerError> {
         let mut state = self.lock();
+        self.write(&mut state, name, entry)
+    }
+}
+
+impl FileConfigStore {
+    /// Changes one entry and writes the file, or leaves both as they were.
+    fn write(
+        &self,
+        state: &mut ConfigFile,
+        name: &str,
+        entry: Option<StoredConnector>,
+    ) -> Result<(), WorkerError> {
         let previous = match entry {
             Some(e) => state.connectors.insert(name.to_owned(), e),
             None => state.connectors.remove(name),

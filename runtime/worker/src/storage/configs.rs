@@ -27,4 +27,8 @@ pub trait ConfigBackingStore: Send + Sync {
     /// Records a connector (or its removal, with `None`) and returns once it
     /// is durable; on an error the store is as it was.
     fn put(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), WorkerError>;
+
+    /// Records a new connector unless the name is taken: `false` when it is.
+    /// Of two creates of one name, on any workers, exactly one returns `true`.
+    fn create(&self, name: &str, entry: StoredConnector) -> Result<bool, WorkerError>;
 }

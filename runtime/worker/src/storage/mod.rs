@@ -5,13 +5,21 @@
 //! implementations: files and memory for standalone, topics for distributed.
 
 pub mod config_file;
+pub mod config_topic;
 pub mod configs;
+pub mod internal_topics;
+pub mod kafka_log;
 pub mod offset_file;
+pub mod offset_topic;
 pub mod offsets;
+pub mod status_topic;
 pub mod statuses;
 
 pub use config_file::FileConfigStore;
+pub use config_topic::KafkaConfigStore;
 pub use configs::{ConfigBackingStore, StoredConnector};
 pub use offset_file::FileOffsetStore;
+pub use offset_topic::KafkaOffsetStore;
 pub use offsets::{partition_key, ConnectorOffsets, OffsetBackingStore, TopicMark};
+pub use status_topic::KafkaStatusStore;
 pub use statuses::{MemoryStatusStore, State, StatusBackingStore, StatusRecord};

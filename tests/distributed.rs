@@ -1,0 +1,331 @@
+//! Distributed mode against the real broker. First its foundation: the three
+//! internal topics and the stores over them, with two stores on one topic
+//! standing for two workers.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_runtime::config::DistributedConfig;
+use sluice_runtime::control::TargetState;
+use sluice_runtime::storage::{
+    internal_topics, ConfigBackingStore, KafkaConfigStore, KafkaOffsetStore, KafkaStatusStore,
+    OffsetBackingStore, State, StatusBackingStore, StatusRecord, StoredConnector,
+};
+use sluice_runtime::topics::Topics;
+use sluice_runtime::WorkerConfig;
+use support::*;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A distributed worker config of a cluster of its own (its own group and
+/// internal topics).
+fn cluster_config(tag: &str) -> (WorkerConfig, DistributedConfig) {
+    let group = unique(tag);
+    let raw = BTreeMap::from([
+        ("bootstrap.servers".to_owned(), kafka().to_owned()),
+        ("group.id".to_owned(), group.clone()),
+        (
+            "config.storage.topic".to_owned(),
+            format!("{group}-configs"),
+        ),
+        (
+            "offset.storage.topic".to_owned(),
+            format!("{group}-offsets"),
+        ),
+        ("status.storage.topic".to_owned(), format!("{group}-status")),
+        ("offset.storage.partitions".to_owned(), "3".to_owned()),
+        ("status.storage.partitions".to_owned(), "2".to_owned()),
+    ]);
+    let worker = WorkerConfig::from_raw(raw).unwrap();
+    let cluster = DistributedConfig::from_worker(&worker).unwrap();
+    (worker, cluster)
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn ensure(worker: &WorkerConfig, cluster: &DistributedConfig) -> Result<(), String> {
+    let topics = Topics::connect(worker).unwrap();
+    block_on(internal_topics::ensure(&topics, cluster)).map_err(|e| e.to_string())
+}
+
+fn connector(config: &[(&str, &str)], target: TargetState) -> StoredConnector {
+    StoredConnector {
+        config: config
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        target_state: target,
+    }
+}
+
+#[test]
+fn internal_topics_are_created_compacted_and_a_wrong_one_is_refused() {
+    let (worker, cluster) = cluster_config("topics");
+    ensure(&worker, &cluster).unwrap();
+    let topics = Topics::connect(&worker).unwrap();
+    for (t, partitions) in [
+        (&cluster.config_topic, 1),
+        (&cluster.offset_topic, 3),
+        (&cluster.status_topic, 2),
+    ] {
+        let info = topics.describe(Some(&t.name)).unwrap();
+        assert_eq!(info[0].partitions.len(), partitions, "{}", t.name);
+        let configs =
+            block_on(topics.configs(&t.name)).expect("the broker describes topic configs");
+        assert_eq!(
+            configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+    }
+    // Again: the topics are there and right, so nothing happens.
+    ensure(&worker, &cluster).unwrap();
+
+    // A config topic of three partitions would let workers see changes in
+    // different orders.
+    let (worker, mut cluster) = cluster_config("topics-wrong");
+    let scratch = Scratch::new("dist-topics");
+    create_topic(&scratch, &cluster.config_topic.name, 3);
+    let e = ensure(&worker, &cluster).unwrap_err();
+    assert!(
+        e.contains(&cluster.config_topic.name)
+            && e.contains("config.storage.topic")
+            && e.contains("has 3 partitions"),
+        "{e}"
+    );
+
+    // A topic with retention (the default policy) would lose offsets.
+    let plain = unique("plain");
+    create_topic(&scratch, &plain, 1);
+    cluster.config_topic.name = format!("{}-ok", cluster.config_topic.name);
+    cluster.offset_topic.name = plain.clone();
+    let e = ensure(&worker, &cluster).unwrap_err();
+    assert!(
+        e.contains(&plain) && e.contains("offset.storage.topic") && e.contains("is not compacted"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_worker_reads_the_same_configs_and_reads_its_own_writes() {
+    let (worker, cluster) = cluster_config("configs");
+    ensure(&worker, &cluster).unwrap();
+    let topic = &cluster.config_topic.name;
+    let w1 = KafkaConfigStore::open(&worker, topic, "w1", TIMEOUT).unwrap();
+    let w2 = KafkaConfigStore::open(&worker, topic, "w2", TIMEOUT).unwrap();
+
+    let a = connector(
+        &[("connector.class", "datagen"), ("name", "a")],
+        TargetState::Running,
+    );
+    assert!(w1.create("a", a.clone()).unwrap());
+    // Read-your-writes on the writer, without asking.
+    assert_eq!(w1.all().get("a"), Some(&a));
+    // Another worker sees it once it has read to the end.
+    w2.read_to_end().unwrap();
+    assert_eq!(w2.all().get("a"), Some(&a));
+
+    // A name taken is refused on any worker.
+    assert!(!w2
+        .create("a", connector(&[("x", "y")], TargetState::Paused))
+        .unwrap());
+    w1.read_to_end().unwrap();
+    assert_eq!(
+        w1.all().get("a"),
+        Some(&a),
+        "a refused create changes nothing"
+    );
+
+    // Pause on w2, seen on w1; then a config change keeps it paused.
+    let paused = StoredConnector {
+        target_state: TargetState::Stopped,
+        ..a.clone()
+    };
+    w2.put("a", Some(paused.clone())).unwrap();
+    w1.read_to_end().unwrap();
+    assert_eq!(w1.all().get("a"), Some(&paused));
+
+    // A third worker starting now reads the whole history to the same view.
+    let w3 = KafkaConfigStore::open(&worker, topic, "w3", TIMEOUT).unwrap();
+    assert_eq!(w3.all(), w1.all());
+
+    // Delete through w3.
+    w3.put("a", None).unwrap();
+    w1.read_to_end().unwrap();
+    w2.read_to_end().unwrap();
+    assert!(w1.all().is_empty() && w2.all().is_empty());
+
+    // Connect's record format: a Connect worker or tool reads these.
+    let records: Vec<_> = read_topic(topic)
+        .into_iter()
+        .map(|r| {
+            (
+                r.key.unwrap_or_default(),
+                r.value
+                    .map(|v| serde_json::from_slice::<serde_json::Value>(&v).unwrap()),
+            )
+        })
+        .collect();
+    assert!(
+        records.contains(&(
+            "target-state-a".to_owned(),
+            Some(json!({"state": "PAUSED", "state.v2": "STOPPED"}))
+        )),
+        "{records:?}"
+    );
+    assert!(
+        records.contains(&("connector-a".to_owned(), None)),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn of_two_workers_creating_one_name_at_once_exactly_one_wins() {
+    let (worker, cluster) = cluster_config("race");
+    ensure(&worker, &cluster).unwrap();
+    let topic = cluster.config_topic.name.clone();
+    let stores: Vec<Arc<KafkaConfigStore>> = (0..2)
+        .map(|i| {
+            Arc::new(KafkaConfigStore::open(&worker, &topic, &format!("w{i}"), TIMEOUT).unwrap())
+        })
+        .collect();
+    for round in 0..5 {
+        let name = format!("race-{round}");
+        let barrier = Arc::new(Barrier::new(2));
+        let threads: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (s, barrier, name) = (s.clone(), barrier.clone(), name.clone());
+                std::thread::spawn(move || {
+                    let c = connector(&[("written.by", &i.to_string())], TargetState::Running);
+                    barrier.wait();
+                    (i, s.create(&name, c).unwrap())
+                })
+            })
+            .collect();
+        let results: Vec<(usize, bool)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners: Vec<usize> = results.iter().filter(|r| r.1).map(|r| r.0).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        // Both workers hold the winner's config.
+        for s in &stores {
+            s.read_to_end().unwrap();
+            assert_eq!(s.all()[&name].config["written.by"], winners[0].to_string());
+        }
+    }
+}
+
+#[test]
+fn source_offsets_are_shared_in_connects_key_format() {
+    let (worker, cluster) = cluster_config("offsets");
+    ensure(&worker, &cluster).unwrap();
+    let topic = &cluster.offset_topic.name;
+    let w1 = KafkaOffsetStore::open(&worker, topic, TIMEOUT).unwrap();
+    let w2 = KafkaOffsetStore::open(&worker, topic, TIMEOUT).unwrap();
+    let map = |v: serde_json::Value| v.as_object().unwrap().clone();
+    let (p0, p1) = (
+        map(json!({"table": "t", "db": "d"})),
+        map(json!({"table": "u"})),
+    );
+    w1.commit(
+        "src",
+        Box::new(|c| {
+            c.upsert(&p0, map(json!({"lsn": 10})));
+            c.upsert(&p1, map(json!({"lsn": 3})));
+            c.raise_marks("out", 4, &BTreeMap::from([(0, 7), (3, 2)]));
+        }),
+    )
+    .unwrap();
+    w1.commit("src", Box::new(|c| c.upsert(&p0, map(json!({"lsn": 11})))))
+        .unwrap();
+    // The task moves to w2: it starts from what w1 stored last.
+    w2.read_to_end().unwrap();
+    // Partitions of the topic are read in no set order across each other.
+    let sorted = |mut c: sluice_runtime::storage::ConnectorOffsets| {
+        c.offsets
+            .sort_by_key(|s| serde_json::Value::Object(s.partition.clone()).to_string());
+        c
+    };
+    assert_eq!(sorted(w2.connector("src")), sorted(w1.connector("src")));
+    let got = w2.connector("src");
+    assert_eq!(got.offsets.len(), 2);
+    assert_eq!(
+        got.offsets
+            .iter()
+            .find(|s| s.partition == p0)
+            .unwrap()
+            .offset,
+        map(json!({"lsn": 11}))
+    );
+    assert_eq!(got.topics["out"].acked, BTreeMap::from([(0, 7), (3, 2)]));
+    assert_eq!(got.topics["out"].partitions, 4);
+
+    // A reset through w2 (tombstones) empties it everywhere.
+    w2.commit("src", Box::new(|c| *c = Default::default()))
+        .unwrap();
+    w1.read_to_end().unwrap();
+    assert_eq!(w1.connector("src"), Default::default());
+
+    let keys: Vec<String> = read_topic(topic)
+        .into_iter()
+        .filter_map(|r| r.key)
+        .collect();
+    assert!(
+        keys.contains(&r#"["src",{"db":"d","table":"t"}]"#.to_owned()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&r#"["__sluice.marks","src","out"]"#.to_owned()),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn a_stale_workers_status_changes_no_workers_view() {
+    let (worker, cluster) = cluster_config("status");
+    ensure(&worker, &cluster).unwrap();
+    let topic = &cluster.status_topic.name;
+    let w1 = KafkaStatusStore::open(&worker, topic, TIMEOUT).unwrap();
+    let w2 = KafkaStatusStore::open(&worker, topic, TIMEOUT).unwrap();
+    let record = |state, worker: &str, generation| StatusRecord {
+        state,
+        trace: None,
+        worker_id: worker.to_owned(),
+        generation,
+    };
+    w1.put_task("c", 0, record(State::Running, "w1", 1));
+    wait_for("w2 sees w1's task", TIMEOUT, || {
+        w2.read_to_end().unwrap();
+        w2.tasks("c").get(&0) == Some(&record(State::Running, "w1", 1))
+    });
+    // w2 takes the task over in generation 2; then w1, which missed the
+    // rebalance, reports from generation 1.
+    w2.put_task("c", 0, record(State::Running, "w2", 2));
+    wait_for("w1 sees w2's task", TIMEOUT, || {
+        w1.read_to_end().unwrap();
+        w1.tasks("c")[&0].worker_id == "w2"
+    });
+    // w1's stale record, as a worker writes it that has not read the topic
+    // since it woke up: no reader takes it over the newer generation.
+    let stale = serde_json::to_vec(&record(State::Failed, "w1", 1)).unwrap();
+    produce_keyed(topic, 0, Some("status-task-c-0"), &[stale]);
+    for w in [&w1, &w2] {
+        w.read_to_end().unwrap();
+        assert_eq!(w.tasks("c")[&0], record(State::Running, "w2", 2));
+    }
+    // A deleted connector's statuses are forgotten everywhere.
+    w2.forget("c");
+    wait_for("the tombstones", TIMEOUT, || {
+        w1.read_to_end().unwrap();
+        w1.connector("c").is_none() && w1.tasks("c").is_empty()
+    });
+}

@@ -21,8 +21,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use sluice_runtime::config::DistributedConfig;
+use sluice_runtime::placement::{Membership, Placement};
 use sluice_runtime::rest::{AppState, LogControl, Loggers, RestServer};
-use sluice_runtime::storage::{FileConfigStore, FileOffsetStore, MemoryStatusStore};
+use sluice_runtime::storage::{
+    internal_topics, FileConfigStore, FileOffsetStore, KafkaConfigStore, KafkaOffsetStore,
+    KafkaStatusStore, MemoryStatusStore,
+};
+use sluice_runtime::topics::Topics;
 use sluice_runtime::{ConnectorConfig, Herder, Worker, WorkerConfig};
 use tracing::info;
 
@@ -47,6 +53,13 @@ enum Command {
         /// Connector configurations, `{"name": ..., "config": {...}}`. More can
         /// be created over REST; those are kept beside the offsets file.
         connectors: Vec<PathBuf>,
+    },
+    /// Run a worker of a cluster: every worker with the same `group.id` shares
+    /// the connectors, kept in the cluster's internal topics; any worker's
+    /// REST API manages them all.
+    Distributed {
+        /// The worker configuration (configs/worker-distributed.json).
+        worker: PathBuf,
     },
     /// Manage the connectors of a running worker over its REST API.
     Connectors {
@@ -205,6 +218,7 @@ async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<Exi
         Command::Standalone { worker, connectors } => {
             standalone(worker, connectors, started, logging).await
         }
+        Command::Distributed { worker } => distributed(worker, started, logging).await,
         Command::Connectors { action, client } => connectors_cmd::run(action, client)
             .await
             .map(|()| ExitCode::SUCCESS),
@@ -308,6 +322,89 @@ async fn standalone(
     );
     shutdown_signal().await;
     info!("shutting down: finishing in-flight batches and committing");
+    let failed = herder.shutdown().await;
+    server.stop().await;
+    info!(failed, "worker stopped");
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn distributed(
+    worker_path: PathBuf,
+    started: Instant,
+    logging: Logging,
+) -> anyhow::Result<ExitCode> {
+    let plugins = registry::builtin();
+    let worker_config = WorkerConfig::load(&worker_path, std::env::vars())?;
+    let cluster = DistributedConfig::from_worker(&worker_config)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
+    let c = worker_config.clone();
+    let topics = tokio::task::spawn_blocking(move || Topics::connect(&c)).await??;
+    internal_topics::ensure(&topics, &cluster).await?;
+    // Reading a whole internal topic at start may take longer than a sync.
+    let timeout = cluster
+        .worker_sync_timeout
+        .max(std::time::Duration::from_secs(30));
+    let (w, cl) = (worker_config.clone(), cluster.clone());
+    let (offsets, configs, statuses) = tokio::task::spawn_blocking(move || {
+        anyhow::Ok((
+            KafkaOffsetStore::open(&w, &cl.offset_topic.name, timeout)?,
+            KafkaConfigStore::open(&w, &cl.config_topic.name, timeout)?,
+            KafkaStatusStore::open(&w, &cl.status_topic.name, timeout)?,
+        ))
+    })
+    .await??;
+    let config_changes = configs.changes();
+    let worker = Worker::start(worker_config.clone(), plugins, Arc::new(offsets)).await?;
+    let placement = Arc::new(Placement::default());
+    let herder = Arc::new(
+        Herder::new(worker, Arc::new(configs), Arc::new(statuses))
+            .with_placement(placement.clone()),
+    );
+    let state = Arc::new(AppState {
+        herder: herder.clone(),
+        loggers: Loggers::new(&logging.initial, Some(logging.control)),
+        ready: Default::default(),
+        kafka_cluster_id: Default::default(),
+    });
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Some(id) = s.herder.worker().topics().cluster_id() {
+            let _ = s.kafka_cluster_id.set(id);
+        }
+    });
+    let server = RestServer::start(&worker_config, state.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
+    // Everything known runs nowhere here until the group gives this worker slots.
+    herder.load(Vec::new()).await?;
+    herder.spawn_supervisor();
+    let (events, placement_events) = tokio::sync::mpsc::unbounded_channel();
+    herder.spawn_cluster_follower(config_changes, placement_events);
+    let membership = Membership::join(
+        &worker_config,
+        &cluster,
+        &herder.worker_id(),
+        placement,
+        events,
+    )?;
+    state.ready.store(true, Ordering::Release);
+    info!(
+        group = %cluster.group_id,
+        worker = %herder.worker_id(),
+        connectors = herder.names().await.len(),
+        rest = %server.url,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "worker ready"
+    );
+    shutdown_signal().await;
+    info!("shutting down: leaving the group, so the other workers take over now");
+    // The revocation on leaving stops our tasks, each finishing its batches
+    // and committing, before the others are given them.
+    tokio::task::spawn_blocking(move || membership.leave()).await?;
     let failed = herder.shutdown().await;
     server.stop().await;
     info!(failed, "worker stopped");

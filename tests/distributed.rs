@@ -120,8 +120,8 @@ fn every_worker_reads_the_same_configs_and_reads_its_own_writes() {
     let (worker, cluster) = cluster_config("configs");
     ensure(&worker, &cluster).unwrap();
     let topic = &cluster.config_topic.name;
-    let w1 = KafkaConfigStore::open(&worker, topic, "w1", TIMEOUT).unwrap();
-    let w2 = KafkaConfigStore::open(&worker, topic, "w2", TIMEOUT).unwrap();
+    let w1 = KafkaConfigStore::open(&worker, topic, TIMEOUT).unwrap();
+    let w2 = KafkaConfigStore::open(&worker, topic, TIMEOUT).unwrap();
 
     let a = connector(
         &[("connector.class", "datagen"), ("name", "a")],
@@ -155,7 +155,7 @@ fn every_worker_reads_the_same_configs_and_reads_its_own_writes() {
     assert_eq!(w1.all().get("a"), Some(&paused));
 
     // A third worker starting now reads the whole history to the same view.
-    let w3 = KafkaConfigStore::open(&worker, topic, "w3", TIMEOUT).unwrap();
+    let w3 = KafkaConfigStore::open(&worker, topic, TIMEOUT).unwrap();
     assert_eq!(w3.all(), w1.all());
 
     // Delete through w3.
@@ -194,9 +194,7 @@ fn of_two_workers_creating_one_name_at_once_exactly_one_wins() {
     ensure(&worker, &cluster).unwrap();
     let topic = cluster.config_topic.name.clone();
     let stores: Vec<Arc<KafkaConfigStore>> = (0..2)
-        .map(|i| {
-            Arc::new(KafkaConfigStore::open(&worker, &topic, &format!("w{i}"), TIMEOUT).unwrap())
-        })
+        .map(|_| Arc::new(KafkaConfigStore::open(&worker, &topic, TIMEOUT).unwrap()))
         .collect();
     for round in 0..5 {
         let name = format!("race-{round}");
@@ -241,7 +239,7 @@ fn source_offsets_are_shared_in_connects_key_format() {
         Box::new(|c| {
             c.upsert(&p0, map(json!({"lsn": 10})));
             c.upsert(&p1, map(json!({"lsn": 3})));
-            c.raise_marks("out", 4, &BTreeMap::from([(0, 7), (3, 2)]));
+            c.raise_marks(1, "out", 4, &BTreeMap::from([(0, 7), (3, 2)]));
         }),
     )
     .unwrap();
@@ -266,8 +264,9 @@ fn source_offsets_are_shared_in_connects_key_format() {
             .offset,
         map(json!({"lsn": 11}))
     );
-    assert_eq!(got.topics["out"].acked, BTreeMap::from([(0, 7), (3, 2)]));
-    assert_eq!(got.topics["out"].partitions, 4);
+    let mark = got.mark(1, "out").unwrap();
+    assert_eq!(mark.acked, BTreeMap::from([(0, 7), (3, 2)]));
+    assert_eq!(mark.partitions, 4);
 
     // A reset through w2 (tombstones) empties it everywhere.
     w2.commit("src", Box::new(|c| *c = Default::default()))
@@ -284,7 +283,7 @@ fn source_offsets_are_shared_in_connects_key_format() {
         "{keys:?}"
     );
     assert!(
-        keys.contains(&r#"["__sluice.marks","src","out"]"#.to_owned()),
+        keys.contains(&r#"["__sluice.marks","src",1,"out"]"#.to_owned()),
         "{keys:?}"
     );
 }
@@ -328,4 +327,272 @@ fn a_stale_workers_status_changes_no_workers_view() {
         w1.read_to_end().unwrap();
         w1.connector("c").is_none() && w1.tasks("c").is_empty()
     });
+}
+
+// ---- several worker processes on loopback ---------------------------------
+
+/// Kafka's session timeout in the process tests: a killed worker's tasks
+/// must run elsewhere within it plus five seconds.
+const SESSION_MS: u64 = 6000;
+
+/// The JSON config of a worker of the cluster `group`.
+fn cluster_worker_json(scratch: &Scratch, group: &str) -> std::path::PathBuf {
+    let mut config = worker_config(scratch);
+    let extra = json!({
+        "group.id": group,
+        "config.storage.topic": format!("{group}-configs"),
+        "offset.storage.topic": format!("{group}-offsets"),
+        "status.storage.topic": format!("{group}-status"),
+        "offset.storage.partitions": 5,
+        "status.storage.partitions": 3,
+        "session.timeout.ms": SESSION_MS,
+        "heartbeat.interval.ms": 1000,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    scratch.write_json("worker-distributed.json", &config)
+}
+
+struct Cluster {
+    workers: Vec<WorkerProcess>,
+    urls: Vec<String>,
+}
+
+impl Cluster {
+    fn start(scratch: &Scratch, n: usize) -> Self {
+        let config = cluster_worker_json(scratch, &unique("cluster"));
+        let workers: Vec<WorkerProcess> = (0..n)
+            .map(|_| WorkerProcess::start_distributed(scratch, &config))
+            .collect();
+        let urls = workers.iter().map(WorkerProcess::rest_url).collect();
+        Self { workers, urls }
+    }
+
+    /// The index of the worker whose id (`host:port`) is `id`.
+    fn index_of(&self, id: &str) -> Option<usize> {
+        self.urls
+            .iter()
+            .position(|u| u.ends_with(&format!("//{id}")))
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn get(url: &str) -> (u16, serde_json::Value) {
+    let r = http().get(url).send().unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+fn post(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let r = http().post(url).json(body).send().unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+fn put(url: &str) -> u16 {
+    http().put(url).send().unwrap().status().as_u16()
+}
+
+/// (state, worker_id) of the connector and of each task, as one worker says.
+fn states(url: &str, name: &str) -> Vec<(String, String)> {
+    let (code, s) = get(&format!("{url}/connectors/{name}/status"));
+    if code != 200 {
+        return Vec::new();
+    }
+    std::iter::once(&s["connector"])
+        .chain(s["tasks"].as_array().into_iter().flatten())
+        .map(|x| {
+            (
+                x["state"].as_str().unwrap_or_default().to_owned(),
+                x["worker_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn datagen(name: &str, topic: &str, total: u64, rate: u64) -> serde_json::Value {
+    json!({"name": name, "config": {
+        "connector.class": "datagen",
+        "tasks.max": 2,
+        "kafka.topic": topic,
+        "max.records": total,
+        "records.per.second": rate,
+        "batch.size": 100,
+        "seed": 7,
+        "topic.creation.default.partitions": 4
+    }})
+}
+
+/// (generator, sequence) of every record of `topic`.
+fn events_in(topic: &str) -> Vec<(i64, i64)> {
+    read_topic(topic)
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            (
+                v["generator"].as_i64().unwrap(),
+                v["sequence"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_cluster_shares_its_connectors_and_moves_a_killed_workers_tasks() {
+    let scratch = Scratch::new("cluster");
+    let mut cluster = Cluster::start(&scratch, 3);
+    let [w1, w2, w3] = [0, 1, 2].map(|i| cluster.urls[i].clone());
+    let topic = unique("events");
+    create_topic(&scratch, &topic, 4);
+    let total = 6000u64;
+    let source = unique("gen");
+
+    // Created through worker 1, readable on worker 2 right after the 201.
+    let (code, body) = post(
+        &format!("{w1}/connectors"),
+        &datagen(&source, &topic, total, 400),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, info) = get(&format!("{w2}/connectors/{source}"));
+    assert_eq!(code, 200, "{info}");
+    assert_eq!(info["config"]["kafka.topic"], json!(topic));
+
+    // Two workers create one name at once: one 201, one 409.
+    let out = scratch.path("out.jsonl");
+    let sink = unique("file");
+    let sink_config = json!({"name": sink, "config": {
+        "connector.class": "file-sink", "topics": topic,
+        "file": out.display().to_string(), "format": "envelope"
+    }});
+    let barrier = Arc::new(Barrier::new(2));
+    let racers: Vec<_> = [w2.clone(), w3.clone()]
+        .into_iter()
+        .map(|url| {
+            let (barrier, body) = (barrier.clone(), sink_config.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                post(&format!("{url}/connectors"), &body).0
+            })
+        })
+        .collect();
+    let mut codes: Vec<u16> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+    codes.sort();
+    assert_eq!(codes, vec![201, 409]);
+
+    // Every part runs somewhere, and every worker says the same.
+    wait_for(
+        "both connectors and their tasks RUNNING",
+        Duration::from_secs(60),
+        || {
+            [&source, &sink].iter().all(|name| {
+                let s = states(&w1, name);
+                s.len() >= 2 && s.iter().all(|(state, _)| state == "RUNNING")
+            })
+        },
+    );
+    wait_for(
+        "every worker reporting the same states",
+        Duration::from_secs(20),
+        || {
+            let a = states(&w1, &source);
+            a == states(&w2, &source) && a == states(&w3, &source)
+        },
+    );
+
+    // Paused through worker 3: paused everywhere, and nothing more is produced.
+    assert_eq!(put(&format!("{w3}/connectors/{source}/pause")), 202);
+    wait_for(
+        "the source PAUSED on every worker",
+        Duration::from_secs(30),
+        || {
+            [&w1, &w2, &w3].iter().all(|url| {
+                let s = states(url, &source);
+                s.len() == 3 && s.iter().all(|(state, _)| state == "PAUSED")
+            })
+        },
+    );
+    let paused_at = topic_count(&topic);
+    assert!(
+        paused_at < total as i64,
+        "the source finished before the pause; slow it down"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        topic_count(&topic),
+        paused_at,
+        "records produced while paused"
+    );
+    assert_eq!(put(&format!("{w2}/connectors/{source}/resume")), 202);
+
+    // Kill -9 the worker running the source's task 0: its tasks run elsewhere
+    // within the session timeout plus five seconds.
+    wait_for("the source RUNNING again", Duration::from_secs(30), || {
+        states(&w1, &source)
+            .iter()
+            .all(|(state, _)| state == "RUNNING")
+    });
+    let owner_id = states(&w1, &source)[1].1.clone();
+    let victim = cluster
+        .index_of(&owner_id)
+        .expect("task 0 runs on a worker of the cluster");
+    let witness = cluster.urls[(victim + 1) % 3].clone();
+    let killed_at = std::time::Instant::now();
+    cluster.workers[victim].kill9();
+    wait_for(
+        "task 0 RUNNING on another worker",
+        Duration::from_millis(SESSION_MS + 5000),
+        || {
+            let s = states(&witness, &source);
+            s.get(1)
+                .is_some_and(|(state, w)| state == "RUNNING" && *w != owner_id)
+        },
+    );
+    eprintln!(
+        "failover: task 0 RUNNING elsewhere {:?} after kill -9",
+        killed_at.elapsed()
+    );
+
+    // Every event in Kafka exactly once, and in the file at least once.
+    wait_for("every event in the topic", Duration::from_secs(120), || {
+        topic_count(&topic) >= total as i64
+    });
+    let events = events_in(&topic);
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &events {
+        assert!(seen.insert(*e), "{e:?} twice in Kafka");
+    }
+    assert_eq!(seen.len() as u64, total);
+    for g in 0..2 {
+        assert_eq!(
+            seen.iter().filter(|(t, _)| *t == g).count() as u64,
+            total / 2
+        );
+    }
+    wait_for("every event in the file", Duration::from_secs(120), || {
+        let lines = read_jsonl(&out);
+        let in_file: std::collections::BTreeSet<(i64, i64)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l["value"]["generator"].as_i64().unwrap(),
+                    l["value"]["sequence"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        in_file == seen
+    });
+    for (i, w) in cluster.workers.iter().enumerate() {
+        assert!(
+            !w.log_text().contains("panicked"),
+            "worker {i}:\n{}",
+            w.log_text()
+        );
+    }
 }

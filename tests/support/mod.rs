@@ -195,6 +195,18 @@ impl WorkerProcess {
         connectors: &[PathBuf],
         filter: &str,
     ) -> Self {
+        let mut args = vec![std::ffi::OsStr::new("standalone"), worker.as_os_str()];
+        args.extend(connectors.iter().map(|c| c.as_os_str()));
+        Self::spawn(scratch, &args, filter)
+    }
+
+    /// A `sluice distributed` worker.
+    pub fn start_distributed(scratch: &Scratch, worker: &Path) -> Self {
+        let args = [std::ffi::OsStr::new("distributed"), worker.as_os_str()];
+        Self::spawn(scratch, &args, "info,librdkafka=warn")
+    }
+
+    fn spawn(scratch: &Scratch, args: &[&std::ffi::OsStr], filter: &str) -> Self {
         static RUN: AtomicU32 = AtomicU32::new(0);
         let log = scratch.path(&format!(
             "worker-{}.log",
@@ -202,9 +214,7 @@ impl WorkerProcess {
         ));
         let file = std::fs::File::create(&log).unwrap();
         let child = sluice()
-            .arg("standalone")
-            .arg(worker)
-            .args(connectors)
+            .args(args)
             .env("SLUICE_LOG", filter)
             .stdout(file.try_clone().unwrap())
             .stderr(file)

@@ -34,7 +34,7 @@ impl TargetState {
 
 /// How a running task is doing, shared between the task's supervisor (which
 /// records how it ended) and the herder (which reports it).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TaskHealth {
     failure: Mutex<Option<String>>,
     /// Why the task is retrying its source or destination, while it is: it
@@ -42,12 +42,25 @@ pub struct TaskHealth {
     retrying: Mutex<Option<String>>,
     /// The task has acted on a pause: it will move no more records until resumed.
     paused: AtomicBool,
+    /// Told once a pause has taken effect, so the status store hears of it.
+    on_paused: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl TaskHealth {
+    /// A task's health whose confirmed pauses are also reported to `on_paused`.
+    pub fn reporting_pauses(on_paused: impl Fn() + Send + Sync + 'static) -> Self {
+        Self {
+            on_paused: Some(Box::new(on_paused)),
+            ..Self::default()
+        }
+    }
+
     /// Called by the task once a pause has taken effect.
     pub fn confirm_paused(&self) {
-        self.paused.store(true, Ordering::Release);
+        let was = self.paused.swap(true, Ordering::AcqRel);
+        if let (false, Some(report)) = (was, &self.on_paused) {
+            report();
+        }
     }
 
     /// Called by the herder before it changes the target state.

@@ -20,6 +20,7 @@ pub mod errors;
 pub mod herder;
 pub mod kafka;
 pub mod metrics;
+pub mod placement;
 pub mod plugins;
 pub mod rest;
 pub mod sink;

@@ -7,6 +7,7 @@
 //! that ends with an error is FAILED, with its error chain as the trace, until
 //! it is restarted.
 
+mod cluster;
 mod offsets;
 pub mod status;
 
@@ -26,6 +27,7 @@ use crate::config::{
 };
 use crate::control::{TargetState, TaskHealth};
 use crate::metrics::{ActiveTopics, TaskMetrics};
+use crate::placement::{Part, Placement};
 use crate::storage::{ConfigBackingStore, StatusBackingStore, StatusRecord, StoredConnector};
 use crate::worker::{ConnectorInstance, TaskWiring, Worker};
 
@@ -139,6 +141,9 @@ pub struct Herder {
     worker: Arc<Worker>,
     configs: Arc<dyn ConfigBackingStore>,
     statuses: Arc<dyn StatusBackingStore>,
+    /// Distributed mode: the slots this worker holds. `None` in standalone,
+    /// where this worker runs everything.
+    placement: Option<Arc<Placement>>,
     worker_id: std::sync::RwLock<String>,
     connectors: Mutex<BTreeMap<String, Connector>>,
 }
@@ -153,8 +158,39 @@ impl Herder {
             worker: Arc::new(worker),
             configs,
             statuses,
+            placement: None,
             worker_id: std::sync::RwLock::new("standalone".into()),
             connectors: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Distributed mode: run only what `placement` gives this worker.
+    pub fn with_placement(mut self, placement: Arc<Placement>) -> Self {
+        self.placement = Some(placement);
+        self
+    }
+
+    /// Whether this worker runs `part` of `connector`.
+    fn owns(&self, connector: &str, part: Part) -> bool {
+        self.placement
+            .as_ref()
+            .is_none_or(|p| p.owns(connector, part))
+    }
+
+    /// Whether this worker runs any part of `c`, so needs its instance (which
+    /// makes the task configs). Task ids are below `tasks.max`.
+    fn owns_any(&self, c: &Connector) -> bool {
+        let name = &c.config.name;
+        self.owns(name, Part::Connector)
+            || (0..c.config.tasks_max as u32).any(|id| self.owns(name, Part::Task(id)))
+    }
+
+    /// Starts the tasks this worker owns and does not run yet.
+    fn spawn_owned_tasks(&self, c: &mut Connector) {
+        for id in 0..c.task_configs.len() as u32 {
+            if self.owns(&c.config.name, Part::Task(id)) && !c.tasks.contains_key(&id) {
+                self.spawn_task(c, id);
+            }
         }
     }
 
@@ -197,28 +233,34 @@ impl Herder {
             connectors.insert(name, started);
         }
         for (name, entry) in stored {
-            let rules = self.worker.config().connector_rules();
-            match ConnectorConfig::from_written(entry.config.clone(), self.worker.plugins(), rules)
-            {
-                Ok(config) => {
-                    let c = self.start(config, entry.target_state);
-                    connectors.insert(name, c);
-                }
-                Err(errors) => {
-                    let why = format!("the stored config is not valid on this worker: {errors}");
-                    error!(connector = %name, "not starting the connector: {why}");
-                    let config = ConnectorConfig::unvalidated(entry.config, self.worker.plugins());
-                    let mut c = Connector::new(config, entry.target_state);
-                    c.invalid = Some(why.clone());
-                    c.failure = Some(why);
-                    connectors.insert(name, c);
-                }
-            }
+            let c = self.start_stored(&name, entry);
+            connectors.insert(name, c);
         }
         Ok(())
     }
 
+    /// Starts a connector from its stored entry; one whose config no longer
+    /// validates stays known, FAILED, so it can be replaced or deleted.
+    fn start_stored(&self, name: &str, entry: StoredConnector) -> Connector {
+        let rules = self.worker.config().connector_rules();
+        match ConnectorConfig::from_written(entry.config.clone(), self.worker.plugins(), rules) {
+            Ok(config) => self.start(config, entry.target_state),
+            Err(errors) => {
+                let why = format!("the stored config is not valid on this worker: {errors}");
+                error!(connector = %name, "not starting the connector: {why}");
+                let config = ConnectorConfig::unvalidated(entry.config, self.worker.plugins());
+                let mut c = Connector::new(config, entry.target_state);
+                c.invalid = Some(why.clone());
+                c.failure = Some(why);
+                c
+            }
+        }
+    }
+
     pub async fn names(&self) -> Vec<String> {
+        if let Err(e) = self.catch_up().await {
+            warn!("listing the connectors known so far: {e}");
+        }
         self.connectors.lock().await.keys().cloned().collect()
     }
 
@@ -266,6 +308,7 @@ impl Herder {
         name: &str,
         mut written: TaskConfig,
     ) -> Result<(bool, ConnectorInfo), HerderError> {
+        self.catch_up().await?;
         check_name(name, &mut written)?;
         let config = self.validate(written)?;
         let mut connectors = self.connectors.lock().await;
@@ -301,6 +344,7 @@ impl Herder {
         name: &str,
         patch: BTreeMap<String, Option<String>>,
     ) -> Result<ConnectorInfo, HerderError> {
+        self.catch_up().await?;
         let mut written = {
             let connectors = self.connectors.lock().await;
             let c = connectors
@@ -318,6 +362,7 @@ impl Herder {
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
+        self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
         let mut c = connectors
             .remove(name)
@@ -334,6 +379,7 @@ impl Herder {
 
     /// Pause, resume or stop.
     pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), HerderError> {
+        self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
         let c = connectors
             .get_mut(name)
@@ -349,8 +395,14 @@ impl Herder {
             }),
         )
         .await?;
+        self.apply_target(c, target).await;
+        Ok(())
+    }
+
+    /// Moves a connector's running parts to `target` (already stored).
+    async fn apply_target(&self, c: &mut Connector, target: TargetState) {
         let was = std::mem::replace(&mut c.target, target);
-        info!(connector = %name, from = ?was, to = ?target, "connector target state changed");
+        info!(connector = %c.config.name, from = ?was, to = ?target, "connector target state changed");
         match target {
             TargetState::Stopped => {
                 self.stop_all(c).await;
@@ -358,20 +410,25 @@ impl Herder {
             }
             TargetState::Running | TargetState::Paused if was == TargetState::Stopped => {
                 // stop_all left the connector known but empty; start it as new.
-                self.start_instance(c);
-                for id in 0..c.task_configs.len() as u32 {
-                    self.spawn_task(c, id);
+                if self.owns_any(c) {
+                    self.start_instance(c);
+                    self.spawn_owned_tasks(c);
                 }
             }
             _ => {
-                for t in c.tasks.values() {
+                for (id, t) in &c.tasks {
                     t.health.clear_paused();
                     t.control.send_replace(target);
+                    if target == TargetState::Running && t.health.failure().is_none() {
+                        // A pause is reported by the task once it took effect;
+                        // a resume at once, as Connect does.
+                        let running = self.status_record(State::Running, None);
+                        self.statuses.put_task(&c.config.name, *id, running);
+                    }
                 }
                 self.publish_connector(c);
             }
         }
-        Ok(())
     }
 
     /// `POST /connectors/{name}/restart`. Returns the status as it was when the
@@ -382,6 +439,7 @@ impl Herder {
         include_tasks: bool,
         only_failed: bool,
     ) -> Result<ConnectorStatus, HerderError> {
+        self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
         let c = connectors
             .get_mut(name)
@@ -423,6 +481,7 @@ impl Herder {
 
     /// `POST /connectors/{name}/tasks/{id}/restart`.
     pub async fn restart_task(&self, name: &str, id: u32) -> Result<(), HerderError> {
+        self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
         let c = connectors
             .get_mut(name)
@@ -435,6 +494,7 @@ impl Herder {
     }
 
     pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
+        self.catch_up().await?;
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
@@ -452,6 +512,7 @@ impl Herder {
     }
 
     pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
+        self.catch_up().await?;
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
@@ -462,6 +523,7 @@ impl Herder {
     /// `GET /connectors/{name}/tasks`: each task's id and config (masked),
     /// with the `task.class` Connect's worker adds to every task config.
     pub async fn task_configs(&self, name: &str) -> Result<Vec<(TaskId, TaskConfig)>, HerderError> {
+        self.catch_up().await?;
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
@@ -507,6 +569,7 @@ impl Herder {
 
     /// `GET /connectors/{name}/offsets`.
     pub async fn offsets(&self, name: &str) -> Result<ConnectorOffsets, HerderError> {
+        self.catch_up().await?;
         let (config, topics) = {
             let connectors = self.connectors.lock().await;
             let c = connectors
@@ -524,6 +587,7 @@ impl Herder {
         name: &str,
         changes: Option<ConnectorOffsets>,
     ) -> Result<String, HerderError> {
+        self.catch_up().await?;
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
@@ -705,11 +769,9 @@ impl Herder {
     /// Starts a connector and, unless it is to stay stopped, its tasks.
     fn start(&self, config: ConnectorConfig, target: TargetState) -> Connector {
         let mut c = Connector::new(config, target);
-        if target != TargetState::Stopped {
+        if target != TargetState::Stopped && self.owns_any(&c) {
             self.start_instance(&mut c);
-            for id in 0..c.task_configs.len() as u32 {
-                self.spawn_task(&mut c, id);
-            }
+            self.spawn_owned_tasks(&mut c);
         }
         c
     }
@@ -736,6 +798,9 @@ impl Herder {
 
     /// Tells the status store what the connector is doing now.
     fn publish_connector(&self, c: &Connector) {
+        if !self.owns(&c.config.name, Part::Connector) {
+            return; // The connector part's owner reports it.
+        }
         let record = match &c.failure {
             Some(trace) => self.status_record(State::Failed, Some(trace.clone())),
             None => self.status_record(reported(c.target), None),
@@ -744,13 +809,13 @@ impl Herder {
     }
 
     /// A status record written by this worker in its current generation
-    /// (standalone has one generation, 0: only it writes).
+    /// (standalone has one, 0: only it writes).
     fn status_record(&self, state: State, trace: Option<String>) -> StatusRecord {
         StatusRecord {
             state,
             trace,
             worker_id: self.worker_id(),
-            generation: 0,
+            generation: self.placement.as_ref().map_or(0, |p| p.generation()),
         }
     }
 
@@ -759,7 +824,13 @@ impl Herder {
             return;
         };
         let (control, rx) = watch::channel(c.target);
-        let health = Arc::new(TaskHealth::default());
+        let health = {
+            let (statuses, name) = (self.statuses.clone(), c.config.name.clone());
+            let paused = self.status_record(State::Paused, None);
+            Arc::new(TaskHealth::reporting_pauses(move || {
+                statuses.put_task(&name, id, paused.clone())
+            }))
+        };
         let wiring = TaskWiring {
             control: rx,
             active_topics: c.active_topics.clone(),
@@ -866,9 +937,7 @@ impl Herder {
         if c.task_configs != before || c.tasks.is_empty() {
             let tasks = std::mem::take(&mut c.tasks);
             self.stop_tasks(&c.config.name, tasks).await;
-            for id in 0..c.task_configs.len() as u32 {
-                self.spawn_task(c, id);
-            }
+            self.spawn_owned_tasks(c);
             return true;
         }
         false
@@ -890,7 +959,23 @@ impl Herder {
             .plugins()
             .connector(&c.config.class)
             .map(|p| p.version.to_owned());
+        let remote = self.statuses.connector(name);
         let connector = match (&c.failure, c.target) {
+            // Another worker runs the connector part: what it reported.
+            _ if !self.owns(name, Part::Connector) => match remote {
+                Some(r) => ConnectorState {
+                    state: r.state,
+                    worker_id: r.worker_id,
+                    version: version.clone(),
+                    trace: r.trace,
+                },
+                None => ConnectorState {
+                    state: State::Unassigned,
+                    worker_id: String::new(),
+                    version: version.clone(),
+                    trace: None,
+                },
+            },
             (Some(trace), _) => ConnectorState {
                 state: State::Failed,
                 worker_id: worker_id.clone(),
@@ -904,7 +989,7 @@ impl Herder {
                 trace: None,
             },
         };
-        let tasks = c
+        let mut tasks: BTreeMap<u32, TaskStatus> = c
             .tasks
             .iter()
             .map(|(id, t)| {
@@ -927,28 +1012,64 @@ impl Herder {
                         .then(|| t.health.retry_reason())
                         .flatten()
                 });
-                TaskStatus {
+                let status = TaskStatus {
                     id: *id,
                     state,
                     worker_id: worker_id.clone(),
                     version: version.clone(),
                     trace,
-                }
+                };
+                (*id, status)
             })
             .collect();
+        // Distributed: the tasks other workers run, as they reported them.
+        if self.placement.is_some() && c.target != TargetState::Stopped {
+            let count = self.task_count(c);
+            for (id, r) in self.statuses.tasks(name) {
+                if id < count && !tasks.contains_key(&id) {
+                    let status = TaskStatus {
+                        id,
+                        state: r.state,
+                        worker_id: r.worker_id,
+                        version: version.clone(),
+                        trace: r.trace,
+                    };
+                    tasks.insert(id, status);
+                }
+            }
+        }
         ConnectorStatus {
             name: name.to_owned(),
             connector,
-            tasks,
+            tasks: tasks.into_values().collect(),
             kind: c.config.kind.as_str(),
         }
+    }
+
+    /// How many tasks the connector has: known from its instance where this
+    /// worker runs it, else from the tasks other workers reported.
+    fn task_count(&self, c: &Connector) -> u32 {
+        if c.instance.is_some() || self.placement.is_none() {
+            return c.task_configs.len() as u32;
+        }
+        if c.target == TargetState::Stopped {
+            return 0;
+        }
+        let max = c.config.tasks_max as u32;
+        self.statuses
+            .tasks(&c.config.name)
+            .into_keys()
+            .filter(|id| *id < max)
+            .map(|id| id + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     fn info_of(&self, c: &Connector) -> ConnectorInfo {
         ConnectorInfo {
             name: c.config.name.clone(),
             config: self.masked(&c.config, &c.config.written),
-            tasks: (0..c.task_configs.len() as u32)
+            tasks: (0..self.task_count(c))
                 .map(|task| TaskId {
                     connector: c.config.name.clone(),
                     task,

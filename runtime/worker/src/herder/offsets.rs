@@ -89,7 +89,7 @@ pub async fn alter(
                                 // past them. A rewind breaks that: drop them, and the
                                 // next start scans whole topics, learns every
                                 // position already written, and skips the replay.
-                                c.topics.clear();
+                                c.marks.clear();
                                 for change in changes.offsets {
                                     match change.offset {
                                         Some(o) => c.upsert(&change.partition, o),

@@ -277,6 +277,7 @@ impl SourceRunner {
             .collect();
         let store = self.store.clone();
         let name = self.connector.clone();
+        let task = self.task_id;
         let to_write = stored.clone();
         tokio::task::spawn_blocking(move || {
             store.commit(
@@ -286,7 +287,7 @@ impl SourceRunner {
                         c.upsert(&p, o);
                     }
                     for (t, n, m) in &marks {
-                        c.raise_marks(t, *n, m);
+                        c.raise_marks(task, t, *n, m);
                     }
                 }),
             )
@@ -314,8 +315,7 @@ impl SourceRunner {
         let mark = self
             .store
             .connector(&self.connector)
-            .topics
-            .get(topic)
+            .mark(self.task_id, topic)
             .cloned();
         if let Some(m) = &mark {
             if m.partitions != 0 && m.partitions != partitions {

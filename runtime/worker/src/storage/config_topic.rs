@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use sluice_api::TaskConfig;
+use tokio::sync::watch;
 use tracing::debug;
 
 use super::configs::{ConfigBackingStore, StoredConnector};
@@ -46,42 +47,53 @@ type Shared = Arc<Mutex<View>>;
 pub struct KafkaConfigStore {
     log: KafkaLog,
     view: Shared,
-    /// This store's creates: worker-unique prefix plus a counter.
+    changes: watch::Sender<u64>,
+    /// This store's creates: a prefix unique to this store, plus a counter.
     nonce_prefix: String,
     nonces: AtomicU64,
 }
 
 impl KafkaConfigStore {
-    /// Reads the config topic to its end. `worker_id` makes this worker's
-    /// create nonces unique in the cluster.
+    /// Reads the config topic to its end.
     pub fn open(
         worker: &WorkerConfig,
         topic: &str,
-        worker_id: &str,
         timeout: Duration,
     ) -> Result<Self, WorkerError> {
         let view: Shared = Arc::default();
-        let v = view.clone();
-        let log = KafkaLog::open(worker, topic, timeout, move |r| apply(&v, &r))?;
+        let (changes, _) = watch::channel(0u64);
+        let (v, c) = (view.clone(), changes.clone());
+        let log = KafkaLog::open(worker, topic, timeout, move |r| {
+            apply(&v, &r);
+            c.send_modify(|n| *n += 1);
+        })?;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         Ok(Self {
             log,
             view,
-            nonce_prefix: format!("{worker_id}/{started}"),
+            changes,
+            // Unique in the cluster: the host, the process and when it started.
+            nonce_prefix: format!("{}/{}/{started}", host_name(), std::process::id()),
             nonces: AtomicU64::new(0),
         })
     }
 
-    /// Reads what other workers wrote before now.
-    pub fn read_to_end(&self) -> Result<(), WorkerError> {
-        self.log.read_to_end()
+    /// Bumped whenever a record changes the view, whoever wrote it.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, View> {
         lock(&self.view)
     }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn lock(view: &Shared) -> std::sync::MutexGuard<'_, View> {
@@ -200,6 +212,10 @@ fn target_record(name: &str, target: TargetState) -> Entry {
 }
 
 impl ConfigBackingStore for KafkaConfigStore {
+    fn read_to_end(&self) -> Result<(), WorkerError> {
+        self.log.read_to_end()
+    }
+
     fn all(&self) -> BTreeMap<String, StoredConnector> {
         let view = self.lock();
         view.configs

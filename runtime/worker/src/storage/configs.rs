@@ -21,6 +21,12 @@ pub struct StoredConnector {
 /// Where connector configs live. Both calls block (a file write, or a record
 /// appended and read back): call them off the async threads.
 pub trait ConfigBackingStore: Send + Sync {
+    /// Waits until the view holds every write acknowledged, on any worker,
+    /// before the call. A store only this worker writes is always there.
+    fn read_to_end(&self) -> Result<(), WorkerError> {
+        Ok(())
+    }
+
     /// Every stored connector, by name.
     fn all(&self) -> BTreeMap<String, StoredConnector>;
 

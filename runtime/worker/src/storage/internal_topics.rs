@@ -1,6 +1,6 @@
-//! The distributed worker's three internal topics: created when missing
-//! (compacted; the config topic with one partition), and checked when they
-//! exist, so a wrong topic stops the worker at start with the reason rather
+//! The distributed worker's internal topics: the three stores' (compacted;
+//! the config topic with one partition) and the placement topic, created
+//! when missing and checked when they exist, so a wrong topic stops the worker at start with the reason rather
 //! than losing configs or offsets to retention later.
 
 use std::collections::BTreeMap;
@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::config::{DistributedConfig, InternalTopic};
 use crate::error::WorkerError;
+use crate::placement;
 use crate::topics::{TopicSpec, Topics};
 
 /// Creates or checks every internal topic of `cluster`.
@@ -21,7 +22,35 @@ pub async fn ensure(topics: &Topics, cluster: &DistributedConfig) -> Result<(), 
     ] {
         ensure_one(topics, key, topic, one_partition).await?;
     }
-    Ok(())
+    ensure_placement(topics, cluster).await
+}
+
+/// The placement topic: no records, one partition per slot.
+async fn ensure_placement(topics: &Topics, cluster: &DistributedConfig) -> Result<(), WorkerError> {
+    let name = placement::topic_of(cluster);
+    let existing = topics
+        .describe(Some(&name))?
+        .into_iter()
+        .find(|t| t.name == name);
+    match existing {
+        Some(t) if t.partitions.len() == placement::SLOTS as usize => Ok(()),
+        Some(t) => Err(WorkerError::Other(format!(
+            "placement topic '{name}' has {} partitions; it must have {}, one per placement slot. Delete it (it holds no data) and start the worker again",
+            t.partitions.len(),
+            placement::SLOTS
+        ))),
+        None => {
+            let spec = TopicSpec {
+                name: name.clone(),
+                partitions: placement::SLOTS,
+                replication_factor: cluster.config_topic.replication_factor,
+                config: BTreeMap::new(),
+                description: None,
+            };
+            topics.create(&spec).await?;
+            wait_for_metadata(topics, &name).await
+        }
+    }
 }
 
 async fn ensure_one(

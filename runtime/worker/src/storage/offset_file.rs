@@ -113,7 +113,7 @@ mod tests {
                 "gen",
                 Box::new(|c| {
                     c.upsert(&part, map(json!({"seq": 10})));
-                    c.raise_marks("t", 4, &BTreeMap::from([(0, 100), (1, 5)]));
+                    c.raise_marks(0, "t", 4, &BTreeMap::from([(0, 100), (1, 5)]));
                 }),
             )
             .unwrap();
@@ -122,7 +122,7 @@ mod tests {
                 "gen",
                 Box::new(|c| {
                     c.upsert(&part, map(json!({"seq": 20})));
-                    c.raise_marks("t", 4, &BTreeMap::from([(0, 90), (2, 7)]));
+                    c.raise_marks(0, "t", 4, &BTreeMap::from([(0, 90), (2, 7)]));
                 }),
             )
             .unwrap();
@@ -135,7 +135,7 @@ mod tests {
             }]
         );
         assert_eq!(
-            reopened.topics["t"].acked,
+            reopened.marks[&0]["t"].acked,
             BTreeMap::from([(0, 100), (1, 5), (2, 7)])
         );
         assert!(!path.with_extension("tmp").exists());

@@ -4,10 +4,13 @@
 //! `partition_key`) with the offset as its JSON value; a reset is a
 //! tombstone.
 //!
-//! The resume marks (per topic a connector writes: its partition count and
-//! the highest Kafka offset the stored offsets cover) are records keyed
-//! `["__sluice.marks", "<connector>", "<topic>"]`. Connect reads only
-//! two-element keys and skips these.
+//! The resume marks (per task and topic: the partition count and the highest
+//! Kafka offset the task's stored offsets cover) are records keyed
+//! `["__sluice.marks", "<connector>", <task>, "<topic>"]`. Connect reads only
+//! two-element keys and skips these. A commit writes its offsets before its
+//! marks (they are in other partitions of the topic, so only waiting orders
+//! them): marks may lag the offsets after a crash, which costs a longer scan,
+//! but never lead them, which would skip records no offset covers.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -47,12 +50,6 @@ impl KafkaOffsetStore {
         let log = KafkaLog::open(worker, topic, timeout, move |r| apply(&v, &r))?;
         Ok(Self { log, view })
     }
-
-    /// Reads what other workers stored before now (a task that moved here
-    /// must start from its last owner's offsets).
-    pub fn read_to_end(&self) -> Result<(), WorkerError> {
-        self.log.read_to_end()
-    }
 }
 
 fn lock(view: &View) -> std::sync::MutexGuard<'_, BTreeMap<String, ConnectorOffsets>> {
@@ -83,14 +80,28 @@ fn apply(view: &View, record: &LogRecord<'_>) {
                 _ => entry.offsets.retain(|s| &s.partition != partition),
             }
         }
-        [Value::String(m), Value::String(connector), Value::String(topic)] if m == MARKS => {
+        [Value::String(m), Value::String(connector), Value::Number(task), Value::String(topic)]
+            if m == MARKS =>
+        {
+            let Some(task) = task.as_u64().and_then(|t| u32::try_from(t).ok()) else {
+                return;
+            };
             let entry = view.entry(connector.clone()).or_default();
             match value.and_then(|v| serde_json::from_value::<TopicMark>(v).ok()) {
                 Some(mark) => {
-                    entry.topics.insert(topic.clone(), mark);
+                    entry
+                        .marks
+                        .entry(task)
+                        .or_default()
+                        .insert(topic.clone(), mark);
                 }
                 None => {
-                    entry.topics.remove(topic);
+                    if let Some(m) = entry.marks.get_mut(&task) {
+                        m.remove(topic);
+                        if m.is_empty() {
+                            entry.marks.remove(&task);
+                        }
+                    }
                 }
             }
         }
@@ -107,18 +118,18 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, WorkerError> {
         .map_err(|e| WorkerError::Other(format!("cannot encode a record: {e}")))
 }
 
-fn marks_key(connector: &str, topic: &str) -> Vec<u8> {
-    serde_json::json!([MARKS, connector, topic])
+fn marks_key(connector: &str, task: u32, topic: &str) -> Vec<u8> {
+    serde_json::json!([MARKS, connector, task, topic])
         .to_string()
         .into_bytes()
 }
 
-/// The records that take `before` to `after`.
+/// The records that take `before` to `after`: the offsets', then the marks'.
 fn diff(
     connector: &str,
     before: &ConnectorOffsets,
     after: &ConnectorOffsets,
-) -> Result<Vec<Entry>, WorkerError> {
+) -> Result<(Vec<Entry>, Vec<Entry>), WorkerError> {
     let mut out = Vec::new();
     for s in &after.offsets {
         let old = before.offsets.iter().find(|o| o.partition == s.partition);
@@ -134,20 +145,29 @@ fn diff(
             out.push((partition_key(connector, &o.partition).into_bytes(), None));
         }
     }
-    for (topic, mark) in &after.topics {
-        if before.topics.get(topic) != Some(mark) {
-            out.push((marks_key(connector, topic), Some(to_json(mark)?)));
+    let mut marks = Vec::new();
+    for (task, topics) in &after.marks {
+        for (topic, mark) in topics {
+            if before.mark(*task, topic) != Some(mark) {
+                marks.push((marks_key(connector, *task, topic), Some(to_json(mark)?)));
+            }
         }
     }
-    for topic in before.topics.keys() {
-        if !after.topics.contains_key(topic) {
-            out.push((marks_key(connector, topic), None));
+    for (task, topics) in &before.marks {
+        for topic in topics.keys() {
+            if after.mark(*task, topic).is_none() {
+                marks.push((marks_key(connector, *task, topic), None));
+            }
         }
     }
-    Ok(out)
+    Ok((out, marks))
 }
 
 impl OffsetBackingStore for KafkaOffsetStore {
+    fn read_to_end(&self) -> Result<(), WorkerError> {
+        self.log.read_to_end()
+    }
+
     fn connector(&self, name: &str) -> ConnectorOffsets {
         lock(&self.view).get(name).cloned().unwrap_or_default()
     }
@@ -156,10 +176,13 @@ impl OffsetBackingStore for KafkaOffsetStore {
         let before = self.connector(name);
         let mut after = before.clone();
         update(&mut after);
-        let records = diff(name, &before, &after)?;
-        if records.is_empty() {
-            return Ok(());
+        let (offsets, marks) = diff(name, &before, &after)?;
+        if !offsets.is_empty() {
+            self.log.append(&offsets)?;
         }
-        self.log.append(&records)
+        if !marks.is_empty() {
+            self.log.append(&marks)?;
+        }
+        Ok(())
     }
 }

@@ -19,6 +19,12 @@ pub type OffsetUpdate<'a> = Box<dyn FnOnce(&mut ConnectorOffsets) + 'a>;
 /// Where source offsets live. Both calls block (a file write, or a produce
 /// acknowledged by Kafka): call them off the async threads.
 pub trait OffsetBackingStore: Send + Sync {
+    /// Waits until the view holds every commit acknowledged, on any worker,
+    /// before the call. A store only this worker writes is always there.
+    fn read_to_end(&self) -> Result<(), WorkerError> {
+        Ok(())
+    }
+
     /// One connector's stored offsets and marks (empty when it has none).
     fn connector(&self, name: &str) -> ConnectorOffsets;
 
@@ -33,20 +39,30 @@ pub struct StoredOffset {
     pub offset: SourceOffset,
 }
 
-/// What the idempotent resume needs to know about one topic a connector writes.
+/// What the idempotent resume needs to know about one topic a task writes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TopicMark {
     /// Partition count when the marks were taken; a change means keys moved.
     pub partitions: i32,
-    /// Per Kafka partition, the highest offset of this connector's records covered
-    /// by the stored source offsets.
+    /// Per Kafka partition, the highest offset of this task's records covered
+    /// by its stored source offsets.
     pub acked: BTreeMap<i32, i64>,
 }
 
+/// A connector's stored offsets, and per task and topic the marks they cover.
+///
+/// Marks are per task, not per connector: tasks stop and fail apart (in
+/// distributed mode on different workers), and one task's commit covers
+/// only its own records. A connector-wide mark raised by task 1 would let
+/// task 0, restarted, scan past its own records that no stored offset
+/// covers, and send them again. (Files of earlier versions kept one set per
+/// connector under `topics`; it is ignored, so their first start scans whole
+/// topics once.)
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ConnectorOffsets {
     pub offsets: Vec<StoredOffset>,
-    pub topics: BTreeMap<String, TopicMark>,
+    #[serde(default)]
+    pub marks: BTreeMap<u32, BTreeMap<String, TopicMark>>,
 }
 
 impl ConnectorOffsets {
@@ -61,9 +77,25 @@ impl ConnectorOffsets {
         }
     }
 
-    /// Raises the marks of `topic` to at least `acked`.
-    pub fn raise_marks(&mut self, topic: &str, partitions: i32, acked: &BTreeMap<i32, i64>) {
-        let mark = self.topics.entry(topic.to_owned()).or_default();
+    /// The marks `task` stored for `topic`.
+    pub fn mark(&self, task: u32, topic: &str) -> Option<&TopicMark> {
+        self.marks.get(&task)?.get(topic)
+    }
+
+    /// Raises the marks of `task` for `topic` to at least `acked`.
+    pub fn raise_marks(
+        &mut self,
+        task: u32,
+        topic: &str,
+        partitions: i32,
+        acked: &BTreeMap<i32, i64>,
+    ) {
+        let mark = self
+            .marks
+            .entry(task)
+            .or_default()
+            .entry(topic.to_owned())
+            .or_default();
         mark.partitions = partitions;
         for (p, o) in acked {
             let e = mark.acked.entry(*p).or_insert(*o);

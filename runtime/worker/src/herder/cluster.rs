@@ -1,0 +1,149 @@
+//! The herder in distributed mode: it follows the config topic (what every
+//! connector should be) and the group's placement (which parts of them this
+//! worker runs), and brings what runs here in line with both.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::{Herder, HerderError};
+use crate::control::TargetState;
+use crate::placement::{Part, PlacementEvent};
+
+impl Herder {
+    /// Reads the config topic to its end and applies it, so a read on this
+    /// worker sees every write acknowledged on any worker before it. Nothing
+    /// to do in standalone.
+    pub async fn catch_up(&self) -> Result<(), HerderError> {
+        if self.placement.is_none() {
+            return Ok(());
+        }
+        let store = self.configs.clone();
+        tokio::task::spawn_blocking(move || store.read_to_end())
+            .await
+            .map_err(|e| HerderError::Internal(format!("config store task failed: {e}")))?
+            .map_err(|e| HerderError::Internal(e.to_string()))?;
+        self.apply_stored().await;
+        Ok(())
+    }
+
+    /// Brings the connectors known here in line with the config store:
+    /// creates, replaces, deletes and changes target states that other
+    /// workers wrote.
+    pub(super) async fn apply_stored(&self) {
+        let mut stored = self.configs.all();
+        let mut connectors = self.connectors.lock().await;
+        let known: Vec<String> = connectors.keys().cloned().collect();
+        for name in known {
+            let Some(entry) = stored.remove(&name) else {
+                if let Some(mut c) = connectors.remove(&name) {
+                    info!(connector = %name, "connector deleted on another worker");
+                    self.stop_all(&mut c).await;
+                }
+                continue;
+            };
+            let Some(c) = connectors.get_mut(&name) else {
+                continue;
+            };
+            if c.config.written == entry.config {
+                if c.target != entry.target_state {
+                    self.apply_target(c, entry.target_state).await;
+                }
+                continue;
+            }
+            info!(connector = %name, "connector config changed on another worker");
+            self.stop_all(c).await;
+            let replaced = self.start_stored(&name, entry);
+            connectors.insert(name, replaced);
+        }
+        for (name, entry) in stored {
+            info!(connector = %name, "connector created on another worker");
+            let c = self.start_stored(&name, entry);
+            connectors.insert(name, c);
+        }
+    }
+
+    /// Brings what runs here in line with the slots this worker holds:
+    /// stops the parts it lost, starts the parts it gained.
+    async fn apply_placement(&self) {
+        // A task that moved here starts from its last owner's offsets.
+        let offsets = self.worker.offset_store().clone();
+        match tokio::task::spawn_blocking(move || offsets.read_to_end()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("cannot read the offsets topic to its end: {e}"),
+            Err(e) => warn!("offsets task failed: {e}"),
+        }
+        let mut connectors = self.connectors.lock().await;
+        for (name, c) in connectors.iter_mut() {
+            if c.target == TargetState::Stopped {
+                continue;
+            }
+            if !self.owns_any(c) {
+                if c.instance.is_some() || !c.tasks.is_empty() {
+                    info!(connector = %name, "no part of the connector is placed here any more");
+                    self.stop_all(c).await;
+                }
+                continue;
+            }
+            let lost: Vec<u32> = c
+                .tasks
+                .keys()
+                .copied()
+                .filter(|id| !self.owns(name, Part::Task(*id)))
+                .collect();
+            if !lost.is_empty() {
+                info!(connector = %name, tasks = ?lost, "tasks placed elsewhere now; stopping them");
+                let tasks: BTreeMap<_, _> = lost
+                    .iter()
+                    .filter_map(|id| c.tasks.remove(id).map(|t| (*id, t)))
+                    .collect();
+                self.stop_tasks(name, tasks).await;
+            }
+            if c.instance.is_none() && c.failure.is_none() {
+                self.start_instance(c);
+            } else {
+                // This worker may have just gained the connector part.
+                self.publish_connector(c);
+            }
+            self.spawn_owned_tasks(c);
+        }
+    }
+
+    /// Follows the config topic's changes and the placement's, for as long as
+    /// both are there.
+    pub fn spawn_cluster_follower(
+        self: &Arc<Self>,
+        mut configs: watch::Receiver<u64>,
+        mut placement: mpsc::UnboundedReceiver<PlacementEvent>,
+    ) {
+        let herder = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = configs.changed() => {
+                        let Some(h) = herder.upgrade() else { break };
+                        if changed.is_err() {
+                            break;
+                        }
+                        h.apply_stored().await;
+                    }
+                    event = placement.recv() => {
+                        let Some(h) = herder.upgrade() else { break };
+                        match event {
+                            None => break,
+                            Some(PlacementEvent::Changed) => h.apply_placement().await,
+                            Some(PlacementEvent::Revoked(done)) => {
+                                h.apply_placement().await;
+                                // The rebalance waits for this before the
+                                // slots go to another worker.
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}

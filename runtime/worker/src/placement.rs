@@ -1,0 +1,256 @@
+//! Which connectors and tasks this worker runs, in distributed mode, decided
+//! by Kafka's group coordinator: every worker of a cluster joins the consumer
+//! group `group.id` on the placement topic, whose partitions are placement
+//! slots. A connector and each of its tasks map to fixed slots; a worker
+//! runs what maps to the slots it holds. Cooperative-sticky assignment moves
+//! few slots on a join or a leave, a dead worker's slots move once its
+//! session times out, and a slot is held by one member at a time: a worker
+//! gives up a revoked slot (its tasks stopped) before the rebalance goes on.
+//!
+//! No record is ever written to the placement topic; the group is used only
+//! for membership and assignment.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::ClientContext;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::config::{DistributedConfig, WorkerConfig};
+use crate::error::WorkerError;
+use crate::kafka;
+
+/// Placement slots: partitions of the placement topic. More slots than tasks
+/// spread tasks evenly; the count is fixed once the topic exists.
+pub const SLOTS: i32 = 64;
+
+/// The placement topic of a cluster, beside its config topic.
+pub fn topic_of(cluster: &DistributedConfig) -> String {
+    format!("{}-placement", cluster.config_topic.name)
+}
+
+/// One part of a connector, each in a slot of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The connector instance, which makes task configs and reports the
+    /// connector's own state.
+    Connector,
+    Task(u32),
+}
+
+/// The slot of a connector's part: the connector's hash, then its tasks in
+/// the slots after it, so one connector's tasks spread over the workers.
+pub fn slot_of(connector: &str, part: Part) -> i32 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in connector.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let offset = match part {
+        Part::Connector => 0,
+        Part::Task(id) => u64::from(id) + 1,
+    };
+    ((u64::from(h) + offset) % SLOTS as u64) as i32
+}
+
+/// What the herder is told when the slots held change. A revocation carries
+/// a sender the herder answers once the revoked parts are stopped.
+pub enum PlacementEvent {
+    Changed,
+    Revoked(SyncSender<()>),
+}
+
+/// The slots this worker holds now, and the generation they were given in.
+#[derive(Default)]
+pub struct Placement {
+    held: RwLock<BTreeSet<i32>>,
+    /// Milliseconds since the epoch when this worker last gained slots: a
+    /// later owner of a slot has a higher one (it gains the slot at least a
+    /// session timeout after the last owner was last heard of), which
+    /// fences the statuses a stale owner writes.
+    generation: AtomicU64,
+}
+
+impl Placement {
+    pub fn owns(&self, connector: &str, part: Part) -> bool {
+        self.read().contains(&slot_of(connector, part))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<i32>> {
+        // Whole sets are replaced under the lock; a poisoned one is consistent.
+        self.held
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn change(&self, slots: &[i32], add: bool) {
+        let mut held = self
+            .held
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for s in slots {
+            if add {
+                held.insert(*s);
+            } else {
+                held.remove(s);
+            }
+        }
+    }
+}
+
+struct PlacementContext {
+    placement: Arc<Placement>,
+    events: mpsc::UnboundedSender<PlacementEvent>,
+    /// The longest a revocation waits for the herder to stop what it runs.
+    revoke_wait: Duration,
+}
+
+impl ClientContext for PlacementContext {}
+
+fn slots(tpl: &rdkafka::TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+impl ConsumerContext for PlacementContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = slots(tpl);
+            let lost = consumer.assignment_lost();
+            info!(slots = ?revoked, lost, "placement slots revoked; stopping what they hold");
+            self.placement.change(&revoked, false);
+            // The slots go to another worker once this returns: first stop
+            // their tasks, so no task runs on two workers at once.
+            let (tx, rx) = sync_channel(1);
+            if self.events.send(PlacementEvent::Revoked(tx)).is_ok()
+                && rx.recv_timeout(self.revoke_wait).is_err()
+            {
+                warn!(slots = ?revoked, "tasks of revoked slots did not stop within rebalance.timeout.ms");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let gained = slots(tpl);
+                if gained.is_empty() {
+                    return;
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                self.placement.generation.fetch_max(now, Ordering::AcqRel);
+                info!(slots = ?gained, "placement slots assigned");
+                self.placement.change(&gained, true);
+                let _ = self.events.send(PlacementEvent::Changed);
+            }
+            Rebalance::Error(e) => warn!("placement rebalance failed: {e}"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// This worker's membership: a thread polling the group, so the coordinator
+/// hears from it and its rebalances run.
+pub struct Membership {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Membership {
+    /// Joins the cluster's group; `placement` follows the slots held, and
+    /// each change is sent on `events`.
+    pub fn join(
+        worker: &WorkerConfig,
+        cluster: &DistributedConfig,
+        worker_id: &str,
+        placement: Arc<Placement>,
+        events: mpsc::UnboundedSender<PlacementEvent>,
+    ) -> Result<Self, WorkerError> {
+        let ms = |d: Duration| d.as_millis().to_string();
+        let overrides = [
+            ("group.id", cluster.group_id.clone()),
+            ("client.id", format!("sluice-worker-{worker_id}")),
+            ("session.timeout.ms", ms(cluster.session_timeout)),
+            ("heartbeat.interval.ms", ms(cluster.heartbeat_interval)),
+            // librdkafka's rebalance timeout is its max.poll.interval.ms.
+            (
+                "max.poll.interval.ms",
+                ms(cluster.rebalance_timeout.max(cluster.session_timeout)),
+            ),
+            ("partition.assignment.strategy", "cooperative-sticky".into()),
+        ];
+        let context = PlacementContext {
+            placement,
+            events,
+            revoke_wait: cluster.rebalance_timeout,
+        };
+        let consumer: BaseConsumer<PlacementContext> =
+            kafka::consumer(worker, context, &overrides)?;
+        let topic = topic_of(cluster);
+        consumer
+            .subscribe(&[&topic])
+            .map_err(|e| WorkerError::kafka(format!("join the group on '{topic}'"), e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("placement".into())
+            .spawn(move || {
+                while !s.load(Ordering::Acquire) {
+                    // Nothing is ever written here; polling keeps the
+                    // membership alive and runs the rebalances.
+                    let _ = consumer.poll(Duration::from_millis(100));
+                }
+                // Leaving: the group rebalances at once, without waiting for
+                // a session timeout; the revocation stops our tasks first.
+                consumer.unsubscribe();
+                let _ = consumer.poll(Duration::from_millis(100));
+                drop(consumer);
+            })
+            .map_err(|e| WorkerError::Other(format!("cannot start the placement thread: {e}")))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Leaves the group: what this worker runs moves to the others now.
+    pub fn leave(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connectors_parts_take_consecutive_slots() {
+        let c = slot_of("orders", Part::Connector);
+        assert_eq!(slot_of("orders", Part::Task(0)), (c + 1) % SLOTS);
+        assert_eq!(slot_of("orders", Part::Task(SLOTS as u32 - 1)), c);
+        // Stable: every worker, of any build, places a name alike (FNV-1a).
+        assert_eq!(c, 44);
+        assert!((0..SLOTS).contains(&slot_of("", Part::Task(u32::MAX))));
+    }
+}

@@ -359,7 +359,7 @@ async fn distributed(
     .await??;
     let config_changes = configs.changes();
     let worker = Worker::start(worker_config.clone(), plugins, Arc::new(offsets)).await?;
-    let placement = Arc::new(Placement::default());
+    let placement = Arc::new(Placement::new(&cluster));
     let herder = Arc::new(
         Herder::new(worker, Arc::new(configs), Arc::new(statuses))
             .with_placement(placement.clone()),

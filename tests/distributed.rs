@@ -560,15 +560,7 @@ fn a_cluster_shares_its_connectors_and_moves_a_killed_workers_tasks() {
     );
 
     // Every event in Kafka exactly once, and in the file at least once.
-    wait_for("every event in the topic", Duration::from_secs(120), || {
-        topic_count(&topic) >= total as i64
-    });
-    let events = events_in(&topic);
-    let mut seen = std::collections::BTreeSet::new();
-    for e in &events {
-        assert!(seen.insert(*e), "{e:?} twice in Kafka");
-    }
-    assert_eq!(seen.len() as u64, total);
+    let seen = assert_exactly_once(&topic, total);
     for g in 0..2 {
         assert_eq!(
             seen.iter().filter(|(t, _)| *t == g).count() as u64,
@@ -595,4 +587,94 @@ fn a_cluster_shares_its_connectors_and_moves_a_killed_workers_tasks() {
             w.log_text()
         );
     }
+}
+
+fn signal(w: &WorkerProcess, sig: &str) {
+    let pid = w.child.id().to_string();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+fn assert_exactly_once(topic: &str, total: u64) -> std::collections::BTreeSet<(i64, i64)> {
+    wait_for("every event in the topic", Duration::from_secs(120), || {
+        topic_count(topic) >= total as i64
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    for e in events_in(topic) {
+        assert!(seen.insert(e), "{e:?} twice in Kafka");
+    }
+    assert_eq!(seen.len() as u64, total);
+    seen
+}
+
+#[test]
+fn a_worker_frozen_past_its_session_writes_nothing_when_it_wakes_and_rejoins() {
+    let scratch = Scratch::new("frozen");
+    let cluster = Cluster::start(&scratch, 2);
+    let w1 = cluster.urls[0].clone();
+    let topic = unique("events");
+    create_topic(&scratch, &topic, 4);
+    let total = 6000u64;
+    let source = unique("gen");
+    let (code, body) = post(
+        &format!("{w1}/connectors"),
+        &datagen(&source, &topic, total, 400),
+    );
+    assert_eq!(code, 201, "{body}");
+    wait_for(
+        "the source's tasks RUNNING",
+        Duration::from_secs(60),
+        || {
+            let s = states(&w1, &source);
+            s.len() == 3 && s.iter().all(|(state, _)| state == "RUNNING")
+        },
+    );
+    wait_for("the source writing", Duration::from_secs(30), || {
+        topic_count(&topic) > 200
+    });
+
+    // Freeze the worker running task 0 past its session timeout: the group
+    // expels it and the other worker takes the task over.
+    let owner_id = states(&w1, &source)[1].1.clone();
+    let frozen = cluster.index_of(&owner_id).unwrap();
+    let other = cluster.urls[1 - frozen].clone();
+    signal(&cluster.workers[frozen], "-STOP");
+    let stopped_at = std::time::Instant::now();
+    wait_for(
+        "task 0 RUNNING on the other worker",
+        Duration::from_millis(SESSION_MS + 5000),
+        || {
+            let s = states(&other, &source);
+            s.get(1)
+                .is_some_and(|(state, w)| state == "RUNNING" && *w != owner_id)
+        },
+    );
+    eprintln!(
+        "frozen worker's task 0 RUNNING elsewhere after {:?}",
+        stopped_at.elapsed()
+    );
+    let assigned = |w: &WorkerProcess| w.log_text().matches("placement slots assigned").count();
+    let before = assigned(&cluster.workers[frozen]);
+
+    // Woken, it finds its lease lapsed: it holds its batches, its tasks are
+    // stopped when it learns it lost its slots, and it joins again.
+    signal(&cluster.workers[frozen], "-CONT");
+    wait_for(
+        "the woken worker to rejoin",
+        Duration::from_secs(30),
+        || assigned(&cluster.workers[frozen]) > before,
+    );
+    let seen = assert_exactly_once(&topic, total);
+    for g in 0..2 {
+        assert_eq!(
+            seen.iter().filter(|(t, _)| *t == g).count() as u64,
+            total / 2
+        );
+    }
+    let log = cluster.workers[frozen].log_text();
+    assert!(!log.contains("panicked"), "{log}");
 }

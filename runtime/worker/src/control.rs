@@ -3,8 +3,9 @@
 //! sent over a watch channel, and the task's health, which the runner writes
 //! and the herder reports. The runners know the herder only through this.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -111,5 +112,64 @@ pub async fn until_stopped(control: &mut watch::Receiver<TargetState>) {
         if control.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Distributed mode: this worker's proof that it still belongs to the
+/// cluster's current generation, which a source task checks before it
+/// produces or stores offsets. The placement thread renews it with every
+/// offset commit the group coordinator accepts (the coordinator refuses one
+/// from an expelled member). It lapses `term` after the last accepted
+/// commit was sent, and `term` is shorter than the session timeout, so a
+/// worker cut off from the coordinator (stopped, partitioned) stops writing
+/// before the coordinator expels it and gives its tasks to another worker.
+#[derive(Debug)]
+pub struct Lease {
+    origin: Instant,
+    /// Milliseconds after `origin` when the last accepted renewal was sent;
+    /// 0 before the first.
+    renewed: AtomicU64,
+    term: Duration,
+}
+
+impl Lease {
+    pub fn new(term: Duration) -> Self {
+        Self {
+            origin: Instant::now(),
+            renewed: AtomicU64::new(0),
+            term,
+        }
+    }
+
+    /// Records that a renewal sent at `sent` was accepted.
+    pub fn renew(&self, sent: Instant) {
+        let ms = sent.saturating_duration_since(self.origin).as_millis() as u64;
+        // 0 means never renewed; a renewal in the first millisecond counts too.
+        self.renewed.fetch_max(ms.max(1), Ordering::AcqRel);
+    }
+
+    /// Whether this worker may still write for the tasks it was given.
+    pub fn is_held(&self) -> bool {
+        let ms = self.renewed.load(Ordering::Acquire);
+        ms > 0 && self.origin.elapsed() < Duration::from_millis(ms) + self.term
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_held_from_an_accepted_renewal_for_its_term() {
+        let lease = Lease::new(Duration::from_millis(200));
+        assert!(!lease.is_held(), "never renewed");
+        lease.renew(Instant::now());
+        assert!(lease.is_held());
+        // A renewal sent long ago proves nothing now.
+        let lease = Lease::new(Duration::from_millis(50));
+        let sent = Instant::now();
+        std::thread::sleep(Duration::from_millis(80));
+        lease.renew(sent);
+        assert!(!lease.is_held());
     }
 }

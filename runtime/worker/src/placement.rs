@@ -15,14 +15,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::config::{DistributedConfig, WorkerConfig};
+use crate::control::Lease;
 use crate::error::WorkerError;
 use crate::kafka;
 
@@ -67,10 +68,11 @@ pub enum PlacementEvent {
     Revoked(SyncSender<()>),
 }
 
-/// The slots this worker holds now, and the generation they were given in.
-#[derive(Default)]
+/// The slots this worker holds now, the generation they were given in, and
+/// the lease that lets its source tasks write.
 pub struct Placement {
     held: RwLock<BTreeSet<i32>>,
+    lease: Arc<Lease>,
     /// Milliseconds since the epoch when this worker last gained slots: a
     /// later owner of a slot has a higher one (it gains the slot at least a
     /// session timeout after the last owner was last heard of), which
@@ -79,6 +81,23 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// Holding nothing yet. The lease lapses a heartbeat before the session
+    /// would time out.
+    pub fn new(cluster: &DistributedConfig) -> Self {
+        let term = cluster
+            .session_timeout
+            .saturating_sub(cluster.heartbeat_interval);
+        Self {
+            held: RwLock::default(),
+            lease: Arc::new(Lease::new(term)),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn lease(&self) -> &Arc<Lease> {
+        &self.lease
+    }
+
     pub fn owns(&self, connector: &str, part: Part) -> bool {
         self.read().contains(&slot_of(connector, part))
     }
@@ -161,6 +180,36 @@ impl ConsumerContext for PlacementContext {
     }
 }
 
+/// Commits the held slots' (empty) positions: the coordinator accepts a
+/// commit only from a member of the current generation, so an accepted one
+/// renews the lease from the moment it was sent.
+fn renew(consumer: &BaseConsumer<PlacementContext>, lease: &Lease) {
+    let Ok(assigned) = consumer.assignment() else {
+        return;
+    };
+    if assigned.count() == 0 {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for e in assigned.elements() {
+        if tpl
+            .add_partition_offset(e.topic(), e.partition(), Offset::Offset(0))
+            .is_err()
+        {
+            return;
+        }
+    }
+    let sent = Instant::now();
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => lease.renew(sent),
+        // Loud while the lease still holds; quiet once it has lapsed.
+        Err(e) if lease.is_held() => {
+            warn!("the group did not accept this worker's lease renewal: {e}")
+        }
+        Err(e) => tracing::debug!("lease renewal refused: {e}"),
+    }
+}
+
 /// This worker's membership: a thread polling the group, so the coordinator
 /// hears from it and its rebalances run.
 pub struct Membership {
@@ -191,6 +240,17 @@ impl Membership {
             ),
             ("partition.assignment.strategy", "cooperative-sticky".into()),
         ];
+        let lease = placement.lease().clone();
+        // Renewed more often than it lapses, so a healthy worker never waits.
+        let renew_every = cluster
+            .heartbeat_interval
+            .min(
+                cluster
+                    .session_timeout
+                    .saturating_sub(cluster.heartbeat_interval)
+                    / 3,
+            )
+            .max(Duration::from_millis(100));
         let context = PlacementContext {
             placement,
             events,
@@ -207,10 +267,16 @@ impl Membership {
         let thread = std::thread::Builder::new()
             .name("placement".into())
             .spawn(move || {
+                let mut renewed = Instant::now();
                 while !s.load(Ordering::Acquire) {
                     // Nothing is ever written here; polling keeps the
                     // membership alive and runs the rebalances.
                     let _ = consumer.poll(Duration::from_millis(100));
+                    // At once while it is not held: tasks just given wait for it.
+                    if renewed.elapsed() >= renew_every || !lease.is_held() {
+                        renewed = Instant::now();
+                        renew(&consumer, &lease);
+                    }
                 }
                 // Leaving: the group rebalances at once, without waiting for
                 // a session timeout; the revocation stops our tasks first.

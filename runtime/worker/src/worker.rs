@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{ConnectorConfig, WorkerConfig};
-use crate::control::{TargetState, TaskHealth};
+use crate::control::{Lease, TargetState, TaskHealth};
 use crate::convert::build_converter;
 use crate::error::WorkerError;
 use crate::errors::{DeadLetterQueue, ErrorPolicy, SinkReporter};
@@ -70,6 +70,8 @@ pub struct TaskWiring {
     pub active_topics: ActiveTopics,
     /// Where the task confirms a pause.
     pub health: Arc<TaskHealth>,
+    /// Distributed mode: what a source task checks before it writes.
+    pub lease: Option<Arc<Lease>>,
 }
 
 pub struct Worker {
@@ -282,6 +284,7 @@ impl Worker {
             control: wiring.control,
             active_topics: wiring.active_topics,
             health: wiring.health,
+            lease: wiring.lease,
             graceful_timeout: self.config.graceful_timeout(),
         };
         Ok(TaskRun {

@@ -835,6 +835,7 @@ impl Herder {
             control: rx,
             active_topics: c.active_topics.clone(),
             health: health.clone(),
+            lease: self.placement.as_ref().map(|p| p.lease().clone()),
         };
         let name = c.config.name.clone();
         let task = match &c.instance {

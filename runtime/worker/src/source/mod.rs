@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use self::acks::{AckContext, BatchAcks, KafkaMarks};
 use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
-use crate::control::{until_stopped, TargetState, TaskHealth};
+use crate::control::{until_stopped, Lease, TargetState, TaskHealth};
 use crate::errors::{ErrorPolicy, Failure, Original, Stage};
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::storage::{partition_key, OffsetBackingStore};
@@ -57,6 +57,8 @@ pub struct SourceRunner {
     pub control: watch::Receiver<TargetState>,
     pub active_topics: ActiveTopics,
     pub health: Arc<TaskHealth>,
+    /// Distributed mode: nothing is produced or stored unless it is held.
+    pub lease: Option<Arc<Lease>>,
     pub graceful_timeout: Duration,
 }
 
@@ -162,6 +164,9 @@ impl SourceRunner {
             if batch.is_empty() {
                 continue;
             }
+            if !self.lease_held(&mut control).await {
+                break;
+            }
             let sent = self
                 .send_batch(batch, &mut resume, &mut ready_topics)
                 .await?;
@@ -252,6 +257,29 @@ impl SourceRunner {
         Ok(())
     }
 
+    /// Distributed mode: waits while this worker's lease has lapsed (the
+    /// task may be running on another worker by now); false when the task is
+    /// stopped meanwhile, which is how a lapsed worker's tasks end.
+    async fn lease_held(&mut self, control: &mut watch::Receiver<TargetState>) -> bool {
+        let Some(lease) = &self.lease else {
+            return true;
+        };
+        if lease.is_held() {
+            return true;
+        }
+        warn!(connector = %self.connector, task = self.task_id, "this worker's cluster lease has lapsed; holding the batch until it is renewed or the task is stopped");
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if lease.is_held() {
+                        return true;
+                    }
+                }
+                _ = until_stopped(control) => return false,
+            }
+        }
+    }
+
     /// Stores completed offsets durably, then tells the task they are stored.
     async fn store(
         &mut self,
@@ -259,6 +287,12 @@ impl SourceRunner {
         partitions: &HashMap<String, i32>,
     ) -> Result<(), ConnectError> {
         if completed.is_empty() {
+            return Ok(());
+        }
+        if self.lease.as_ref().is_some_and(|l| !l.is_held()) {
+            // Another worker may own the task now; what it stores wins. Not
+            // storing only means a replay, which idempotent resume skips.
+            debug!(connector = %self.connector, task = self.task_id, "lease lapsed: not storing offsets");
             return Ok(());
         }
         let done = std::mem::take(completed);

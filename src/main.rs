@@ -341,6 +341,9 @@ async fn distributed(
     let worker_config = WorkerConfig::load(&worker_path, std::env::vars())?;
     let cluster = DistributedConfig::from_worker(&worker_config)
         .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
+    if !cluster.scheduled_rebalance_max_delay.is_zero() {
+        tracing::warn!("scheduled.rebalance.max.delay.ms is not implemented yet: a departed worker's tasks move as soon as the group expels it, as with 0");
+    }
     let c = worker_config.clone();
     let topics = tokio::task::spawn_blocking(move || Topics::connect(&c)).await??;
     internal_topics::ensure(&topics, &cluster).await?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use sluice_runtime::config::DistributedConfig;
 use sluice_runtime::control::TargetState;
+use sluice_runtime::placement::{slot_of, Part};
 use sluice_runtime::storage::{
     internal_topics, ConfigBackingStore, KafkaConfigStore, KafkaOffsetStore, KafkaStatusStore,
     OffsetBackingStore, State, StatusBackingStore, StatusRecord, StoredConnector,
@@ -355,6 +356,7 @@ fn cluster_worker_json(scratch: &Scratch, group: &str) -> std::path::PathBuf {
 }
 
 struct Cluster {
+    config: std::path::PathBuf,
     workers: Vec<WorkerProcess>,
     urls: Vec<String>,
 }
@@ -366,7 +368,11 @@ impl Cluster {
             .map(|_| WorkerProcess::start_distributed(scratch, &config))
             .collect();
         let urls = workers.iter().map(WorkerProcess::rest_url).collect();
-        Self { workers, urls }
+        Self {
+            config,
+            workers,
+            urls,
+        }
     }
 
     /// The index of the worker whose id (`host:port`) is `id`.
@@ -418,9 +424,13 @@ fn states(url: &str, name: &str) -> Vec<(String, String)> {
 }
 
 fn datagen(name: &str, topic: &str, total: u64, rate: u64) -> serde_json::Value {
+    datagen_tasks(name, topic, total, rate, 2)
+}
+
+fn datagen_tasks(name: &str, topic: &str, total: u64, rate: u64, tasks: u32) -> serde_json::Value {
     json!({"name": name, "config": {
         "connector.class": "datagen",
-        "tasks.max": 2,
+        "tasks.max": tasks,
         "kafka.topic": topic,
         "max.records": total,
         "records.per.second": rate,
@@ -589,6 +599,33 @@ fn a_cluster_shares_its_connectors_and_moves_a_killed_workers_tasks() {
     }
 }
 
+/// The placement slots a worker holds, from what its log says it was given
+/// and gave up.
+fn held_slots(log: &str) -> std::collections::BTreeSet<i32> {
+    let mut held = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let gained = line.contains("placement slots assigned");
+        if !gained && !line.contains("placement slots revoked") {
+            continue;
+        }
+        let Some(list) = line
+            .split("slots=[")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+        else {
+            continue;
+        };
+        for n in list.split(',').filter_map(|n| n.trim().parse::<i32>().ok()) {
+            if gained {
+                held.insert(n);
+            } else {
+                held.remove(&n);
+            }
+        }
+    }
+    held
+}
+
 fn signal(w: &WorkerProcess, sig: &str) {
     let pid = w.child.id().to_string();
     let ok = std::process::Command::new("kill")
@@ -677,4 +714,153 @@ fn a_worker_frozen_past_its_session_writes_nothing_when_it_wakes_and_rejoins() {
     }
     let log = cluster.workers[frozen].log_text();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn a_rolling_restart_under_load_loses_nothing_and_doubles_nothing() {
+    let scratch = Scratch::new("rolling");
+    let mut cluster = Cluster::start(&scratch, 3);
+    let w1 = cluster.urls[0].clone();
+    let topic = unique("events");
+    create_topic(&scratch, &topic, 4);
+    let total = 8000u64;
+    let source = unique("gen");
+    let (code, body) = post(
+        &format!("{w1}/connectors"),
+        &datagen(&source, &topic, total, 200),
+    );
+    assert_eq!(code, 201, "{body}");
+    let out = scratch.path("out.jsonl");
+    let sink = json!({"name": unique("file"), "config": {
+        "connector.class": "file-sink", "topics": topic,
+        "file": out.display().to_string(), "format": "envelope"
+    }});
+    assert_eq!(post(&format!("{w1}/connectors"), &sink).0, 201);
+    wait_for("the source writing", Duration::from_secs(60), || {
+        topic_count(&topic) > 200
+    });
+
+    // Each worker in turn: SIGTERM (it leaves the group, its tasks finish and
+    // store their offsets, and another worker takes them at once), then a
+    // new worker in its place.
+    for i in 0..3 {
+        let witness = cluster.urls[(i + 1) % 3].clone();
+        let leaving = cluster.urls[i].trim_start_matches("http://").to_owned();
+        let stopped_at = std::time::Instant::now();
+        let status = cluster.workers[i].terminate(Duration::from_secs(60));
+        assert!(
+            status.success(),
+            "worker {i}:\n{}",
+            cluster.workers[i].log_text()
+        );
+        let left = stopped_at.elapsed();
+        wait_for(
+            "every task RUNNING on the workers left",
+            Duration::from_secs(SESSION_MS / 1000 + 5),
+            || {
+                let s = states(&witness, &source);
+                s.len() == 3
+                    && s.iter()
+                        .all(|(state, w)| state == "RUNNING" && *w != leaving)
+            },
+        );
+        eprintln!(
+            "worker {i}: stopped in {left:?}, its tasks RUNNING elsewhere {:?} after SIGTERM",
+            stopped_at.elapsed()
+        );
+        cluster.workers[i] = WorkerProcess::start_distributed(&scratch, &cluster.config);
+        cluster.urls[i] = cluster.workers[i].rest_url();
+        let joined = &cluster.workers[i];
+        wait_for(
+            "the new worker to be given slots",
+            Duration::from_secs(30),
+            || joined.log_text().contains("placement slots assigned"),
+        );
+    }
+
+    assert!(
+        topic_count(&topic) < total as i64,
+        "the source finished before the restarts did; slow it down"
+    );
+    let seen = assert_exactly_once(&topic, total);
+    wait_for("every event in the file", Duration::from_secs(120), || {
+        let in_file: std::collections::BTreeSet<(i64, i64)> = read_jsonl(&out)
+            .iter()
+            .map(|l| {
+                (
+                    l["value"]["generator"].as_i64().unwrap(),
+                    l["value"]["sequence"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        in_file == seen
+    });
+}
+
+#[test]
+fn a_joining_worker_takes_tasks_and_none_runs_twice() {
+    let scratch = Scratch::new("join");
+    let mut cluster = Cluster::start(&scratch, 3);
+    let w1 = cluster.urls[0].clone();
+    let topic = unique("events");
+    create_topic(&scratch, &topic, 4);
+    let (tasks, total) = (8u32, 16000u64);
+    // records.per.second is per task: 800 a second in all, for 20 s.
+    let source = unique("gen");
+    let config = datagen_tasks(&source, &topic, total, 100, tasks);
+    assert_eq!(post(&format!("{w1}/connectors"), &config).0, 201);
+    wait_for("every task RUNNING", Duration::from_secs(60), || {
+        let s = states(&w1, &source);
+        s.len() == tasks as usize + 1 && s.iter().all(|(state, _)| state == "RUNNING")
+    });
+
+    let joined_at = std::time::Instant::now();
+    cluster
+        .workers
+        .push(WorkerProcess::start_distributed(&scratch, &cluster.config));
+    let url = cluster.workers[3].rest_url();
+    let id = url.trim_start_matches("http://").to_owned();
+    let joined = &cluster.workers[3];
+    wait_for(
+        "the new worker to be given slots",
+        Duration::from_secs(30),
+        || !held_slots(&joined.log_text()).is_empty(),
+    );
+    // The tasks whose slots it was given run there, and only there. Tasks lie
+    // nine slots apart, so any nine slots in a row hold one of the eight.
+    let held = held_slots(&joined.log_text());
+    let moved: Vec<u32> = (0..tasks)
+        .filter(|t| held.contains(&slot_of(&source, Part::Task(*t))))
+        .collect();
+    assert!(
+        !moved.is_empty(),
+        "the new worker was given slots {held:?}, which hold none of the tasks"
+    );
+    wait_for(
+        "the moved tasks RUNNING on the new worker, the rest elsewhere",
+        Duration::from_secs(30),
+        || {
+            let s = states(&url, &source);
+            s.len() == tasks as usize + 1
+                && s.iter().all(|(state, _)| state == "RUNNING")
+                && (0..tasks).all(|t| (s[t as usize + 1].1 == id) == moved.contains(&t))
+        },
+    );
+    eprintln!(
+        "join: tasks {moved:?} of {tasks} RUNNING on the new worker {:?} after it started",
+        joined_at.elapsed()
+    );
+    assert!(
+        topic_count(&topic) < total as i64,
+        "the source finished before the join; slow it down"
+    );
+    // No task ran on two workers at once: each generator's records are in
+    // Kafka exactly once.
+    let seen = assert_exactly_once(&topic, total);
+    for g in 0..tasks as i64 {
+        assert_eq!(
+            seen.iter().filter(|(t, _)| *t == g).count() as u64,
+            total / u64::from(tasks)
+        );
+    }
 }

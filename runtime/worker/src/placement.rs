@@ -45,8 +45,9 @@ pub enum Part {
     Task(u32),
 }
 
-/// The slot of a connector's part: the connector's hash, then its tasks in
-/// the slots after it, so one connector's tasks spread over the workers.
+/// The slot of a connector's part: the connector's hash, then its tasks nine
+/// slots apart (nine is prime to the slot count, so 64 tasks take 64 slots),
+/// so one connector's tasks spread around the slots and over the workers.
 pub fn slot_of(connector: &str, part: Part) -> i32 {
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
     let mut h: u32 = 0x811c_9dc5;
@@ -56,7 +57,7 @@ pub fn slot_of(connector: &str, part: Part) -> i32 {
     }
     let offset = match part {
         Part::Connector => 0,
-        Part::Task(id) => u64::from(id) + 1,
+        Part::Task(id) => 1 + 9 * u64::from(id),
     };
     ((u64::from(h) + offset) % SLOTS as u64) as i32
 }
@@ -311,10 +312,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_connectors_parts_take_consecutive_slots() {
+    fn a_connectors_tasks_spread_around_the_slots() {
         let c = slot_of("orders", Part::Connector);
         assert_eq!(slot_of("orders", Part::Task(0)), (c + 1) % SLOTS);
-        assert_eq!(slot_of("orders", Part::Task(SLOTS as u32 - 1)), c);
+        assert_eq!(slot_of("orders", Part::Task(1)), (c + 10) % SLOTS);
+        // As many tasks as slots take every slot once.
+        let all: std::collections::BTreeSet<i32> = (0..SLOTS as u32)
+            .map(|t| slot_of("orders", Part::Task(t)))
+            .collect();
+        assert_eq!(all.len(), SLOTS as usize);
         // Stable: every worker, of any build, places a name alike (FNV-1a).
         assert_eq!(c, 44);
         assert!((0..SLOTS).contains(&slot_of("", Part::Task(u32::MAX))));

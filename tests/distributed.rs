@@ -541,6 +541,30 @@ fn a_cluster_shares_its_connectors_and_moves_a_killed_workers_tasks() {
     );
     assert_eq!(put(&format!("{w2}/connectors/{source}/resume")), 202);
 
+    // A restart asked of worker 3 restarts every task, wherever it runs.
+    let restarts = |c: &Cluster| -> usize {
+        c.workers
+            .iter()
+            .map(|w| {
+                w.log_text()
+                    .lines()
+                    .filter(|l| l.contains("restarting task") && l.contains(&source))
+                    .count()
+            })
+            .sum()
+    };
+    let before = restarts(&cluster);
+    let (code, body) = post(
+        &format!("{w3}/connectors/{source}/restart?includeTasks=true"),
+        &json!({}),
+    );
+    assert_eq!(code, 202, "{body}");
+    wait_for(
+        "both tasks restarted, wherever they run",
+        Duration::from_secs(30),
+        || restarts(&cluster) >= before + 2,
+    );
+
     // Kill -9 the worker running the source's task 0: its tasks run elsewhere
     // within the session timeout plus five seconds.
     wait_for("the source RUNNING again", Duration::from_secs(30), || {

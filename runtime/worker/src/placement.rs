@@ -265,6 +265,7 @@ impl Membership {
             .map_err(|e| WorkerError::kafka(format!("join the group on '{topic}'"), e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let leave_wait = cluster.rebalance_timeout;
         let thread = std::thread::Builder::new()
             .name("placement".into())
             .spawn(move || {
@@ -281,8 +282,17 @@ impl Membership {
                 }
                 // Leaving: the group rebalances at once, without waiting for
                 // a session timeout; the revocation stops our tasks first.
+                // Poll until it has run (a rebalance under way may delay it),
+                // so the close that follows sends the leave.
                 consumer.unsubscribe();
-                let _ = consumer.poll(Duration::from_millis(100));
+                let deadline = Instant::now() + leave_wait;
+                loop {
+                    let _ = consumer.poll(Duration::from_millis(100));
+                    let empty = consumer.assignment().map_or(true, |a| a.count() == 0);
+                    if empty || Instant::now() >= deadline {
+                        break;
+                    }
+                }
                 drop(consumer);
             })
             .map_err(|e| WorkerError::Other(format!("cannot start the placement thread: {e}")))?;

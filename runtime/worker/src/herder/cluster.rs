@@ -65,6 +65,41 @@ impl Herder {
         }
     }
 
+    /// Carries out the restart requests read from the config topic, on the
+    /// parts this worker runs.
+    async fn apply_restarts(&self) {
+        let requests = self.configs.take_restarts();
+        if requests.is_empty() {
+            return;
+        }
+        let mut connectors = self.connectors.lock().await;
+        for r in requests {
+            let Some(c) = connectors.get_mut(&r.connector) else {
+                continue;
+            };
+            if c.target == TargetState::Stopped {
+                continue;
+            }
+            let tasks: Vec<u32> = match r.task {
+                Some(id) => vec![id],
+                None if r.include_tasks => c
+                    .tasks
+                    .iter()
+                    .filter(|(_, t)| !r.only_failed || t.health.failure().is_some())
+                    .map(|(id, _)| *id)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let connector = r.task.is_none()
+                && self.owns(&r.connector, Part::Connector)
+                && (!r.only_failed || c.failure.is_some());
+            if connector || !tasks.is_empty() {
+                info!(connector = %r.connector, tasks = ?tasks, restart_connector = connector, "restart requested on the cluster");
+                self.restart_local(c, connector, tasks).await;
+            }
+        }
+    }
+
     /// Brings what runs here in line with the slots this worker holds:
     /// stops the parts it lost, starts the parts it gained.
     async fn apply_placement(&self) {
@@ -128,6 +163,7 @@ impl Herder {
                             break;
                         }
                         h.apply_stored().await;
+                        h.apply_restarts().await;
                     }
                     event = placement.recv() => {
                         let Some(h) = herder.upgrade() else { break };

@@ -28,7 +28,9 @@ use crate::config::{
 use crate::control::{TargetState, TaskHealth};
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::placement::{Part, Placement};
-use crate::storage::{ConfigBackingStore, StatusBackingStore, StatusRecord, StoredConnector};
+use crate::storage::{
+    ConfigBackingStore, RestartRequest, StatusBackingStore, StatusRecord, StoredConnector,
+};
 use crate::worker::{ConnectorInstance, TaskWiring, Worker};
 
 /// What a password-typed value reads as over REST.
@@ -469,14 +471,43 @@ impl Herder {
             // which is stopped: the answer says RESTARTING, nothing runs.
             return Ok(status);
         }
-        let respawned = restart_connector && self.restart_connector(c).await;
+        let request = RestartRequest {
+            connector: name.to_owned(),
+            task: None,
+            include_tasks,
+            only_failed,
+        };
+        // Distributed: every worker restarts what it runs, this one included,
+        // when it reads the request back.
+        if self.request_restart(request).await? {
+            return Ok(status);
+        }
+        self.restart_local(c, restart_connector, tasks).await;
+        Ok(status)
+    }
+
+    /// Restarts the connector instance (when `connector`) and those of
+    /// `tasks` this worker runs.
+    async fn restart_local(&self, c: &mut Connector, connector: bool, tasks: Vec<u32>) {
+        let respawned = connector && self.restart_connector(c).await;
         // Tasks the connector's restart already started afresh start once.
         if !respawned {
             for id in tasks {
-                self.restart_task_locked(c, id).await;
+                if self.owns(&c.config.name, Part::Task(id)) {
+                    self.restart_task_locked(c, id).await;
+                }
             }
         }
-        Ok(status)
+    }
+
+    /// Hands a restart to every worker through the config store; `false`
+    /// when the store has no others (standalone).
+    async fn request_restart(&self, request: RestartRequest) -> Result<bool, HerderError> {
+        let store = self.configs.clone();
+        tokio::task::spawn_blocking(move || store.request_restart(&request))
+            .await
+            .map_err(|e| HerderError::Internal(format!("config store task failed: {e}")))?
+            .map_err(|e| HerderError::Internal(e.to_string()))
     }
 
     /// `POST /connectors/{name}/tasks/{id}/restart`.
@@ -486,10 +517,18 @@ impl Herder {
         let c = connectors
             .get_mut(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
-        if !c.tasks.contains_key(&id) {
+        if id >= self.task_count(c) {
             return Err(HerderError::TaskNotFound(name.to_owned(), id));
         }
-        self.restart_task_locked(c, id).await;
+        let request = RestartRequest {
+            connector: name.to_owned(),
+            task: Some(id),
+            include_tasks: false,
+            only_failed: false,
+        };
+        if !self.request_restart(request).await? {
+            self.restart_task_locked(c, id).await;
+        }
         Ok(())
     }
 

@@ -5,6 +5,12 @@
 //! tombstones for a deletion. Every worker reads the whole topic, so all hold
 //! the same view, and a write returns only once this worker has read it back.
 //!
+//! A restart request is `restart-connector-<name>` →
+//! `{"include-tasks", "only-failed"}` (Connect's) or `restart-task-<name>-<id>`
+//! → `{}` (sluice's own; Connect forwards a task restart over HTTP instead).
+//! Every worker acts on those it reads after it started, on the parts it
+//! runs; those in the log before are history, as in Connect.
+//!
 //! A create carries `"sluice.create": "<nonce>"` and the initial target state
 //! beside the properties, and is applied only if the name is free at its
 //! place in the log: of two workers racing to create one name, the one whose
@@ -21,13 +27,15 @@ use sluice_api::TaskConfig;
 use tokio::sync::watch;
 use tracing::debug;
 
-use super::configs::{ConfigBackingStore, StoredConnector};
+use super::configs::{ConfigBackingStore, RestartRequest, StoredConnector};
 use super::kafka_log::{Entry, KafkaLog, LogRecord};
 use crate::config::WorkerConfig;
 use crate::control::TargetState;
 use crate::error::WorkerError;
 
 const CONNECTOR: &str = "connector-";
+const RESTART_CONNECTOR: &str = "restart-connector-";
+const RESTART_TASK: &str = "restart-task-";
 const TARGET: &str = "target-state-";
 const CREATE: &str = "sluice.create";
 const INITIAL: &str = "sluice.target.state";
@@ -40,6 +48,10 @@ struct View {
     /// The nonce of the create that made each connector, to tell a writer
     /// whether its create won.
     created_by: BTreeMap<String, String>,
+    /// Restart requests read once the store was open, not yet taken.
+    restarts: Vec<RestartRequest>,
+    /// The log was read to its end once: requests from now on are new.
+    started: bool,
 }
 
 type Shared = Arc<Mutex<View>>;
@@ -67,6 +79,7 @@ impl KafkaConfigStore {
             apply(&v, &r);
             c.send_modify(|n| *n += 1);
         })?;
+        lock(&view).started = true;
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -143,6 +156,12 @@ fn apply(view: &Shared, record: &LogRecord<'_>) {
     let value: Option<Map<String, Value>> =
         record.value.and_then(|v| serde_json::from_slice(v).ok());
     let mut view = lock(view);
+    if let Some(request) = restart_of(key, value.as_ref()) {
+        if view.started {
+            view.restarts.push(request);
+        }
+        return;
+    }
     if let Some(name) = key.strip_prefix(CONNECTOR) {
         let Some(value) = value else {
             view.configs.remove(name);
@@ -191,6 +210,25 @@ fn apply(view: &Shared, record: &LogRecord<'_>) {
             }
         }
     }
+}
+
+fn restart_of(key: &str, value: Option<&Map<String, Value>>) -> Option<RestartRequest> {
+    let flag = |k: &str| value.and_then(|v| v.get(k)).and_then(Value::as_bool) == Some(true);
+    if let Some(name) = key.strip_prefix(RESTART_CONNECTOR) {
+        return Some(RestartRequest {
+            connector: name.to_owned(),
+            task: None,
+            include_tasks: flag("include-tasks"),
+            only_failed: flag("only-failed"),
+        });
+    }
+    let (name, id) = key.strip_prefix(RESTART_TASK)?.rsplit_once('-')?;
+    Some(RestartRequest {
+        connector: name.to_owned(),
+        task: Some(id.parse().ok()?),
+        include_tasks: false,
+        only_failed: false,
+    })
 }
 
 fn bytes(v: &Value) -> Vec<u8> {
@@ -248,6 +286,23 @@ impl ConfigBackingStore for KafkaConfigStore {
             ],
         };
         self.log.append(&records)
+    }
+
+    fn request_restart(&self, r: &RestartRequest) -> Result<bool, WorkerError> {
+        let record = match r.task {
+            Some(id) => (format!("{RESTART_TASK}{}-{id}", r.connector), json!({})),
+            None => (
+                format!("{RESTART_CONNECTOR}{}", r.connector),
+                json!({"include-tasks": r.include_tasks, "only-failed": r.only_failed}),
+            ),
+        };
+        self.log
+            .append(&[(record.0.into_bytes(), Some(bytes(&record.1)))])?;
+        Ok(true)
+    }
+
+    fn take_restarts(&self) -> Vec<RestartRequest> {
+        std::mem::take(&mut self.lock().restarts)
     }
 
     fn create(&self, name: &str, entry: StoredConnector) -> Result<bool, WorkerError> {

@@ -18,6 +18,17 @@ pub struct StoredConnector {
     pub target_state: TargetState,
 }
 
+/// A restart asked of every worker, each restarting the parts it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartRequest {
+    pub connector: String,
+    /// One task (`POST /connectors/{name}/tasks/{id}/restart`), or the
+    /// connector with `include_tasks` and `only_failed` as Connect's query.
+    pub task: Option<u32>,
+    pub include_tasks: bool,
+    pub only_failed: bool,
+}
+
 /// Where connector configs live. Both calls block (a file write, or a record
 /// appended and read back): call them off the async threads.
 pub trait ConfigBackingStore: Send + Sync {
@@ -33,6 +44,18 @@ pub trait ConfigBackingStore: Send + Sync {
     /// Records a connector (or its removal, with `None`) and returns once it
     /// is durable; on an error the store is as it was.
     fn put(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), WorkerError>;
+
+    /// Asks every worker to restart the parts of a connector it runs, and
+    /// returns once the request is durable. `false` when the store has no
+    /// other workers to ask (standalone restarts in place).
+    fn request_restart(&self, _request: &RestartRequest) -> Result<bool, WorkerError> {
+        Ok(false)
+    }
+
+    /// The restart requests read since the last call, in log order.
+    fn take_restarts(&self) -> Vec<RestartRequest> {
+        Vec::new()
+    }
 
     /// Records a new connector unless the name is taken: `false` when it is.
     /// Of two creates of one name, on any workers, exactly one returns `true`.

@@ -17,7 +17,7 @@ pub mod statuses;
 
 pub use config_file::FileConfigStore;
 pub use config_topic::KafkaConfigStore;
-pub use configs::{ConfigBackingStore, StoredConnector};
+pub use configs::{ConfigBackingStore, RestartRequest, StoredConnector};
 pub use offset_file::FileOffsetStore;
 pub use offset_topic::KafkaOffsetStore;
 pub use offsets::{partition_key, ConnectorOffsets, OffsetBackingStore, TopicMark};

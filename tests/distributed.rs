@@ -888,3 +888,165 @@ fn a_joining_worker_takes_tasks_and_none_runs_twice() {
         );
     }
 }
+
+/// A schema, slot and publication of the test's own, the slot dropped after.
+struct PgSource {
+    schema: String,
+    slot: String,
+}
+
+impl PgSource {
+    fn new() -> Self {
+        let id = unique("dist").to_lowercase().replace(['-', '.'], "_");
+        psql(&format!("CREATE SCHEMA {id}"));
+        Self {
+            slot: format!("slot_{id}"),
+            schema: id,
+        }
+    }
+
+    fn topic(&self) -> String {
+        format!("cdc_{0}.{0}.t", self.schema)
+    }
+
+    fn connector(&self, name: &str) -> serde_json::Value {
+        json!({"name": name, "config": {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "database.hostname": "127.0.0.1",
+            "database.port": postgres_port(),
+            "database.user": "postgres",
+            "database.password": "",
+            "database.dbname": "postgres",
+            "topic.prefix": format!("cdc_{}", self.schema),
+            "slot.name": self.slot,
+            "publication.name": format!("pub_{}", self.schema),
+            "publication.autocreate.mode": "filtered",
+            "table.include.list": format!("{}\\..*", self.schema),
+            "key.converter": "json",
+            "key.converter.schemas.enable": false,
+            "value.converter": "json",
+            "value.converter.schemas.enable": false,
+            "poll.interval.ms": 100,
+            "topic.creation.default.partitions": 1
+        }})
+    }
+}
+
+impl Drop for PgSource {
+    fn drop(&mut self) {
+        // A slot left behind would pin WAL for every later test.
+        let _ = std::process::Command::new("psql")
+            .args(["-X", "-q", "-d", postgres(), "-c"])
+            .arg(format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}' AND NOT active",
+                self.slot
+            ))
+            .output();
+    }
+}
+
+#[test]
+fn a_cdc_source_and_a_file_sink_survive_their_workers_kill_with_every_change_once() {
+    let pg = PgSource::new();
+    let s = pg.schema.clone();
+    psql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY, v text);
+         INSERT INTO {s}.t SELECT g, 'snap' FROM generate_series(1, 1000) g;"
+    ));
+    let scratch = Scratch::new("cdc-cluster");
+    let mut cluster = Cluster::start(&scratch, 3);
+    let w1 = cluster.urls[0].clone();
+    let topic = pg.topic();
+    let source = unique("pg");
+    let (code, body) = post(&format!("{w1}/connectors"), &pg.connector(&source));
+    assert_eq!(code, 201, "{body}");
+    let out = scratch.path("out.jsonl");
+    let sink = json!({"name": unique("file"), "config": {
+        "connector.class": "file-sink", "topics": topic,
+        "file": out.display().to_string(), "format": "envelope"
+    }});
+    assert_eq!(post(&format!("{w1}/connectors"), &sink).0, 201);
+    wait_for("the snapshot", Duration::from_secs(90), || {
+        topic_count(&topic) >= 1000
+    });
+
+    // Inserts keep coming while the worker streaming the slot is killed.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, done) = (s.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut batches = 0i64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let from = 1001 + batches * 50;
+                psql(&format!(
+                    "INSERT INTO {s}.t SELECT g, 'stream' FROM generate_series({from}, {}) g",
+                    from + 49
+                ));
+                batches += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            batches
+        })
+    };
+    wait_for("streamed changes", Duration::from_secs(60), || {
+        topic_count(&topic) >= 1300
+    });
+    let owner_id = states(&w1, &source)[1].1.clone();
+    let victim = cluster.index_of(&owner_id).unwrap();
+    let witness = cluster.urls[(victim + 1) % 3].clone();
+    let killed_at = std::time::Instant::now();
+    cluster.workers[victim].kill9();
+    wait_for(
+        "the CDC task RUNNING on another worker",
+        Duration::from_millis(SESSION_MS + 5000),
+        || {
+            let s = states(&witness, &source);
+            s.get(1)
+                .is_some_and(|(state, w)| state == "RUNNING" && *w != owner_id)
+        },
+    );
+    eprintln!(
+        "CDC failover: RUNNING elsewhere {:?} after kill -9",
+        killed_at.elapsed()
+    );
+    let at = topic_count(&topic) + 300;
+    wait_for(
+        "streaming on the new owner",
+        Duration::from_secs(60),
+        || topic_count(&topic) >= at,
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let batches = writer.join().unwrap();
+    let expected = 1000 + batches * 50;
+    wait_for("every change", Duration::from_secs(120), || {
+        topic_count(&topic) >= expected
+    });
+
+    // Every change once in Kafka: one per (id, op), each position once.
+    let mut seen = std::collections::BTreeMap::new();
+    let mut positions = std::collections::BTreeSet::new();
+    for r in read_topic(&topic) {
+        let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+        let key = (
+            v["after"]["id"].as_i64().unwrap(),
+            v["op"].as_str().unwrap().to_owned(),
+        );
+        assert!(
+            seen.insert(key.clone(), ()).is_none(),
+            "{key:?} twice in Kafka"
+        );
+        assert!(
+            positions.insert(r.headers["__sluice.position"].clone()),
+            "a position twice"
+        );
+    }
+    assert_eq!(seen.len() as i64, expected);
+    // And every change in the file, whichever worker wrote it.
+    wait_for("every change in the file", Duration::from_secs(120), || {
+        let ids: std::collections::BTreeSet<i64> = read_jsonl(&out)
+            .iter()
+            .filter_map(|l| l["value"]["after"]["id"].as_i64())
+            .collect();
+        ids.len() as i64 == expected
+    });
+}

@@ -516,6 +516,18 @@ fn a_cluster_shares_its_connectors_and_moves_a_killed_workers_tasks() {
         },
     );
 
+    // Each worker lists the same task configs, whether it runs the
+    // connector's instance or not.
+    let tasks_of = |url: &str| get(&format!("{url}/connectors/{source}/tasks")).1;
+    wait_for(
+        "the same task configs on every worker",
+        Duration::from_secs(20),
+        || {
+            let a = tasks_of(&w1);
+            a.as_array().is_some_and(|t| t.len() == 2) && a == tasks_of(&w2) && a == tasks_of(&w3)
+        },
+    );
+
     // Paused through worker 3: paused everywhere, and nothing more is produced.
     assert_eq!(put(&format!("{w3}/connectors/{source}/pause")), 202);
     wait_for(
@@ -822,7 +834,7 @@ fn a_rolling_restart_under_load_loses_nothing_and_doubles_nothing() {
 }
 
 #[test]
-fn a_joining_worker_takes_tasks_and_none_runs_twice() {
+fn a_joining_worker_runs_its_slots_tasks_and_none_runs_twice() {
     let scratch = Scratch::new("join");
     let mut cluster = Cluster::start(&scratch, 3);
     let w1 = cluster.urls[0].clone();
@@ -850,16 +862,14 @@ fn a_joining_worker_takes_tasks_and_none_runs_twice() {
         Duration::from_secs(30),
         || !held_slots(&joined.log_text()).is_empty(),
     );
-    // The tasks whose slots it was given run there, and only there. Tasks lie
-    // nine slots apart, so any nine slots in a row hold one of the eight.
+    // The tasks whose slots it was given run there, and only there. Slots
+    // are balanced, not tasks: which slots a joining worker is given is the
+    // assignor's choice, so it may hold none of these eight (seen: every
+    // third slot up to 39).
     let held = held_slots(&joined.log_text());
     let moved: Vec<u32> = (0..tasks)
         .filter(|t| held.contains(&slot_of(&source, Part::Task(*t))))
         .collect();
-    assert!(
-        !moved.is_empty(),
-        "the new worker was given slots {held:?}, which hold none of the tasks"
-    );
     wait_for(
         "the moved tasks RUNNING on the new worker, the rest elsewhere",
         Duration::from_secs(30),

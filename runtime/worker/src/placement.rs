@@ -47,7 +47,9 @@ pub enum Part {
 
 /// The slot of a connector's part: the connector's hash, then its tasks nine
 /// slots apart (nine is prime to the slot count, so 64 tasks take 64 slots),
-/// so one connector's tasks spread around the slots and over the workers.
+/// so one connector's tasks spread around the slots. How they spread over
+/// the workers depends on which slots the assignor gives each: slots are
+/// balanced, tasks are not.
 pub fn slot_of(connector: &str, part: Part) -> i32 {
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
     let mut h: u32 = 0x811c_9dc5;

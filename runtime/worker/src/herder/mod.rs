@@ -572,7 +572,14 @@ impl Herder {
             .plugins()
             .connector(&c.config.class)
             .map_or(c.config.class.as_str(), |p| p.task_class);
-        Ok(c.task_configs
+        // Where the instance runs elsewhere, what its worker published.
+        let configs = match (&c.instance, c.target) {
+            (None, TargetState::Running | TargetState::Paused) => {
+                self.configs.task_configs(name).unwrap_or_default()
+            }
+            _ => c.task_configs.clone(),
+        };
+        Ok(configs
             .iter()
             .enumerate()
             .map(|(i, cfg)| {
@@ -823,6 +830,7 @@ impl Herder {
         match self.worker.start_connector(&c.config) {
             Ok((instance, configs)) => {
                 c.instance = Some(instance);
+                self.publish_task_configs(&c.config.name, &configs);
                 c.task_configs = configs;
                 c.failure = None;
             }
@@ -833,6 +841,24 @@ impl Herder {
             }
         }
         self.publish_connector(c);
+    }
+
+    /// Distributed: the worker running the connector part publishes the task
+    /// configs its instance made, for the workers that do not run it. In
+    /// the background: a config topic write waits to be read back.
+    fn publish_task_configs(&self, name: &str, configs: &[TaskConfig]) {
+        if self.placement.is_none() || !self.owns(name, Part::Connector) {
+            return;
+        }
+        if self.configs.task_configs(name).as_deref() == Some(configs) {
+            return;
+        }
+        let (store, name, configs) = (self.configs.clone(), name.to_owned(), configs.to_vec());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.put_task_configs(&name, &configs) {
+                warn!(connector = %name, "cannot publish the task configs: {e}");
+            }
+        });
     }
 
     /// Tells the status store what the connector is doing now.
@@ -1094,6 +1120,9 @@ impl Herder {
         }
         if c.target == TargetState::Stopped {
             return 0;
+        }
+        if let Some(published) = self.configs.task_configs(&c.config.name) {
+            return published.len() as u32;
         }
         let max = c.config.tasks_max as u32;
         self.statuses

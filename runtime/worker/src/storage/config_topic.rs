@@ -5,6 +5,11 @@
 //! tombstones for a deletion. Every worker reads the whole topic, so all hold
 //! the same view, and a write returns only once this worker has read it back.
 //!
+//! A connector's task configs are Connect's `task-<name>-<id>` →
+//! `{"properties": {...}}` records followed by `commit-<name>` →
+//! `{"tasks": n}`, written by the worker that runs the connector instance;
+//! a set counts only once committed.
+//!
 //! A restart request is `restart-connector-<name>` →
 //! `{"include-tasks", "only-failed"}` (Connect's) or `restart-task-<name>-<id>`
 //! → `{}` (sluice's own; Connect forwards a task restart over HTTP instead).
@@ -36,6 +41,8 @@ use crate::error::WorkerError;
 const CONNECTOR: &str = "connector-";
 const RESTART_CONNECTOR: &str = "restart-connector-";
 const RESTART_TASK: &str = "restart-task-";
+const TASK: &str = "task-";
+const COMMIT: &str = "commit-";
 const TARGET: &str = "target-state-";
 const CREATE: &str = "sluice.create";
 const INITIAL: &str = "sluice.target.state";
@@ -48,6 +55,9 @@ struct View {
     /// The nonce of the create that made each connector, to tell a writer
     /// whether its create won.
     created_by: BTreeMap<String, String>,
+    /// Committed task configs, and those written but not yet committed.
+    tasks: BTreeMap<String, Vec<TaskConfig>>,
+    uncommitted: BTreeMap<String, BTreeMap<u32, TaskConfig>>,
     /// Restart requests read once the store was open, not yet taken.
     restarts: Vec<RestartRequest>,
     /// The log was read to its end once: requests from now on are new.
@@ -162,9 +172,37 @@ fn apply(view: &Shared, record: &LogRecord<'_>) {
         }
         return;
     }
+    if let Some((name, id)) = key.strip_prefix(TASK).and_then(|r| r.rsplit_once('-')) {
+        if let (Ok(id), Some(config)) = (id.parse::<u32>(), value.as_ref().and_then(properties)) {
+            view.uncommitted
+                .entry(name.to_owned())
+                .or_default()
+                .insert(id, config);
+        }
+        return;
+    }
+    if let Some(name) = key.strip_prefix(COMMIT) {
+        let count = value
+            .as_ref()
+            .and_then(|v| v.get("tasks"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32;
+        let mut written = view.uncommitted.remove(name).unwrap_or_default();
+        let set: Option<Vec<TaskConfig>> = (0..count).map(|id| written.remove(&id)).collect();
+        match set {
+            Some(set) => {
+                view.tasks.insert(name.to_owned(), set);
+            }
+            None => {
+                debug!(connector = %name, "a task config commit without all its task configs; keeping the last set")
+            }
+        }
+        return;
+    }
     if let Some(name) = key.strip_prefix(CONNECTOR) {
         let Some(value) = value else {
             view.configs.remove(name);
+            view.tasks.remove(name);
             view.targets.remove(name);
             view.created_by.remove(name);
             return;
@@ -299,6 +337,28 @@ impl ConfigBackingStore for KafkaConfigStore {
         self.log
             .append(&[(record.0.into_bytes(), Some(bytes(&record.1)))])?;
         Ok(true)
+    }
+
+    fn task_configs(&self, connector: &str) -> Option<Vec<TaskConfig>> {
+        self.lock().tasks.get(connector).cloned()
+    }
+
+    fn put_task_configs(&self, connector: &str, configs: &[TaskConfig]) -> Result<(), WorkerError> {
+        let mut records: Vec<Entry> = configs
+            .iter()
+            .enumerate()
+            .map(|(id, c)| {
+                (
+                    format!("{TASK}{connector}-{id}").into_bytes(),
+                    Some(bytes(&json!({ "properties": c }))),
+                )
+            })
+            .collect();
+        records.push((
+            format!("{COMMIT}{connector}").into_bytes(),
+            Some(bytes(&json!({ "tasks": configs.len() }))),
+        ));
+        self.log.append(&records)
     }
 
     fn take_restarts(&self) -> Vec<RestartRequest> {

@@ -57,6 +57,22 @@ pub trait ConfigBackingStore: Send + Sync {
         Vec::new()
     }
 
+    /// The task configs a connector's instance last made, as published for
+    /// the workers that do not run it (distributed); `None` when unknown.
+    fn task_configs(&self, _connector: &str) -> Option<Vec<TaskConfig>> {
+        None
+    }
+
+    /// Publishes the task configs a connector's instance made. Nothing to do
+    /// where the instance runs beside every task (standalone).
+    fn put_task_configs(
+        &self,
+        _connector: &str,
+        _configs: &[TaskConfig],
+    ) -> Result<(), WorkerError> {
+        Ok(())
+    }
+
     /// Records a new connector unless the name is taken: `false` when it is.
     /// Of two creates of one name, on any workers, exactly one returns `true`.
     fn create(&self, name: &str, entry: StoredConnector) -> Result<bool, WorkerError>;

@@ -70,6 +70,29 @@ fn connector(config: &[(&str, &str)], target: TargetState) -> StoredConnector {
 }
 
 #[test]
+fn the_shipped_distributed_worker_config_is_a_valid_cluster_config() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/worker-distributed.json");
+    let worker = WorkerConfig::load(&path, std::iter::empty()).unwrap();
+    let cluster = DistributedConfig::from_worker(&worker).unwrap();
+    assert_eq!(cluster.group_id, "sluice-cluster");
+    assert_eq!(cluster.config_topic.partitions, 1);
+    assert_eq!(cluster.session_timeout, Duration::from_secs(10));
+    assert_eq!(cluster.scheduled_rebalance_max_delay, Duration::ZERO);
+    // Without a group, a distributed worker refuses to start, naming the key.
+    let standalone =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/standalone.json");
+    let worker = WorkerConfig::load(&standalone, std::iter::empty()).unwrap();
+    let e = DistributedConfig::from_worker(&worker)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("group.id") && e.contains("config.storage.topic"),
+        "{e}"
+    );
+}
+
+#[test]
 fn internal_topics_are_created_compacted_and_a_wrong_one_is_refused() {
     let (worker, cluster) = cluster_config("topics");
     ensure(&worker, &cluster).unwrap();

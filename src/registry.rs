@@ -12,6 +12,7 @@ pub fn builtin() -> Plugins {
     for t in sluice_transforms::transforms() {
         plugins = plugins.transform_plugin(t);
     }
+    plugins = plugins.transform_plugin(sluice_wasm::plugin());
     for p in sluice_transforms::predicates() {
         plugins = plugins.predicate_plugin(p);
     }

@@ -118,7 +118,12 @@ fn build_step(
             "unknown transform type",
         )
     })?;
-    let transform = (plugin.create)(&spec.config)?;
+    let transform = (plugin.create)(&spec.config).map_err(|e| {
+        ConnectError::new(
+            e.kind(),
+            format!("transform '{}' ({}): {e}", spec.alias, spec.type_name),
+        )
+    })?;
     let predicate = match &spec.predicate {
         None => None,
         Some(name) => {

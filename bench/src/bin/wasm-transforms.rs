@@ -50,7 +50,11 @@ fn records(n: usize) -> Vec<Record> {
     (0..n as i64)
         .map(|i| {
             let e = g.event(i);
-            let mut r = Record::new("api-usage-events.v1", Value::String(e.key.clone()), Value::Null);
+            let mut r = Record::new(
+                "api-usage-events.v1",
+                Value::String(e.key.clone()),
+                Value::Null,
+            );
             r.value = e.to_value();
             r.value_schema = Some(ApiUsageEvent::schema());
             r
@@ -76,28 +80,44 @@ fn time(t: &mut dyn Transform, input: &[Record], batch: usize, runs: usize) -> R
 }
 
 fn native_mask(fields: &str) -> Result<Box<dyn Transform>> {
-    let Some(plugin) = sluice_transforms::transforms()
-        .into_iter()
-        .find(|p| p.aliases.contains(&"org.apache.kafka.connect.transforms.MaskField$Value"))
-    else {
+    let Some(plugin) = sluice_transforms::transforms().into_iter().find(|p| {
+        p.aliases
+            .contains(&"org.apache.kafka.connect.transforms.MaskField$Value")
+    }) else {
         bail!("this build has no native MaskField$Value (transforms/builtin)");
     };
-    let config: TaskConfig = [("fields".to_owned(), fields.to_owned()), ("replacement".to_owned(), "****".to_owned())]
-        .into_iter()
-        .collect();
+    let config: TaskConfig = [
+        ("fields".to_owned(), fields.to_owned()),
+        ("replacement".to_owned(), "****".to_owned()),
+    ]
+    .into_iter()
+    .collect();
     Ok((plugin.create)(&config)?)
 }
 
 fn component(name: &str, config: &[(&str, &str)]) -> Result<WasmTransform> {
-    let config = config.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    Ok(WasmTransform::new(&guests::guest(name), Limits { memory_max_bytes: 256 << 20, ..Limits::default() }, config)?)
+    let config = config
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Ok(WasmTransform::new(
+        &guests::guest(name),
+        Limits {
+            memory_max_bytes: 256 << 20,
+            ..Limits::default()
+        },
+        config,
+    )?)
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let input = records(args.records);
     let n = args.records as f64;
-    println!("{} records, batches of {}, median of {} runs", args.records, args.batch, args.runs);
+    println!(
+        "{} records, batches of {}, median of {} runs",
+        args.records, args.batch, args.runs
+    );
 
     let mut wasm_mask = component("mask-pii", &[("fields", &args.fields)])?;
     let wasm_secs = time(&mut wasm_mask, &input, args.batch, args.runs)?;
@@ -112,12 +132,21 @@ fn main() -> Result<()> {
     let noop_secs = time(&mut noop, &input, args.batch, args.runs)?;
 
     if let Some(native_secs) = native {
-        println!("native MaskField$Value   {:>12.0} records/s", n / native_secs);
+        println!(
+            "native MaskField$Value   {:>12.0} records/s",
+            n / native_secs
+        );
     }
     println!("mask-pii component       {:>12.0} records/s", n / wasm_secs);
     if let Some(native_secs) = native {
-        println!("mask-pii / native        {:>12.1} %", 100.0 * native_secs / wasm_secs);
+        println!(
+            "mask-pii / native        {:>12.1} %",
+            100.0 * native_secs / wasm_secs
+        );
     }
-    println!("noop component           {:>12.0} ns/record", noop_secs * 1e9 / n);
+    println!(
+        "noop component           {:>12.0} ns/record",
+        noop_secs * 1e9 / n
+    );
     Ok(())
 }

@@ -43,9 +43,7 @@ pub(crate) fn to_guest(record: &Record) -> Result<bindings::Record, ConnectError
 fn to_data(schema: Option<&Schema>, value: &Value) -> Result<Data, ConnectError> {
     Ok(match value {
         Value::Null => Data::Null,
-        Value::Bytes(b) if schema.is_none_or(|s| s.logical_type().is_none()) => {
-            Data::Bytes(b.clone())
-        }
+        Value::Bytes(b) => Data::Bytes(b.clone()),
         Value::String(s) => Data::Text(s.clone()),
         _ => Data::Json(
             serde_json::to_string(&JsonView::new(schema, value)).map_err(|e| {

@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use guests::guest;
+use guests::{guest, target_dir};
 use serde_json::{json, Value};
+use sluice_api::{Record, Transform};
+use sluice_wasm::{Limits, WasmTransform};
 use support::*;
 
 const WASM: &str = "io.sluice.transforms.Wasm";
@@ -381,4 +383,67 @@ fn a_connector_whose_guest_cannot_start_does_not_start() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn transform_new_starts_a_project_that_builds_into_a_working_component() {
+    let scratch = Scratch::new("wasm-new");
+    let new = || {
+        sluice()
+            .args(["transform", "new", "my-filter", "--dir"])
+            .arg(&scratch.0)
+            .output()
+            .unwrap()
+    };
+    let out = new();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = new();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = sluice()
+        .args(["transform", "new", "Bad Name"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+
+    // The examples' build has fetched the SDK's dependencies; share their
+    // compiled artifacts too.
+    guest("noop");
+    let project = scratch.path("my-filter");
+    let status =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "--release", "--offline"])
+            .arg("--target-dir")
+            .arg(target_dir())
+            .current_dir(&project)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .unwrap();
+    assert!(status.success());
+    let component = target_dir().join("wasm32-wasip2/release/my_filter.wasm");
+    let limits = Limits {
+        memory_max_bytes: 16 << 20,
+        timeout: Duration::from_secs(5),
+    };
+    let mut t = WasmTransform::new(&component, limits, Vec::new()).unwrap();
+    let records: Vec<Record> = (0..3)
+        .map(|i| {
+            Record::new(
+                "t",
+                sluice_api::Value::Null,
+                sluice_api::Value::String(format!("r{i}")),
+            )
+        })
+        .collect();
+    let out: Vec<Record> = t
+        .apply_batch(records.clone())
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(out, records);
 }

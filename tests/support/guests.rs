@@ -17,18 +17,23 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
+/// Where guests are built: outside the clone, shared by every test binary.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("SLUICE_GUEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/sluice/wasm-guests")
+        })
+}
+
 fn build() -> PathBuf {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|d| d.join("transforms/examples"))
         .find(|d| d.join("Cargo.toml").exists())
         .expect("transforms/examples above this crate");
-    let target = std::env::var_os("SLUICE_GUEST_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/sluice/wasm-guests")
-        });
+    let target = target_dir();
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "build",

@@ -283,3 +283,51 @@ fn the_plugin_validates_its_module_key() {
         .to_string();
     assert!(text.contains("timeout.ms"), "{text}");
 }
+
+#[test]
+fn a_compiled_module_is_cached_on_disk_by_its_content() {
+    use sha2::{Digest, Sha256};
+    // The noop guest with a custom section that makes its content new to the
+    // cache, so the artifact found below is this run's.
+    let mut bytes = std::fs::read(guest("noop")).unwrap();
+    let stamp = format!("{}-{:?}", std::process::id(), Instant::now());
+    let name = b"sluice-test";
+    let size = 1 + name.len() + stamp.len();
+    assert!(size < 128, "one-byte LEB sizes");
+    bytes.push(0);
+    bytes.push(size as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(stamp.as_bytes());
+    let dir = std::env::temp_dir().join(format!("sluice-wasm-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("stamped.wasm");
+    std::fs::write(&module, &bytes).unwrap();
+
+    let mut t = WasmTransform::new(&module, limits(), Vec::new()).unwrap();
+    assert!(t.apply_batch(vec![text("t", "x")])[0].is_ok());
+
+    let hex: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cache = std::env::var_os("SLUICE_WASM_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sluice/wasm")
+        });
+    let cached: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&hex))
+        .collect();
+    assert_eq!(
+        cached.len(),
+        1,
+        "one artifact for {hex} in {}",
+        cache.display()
+    );
+    assert!(cached[0].file_name().to_string_lossy().ends_with(".cwasm"));
+    std::fs::remove_file(cached[0].path()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

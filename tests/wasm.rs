@@ -12,7 +12,7 @@ mod guests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use guests::{guest, target_dir};
 use serde_json::{json, Value};
@@ -35,6 +35,19 @@ fn datagen(name: &str, topic: &str, extra: Value) -> Value {
         config[k] = v.clone();
     }
     json!({"name": name, "config": config})
+}
+
+/// A source whose every record spins in its guest until the 3 s time limit.
+fn spinner() -> Value {
+    datagen(
+        &unique("spin"),
+        &unique("wasm-spin"),
+        json!({
+            "max.records": 1_000_000, "batch.size": 1, "errors.tolerance": "all",
+            "transforms": "w", "transforms.w.type": WASM,
+            "transforms.w.module": module("loop-forever"), "transforms.w.timeout.ms": 3000,
+        }),
+    )
 }
 
 fn module(name: &str) -> String {
@@ -151,6 +164,10 @@ fn example_guests_and_misbehaving_guests_in_a_running_worker() {
                 json!({"max.records": 1_000_000, "records.per.second": 50}),
             ),
         ),
+        // Two sources whose guest spins until its time limit on every record:
+        // as many as this machine's scheduler threads, which they must not hold.
+        ("spin1.json", spinner()),
+        ("spin2.json", spinner()),
         (
             "traps.json",
             guarded_sink(
@@ -285,8 +302,18 @@ fn example_guests_and_misbehaving_guests_in_a_running_worker() {
     assert_eq!(count_lines(&files("loops.txt")), 0);
     assert_eq!(count_lines(&files("hoards.txt")), 0);
 
-    // Everything still runs: every connector and task, and the canary still
-    // produces.
+    // Everything still runs: the REST API answers promptly, every connector
+    // and task runs, and the canary still produces.
+    for _ in 0..10 {
+        let asked = Instant::now();
+        w.get("/connectors");
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "REST took {:?}",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let statuses = w.get("/connectors?expand=status");
     for (name, c) in statuses.as_object().unwrap() {
         let s = &c["status"];

@@ -86,6 +86,16 @@ impl Data {
         Data::Json(value.to_string())
     }
 
+    /// `value` in the form this data came in: JSON text read as a string
+    /// stays a string, bytes stay bytes, anything else becomes [`Data::Json`].
+    pub fn replaced_with(&self, value: &serde_json::Value) -> Data {
+        match self {
+            Data::Text(_) => Data::Text(value.to_string()),
+            Data::Bytes(_) => Data::Bytes(value.to_string().into_bytes()),
+            Data::Null | Data::Json(_) => Data::from_json(value),
+        }
+    }
+
     /// The data's text: a string value, JSON text or UTF-8 bytes.
     pub fn as_text(&self) -> Option<&str> {
         match self {

@@ -100,6 +100,18 @@ fn mask_pii_masks_the_configured_fields_and_keeps_the_schema() {
 }
 
 #[test]
+fn mask_pii_keeps_json_text_as_text() {
+    let mut t = start("mask-pii", &[("fields", "user.email")]);
+    let line = r#"{"user":{"email":"a@example.com","id":4},"n":1}"#;
+    let out = t.apply_batch(vec![text("lines", line), text("lines", "not json")]);
+    let values: Vec<Value> = out.into_iter().map(|r| r.unwrap().unwrap().value).collect();
+    assert_eq!(
+        values,
+        [r#"{"n":1,"user":{"email":"****","id":4}}"#, "not json"].map(|v| Value::String(v.into()))
+    );
+}
+
+#[test]
 fn tenant_router_rekeys_only_hot_tenants() {
     let mut t = start(
         "tenant-router",

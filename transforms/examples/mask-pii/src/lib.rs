@@ -2,10 +2,11 @@
 //! does for structs: strings become `replacement`, numbers 0, booleans false.
 //!
 //! Keys: `fields` (comma-separated dotted paths, required), `replacement`
-//! (default `****`). A value that is not a JSON object passes unchanged.
+//! (default `****`). A value that is not a JSON object passes unchanged; one
+//! that came as JSON text (a string or bytes) goes back in that form.
 
 use serde_json::Value;
-use sluice_transform::{json, list, Config, Data, Outcome, Record, Transform};
+use sluice_transform::{json, list, Config, Outcome, Record, Transform};
 
 struct MaskPii {
     fields: Vec<String>,
@@ -42,7 +43,7 @@ impl Transform for MaskPii {
                 }
             }
         }
-        record.value = Data::from_json(&value);
+        record.value = record.value.replaced_with(&value);
         Outcome::Keep(record)
     }
 }

@@ -63,11 +63,10 @@ impl WasmTransform {
             .zip(sent)
             .map(
                 |(record, sent)| match self.call(std::slice::from_ref(&sent)) {
-                    Ok(mut outcomes) if outcomes.len() == 1 => {
-                        let outcome = outcomes.pop().unwrap_or(Outcome::Drop);
-                        self.settle(record, &sent, outcome)
-                    }
-                    Ok(outcomes) => Err(self.miscount(outcomes.len(), 1)),
+                    Ok(outcomes) => match <[Outcome; 1]>::try_from(outcomes) {
+                        Ok([outcome]) => self.settle(record, &sent, outcome),
+                        Err(outcomes) => Err(self.miscount(outcomes.len(), 1)),
+                    },
                     Err(f) => Err(self.error(f)),
                 },
             )
@@ -144,10 +143,10 @@ impl Transform for WasmTransform {
                 .zip(outcomes)
                 .map(|((record, sent), outcome)| self.settle(record, sent, outcome))
                 .collect(),
-            Ok(outcomes) => {
-                let e = self.miscount(outcomes.len(), sent.len());
-                sent.iter().map(|_| Err(self.error(e.message()))).collect()
-            }
+            Ok(outcomes) => sent
+                .iter()
+                .map(|_| Err(self.miscount(outcomes.len(), sent.len())))
+                .collect(),
             Err(Failure::Call(CallError::Trap(_))) if sent.len() > 1 => self.isolate(pending, sent),
             // A timeout or exhausted memory fails the whole batch: retrying
             // each record alone would multiply the limit by the batch size.

@@ -343,3 +343,17 @@ fn a_compiled_module_is_cached_on_disk_by_its_content() {
     std::fs::remove_file(cached[0].path()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_guest_that_loses_count_of_its_records_fails_the_whole_batch() {
+    let mut t = start("wrong-count", &[]);
+    let out = t.apply_batch(vec![text("t", "a"), text("t", "b"), text("t", "c")]);
+    assert_eq!(out.len(), 3);
+    for m in messages(&out) {
+        let m = m.unwrap();
+        assert!(
+            m.contains("the guest returned 0 outcomes for 3 records"),
+            "{m}"
+        );
+    }
+}

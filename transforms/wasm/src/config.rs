@@ -11,9 +11,9 @@ use sluice_api::{
 use crate::guest::{Limits, Module};
 use crate::transform::WasmTransform;
 
-pub const MODULE: &str = "module";
-pub const MEMORY_MAX_BYTES: &str = "memory.max.bytes";
-pub const TIMEOUT_MS: &str = "timeout.ms";
+const MODULE: &str = "module";
+const MEMORY_MAX_BYTES: &str = "memory.max.bytes";
+const TIMEOUT_MS: &str = "timeout.ms";
 const DEFAULT_MEMORY_MAX_BYTES: u64 = 64 << 20;
 const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 

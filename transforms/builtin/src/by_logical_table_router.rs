@@ -59,10 +59,10 @@ fn config_def() -> ConfigDef {
         )
         .define(
             ConfigKey::new("schema.name.adjustment.mode", ConfigType::String)
-                .default("avro")
+                .default("none")
                 .validator(Validator::OneOf(&["avro", "none", "avro_unicode"]))
                 .importance(Importance::Low)
-                .doc("How schema names derived from the new topic are adjusted: avro (replace characters Avro names cannot hold with _) or none."),
+                .doc("How schema names derived from the new topic are adjusted: none (the default) or avro (replace characters Avro names cannot hold with _)."),
         )
         .define(
             ConfigKey::new("logical.table.cache.size", ConfigType::Int)

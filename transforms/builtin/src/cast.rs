@@ -14,7 +14,9 @@ use crate::java::{
     float_to_string, logical_millis,
 };
 use crate::requirements::{map_required, struct_required};
-use crate::schema_util::{copy_basics, field_value, replace_null_with_default_key, SchemaCache};
+use crate::schema_util::{
+    copy_basics, field_value, list_fields, replace_null_with_default_key, SchemaCache,
+};
 use crate::side::{put, side_plugins, take, Side};
 use crate::validate::type_name;
 
@@ -151,7 +153,7 @@ impl Cast {
             Spec::Whole(t) => copy_basics(schema, t.schema_type()),
             Spec::Fields(casts) => {
                 let mut fields = Vec::with_capacity(schema.fields().len());
-                for f in schema.fields() {
+                for f in list_fields(schema)? {
                     let field_schema = match casts.get(&f.name) {
                         Some(t) => {
                             let mut s = Schema::new(t.schema_type());

@@ -129,7 +129,7 @@ impl InsertField {
             Source::Topic | Source::Static => Schema::new(SchemaType::String),
             Source::Partition => Schema::new(SchemaType::Int32),
             Source::Offset => Schema::new(SchemaType::Int64),
-            Source::Timestamp => Schema::timestamp(),
+            Source::Timestamp => crate::schema_util::logical_version(Schema::timestamp()),
         };
         s.optional = f.optional;
         s.into_ref()

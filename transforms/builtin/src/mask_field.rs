@@ -88,7 +88,15 @@ fn empty_of(value: &Value, schema: Option<&Schema>) -> Result<Value, ConnectErro
         Value::Int64(_) => Value::Int64(0),
         Value::Float32(_) => Value::Float32(0.0),
         Value::Float64(_) => Value::Float64(0.0),
-        Value::Decimal(_) => Value::Decimal(Decimal::from_i128(0, 0)),
+        // Connect emits `BigDecimal.ZERO` (scale 0), which its JSON converter then
+        // rejects for a schema of another scale; sluice keeps the schema's scale.
+        Value::Decimal(_) => {
+            let scale = match schema.and_then(Schema::logical_type) {
+                Some(LogicalType::Decimal { scale }) => scale,
+                _ => 0,
+            };
+            Value::Decimal(Decimal::from_i128(0, scale))
+        }
         Value::String(_) => Value::String(String::new()),
         Value::Array(_) => Value::Array(Vec::new()),
         Value::Map(_) => Value::Map(Vec::new()),

@@ -93,3 +93,17 @@ pub(crate) fn push_field(
     });
     Ok(())
 }
+
+/// `Schema.fields()`, which Connect refuses on a schema that is not a struct.
+pub(crate) fn list_fields(schema: &Schema) -> Result<&[Field], ConnectError> {
+    match &schema.schema_type {
+        SchemaType::Struct(fields) => Ok(fields),
+        _ => Err(ConnectError::data("Cannot list fields on non-struct type")),
+    }
+}
+
+/// Connect's `Date`, `Time` and `Timestamp` schemas carry version 1.
+pub(crate) fn logical_version(mut schema: Schema) -> Schema {
+    schema.version = Some(1);
+    schema
+}

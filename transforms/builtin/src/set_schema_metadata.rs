@@ -63,6 +63,7 @@ impl Transform for SetSchemaMetadata {
             }
             return Err(schema_required("updating schema metadata"));
         };
+        crate::schema_util::list_fields(&schema)?;
         let mut updated: Schema = (*schema).clone();
         if let Some(n) = &self.name {
             updated.name = Some(n.clone());

@@ -10,7 +10,9 @@ use sluice_api::{ConfigErrors, ConnectError, Record, SchemaRef, TaskConfig, Tran
 use crate::date_format::DateFormat;
 use crate::java::{class_string, logical_millis};
 use crate::requirements::{map_required, struct_required};
-use crate::schema_util::{copy_basics, field_value, replace_null_with_default_key, SchemaCache};
+use crate::schema_util::{
+    copy_basics, field_value, logical_version, replace_null_with_default_key, SchemaCache,
+};
 use crate::side::{put, side_plugins, take, Side};
 use crate::validate::type_name;
 
@@ -42,9 +44,9 @@ impl Kind {
         let mut s = match self {
             Kind::String => Schema::new(SchemaType::String),
             Kind::Unix => Schema::new(SchemaType::Int64),
-            Kind::Date => Schema::date(),
-            Kind::Time => Schema::time(),
-            Kind::Timestamp => Schema::timestamp(),
+            Kind::Date => logical_version(Schema::date()),
+            Kind::Time => logical_version(Schema::time()),
+            Kind::Timestamp => logical_version(Schema::timestamp()),
         };
         s.optional = optional;
         s.into_ref()

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
-use sluice_api::{Converter, Headers, Record, Transform};
+use sluice_api::{Converter, Headers, Predicate, Record, Transform};
 use sluice_runtime::convert::JsonConverter;
 
 /// Records whose transformed output Connect's own JsonConverter then refuses,
@@ -53,10 +53,42 @@ const KNOWN_CONVERSION_DIFFERENCES: &[(&str, usize, &str)] = &[
 /// the record by its coordinates instead.
 const KNOWN_MESSAGE_DIFFERENCES: &[&str] = &["timestamp_router_missing_timestamp"];
 
+type Config = BTreeMap<String, String>;
+
+struct Step {
+    class: String,
+    config: Config,
+    /// A predicate gating the step: its class, config and `negate`.
+    predicate: Option<(String, Config, bool)>,
+}
+
 struct Case {
     name: String,
-    chain: Vec<(String, BTreeMap<String, String>)>,
+    chain: Vec<Step>,
     records: Vec<Json>,
+}
+
+fn config(pairs: &[(&str, &str)]) -> Config {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// A one-step case whose transform is gated by a predicate.
+fn gated(
+    name: &str,
+    (class, transform): (&str, &[(&str, &str)]),
+    (predicate, predicate_config, negate): (&str, &[(&str, &str)], bool),
+    records: Vec<Json>,
+) -> Case {
+    let mut c = case(name, &[(class, transform)], records);
+    c.chain[0].predicate = Some((
+        format!("org.apache.kafka.connect.transforms.predicates.{predicate}"),
+        config(predicate_config),
+        negate,
+    ));
+    c
 }
 
 fn case(name: &str, chain: &[(&str, &[(&str, &str)])], records: Vec<Json>) -> Case {
@@ -64,17 +96,14 @@ fn case(name: &str, chain: &[(&str, &[(&str, &str)])], records: Vec<Json>) -> Ca
         name: name.to_owned(),
         chain: chain
             .iter()
-            .map(|(class, config)| {
-                let class = if class.contains('.') {
+            .map(|(class, pairs)| Step {
+                class: if class.contains('.') {
                     (*class).to_owned()
                 } else {
                     format!("org.apache.kafka.connect.transforms.{class}")
-                };
-                let config = config
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect();
-                (class, config)
+                },
+                config: config(pairs),
+                predicate: None,
             })
             .collect(),
         records,
@@ -289,8 +318,25 @@ fn cases() -> Vec<Case> {
         // ValueToKey
         case("value_to_key", &[("ValueToKey", &[("fields", "id,ssn")])], s()),
         case("value_to_key_missing", &[("ValueToKey", &[("fields", "nope")])], s()),
-        // Filter without a predicate
+        // Filter, alone and gated by each predicate
         case("filter", &[("Filter", &[])], s()),
+        gated("filter_topic_name_matches", ("Filter", &[]), ("TopicNameMatches", &[("pattern", "ord.*")], false), s()),
+        gated("filter_not_topic_name_matches", ("Filter", &[]), ("TopicNameMatches", &[("pattern", "ord")], true), s()),
+        gated("filter_has_header_key", ("Filter", &[]), ("HasHeaderKey", &[("name", "h2")], false), s()),
+        gated("filter_tombstones", ("Filter", &[]), ("RecordIsTombstone", &[], false), s()),
+        gated("mask_unless_tombstone", ("MaskField$Value", &[("fields", "ssn")]), ("RecordIsTombstone", &[], true), s()),
+        // InsertHeader literals, parsed by Values.parseString and written back
+        case("insert_header_decimal", &[("InsertHeader", &[("header", "hx"), ("value.literal", "1.50")])], s()),
+        case("insert_header_true", &[("InsertHeader", &[("header", "hx"), ("value.literal", "true")])], s()),
+        case("insert_header_null", &[("InsertHeader", &[("header", "hx"), ("value.literal", "null")])], s()),
+        case("insert_header_list", &[("InsertHeader", &[("header", "hx"), ("value.literal", "[1, 2]")])], s()),
+        case("insert_header_map", &[("InsertHeader", &[("header", "hx"), ("value.literal", "{\"a\": 1}")])], s()),
+        case("insert_header_padded", &[("InsertHeader", &[("header", "hx"), ("value.literal", " padded value ")])], s()),
+        case("insert_header_date", &[("InsertHeader", &[("header", "hx"), ("value.literal", "2024-03-04")])], s()),
+        case("insert_header_empty", &[("InsertHeader", &[("header", "hx"), ("value.literal", "")])], s()),
+        // A cast of a field with a default casts the default
+        case("cast_default", &[("Cast$Value", &[("spec", "level:int32")])], s()),
+        case("cast_default_to_boolean", &[("Cast$Value", &[("spec", "level:boolean")])], s()),
         // Debezium
         case("by_logical_table_router", &[("io.debezium.transforms.ByLogicalTableRouter", &[("topic.regex", "db\\.shard(\\d+)\\.(.*)"), ("topic.replacement", "db.all_shards.$2")])], cdc_records()),
         case("by_logical_table_router_key_regex", &[("io.debezium.transforms.ByLogicalTableRouter", &[("topic.regex", "db\\.shard(\\d+)\\.(.*)"), ("topic.replacement", "db.all-shards.$2"), ("key.field.regex", "db\\.(shard\\d+)\\..*"), ("key.field.replacement", "$1"), ("key.field.name", "shard")])], cdc_records()),
@@ -357,7 +403,13 @@ fn run_connect(cases: &[Case]) -> Vec<Json> {
         .map(|c| {
             json!({
                 "name": c.name,
-                "chain": c.chain.iter().map(|(class, config)| json!({"class": class, "config": config})).collect::<Vec<_>>(),
+                "chain": c.chain.iter().map(|s| {
+                    let mut step = json!({"class": s.class, "config": s.config});
+                    if let Some((class, config, negate)) = &s.predicate {
+                        step["predicate"] = json!({"class": class, "config": config, "negate": negate});
+                    }
+                    step
+                }).collect::<Vec<_>>(),
                 "records": c.records,
             })
         })
@@ -442,27 +494,48 @@ fn output(r: &Record) -> Json {
 /// Runs every case through sluice's plugins.
 fn run_sluice(cases: &[Case]) -> Vec<Json> {
     let plugins = sluice_transforms::transforms();
+    let predicates = sluice_transforms::predicates();
     cases
         .iter()
         .map(|c| {
-            let mut chain: Vec<Box<dyn Transform>> = Vec::new();
-            for (class, config) in &c.chain {
+            type Gate = Option<(Box<dyn Predicate>, bool)>;
+            let mut chain: Vec<(Box<dyn Transform>, Gate)> = Vec::new();
+            for step in &c.chain {
+                let class = step.class.as_str();
                 let plugin = plugins
                     .iter()
-                    .find(|p| p.name == class || p.aliases.contains(&class.as_str()))
+                    .find(|p| p.name == class || p.aliases.contains(&class))
                     .unwrap_or_else(|| panic!("sluice has no transform {class}"));
-                match (plugin.create)(config) {
-                    Ok(t) => chain.push(t),
+                let transform = match (plugin.create)(&step.config) {
+                    Ok(t) => t,
                     Err(e) => return json!({"name": c.name, "config_error": e.to_string()}),
-                }
+                };
+                let gate = match &step.predicate {
+                    None => None,
+                    Some((class, config, negate)) => {
+                        let plugin = predicates
+                            .iter()
+                            .find(|p| p.aliases.contains(&class.as_str()))
+                            .unwrap_or_else(|| panic!("sluice has no predicate {class}"));
+                        match (plugin.create)(config) {
+                            Ok(p) => Some((p, *negate)),
+                            Err(e) => return json!({"name": c.name, "config_error": e.to_string()}),
+                        }
+                    }
+                };
+                chain.push((transform, gate));
             }
             let results: Vec<Json> = c
                 .records
                 .iter()
                 .map(|r| {
                     let mut rec = Some(input_record(r));
-                    for t in &mut chain {
+                    for (t, gate) in &mut chain {
                         let Some(current) = rec.take() else { break };
+                        if gate.as_ref().is_some_and(|(p, negate)| p.test(&current) == *negate) {
+                            rec = Some(current);
+                            continue;
+                        }
                         match t.apply(current) {
                             Ok(next) => rec = next,
                             Err(e) => return json!({"error": "sluice", "message": e.message()}),

@@ -2,7 +2,8 @@
 // tests/transforms_differential.rs. Compiled at test time against the reference
 // worker's jars (dev/install connect).
 //
-// stdin: a JSON list of cases {"name", "chain": [{"class", "config": {..}}],
+// stdin: a JSON list of cases {"name", "chain": [{"class", "config": {..},
+// "predicate": {"class", "config", "negate"} (optional)}],
 // "records": [{"topic", "partition", "offset" (null: a SourceRecord),
 // "timestamp", "key", "key_schemas", "value", "value_schemas",
 // "headers": [[name, text or null]]}]}; keys and values are JSON documents as the
@@ -34,6 +35,7 @@ import org.apache.kafka.connect.sink.SinkRecord;
 import org.apache.kafka.connect.source.SourceRecord;
 import org.apache.kafka.connect.storage.SimpleHeaderConverter;
 import org.apache.kafka.connect.transforms.Transformation;
+import org.apache.kafka.connect.transforms.predicates.Predicate;
 
 public class SmtHarness {
     static final ObjectMapper JSON = new ObjectMapper();
@@ -107,6 +109,16 @@ public class SmtHarness {
         return o;
     }
 
+    static Map<String, Object> config(JsonNode node) {
+        Map<String, Object> config = new HashMap<>();
+        Iterator<Map.Entry<String, JsonNode>> it = node.fields();
+        while (it.hasNext()) {
+            Map.Entry<String, JsonNode> e = it.next();
+            config.put(e.getKey(), e.getValue().asText());
+        }
+        return config;
+    }
+
     static String message(Throwable e) {
         return e.getMessage() == null ? e.toString() : e.getMessage();
     }
@@ -120,18 +132,25 @@ public class SmtHarness {
             ObjectNode result = out.addObject();
             result.put("name", c.get("name").asText());
             List<Transformation> chain = new ArrayList<>();
+            List<Predicate> predicates = new ArrayList<>();
+            List<Boolean> negations = new ArrayList<>();
             try {
                 for (JsonNode step : c.get("chain")) {
                     Transformation t = (Transformation) Class.forName(step.get("class").asText())
                             .getDeclaredConstructor().newInstance();
-                    Map<String, Object> config = new HashMap<>();
-                    Iterator<Map.Entry<String, JsonNode>> it = step.get("config").fields();
-                    while (it.hasNext()) {
-                        Map.Entry<String, JsonNode> e = it.next();
-                        config.put(e.getKey(), e.getValue().asText());
-                    }
-                    t.configure(config);
+                    t.configure(config(step.get("config")));
                     chain.add(t);
+                    JsonNode p = step.path("predicate");
+                    if (p.isObject()) {
+                        Predicate predicate = (Predicate) Class.forName(p.get("class").asText())
+                                .getDeclaredConstructor().newInstance();
+                        predicate.configure(config(p.get("config")));
+                        predicates.add(predicate);
+                        negations.add(p.path("negate").asBoolean(false));
+                    } else {
+                        predicates.add(null);
+                        negations.add(false);
+                    }
                 }
             } catch (Throwable e) {
                 result.put("config_error", message(e));
@@ -142,8 +161,12 @@ public class SmtHarness {
                 ObjectNode res = results.addObject();
                 try {
                     ConnectRecord rec = record(r);
-                    for (Transformation t : chain) {
-                        rec = t.apply(rec);
+                    for (int i = 0; i < chain.size(); i++) {
+                        Predicate p = predicates.get(i);
+                        // As the worker's TransformationStage: a predicate gates its transform.
+                        if (p == null || p.test(rec) != negations.get(i)) {
+                            rec = chain.get(i).apply(rec);
+                        }
                         if (rec == null) break;
                     }
                     if (rec == null) {

@@ -68,7 +68,8 @@ pub fn insert_header() -> TransformPlugin {
             let c = def().validate(c)?;
             Ok(Box::new(InsertHeader {
                 header: c.string("header").unwrap_or_default().to_owned(),
-                value: c.string("value.literal").unwrap_or_default().as_bytes().to_vec(),
+                value: crate::literal::header_text(c.string("value.literal").unwrap_or_default())
+                    .map(String::into_bytes),
             }))
         },
     }
@@ -76,14 +77,15 @@ pub fn insert_header() -> TransformPlugin {
 
 struct InsertHeader {
     header: String,
-    value: Vec<u8>,
+    /// The literal as Connect's header converter would store it.
+    value: Option<Vec<u8>>,
 }
 
 impl Transform for InsertHeader {
     fn apply(&mut self, mut record: Record) -> Result<Option<Record>, ConnectError> {
         record
             .headers
-            .push(self.header.clone(), Some(self.value.clone()));
+            .push(self.header.clone(), self.value.clone());
         Ok(Some(record))
     }
 }

@@ -23,6 +23,7 @@ mod insert_field;
 mod java;
 mod java_regex;
 mod json_path;
+mod literal;
 mod mask_field;
 mod predicates;
 mod replace_field;

@@ -104,13 +104,18 @@ impl JsonPathFilter {
 impl Transform for JsonPathFilter {
     fn apply(&mut self, record: Record) -> Result<Option<Record>, ConnectError> {
         let (schema, value) = peek(&record, self.side);
-        let doc = serde_json::to_value(JsonView::new(schema.map(|s| &**s), value).decimals_as_numbers(true))
-            .map_err(|e| {
-                ConnectError::data(format!(
-                    "cannot evaluate filter.condition on record {}: {e}",
-                    record.coordinates()
-                ))
-            })?;
+        // Through text: the JSON writer accepts the keys `JsonView` writes for
+        // structs, which `serde_json::to_value` refuses.
+        let doc: serde_json::Value = serde_json::to_vec(
+            &JsonView::new(schema.map(|s| &**s), value).decimals_as_numbers(true),
+        )
+        .and_then(|bytes| serde_json::from_slice(&bytes))
+        .map_err(|e| {
+            ConnectError::data(format!(
+                "cannot evaluate filter.condition on record {}: {e}",
+                record.coordinates()
+            ))
+        })?;
         let outcome = self.condition.evaluate(&doc);
         let keep = if outcome.missing_or_null && !outcome.matched {
             match self.missing {

@@ -12,6 +12,8 @@ mod by_logical_table_router;
 mod cast;
 mod confluent_filter;
 mod date_format;
+#[cfg(test)]
+mod documented_examples;
 mod extract_field;
 mod extract_new_record_state;
 mod field_path;

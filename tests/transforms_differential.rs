@@ -43,10 +43,26 @@ const KNOWN_CONVERSION_DIFFERENCES: &[(&str, usize, &str)] = &[
     ("mask_types", 0, "Decimal value has mismatching scale"),
     ("mask_types", 1, "Decimal value has mismatching scale"),
     ("mask_types", 6, "Decimal value has mismatching scale"),
-    ("ts_to_date", 2, "Java class class java.util.Date does not have corresponding schema type."),
-    ("ts_to_time", 2, "Java class class java.util.Date does not have corresponding schema type."),
-    ("ts_string_to_timestamp", 2, "Java class class java.util.Date does not have corresponding schema type."),
-    ("extract_nested_v2", 1, "Conversion error: null value for field that is required"),
+    (
+        "ts_to_date",
+        2,
+        "Java class class java.util.Date does not have corresponding schema type.",
+    ),
+    (
+        "ts_to_time",
+        2,
+        "Java class class java.util.Date does not have corresponding schema type.",
+    ),
+    (
+        "ts_string_to_timestamp",
+        2,
+        "Java class class java.util.Date does not have corresponding schema type.",
+    ),
+    (
+        "extract_nested_v2",
+        1,
+        "Conversion error: null value for field that is required",
+    ),
 ];
 
 /// Cases whose error messages embed a Java object's `toString()`; sluice names
@@ -139,7 +155,14 @@ fn key_schema() -> Json {
 }
 
 /// A record in the harness's input shape.
-fn record(topic: &str, offset: Option<i64>, key: Json, key_schemas: bool, value: Json, value_schemas: bool) -> Json {
+fn record(
+    topic: &str,
+    offset: Option<i64>,
+    key: Json,
+    key_schemas: bool,
+    value: Json,
+    value_schemas: bool,
+) -> Json {
     json!({
         "topic": topic, "partition": 1, "offset": offset, "timestamp": TS,
         "key": key, "key_schemas": key_schemas, "value": value, "value_schemas": value_schemas,
@@ -183,7 +206,14 @@ fn standard() -> Vec<Json> {
                    "ts_str": "2024-03-04 05:06:07", "ts": TS, "str_num": "17"}),
             false,
         ),
-        record("events", Some(13), json!(null), false, json!({"status": null, "other": 1}), false),
+        record(
+            "events",
+            Some(13),
+            json!(null),
+            false,
+            json!({"status": null, "other": 1}),
+            false,
+        ),
         record(
             "plain",
             Some(14),
@@ -224,13 +254,48 @@ fn cdc_records() -> Vec<Json> {
         ]}, "payload": {"id": id}})
     };
     vec![
-        record("db.shard1.orders", Some(1), key("db.shard1.orders", 1), true,
-            envelope("db.shard1.orders", "c", json!(null), json!({"id": 1, "name": "a"})), true),
-        record("db.shard2.orders", Some(2), key("db.shard2.orders", 1), true,
-            envelope("db.shard2.orders", "u", json!({"id": 1, "name": "a"}), json!({"id": 1, "name": "b"})), true),
-        record("db.shard2.orders", Some(3), key("db.shard2.orders", 1), true, json!(null), false),
-        record("db.shard1.orders", Some(4), json!(null), false,
-            json!({"schema": {"type": "string", "optional": false}, "payload": "heartbeat"}), true),
+        record(
+            "db.shard1.orders",
+            Some(1),
+            key("db.shard1.orders", 1),
+            true,
+            envelope(
+                "db.shard1.orders",
+                "c",
+                json!(null),
+                json!({"id": 1, "name": "a"}),
+            ),
+            true,
+        ),
+        record(
+            "db.shard2.orders",
+            Some(2),
+            key("db.shard2.orders", 1),
+            true,
+            envelope(
+                "db.shard2.orders",
+                "u",
+                json!({"id": 1, "name": "a"}),
+                json!({"id": 1, "name": "b"}),
+            ),
+            true,
+        ),
+        record(
+            "db.shard2.orders",
+            Some(3),
+            key("db.shard2.orders", 1),
+            true,
+            json!(null),
+            false,
+        ),
+        record(
+            "db.shard1.orders",
+            Some(4),
+            json!(null),
+            false,
+            json!({"schema": {"type": "string", "optional": false}, "payload": "heartbeat"}),
+            true,
+        ),
         record("other", Some(5), key("other", 9), true, full_order(9), true),
     ]
 }
@@ -269,6 +334,7 @@ fn cases() -> Vec<Case> {
         case("header_from_copy", &[("HeaderFrom$Value", &[("fields", "id,nested,tags,price,ts,amount"), ("headers", "hid,hnested,htags,hprice,hts,hamount"), ("operation", "copy")])], s()),
         case("header_from_move", &[("HeaderFrom$Value", &[("fields", "ssn,level"), ("headers", "hssn,hlevel"), ("operation", "move")])], s()),
         case("header_from_key", &[("HeaderFrom$Key", &[("fields", "id"), ("headers", "kid"), ("operation", "move")])], s()),
+        case("header_from_missing_field", &[("HeaderFrom$Value", &[("fields", "nope"), ("headers", "h"), ("operation", "copy")])], s()),
         case("header_from_mismatch", &[("HeaderFrom$Value", &[("fields", "a,b"), ("headers", "x"), ("operation", "copy")])], s()),
         // HoistField
         case("hoist_value", &[("HoistField$Value", &[("field", "wrapped")])], s()),
@@ -436,18 +502,32 @@ fn converter(schemas: bool) -> JsonConverter {
     JsonConverter::new(schemas, false, 100)
 }
 
-fn decode(doc: &Json, schemas: bool, topic: &str) -> (Option<sluice_api::SchemaRef>, sluice_api::Value) {
+fn decode(
+    doc: &Json,
+    schemas: bool,
+    topic: &str,
+) -> (Option<sluice_api::SchemaRef>, sluice_api::Value) {
     if doc.is_null() {
         return (None, sluice_api::Value::Null);
     }
     let bytes = serde_json::to_vec(doc).unwrap();
-    converter(schemas).decode(topic, Some(&bytes)).expect("test input decodes")
+    converter(schemas)
+        .decode(topic, Some(&bytes))
+        .expect("test input decodes")
 }
 
 fn input_record(r: &Json) -> Record {
     let topic = r["topic"].as_str().unwrap();
-    let (key_schema, key) = decode(&r["key"], r["key_schemas"].as_bool().unwrap_or(false), topic);
-    let (value_schema, value) = decode(&r["value"], r["value_schemas"].as_bool().unwrap_or(false), topic);
+    let (key_schema, key) = decode(
+        &r["key"],
+        r["key_schemas"].as_bool().unwrap_or(false),
+        topic,
+    );
+    let (value_schema, value) = decode(
+        &r["value"],
+        r["value_schemas"].as_bool().unwrap_or(false),
+        topic,
+    );
     let mut headers = Headers::new();
     for h in r["headers"].as_array().into_iter().flatten() {
         headers.push(
@@ -469,7 +549,11 @@ fn input_record(r: &Json) -> Record {
     }
 }
 
-fn encode(topic: &str, schema: Option<&sluice_api::SchemaRef>, value: &sluice_api::Value) -> Result<Json, String> {
+fn encode(
+    topic: &str,
+    schema: Option<&sluice_api::SchemaRef>,
+    value: &sluice_api::Value,
+) -> Result<Json, String> {
     let bytes = converter(schema.is_some())
         .encode(topic, schema, value)
         .map_err(|e| e.to_string())?;
@@ -532,7 +616,10 @@ fn run_sluice(cases: &[Case]) -> Vec<Json> {
                     let mut rec = Some(input_record(r));
                     for (t, gate) in &mut chain {
                         let Some(current) = rec.take() else { break };
-                        if gate.as_ref().is_some_and(|(p, negate)| p.test(&current) == *negate) {
+                        if gate
+                            .as_ref()
+                            .is_some_and(|(p, negate)| p.test(&current) == *negate)
+                        {
                             rec = Some(current);
                             continue;
                         }
@@ -557,7 +644,10 @@ fn first_difference(a: &Json, b: &Json, path: &str) -> String {
     match (a, b) {
         (Json::Object(x), Json::Object(y)) => {
             for k in x.keys().chain(y.keys()) {
-                let (va, vb) = (x.get(k).unwrap_or(&Json::Null), y.get(k).unwrap_or(&Json::Null));
+                let (va, vb) = (
+                    x.get(k).unwrap_or(&Json::Null),
+                    y.get(k).unwrap_or(&Json::Null),
+                );
                 if va != vb {
                     return first_difference(va, vb, &format!("{path}.{k}"));
                 }
@@ -597,11 +687,17 @@ fn builtin_transforms_match_kafka_connect() {
         match (java.get("config_error"), ours.get("config_error")) {
             (Some(_), Some(_)) => continue,
             (Some(j), None) => {
-                failures.push(format!("{}: Connect rejects the config ({j}), sluice accepts it", c.name));
+                failures.push(format!(
+                    "{}: Connect rejects the config ({j}), sluice accepts it",
+                    c.name
+                ));
                 continue;
             }
             (None, Some(s)) => {
-                failures.push(format!("{}: sluice rejects the config ({s}), Connect accepts it", c.name));
+                failures.push(format!(
+                    "{}: sluice rejects the config ({s}), Connect accepts it",
+                    c.name
+                ));
                 continue;
             }
             (None, None) => {}

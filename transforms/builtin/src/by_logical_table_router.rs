@@ -197,7 +197,8 @@ impl Transform for ByLogicalTableRouter {
         }
         let old_topic = record.topic.to_string();
         if !record.key.is_null() {
-            let (Some(key_schema), Value::Struct(values)) = (&record.key_schema, &record.key) else {
+            let (Some(key_schema), Value::Struct(values)) = (&record.key_schema, &record.key)
+            else {
                 return Err(struct_required(
                     &record.key,
                     record.key_schema.as_deref(),
@@ -209,7 +210,11 @@ impl Transform for ByLogicalTableRouter {
             let new_schema = self.key_schemas.get_or_build(key_schema, |s| {
                 let mut fields = s.fields().to_vec();
                 if enforce {
-                    push_field(&mut fields, &field, sluice_api::schema::primitives::string())?;
+                    push_field(
+                        &mut fields,
+                        &field,
+                        sluice_api::schema::primitives::string(),
+                    )?;
                 }
                 let mut out = copy_excluding_name(s, fields);
                 out.name = Some(name);
@@ -229,7 +234,11 @@ impl Transform for ByLogicalTableRouter {
                 return Ok(Some(record));
             };
             let Value::Struct(values) = std::mem::take(&mut record.value) else {
-                return Err(struct_required(&record.value, Some(&envelope), "Updating schema"));
+                return Err(struct_required(
+                    &record.value,
+                    Some(&envelope),
+                    "Updating schema",
+                ));
             };
             let value_name = self.adjust(&format!("{new_topic}.Value"));
             let envelope_name = self.adjust(&format!("{new_topic}.Envelope"));
@@ -262,7 +271,9 @@ impl Transform for ByLogicalTableRouter {
             for (f, v) in envelope.fields().iter().zip(values) {
                 let v = field_value(f, &v, true);
                 let v = match (&*f.name, v) {
-                    ("before" | "after", Value::Struct(row)) => Value::Struct(copied(&f.schema, &row)),
+                    ("before" | "after", Value::Struct(row)) => {
+                        Value::Struct(copied(&f.schema, &row))
+                    }
                     ("before" | "after", Value::Null) => Value::Null,
                     ("before" | "after", other) => {
                         return Err(struct_required(&other, Some(&f.schema), "Updating schema"))

@@ -380,11 +380,25 @@ fn cast(schema: Option<&Schema>, value: &Value, target: Target) -> Result<Value,
             })
         }
         Value::String(s) => Ok(match target {
-            Target::Int8 => Value::Int8(parse_java_int(s).and_then(|v| i8::try_from(v).ok()).ok_or_else(|| out_of_range(s))?),
-            Target::Int16 => Value::Int16(parse_java_int(s).and_then(|v| i16::try_from(v).ok()).ok_or_else(|| out_of_range(s))?),
-            Target::Int32 => Value::Int32(parse_java_int(s).and_then(|v| i32::try_from(v).ok()).ok_or_else(|| out_of_range(s))?),
+            Target::Int8 => Value::Int8(
+                parse_java_int(s)
+                    .and_then(|v| i8::try_from(v).ok())
+                    .ok_or_else(|| out_of_range(s))?,
+            ),
+            Target::Int16 => Value::Int16(
+                parse_java_int(s)
+                    .and_then(|v| i16::try_from(v).ok())
+                    .ok_or_else(|| out_of_range(s))?,
+            ),
+            Target::Int32 => Value::Int32(
+                parse_java_int(s)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .ok_or_else(|| out_of_range(s))?,
+            ),
             Target::Int64 => Value::Int64(parse_java_int(s).ok_or_else(|| out_of_range(s))?),
-            Target::Float32 => Value::Float32(parse_java_float(s).ok_or_else(|| out_of_range(s))? as f32),
+            Target::Float32 => {
+                Value::Float32(parse_java_float(s).ok_or_else(|| out_of_range(s))? as f32)
+            }
             Target::Float64 => Value::Float64(parse_java_float(s).ok_or_else(|| out_of_range(s))?),
             Target::Boolean => Value::Boolean(s.eq_ignore_ascii_case("true")),
             Target::String => unreachable!("handled above"),

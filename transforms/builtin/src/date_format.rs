@@ -414,7 +414,10 @@ mod tests {
         let t = 1_488_603_967_089;
         let f = |p: &str| DateFormat::parse_pattern(p).unwrap().format(t);
         assert_eq!(f("yyyyMMdd"), "20170304");
-        assert_eq!(f("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"), "2017-03-04T05:06:07.089Z");
+        assert_eq!(
+            f("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"),
+            "2017-03-04T05:06:07.089Z"
+        );
         assert_eq!(f("EEE, d MMM yy h:mm a"), "Sat, 4 Mar 17 5:06 AM");
         assert_eq!(f("D 'o''clock' z Z"), "63 o'clock UTC +0000");
         assert!(DateFormat::parse_pattern("yyyy-bb").is_err());
@@ -423,7 +426,11 @@ mod tests {
     #[test]
     fn parses_what_it_formats() {
         let t = 1_488_603_967_089;
-        for p in ["yyyy-MM-dd HH:mm:ss.SSS", "yyyyMMddHHmmssSSS", "dd MMM yyyy HH:mm:ss.SSS Z"] {
+        for p in [
+            "yyyy-MM-dd HH:mm:ss.SSS",
+            "yyyyMMddHHmmssSSS",
+            "dd MMM yyyy HH:mm:ss.SSS Z",
+        ] {
             let f = DateFormat::parse_pattern(p).unwrap();
             assert_eq!(f.parse(&f.format(t)), Some(t), "{p}");
         }

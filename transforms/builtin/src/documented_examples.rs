@@ -54,11 +54,20 @@ fn file_source_example_hoists_lines_and_inserts_a_static_field() {
     let mut hoist = make("HoistField$Value", &[("field", "line")]);
     let mut insert = make(
         "InsertField$Value",
-        &[("static.field", "data_source"), ("static.value", "test-file-source")],
+        &[
+            ("static.field", "data_source"),
+            ("static.value", "test-file-source"),
+        ],
     );
-    let r = run(&mut hoist, with_value(Some(primitives::string()), "foo".into()));
+    let r = run(
+        &mut hoist,
+        with_value(Some(primitives::string()), "foo".into()),
+    );
     let r = run(&mut insert, r);
-    assert_eq!(names(r.value_schema.as_ref().unwrap()), ["line", "data_source"]);
+    assert_eq!(
+        names(r.value_schema.as_ref().unwrap()),
+        ["line", "data_source"]
+    );
     assert_eq!(
         r.value,
         Value::Struct(vec!["foo".into(), "test-file-source".into()])
@@ -75,7 +84,10 @@ fn cast_example() {
     let mut t = make("Cast$Value", &[("spec", "field1:int32,field2:string")]);
     let r = run(
         &mut t,
-        with_value(Some(schema), Value::Struct(vec![Value::Int64(7), Value::Int32(8)])),
+        with_value(
+            Some(schema),
+            Value::Struct(vec![Value::Int64(7), Value::Int32(8)]),
+        ),
     );
     assert_eq!(r.value, Value::Struct(vec![Value::Int32(7), "8".into()]));
     let mut whole = make("Cast$Value", &[("spec", "string")]);
@@ -112,34 +124,58 @@ fn flatten_example() {
             ("content.name.last", "Wong".into()),
         ])
     );
-    let inner = Schema::struct_of([("id", primitives::int32())]).optional().into_ref();
+    let inner = Schema::struct_of([("id", primitives::int32())])
+        .optional()
+        .into_ref();
     let outer = Schema::struct_of([("content", inner)]).into_ref();
     let mut t = make("Flatten$Value", &[("delimiter", "_")]);
     let r = run(
         &mut t,
-        with_value(Some(outer), Value::Struct(vec![Value::Struct(vec![Value::Int32(1)])])),
+        with_value(
+            Some(outer),
+            Value::Struct(vec![Value::Struct(vec![Value::Int32(1)])]),
+        ),
     );
     let schema = r.value_schema.unwrap();
     assert_eq!(names(&schema), ["content_id"]);
-    assert!(schema.fields()[0].schema.optional, "optional through its parent");
+    assert!(
+        schema.fields()[0].schema.optional,
+        "optional through its parent"
+    );
 }
 
 #[test]
 fn header_transforms_examples() {
-    let schema = Schema::struct_of([("id", primitives::int32()), ("ts", primitives::int64())])
-        .into_ref();
+    let schema =
+        Schema::struct_of([("id", primitives::int32()), ("ts", primitives::int64())]).into_ref();
     let value = Value::Struct(vec![Value::Int32(1), Value::Int64(99)]);
     let mut t = make(
         "HeaderFrom$Value",
-        &[("fields", "id,ts"), ("headers", "myId,myTs"), ("operation", "move")],
+        &[
+            ("fields", "id,ts"),
+            ("headers", "myId,myTs"),
+            ("operation", "move"),
+        ],
     );
     let r = run(&mut t, with_value(Some(schema), value));
     assert_eq!(r.value, Value::Struct(vec![]));
-    assert_eq!(r.headers.last("myId").unwrap().value.as_deref(), Some(&b"1"[..]));
-    assert_eq!(r.headers.last("myTs").unwrap().value.as_deref(), Some(&b"99"[..]));
-    let mut t = make("InsertHeader", &[("header", "app.id"), ("value.literal", "best-app")]);
+    assert_eq!(
+        r.headers.last("myId").unwrap().value.as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        r.headers.last("myTs").unwrap().value.as_deref(),
+        Some(&b"99"[..])
+    );
+    let mut t = make(
+        "InsertHeader",
+        &[("header", "app.id"), ("value.literal", "best-app")],
+    );
     let r = run(&mut t, r);
-    assert_eq!(r.headers.last("app.id").unwrap().value.as_deref(), Some(&b"best-app"[..]));
+    assert_eq!(
+        r.headers.last("app.id").unwrap().value.as_deref(),
+        Some(&b"best-app"[..])
+    );
     let mut t = make("DropHeaders", &[("headers", "app.id,myTs")]);
     let r = run(&mut t, r);
     assert!(r.headers.last("app.id").is_none() && r.headers.last("myTs").is_none());
@@ -151,7 +187,13 @@ fn mask_field_example() {
     let mut t = make("MaskField$Value", &[("fields", "string_field,int_field")]);
     let r = run(
         &mut t,
-        with_value(None, map(&[("string_field", "secret".into()), ("int_field", Value::Int64(5))])),
+        with_value(
+            None,
+            map(&[
+                ("string_field", "secret".into()),
+                ("int_field", Value::Int64(5)),
+            ]),
+        ),
     );
     assert_eq!(
         r.value,
@@ -161,7 +203,10 @@ fn mask_field_example() {
         "MaskField$Value",
         &[("fields", "ssn"), ("replacement", "***-***-****")],
     );
-    let r = run(&mut t, with_value(None, map(&[("ssn", "123-45-6789".into())])));
+    let r = run(
+        &mut t,
+        with_value(None, map(&[("ssn", "123-45-6789".into())])),
+    );
     assert_eq!(r.value, map(&[("ssn", "***-***-****".into())]));
 }
 
@@ -169,13 +214,22 @@ fn mask_field_example() {
 fn routers_examples() {
     let mut t = make(
         "RegexRouter",
-        &[("regex", "([^.]+)\\.([^.]+)\\.([^.]+)"), ("replacement", "$3")],
+        &[
+            ("regex", "([^.]+)\\.([^.]+)\\.([^.]+)"),
+            ("replacement", "$3"),
+        ],
     );
-    let r = run(&mut t, Record::new("hostname.db.table", Value::Null, Value::Null));
+    let r = run(
+        &mut t,
+        Record::new("hostname.db.table", Value::Null, Value::Null),
+    );
     assert_eq!(&*r.topic, "table");
     let mut t = make(
         "TimestampRouter",
-        &[("topic.format", "foo-${topic}-${timestamp}"), ("timestamp.format", "YYYYMM")],
+        &[
+            ("topic.format", "foo-${topic}-${timestamp}"),
+            ("timestamp.format", "YYYYMM"),
+        ],
     );
     let r = run(&mut t, with_value(None, Value::Null));
     assert_eq!(&*r.topic, "foo-orders-201712");
@@ -197,11 +251,17 @@ fn routers_examples() {
     let r = run(&mut t, r);
     assert_eq!(&*r.topic, "myserver.mydb.customers_all_shards");
     let key = r.key_schema.unwrap();
-    assert_eq!(key.name.as_deref(), Some("myserver.mydb.customers_all_shards.Key"));
+    assert_eq!(
+        key.name.as_deref(),
+        Some("myserver.mydb.customers_all_shards.Key")
+    );
     assert_eq!(names(&key), ["id", "__dbz__physicalTableIdentifier"]);
     assert_eq!(
         r.key,
-        Value::Struct(vec![Value::Int32(1), "myserver.mydb.customers_shard1".into()])
+        Value::Struct(vec![
+            Value::Int32(1),
+            "myserver.mydb.customers_shard1".into()
+        ])
     );
 }
 
@@ -230,9 +290,15 @@ fn set_schema_metadata_example() {
         &[("schema.name", "order-value"), ("schema.version", "2")],
     );
     let schema = Schema::struct_of([("id", primitives::int32())]).into_ref();
-    let r = run(&mut t, with_value(Some(schema), Value::Struct(vec![Value::Int32(1)])));
+    let r = run(
+        &mut t,
+        with_value(Some(schema), Value::Struct(vec![Value::Int32(1)])),
+    );
     let s = r.value_schema.unwrap();
-    assert_eq!((s.name.as_deref(), s.version), (Some("order-value"), Some(2)));
+    assert_eq!(
+        (s.name.as_deref(), s.version),
+        (Some("order-value"), Some(2))
+    );
 }
 
 #[test]
@@ -240,18 +306,28 @@ fn timestamp_converter_example() {
     let schema = Schema::struct_of([("ts", Schema::timestamp().into_ref())]).into_ref();
     let mut t = make(
         "TimestampConverter$Value",
-        &[("field", "ts"), ("format", "yyyy-MM-dd"), ("target.type", "string")],
+        &[
+            ("field", "ts"),
+            ("format", "yyyy-MM-dd"),
+            ("target.type", "string"),
+        ],
     );
     let r = run(
         &mut t,
-        with_value(Some(schema), Value::Struct(vec![Value::Int64(1_512_086_400_000)])),
+        with_value(
+            Some(schema),
+            Value::Struct(vec![Value::Int64(1_512_086_400_000)]),
+        ),
     );
     assert_eq!(r.value, Value::Struct(vec!["2017-12-01".into()]));
     let mut t = make(
         "TimestampConverter$Value",
         &[("target.type", "Timestamp"), ("format", "yyyy-MM-dd")],
     );
-    let r = run(&mut t, with_value(Some(primitives::string()), "2017-12-01".into()));
+    let r = run(
+        &mut t,
+        with_value(Some(primitives::string()), "2017-12-01".into()),
+    );
     assert_eq!(r.value, Value::Int64(1_512_086_400_000));
     assert_eq!(
         r.value_schema.unwrap().name.as_deref(),
@@ -276,7 +352,10 @@ fn value_to_key_example() {
             Value::Struct(vec![Value::Int32(1), "Oslo".into(), "O".into(), "x".into()]),
         ),
     );
-    assert_eq!(names(r.key_schema.as_ref().unwrap()), ["userId", "city", "state"]);
+    assert_eq!(
+        names(r.key_schema.as_ref().unwrap()),
+        ["userId", "city", "state"]
+    );
     assert_eq!(
         r.key,
         Value::Struct(vec![Value::Int32(1), "Oslo".into(), "O".into()])
@@ -305,7 +384,10 @@ fn confluent_filter_example() {
     assert!(keep.apply(rec(None)).unwrap().is_none());
     let mut drop = make(
         "io.confluent.connect.transforms.Filter$Value",
-        &[("filter.condition", "$[?(@.status == 'active')]"), ("filter.type", "exclude")],
+        &[
+            ("filter.condition", "$[?(@.status == 'active')]"),
+            ("filter.type", "exclude"),
+        ],
     );
     assert!(drop.apply(rec(Some("active"))).unwrap().is_none());
     assert!(drop.apply(rec(Some("closed"))).unwrap().is_some());

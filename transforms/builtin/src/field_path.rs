@@ -33,7 +33,12 @@ impl FieldPath {
             });
         }
         let chars: Vec<char> = path.chars().collect();
-        let find = |c: char, from: usize| chars[from.min(chars.len())..].iter().position(|x| *x == c).map(|p| p + from);
+        let find = |c: char, from: usize| {
+            chars[from.min(chars.len())..]
+                .iter()
+                .position(|x| *x == c)
+                .map(|p| p + from)
+        };
         let incomplete = |at: usize| {
             ConfigErrors::single(
                 SYNTAX_KEY,
@@ -110,7 +115,10 @@ impl FieldPath {
     }
 
     /// `fieldFrom(schema)`: the field the path names, if any.
-    pub(crate) fn field_from<'a>(&self, schema: &'a Schema) -> Result<Option<&'a Field>, ConnectError> {
+    pub(crate) fn field_from<'a>(
+        &self,
+        schema: &'a Schema,
+    ) -> Result<Option<&'a Field>, ConnectError> {
         let (init, last) = self.split();
         let mut current = schema;
         for step in init {
@@ -147,7 +155,11 @@ impl FieldPath {
                     value = sub;
                 }
                 other => {
-                    return Err(struct_required(other, Some(&f.schema), "nested field access"))
+                    return Err(struct_required(
+                        other,
+                        Some(&f.schema),
+                        "nested field access",
+                    ))
                 }
             }
         }
@@ -176,9 +188,14 @@ impl FieldPath {
 }
 
 /// `Schema.field(name)`, which fails on a schema that is not a struct.
-pub(crate) fn lookup<'a>(schema: &'a Schema, name: &str) -> Result<Option<&'a Field>, ConnectError> {
+pub(crate) fn lookup<'a>(
+    schema: &'a Schema,
+    name: &str,
+) -> Result<Option<&'a Field>, ConnectError> {
     if !matches!(schema.schema_type, sluice_api::SchemaType::Struct(_)) {
-        return Err(ConnectError::data("Cannot look up fields on non-struct type"));
+        return Err(ConnectError::data(
+            "Cannot look up fields on non-struct type",
+        ));
     }
     Ok(schema.fields().iter().find(|f| f.name == name))
 }

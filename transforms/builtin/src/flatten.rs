@@ -100,13 +100,9 @@ impl Flatten {
                 _ => None,
             });
             match &f.schema.schema_type {
-                SchemaType::Struct(_) => self.flatten_schema(
-                    &f.schema,
-                    &name,
-                    field_optional,
-                    default.as_ref(),
-                    out,
-                )?,
+                SchemaType::Struct(_) => {
+                    self.flatten_schema(&f.schema, &name, field_optional, default.as_ref(), out)?
+                }
                 SchemaType::Map(..) => {
                     return Err(ConnectError::data(format!(
                         "Flatten transformation does not support {} for record with schemas \
@@ -168,7 +164,13 @@ impl Transform for Flatten {
                 let this = &*self;
                 let built = (|| {
                     let mut fields = Vec::new();
-                    this.flatten_schema(&schema, "", schema.optional, schema.default.as_ref(), &mut fields)?;
+                    this.flatten_schema(
+                        &schema,
+                        "",
+                        schema.optional,
+                        schema.default.as_ref(),
+                        &mut fields,
+                    )?;
                     Ok(copy_basics(&schema, SchemaType::Struct(fields)))
                 })();
                 let out = self.schemas.get_or_build(&schema, |_| built)?;

@@ -29,7 +29,9 @@ pub fn drop_headers() -> TransformPlugin {
         create: |c| {
             let c = def().validate(c)?;
             Ok(Box::new(DropHeaders(
-                c.list("headers").map(<[String]>::to_vec).unwrap_or_default(),
+                c.list("headers")
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_default(),
             )))
         },
     }
@@ -83,9 +85,7 @@ struct InsertHeader {
 
 impl Transform for InsertHeader {
     fn apply(&mut self, mut record: Record) -> Result<Option<Record>, ConnectError> {
-        record
-            .headers
-            .push(self.header.clone(), self.value.clone());
+        record.headers.push(self.header.clone(), self.value.clone());
         Ok(Some(record))
     }
 }
@@ -96,7 +96,9 @@ fn config_def() -> ConfigDef {
             ConfigKey::new("fields", ConfigType::List)
                 .validator(Validator::NonEmpty)
                 .importance(Importance::High)
-                .doc("Field names in the record whose values are to be copied or moved to headers."),
+                .doc(
+                    "Field names in the record whose values are to be copied or moved to headers.",
+                ),
         )
         .define(
             ConfigKey::new("headers", ConfigType::List)
@@ -179,7 +181,10 @@ impl Transform for HeaderFrom {
                     added.push(convert_to_string(None, &v).map(String::into_bytes));
                 }
                 if self.moves {
-                    entries.retain(|(k, _)| !k.as_str().is_some_and(|k| self.fields.iter().any(|f| f == k)));
+                    entries.retain(|(k, _)| {
+                        !k.as_str()
+                            .is_some_and(|k| self.fields.iter().any(|f| f == k))
+                    });
                 }
                 (None, Value::Map(entries))
             }
@@ -189,10 +194,12 @@ impl Transform for HeaderFrom {
                 };
                 for name in &self.fields {
                     let Some(i) = schema.field_index(name) else {
-                        return Err(ConnectError::data(format!(
-                            "Cannot invoke \"org.apache.kafka.connect.data.Field.schema()\" \
-                             because the return value of \"org.apache.kafka.connect.data.Schema.field(String)\" is null"
-                        )));
+                        // Connect dereferences the missing field: a NullPointerException.
+                        return Err(ConnectError::data(
+                            "Cannot invoke \"org.apache.kafka.connect.data.Field.schema()\" because \
+                             the return value of \"org.apache.kafka.connect.data.Schema.field(String)\" \
+                             is null",
+                        ));
                     };
                     let f = &schema.fields()[i];
                     let v = field_value(f, &values[i], self.with_default);

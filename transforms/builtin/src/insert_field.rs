@@ -84,7 +84,9 @@ impl InsertField {
             })
             .collect();
         if fields.is_empty() {
-            return Err(ConfigErrors::single("topic.field", "No field insertion configured").into());
+            return Err(
+                ConfigErrors::single("topic.field", "No field insertion configured").into(),
+            );
         }
         let static_value = c.string("static.value").map(str::to_owned);
         if let Some(f) = fields.iter().find(|f| f.source == Source::Static) {

@@ -117,7 +117,9 @@ pub(crate) fn parse_big_decimal(text: &str) -> Option<Decimal> {
     }
     let mut unscaled: i128 = 0;
     for b in int.bytes().chain(frac.bytes()) {
-        unscaled = unscaled.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+        unscaled = unscaled
+            .checked_mul(10)?
+            .checked_add(i128::from(b - b'0'))?;
     }
     let scale = i32::try_from(frac.len()).ok()?.checked_sub(exp)?;
     Some(Decimal::from_i128(sign * unscaled, scale))
@@ -127,7 +129,9 @@ pub(crate) fn parse_big_decimal(text: &str) -> Option<Decimal> {
 pub(crate) fn big_decimal_long(d: &Decimal) -> i64 {
     let v = d.to_i128().unwrap_or(0);
     let truncated = if d.scale >= 0 {
-        v / 10i128.checked_pow(d.scale.unsigned_abs()).unwrap_or(i128::MAX)
+        v / 10i128
+            .checked_pow(d.scale.unsigned_abs())
+            .unwrap_or(i128::MAX)
     } else {
         v.wrapping_mul(10i128.checked_pow(d.scale.unsigned_abs()).unwrap_or(0))
     };
@@ -254,8 +258,7 @@ fn append(out: &mut String, schema: Option<&Schema>, value: &Value, embedded: bo
 /// Standard base64 with padding, as `java.util.Base64.getEncoder()`; small
 /// enough not to pull a crate into a crate that does no I/O.
 mod base64_lite {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
     pub(crate) fn encode(bytes: &[u8]) -> String {
         let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);

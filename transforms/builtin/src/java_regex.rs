@@ -120,7 +120,10 @@ mod tests {
         assert!(p.matches("orders-12"));
         assert!(!JavaPattern::new("ord").unwrap().matches("orders"));
         assert_eq!(p.replace_first("orders-12", "$2_$1").unwrap(), "12_orders");
-        assert_eq!(p.replace_first("orders-12", "\\$1$10").unwrap(), "$1orders0");
+        assert_eq!(
+            p.replace_first("orders-12", "\\$1$10").unwrap(),
+            "$1orders0"
+        );
         assert!(p.replace_first("orders-12", "$3").is_err());
         assert!(p.replace_first("orders-12", "x$").is_err());
         let all = JavaPattern::new(".*").unwrap();

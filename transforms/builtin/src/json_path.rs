@@ -18,7 +18,10 @@ enum Segment {
 #[derive(Debug, Clone)]
 enum Operand {
     /// `@...` (relative) or `$...` (absolute).
-    Path { relative: bool, segments: Vec<Segment> },
+    Path {
+        relative: bool,
+        segments: Vec<Segment>,
+    },
     Literal(Json),
     Regex(regex::Regex),
 }
@@ -74,10 +77,7 @@ impl JsonPath {
         let segments = p.segments()?;
         p.skip_ws();
         if p.pos != text.len() {
-            return Err(format!(
-                "Could not parse path {text} at position {}",
-                p.pos
-            ));
+            return Err(format!("Could not parse path {text} at position {}", p.pos));
         }
         Ok(Self { segments })
     }
@@ -122,7 +122,11 @@ impl Parser<'_> {
         n
     }
     fn quoted(&mut self) -> Result<String, String> {
-        let quote = self.rest().chars().next().ok_or_else(|| self.error("expected a quote"))?;
+        let quote = self
+            .rest()
+            .chars()
+            .next()
+            .ok_or_else(|| self.error("expected a quote"))?;
         self.pos += 1;
         let mut out = String::new();
         let mut chars = self.rest().char_indices();
@@ -325,7 +329,12 @@ impl Parser<'_> {
     }
 }
 
-fn select<'a>(root: &'a Json, at: &'a Json, segments: &[Segment], missing: &mut bool) -> Vec<&'a Json> {
+fn select<'a>(
+    root: &'a Json,
+    at: &'a Json,
+    segments: &[Segment],
+    missing: &mut bool,
+) -> Vec<&'a Json> {
     let mut current = vec![at];
     for seg in segments {
         let mut next = Vec::new();
@@ -382,7 +391,12 @@ fn descend<'a>(v: &'a Json, name: &str, out: &mut Vec<&'a Json>) {
     }
 }
 
-fn resolve<'a>(root: &'a Json, at: &'a Json, operand: &'a Operand, missing: &mut bool) -> Option<&'a Json> {
+fn resolve<'a>(
+    root: &'a Json,
+    at: &'a Json,
+    operand: &'a Operand,
+    missing: &mut bool,
+) -> Option<&'a Json> {
     match operand {
         Operand::Path { relative, segments } => {
             let base = if *relative { at } else { root };
@@ -425,7 +439,10 @@ fn test(root: &Json, at: &Json, e: &Expr, missing: &mut bool) -> bool {
 fn compare(l: &Json, op: Op, r: &Json) -> bool {
     use std::cmp::Ordering;
     let ordering = match (l, r) {
-        (Json::Number(a), Json::Number(b)) => a.as_f64().zip(b.as_f64()).and_then(|(a, b)| a.partial_cmp(&b)),
+        (Json::Number(a), Json::Number(b)) => a
+            .as_f64()
+            .zip(b.as_f64())
+            .and_then(|(a, b)| a.partial_cmp(&b)),
         (Json::String(a), Json::String(b)) => Some(a.cmp(b)),
         (Json::Bool(a), Json::Bool(b)) => Some(a.cmp(b)),
         (Json::Null, Json::Null) => Some(Ordering::Equal),
@@ -438,8 +455,12 @@ fn compare(l: &Json, op: Op, r: &Json) -> bool {
         Op::Le => matches!(ordering, Some(Ordering::Less | Ordering::Equal)) && !l.is_boolean(),
         Op::Gt => ordering == Some(Ordering::Greater) && !l.is_boolean(),
         Op::Ge => matches!(ordering, Some(Ordering::Greater | Ordering::Equal)) && !l.is_boolean(),
-        Op::In => r.as_array().is_some_and(|a| a.iter().any(|x| compare(l, Op::Eq, x))),
-        Op::Nin => r.as_array().is_some_and(|a| !a.iter().any(|x| compare(l, Op::Eq, x))),
+        Op::In => r
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| compare(l, Op::Eq, x))),
+        Op::Nin => r
+            .as_array()
+            .is_some_and(|a| !a.iter().any(|x| compare(l, Op::Eq, x))),
         Op::Matches => false,
     }
 }
@@ -473,14 +494,20 @@ mod tests {
             (false, true)
         );
         assert_eq!(
-            matches("$[?(@.n > 3 && @.name =~ /a.*/i)]", json!({"n": 4, "name": "Anna"})),
+            matches(
+                "$[?(@.n > 3 && @.name =~ /a.*/i)]",
+                json!({"n": 4, "name": "Anna"})
+            ),
             (true, false)
         );
         assert_eq!(
             matches("$[?(@.kind in ['a','b'])]", json!({"kind": "b"})),
             (true, false)
         );
-        assert_eq!(matches("$.items[1]", json!({"items": [1, 2]})), (true, false));
+        assert_eq!(
+            matches("$.items[1]", json!({"items": [1, 2]})),
+            (true, false)
+        );
         assert!(JsonPath::parse("status == 1").is_err());
     }
 }

@@ -152,7 +152,10 @@ mod tests {
                 ..map
             })
             .unwrap_err();
-        assert!(err.message().starts_with("Only SinkRecord supported"), "{err}");
+        assert!(
+            err.message().starts_with("Only SinkRecord supported"),
+            "{err}"
+        );
         let err = t
             .apply(Record {
                 offset: Some(1),

@@ -171,11 +171,18 @@ mod tests {
             ("42", Some("42")),
             ("1e3", Some("1000")),
             ("[1, 2]", Some("[1,2]")),
-            ("{\"a\": 1, \"b\": [true, null]}", Some("{\"a\":1,\"b\":[true,null]}")),
+            (
+                "{\"a\": 1, \"b\": [true, null]}",
+                Some("{\"a\":1,\"b\":[true,null]}"),
+            ),
             ("[1, oops]", Some("[1, oops]")),
             ("null", None),
         ] {
-            let literal = if literal == "hello" { " hello" } else { literal };
+            let literal = if literal == "hello" {
+                " hello"
+            } else {
+                literal
+            };
             assert_eq!(header_text(literal).as_deref(), stored, "{literal}");
         }
     }

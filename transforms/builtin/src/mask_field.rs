@@ -110,7 +110,11 @@ fn empty_of(value: &Value, schema: Option<&Schema>) -> Result<Value, ConnectErro
 }
 
 /// The configured replacement, converted to the value's type.
-fn replaced(value: &Value, schema: Option<&Schema>, replacement: &str) -> Result<Value, ConnectError> {
+fn replaced(
+    value: &Value,
+    schema: Option<&Schema>,
+    replacement: &str,
+) -> Result<Value, ConnectError> {
     let logical_date = matches!(
         schema.and_then(Schema::logical_type),
         Some(LogicalType::Date | LogicalType::Time | LogicalType::Timestamp)

@@ -85,7 +85,6 @@ impl ReplaceField {
             schemas: SchemaCache::default(),
         })
     }
-
 }
 
 impl Rules {

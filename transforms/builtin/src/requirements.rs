@@ -15,7 +15,11 @@ pub(crate) fn map_required(value: &Value, purpose: &str) -> ConnectError {
 }
 
 /// `requireStruct`: data with a schema must be a struct.
-pub(crate) fn struct_required(value: &Value, schema: Option<&Schema>, purpose: &str) -> ConnectError {
+pub(crate) fn struct_required(
+    value: &Value,
+    schema: Option<&Schema>,
+    purpose: &str,
+) -> ConnectError {
     ConnectError::data(format!(
         "Only Struct objects supported for [{purpose}], found: {}",
         class_name(value, schema)

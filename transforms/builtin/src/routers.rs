@@ -17,9 +17,9 @@ pub fn regex_router() -> TransformPlugin {
             .define(
                 ConfigKey::new("regex", ConfigType::String)
                     .validator(Validator::Custom(|p| {
-                        JavaPattern::new(p).map(|_| ()).map_err(|e| {
-                            format!("Invalid regex: {e}")
-                        })
+                        JavaPattern::new(p)
+                            .map(|_| ())
+                            .map_err(|e| format!("Invalid regex: {e}"))
                     }))
                     .importance(Importance::High)
                     .doc("Regular expression to use for matching."),
@@ -79,7 +79,9 @@ pub fn timestamp_router() -> TransformPlugin {
             .define(
                 ConfigKey::new("timestamp.format", ConfigType::String)
                     .default("yyyyMMdd")
-                    .validator(Validator::Custom(|p| DateFormat::parse_pattern(p).map(|_| ())))
+                    .validator(Validator::Custom(|p| {
+                        DateFormat::parse_pattern(p).map(|_| ())
+                    }))
                     .importance(Importance::High)
                     .doc(
                         "Format string for the timestamp that is compatible with \
@@ -93,8 +95,9 @@ pub fn timestamp_router() -> TransformPlugin {
         config_def: def,
         create: |c| {
             let c = def().validate(c)?;
-            let format = DateFormat::parse_pattern(c.string("timestamp.format").unwrap_or_default())
-                .map_err(|e| sluice_api::ConfigErrors::single("timestamp.format", e))?;
+            let format =
+                DateFormat::parse_pattern(c.string("timestamp.format").unwrap_or_default())
+                    .map_err(|e| sluice_api::ConfigErrors::single("timestamp.format", e))?;
             Ok(Box::new(TimestampRouter {
                 topic_format: c.string("topic.format").unwrap_or_default().to_owned(),
                 format,

@@ -347,7 +347,11 @@ impl TimestampConverter {
             let v = field_value(f, v, self.with_default);
             if f.name == self.field {
                 let converted = self.convert(&v, Some(kind_of(&f.schema)?))?;
-                crate::validate::check(&self.target.schema(f.schema.optional), &converted, Some(&f.name))?;
+                crate::validate::check(
+                    &self.target.schema(f.schema.optional),
+                    &converted,
+                    Some(&f.name),
+                )?;
                 out.push(converted);
             } else {
                 out.push(v);

@@ -26,7 +26,11 @@ pub(crate) fn type_name(schema: &Schema) -> &'static str {
 }
 
 /// Checks `value` against the schema of field `field` (`None`: the whole value).
-pub(crate) fn check(schema: &Schema, value: &Value, field: Option<&str>) -> Result<(), ConnectError> {
+pub(crate) fn check(
+    schema: &Schema,
+    value: &Value,
+    field: Option<&str>,
+) -> Result<(), ConnectError> {
     let location = field.map_or_else(|| "value".to_owned(), |f| format!("field: \"{f}\""));
     if value.is_null() {
         if schema.optional {

@@ -314,6 +314,7 @@ fn cases() -> Vec<Case> {
         case("cast_key", &[("Cast$Key", &[("spec", "id:int64")])], s()),
         case("cast_bad_spec", &[("Cast$Value", &[("spec", "id:bytes")])], s()),
         case("cast_mixed_spec", &[("Cast$Value", &[("spec", "int8,id:int8")])], s()),
+        case("cast_without_default", &[("Cast$Value", &[("spec", "level:string"), ("replace.null.with.default", "false")])], s()),
         // DropHeaders, InsertHeader
         case("drop_headers", &[("DropHeaders", &[("headers", "h1,nope")])], s()),
         case("insert_header", &[("InsertHeader", &[("header", "hx"), ("value.literal", "hello")])], s()),
@@ -325,6 +326,7 @@ fn cases() -> Vec<Case> {
         case("extract_default_field", &[("ExtractField$Value", &[("field", "level")])], s()),
         case("extract_default_field_raw", &[("ExtractField$Value", &[("field", "level"), ("replace.null.with.default", "false")])], s()),
         case("extract_nested_v2", &[("ExtractField$Value", &[("field", "nested.a"), ("field.syntax.version", "V2")])], s()),
+        case("extract_nested_v2_map", &[("ExtractField$Value", &[("field", "nested.b.c"), ("field.syntax.version", "v2")])], s()),
         case("extract_key", &[("ExtractField$Key", &[("field", "id")])], s()),
         // Flatten
         case("flatten", &[("Flatten$Value", &[])], s()),
@@ -352,6 +354,7 @@ fn cases() -> Vec<Case> {
         case("mask_replacement_number", &[("MaskField$Value", &[("fields", "id,amount"), ("replacement", "9.75")])], s()),
         case("mask_replacement_bad_number", &[("MaskField$Value", &[("fields", "id"), ("replacement", "abc")])], s()),
         case("mask_replacement_boolean", &[("MaskField$Value", &[("fields", "flag"), ("replacement", "x")])], s()),
+        case("mask_key", &[("MaskField$Key", &[("fields", "id")])], s()),
         case("mask_struct", &[("MaskField$Value", &[("fields", "nested")])], s()),
         case("mask_bytes", &[("MaskField$Value", &[("fields", "blob")])], s()),
         // RegexRouter
@@ -377,6 +380,8 @@ fn cases() -> Vec<Case> {
         case("ts_wrong_field_type", &[("TimestampConverter$Value", &[("field", "amount"), ("target.type", "unix")])], s()),
         case("ts_whole_value", &[("TimestampConverter$Value", &[("target.type", "unix"), ("format", "yyyy")])], s()),
         case("ts_string_without_format", &[("TimestampConverter$Value", &[("field", "ts"), ("target.type", "string")])], s()),
+        case("ts_key_wrong_type", &[("TimestampConverter$Key", &[("field", "id"), ("target.type", "unix")])], s()),
+        case("ts_key_whole", &[("TimestampConverter$Key", &[("target.type", "string"), ("format", "yyyy")])], s()),
         // TimestampRouter
         case("timestamp_router", &[("TimestampRouter", &[])], s()),
         case("timestamp_router_format", &[("TimestampRouter", &[("topic.format", "${topic}_${timestamp}"), ("timestamp.format", "yyyy-MM-dd'T'HH")])], s()),

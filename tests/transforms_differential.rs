@@ -377,6 +377,11 @@ fn cases() -> Vec<Case> {
         case("ts_to_time", &[("TimestampConverter$Value", &[("field", "ts"), ("target.type", "Time")])], s()),
         case("ts_to_unix_seconds", &[("TimestampConverter$Value", &[("field", "ts"), ("target.type", "unix"), ("unix.precision", "seconds")])], s()),
         case("ts_string_to_timestamp", &[("TimestampConverter$Value", &[("field", "ts_str"), ("target.type", "Timestamp"), ("format", "yyyy-MM-dd HH:mm:ss")])], s()),
+        case("ts_to_string_patterns", &[("TimestampConverter$Value", &[("field", "ts"), ("target.type", "string"), ("format", "EEEE, MMMM d, yy h:mm:ss a 'at' D z Z X k K")])], s()),
+        case("ts_string_lenient_parse", &[("TimestampConverter$Value", &[("field", "ts_str"), ("target.type", "unix"), ("format", "yyyy-MM-dd")])], s()),
+        case("ts_string_mismatch", &[("TimestampConverter$Value", &[("field", "ts_str"), ("target.type", "Date"), ("format", "dd/MM/yyyy")])], s()),
+        case("ts_to_unix_micros", &[("TimestampConverter$Value", &[("field", "ts"), ("target.type", "unix"), ("unix.precision", "microseconds")])], s()),
+        case("ts_bad_pattern", &[("TimestampConverter$Value", &[("field", "ts"), ("target.type", "string"), ("format", "yyyy-bb")])], s()),
         case("ts_wrong_field_type", &[("TimestampConverter$Value", &[("field", "amount"), ("target.type", "unix")])], s()),
         case("ts_whole_value", &[("TimestampConverter$Value", &[("target.type", "unix"), ("format", "yyyy")])], s()),
         case("ts_string_without_format", &[("TimestampConverter$Value", &[("field", "ts"), ("target.type", "string")])], s()),
@@ -756,4 +761,47 @@ fn builtin_transforms_match_kafka_connect() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Intended difference: the seed writes `org.apache.kafka.connect.transforms.Filter`
+/// with a JSONPath `condition`. Connect's Filter has no such key, ignores it and
+/// drops every record; sluice keeps the records the condition matches (as
+/// Confluent's Filter with `filter.type=include`).
+#[test]
+fn the_seed_filter_condition_is_an_intended_difference() {
+    let records = standard();
+    let seed = case(
+        "seed_filter",
+        &[(
+            "Filter",
+            &[
+                ("condition", "$[?(@.status == 'active')]"),
+                ("missing.or.null.behavior", "exclude"),
+            ],
+        )],
+        records.clone(),
+    );
+    let connect = run_connect(std::slice::from_ref(&seed));
+    let sluice = run_sluice(std::slice::from_ref(&seed));
+    let dropped = |v: &Json| -> Vec<bool> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.get("dropped").is_some())
+            .collect()
+    };
+    assert!(
+        dropped(&connect[0]).iter().all(|d| *d),
+        "Connect drops every record"
+    );
+    let kept: Vec<usize> = dropped(&sluice[0])
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !**d)
+        .map(|(i, _)| i)
+        .collect();
+    // Only the schemaless record with status "active" is kept.
+    assert_eq!(kept, [2]);
+    assert_eq!(records[2]["value"]["status"], "active");
 }

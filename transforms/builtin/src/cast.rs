@@ -210,13 +210,12 @@ impl Transform for Cast {
                 }
             },
             Some(schema) => {
-                let this = &*self;
-                let spec = this.spec.clone();
-                let out = {
-                    let built = this.updated_schema(&schema);
-                    self.schemas.get_or_build(&schema, |_| built)?
-                };
-                match spec {
+                // Taken out so the build can read `self` on a cache miss only.
+                let mut cache = std::mem::take(&mut self.schemas);
+                let out = cache.get_or_build(&schema, |s| self.updated_schema(s));
+                self.schemas = cache;
+                let out = out?;
+                match self.spec.clone() {
                     Spec::Whole(t) => {
                         let v = cast(Some(&schema), &value, t)?;
                         (Some(out), v)

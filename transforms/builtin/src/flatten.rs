@@ -161,19 +161,15 @@ impl Transform for Flatten {
                 if !matches!(value, Value::Struct(_)) {
                     return Err(struct_required(&value, Some(&schema), PURPOSE));
                 }
-                let this = &*self;
-                let built = (|| {
+                // Taken out so the build can read `self` on a cache miss only.
+                let mut cache = std::mem::take(&mut self.schemas);
+                let out = cache.get_or_build(&schema, |s| {
                     let mut fields = Vec::new();
-                    this.flatten_schema(
-                        &schema,
-                        "",
-                        schema.optional,
-                        schema.default.as_ref(),
-                        &mut fields,
-                    )?;
-                    Ok(copy_basics(&schema, SchemaType::Struct(fields)))
-                })();
-                let out = self.schemas.get_or_build(&schema, |_| built)?;
+                    self.flatten_schema(s, "", s.optional, s.default.as_ref(), &mut fields)?;
+                    Ok(copy_basics(s, SchemaType::Struct(fields)))
+                });
+                self.schemas = cache;
+                let out = out?;
                 let mut values = Vec::with_capacity(out.fields().len());
                 flatten_values(&schema, &value, &mut values);
                 for (f, v) in out.fields().iter().zip(&values) {

@@ -301,8 +301,10 @@ impl Transform for TimestampConverter {
                 if !matches!(value, Value::Null | Value::Struct(_)) {
                     return Err(struct_required(&value, Some(&schema), PURPOSE));
                 }
+                // Taken out so the build can read `self` on a cache miss only.
+                let mut cache = std::mem::take(&mut self.schemas);
                 let this = &*self;
-                let built = (|| {
+                let out = cache.get_or_build(&schema, |schema| {
                     let fields = schema
                         .fields()
                         .iter()
@@ -315,14 +317,15 @@ impl Transform for TimestampConverter {
                             },
                         })
                         .collect();
-                    let mut s = copy_basics(&schema, SchemaType::Struct(fields));
+                    let mut s = copy_basics(schema, SchemaType::Struct(fields));
                     s.optional = schema.optional;
                     if let Some(d) = &schema.default {
-                        s.default = Some(this.convert_struct(&schema, d)?);
+                        s.default = Some(this.convert_struct(schema, d)?);
                     }
                     Ok(s)
-                })();
-                let out = self.schemas.get_or_build(&schema, |_| built)?;
+                });
+                self.schemas = cache;
+                let out = out?;
                 let v = if value.is_null() {
                     Value::Null
                 } else {

@@ -69,7 +69,10 @@ fn config_def() -> ConfigDef {
                 .default("16")
                 .validator(Validator::at_least(1.0))
                 .importance(Importance::Low)
-                .doc("The size of the schema and topic caches."),
+                .doc(
+                    "The size of Debezium's schema and topic caches; accepted for \
+                     compatibility, sluice's caches are bounded on their own.",
+                ),
         )
 }
 

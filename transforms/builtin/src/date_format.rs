@@ -332,13 +332,22 @@ impl DateFormat {
             hour += 12;
         }
         // Lenient: months and days past their range roll over, as Calendar does.
-        let months = year * 12 + (month - 1);
+        // Out-of-range numbers fail the parse instead of overflowing.
+        let months = year.checked_mul(12)?.checked_add(month - 1)?;
         let (y, m) = (months.div_euclid(12), months.rem_euclid(12) + 1);
-        let days = days_from_civil(y, m as u32, 1) + day - 1;
-        Some(
-            days * MILLIS_PER_DAY + hour * 3_600_000 + minute * 60_000 + second * 1000 + milli
-                - offset_ms,
-        )
+        if y.abs() > 1_000_000_000 {
+            return None;
+        }
+        let days = days_from_civil(y, m as u32, 1).checked_add(day - 1)?;
+        let time = [
+            hour.checked_mul(3_600_000)?,
+            minute.checked_mul(60_000)?,
+            second.checked_mul(1000)?,
+            milli,
+            -offset_ms,
+        ];
+        time.into_iter()
+            .try_fold(days.checked_mul(MILLIS_PER_DAY)?, i64::checked_add)
     }
 }
 
@@ -438,5 +447,9 @@ mod tests {
         assert_eq!(f.parse("2017-03-04 trailing"), Some(1_488_585_600_000));
         assert_eq!(f.parse("x2017"), None);
         assert_eq!(civil(-1).year, 1969);
+        // Numbers no calendar holds fail the parse rather than overflow.
+        let f = DateFormat::parse_pattern("yyyy-MM-dd HH").unwrap();
+        assert_eq!(f.parse("999999999999999999-99-99 99"), None);
+        assert_eq!(f.parse("2017-01-999999999999999999 1"), None);
     }
 }

@@ -101,7 +101,15 @@ pub(crate) fn decimal_to_string(d: &Decimal) -> String {
 /// throws `NumberFormatException` (or the value exceeds 128 bits).
 pub(crate) fn parse_big_decimal(text: &str) -> Option<Decimal> {
     let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        // Java allows any int exponent; beyond a few thousand digits the value
+        // is no use as a mask or header, and rendering it would be huge.
+        Some(i) => (
+            &text[..i],
+            text[i + 1..]
+                .parse::<i32>()
+                .ok()
+                .filter(|e| e.abs() <= 4096)?,
+        ),
         None => (text, 0),
     };
     let (sign, digits) = match mantissa.as_bytes().first()? {

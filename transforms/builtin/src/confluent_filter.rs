@@ -1,7 +1,9 @@
 //! Confluent's `io.confluent.connect.transforms.Filter$Value` / `$Key`: keeps
 //! (`filter.type=include`) or drops (`exclude`) the records whose key or value
-//! matches the JSONPath `filter.condition`; a record in which the condition
-//! names a missing or null field follows `missing.or.null.behavior`.
+//! matches the JSONPath `filter.condition`; a record in which the condition's
+//! path (outside its `[?(...)]` filters) names a missing or null field follows
+//! `missing.or.null.behavior`. Inside a filter such a field simply does not
+//! match, as Confluent documents.
 //!
 //! The seed's `org.apache.kafka.connect.transforms.Filter` with a `condition`
 //! key runs through this too (see [`crate::filter`]).

@@ -391,8 +391,24 @@ fn confluent_filter_example() {
     );
     assert!(drop.apply(rec(Some("active"))).unwrap().is_none());
     assert!(drop.apply(rec(Some("closed"))).unwrap().is_some());
-    // missing.or.null.behavior defaults to fail.
-    assert!(drop.apply(rec(None)).is_err());
+    // A field missing inside the filter does not match: not excluded.
+    assert!(drop.apply(rec(None)).unwrap().is_some());
+    // Confluent's documented example: a nested field; a record without the
+    // path's `key` field fails (missing.or.null.behavior defaults to fail).
+    let mut nested = make(
+        "io.confluent.connect.transforms.Filter$Value",
+        &[
+            (
+                "filter.condition",
+                "$.key[?(@.nestedKey == \"value1\" || @.nestedKey == \"value2\")]",
+            ),
+            ("filter.type", "include"),
+        ],
+    );
+    let with_key = |v: &str| with_value(None, map(&[("key", map(&[("nestedKey", v.into())]))]));
+    assert!(nested.apply(with_key("value2")).unwrap().is_some());
+    assert!(nested.apply(with_key("value3")).unwrap().is_none());
+    assert!(nested.apply(rec(Some("active"))).is_err());
     // With a schema, struct fields are named from it.
     let schema = Schema::struct_of([("status", primitives::string())]).into_ref();
     let r = with_value(Some(schema), Value::Struct(vec!["active".into()]));

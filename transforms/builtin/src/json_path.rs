@@ -58,7 +58,9 @@ pub(crate) struct JsonPath {
 pub(crate) struct Outcome {
     /// Whether the path selected anything.
     pub(crate) matched: bool,
-    /// Whether a path inside a filter named a field that is missing or null.
+    /// Whether the path (outside its filters) named a field that is missing
+    /// or null. Inside a filter `[?(...)]` such a field is only "undefined":
+    /// the test does not match, as Confluent documents.
     pub(crate) missing_or_null: bool,
 }
 
@@ -340,11 +342,10 @@ fn select<'a>(
         let mut next = Vec::new();
         for v in current {
             match seg {
-                Segment::Child(n) => {
-                    if let Some(c) = v.get(n) {
-                        next.push(c);
-                    }
-                }
+                Segment::Child(n) => match v.get(n) {
+                    Some(Json::Null) | None => *missing = true,
+                    Some(c) => next.push(c),
+                },
                 Segment::Index(i) => {
                     if let Json::Array(a) = v {
                         let idx = if *i < 0 { a.len() as i64 + i } else { *i };
@@ -361,10 +362,10 @@ fn select<'a>(
                 Segment::Descendant(n) => descend(v, n, &mut next),
                 Segment::Filter(e) => match v {
                     Json::Array(a) => {
-                        next.extend(a.iter().filter(|item| test(root, item, e, missing)));
+                        next.extend(a.iter().filter(|item| test(root, item, e)));
                     }
                     other => {
-                        if test(root, other, e, missing) {
+                        if test(root, other, e) {
                             next.push(other);
                         }
                     }
@@ -391,43 +392,34 @@ fn descend<'a>(v: &'a Json, name: &str, out: &mut Vec<&'a Json>) {
     }
 }
 
-fn resolve<'a>(
-    root: &'a Json,
-    at: &'a Json,
-    operand: &'a Operand,
-    missing: &mut bool,
-) -> Option<&'a Json> {
+fn resolve<'a>(root: &'a Json, at: &'a Json, operand: &'a Operand) -> Option<&'a Json> {
     match operand {
         Operand::Path { relative, segments } => {
             let base = if *relative { at } else { root };
-            let mut inner = false;
-            let found = select(root, base, segments, &mut inner);
-            *missing |= inner;
-            match found.first() {
-                None | Some(Json::Null) => {
-                    *missing = true;
-                    found.first().copied()
-                }
-                Some(v) => Some(v),
-            }
+            // Inside a filter a missing field is undefined, not "missing".
+            let mut undefined = false;
+            select(root, base, segments, &mut undefined)
+                .first()
+                .copied()
+                .filter(|v| !v.is_null())
         }
         Operand::Literal(v) => Some(v),
         Operand::Regex(_) => None,
     }
 }
 
-fn test(root: &Json, at: &Json, e: &Expr, missing: &mut bool) -> bool {
+fn test(root: &Json, at: &Json, e: &Expr) -> bool {
     match e {
-        Expr::Or(a, b) => test(root, at, a, missing) | test(root, at, b, missing),
-        Expr::And(a, b) => test(root, at, a, missing) & test(root, at, b, missing),
-        Expr::Not(a) => !test(root, at, a, missing),
-        Expr::Exists(o) => resolve(root, at, o, missing).is_some(),
+        Expr::Or(a, b) => test(root, at, a) || test(root, at, b),
+        Expr::And(a, b) => test(root, at, a) && test(root, at, b),
+        Expr::Not(a) => !test(root, at, a),
+        Expr::Exists(o) => resolve(root, at, o).is_some(),
         Expr::Compare(l, op, r) => {
-            let left = resolve(root, at, l, missing);
+            let left = resolve(root, at, l);
             if let (Op::Matches, Operand::Regex(re)) = (op, r) {
                 return left.and_then(Json::as_str).is_some_and(|s| re.is_match(s));
             }
-            let right = resolve(root, at, r, missing);
+            let right = resolve(root, at, r);
             let (Some(left), Some(right)) = (left, right) else {
                 return false;
             };
@@ -489,8 +481,18 @@ mod tests {
             matches("$[?(@.status == 'active')]", json!({"status": "gone"})),
             (false, false)
         );
+        // A field missing inside a filter is undefined: no match, not "missing".
         assert_eq!(
             matches("$[?(@.status == 'active')]", json!({"other": 1})),
+            (false, false)
+        );
+        // Outside a filter it is missing (or null).
+        assert_eq!(
+            matches("$.customer[?(@.tier == 'gold')]", json!({"other": 1})),
+            (false, true)
+        );
+        assert_eq!(
+            matches("$.customer[?(@.tier == 'gold')]", json!({"customer": null})),
             (false, true)
         );
         assert_eq!(

@@ -43,6 +43,7 @@ const KNOWN_CONVERSION_DIFFERENCES: &[(&str, usize, &str)] = &[
     ("mask_types", 0, "Decimal value has mismatching scale"),
     ("mask_types", 1, "Decimal value has mismatching scale"),
     ("mask_types", 6, "Decimal value has mismatching scale"),
+    ("mask_types", 7, "Decimal value has mismatching scale"),
     (
         "ts_to_date",
         2,
@@ -136,7 +137,7 @@ fn order_schema() -> Json {
         {"field": "ts", "type": "int64", "optional": false, "name": "org.apache.kafka.connect.data.Timestamp", "version": 1},
         {"field": "nested", "type": "struct", "optional": true, "fields": [
             {"field": "a", "type": "string", "optional": false},
-            {"field": "b", "type": "int64", "optional": true}
+            {"field": "b", "type": "int64", "optional": true, "default": 5}
         ]},
         {"field": "flag", "type": "boolean", "optional": false},
         {"field": "tags", "type": "array", "items": {"type": "string", "optional": false}, "optional": false},
@@ -185,6 +186,15 @@ fn sparse_order() -> Json {
     }})
 }
 
+/// Nulls where the schema has defaults, inside a nested struct too.
+fn defaults_order() -> Json {
+    json!({"schema": order_schema(), "payload": {
+        "id": 5, "ssn": "1", "amount": 1e-7, "ts": -86_400_001, "nested": {"a": "z", "b": null},
+        "flag": true, "tags": ["c"], "day": -1, "price": "AQAAAAAAAAAA", "str_num": "-0",
+        "blob": "", "level": null
+    }})
+}
+
 fn order_key(id: i32) -> Json {
     json!({"schema": key_schema(), "payload": {"id": id}})
 }
@@ -224,6 +234,14 @@ fn standard() -> Vec<Json> {
         ),
         record("orders", Some(15), order_key(3), true, json!(null), false),
         record("orders", None, order_key(4), true, full_order(4), true),
+        record(
+            "orders",
+            Some(16),
+            order_key(5),
+            true,
+            defaults_order(),
+            true,
+        ),
     ]
 }
 

@@ -65,7 +65,7 @@ pub enum BinaryMode {
     Hex,
 }
 
-/// Debezium's `time.precision.mode` (its `connect` mode is not implemented).
+/// Debezium's `time.precision.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimePrecision {
     /// Milliseconds for `time(p)`/`timestamp(p)` with p ≤ 3, else microseconds.
@@ -73,6 +73,19 @@ pub enum TimePrecision {
     Adaptive,
     /// As adaptive, but `time` is always in microseconds.
     AdaptiveTimeMicroseconds,
+    /// Connect's own Date, Time and Timestamp: milliseconds, whatever the
+    /// declared precision.
+    Connect,
+}
+
+/// Debezium's `interval.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntervalMode {
+    /// Microseconds (MicroDuration).
+    #[default]
+    Numeric,
+    /// An ISO-8601 duration string (Interval).
+    String,
 }
 
 /// How one column is read: its (base) type and modifier, as the catalog says,
@@ -93,6 +106,7 @@ pub struct ColumnType {
     pub decimal: DecimalMode,
     pub binary: BinaryMode,
     pub time: TimePrecision,
+    pub interval: IntervalMode,
 }
 
 /// What a column's values become, the one place types are told apart.
@@ -170,6 +184,7 @@ impl ColumnType {
             decimal: DecimalMode::Precise,
             binary: BinaryMode::Bytes,
             time: TimePrecision::Adaptive,
+            interval: IntervalMode::Numeric,
         }
     }
 
@@ -177,9 +192,9 @@ impl ColumnType {
     /// declared precision is 3 or less (no declaration means 6).
     fn in_millis(&self) -> bool {
         let declared = (0..=3).contains(&self.typmod);
-        match self.oid {
-            oid::TIME => declared && self.time == TimePrecision::Adaptive,
-            oid::TIMESTAMP => declared,
+        match (self.oid, self.time) {
+            (oid::TIME | oid::TIMESTAMP, TimePrecision::Connect) => true,
+            (oid::TIME, TimePrecision::Adaptive) | (oid::TIMESTAMP, _) => declared,
             _ => false,
         }
     }
@@ -191,6 +206,7 @@ impl ColumnType {
             decimal: self.decimal,
             binary: self.binary,
             time: self.time,
+            interval: self.interval,
             enum_labels: self.enum_labels.clone(),
             ..Self::new(oid, -1)
         }
@@ -302,6 +318,15 @@ impl ColumnType {
             Kind::Xml => logical(SchemaType::String, "io.debezium.data.Xml"),
             Kind::Ltree => logical(SchemaType::String, "io.debezium.data.Ltree"),
             Kind::Tsvector => logical(SchemaType::String, "io.debezium.data.Tsvector"),
+            Kind::Date if self.time == TimePrecision::Connect => {
+                logical(SchemaType::Int32, "org.apache.kafka.connect.data.Date")
+            }
+            Kind::Time if self.time == TimePrecision::Connect => {
+                logical(SchemaType::Int32, "org.apache.kafka.connect.data.Time")
+            }
+            Kind::Timestamp if self.time == TimePrecision::Connect => {
+                logical(SchemaType::Int64, "org.apache.kafka.connect.data.Timestamp")
+            }
             Kind::Date => logical(SchemaType::Int32, "io.debezium.time.Date"),
             Kind::Time if self.in_millis() => logical(SchemaType::Int32, "io.debezium.time.Time"),
             Kind::Time => logical(SchemaType::Int64, "io.debezium.time.MicroTime"),
@@ -311,6 +336,9 @@ impl ColumnType {
             }
             Kind::Timestamp => logical(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
             Kind::TimestampTz => logical(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
+            Kind::Interval if self.interval == IntervalMode::String => {
+                logical(SchemaType::String, "io.debezium.time.Interval")
+            }
             Kind::Interval => logical(SchemaType::Int64, "io.debezium.time.MicroDuration"),
             Kind::Point => {
                 let double = || Schema::new(SchemaType::Float64).into_ref();
@@ -368,8 +396,11 @@ impl ColumnType {
                     }
                 }
             }
-            Kind::Numeric | Kind::Money if self.decimal == DecimalMode::Double => {
-                Value::Float64(parse_float(&plain_money(text)).ok_or_else(|| bad("numeric"))?)
+            Kind::Money if self.decimal == DecimalMode::Double => {
+                Value::Float64(parse_float(&plain_money(text)).ok_or_else(|| bad("money"))?)
+            }
+            Kind::Numeric if self.decimal == DecimalMode::Double => {
+                Value::Float64(parse_float(text).ok_or_else(|| bad("numeric"))?)
             }
             Kind::Money if self.decimal == DecimalMode::String => {
                 let (unscaled, scale) =
@@ -379,7 +410,17 @@ impl ColumnType {
                     MONEY_SCALE,
                 ))
             }
-            Kind::Numeric if self.decimal == DecimalMode::String => Value::String(text.to_owned()),
+            // Debezium's SpecialValueDecimal names the values a BigDecimal
+            // cannot hold.
+            Kind::Numeric if self.decimal == DecimalMode::String => Value::String(
+                match text {
+                    "NaN" => "NAN",
+                    "Infinity" => "POSITIVE_INFINITY",
+                    "-Infinity" => "NEGATIVE_INFINITY",
+                    t => t,
+                }
+                .to_owned(),
+            ),
             Kind::Money => {
                 let (unscaled, scale) =
                     parse_decimal(&plain_money(text)).ok_or_else(|| bad("money"))?;
@@ -441,7 +482,13 @@ impl ColumnType {
                 "infinity" | "-infinity" => text.to_owned(),
                 _ => zoned(text, self.fraction_digits()).ok_or_else(|| bad("timestamptz"))?,
             }),
-            Kind::Interval => Value::Int64(interval_micros(text).ok_or_else(|| bad("interval"))?),
+            Kind::Interval => {
+                let parts = IntervalParts::parse(text).ok_or_else(|| bad("interval"))?;
+                match self.interval {
+                    IntervalMode::Numeric => Value::Int64(parts.micros()),
+                    IntervalMode::String => Value::String(parts.iso()),
+                }
+            }
             Kind::Point => {
                 let (x, y) = point(text).ok_or_else(|| bad("point"))?;
                 let mut wkb = Vec::with_capacity(21);
@@ -746,37 +793,82 @@ fn zoned(text: &str, digits: usize) -> Option<String> {
     ))
 }
 
-/// `1 year 2 mons 3 days 04:05:06.5` in microseconds, as Debezium's
-/// MicroDuration counts it: a month is 365.25 / 12 days, the sum is a double,
-/// and what does not fit an int64 is its largest value.
-fn interval_micros(text: &str) -> Option<i64> {
-    let (mut months, mut days, mut hours, mut minutes) = (0i64, 0i64, 0i64, 0i64);
-    let mut seconds = 0f64;
-    let mut parts = text.split_whitespace();
-    while let Some(p) = parts.next() {
-        if p.contains(':') {
-            let negative = p.starts_with('-');
-            let t = p.trim_start_matches(['-', '+']);
-            let mut f = t.split(':');
-            let sign = if negative { -1 } else { 1 };
-            hours += sign * f.next()?.parse::<i64>().ok()?;
-            minutes += sign * f.next()?.parse::<i64>().ok()?;
-            seconds += sign as f64 * f.next().unwrap_or("0").parse::<f64>().ok()?;
-            continue;
+/// An interval's fields as pgjdbc's PGInterval reads PostgreSQL's text
+/// (`1 year 2 mons 3 days 04:05:06.5`): years and months apart, a negative
+/// time negates each of its fields, seconds a double.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct IntervalParts {
+    years: i64,
+    months: i64,
+    days: i64,
+    hours: i64,
+    minutes: i64,
+    seconds: f64,
+}
+
+impl IntervalParts {
+    fn parse(text: &str) -> Option<Self> {
+        let mut out = Self::default();
+        let mut parts = text.split_whitespace();
+        while let Some(p) = parts.next() {
+            if p.contains(':') {
+                let negative = p.starts_with('-');
+                let t = p.trim_start_matches(['-', '+']);
+                let mut f = t.split(':');
+                let sign = if negative { -1 } else { 1 };
+                out.hours += sign * f.next()?.parse::<i64>().ok()?;
+                out.minutes += sign * f.next()?.parse::<i64>().ok()?;
+                out.seconds += sign as f64 * f.next().unwrap_or("0").parse::<f64>().ok()?;
+                continue;
+            }
+            let n: i64 = p.parse().ok()?;
+            match parts.next()?.trim_end_matches('s') {
+                "year" => out.years += n,
+                "mon" => out.months += n,
+                "day" => out.days += n,
+                _ => return None,
+            }
         }
-        let n: i64 = p.parse().ok()?;
-        match parts.next()?.trim_end_matches('s') {
-            "year" => months += 12 * n,
-            "mon" => months += n,
-            "day" => days += n,
-            _ => return None,
-        }
+        Some(out)
     }
-    const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
-    let days = months as f64 * DAYS_PER_MONTH + days as f64;
-    let secs = ((days * 24.0 + hours as f64) * 60.0 + minutes as f64) * 60.0 + seconds;
-    // Saturating, as Java's (long) cast of a double.
-    Some((secs * 1e6) as i64)
+
+    /// In microseconds, as Debezium's MicroDuration counts it: a month is
+    /// 365.25 / 12 days, the sum is a double, and what does not fit an int64
+    /// is its largest value.
+    fn micros(&self) -> i64 {
+        const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
+        let months = (self.years * 12 + self.months) as f64;
+        let days = months * DAYS_PER_MONTH + self.days as f64;
+        let secs = ((days * 24.0 + self.hours as f64) * 60.0 + self.minutes as f64) * 60.0
+            + self.seconds;
+        // Saturating, as Java's (long) cast of a double.
+        (secs * 1e6) as i64
+    }
+
+    /// As Debezium's Interval (`interval.handling.mode=string`):
+    /// `P1Y2M3DT4H5M6.5S`, every field written, the seconds the exact decimal
+    /// value of their double cut (not rounded) to 9 digits, without
+    /// trailing zeros.
+    fn iso(&self) -> String {
+        // 40 digits hold a double's exact expansion far past the 9 kept.
+        let exact = format!("{:.40}", self.seconds);
+        let (whole, fraction) = exact.split_once('.').unwrap_or((&exact, ""));
+        let fraction = fraction.get(..9).unwrap_or(fraction).trim_end_matches('0');
+        let whole = if whole == "-0" && fraction.is_empty() {
+            "0"
+        } else {
+            whole
+        };
+        let seconds = if fraction.is_empty() {
+            whole.to_owned()
+        } else {
+            format!("{whole}.{fraction}")
+        };
+        format!(
+            "P{}Y{}M{}DT{}H{}M{seconds}S",
+            self.years, self.months, self.days, self.hours, self.minutes
+        )
+    }
 }
 
 /// `(1.5,2.5)` → (1.5, 2.5).

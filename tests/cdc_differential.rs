@@ -481,23 +481,45 @@ const COLUMNS: &[Col] = &[
     ),
     // Column defaults, which Debezium puts in the schema when they are
     // constants; row 99 takes them.
-    col("c_def_int", "integer DEFAULT 42", ["1", "-1", "2147483647", "0"]),
+    col(
+        "c_def_int",
+        "integer DEFAULT 42",
+        ["1", "-1", "2147483647", "0"],
+    ),
     col(
         "c_def_text",
         "varchar(10) DEFAULT 'none'",
         ["'a'", "''", "'zz'", "'b'"],
     ),
-    col("c_def_num", "numeric(6,2) DEFAULT 1.5", ["1", "-1", "9999.99", "0"]),
+    col(
+        "c_def_num",
+        "numeric(6,2) DEFAULT 1.5",
+        ["1", "-1", "9999.99", "0"],
+    ),
     col(
         "c_def_ts",
         "timestamp DEFAULT '2020-01-02 03:04:05'",
-        ["'2026-01-02 03:04:05'", "'1900-01-01 00:00:00'", "'9999-12-31 23:59:59'", "'epoch'"],
+        [
+            "'2026-01-02 03:04:05'",
+            "'1900-01-01 00:00:00'",
+            "'9999-12-31 23:59:59'",
+            "'epoch'",
+        ],
     ),
-    col("c_def_bool", "boolean DEFAULT true", ["true", "false", "true", "false"]),
+    col(
+        "c_def_bool",
+        "boolean DEFAULT true",
+        ["true", "false", "true", "false"],
+    ),
     col(
         "c_def_now",
         "timestamptz DEFAULT now()",
-        ["'2026-01-02 03:04:05+00'", "'1900-01-01 00:00:00+00'", "'2026-06-01 12:00:00+05:30'", "'epoch'"],
+        [
+            "'2026-01-02 03:04:05+00'",
+            "'1900-01-01 00:00:00+00'",
+            "'2026-06-01 12:00:00+05:30'",
+            "'epoch'",
+        ],
     ),
     // Out of line (TOAST) in the typical row, so an update that leaves it
     // alone does not send it.
@@ -588,7 +610,10 @@ const VARIANTS: &[Variant] = &[
         options: &[
             ("transforms", "unwrap"),
             UNWRAP,
-            ("transforms.unwrap.delete.tombstone.handling.mode", "rewrite"),
+            (
+                "transforms.unwrap.delete.tombstone.handling.mode",
+                "rewrite",
+            ),
             ("transforms.unwrap.add.fields", "op,table,lsn,source.ts_ms"),
             ("transforms.unwrap.add.headers", "db,op"),
         ],
@@ -773,7 +798,10 @@ impl Run {
                 .unwrap_or("tombstone");
             let mut d = Vec::new();
             differences("", a, b, &mut d);
-            report.extend(d.into_iter().map(|line| format!("{name}: event {i} ({op}){line}")));
+            report.extend(
+                d.into_iter()
+                    .map(|line| format!("{name}: event {i} ({op}){line}")),
+            );
         }
         report
     }
@@ -819,7 +847,12 @@ fn normalize(v: &Value, prefix: &str) -> Value {
                             // copies of envelope and source fields.
                             ["payload"] => matches!(
                                 k.as_str(),
-                                "ts_ms" | "ts_us" | "ts_ns" | "__ts_ms" | "__lsn" | "__source_ts_ms"
+                                "ts_ms"
+                                    | "ts_us"
+                                    | "ts_ns"
+                                    | "__ts_ms"
+                                    | "__lsn"
+                                    | "__source_ts_ms"
                             ),
                             // The source block's times and positions.
                             ["payload", "source"] => matches!(
@@ -998,7 +1031,6 @@ fn rest(method: reqwest::Method, url: &str, body: Option<&Value>) -> (u16, Value
     )
 }
 
-
 #[test]
 fn debezium_and_sluice_write_the_same_events() {
     // First: it may start the stack this binary shares with Debezium.
@@ -1023,26 +1055,31 @@ fn debezium_and_sluice_write_the_same_events() {
         run.wait_for_both(5, &sluice);
     }
 
-    let stream = [
-        format!("INSERT INTO {{table}} VALUES {}", row_sql(11, Some(0))),
-        format!("INSERT INTO {{table}} VALUES {}", row_sql(12, None)),
-        format!("INSERT INTO {{table}} VALUES {}, {}", row_sql(13, Some(1)), row_sql(14, Some(2))),
-        format!("INSERT INTO {{table}} VALUES {}", row_sql(15, Some(3))),
-        // Every column changes, to values of another row.
-        format!(
+    let stream =
+        [
+            format!("INSERT INTO {{table}} VALUES {}", row_sql(11, Some(0))),
+            format!("INSERT INTO {{table}} VALUES {}", row_sql(12, None)),
+            format!(
+                "INSERT INTO {{table}} VALUES {}, {}",
+                row_sql(13, Some(1)),
+                row_sql(14, Some(2))
+            ),
+            format!("INSERT INTO {{table}} VALUES {}", row_sql(15, Some(3))),
+            // Every column changes, to values of another row.
+            format!(
             "UPDATE {{table}} SET ({}) = (SELECT {} FROM {{table}} WHERE id = 14) WHERE id = 11",
             COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
             COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
         ),
-        // c_big is out of line and unchanged: not sent (but for REPLICA
-        // IDENTITY FULL's before image).
-        "UPDATE {table} SET c_int4 = 7 WHERE id = 1".to_owned(),
-        "DELETE FROM {table} WHERE id = 2".to_owned(),
-        "UPDATE {table} SET id = 30 WHERE id = 3".to_owned(),
-        "TRUNCATE {table}".to_owned(),
-        // The last change: once both have it, both have everything.
-        "INSERT INTO {table} (id) VALUES (99)".to_owned(),
-    ];
+            // c_big is out of line and unchanged: not sent (but for REPLICA
+            // IDENTITY FULL's before image).
+            "UPDATE {table} SET c_int4 = 7 WHERE id = 1".to_owned(),
+            "DELETE FROM {table} WHERE id = 2".to_owned(),
+            "UPDATE {table} SET id = 30 WHERE id = 3".to_owned(),
+            "TRUNCATE {table}".to_owned(),
+            // The last change: once both have it, both have everything.
+            "INSERT INTO {table} (id) VALUES (99)".to_owned(),
+        ];
     for sql in &stream {
         for run in &runs {
             psql(&run.sql(sql));

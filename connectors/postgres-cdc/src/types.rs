@@ -839,8 +839,8 @@ impl IntervalParts {
         const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
         let months = (self.years * 12 + self.months) as f64;
         let days = months * DAYS_PER_MONTH + self.days as f64;
-        let secs = ((days * 24.0 + self.hours as f64) * 60.0 + self.minutes as f64) * 60.0
-            + self.seconds;
+        let secs =
+            ((days * 24.0 + self.hours as f64) * 60.0 + self.minutes as f64) * 60.0 + self.seconds;
         // Saturating, as Java's (long) cast of a double.
         (secs * 1e6) as i64
     }

@@ -38,6 +38,7 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("interval.handling.mode", ConfigType::String).default("numeric").validator(Validator::OneOf(&["numeric", "string"])).doc("interval columns: numeric (MicroDuration, microseconds with a month of 30.4375 days) or string (ISO-8601, P1Y2M3DT4H5M6.5S)."))
         .define(ConfigKey::new("hstore.handling.mode", ConfigType::String).default("json").validator(Validator::OneOf(&["json"])).doc("hstore columns: json (a JSON object as a string); Debezium's map is not implemented."))
         .define(ConfigKey::new("binary.handling.mode", ConfigType::String).default("bytes").validator(Validator::OneOf(&["bytes", "base64", "base64-url-safe", "hex"])).doc("bytea columns: bytes, or a base64 / base64-url-safe / hex string."))
+        .define(ConfigKey::new("extended.headers.enabled", ConfigType::Boolean).default("true").doc("Add Debezium's context headers to every event: __debezium.context.connectorLogicalName (topic.prefix), connectorName (postgresql), taskId, runId (new at every start)."))
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
         .define(ConfigKey::new("skipped.operations", ConfigType::List).default("t").doc("Operations not to emit: c, u, d, t (truncate), or none."))
         .define(ConfigKey::new("unavailable.value.placeholder", ConfigType::String).default("__debezium_unavailable_value"))
@@ -90,6 +91,8 @@ pub struct CdcConfig {
     pub snapshot: SnapshotMode,
     pub fetch_size: usize,
     pub tombstones: bool,
+    /// `extended.headers.enabled`: Debezium's context headers.
+    pub extended_headers: bool,
     /// `signal.data.collection`, as (schema, table).
     pub signal: Option<(String, String)>,
     pub chunk_size: usize,
@@ -226,6 +229,7 @@ impl CdcConfig {
             snapshot,
             fetch_size: c.int("snapshot.fetch.size").unwrap_or(10240).max(1) as usize,
             tombstones: c.boolean("tombstones.on.delete").unwrap_or(true),
+            extended_headers: c.boolean("extended.headers.enabled").unwrap_or(true),
             signal: c
                 .string("signal.data.collection")
                 .filter(|s| !s.is_empty())

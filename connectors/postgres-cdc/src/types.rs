@@ -107,6 +107,8 @@ pub struct ColumnType {
     pub binary: BinaryMode,
     pub time: TimePrecision,
     pub interval: IntervalMode,
+    /// The column's default expression, as `pg_get_expr` writes it.
+    pub default: Option<String>,
 }
 
 /// What a column's values become, the one place types are told apart.
@@ -185,6 +187,7 @@ impl ColumnType {
             binary: BinaryMode::Bytes,
             time: TimePrecision::Adaptive,
             interval: IntervalMode::Numeric,
+            default: None,
         }
     }
 
@@ -367,8 +370,76 @@ impl ColumnType {
             }
             Kind::Text => Schema::new(SchemaType::String),
         };
-        let s = if optional { s.optional() } else { s };
+        let mut s = if optional { s.optional() } else { s };
+        s.default = self.default_value();
         s.into_ref()
+    }
+
+    /// The column default as Debezium puts it in the schema: a constant's
+    /// value; for a time column, a function of the clock (`now()`) gives
+    /// the epoch; any other expression (`nextval(...)`) none.
+    fn default_value(&self) -> Option<Value> {
+        let expr = self.default.as_deref()?.trim();
+        let mut expr = expr;
+        while let Some(inner) = expr.strip_prefix('(').and_then(|e| e.strip_suffix(')')) {
+            expr = inner.trim();
+        }
+        let text = if let Some(quoted) = expr.strip_prefix('\'') {
+            // 'text'::type, with '' for a quote.
+            let mut out = String::new();
+            let mut chars = quoted.chars().peekable();
+            loop {
+                match chars.next()? {
+                    '\'' if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        out.push('\'');
+                    }
+                    '\'' => break,
+                    c => out.push(c),
+                }
+            }
+            let rest: String = chars.collect();
+            if !(rest.is_empty() || rest.starts_with("::")) {
+                return None;
+            }
+            out
+        } else if expr.parse::<f64>().is_ok() || matches!(expr, "true" | "false") {
+            expr.to_owned()
+        } else {
+            let clock = [
+                "now()",
+                "current_timestamp",
+                "current_date",
+                "current_time",
+                "localtimestamp",
+                "localtime",
+                "transaction_timestamp()",
+                "statement_timestamp()",
+                "clock_timestamp()",
+            ];
+            let lower = expr.to_ascii_lowercase();
+            if !clock.iter().any(|c| lower.starts_with(c)) {
+                return None;
+            }
+            match self.kind() {
+                Kind::Date => "1970-01-01",
+                Kind::Time => "00:00:00",
+                Kind::TimeTz => "00:00:00+00",
+                Kind::Timestamp => "1970-01-01 00:00:00",
+                Kind::TimestampTz => "1970-01-01 00:00:00+00",
+                _ => return None,
+            }
+            .to_owned()
+        };
+        // A numeric(p, s) default has the column's scale, as its values do
+        // (it matters to decimal.handling.mode=string).
+        let text = match (self.kind(), self.numeric_scale(), parse_decimal(&text)) {
+            (Kind::Numeric, Some(declared), Some((unscaled, scale))) => {
+                decimal_text(rescale(unscaled, scale, declared)?, declared)
+            }
+            _ => text,
+        };
+        self.decode(&text).ok().filter(|v| !v.is_null())
     }
 
     /// Decodes PostgreSQL's text output of a value of this type.

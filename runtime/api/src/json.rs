@@ -45,7 +45,14 @@ impl<'a> JsonView<'a> {
 impl Serialize for JsonView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.value {
-            Value::Null => s.serialize_unit(),
+            // Connect's JsonConverter writes a null field's default
+            // (`replace.null.with.default`, true unless set).
+            Value::Null => match self.schema.and_then(|sc| sc.default.as_ref()) {
+                Some(default) if !default.is_null() => {
+                    self.child(self.schema, default).serialize(s)
+                }
+                _ => s.serialize_unit(),
+            },
             Value::Boolean(b) => s.serialize_bool(*b),
             Value::Int8(v) => s.serialize_i8(*v),
             Value::Int16(v) => s.serialize_i16(*v),

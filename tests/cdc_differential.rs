@@ -222,7 +222,8 @@ const COLUMNS: &[Col] = &[
             "'1 year 2 mons 3 days 04:05:06.5'",
             "'-1 days'",
             "'178000000 years'",
-            "'1 mon'",
+            // Seconds whose double is just below 0.3.
+            "'1 mon 00:00:00.3'",
         ],
     ),
     col(
@@ -592,6 +593,7 @@ const VARIANTS: &[Variant] = &[
             ("decimal.handling.mode", "double"),
             ("time.precision.mode", "adaptive_time_microseconds"),
             ("binary.handling.mode", "hex"),
+            ("hstore.handling.mode", "map"),
         ],
         table_sql: "ALTER TABLE {table} REPLICA IDENTITY FULL",
     },

@@ -2,7 +2,7 @@
 //! `connector.class` changed.
 
 use crate::envelope::{Column, Table};
-use crate::types::{BinaryMode, DecimalMode, IntervalMode, TimePrecision};
+use crate::types::{BinaryMode, DecimalMode, HstoreMode, IntervalMode, TimePrecision};
 use sluice_api::config::{
     ConfigDef, ConfigKey, ConfigType, Importance, ValidatedConfig, Validator,
 };
@@ -36,7 +36,7 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("time.precision.mode", ConfigType::String).default("adaptive").validator(Validator::OneOf(&["adaptive", "adaptive_time_microseconds", "connect"])).doc("adaptive: time/timestamp columns declared with precision 3 or less in milliseconds, others in microseconds; adaptive_time_microseconds: time always in microseconds; connect: Connect's Date, Time and Timestamp, in milliseconds."))
         .define(ConfigKey::new("decimal.handling.mode", ConfigType::String).default("precise").validator(Validator::OneOf(&["precise", "double", "string"])).doc("numeric columns: precise (Connect Decimal), double, or string."))
         .define(ConfigKey::new("interval.handling.mode", ConfigType::String).default("numeric").validator(Validator::OneOf(&["numeric", "string"])).doc("interval columns: numeric (MicroDuration, microseconds with a month of 30.4375 days) or string (ISO-8601, P1Y2M3DT4H5M6.5S)."))
-        .define(ConfigKey::new("hstore.handling.mode", ConfigType::String).default("json").validator(Validator::OneOf(&["json"])).doc("hstore columns: json (a JSON object as a string); Debezium's map is not implemented."))
+        .define(ConfigKey::new("hstore.handling.mode", ConfigType::String).default("json").validator(Validator::OneOf(&["json", "map"])).doc("hstore columns: json (a JSON object in a string) or map (a map of strings to optional strings)."))
         .define(ConfigKey::new("binary.handling.mode", ConfigType::String).default("bytes").validator(Validator::OneOf(&["bytes", "base64", "base64-url-safe", "hex"])).doc("bytea columns: bytes, or a base64 / base64-url-safe / hex string."))
         .define(ConfigKey::new("extended.headers.enabled", ConfigType::Boolean).default("true").doc("Add Debezium's context headers to every event: __debezium.context.connectorLogicalName (topic.prefix), connectorName (postgresql), taskId, runId (new at every start)."))
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
@@ -78,6 +78,7 @@ pub struct CdcConfig {
     pub binary: BinaryMode,
     pub time: TimePrecision,
     pub interval: IntervalMode,
+    pub hstore: HstoreMode,
     pub sslrootcert: Option<String>,
     pub prefix: String,
     pub slot: String,
@@ -206,6 +207,10 @@ impl CdcConfig {
                 "connect" => TimePrecision::Connect,
                 _ => TimePrecision::Adaptive,
             },
+            hstore: match s("hstore.handling.mode").as_str() {
+                "map" => HstoreMode::Map,
+                _ => HstoreMode::Json,
+            },
             interval: match s("interval.handling.mode").as_str() {
                 "string" => IntervalMode::String,
                 _ => IntervalMode::Numeric,
@@ -301,6 +306,7 @@ impl CdcConfig {
             c.ty.binary = self.binary;
             c.ty.time = self.time;
             c.ty.interval = self.interval;
+            c.ty.hstore = self.hstore;
         }
         Table::new(&self.prefix, schema, name, columns)
     }
@@ -393,7 +399,8 @@ mod tests {
         };
         assert!(CdcConfig::parse(&config(&[("interval.handling.mode", "string")])).is_ok());
         assert!(CdcConfig::parse(&config(&[("time.precision.mode", "connect")])).is_ok());
-        assert!(refused("hstore.handling.mode", "map").contains("hstore.handling.mode"));
+        assert!(CdcConfig::parse(&config(&[("hstore.handling.mode", "map")])).is_ok());
+        assert!(refused("hstore.handling.mode", "jsonb").contains("hstore.handling.mode"));
         let e = refused("column.mask.hash.SHA-256.with.salt.x", "s.t.c");
         assert!(e.contains("'column.mask.hash.SHA-256.with.salt.x'"), "{e}");
         assert!(refused("message.key.columns", "s.t:c").contains("message.key.columns"));

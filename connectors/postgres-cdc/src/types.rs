@@ -78,6 +78,16 @@ pub enum TimePrecision {
     Connect,
 }
 
+/// Debezium's `hstore.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HstoreMode {
+    /// A JSON object in a string (io.debezium.data.Json).
+    #[default]
+    Json,
+    /// A Connect map of strings to optional strings.
+    Map,
+}
+
 /// Debezium's `interval.handling.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IntervalMode {
@@ -107,6 +117,7 @@ pub struct ColumnType {
     pub binary: BinaryMode,
     pub time: TimePrecision,
     pub interval: IntervalMode,
+    pub hstore: HstoreMode,
     /// The column's default expression, as `pg_get_expr` writes it.
     pub default: Option<String>,
 }
@@ -187,6 +198,7 @@ impl ColumnType {
             binary: BinaryMode::Bytes,
             time: TimePrecision::Adaptive,
             interval: IntervalMode::Numeric,
+            hstore: HstoreMode::Json,
             default: None,
         }
     }
@@ -210,6 +222,7 @@ impl ColumnType {
             binary: self.binary,
             time: self.time,
             interval: self.interval,
+            hstore: self.hstore,
             enum_labels: self.enum_labels.clone(),
             ..Self::new(oid, -1)
         }
@@ -317,6 +330,10 @@ impl ColumnType {
                 s
             }
             Kind::Uuid => logical(SchemaType::String, "io.debezium.data.Uuid"),
+            Kind::Hstore if self.hstore == HstoreMode::Map => Schema::new(SchemaType::Map(
+                Schema::new(SchemaType::String).into_ref(),
+                Schema::new(SchemaType::String).optional().into_ref(),
+            )),
             Kind::Json | Kind::Hstore => logical(SchemaType::String, "io.debezium.data.Json"),
             Kind::Xml => logical(SchemaType::String, "io.debezium.data.Xml"),
             Kind::Ltree => logical(SchemaType::String, "io.debezium.data.Ltree"),
@@ -526,7 +543,20 @@ impl ColumnType {
             | Kind::Tsvector
             | Kind::Enum
             | Kind::Text => Value::String(text.to_owned()),
-            Kind::Hstore => Value::String(hstore_json(text).ok_or_else(|| bad("hstore"))?),
+            Kind::Hstore => {
+                let pairs = hstore_pairs(text).ok_or_else(|| bad("hstore"))?;
+                match self.hstore {
+                    HstoreMode::Json => {
+                        Value::String(hstore_json(&pairs).ok_or_else(|| bad("hstore"))?)
+                    }
+                    HstoreMode::Map => Value::Map(
+                        pairs
+                            .into_iter()
+                            .map(|(k, v)| (Value::String(k), v.map_or(Value::Null, Value::String)))
+                            .collect(),
+                    ),
+                }
+            }
             Kind::Date => Value::Int32(match text {
                 "infinity" => DATE_INFINITY,
                 "-infinity" => DATE_NEG_INFINITY,
@@ -625,6 +655,7 @@ impl ColumnType {
             }
             SchemaType::Bytes => Value::Bytes(Vec::new()),
             SchemaType::Array(_) => Value::Array(Vec::new()),
+            SchemaType::Map(..) => Value::Map(Vec::new()),
             SchemaType::Struct(_) if self.kind() == Kind::Point => Value::Struct(vec![
                 Value::Float64(0.0),
                 Value::Float64(0.0),
@@ -641,13 +672,13 @@ impl ColumnType {
     pub fn takes_placeholder(&self) -> bool {
         match self.kind() {
             Kind::Numeric | Kind::Money => self.decimal == DecimalMode::String,
+            Kind::Hstore => self.hstore == HstoreMode::Json,
             Kind::Bytes
             | Kind::Uuid
             | Kind::Json
             | Kind::Xml
             | Kind::Ltree
             | Kind::Tsvector
-            | Kind::Hstore
             | Kind::TimeTz
             | Kind::TimestampTz
             | Kind::Enum
@@ -917,13 +948,12 @@ impl IntervalParts {
     }
 
     /// As Debezium's Interval (`interval.handling.mode=string`):
-    /// `P1Y2M3DT4H5M6.5S`, every field written, the seconds the exact decimal
-    /// value of their double cut (not rounded) to 9 digits, without
-    /// trailing zeros.
+    /// `P1Y2M3DT4H5M6.5S`, every field written, the seconds their double's
+    /// shortest decimal (as Java's `BigDecimal.valueOf`), cut to 9 digits,
+    /// without trailing zeros.
     fn iso(&self) -> String {
-        // 40 digits hold a double's exact expansion far past the 9 kept.
-        let exact = format!("{:.40}", self.seconds);
-        let (whole, fraction) = exact.split_once('.').unwrap_or((&exact, ""));
+        let shortest = format!("{}", self.seconds);
+        let (whole, fraction) = shortest.split_once('.').unwrap_or((&shortest, ""));
         let fraction = fraction.get(..9).unwrap_or(fraction).trim_end_matches('0');
         let whole = if whole == "-0" && fraction.is_empty() {
             "0"
@@ -948,10 +978,10 @@ fn point(text: &str) -> Option<(f64, f64)> {
     Some((parse_float(x)?, parse_float(y)?))
 }
 
-/// hstore's text (`"a"=>"1", "b"=>NULL`) as Debezium's JSON string
-/// (`hstore.handling.mode=json`): compact, values strings or null, in the
-/// order Java's HashMap iterates the pairs (pgjdbc reads them into one).
-fn hstore_json(text: &str) -> Option<String> {
+/// hstore's text (`"a"=>"1", "b"=>NULL`) as its pairs, in the order Java's
+/// HashMap iterates them (pgjdbc reads them into one, and Debezium writes
+/// them in its order in both hstore modes).
+fn hstore_pairs(text: &str) -> Option<Vec<(String, Option<String>)>> {
     let mut pairs: Vec<(String, Option<String>)> = Vec::new();
     let mut chars = text.chars().peekable();
     let quoted = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<String> {
@@ -996,9 +1026,15 @@ fn hstore_json(text: &str) -> Option<String> {
         pairs.push((key, value));
     }
     let order = java_hashmap_order(pairs.iter().map(|(k, _)| k.as_str()));
+    let mut pairs: Vec<Option<(String, Option<String>)>> = pairs.into_iter().map(Some).collect();
+    order.into_iter().map(|i| pairs[i].take()).collect()
+}
+
+/// hstore's pairs as Debezium's JSON string (`hstore.handling.mode=json`):
+/// compact, values strings or null.
+fn hstore_json(pairs: &[(String, Option<String>)]) -> Option<String> {
     let mut out = String::from("{");
-    for (n, i) in order.into_iter().enumerate() {
-        let (k, v) = &pairs[i];
+    for (n, (k, v)) in pairs.iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
@@ -1106,6 +1142,98 @@ mod tests {
             ..ColumnType::new(oid::TIME, 0)
         };
         assert_eq!(micros.decode("00:00:02").unwrap(), Value::Int64(2_000_000));
+    }
+
+    #[test]
+    fn connect_time_precision_writes_connect_logical_types_in_milliseconds() {
+        let connect = |oid: u32, typmod: i32| ColumnType {
+            time: TimePrecision::Connect,
+            ..ColumnType::new(oid, typmod)
+        };
+        let ts = connect(oid::TIMESTAMP, -1);
+        assert_eq!(
+            ts.schema(false).name.as_deref(),
+            Some("org.apache.kafka.connect.data.Timestamp")
+        );
+        assert_eq!(
+            ts.decode("1970-01-01 00:00:01.123456").unwrap(),
+            Value::Int64(1123)
+        );
+        let t = connect(oid::TIME, 6);
+        assert_eq!(t.schema(false).schema_type, SchemaType::Int32);
+        assert_eq!(t.decode("00:00:02.5").unwrap(), Value::Int32(2500));
+        let d = connect(oid::DATE, -1);
+        assert_eq!(
+            d.schema(false).name.as_deref(),
+            Some("org.apache.kafka.connect.data.Date")
+        );
+        // Zoned types stay strings.
+        assert_eq!(
+            connect(oid::TIMESTAMPTZ, -1).schema(false).name.as_deref(),
+            Some("io.debezium.time.ZonedTimestamp")
+        );
+    }
+
+    #[test]
+    fn string_intervals_are_iso_durations_as_debezium_writes_them() {
+        let iv = ColumnType {
+            interval: IntervalMode::String,
+            ..ColumnType::new(oid::INTERVAL, -1)
+        };
+        assert_eq!(
+            iv.schema(false).name.as_deref(),
+            Some("io.debezium.time.Interval")
+        );
+        let iso = |text: &str| match iv.decode(text).unwrap() {
+            Value::String(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(iso("1 year 2 mons 3 days 04:05:06.5"), "P1Y2M3DT4H5M6.5S");
+        assert_eq!(iso("-1 days"), "P0Y0M-1DT0H0M0S");
+        assert_eq!(iso("-04:05:06"), "P0Y0M0DT-4H-5M-6S");
+        // The seconds' double, as its shortest decimal (Debezium 3.6.3
+        // wrote 0.3 here).
+        assert_eq!(iso("1 mon 00:00:00.3"), "P0Y1M0DT0H0M0.3S");
+        assert_eq!(iso("00:00:06.123456"), "P0Y0M0DT0H0M6.123456S");
+    }
+
+    #[test]
+    fn column_defaults_become_schema_defaults_as_debezium_reads_them() {
+        let with = |oid: u32, typmod: i32, expr: &str| {
+            ColumnType {
+                default: Some(expr.to_owned()),
+                ..ColumnType::new(oid, typmod)
+            }
+            .schema(true)
+            .default
+            .clone()
+        };
+        assert_eq!(with(oid::INT4, -1, "42"), Some(Value::Int32(42)));
+        assert_eq!(with(oid::INT4, -1, "'-1'::integer"), Some(Value::Int32(-1)));
+        assert_eq!(
+            with(oid::TEXT, -1, "'it''s'::text"),
+            Some(Value::String("it's".into()))
+        );
+        assert_eq!(with(oid::BOOL, -1, "true"), Some(Value::Boolean(true)));
+        // numeric(6,2) DEFAULT 1.5 is 1.50.
+        assert_eq!(
+            with(oid::NUMERIC, (6 << 16) + 2 + 4, "1.5"),
+            Some(Value::Decimal(sluice_api::value::Decimal::from_i128(
+                150, 2
+            )))
+        );
+        // A clock function: the epoch.
+        assert_eq!(
+            with(oid::TIMESTAMPTZ, -1, "now()"),
+            Some(Value::String("1970-01-01T00:00:00.000000Z".into()))
+        );
+        assert_eq!(
+            with(oid::TIMESTAMP, -1, "CURRENT_TIMESTAMP"),
+            Some(Value::Int64(0))
+        );
+        // Other expressions: none.
+        assert_eq!(with(oid::INT8, -1, "nextval('s'::regclass)"), None);
+        assert_eq!(with(oid::TEXT, -1, "upper('a'::text)"), None);
     }
 
     /// The values below are what Debezium 3.6.3 wrote for the same text

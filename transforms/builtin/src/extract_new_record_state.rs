@@ -152,6 +152,10 @@ struct Unwrap {
     add_fields: Vec<FieldRef>,
     add_headers: Vec<FieldRef>,
     route_by: Option<String>,
+    /// `replace.null.with.default`: when the row is rebuilt with
+    /// `__deleted`, a null field with a default takes the default (as
+    /// Connect's InsertField, which Debezium rewrites with, does).
+    null_defaults: bool,
     /// The last (row schema, envelope schema) seen and the row schema they
     /// make, so it is built once per table version, not per record.
     cache: Option<(SchemaRef, SchemaRef, SchemaRef)>,
@@ -192,6 +196,7 @@ impl Unwrap {
                 .string("route.by.field")
                 .filter(|f| !f.is_empty())
                 .map(str::to_owned),
+            null_defaults: c.boolean("replace.null.with.default").unwrap_or(true),
             cache: None,
         })
     }
@@ -316,6 +321,13 @@ impl Transform for Unwrap {
         };
         let row_values = values.clone();
         if self.deletes.rewrites() {
+            if self.null_defaults {
+                for (v, f) in values.iter_mut().zip(row_schema.fields()) {
+                    if let (Value::Null, Some(default)) = (&v, &f.schema.default) {
+                        *v = default.clone();
+                    }
+                }
+            }
             values.push(Value::String(deleted.into()));
         }
         for f in &self.add_fields {

@@ -632,6 +632,40 @@ const VARIANTS: &[Variant] = &[
         ],
         table_sql: "ALTER TABLE {table} REPLICA IDENTITY FULL",
     },
+    // Deletes as real tombstones; renamed and qualified added fields.
+    Variant {
+        name: "unwrap_to_tombstone",
+        options: &[
+            ("binary.handling.mode", "base64-url-safe"),
+            ("transforms", "unwrap"),
+            UNWRAP,
+            (
+                "transforms.unwrap.delete.tombstone.handling.mode",
+                "delete-to-tombstone",
+            ),
+            (
+                "transforms.unwrap.add.fields",
+                "op:operation,source.schema,db",
+            ),
+            ("transforms.unwrap.add.headers", "op,source.table:tbl"),
+        ],
+        table_sql: "",
+    },
+    // Tombstones kept (with the op header); no context headers.
+    Variant {
+        name: "unwrap_with_tombstone",
+        options: &[
+            ("extended.headers.enabled", "false"),
+            ("transforms", "unwrap"),
+            UNWRAP,
+            (
+                "transforms.unwrap.delete.tombstone.handling.mode",
+                "rewrite-with-tombstone",
+            ),
+            ("transforms.unwrap.add.headers", "op"),
+        ],
+        table_sql: "",
+    },
 ];
 
 /// The slot, publication and topic prefix of one capture of one variant's
@@ -775,7 +809,7 @@ impl Run {
         )
     }
 
-    fn wait_for_both(&self, id: i64, sluice: &WorkerProcess) {
+    fn wait_for_both(&self, id: i64, sluice: &mut WorkerProcess) {
         for c in [&self.dbz, &self.slc] {
             wait_for_key(&c.topic(&self.schema), &c.prefix, id, sluice);
         }
@@ -1011,12 +1045,16 @@ fn events(topic: &str, prefix: &str) -> Vec<Event> {
 }
 
 /// Waits until `topic` holds an event keyed `id`: the last change made.
-/// sluice's task failing (a value it cannot read) fails the test at once.
-fn wait_for_key(topic: &str, prefix: &str, id: i64, sluice: &WorkerProcess) {
+/// sluice's task failing (a value it cannot read) or its worker exiting (a
+/// config it refuses) fails the test at once.
+fn wait_for_key(topic: &str, prefix: &str, id: i64, sluice: &mut WorkerProcess) {
     wait_for(
         &format!("the event of id {id} in {topic}"),
         Duration::from_secs(180),
         || {
+            if let Ok(Some(status)) = sluice.child.try_wait() {
+                panic!("sluice exited ({status}):\n{}", sluice.log_text());
+            }
             let log = sluice.log_text();
             if let Some(failed) = log.lines().find(|l| l.contains("task FAILED")) {
                 panic!("sluice's task failed: {failed}");
@@ -1061,11 +1099,11 @@ fn debezium_and_sluice_write_the_same_events() {
     }
     let files: Vec<_> = runs.iter().map(|r| r.sluice_file(&scratch)).collect();
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
-    let sluice = WorkerProcess::start(&scratch, &worker, &files);
+    let mut sluice = WorkerProcess::start(&scratch, &worker, &files);
 
     // Every snapshot is read before anything changes.
     for run in &runs {
-        run.wait_for_both(5, &sluice);
+        run.wait_for_both(5, &mut sluice);
     }
 
     let stream =
@@ -1099,7 +1137,7 @@ fn debezium_and_sluice_write_the_same_events() {
         }
     }
     for run in &runs {
-        run.wait_for_both(99, &sluice);
+        run.wait_for_both(99, &mut sluice);
     }
 
     let report: Vec<String> = runs.iter().flat_map(Run::compare).collect();

@@ -529,6 +529,33 @@ const COLUMNS: &[Col] = &[
             "'epoch'",
         ],
     ),
+    // Required columns (their row of NULLs takes the default instead): a
+    // delete's before image without REPLICA IDENTITY FULL lacks them.
+    col(
+        "c_req_int",
+        "integer NOT NULL DEFAULT 7",
+        ["1", "-1", "2147483647", "0"],
+    ),
+    col(
+        "c_req_text",
+        "text NOT NULL DEFAULT 'dflt'",
+        ["'a'", "''", "'zz'", "'b'"],
+    ),
+    col(
+        "c_req_tstz",
+        "timestamptz NOT NULL DEFAULT now()",
+        [
+            "'2026-01-02 03:04:05+00'",
+            "'1900-01-01 00:00:00+00'",
+            "'2026-06-01 12:00:00+05:30'",
+            "'epoch'",
+        ],
+    ),
+    col(
+        "c_req_num",
+        "numeric(8,3) NOT NULL DEFAULT 0",
+        ["1.5", "-1", "99999.999", "0"],
+    ),
     // Out of line (TOAST) in the typical row, so an update that leaves it
     // alone does not send it.
     col(
@@ -869,11 +896,15 @@ fn drop_slot(slot: &str) {
 }
 
 /// The values of one row, as SQL, `id` first: `row` is 0..4 for the four
-/// value rows, `None` for the row of NULLs.
+/// value rows, `None` for the row of NULLs (defaults where NULL is refused).
 fn row_sql(id: i32, row: Option<usize>) -> String {
     let values: Vec<&str> = COLUMNS
         .iter()
-        .map(|c| row.map_or("NULL", |r| c.values[r]))
+        .map(|c| match row {
+            Some(r) => c.values[r],
+            None if c.ty.contains("NOT NULL") => "DEFAULT",
+            None => "NULL",
+        })
         .collect();
     format!("({id}, {})", values.join(", "))
 }

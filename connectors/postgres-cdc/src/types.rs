@@ -635,9 +635,13 @@ impl ColumnType {
         }
     }
 
-    /// The empty value of this type, for a required column whose value
-    /// PostgreSQL did not send (a delete's non-key columns).
+    /// The value of a required column PostgreSQL did not send (a delete's
+    /// non-key columns): its default, as Debezium writes it, else the empty
+    /// value of its type.
     pub fn empty(&self) -> Value {
+        if let Some(default) = self.default_value() {
+            return default;
+        }
         let schema = self.schema(false);
         match &schema.schema_type {
             SchemaType::Boolean => Value::Boolean(false),
@@ -1230,6 +1234,16 @@ mod tests {
         assert_eq!(
             with(oid::TIMESTAMP, -1, "CURRENT_TIMESTAMP"),
             Some(Value::Int64(0))
+        );
+        // A required column PostgreSQL did not send takes its default.
+        let required = ColumnType {
+            default: Some("'dflt'::text".into()),
+            ..ColumnType::new(oid::TEXT, -1)
+        };
+        assert_eq!(required.empty(), Value::String("dflt".into()));
+        assert_eq!(
+            ColumnType::new(oid::TEXT, -1).empty(),
+            Value::String(String::new())
         );
         // Other expressions: none.
         assert_eq!(with(oid::INT8, -1, "nextval('s'::regclass)"), None);

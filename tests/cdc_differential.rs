@@ -529,6 +529,37 @@ const COLUMNS: &[Col] = &[
             "'epoch'",
         ],
     ),
+    col(
+        "c_def_enum",
+        "{s}.mood DEFAULT 'happy'",
+        ["'ok'", "'sad'", "'happy'", "'ok'"],
+    ),
+    col(
+        "c_def_date",
+        "date DEFAULT CURRENT_DATE",
+        [
+            "'2026-01-02'",
+            "'0001-01-01'",
+            "'9999-12-31'",
+            "'1969-12-31'",
+        ],
+    ),
+    col(
+        "c_def_bytea",
+        "bytea DEFAULT '\\x0102'",
+        ["'\\x00'", "''", "'\\xff'", "'\\x20'"],
+    ),
+    col(
+        "c_def_interval",
+        "interval DEFAULT '1 day 02:00:00'",
+        ["'1 mon'", "'-1 days'", "'00:00:01'", "'1 year'"],
+    ),
+    col(
+        "c_def_jsonb",
+        "jsonb DEFAULT '{\"a\": 1}'",
+        ["'{}'", "'[]'", "'1'", "'null'"],
+    ),
+    col("c_def_neg", "bigint DEFAULT -5", ["1", "-1", "0", "2"]),
     // Required columns (their row of NULLs takes the default instead): a
     // delete's before image without REPLICA IDENTITY FULL lacks them.
     col(

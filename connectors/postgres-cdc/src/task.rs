@@ -600,7 +600,7 @@ impl SourceTask for CdcTask {
             .run
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("poll before start"))?;
-        let batch = match run.poll().await {
+        let mut batch = match run.poll().await {
             Ok(batch) => batch,
             // The snapshot's transaction went with the connection.
             Err(e) if run.snapshot.is_some() && run.sql.is_closed() => {
@@ -613,7 +613,6 @@ impl SourceTask for CdcTask {
             run.unstored = Some(s.offset.clone());
             run.returned = s.position;
         }
-        let mut batch = batch;
         run.add_context_headers(&mut batch);
         Ok(batch)
     }

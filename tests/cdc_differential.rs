@@ -897,10 +897,13 @@ impl Run {
             ));
         }
         for (i, (a, b)) in theirs.iter().zip(&ours).enumerate() {
-            let op = a["value"]["payload"]["op"]
-                .as_str()
-                .or_else(|| a["value"]["payload"]["__op"].as_str())
-                .unwrap_or("tombstone");
+            let payload = &a["value"]["payload"];
+            let op = match (payload["op"].as_str(), payload["__op"].as_str()) {
+                (Some(op), _) | (None, Some(op)) => op,
+                _ if a["value"].is_null() => "tombstone",
+                _ if payload.is_null() => "null row",
+                _ => "row",
+            };
             let mut d = Vec::new();
             differences("", a, b, &mut d);
             report.extend(

@@ -63,6 +63,12 @@ const COLUMNS: &[Col] = &[
         ["12.5", "-99999999.9999", "99999999.9999", "0"],
     ),
     col("c_numeric_nan", "numeric(12,4)", ["1", "-1", "1", "'NaN'"]),
+    // Only an unconstrained numeric holds the infinities.
+    col(
+        "c_numeric_inf",
+        "numeric",
+        ["'Infinity'", "'-Infinity'", "1", "'NaN'"],
+    ),
     col(
         "c_numeric_free",
         "numeric",

@@ -79,7 +79,7 @@ pub fn predicates() -> Vec<PredicatePlugin> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use sluice_api::schema::{primitives, Schema};
+    use sluice_api::schema::{primitives, Schema, SchemaType};
     use sluice_api::{Record, Value};
 
     use super::*;
@@ -200,6 +200,7 @@ mod tests {
             ("op", primitives::string()),
             ("ts_ms", primitives::int64()),
         ])
+        .named("db.s.t.Envelope")
         .into_ref();
         let row = |r: Option<(i32, &str)>| {
             r.map_or(Value::Null, |(id, n)| {
@@ -224,48 +225,68 @@ mod tests {
         let mut t = make("ExtractNewRecordState", &[]);
         let out = t.apply(change("u", None, Some((1, "a")))).unwrap().unwrap();
         assert_eq!(out.value, Value::Struct(vec![Value::Int32(1), "a".into()]));
-        assert_eq!(
-            out.value_schema.unwrap().name.as_deref(),
-            Some("db.s.t.Value")
-        );
-        assert!(t
-            .apply(change("d", Some((1, "a")), None))
-            .unwrap()
-            .is_none());
+        let schema = out.value_schema.unwrap();
+        assert_eq!(schema.name.as_deref(), Some("db.s.t.Value"));
+        // Rebuilt as Debezium rebuilds it: required.
+        assert!(!schema.optional);
+        // A delete keeps its row schema with a null value; its tombstone and
+        // a truncate are dropped.
+        let out = t.apply(change("d", Some((1, "a")), None)).unwrap().unwrap();
+        assert_eq!(out.value, Value::Null);
+        assert!(out.value_schema.is_some_and(|s| s.optional));
         let tombstone = Record::new("db.s.t", Value::Int32(1), Value::Null);
         assert!(t.apply(tombstone.clone()).unwrap().is_none());
+        assert!(t.apply(change("t", None, None)).unwrap().is_none());
 
         let mut t = make(
             "ExtractNewRecordState",
             &[
-                ("delete.handling.mode", "rewrite"),
-                ("add.fields", "op,table"),
-                ("drop.tombstones", "false"),
+                ("delete.tombstone.handling.mode", "rewrite-with-tombstone"),
+                ("add.fields", "op,table,ts_ms:when"),
+                ("add.headers", "op"),
             ],
         );
         let out = t.apply(change("d", Some((1, "a")), None)).unwrap().unwrap();
-        let names: Vec<_> = out
-            .value_schema
-            .unwrap()
-            .fields()
-            .iter()
-            .map(|f| f.name.clone())
-            .collect();
-        assert_eq!(names, ["id", "name", "__op", "__table", "__deleted"]);
+        let schema = out.value_schema.unwrap();
+        let names: Vec<_> = schema.fields().iter().map(|f| f.name.clone()).collect();
+        assert_eq!(
+            names,
+            ["id", "name", "__deleted", "__op", "__table", "__when"]
+        );
+        // Added fields keep their type, made optional.
+        assert_eq!(schema.fields()[5].schema.schema_type, SchemaType::Int64);
+        assert!(schema.fields()[5].schema.optional);
         assert_eq!(
             out.value,
             Value::Struct(vec![
                 Value::Int32(1),
                 "a".into(),
+                "true".into(),
                 "d".into(),
                 "t".into(),
-                "true".into()
+                Value::Int64(7),
             ])
         );
-        assert!(t.apply(tombstone).unwrap().is_some());
+        assert_eq!(
+            out.headers.last("__op").and_then(|h| h.value.clone()),
+            Some(b"d".to_vec())
+        );
+        let kept = t.apply(tombstone.clone()).unwrap().unwrap();
+        assert_eq!(
+            kept.headers.last("__op").and_then(|h| h.value.clone()),
+            Some(b"d".to_vec())
+        );
         // Not a change event: untouched.
         let plain = struct_record();
         assert_eq!(t.apply(plain.clone()).unwrap().unwrap(), plain);
+
+        let mut t = make(
+            "ExtractNewRecordState",
+            &[("delete.tombstone.handling.mode", "delete-to-tombstone")],
+        );
+        let out = t.apply(change("d", Some((1, "a")), None)).unwrap().unwrap();
+        assert_eq!((out.value, out.value_schema), (Value::Null, None));
+        assert!(t.apply(tombstone).unwrap().is_none());
     }
 
     #[test]

@@ -2,13 +2,20 @@
 //! reference Kafka Connect worker, and sluice's postgres-cdc capture the same
 //! table and the same changes, each into its own topic with the JSON converter
 //! and `schemas.enable=true`. Every event must be equal: key and value
-//! schemas (names, types, optionality, logical names, `parameters`) and
-//! payloads, field by field, and the set of `source` fields. Only timestamps
-//! and positions are not compared (their fields must still be there), and the
-//! topic prefix, which the two must not share, is written as `PREFIX`.
+//! schemas (names, types, optionality, logical names, `parameters`, column
+//! defaults) and payloads, field by field, the set of `source` fields, and the
+//! headers. Only timestamps and positions are not compared (their fields must
+//! still be there), nor Debezium's run id header, and the topic prefix, which
+//! the two must not share, is written as `PREFIX`.
 //!
-//! The table has a column for every type whose events are equal; types whose
-//! events still differ are in [`KNOWN_DIFFERENCES`] with the reason.
+//! It runs once per [`VARIANTS`] entry, all at once, each with its own table,
+//! slots and connectors: Debezium's defaults, the other decimal, time,
+//! binary, interval and hstore handling modes, `REPLICA IDENTITY FULL`, and
+//! Debezium's `ExtractNewRecordState` (as the seed configures it, and with
+//! rewritten deletes, added fields and headers) against sluice's own.
+//!
+//! The table has a column for every type whose events are equal; what still
+//! differs is in [`KNOWN_DIFFERENCES`] with the reason.
 
 mod support;
 
@@ -56,6 +63,12 @@ const COLUMNS: &[Col] = &[
         ["12.5", "-99999999.9999", "99999999.9999", "0"],
     ),
     col("c_numeric_nan", "numeric(12,4)", ["1", "-1", "1", "'NaN'"]),
+    // Only an unconstrained numeric holds the infinities.
+    col(
+        "c_numeric_inf",
+        "numeric",
+        ["'Infinity'", "'-Infinity'", "1", "'NaN'"],
+    ),
     col(
         "c_numeric_free",
         "numeric",
@@ -222,7 +235,8 @@ const COLUMNS: &[Col] = &[
             "'1 year 2 mons 3 days 04:05:06.5'",
             "'-1 days'",
             "'178000000 years'",
-            "'1 mon'",
+            // Seconds whose double is just below 0.3.
+            "'1 mon 00:00:00.3'",
         ],
     ),
     col(
@@ -479,6 +493,106 @@ const COLUMNS: &[Col] = &[
         "tsvector",
         ["'a fat cat'", "''", "'x'", "'y:1'"],
     ),
+    // Column defaults, which Debezium puts in the schema when they are
+    // constants; row 99 takes them.
+    col(
+        "c_def_int",
+        "integer DEFAULT 42",
+        ["1", "-1", "2147483647", "0"],
+    ),
+    col(
+        "c_def_text",
+        "varchar(10) DEFAULT 'none'",
+        ["'a'", "''", "'zz'", "'b'"],
+    ),
+    col(
+        "c_def_num",
+        "numeric(6,2) DEFAULT 1.5",
+        ["1", "-1", "9999.99", "0"],
+    ),
+    col(
+        "c_def_ts",
+        "timestamp DEFAULT '2020-01-02 03:04:05'",
+        [
+            "'2026-01-02 03:04:05'",
+            "'1900-01-01 00:00:00'",
+            "'9999-12-31 23:59:59'",
+            "'epoch'",
+        ],
+    ),
+    col(
+        "c_def_bool",
+        "boolean DEFAULT true",
+        ["true", "false", "true", "false"],
+    ),
+    col(
+        "c_def_now",
+        "timestamptz DEFAULT now()",
+        [
+            "'2026-01-02 03:04:05+00'",
+            "'1900-01-01 00:00:00+00'",
+            "'2026-06-01 12:00:00+05:30'",
+            "'epoch'",
+        ],
+    ),
+    col(
+        "c_def_enum",
+        "{s}.mood DEFAULT 'happy'",
+        ["'ok'", "'sad'", "'happy'", "'ok'"],
+    ),
+    col(
+        "c_def_date",
+        "date DEFAULT CURRENT_DATE",
+        [
+            "'2026-01-02'",
+            "'0001-01-01'",
+            "'9999-12-31'",
+            "'1969-12-31'",
+        ],
+    ),
+    col(
+        "c_def_bytea",
+        "bytea DEFAULT '\\x0102'",
+        ["'\\x00'", "''", "'\\xff'", "'\\x20'"],
+    ),
+    col(
+        "c_def_interval",
+        "interval DEFAULT '1 day 02:00:00'",
+        ["'1 mon'", "'-1 days'", "'00:00:01'", "'1 year'"],
+    ),
+    col(
+        "c_def_jsonb",
+        "jsonb DEFAULT '{\"a\": 1}'",
+        ["'{}'", "'[]'", "'1'", "'null'"],
+    ),
+    col("c_def_neg", "bigint DEFAULT -5", ["1", "-1", "0", "2"]),
+    // Required columns (their row of NULLs takes the default instead): a
+    // delete's before image without REPLICA IDENTITY FULL lacks them.
+    col(
+        "c_req_int",
+        "integer NOT NULL DEFAULT 7",
+        ["1", "-1", "2147483647", "0"],
+    ),
+    col(
+        "c_req_text",
+        "text NOT NULL DEFAULT 'dflt'",
+        ["'a'", "''", "'zz'", "'b'"],
+    ),
+    col(
+        "c_req_tstz",
+        "timestamptz NOT NULL DEFAULT now()",
+        [
+            "'2026-01-02 03:04:05+00'",
+            "'1900-01-01 00:00:00+00'",
+            "'2026-06-01 12:00:00+05:30'",
+            "'epoch'",
+        ],
+    ),
+    col(
+        "c_req_num",
+        "numeric(8,3) NOT NULL DEFAULT 0",
+        ["1.5", "-1", "99999.999", "0"],
+    ),
     // Out of line (TOAST) in the typical row, so an update that leaves it
     // alone does not send it.
     col(
@@ -493,9 +607,13 @@ const COLUMNS: &[Col] = &[
     ),
 ];
 
-/// Types whose events Debezium and sluice still write differently, with
-/// why; they are left out of [`COLUMNS`] until they match.
+/// What Debezium and sluice still write differently, with why: types left
+/// out of [`COLUMNS`], and headers left out of the comparison.
 pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "__sluice.* headers",
+        "sluice's runtime adds its own headers (__sluice.source, __sluice.position, __sluice.lsn.change) that locate each record for exactly-once restarts; Debezium has none, so they are not compared",
+    ),
     (
         "name",
         "Debezium 3.6.3 streams a `name` column's value as null (schema string); sluice keeps the value rather than lose it",
@@ -510,7 +628,112 @@ pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The schema, slot, publication and topic prefix of each capture.
+/// One run of the comparison: options both connectors get (Debezium keys and
+/// transforms) and SQL that alters the table before the snapshot. Each
+/// variant has its own schema, table, slots and connectors, and all run at
+/// once. Options that change disjoint columns share a variant.
+struct Variant {
+    name: &'static str,
+    options: &'static [(&'static str, &'static str)],
+    /// Run once the table is filled; `{table}` is the table.
+    table_sql: &'static str,
+}
+
+const UNWRAP: (&str, &str) = (
+    "transforms.unwrap.type",
+    "io.debezium.transforms.ExtractNewRecordState",
+);
+
+const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "defaults",
+        options: &[],
+        table_sql: "",
+    },
+    Variant {
+        name: "strings",
+        options: &[
+            ("decimal.handling.mode", "string"),
+            ("time.precision.mode", "connect"),
+            ("binary.handling.mode", "base64"),
+            ("interval.handling.mode", "string"),
+            ("hstore.handling.mode", "json"),
+        ],
+        table_sql: "",
+    },
+    // With the before images of every column on update and delete.
+    Variant {
+        name: "doubles",
+        options: &[
+            ("decimal.handling.mode", "double"),
+            ("time.precision.mode", "adaptive_time_microseconds"),
+            ("binary.handling.mode", "hex"),
+            ("hstore.handling.mode", "map"),
+        ],
+        table_sql: "ALTER TABLE {table} REPLICA IDENTITY FULL",
+    },
+    // As the seed configures it.
+    Variant {
+        name: "unwrap",
+        options: &[
+            ("transforms", "unwrap"),
+            UNWRAP,
+            ("transforms.unwrap.drop.tombstones", "false"),
+        ],
+        table_sql: "",
+    },
+    Variant {
+        name: "unwrap_rewrite",
+        options: &[
+            ("transforms", "unwrap"),
+            UNWRAP,
+            (
+                "transforms.unwrap.delete.tombstone.handling.mode",
+                "rewrite",
+            ),
+            ("transforms.unwrap.add.fields", "op,table,lsn,source.ts_ms"),
+            ("transforms.unwrap.add.headers", "db,op"),
+        ],
+        table_sql: "ALTER TABLE {table} REPLICA IDENTITY FULL",
+    },
+    // Deletes as real tombstones; renamed and qualified added fields.
+    Variant {
+        name: "unwrap_to_tombstone",
+        options: &[
+            ("binary.handling.mode", "base64-url-safe"),
+            ("transforms", "unwrap"),
+            UNWRAP,
+            (
+                "transforms.unwrap.delete.tombstone.handling.mode",
+                "delete-to-tombstone",
+            ),
+            (
+                "transforms.unwrap.add.fields",
+                "op:operation,source.schema,db",
+            ),
+            ("transforms.unwrap.add.headers", "op,source.table:tbl"),
+        ],
+        table_sql: "",
+    },
+    // Tombstones kept (with the op header); no context headers.
+    Variant {
+        name: "unwrap_with_tombstone",
+        options: &[
+            ("extended.headers.enabled", "false"),
+            ("transforms", "unwrap"),
+            UNWRAP,
+            (
+                "transforms.unwrap.delete.tombstone.handling.mode",
+                "rewrite-with-tombstone",
+            ),
+            ("transforms.unwrap.add.headers", "op"),
+        ],
+        table_sql: "",
+    },
+];
+
+/// The slot, publication and topic prefix of one capture of one variant's
+/// table; the prefix is also the connector's name.
 struct Capture {
     prefix: String,
     slot: String,
@@ -531,8 +754,13 @@ impl Capture {
     }
 
     /// The same Debezium config for both, but for the converters' class names.
-    fn config(&self, schema: &str) -> serde_json::Map<String, Value> {
-        let c = json!({
+    fn config(
+        &self,
+        schema: &str,
+        variant: &Variant,
+        converter: &str,
+    ) -> serde_json::Map<String, Value> {
+        let mut c = json!({
             "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
             "plugin.name": "pgoutput",
             "database.hostname": "127.0.0.1",
@@ -548,8 +776,156 @@ impl Capture {
             "skipped.operations": "none",
             "poll.interval.ms": "100",
             "tasks.max": "1",
-        });
-        c.as_object().cloned().unwrap_or_default()
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        for side in ["key", "value"] {
+            c.insert(format!("{side}.converter"), json!(converter));
+            c.insert(format!("{side}.converter.schemas.enable"), json!("true"));
+        }
+        for (k, v) in variant.options {
+            c.insert((*k).to_owned(), json!(v));
+        }
+        c
+    }
+}
+
+/// One variant's table and its two captures.
+struct Run {
+    variant: &'static Variant,
+    schema: String,
+    dbz: Capture,
+    slc: Capture,
+}
+
+impl Run {
+    fn new(id: &str, variant: &'static Variant) -> Self {
+        let schema = format!("{id}_{}", variant.name);
+        Self {
+            variant,
+            dbz: Capture::new(&schema, "dbz"),
+            slc: Capture::new(&schema, "slc"),
+            schema,
+        }
+    }
+
+    /// SQL with the schema put in for `{s}` and the table for `{table}`.
+    fn sql(&self, sql: &str) -> String {
+        sql.replace("{table}", &format!("{}.everything", self.schema))
+            .replace("{s}", &self.schema)
+    }
+
+    /// The schema with its enum and domains, and the table with its snapshot
+    /// rows.
+    fn create_table(&self) {
+        let columns: Vec<String> = COLUMNS
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.ty))
+            .collect();
+        let rows: Vec<String> = [
+            row_sql(1, Some(0)),
+            row_sql(2, None),
+            row_sql(3, Some(1)),
+            row_sql(4, Some(2)),
+            row_sql(5, Some(3)),
+        ]
+        .into();
+        psql(&self.sql(&format!(
+            "CREATE SCHEMA {{s}};
+             CREATE TYPE {{s}}.mood AS ENUM ('sad', 'ok', 'happy');
+             CREATE DOMAIN {{s}}.positive AS int CHECK (VALUE > 0);
+             CREATE DOMAIN {{s}}.label AS varchar(8);
+             CREATE TABLE {{table}} (id int PRIMARY KEY, {});
+             INSERT INTO {{table}} VALUES {};
+             {};",
+            columns.join(", "),
+            rows.join(", "),
+            self.variant.table_sql,
+        )));
+    }
+
+    /// Debezium's connector, through the reference worker.
+    fn start_debezium(&self, connect_url: &str) {
+        let config = self.dbz.config(
+            &self.schema,
+            self.variant,
+            "org.apache.kafka.connect.json.JsonConverter",
+        );
+        let (status, body) = rest(
+            reqwest::Method::PUT,
+            &format!("{connect_url}/connectors/{}/config", self.dbz.prefix),
+            Some(&Value::Object(config)),
+        );
+        assert!(
+            status < 300,
+            "creating Debezium's connector for {}: {status} {body}",
+            self.variant.name
+        );
+    }
+
+    /// sluice's connector file.
+    fn sluice_file(&self, scratch: &Scratch) -> std::path::PathBuf {
+        let config = self.slc.config(&self.schema, self.variant, "json");
+        scratch.write_json(
+            &format!("{}.json", self.slc.prefix),
+            &json!({"name": self.slc.prefix, "config": Value::Object(config)}),
+        )
+    }
+
+    fn wait_for_both(&self, id: i64, sluice: &mut WorkerProcess) {
+        for c in [&self.dbz, &self.slc] {
+            wait_for_key(&c.topic(&self.schema), &c.prefix, id, sluice);
+        }
+    }
+
+    /// Every difference between the two topics, each line named with the
+    /// variant and the event.
+    fn compare(&self) -> Vec<String> {
+        let theirs = events(&self.dbz.topic(&self.schema), &self.dbz.prefix);
+        let ours = events(&self.slc.topic(&self.schema), &self.slc.prefix);
+        if let Ok(dir) = std::env::var("CDC_DIFF_DUMP") {
+            let dump = |who: &str, evs: &[Event]| {
+                let lines: Vec<String> = evs.iter().map(|e| e.to_string()).collect();
+                let file = format!("{dir}/{}-{who}.jsonl", self.variant.name);
+                std::fs::write(&file, lines.join("\n")).unwrap_or_else(|e| panic!("{file}: {e}"));
+            };
+            dump("debezium", &theirs);
+            dump("sluice", &ours);
+        }
+        let name = self.variant.name;
+        let mut report = Vec::new();
+        if theirs.len() != ours.len() {
+            report.push(format!(
+                "{name}: Debezium wrote {} events, sluice {}",
+                theirs.len(),
+                ours.len()
+            ));
+        }
+        for (i, (a, b)) in theirs.iter().zip(&ours).enumerate() {
+            let payload = &a["value"]["payload"];
+            let op = match (payload["op"].as_str(), payload["__op"].as_str()) {
+                (Some(op), _) | (None, Some(op)) => op,
+                _ if a["value"].is_null() => "tombstone",
+                _ if payload.is_null() => "null row",
+                _ => "row",
+            };
+            let mut d = Vec::new();
+            differences("", a, b, &mut d);
+            report.extend(
+                d.into_iter()
+                    .map(|line| format!("{name}: event {i} ({op}){line}")),
+            );
+        }
+        report
+    }
+
+    /// Removes both connectors' slots (sluice's worker and Debezium's
+    /// connector are gone by then).
+    fn drop_slots(&self) {
+        for c in [&self.dbz, &self.slc] {
+            drop_slot(&c.slot);
+        }
     }
 }
 
@@ -560,18 +936,22 @@ fn drop_slot(slot: &str) {
 }
 
 /// The values of one row, as SQL, `id` first: `row` is 0..4 for the four
-/// value rows, `None` for the row of NULLs.
+/// value rows, `None` for the row of NULLs (defaults where NULL is refused).
 fn row_sql(id: i32, row: Option<usize>) -> String {
     let values: Vec<&str> = COLUMNS
         .iter()
-        .map(|c| row.map_or("NULL", |r| c.values[r]))
+        .map(|c| match row {
+            Some(r) => c.values[r],
+            None if c.ty.contains("NOT NULL") => "DEFAULT",
+            None => "NULL",
+        })
         .collect();
     format!("({id}, {})", values.join(", "))
 }
 
 /// A value of a JSON event with what is not compared replaced: positions and
 /// times (their fields stay, so the set of fields is still compared) and the
-/// topic prefix.
+/// topic prefix (which is also the connector's name).
 fn normalize(v: &Value, prefix: &str) -> Value {
     fn walk(v: &Value, prefix: &str, path: &[&str]) -> Value {
         match v {
@@ -581,8 +961,17 @@ fn normalize(v: &Value, prefix: &str) -> Value {
                 o.iter()
                     .map(|(k, x)| {
                         let ignored = match path {
-                            // The envelope's times.
-                            ["payload"] => matches!(k.as_str(), "ts_ms" | "ts_us" | "ts_ns"),
+                            // The envelope's times; an unwrapped row's
+                            // copies of envelope and source fields.
+                            ["payload"] => matches!(
+                                k.as_str(),
+                                "ts_ms"
+                                    | "ts_us"
+                                    | "ts_ns"
+                                    | "__ts_ms"
+                                    | "__lsn"
+                                    | "__source_ts_ms"
+                            ),
                             // The source block's times and positions.
                             ["payload", "source"] => matches!(
                                 k.as_str(),
@@ -682,8 +1071,29 @@ fn is_fields(v: &[Value]) -> bool {
             .all(|f| f.get("field").is_some_and(Value::is_string))
 }
 
-/// The events of a topic as (key, value) JSON, normalized.
-fn events(topic: &str, prefix: &str) -> Vec<(Value, Value)> {
+/// The headers compared: sluice's own (`__sluice.*`, its positions) are
+/// left out, Debezium's run id is not compared.
+fn normalize_headers(headers: serde_json::Map<String, Value>, prefix: &str) -> Value {
+    let kept = headers
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("__sluice."))
+        .map(|(k, v)| {
+            let v = if k == "__debezium.context.runId" {
+                Value::String("(not compared)".into())
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect();
+    normalize(&Value::Object(kept), prefix)
+}
+
+/// One event as `{"key", "value", "headers"}`, normalized.
+type Event = Value;
+
+/// The events of a topic, normalized.
+fn events(topic: &str, prefix: &str) -> Vec<Event> {
     let parse = |bytes: Option<&[u8]>| match bytes {
         None | Some([]) => Value::Null,
         Some(b) => serde_json::from_slice(b).unwrap_or_else(|e| panic!("{topic}: {e}")),
@@ -691,21 +1101,31 @@ fn events(topic: &str, prefix: &str) -> Vec<(Value, Value)> {
     read_topic(topic)
         .iter()
         .map(|r| {
-            (
-                normalize(&parse(r.key.as_deref().map(str::as_bytes)), prefix),
-                normalize(&parse(r.value.as_deref()), prefix),
-            )
+            let headers: serde_json::Map<String, Value> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            json!({
+                "key": normalize(&parse(r.key.as_deref().map(str::as_bytes)), prefix),
+                "value": normalize(&parse(r.value.as_deref()), prefix),
+                "headers": normalize_headers(headers, prefix),
+            })
         })
         .collect()
 }
 
 /// Waits until `topic` holds an event keyed `id`: the last change made.
-/// sluice's task failing (a value it cannot read) fails the test at once.
-fn wait_for_key(topic: &str, prefix: &str, id: i64, sluice: &WorkerProcess) {
+/// sluice's task failing (a value it cannot read) or its worker exiting (a
+/// config it refuses) fails the test at once.
+fn wait_for_key(topic: &str, prefix: &str, id: i64, sluice: &mut WorkerProcess) {
     wait_for(
         &format!("the event of id {id} in {topic}"),
         Duration::from_secs(180),
         || {
+            if let Ok(Some(status)) = sluice.child.try_wait() {
+                panic!("sluice exited ({status}):\n{}", sluice.log_text());
+            }
             let log = sluice.log_text();
             if let Some(failed) = log.lines().find(|l| l.contains("task FAILED")) {
                 panic!("sluice's task failed: {failed}");
@@ -713,7 +1133,7 @@ fn wait_for_key(topic: &str, prefix: &str, id: i64, sluice: &WorkerProcess) {
             topic_count(topic) > 0
                 && events(topic, prefix)
                     .iter()
-                    .any(|(k, _)| k["payload"]["id"] == json!(id))
+                    .any(|e| e["key"]["payload"]["id"] == json!(id))
         },
     );
 }
@@ -738,146 +1158,70 @@ fn debezium_and_sluice_write_the_same_events() {
     // First: it may start the stack this binary shares with Debezium.
     let connect_url = connect().url.as_str();
     let id = unique("diff").to_lowercase().replace(['-', '.'], "_");
-    let s = id.as_str();
-    let dbz = Capture::new(s, "dbz");
-    let slc = Capture::new(s, "slc");
+    let runs: Vec<Run> = VARIANTS.iter().map(|v| Run::new(&id, v)).collect();
     let scratch = Scratch::new("cdcdiff");
-    for c in [&dbz, &slc] {
-        create_topic(&scratch, &c.topic(s), 1);
+    psql("CREATE EXTENSION IF NOT EXISTS hstore; CREATE EXTENSION IF NOT EXISTS ltree; CREATE EXTENSION IF NOT EXISTS citext;");
+    for run in &runs {
+        run.create_table();
+        for c in [&run.dbz, &run.slc] {
+            create_topic(&scratch, &c.topic(&run.schema), 1);
+        }
+        run.start_debezium(connect_url);
     }
-
-    let columns: Vec<String> = COLUMNS
-        .iter()
-        .map(|c| format!("{} {}", c.name, c.ty.replace("{s}", s)))
-        .collect();
-    let rows: Vec<String> = [
-        row_sql(1, Some(0)),
-        row_sql(2, None),
-        row_sql(3, Some(1)),
-        row_sql(4, Some(2)),
-        row_sql(5, Some(3)),
-    ]
-    .into_iter()
-    .map(|r| r.replace("{s}", s))
-    .collect();
-    psql(&format!(
-        "CREATE EXTENSION IF NOT EXISTS hstore; CREATE EXTENSION IF NOT EXISTS ltree; CREATE EXTENSION IF NOT EXISTS citext;
-         CREATE SCHEMA {s};
-         CREATE TYPE {s}.mood AS ENUM ('sad', 'ok', 'happy');
-         CREATE DOMAIN {s}.positive AS int CHECK (VALUE > 0);
-         CREATE DOMAIN {s}.label AS varchar(8);
-         CREATE TABLE {s}.everything (id int PRIMARY KEY, {});
-         INSERT INTO {s}.everything VALUES {};",
-        columns.join(", "),
-        rows.join(", ")
-    ));
-
-    // Debezium, through the reference worker.
-    let mut dbz_config = dbz.config(s);
-    for side in ["key", "value"] {
-        dbz_config.insert(
-            format!("{side}.converter"),
-            json!("org.apache.kafka.connect.json.JsonConverter"),
-        );
-        dbz_config.insert(format!("{side}.converter.schemas.enable"), json!("true"));
-    }
-    let dbz_name = format!("dbz-{s}");
-    let (status, body) = rest(
-        reqwest::Method::PUT,
-        &format!("{connect_url}/connectors/{dbz_name}/config"),
-        Some(&Value::Object(dbz_config)),
-    );
-    assert!(
-        status < 300,
-        "creating Debezium's connector: {status} {body}"
-    );
-
-    // sluice.
-    let mut slc_config = slc.config(s);
-    for side in ["key", "value"] {
-        slc_config.insert(format!("{side}.converter"), json!("json"));
-        slc_config.insert(format!("{side}.converter.schemas.enable"), json!(true));
-    }
-    let slc_name = format!("slc-{s}");
-    let file = scratch.write_json(
-        "slc.json",
-        &json!({"name": slc_name, "config": Value::Object(slc_config)}),
-    );
+    let files: Vec<_> = runs.iter().map(|r| r.sluice_file(&scratch)).collect();
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
-    let sluice = WorkerProcess::start(&scratch, &worker, &[file]);
+    let mut sluice = WorkerProcess::start(&scratch, &worker, &files);
 
-    // Both snapshots are read before anything changes.
-    for c in [&dbz, &slc] {
-        wait_for_key(&c.topic(s), &c.prefix, 5, &sluice);
+    // Every snapshot is read before anything changes.
+    for run in &runs {
+        run.wait_for_both(5, &mut sluice);
     }
 
-    let stream = [
-        format!("INSERT INTO {s}.everything VALUES {}", row_sql(11, Some(0))),
-        format!("INSERT INTO {s}.everything VALUES {}", row_sql(12, None)),
-        format!("INSERT INTO {s}.everything VALUES {}, {}", row_sql(13, Some(1)), row_sql(14, Some(2))),
-        format!("INSERT INTO {s}.everything VALUES {}", row_sql(15, Some(3))),
-        // Every column changes, to values of another row.
-        format!(
-            "UPDATE {s}.everything SET ({}) = (SELECT {} FROM {s}.everything WHERE id = 14) WHERE id = 11",
+    let stream =
+        [
+            format!("INSERT INTO {{table}} VALUES {}", row_sql(11, Some(0))),
+            format!("INSERT INTO {{table}} VALUES {}", row_sql(12, None)),
+            format!(
+                "INSERT INTO {{table}} VALUES {}, {}",
+                row_sql(13, Some(1)),
+                row_sql(14, Some(2))
+            ),
+            format!("INSERT INTO {{table}} VALUES {}", row_sql(15, Some(3))),
+            // Every column changes, to values of another row.
+            format!(
+            "UPDATE {{table}} SET ({}) = (SELECT {} FROM {{table}} WHERE id = 14) WHERE id = 11",
             COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
             COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
         ),
-        // c_big is out of line and unchanged: not sent.
-        format!("UPDATE {s}.everything SET c_int4 = 7 WHERE id = 1"),
-        format!("DELETE FROM {s}.everything WHERE id = 2"),
-        format!("UPDATE {s}.everything SET id = 30 WHERE id = 3"),
-        format!("TRUNCATE {s}.everything"),
-        // The last change: once both have it, both have everything.
-        format!("INSERT INTO {s}.everything (id) VALUES (99)"),
-    ];
+            // c_big is out of line and unchanged: not sent (but for REPLICA
+            // IDENTITY FULL's before image).
+            "UPDATE {table} SET c_int4 = 7 WHERE id = 1".to_owned(),
+            "DELETE FROM {table} WHERE id = 2".to_owned(),
+            "UPDATE {table} SET id = 30 WHERE id = 3".to_owned(),
+            "TRUNCATE {table}".to_owned(),
+            // The last change: once both have it, both have everything.
+            "INSERT INTO {table} (id) VALUES (99)".to_owned(),
+        ];
     for sql in &stream {
-        psql(&sql.replace("{s}", s));
-    }
-    for c in [&dbz, &slc] {
-        wait_for_key(&c.topic(s), &c.prefix, 99, &sluice);
-    }
-
-    let theirs = events(&dbz.topic(s), &dbz.prefix);
-    let ours = events(&slc.topic(s), &slc.prefix);
-
-    rest(
-        reqwest::Method::DELETE,
-        &format!("{connect_url}/connectors/{dbz_name}"),
-        None,
-    );
-    drop(sluice);
-
-    if let Ok(dir) = std::env::var("CDC_DIFF_DUMP") {
-        let dump = |name: &str, evs: &[(Value, Value)]| {
-            let lines: Vec<String> = evs
-                .iter()
-                .map(|(k, v)| json!({"key": k, "value": v}).to_string())
-                .collect();
-            std::fs::write(format!("{dir}/{name}.jsonl"), lines.join("\n")).unwrap();
-        };
-        dump("debezium", &theirs);
-        dump("sluice", &ours);
-    }
-
-    let mut report = Vec::new();
-    if theirs.len() != ours.len() {
-        report.push(format!(
-            "Debezium wrote {} events, sluice {}",
-            theirs.len(),
-            ours.len()
-        ));
-    }
-    for (i, (a, b)) in theirs.iter().zip(&ours).enumerate() {
-        let op = a.1["payload"]["op"].as_str().unwrap_or("tombstone");
-        let mut d = Vec::new();
-        differences("key", &a.0, &b.0, &mut d);
-        differences("value", &a.1, &b.1, &mut d);
-        for line in d {
-            report.push(format!("event {i} ({op}): {line}"));
+        for run in &runs {
+            psql(&run.sql(sql));
         }
     }
-    for c in [&dbz, &slc] {
-        drop_slot(&c.slot);
+    for run in &runs {
+        run.wait_for_both(99, &mut sluice);
+    }
+
+    let report: Vec<String> = runs.iter().flat_map(Run::compare).collect();
+    for run in &runs {
+        rest(
+            reqwest::Method::DELETE,
+            &format!("{connect_url}/connectors/{}", run.dbz.prefix),
+            None,
+        );
+    }
+    drop(sluice);
+    for run in &runs {
+        run.drop_slots();
     }
     assert!(
         report.is_empty(),

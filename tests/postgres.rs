@@ -940,8 +940,9 @@ fn the_seeds_debezium_config_runs_as_written() {
             .or_default()
             .push(payload);
     }
-    // ExtractNewRecordState: rows, not envelopes; the delete dropped, its
-    // tombstone kept (drop.tombstones=false).
+    // ExtractNewRecordState: rows, not envelopes; the delete a null row (its
+    // schema kept), its tombstone dropped (Debezium 3.x ignores the seed's
+    // drop.tombstones=false).
     assert_eq!(
         by_key,
         BTreeMap::from([

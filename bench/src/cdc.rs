@@ -2,26 +2,28 @@
 //! Kafka, beside the rate at which `pg_recvlogical` drains the same WAL in the
 //! same run.
 //!
-//! The rows are inserted first (in 5,000-row transactions), with two slots
-//! already in place: one for pg_recvlogical, one for sluice. Both then read
-//! the same WAL, so what is measured is decoding and delivery, not inserting.
+//! The rows are inserted first (in 5,000-row transactions), with the slots
+//! already in place: one for pg_recvlogical, one for sluice and, beside its
+//! peer, one for Debezium. Each then reads the same WAL in turn, so what is
+//! measured is decoding and delivery, not inserting. Both workers get
+//! Debezium's own config and JSON converters.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::{start_worker, stop, total_records, wait_until, write_json, SteadyRate};
+use crate::peer::{Kind, Launch, RestWorker};
+use crate::process::{Measured, Meter};
+use crate::{total_records, wait_until};
 
 pub struct CdcBench<'a> {
-    pub sluice: &'a Path,
     pub bootstrap: &'a str,
     pub pg_url: &'a str,
     pub pg_bindir: PathBuf,
     pub rows: u64,
-    pub scratch: &'a Path,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -98,32 +100,34 @@ impl CdcBench<'_> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    /// One run: (sluice rows/s, pg_recvlogical rows/s).
-    pub fn run(&self, shape: Shape, tag: &str) -> Result<(f64, f64)> {
+    /// One run; with `peer`, Debezium in Kafka Connect reads the same WAL too.
+    pub fn run(&self, shape: Shape, tag: &str, launch: &Launch<'_>, peer: bool) -> Result<CdcRun> {
         let schema = format!("bench_{}_{}", shape.name(), tag.replace('-', "_"));
-        let (slot_raw, slot_sluice, publication) = (
-            format!("{schema}_raw"),
-            format!("{schema}_sluice"),
-            format!("{schema}_pub"),
-        );
+        let slots = Slots {
+            raw: format!("{schema}_raw"),
+            sluice: format!("{schema}_sluice"),
+            debezium: peer.then(|| format!("{schema}_dbz")),
+            publication: format!("{schema}_pub"),
+        };
         let (defs, exprs) = shape.columns();
-        self.psql(&format!(
+        let mut sql = format!(
             "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t ({defs});
-             CREATE PUBLICATION {publication} FOR TABLE {schema}.t;
-             SELECT pg_create_logical_replication_slot('{slot_raw}', 'pgoutput');
-             SELECT pg_create_logical_replication_slot('{slot_sluice}', 'pgoutput');"
-        ))?;
-        let result = self.measure(
-            shape,
-            &schema,
-            &exprs,
-            &slot_raw,
-            &slot_sluice,
-            &publication,
+             CREATE PUBLICATION {} FOR TABLE {schema}.t;",
+            slots.publication
         );
+        for slot in slots.names() {
+            sql.push_str(&format!(
+                "SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput');"
+            ));
+        }
+        self.psql(&sql)?;
+        let result = self.measure(shape, &schema, &exprs, &slots, launch);
+        let names: Vec<String> = slots.names().map(|s| format!("'{s}'")).collect();
         let _ = self.psql(&format!(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('{slot_raw}', '{slot_sluice}') AND NOT active;
-             DROP PUBLICATION IF EXISTS {publication}; DROP SCHEMA {schema} CASCADE;"
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ({}) AND NOT active;
+             DROP PUBLICATION IF EXISTS {}; DROP SCHEMA {schema} CASCADE;",
+            names.join(", "),
+            slots.publication
         ));
         result
     }
@@ -133,10 +137,9 @@ impl CdcBench<'_> {
         shape: Shape,
         schema: &str,
         exprs: &str,
-        slot_raw: &str,
-        slot_sluice: &str,
-        publication: &str,
-    ) -> Result<(f64, f64)> {
+        slots: &Slots,
+        launch: &Launch<'_>,
+    ) -> Result<CdcRun> {
         const TXN_ROWS: u64 = 5000;
         let mut sql = String::new();
         let mut from = 1;
@@ -157,13 +160,13 @@ impl CdcBench<'_> {
                 "-d",
                 &plain(self.pg_url),
                 "-S",
-                slot_raw,
+                &slots.raw,
                 "--start",
                 "--no-loop",
             ])
             .args(["-E", &end, "-f", "/dev/null"])
             .args(["-o", "proto_version=1", "-o"])
-            .arg(format!("publication_names={publication}"))
+            .arg(format!("publication_names={}", slots.publication))
             .output()
             .context("cannot run pg_recvlogical")?;
         if !raw.status.success() {
@@ -171,49 +174,89 @@ impl CdcBench<'_> {
         }
         let raw_rate = self.rows as f64 / started.elapsed().as_secs_f64();
 
-        let prefix = schema.replace('_', "-");
+        let sluice = self
+            .capture(Kind::Sluice, shape, schema, &slots.sluice, slots, launch)
+            .context("sluice")?;
+        let debezium = match &slots.debezium {
+            Some(slot) => Some(
+                self.capture(Kind::Connect, shape, schema, slot, slots, launch)
+                    .context("Debezium")?,
+            ),
+            None => None,
+        };
+        Ok(CdcRun {
+            sluice,
+            raw: raw_rate,
+            debezium,
+        })
+    }
+
+    /// One worker reads `slot` into its own topic until every row is there.
+    fn capture(
+        &self,
+        kind: Kind,
+        shape: Shape,
+        schema: &str,
+        slot: &str,
+        slots: &Slots,
+        launch: &Launch<'_>,
+    ) -> Result<Measured> {
+        let prefix = slot.replace('_', "-");
         let topic = format!("{prefix}.{schema}.t");
-        let worker = write_json(
-            self.scratch,
-            &format!("cdc-worker-{schema}.json"),
+        let (host, port) = host_port(self.pg_url)?;
+        let worker = RestWorker::start(kind, launch, &prefix)?;
+        // Debezium's own keys and class, which sluice takes as written.
+        worker.create(
+            &prefix,
             &json!({
-                "bootstrap.servers": self.bootstrap,
-                "offset.storage.file.filename": self.scratch.join(format!("cdc-offsets-{schema}.json")).display().to_string(),
-                "offset.flush.interval.ms": 1000,
-                "listeners": "http://127.0.0.1:0",
-                "key.converter": "json",
-                "key.converter.schemas.enable": false,
-                "value.converter": "json",
-                "value.converter.schemas.enable": false,
-                "progress.interval.ms": 0
+                "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+                "tasks.max": "1",
+                "plugin.name": "pgoutput",
+                "database.hostname": host, "database.port": port, "database.user": "postgres",
+                "database.password": "", "database.dbname": "postgres",
+                "database.sslmode": "disable",
+                "topic.prefix": prefix, "slot.name": slot,
+                "publication.name": slots.publication, "publication.autocreate.mode": "disabled",
+                "table.include.list": format!("{schema}\\.t"), "snapshot.mode": "no_data",
+                "topic.creation.default.partitions": "16",
+                "topic.creation.default.replication.factor": "1"
             }),
         )?;
-        let (host, port) = host_port(self.pg_url)?;
-        let connector = write_json(
-            self.scratch,
-            &format!("cdc-{schema}.json"),
-            &json!({"name": format!("bench-cdc-{schema}"), "config": {
-                "connector.class": "postgres-cdc",
-                "database.hostname": host, "database.port": port, "database.user": "postgres",
-                "database.dbname": "postgres", "topic.prefix": prefix, "slot.name": slot_sluice,
-                "publication.name": publication, "publication.autocreate.mode": "disabled",
-                "table.include.list": format!("{schema}\\.t"), "snapshot.mode": "no_data",
-                "database.sslmode": "disable",
-                "max.batch.size": 4096, "topic.creation.default.partitions": 16
-            }}),
-        )?;
-        let (mut w, _, _) = start_worker(self.sluice, &worker, &connector)?;
-        let mut rate = SteadyRate::default();
+        let mut meter = Meter::new(worker.pid());
         let waited = wait_until(Duration::from_secs(900), || {
-            Ok(rate.observe(
+            Ok(meter.observe(
                 total_records(self.bootstrap, &topic).unwrap_or(0) as u64,
                 self.rows,
             ))
         });
-        stop(&mut w)?;
+        worker.stop()?;
         waited.with_context(|| format!("{} rows into {topic}", shape.name()))?;
-        Ok((rate.per_second(), raw_rate))
+        Ok(meter.result())
     }
+}
+
+/// The replication slots of one run, each reading the same WAL.
+struct Slots {
+    raw: String,
+    sluice: String,
+    debezium: Option<String>,
+    publication: String,
+}
+
+impl Slots {
+    fn names(&self) -> impl Iterator<Item = &String> {
+        [&self.raw, &self.sluice]
+            .into_iter()
+            .chain(self.debezium.as_ref())
+    }
+}
+
+/// What one CDC run measured.
+pub struct CdcRun {
+    pub sluice: Measured,
+    /// pg_recvlogical's rows/s: the limit.
+    pub raw: f64,
+    pub debezium: Option<Measured>,
 }
 
 /// The URL without TLS. The dev stack's PostgreSQL offers TLS, and both

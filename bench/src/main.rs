@@ -35,6 +35,10 @@ use sluice_api::json::JsonView;
 use sluice_datagen::{ApiUsageEvent, EventGenerator, DEFAULT_EPOCH_MS};
 
 mod cdc;
+mod peer;
+mod process;
+
+use process::{rss_mb, SteadyRate};
 
 #[derive(Parser)]
 struct Args {
@@ -72,6 +76,13 @@ struct Args {
     /// Only the CDC runs (needs --pg-url): for working on the CDC source.
     #[arg(long)]
     only_cdc: bool,
+    /// Where `dev/install connect` put Kafka Connect (with --peer).
+    #[arg(long)]
+    connect_home: Option<PathBuf>,
+    /// Only the side-by-side runs with the real Kafka Connect and Debezium
+    /// (needs --connect-home; CDC also needs --pg-url).
+    #[arg(long)]
+    peer: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -95,6 +106,13 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let scratch = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
+    if args.peer {
+        // Kept on failure: the workers' logs are there.
+        peer_runs(&args, &scratch)
+            .with_context(|| format!("the workers' logs are in {}", scratch.display()))?;
+        std::fs::remove_dir_all(&scratch).ok();
+        return Ok(());
+    }
     let mut runs = Vec::new();
     for i in 0..if args.only_cdc { 0 } else { args.runs } {
         let r = one_run(&args, &scratch, i).with_context(|| format!("run {i}"))?;
@@ -182,23 +200,24 @@ fn print_cdc(args: &Args, cdc: Vec<(&'static str, f64, f64)>) {
 
 /// The CDC runs: (shape, median sluice rows/s, median pg_recvlogical rows/s).
 fn cdc_runs(args: &Args, url: &str, scratch: &Path) -> Result<Vec<(&'static str, f64, f64)>> {
-    let bench = cdc::CdcBench {
+    let launch = peer::Launch {
         sluice: &args.sluice,
+        connect: None,
         bootstrap: &args.bootstrap,
-        pg_url: url,
-        pg_bindir: args.pg_bindir.clone(),
-        rows: args.cdc_rows,
         scratch,
+        schemas: false,
     };
+    let bench = cdc_bench(args, url);
     let mut out = Vec::new();
     for shape in [cdc::Shape::Narrow, cdc::Shape::Wide] {
         let mut sluice = Vec::new();
         let mut raw = Vec::new();
         for i in 0..args.runs {
             let tag = format!("{}-{i}", std::process::id());
-            let (s, r) = bench
-                .run(shape, &tag)
+            let run = bench
+                .run(shape, &tag, &launch, false)
                 .with_context(|| format!("CDC {} run {i}", shape.name()))?;
+            let (s, r) = (run.sluice.rate, run.raw);
             println!(
                 "cdc {} run {i}: sluice {s:>9.0} rows/s | pg_recvlogical {r:>9.0} rows/s ({:.0}%)",
                 shape.name(),
@@ -212,33 +231,158 @@ fn cdc_runs(args: &Args, url: &str, scratch: &Path) -> Result<Vec<(&'static str,
     Ok(out)
 }
 
-/// Throughput from the first record seen to the last: steady state, without
-/// start-up and group join (measured apart as start-to-ready).
-#[derive(Default)]
-pub(crate) struct SteadyRate {
-    first: Option<(Instant, u64)>,
-    last: Option<(Instant, u64)>,
+fn cdc_bench<'a>(args: &'a Args, url: &'a str) -> cdc::CdcBench<'a> {
+    cdc::CdcBench {
+        bootstrap: &args.bootstrap,
+        pg_url: url,
+        pg_bindir: args.pg_bindir.clone(),
+        rows: args.cdc_rows,
+    }
 }
 
-impl SteadyRate {
-    /// Records a count; true once it reaches `target`.
-    pub(crate) fn observe(&mut self, count: u64, target: u64) -> bool {
-        let now = Instant::now();
-        if count > 0 && self.first.is_none() {
-            self.first = Some((now, count));
-        }
-        self.last = Some((now, count));
-        count >= target
-    }
+/// One measure of both workers in every run, printed as it comes and as
+/// medians with the ratio sluice / Kafka Connect.
+#[derive(Default)]
+struct Side {
+    sluice: Vec<f64>,
+    connect: Vec<f64>,
+}
 
-    pub(crate) fn per_second(&self) -> f64 {
-        match (self.first, self.last) {
-            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => {
-                (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
+/// The side-by-side runs: start-up and idle, Connect's FileStreamSink, and
+/// (with PostgreSQL) Debezium, each through both workers.
+fn peer_runs(args: &Args, scratch: &Path) -> Result<()> {
+    let home = peer::ConnectHome(
+        args.connect_home
+            .clone()
+            .context("--peer needs --connect-home")?,
+    );
+    let mut launch = peer::Launch {
+        sluice: &args.sluice,
+        connect: Some(&home),
+        bootstrap: &args.bootstrap,
+        scratch,
+        schemas: false,
+    };
+    let mut table: Vec<(String, &'static str, Side)> = Vec::new();
+    let mut record = |measure: String, unit: &'static str, run: usize, s: f64, c: f64| {
+        println!("run {run}: {measure}: sluice {s:.1} {unit} | Kafka Connect {c:.1} {unit} | ratio {:.2}", s / c);
+        match table.iter_mut().find(|(m, _, _)| *m == measure) {
+            Some((_, _, side)) => {
+                side.sluice.push(s);
+                side.connect.push(c);
             }
-            _ => 0.0,
+            None => table.push((
+                measure,
+                unit,
+                Side {
+                    sluice: vec![s],
+                    connect: vec![c],
+                },
+            )),
+        }
+    };
+    let kinds = [peer::Kind::Sluice, peer::Kind::Connect];
+    for i in 0..args.runs {
+        let tag = format!("{}-{i}", std::process::id());
+        let idle: Vec<(f64, f64)> = kinds
+            .iter()
+            .map(|k| peer::idle(*k, &launch, &format!("idle-{k:?}-{tag}")))
+            .collect::<Result<_>>()?;
+        record("start to REST ready".into(), "ms", i, idle[0].0, idle[1].0);
+        record("idle RSS".into(), "MB", i, idle[0].1, idle[1].1);
+
+        let topic = format!("bench-peer-{tag}");
+        create_topic(&args.bootstrap, &topic, args.partitions)?;
+        raw_produce(args, &topic)?;
+        for (converter, label) in [
+            ("org.apache.kafka.connect.storage.StringConverter", "string"),
+            ("org.apache.kafka.connect.json.JsonConverter", "json"),
+        ] {
+            let m: Vec<_> = kinds
+                .iter()
+                .map(|k| {
+                    peer::file_sink(
+                        *k,
+                        &launch,
+                        &format!("file-{label}-{k:?}-{tag}"),
+                        &topic,
+                        args.records,
+                        converter,
+                    )
+                })
+                .collect::<Result<_>>()?;
+            let what = format!("FileStreamSink, {label} converter");
+            record(format!("{what}: rec/s"), "rec/s", i, m[0].rate, m[1].rate);
+            record(
+                format!("{what}: CPU s per M records"),
+                "s",
+                i,
+                m[0].cpu_s_per_million,
+                m[1].cpu_s_per_million,
+            );
+            record(
+                format!("{what}: peak RSS"),
+                "MB",
+                i,
+                m[0].peak_rss_mb,
+                m[1].peak_rss_mb,
+            );
+        }
+        delete_topics(&args.bootstrap, &[&topic])?;
+
+        if let Some(url) = &args.pg_url {
+            launch.schemas = true;
+            for shape in [cdc::Shape::Narrow, cdc::Shape::Wide] {
+                let run = cdc_bench(args, url)
+                    .run(shape, &tag, &launch, true)
+                    .with_context(|| format!("CDC {} run {i}", shape.name()))?;
+                let dbz = run.debezium.context("no Debezium figure")?;
+                let what = format!("CDC {} rows vs Debezium", shape.name());
+                record(
+                    format!("{what}: events/s"),
+                    "ev/s",
+                    i,
+                    run.sluice.rate,
+                    dbz.rate,
+                );
+                record(
+                    format!("{what}: CPU s per M events"),
+                    "s",
+                    i,
+                    run.sluice.cpu_s_per_million,
+                    dbz.cpu_s_per_million,
+                );
+                record(
+                    format!("{what}: peak RSS"),
+                    "MB",
+                    i,
+                    run.sluice.peak_rss_mb,
+                    dbz.peak_rss_mb,
+                );
+                println!(
+                    "run {i}: CDC {} rows: pg_recvlogical {:.0} rows/s",
+                    shape.name(),
+                    run.raw
+                );
+            }
+            launch.schemas = false;
         }
     }
+    println!();
+    println!(
+        "medians over {} runs ({} records per sink run, {} rows per CDC run):",
+        args.runs, args.records, args.cdc_rows
+    );
+    println!("| measure | sluice | Kafka Connect 4.3 | sluice / Connect |");
+    println!("|---|---|---|---|");
+    for (measure, unit, side) in table {
+        let (s, c) = (median(side.sluice), median(side.connect));
+        println!(
+            "| {measure} | {s:.1} {unit} | {c:.1} {unit} | {:.2} |",
+            s / c
+        );
+    }
+    Ok(())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -428,9 +572,10 @@ fn run_sink(
     let (mut w, _, _) = start_worker(&args.sluice, worker, &sink)?;
     let mut peak = 0.0f64;
     let mut rate = SteadyRate::default();
+    let mut lines = LineCounter::new(&out);
     wait_until(Duration::from_secs(600), || {
         peak = peak.max(rss_mb(w.id()).1);
-        Ok(rate.observe(count_lines(&out), args.records))
+        Ok(rate.observe(lines.count(), args.records))
     })?;
     let per_second = rate.per_second();
     let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64;
@@ -655,22 +800,37 @@ fn stop(child: &mut Child) -> Result<()> {
     Ok(())
 }
 
-/// (current RSS, peak RSS) in MB, from /proc.
-fn rss_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// Counts the lines of a file that another process appends to, reading only
+/// what was added since the last call: re-reading a growing file of hundreds of
+/// megabytes every few milliseconds would take the CPU being measured.
+pub(crate) struct LineCounter {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    lines: u64,
 }
 
-fn count_lines(path: &Path) -> u64 {
-    std::fs::read(path).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count() as u64)
+impl LineCounter {
+    pub(crate) fn new(path: &Path) -> Self {
+        LineCounter {
+            path: path.to_owned(),
+            file: None,
+            lines: 0,
+        }
+    }
+
+    pub(crate) fn count(&mut self) -> u64 {
+        use std::io::Read as _;
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        if let Some(f) = &mut self.file {
+            let mut buf = [0u8; 1 << 16];
+            while let Ok(n @ 1..) = f.read(&mut buf) {
+                self.lines += buf[..n].iter().filter(|c| **c == b'\n').count() as u64;
+            }
+        }
+        self.lines
+    }
 }
 
 fn wait_until(limit: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {

@@ -2,7 +2,7 @@
 //! `connector.class` changed.
 
 use crate::envelope::{Column, Table};
-use crate::types::{BinaryMode, DecimalMode, TimePrecision};
+use crate::types::{BinaryMode, DecimalMode, HstoreMode, IntervalMode, TimePrecision};
 use sluice_api::config::{
     ConfigDef, ConfigKey, ConfigType, Importance, ValidatedConfig, Validator,
 };
@@ -33,9 +33,12 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("snapshot.fetch.size", ConfigType::Int).default("10240").validator(Validator::at_least(1.0)).doc("Rows read per chunk of a snapshot: its memory bound."))
         .define(ConfigKey::new("signal.data.collection", ConfigType::String).default("").doc("The signal table, schema.table with columns (id text PRIMARY KEY, type text, data text): an 'execute-snapshot' row starts an incremental snapshot."))
         .define(ConfigKey::new("incremental.snapshot.chunk.size", ConfigType::Int).default("1024").validator(Validator::at_least(1.0)))
-        .define(ConfigKey::new("time.precision.mode", ConfigType::String).default("adaptive").validator(Validator::OneOf(&["adaptive", "adaptive_time_microseconds"])).doc("time/timestamp columns declared with precision 3 or less in milliseconds, others in microseconds (adaptive_time_microseconds: time always in microseconds). Debezium's connect mode is not implemented."))
+        .define(ConfigKey::new("time.precision.mode", ConfigType::String).default("adaptive").validator(Validator::OneOf(&["adaptive", "adaptive_time_microseconds", "connect"])).doc("adaptive: time/timestamp columns declared with precision 3 or less in milliseconds, others in microseconds; adaptive_time_microseconds: time always in microseconds; connect: Connect's Date, Time and Timestamp, in milliseconds."))
         .define(ConfigKey::new("decimal.handling.mode", ConfigType::String).default("precise").validator(Validator::OneOf(&["precise", "double", "string"])).doc("numeric columns: precise (Connect Decimal), double, or string."))
+        .define(ConfigKey::new("interval.handling.mode", ConfigType::String).default("numeric").validator(Validator::OneOf(&["numeric", "string"])).doc("interval columns: numeric (MicroDuration, microseconds with a month of 30.4375 days) or string (ISO-8601, P1Y2M3DT4H5M6.5S)."))
+        .define(ConfigKey::new("hstore.handling.mode", ConfigType::String).default("json").validator(Validator::OneOf(&["json", "map"])).doc("hstore columns: json (a JSON object in a string) or map (a map of strings to optional strings)."))
         .define(ConfigKey::new("binary.handling.mode", ConfigType::String).default("bytes").validator(Validator::OneOf(&["bytes", "base64", "base64-url-safe", "hex"])).doc("bytea columns: bytes, or a base64 / base64-url-safe / hex string."))
+        .define(ConfigKey::new("extended.headers.enabled", ConfigType::Boolean).default("true").doc("Add Debezium's context headers to every event: __debezium.context.connectorLogicalName (topic.prefix), connectorName (postgresql), taskId, runId (new at every start)."))
         .define(ConfigKey::new("tombstones.on.delete", ConfigType::Boolean).default("true"))
         .define(ConfigKey::new("skipped.operations", ConfigType::List).default("t").doc("Operations not to emit: c, u, d, t (truncate), or none."))
         .define(ConfigKey::new("unavailable.value.placeholder", ConfigType::String).default("__debezium_unavailable_value"))
@@ -74,6 +77,8 @@ pub struct CdcConfig {
     pub decimal: DecimalMode,
     pub binary: BinaryMode,
     pub time: TimePrecision,
+    pub interval: IntervalMode,
+    pub hstore: HstoreMode,
     pub sslrootcert: Option<String>,
     pub prefix: String,
     pub slot: String,
@@ -87,6 +92,8 @@ pub struct CdcConfig {
     pub snapshot: SnapshotMode,
     pub fetch_size: usize,
     pub tombstones: bool,
+    /// `extended.headers.enabled`: Debezium's context headers.
+    pub extended_headers: bool,
     /// `signal.data.collection`, as (schema, table).
     pub signal: Option<(String, String)>,
     pub chunk_size: usize,
@@ -108,8 +115,6 @@ pub struct CdcConfig {
 /// what it does anyway. Any other value would change the events, so it is
 /// refused rather than ignored.
 const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
-    ("interval.handling.mode", &["numeric"]),
-    ("hstore.handling.mode", &["json"]),
     ("provide.transaction.metadata", &["false"]),
     ("message.key.columns", &[""]),
     ("snapshot.select.statement.overrides", &[""]),
@@ -199,7 +204,16 @@ impl CdcConfig {
             },
             time: match s("time.precision.mode").as_str() {
                 "adaptive_time_microseconds" => TimePrecision::AdaptiveTimeMicroseconds,
+                "connect" => TimePrecision::Connect,
                 _ => TimePrecision::Adaptive,
+            },
+            hstore: match s("hstore.handling.mode").as_str() {
+                "map" => HstoreMode::Map,
+                _ => HstoreMode::Json,
+            },
+            interval: match s("interval.handling.mode").as_str() {
+                "string" => IntervalMode::String,
+                _ => IntervalMode::Numeric,
             },
             binary: match s("binary.handling.mode").as_str() {
                 "base64" => BinaryMode::Base64,
@@ -220,6 +234,7 @@ impl CdcConfig {
             snapshot,
             fetch_size: c.int("snapshot.fetch.size").unwrap_or(10240).max(1) as usize,
             tombstones: c.boolean("tombstones.on.delete").unwrap_or(true),
+            extended_headers: c.boolean("extended.headers.enabled").unwrap_or(true),
             signal: c
                 .string("signal.data.collection")
                 .filter(|s| !s.is_empty())
@@ -290,6 +305,8 @@ impl CdcConfig {
             c.ty.decimal = self.decimal;
             c.ty.binary = self.binary;
             c.ty.time = self.time;
+            c.ty.interval = self.interval;
+            c.ty.hstore = self.hstore;
         }
         Table::new(&self.prefix, schema, name, columns)
     }
@@ -380,12 +397,10 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default()
         };
-        let e = refused("interval.handling.mode", "string");
-        assert!(
-            e.contains("'interval.handling.mode'") && e.contains("'numeric'"),
-            "{e}"
-        );
-        assert!(refused("time.precision.mode", "connect").contains("time.precision.mode"));
+        assert!(CdcConfig::parse(&config(&[("interval.handling.mode", "string")])).is_ok());
+        assert!(CdcConfig::parse(&config(&[("time.precision.mode", "connect")])).is_ok());
+        assert!(CdcConfig::parse(&config(&[("hstore.handling.mode", "map")])).is_ok());
+        assert!(refused("hstore.handling.mode", "jsonb").contains("hstore.handling.mode"));
         let e = refused("column.mask.hash.SHA-256.with.salt.x", "s.t.c");
         assert!(e.contains("'column.mask.hash.SHA-256.with.salt.x'"), "{e}");
         assert!(refused("message.key.columns", "s.t:c").contains("message.key.columns"));

@@ -234,8 +234,10 @@ pub async fn catalog(client: &Client, schema: &str, table: &str) -> Result<Catal
                     (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e \
                      WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END), \
                     CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE 0 END::text, \
-                    COALESCE(b.typname, t.typname) \
+                    COALESCE(b.typname, t.typname), \
+                    pg_get_expr(d.adbin, d.adrelid) \
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype \
              WHERE a.attrelid = {rel}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
         ),
@@ -265,6 +267,7 @@ pub async fn catalog(client: &Client, schema: &str, table: &str) -> Result<Catal
         }
         ty.element = r[5].as_deref().and_then(|e| e.parse().ok()).unwrap_or(0);
         ty.name = r[6].clone().unwrap_or_default();
+        ty.default = r[7].clone();
         out.columns
             .insert(name, (r[3].as_deref() == Some("true"), ty));
     }

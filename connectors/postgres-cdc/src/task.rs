@@ -84,6 +84,8 @@ struct Run {
     /// For the logs.
     connector: String,
     task: u32,
+    /// This start's id, in Debezium's `__debezium.context.runId` header.
+    run_id: String,
     sql: Client,
     partition: Arc<SourcePartition>,
     replication: Replication,
@@ -463,6 +465,7 @@ impl CdcTask {
         Ok(Run {
             connector: context.connector.clone(),
             task: context.task_id,
+            run_id: run_id(),
             sql,
             partition: Arc::new(partition),
             replication: Replication::Idle(Box::new(stream)),
@@ -597,7 +600,7 @@ impl SourceTask for CdcTask {
             .run
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("poll before start"))?;
-        let batch = match run.poll().await {
+        let mut batch = match run.poll().await {
             Ok(batch) => batch,
             // The snapshot's transaction went with the connection.
             Err(e) if run.snapshot.is_some() && run.sql.is_closed() => {
@@ -610,6 +613,7 @@ impl SourceTask for CdcTask {
             run.unstored = Some(s.offset.clone());
             run.returned = s.position;
         }
+        run.add_context_headers(&mut batch);
         Ok(batch)
     }
 
@@ -673,6 +677,32 @@ impl SourceTask for CdcTask {
 }
 
 impl Run {
+    /// Debezium's context headers (`extended.headers.enabled`), on every
+    /// change event and tombstone.
+    fn add_context_headers(&self, batch: &mut [Record]) {
+        if !self.config.extended_headers {
+            return;
+        }
+        let text = |v: &str| Some(v.as_bytes().to_vec());
+        let task = self.task.to_string();
+        for r in batch
+            .iter_mut()
+            .filter(|r| *r.topic != *self.config.heartbeat_topic)
+        {
+            r.headers.push(
+                "__debezium.context.connectorLogicalName",
+                text(&self.config.prefix),
+            );
+            r.headers.push("__debezium.context.taskId", text(&task));
+            r.headers.push(
+                "__debezium.context.connectorName",
+                text(crate::envelope::CONNECTOR),
+            );
+            r.headers
+                .push("__debezium.context.runId", text(&self.run_id));
+        }
+    }
+
     fn offset(&self, fields: serde_json::Value) -> SourceOffset {
         match fields {
             serde_json::Value::Object(m) => m,
@@ -1453,7 +1483,7 @@ impl Run {
     }
 
     /// An update that changed the primary key, as Debezium emits it: a delete
-    /// of the old key (and its tombstone) carrying header `__debezium.newkey`,
+    /// of the old key and its tombstone, both carrying header `__debezium.newkey`,
     /// then a create of the new key carrying `__debezium.oldkey`. A consumer
     /// keyed by the primary key then forgets the old row.
     fn push_key_change(
@@ -1474,7 +1504,10 @@ impl Run {
         let (old_key, new_key) = (key_json(&before), key_json(&after));
         let at = self.pending();
         self.push(table, Op::Delete, Some(before), None, lsn)?;
-        self.add_header(at, "__debezium.newkey", new_key);
+        // The delete's tombstone carries it too, as Debezium's does.
+        for i in at..self.pending() {
+            self.add_header(i, "__debezium.newkey", new_key.clone());
+        }
         let at = self.pending();
         self.push(table, Op::Create, None, Some(after), lsn)?;
         self.add_header(at, "__debezium.oldkey", old_key);
@@ -1607,4 +1640,28 @@ async fn relation_table(
     let mut table = config.table(schema, name, columns);
     table.captured = config.captures(schema, name);
     Ok(table)
+}
+
+/// A random id in a UUID's form, new for each start (std's hasher keys are
+/// random per process and differ per instance).
+fn run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let half = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    };
+    let hex = format!("{:016x}{:016x}", half(), half());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }

@@ -65,7 +65,7 @@ pub enum BinaryMode {
     Hex,
 }
 
-/// Debezium's `time.precision.mode` (its `connect` mode is not implemented).
+/// Debezium's `time.precision.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimePrecision {
     /// Milliseconds for `time(p)`/`timestamp(p)` with p ≤ 3, else microseconds.
@@ -73,6 +73,29 @@ pub enum TimePrecision {
     Adaptive,
     /// As adaptive, but `time` is always in microseconds.
     AdaptiveTimeMicroseconds,
+    /// Connect's own Date, Time and Timestamp: milliseconds, whatever the
+    /// declared precision.
+    Connect,
+}
+
+/// Debezium's `hstore.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HstoreMode {
+    /// A JSON object in a string (io.debezium.data.Json).
+    #[default]
+    Json,
+    /// A Connect map of strings to optional strings.
+    Map,
+}
+
+/// Debezium's `interval.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntervalMode {
+    /// Microseconds (MicroDuration).
+    #[default]
+    Numeric,
+    /// An ISO-8601 duration string (Interval).
+    String,
 }
 
 /// How one column is read: its (base) type and modifier, as the catalog says,
@@ -93,6 +116,10 @@ pub struct ColumnType {
     pub decimal: DecimalMode,
     pub binary: BinaryMode,
     pub time: TimePrecision,
+    pub interval: IntervalMode,
+    pub hstore: HstoreMode,
+    /// The column's default expression, as `pg_get_expr` writes it.
+    pub default: Option<String>,
 }
 
 /// What a column's values become, the one place types are told apart.
@@ -170,6 +197,9 @@ impl ColumnType {
             decimal: DecimalMode::Precise,
             binary: BinaryMode::Bytes,
             time: TimePrecision::Adaptive,
+            interval: IntervalMode::Numeric,
+            hstore: HstoreMode::Json,
+            default: None,
         }
     }
 
@@ -177,9 +207,9 @@ impl ColumnType {
     /// declared precision is 3 or less (no declaration means 6).
     fn in_millis(&self) -> bool {
         let declared = (0..=3).contains(&self.typmod);
-        match self.oid {
-            oid::TIME => declared && self.time == TimePrecision::Adaptive,
-            oid::TIMESTAMP => declared,
+        match (self.oid, self.time) {
+            (oid::TIME | oid::TIMESTAMP, TimePrecision::Connect) => true,
+            (oid::TIME, TimePrecision::Adaptive) | (oid::TIMESTAMP, _) => declared,
             _ => false,
         }
     }
@@ -191,6 +221,8 @@ impl ColumnType {
             decimal: self.decimal,
             binary: self.binary,
             time: self.time,
+            interval: self.interval,
+            hstore: self.hstore,
             enum_labels: self.enum_labels.clone(),
             ..Self::new(oid, -1)
         }
@@ -298,10 +330,23 @@ impl ColumnType {
                 s
             }
             Kind::Uuid => logical(SchemaType::String, "io.debezium.data.Uuid"),
+            Kind::Hstore if self.hstore == HstoreMode::Map => Schema::new(SchemaType::Map(
+                Schema::new(SchemaType::String).into_ref(),
+                Schema::new(SchemaType::String).optional().into_ref(),
+            )),
             Kind::Json | Kind::Hstore => logical(SchemaType::String, "io.debezium.data.Json"),
             Kind::Xml => logical(SchemaType::String, "io.debezium.data.Xml"),
             Kind::Ltree => logical(SchemaType::String, "io.debezium.data.Ltree"),
             Kind::Tsvector => logical(SchemaType::String, "io.debezium.data.Tsvector"),
+            Kind::Date if self.time == TimePrecision::Connect => {
+                logical(SchemaType::Int32, "org.apache.kafka.connect.data.Date")
+            }
+            Kind::Time if self.time == TimePrecision::Connect => {
+                logical(SchemaType::Int32, "org.apache.kafka.connect.data.Time")
+            }
+            Kind::Timestamp if self.time == TimePrecision::Connect => {
+                logical(SchemaType::Int64, "org.apache.kafka.connect.data.Timestamp")
+            }
             Kind::Date => logical(SchemaType::Int32, "io.debezium.time.Date"),
             Kind::Time if self.in_millis() => logical(SchemaType::Int32, "io.debezium.time.Time"),
             Kind::Time => logical(SchemaType::Int64, "io.debezium.time.MicroTime"),
@@ -311,6 +356,9 @@ impl ColumnType {
             }
             Kind::Timestamp => logical(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
             Kind::TimestampTz => logical(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
+            Kind::Interval if self.interval == IntervalMode::String => {
+                logical(SchemaType::String, "io.debezium.time.Interval")
+            }
             Kind::Interval => logical(SchemaType::Int64, "io.debezium.time.MicroDuration"),
             Kind::Point => {
                 let double = || Schema::new(SchemaType::Float64).into_ref();
@@ -339,8 +387,81 @@ impl ColumnType {
             }
             Kind::Text => Schema::new(SchemaType::String),
         };
-        let s = if optional { s.optional() } else { s };
+        let mut s = if optional { s.optional() } else { s };
+        s.default = self.default_value();
         s.into_ref()
+    }
+
+    /// The column default as Debezium puts it in the schema: a constant's
+    /// value (but a bytea's, which Debezium leaves out); for a time column, a
+    /// function of the clock (`now()`) gives the epoch; any other expression
+    /// (`nextval(...)`) none.
+    fn default_value(&self) -> Option<Value> {
+        // Debezium 3.6.3 reads no bytea default.
+        if self.kind() == Kind::Bytes {
+            return None;
+        }
+        let expr = self.default.as_deref()?.trim();
+        let mut expr = expr;
+        while let Some(inner) = expr.strip_prefix('(').and_then(|e| e.strip_suffix(')')) {
+            expr = inner.trim();
+        }
+        let text = if let Some(quoted) = expr.strip_prefix('\'') {
+            // 'text'::type, with '' for a quote.
+            let mut out = String::new();
+            let mut chars = quoted.chars().peekable();
+            loop {
+                match chars.next()? {
+                    '\'' if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        out.push('\'');
+                    }
+                    '\'' => break,
+                    c => out.push(c),
+                }
+            }
+            let rest: String = chars.collect();
+            if !(rest.is_empty() || rest.starts_with("::")) {
+                return None;
+            }
+            out
+        } else if expr.parse::<f64>().is_ok() || matches!(expr, "true" | "false") {
+            expr.to_owned()
+        } else {
+            let clock = [
+                "now()",
+                "current_timestamp",
+                "current_date",
+                "current_time",
+                "localtimestamp",
+                "localtime",
+                "transaction_timestamp()",
+                "statement_timestamp()",
+                "clock_timestamp()",
+            ];
+            let lower = expr.to_ascii_lowercase();
+            if !clock.iter().any(|c| lower.starts_with(c)) {
+                return None;
+            }
+            match self.kind() {
+                Kind::Date => "1970-01-01",
+                Kind::Time => "00:00:00",
+                Kind::TimeTz => "00:00:00+00",
+                Kind::Timestamp => "1970-01-01 00:00:00",
+                Kind::TimestampTz => "1970-01-01 00:00:00+00",
+                _ => return None,
+            }
+            .to_owned()
+        };
+        // A numeric(p, s) default has the column's scale, as its values do
+        // (it matters to decimal.handling.mode=string).
+        let text = match (self.kind(), self.numeric_scale(), parse_decimal(&text)) {
+            (Kind::Numeric, Some(declared), Some((unscaled, scale))) => {
+                decimal_text(rescale(unscaled, scale, declared)?, declared)
+            }
+            _ => text,
+        };
+        self.decode(&text).ok().filter(|v| !v.is_null())
     }
 
     /// Decodes PostgreSQL's text output of a value of this type.
@@ -368,8 +489,11 @@ impl ColumnType {
                     }
                 }
             }
-            Kind::Numeric | Kind::Money if self.decimal == DecimalMode::Double => {
-                Value::Float64(parse_float(&plain_money(text)).ok_or_else(|| bad("numeric"))?)
+            Kind::Money if self.decimal == DecimalMode::Double => {
+                Value::Float64(parse_float(&plain_money(text)).ok_or_else(|| bad("money"))?)
+            }
+            Kind::Numeric if self.decimal == DecimalMode::Double => {
+                Value::Float64(parse_float(text).ok_or_else(|| bad("numeric"))?)
             }
             Kind::Money if self.decimal == DecimalMode::String => {
                 let (unscaled, scale) =
@@ -379,7 +503,17 @@ impl ColumnType {
                     MONEY_SCALE,
                 ))
             }
-            Kind::Numeric if self.decimal == DecimalMode::String => Value::String(text.to_owned()),
+            // Debezium's SpecialValueDecimal names the values a BigDecimal
+            // cannot hold.
+            Kind::Numeric if self.decimal == DecimalMode::String => Value::String(
+                match text {
+                    "NaN" => "NAN",
+                    "Infinity" => "POSITIVE_INFINITY",
+                    "-Infinity" => "NEGATIVE_INFINITY",
+                    t => t,
+                }
+                .to_owned(),
+            ),
             Kind::Money => {
                 let (unscaled, scale) =
                     parse_decimal(&plain_money(text)).ok_or_else(|| bad("money"))?;
@@ -414,7 +548,20 @@ impl ColumnType {
             | Kind::Tsvector
             | Kind::Enum
             | Kind::Text => Value::String(text.to_owned()),
-            Kind::Hstore => Value::String(hstore_json(text).ok_or_else(|| bad("hstore"))?),
+            Kind::Hstore => {
+                let pairs = hstore_pairs(text).ok_or_else(|| bad("hstore"))?;
+                match self.hstore {
+                    HstoreMode::Json => {
+                        Value::String(hstore_json(&pairs).ok_or_else(|| bad("hstore"))?)
+                    }
+                    HstoreMode::Map => Value::Map(
+                        pairs
+                            .into_iter()
+                            .map(|(k, v)| (Value::String(k), v.map_or(Value::Null, Value::String)))
+                            .collect(),
+                    ),
+                }
+            }
             Kind::Date => Value::Int32(match text {
                 "infinity" => DATE_INFINITY,
                 "-infinity" => DATE_NEG_INFINITY,
@@ -441,7 +588,13 @@ impl ColumnType {
                 "infinity" | "-infinity" => text.to_owned(),
                 _ => zoned(text, self.fraction_digits()).ok_or_else(|| bad("timestamptz"))?,
             }),
-            Kind::Interval => Value::Int64(interval_micros(text).ok_or_else(|| bad("interval"))?),
+            Kind::Interval => {
+                let parts = IntervalParts::parse(text).ok_or_else(|| bad("interval"))?;
+                match self.interval {
+                    IntervalMode::Numeric => Value::Int64(parts.micros()),
+                    IntervalMode::String => Value::String(parts.iso()),
+                }
+            }
             Kind::Point => {
                 let (x, y) = point(text).ok_or_else(|| bad("point"))?;
                 let mut wkb = Vec::with_capacity(21);
@@ -487,9 +640,13 @@ impl ColumnType {
         }
     }
 
-    /// The empty value of this type, for a required column whose value
-    /// PostgreSQL did not send (a delete's non-key columns).
+    /// The value of a required column PostgreSQL did not send (a delete's
+    /// non-key columns): its default, as Debezium writes it, else the empty
+    /// value of its type.
     pub fn empty(&self) -> Value {
+        if let Some(default) = self.default_value() {
+            return default;
+        }
         let schema = self.schema(false);
         match &schema.schema_type {
             SchemaType::Boolean => Value::Boolean(false),
@@ -507,6 +664,7 @@ impl ColumnType {
             }
             SchemaType::Bytes => Value::Bytes(Vec::new()),
             SchemaType::Array(_) => Value::Array(Vec::new()),
+            SchemaType::Map(..) => Value::Map(Vec::new()),
             SchemaType::Struct(_) if self.kind() == Kind::Point => Value::Struct(vec![
                 Value::Float64(0.0),
                 Value::Float64(0.0),
@@ -523,13 +681,13 @@ impl ColumnType {
     pub fn takes_placeholder(&self) -> bool {
         match self.kind() {
             Kind::Numeric | Kind::Money => self.decimal == DecimalMode::String,
+            Kind::Hstore => self.hstore == HstoreMode::Json,
             Kind::Bytes
             | Kind::Uuid
             | Kind::Json
             | Kind::Xml
             | Kind::Ltree
             | Kind::Tsvector
-            | Kind::Hstore
             | Kind::TimeTz
             | Kind::TimestampTz
             | Kind::Enum
@@ -746,37 +904,81 @@ fn zoned(text: &str, digits: usize) -> Option<String> {
     ))
 }
 
-/// `1 year 2 mons 3 days 04:05:06.5` in microseconds, as Debezium's
-/// MicroDuration counts it: a month is 365.25 / 12 days, the sum is a double,
-/// and what does not fit an int64 is its largest value.
-fn interval_micros(text: &str) -> Option<i64> {
-    let (mut months, mut days, mut hours, mut minutes) = (0i64, 0i64, 0i64, 0i64);
-    let mut seconds = 0f64;
-    let mut parts = text.split_whitespace();
-    while let Some(p) = parts.next() {
-        if p.contains(':') {
-            let negative = p.starts_with('-');
-            let t = p.trim_start_matches(['-', '+']);
-            let mut f = t.split(':');
-            let sign = if negative { -1 } else { 1 };
-            hours += sign * f.next()?.parse::<i64>().ok()?;
-            minutes += sign * f.next()?.parse::<i64>().ok()?;
-            seconds += sign as f64 * f.next().unwrap_or("0").parse::<f64>().ok()?;
-            continue;
+/// An interval's fields as pgjdbc's PGInterval reads PostgreSQL's text
+/// (`1 year 2 mons 3 days 04:05:06.5`): years and months apart, a negative
+/// time negates each of its fields, seconds a double.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct IntervalParts {
+    years: i64,
+    months: i64,
+    days: i64,
+    hours: i64,
+    minutes: i64,
+    seconds: f64,
+}
+
+impl IntervalParts {
+    fn parse(text: &str) -> Option<Self> {
+        let mut out = Self::default();
+        let mut parts = text.split_whitespace();
+        while let Some(p) = parts.next() {
+            if p.contains(':') {
+                let negative = p.starts_with('-');
+                let t = p.trim_start_matches(['-', '+']);
+                let mut f = t.split(':');
+                let sign = if negative { -1 } else { 1 };
+                out.hours += sign * f.next()?.parse::<i64>().ok()?;
+                out.minutes += sign * f.next()?.parse::<i64>().ok()?;
+                out.seconds += sign as f64 * f.next().unwrap_or("0").parse::<f64>().ok()?;
+                continue;
+            }
+            let n: i64 = p.parse().ok()?;
+            match parts.next()?.trim_end_matches('s') {
+                "year" => out.years += n,
+                "mon" => out.months += n,
+                "day" => out.days += n,
+                _ => return None,
+            }
         }
-        let n: i64 = p.parse().ok()?;
-        match parts.next()?.trim_end_matches('s') {
-            "year" => months += 12 * n,
-            "mon" => months += n,
-            "day" => days += n,
-            _ => return None,
-        }
+        Some(out)
     }
-    const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
-    let days = months as f64 * DAYS_PER_MONTH + days as f64;
-    let secs = ((days * 24.0 + hours as f64) * 60.0 + minutes as f64) * 60.0 + seconds;
-    // Saturating, as Java's (long) cast of a double.
-    Some((secs * 1e6) as i64)
+
+    /// In microseconds, as Debezium's MicroDuration counts it: a month is
+    /// 365.25 / 12 days, the sum is a double, and what does not fit an int64
+    /// is its largest value.
+    fn micros(&self) -> i64 {
+        const DAYS_PER_MONTH: f64 = 365.25 / 12.0;
+        let months = (self.years * 12 + self.months) as f64;
+        let days = months * DAYS_PER_MONTH + self.days as f64;
+        let secs =
+            ((days * 24.0 + self.hours as f64) * 60.0 + self.minutes as f64) * 60.0 + self.seconds;
+        // Saturating, as Java's (long) cast of a double.
+        (secs * 1e6) as i64
+    }
+
+    /// As Debezium's Interval (`interval.handling.mode=string`):
+    /// `P1Y2M3DT4H5M6.5S`, every field written, the seconds their double's
+    /// shortest decimal (as Java's `BigDecimal.valueOf`), cut to 9 digits,
+    /// without trailing zeros.
+    fn iso(&self) -> String {
+        let shortest = format!("{}", self.seconds);
+        let (whole, fraction) = shortest.split_once('.').unwrap_or((&shortest, ""));
+        let fraction = fraction.get(..9).unwrap_or(fraction).trim_end_matches('0');
+        let whole = if whole == "-0" && fraction.is_empty() {
+            "0"
+        } else {
+            whole
+        };
+        let seconds = if fraction.is_empty() {
+            whole.to_owned()
+        } else {
+            format!("{whole}.{fraction}")
+        };
+        format!(
+            "P{}Y{}M{}DT{}H{}M{seconds}S",
+            self.years, self.months, self.days, self.hours, self.minutes
+        )
+    }
 }
 
 /// `(1.5,2.5)` → (1.5, 2.5).
@@ -785,10 +987,10 @@ fn point(text: &str) -> Option<(f64, f64)> {
     Some((parse_float(x)?, parse_float(y)?))
 }
 
-/// hstore's text (`"a"=>"1", "b"=>NULL`) as Debezium's JSON string
-/// (`hstore.handling.mode=json`): compact, values strings or null, in the
-/// order Java's HashMap iterates the pairs (pgjdbc reads them into one).
-fn hstore_json(text: &str) -> Option<String> {
+/// hstore's text (`"a"=>"1", "b"=>NULL`) as its pairs, in the order Java's
+/// HashMap iterates them (pgjdbc reads them into one, and Debezium writes
+/// them in its order in both hstore modes).
+fn hstore_pairs(text: &str) -> Option<Vec<(String, Option<String>)>> {
     let mut pairs: Vec<(String, Option<String>)> = Vec::new();
     let mut chars = text.chars().peekable();
     let quoted = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<String> {
@@ -833,9 +1035,15 @@ fn hstore_json(text: &str) -> Option<String> {
         pairs.push((key, value));
     }
     let order = java_hashmap_order(pairs.iter().map(|(k, _)| k.as_str()));
+    let mut pairs: Vec<Option<(String, Option<String>)>> = pairs.into_iter().map(Some).collect();
+    order.into_iter().map(|i| pairs[i].take()).collect()
+}
+
+/// hstore's pairs as Debezium's JSON string (`hstore.handling.mode=json`):
+/// compact, values strings or null.
+fn hstore_json(pairs: &[(String, Option<String>)]) -> Option<String> {
     let mut out = String::from("{");
-    for (n, i) in order.into_iter().enumerate() {
-        let (k, v) = &pairs[i];
+    for (n, (k, v)) in pairs.iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
@@ -943,6 +1151,109 @@ mod tests {
             ..ColumnType::new(oid::TIME, 0)
         };
         assert_eq!(micros.decode("00:00:02").unwrap(), Value::Int64(2_000_000));
+    }
+
+    #[test]
+    fn connect_time_precision_writes_connect_logical_types_in_milliseconds() {
+        let connect = |oid: u32, typmod: i32| ColumnType {
+            time: TimePrecision::Connect,
+            ..ColumnType::new(oid, typmod)
+        };
+        let ts = connect(oid::TIMESTAMP, -1);
+        assert_eq!(
+            ts.schema(false).name.as_deref(),
+            Some("org.apache.kafka.connect.data.Timestamp")
+        );
+        assert_eq!(
+            ts.decode("1970-01-01 00:00:01.123456").unwrap(),
+            Value::Int64(1123)
+        );
+        let t = connect(oid::TIME, 6);
+        assert_eq!(t.schema(false).schema_type, SchemaType::Int32);
+        assert_eq!(t.decode("00:00:02.5").unwrap(), Value::Int32(2500));
+        let d = connect(oid::DATE, -1);
+        assert_eq!(
+            d.schema(false).name.as_deref(),
+            Some("org.apache.kafka.connect.data.Date")
+        );
+        // Zoned types stay strings.
+        assert_eq!(
+            connect(oid::TIMESTAMPTZ, -1).schema(false).name.as_deref(),
+            Some("io.debezium.time.ZonedTimestamp")
+        );
+    }
+
+    #[test]
+    fn string_intervals_are_iso_durations_as_debezium_writes_them() {
+        let iv = ColumnType {
+            interval: IntervalMode::String,
+            ..ColumnType::new(oid::INTERVAL, -1)
+        };
+        assert_eq!(
+            iv.schema(false).name.as_deref(),
+            Some("io.debezium.time.Interval")
+        );
+        let iso = |text: &str| match iv.decode(text).unwrap() {
+            Value::String(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(iso("1 year 2 mons 3 days 04:05:06.5"), "P1Y2M3DT4H5M6.5S");
+        assert_eq!(iso("-1 days"), "P0Y0M-1DT0H0M0S");
+        assert_eq!(iso("-04:05:06"), "P0Y0M0DT-4H-5M-6S");
+        // The seconds' double, as its shortest decimal (Debezium 3.6.3
+        // wrote 0.3 here).
+        assert_eq!(iso("1 mon 00:00:00.3"), "P0Y1M0DT0H0M0.3S");
+        assert_eq!(iso("00:00:06.123456"), "P0Y0M0DT0H0M6.123456S");
+    }
+
+    #[test]
+    fn column_defaults_become_schema_defaults_as_debezium_reads_them() {
+        let with = |oid: u32, typmod: i32, expr: &str| {
+            ColumnType {
+                default: Some(expr.to_owned()),
+                ..ColumnType::new(oid, typmod)
+            }
+            .schema(true)
+            .default
+            .clone()
+        };
+        assert_eq!(with(oid::INT4, -1, "42"), Some(Value::Int32(42)));
+        assert_eq!(with(oid::INT4, -1, "'-1'::integer"), Some(Value::Int32(-1)));
+        assert_eq!(
+            with(oid::TEXT, -1, "'it''s'::text"),
+            Some(Value::String("it's".into()))
+        );
+        assert_eq!(with(oid::BOOL, -1, "true"), Some(Value::Boolean(true)));
+        // numeric(6,2) DEFAULT 1.5 is 1.50.
+        assert_eq!(
+            with(oid::NUMERIC, (6 << 16) + 2 + 4, "1.5"),
+            Some(Value::Decimal(sluice_api::value::Decimal::from_i128(
+                150, 2
+            )))
+        );
+        // A clock function: the epoch.
+        assert_eq!(
+            with(oid::TIMESTAMPTZ, -1, "now()"),
+            Some(Value::String("1970-01-01T00:00:00.000000Z".into()))
+        );
+        assert_eq!(
+            with(oid::TIMESTAMP, -1, "CURRENT_TIMESTAMP"),
+            Some(Value::Int64(0))
+        );
+        // A required column PostgreSQL did not send takes its default.
+        let required = ColumnType {
+            default: Some("'dflt'::text".into()),
+            ..ColumnType::new(oid::TEXT, -1)
+        };
+        assert_eq!(required.empty(), Value::String("dflt".into()));
+        assert_eq!(
+            ColumnType::new(oid::TEXT, -1).empty(),
+            Value::String(String::new())
+        );
+        // Other expressions: none.
+        assert_eq!(with(oid::INT8, -1, "nextval('s'::regclass)"), None);
+        assert_eq!(with(oid::TEXT, -1, "upper('a'::text)"), None);
+        assert_eq!(with(oid::BYTEA, -1, "'\\x0102'::bytea"), None);
     }
 
     /// The values below are what Debezium 3.6.3 wrote for the same text

@@ -16,6 +16,7 @@ pub struct JsonView<'a> {
     schema: Option<&'a Schema>,
     value: &'a Value,
     decimal_numeric: bool,
+    null_defaults: bool,
 }
 
 impl<'a> JsonView<'a> {
@@ -24,6 +25,7 @@ impl<'a> JsonView<'a> {
             schema,
             value,
             decimal_numeric: false,
+            null_defaults: false,
         }
     }
 
@@ -33,11 +35,19 @@ impl<'a> JsonView<'a> {
         self
     }
 
+    /// Writes a null whose schema has a default as the default (Connect's
+    /// JsonConverter `replace.null.with.default`).
+    pub fn null_defaults(mut self, yes: bool) -> Self {
+        self.null_defaults = yes;
+        self
+    }
+
     fn child<'b>(&self, schema: Option<&'b Schema>, value: &'b Value) -> JsonView<'b> {
         JsonView {
             schema,
             value,
             decimal_numeric: self.decimal_numeric,
+            null_defaults: self.null_defaults,
         }
     }
 }
@@ -45,7 +55,12 @@ impl<'a> JsonView<'a> {
 impl Serialize for JsonView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.value {
-            Value::Null => s.serialize_unit(),
+            Value::Null => match self.schema.and_then(|sc| sc.default.as_ref()) {
+                Some(default) if self.null_defaults && !default.is_null() => {
+                    self.child(self.schema, default).serialize(s)
+                }
+                _ => s.serialize_unit(),
+            },
             Value::Boolean(b) => s.serialize_bool(*b),
             Value::Int8(v) => s.serialize_i8(*v),
             Value::Int16(v) => s.serialize_i16(*v),

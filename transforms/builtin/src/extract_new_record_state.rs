@@ -1,9 +1,15 @@
-//! Debezium's `ExtractNewRecordState` ("unwrap"): replaces a change event's
-//! envelope with the row it leaves behind (`after`), for sinks that want rows,
-//! not changes. Deletes follow `delete.handling.mode` (drop, rewrite with
-//! `__deleted`, or none), tombstones `drop.tombstones`, and `add.fields` copies
-//! envelope fields (`op`, `ts_ms`, or any `source` field) into the row as
-//! `__<name>`. Records that are not change events pass unchanged.
+//! Debezium's `ExtractNewRecordState` ("unwrap"), as Debezium 3.6.3 runs it:
+//! replaces a change event's envelope with the row it leaves behind
+//! (`after`), for sinks that want rows, not changes. Deletes and tombstones
+//! follow `delete.tombstone.handling.mode`; `add.fields` copies envelope,
+//! `source` or `transaction` fields into the row as `__<name>` (with their
+//! types), `add.headers` into headers; `route.by.field` names the topic by a
+//! row field. A truncate leaves no row and is dropped. Records that are not
+//! change events pass unchanged.
+//!
+//! Debezium 3.x removed `drop.tombstones` and `delete.handling.mode`; it
+//! ignores them, and so does this transform, so a config written for an
+//! older Debezium writes what Debezium 3.6.3 writes.
 
 use std::sync::Arc;
 
@@ -24,56 +30,182 @@ pub fn plugin() -> TransformPlugin {
 
 fn config_def() -> ConfigDef {
     ConfigDef::new()
-        .define(ConfigKey::new("drop.tombstones", ConfigType::Boolean).default("true"))
         .define(
-            ConfigKey::new("delete.handling.mode", ConfigType::String)
-                .default("drop")
-                .validator(Validator::OneOf(&["drop", "rewrite", "none"])),
+            ConfigKey::new("delete.tombstone.handling.mode", ConfigType::String)
+                .default("tombstone")
+                .validator(Validator::OneOf(&[
+                    "drop",
+                    "tombstone",
+                    "rewrite",
+                    "rewrite-with-tombstone",
+                    "delete-to-tombstone",
+                ]))
+                .doc("drop: no record for a delete, nor its tombstone; tombstone: a delete becomes a record with the row's schema and a null value, its tombstone is dropped; rewrite: a delete becomes its before image with __deleted=true (every row gets __deleted), its tombstone is dropped; rewrite-with-tombstone: as rewrite, the tombstone kept; delete-to-tombstone: a delete becomes a tombstone (no schema), the original tombstone is dropped."),
         )
-        .define(ConfigKey::new("add.fields", ConfigType::List).default(""))
+        .define(ConfigKey::new("add.fields", ConfigType::List).default("").doc("Envelope (op, ts_ms), source or transaction fields to add to the row, as [struct.]field[:new_name]; named <add.fields.prefix><field>, or <prefix><struct>_<field> when the struct is given."))
+        .define(ConfigKey::new("add.fields.prefix", ConfigType::String).default("__"))
+        .define(ConfigKey::new("add.headers", ConfigType::List).default("").doc("As add.fields, added as headers."))
+        .define(ConfigKey::new("add.headers.prefix", ConfigType::String).default("__"))
+        .define(ConfigKey::new("route.by.field", ConfigType::String).default("").doc("A row field whose value, when not null, is the record's topic."))
+        .define(ConfigKey::new("replace.null.with.default", ConfigType::Boolean).default("true"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Deletes {
     Drop,
+    Tombstone,
     Rewrite,
-    None,
+    RewriteWithTombstone,
+    DeleteToTombstone,
+}
+
+impl Deletes {
+    fn rewrites(self) -> bool {
+        matches!(self, Self::Rewrite | Self::RewriteWithTombstone)
+    }
+}
+
+/// One `add.fields` / `add.headers` entry: where the field is and what it is
+/// called once added.
+#[derive(Debug, Clone)]
+struct FieldRef {
+    /// `source`, `transaction`, or `None` for the envelope's own (`op`,
+    /// `ts_ms`).
+    parent: Option<String>,
+    field: String,
+    name: String,
+}
+
+impl FieldRef {
+    fn parse(prefix: &str, spec: &str) -> Result<Self, String> {
+        let (path, renamed) = match spec.split(':').collect::<Vec<_>>()[..] {
+            [path] => (path, None),
+            [path, new] => (path, Some(new)),
+            _ => return Err(format!("'{spec}' is not [struct.]field[:new_name]")),
+        };
+        let (parent, field, qualified) = match path.split_once('.') {
+            Some((parent, field)) => (Some(parent.to_owned()), field.to_owned(), true),
+            None => {
+                let parent = match path {
+                    "op" | "ts_ms" => None,
+                    "id" | "total_order" | "data_collection_order" => Some("transaction".into()),
+                    _ => Some("source".into()),
+                };
+                (parent, path.to_owned(), false)
+            }
+        };
+        let name = match (renamed, &parent) {
+            (Some(new), _) => format!("{prefix}{new}"),
+            (None, Some(p)) if qualified => format!("{prefix}{p}_{field}"),
+            (None, _) => format!("{prefix}{field}"),
+        };
+        Ok(Self {
+            parent,
+            field,
+            name,
+        })
+    }
+
+    /// The field's schema (made optional, as Debezium copies it) and value in
+    /// an envelope; `None` when the envelope has no such field.
+    fn lookup(&self, schema: &Schema, value: &Value) -> Option<(SchemaRef, Value)> {
+        let (schema, value) = match &self.parent {
+            Some(p) => {
+                let i = schema.field_index(p)?;
+                let parent = schema.fields()[i].schema.clone();
+                let v = struct_value(value, i).cloned().unwrap_or(Value::Null);
+                let j = parent.field_index(&self.field)?;
+                let field = parent.fields()[j].schema.clone();
+                (field, struct_value(&v, j).cloned().unwrap_or(Value::Null))
+            }
+            None => {
+                let i = schema.field_index(&self.field)?;
+                (
+                    schema.fields()[i].schema.clone(),
+                    struct_value(value, i).cloned().unwrap_or(Value::Null),
+                )
+            }
+        };
+        Some((basics(&schema).optional().into_ref(), value))
+    }
+}
+
+fn struct_value(value: &Value, i: usize) -> Option<&Value> {
+    match value {
+        Value::Struct(values) => values.get(i),
+        _ => None,
+    }
+}
+
+/// Connect's `SchemaUtil.copySchemaBasics`: type, name, version, doc and
+/// parameters, required and without a default.
+fn basics(schema: &Schema) -> Schema {
+    Schema {
+        optional: false,
+        default: None,
+        ..schema.clone()
+    }
 }
 
 struct Unwrap {
-    drop_tombstones: bool,
     deletes: Deletes,
-    add_fields: Vec<String>,
-    /// The last row schema seen and what it became, so the extended schema
-    /// is built once per table version, not per record.
-    cache: Option<(SchemaRef, SchemaRef)>,
+    add_fields: Vec<FieldRef>,
+    add_headers: Vec<FieldRef>,
+    route_by: Option<String>,
+    /// `replace.null.with.default`: when the row is rebuilt with
+    /// `__deleted`, a null field with a default takes the default (as
+    /// Connect's InsertField, which Debezium rewrites with, does).
+    null_defaults: bool,
+    /// The last (row schema, envelope schema) seen and the row schema they
+    /// make, so it is built once per table version, not per record.
+    cache: Option<(SchemaRef, SchemaRef, SchemaRef)>,
 }
 
 impl Unwrap {
     fn new(config: &TaskConfig) -> Result<Self, ConnectError> {
         let c = config_def().validate(config)?;
-        Ok(Self {
-            drop_tombstones: c.boolean("drop.tombstones").unwrap_or(true),
-            deletes: match c.string("delete.handling.mode").unwrap_or("drop") {
-                "rewrite" => Deletes::Rewrite,
-                "none" => Deletes::None,
-                _ => Deletes::Drop,
-            },
-            add_fields: c
-                .list("add.fields")
+        let refs = |key: &str, prefix: &str| -> Result<Vec<FieldRef>, ConnectError> {
+            c.list(key)
                 .unwrap_or_default()
                 .iter()
+                .map(|f| f.trim())
                 .filter(|f| !f.is_empty())
-                .cloned()
-                .collect(),
+                .map(|f| FieldRef::parse(prefix, f))
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    ConnectError::new(sluice_api::ErrorKind::Config, format!("'{key}': {e}"))
+                })
+        };
+        Ok(Self {
+            deletes: match c
+                .string("delete.tombstone.handling.mode")
+                .unwrap_or("tombstone")
+            {
+                "drop" => Deletes::Drop,
+                "rewrite" => Deletes::Rewrite,
+                "rewrite-with-tombstone" => Deletes::RewriteWithTombstone,
+                "delete-to-tombstone" => Deletes::DeleteToTombstone,
+                _ => Deletes::Tombstone,
+            },
+            add_fields: refs("add.fields", c.string("add.fields.prefix").unwrap_or("__"))?,
+            add_headers: refs(
+                "add.headers",
+                c.string("add.headers.prefix").unwrap_or("__"),
+            )?,
+            route_by: c
+                .string("route.by.field")
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned),
+            null_defaults: c.boolean("replace.null.with.default").unwrap_or(true),
             cache: None,
         })
     }
 
-    /// The row schema with `__deleted` and the `add.fields` appended.
-    fn extended(&mut self, row: &SchemaRef) -> SchemaRef {
-        if let Some((from, to)) = &self.cache {
-            if Arc::ptr_eq(from, row) {
+    /// The row schema as Debezium rebuilds it: required, with `__deleted`
+    /// (rewrite modes) and then the `add.fields`.
+    fn extended(&mut self, row: &SchemaRef, envelope: &SchemaRef, value: &Value) -> SchemaRef {
+        if let Some((r, e, to)) = &self.cache {
+            if Arc::ptr_eq(r, row) && Arc::ptr_eq(e, envelope) {
                 return to.clone();
             }
         }
@@ -82,109 +214,137 @@ impl Unwrap {
             .iter()
             .map(|f| (f.name.clone(), f.schema.clone()))
             .collect();
-        let optional_string = || Schema::new(SchemaType::String).optional().into_ref();
-        for name in &self.add_fields {
-            fields.push((format!("__{}", name.replace('.', "_")), optional_string()));
+        if self.deletes.rewrites() {
+            fields.push((
+                "__deleted".into(),
+                Schema::new(SchemaType::String).optional().into_ref(),
+            ));
         }
-        if self.deletes == Deletes::Rewrite {
-            fields.push(("__deleted".into(), optional_string()));
+        for f in &self.add_fields {
+            if let Some((schema, _)) = f.lookup(envelope, value) {
+                fields.push((f.name.clone(), schema));
+            }
         }
-        let mut s = Schema::struct_of(fields);
-        s.name = row.name.clone();
-        s.version = row.version;
-        let s = s.into_ref();
-        self.cache = Some((row.clone(), s.clone()));
+        let s = Schema {
+            schema_type: Schema::struct_of(fields).schema_type,
+            ..basics(row)
+        }
+        .into_ref();
+        self.cache = Some((row.clone(), envelope.clone(), s.clone()));
         s
     }
 }
 
-/// An envelope field's value by name.
-fn field<'a>(schema: &Schema, value: &'a Value, name: &str) -> Option<&'a Value> {
-    match value {
-        Value::Struct(values) => schema.field_index(name).and_then(|i| values.get(i)),
-        _ => None,
-    }
-}
-
-fn text(v: &Value) -> Value {
-    match v {
-        Value::Null => Value::Null,
-        Value::String(s) => Value::String(s.clone()),
-        Value::Int64(n) => Value::String(n.to_string()),
-        Value::Int32(n) => Value::String(n.to_string()),
-        Value::Boolean(b) => Value::String(b.to_string()),
-        other => Value::String(format!("{other:?}")),
-    }
+/// A header's bytes as Connect's SimpleHeaderConverter writes a value.
+fn header_text(v: &Value) -> Option<Vec<u8>> {
+    let text = match v {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Int8(n) => n.to_string(),
+        Value::Int16(n) => n.to_string(),
+        Value::Int32(n) => n.to_string(),
+        Value::Int64(n) => n.to_string(),
+        Value::Float32(n) => n.to_string(),
+        Value::Float64(n) => n.to_string(),
+        other => format!("{other:?}"),
+    };
+    Some(text.into_bytes())
 }
 
 impl Transform for Unwrap {
     fn apply(&mut self, mut record: Record) -> Result<Option<Record>, ConnectError> {
         let Some(schema) = record.value_schema.clone() else {
             // A tombstone (or a schemaless value, which is no envelope).
-            if record.value.is_null() && self.drop_tombstones {
+            if !record.value.is_null() {
+                return Ok(Some(record));
+            }
+            if self.deletes != Deletes::RewriteWithTombstone {
                 return Ok(None);
+            }
+            for h in &self.add_headers {
+                if h.parent.is_none() && h.field == "op" {
+                    record.headers.push(h.name.clone(), Some(b"d".to_vec()));
+                }
             }
             return Ok(Some(record));
         };
-        let is_envelope = ["before", "after", "source", "op"]
-            .iter()
-            .all(|f| schema.field_index(f).is_some());
+        let is_envelope = schema
+            .name
+            .as_deref()
+            .is_some_and(|n| n.ends_with(".Envelope"))
+            && ["before", "after", "source", "op"]
+                .iter()
+                .all(|f| schema.field_index(f).is_some());
         if !is_envelope {
             return Ok(Some(record));
         }
-        let op = field(&schema, &record.value, "op")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let (row, deleted) = match op.as_str() {
-            "d" => match self.deletes {
+        for h in &self.add_headers {
+            if let Some((_, v)) = h.lookup(&schema, &record.value) {
+                record.headers.push(h.name.clone(), header_text(&v));
+            }
+        }
+        let side = |name: &str| -> Result<(SchemaRef, Value), ConnectError> {
+            let i = schema
+                .field_index(name)
+                .ok_or_else(|| ConnectError::data(format!("the envelope has no '{name}'")))?;
+            Ok((
+                schema.fields()[i].schema.clone(),
+                struct_value(&record.value, i)
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ))
+        };
+        let (after_schema, after) = side("after")?;
+        let (before_schema, before) = side("before")?;
+        let (row_schema, row, deleted) = match (after, before) {
+            // A truncate leaves no row to show.
+            (Value::Null, Value::Null) => return Ok(None),
+            (Value::Null, before) => match self.deletes {
                 Deletes::Drop => return Ok(None),
-                Deletes::None => {
+                Deletes::Tombstone => {
+                    record.value_schema = Some(after_schema);
                     record.value = Value::Null;
-                    record.value_schema = None;
                     return Ok(Some(record));
                 }
-                Deletes::Rewrite => ("before", "true"),
+                Deletes::DeleteToTombstone => {
+                    record.value_schema = None;
+                    record.value = Value::Null;
+                    return Ok(Some(record));
+                }
+                Deletes::Rewrite | Deletes::RewriteWithTombstone => (before_schema, before, "true"),
             },
-            // A truncate leaves no row to show.
-            "t" => return Ok(None),
-            _ => ("after", "false"),
+            (after, _) => (after_schema, after, "false"),
         };
-        let row_schema = schema
-            .fields()
-            .iter()
-            .find(|f| f.name == row)
-            .map(|f| f.schema.clone())
-            .ok_or_else(|| ConnectError::data(format!("the envelope has no '{row}'")))?;
-        let Some(Value::Struct(mut values)) = field(&schema, &record.value, row).cloned() else {
-            return Ok(None);
+        let Value::Struct(mut values) = row else {
+            return Ok(Some(record));
         };
-        if !self.add_fields.is_empty() || self.deletes == Deletes::Rewrite {
-            let source_schema = schema
-                .fields()
-                .iter()
-                .find(|f| f.name == "source")
-                .map(|f| f.schema.clone());
-            let source = field(&schema, &record.value, "source");
-            for name in &self.add_fields {
-                let v = match name.as_str() {
-                    "op" | "ts_ms" => field(&schema, &record.value, name).map(text),
-                    n => match (&source_schema, source) {
-                        (Some(ss), Some(sv)) => {
-                            field(ss, sv, n.trim_start_matches("source.")).map(text)
-                        }
-                        _ => None,
-                    },
-                };
-                values.push(v.unwrap_or(Value::Null));
+        let row_values = values.clone();
+        if self.deletes.rewrites() {
+            if self.null_defaults {
+                for (v, f) in values.iter_mut().zip(row_schema.fields()) {
+                    if let (Value::Null, Some(default)) = (&v, &f.schema.default) {
+                        *v = default.clone();
+                    }
+                }
             }
-            if self.deletes == Deletes::Rewrite {
-                values.push(Value::String(deleted.into()));
-            }
-            record.value_schema = Some(self.extended(&row_schema));
-        } else {
-            record.value_schema = Some(row_schema);
+            values.push(Value::String(deleted.into()));
         }
+        for f in &self.add_fields {
+            if let Some((_, v)) = f.lookup(&schema, &record.value) {
+                values.push(v);
+            }
+        }
+        let extended = self.extended(&row_schema, &schema, &record.value);
+        if let Some(field) = &self.route_by {
+            if let Some(Value::String(topic)) = row_schema
+                .field_index(field)
+                .and_then(|i| row_values.get(i))
+            {
+                record.topic = topic.as_str().into();
+            }
+        }
+        record.value_schema = Some(extended);
         record.value = Value::Struct(values);
         Ok(Some(record))
     }

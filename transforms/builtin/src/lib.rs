@@ -1,27 +1,69 @@
-//! `sluice-transforms`: Kafka Connect's everyday single-message transforms and
-//! predicates, under Connect's class names so existing configs work unchanged.
+//! `sluice-transforms`: Kafka Connect's single-message transforms and
+//! predicates (all of Connect 4.x's built-ins), Debezium's
+//! `ExtractNewRecordState` and `ByLogicalTableRouter`, and Confluent's JSONPath
+//! `Filter`, under their Java class names so existing configs work unchanged.
+//! Each behaves as the Java class does, down to its error messages, on data
+//! with a schema (structs) and without (maps).
 //!
-//! Depends only on `sluice-api` (and `regex`); performs no I/O.
+//! Depends only on `sluice-api` (plus `regex` and `serde_json`); performs no
+//! I/O and must not depend on the runtime.
 
+mod by_logical_table_router;
+mod cast;
+mod confluent_filter;
+mod date_format;
+#[cfg(test)]
+mod documented_examples;
+mod extract_field;
 mod extract_new_record_state;
 mod field_path;
 mod filter;
+mod flatten;
+mod headers;
+mod hoist_field;
 mod insert_field;
+mod java;
+mod java_regex;
+mod json_path;
+mod literal;
+mod mask_field;
 mod predicates;
 mod replace_field;
+mod requirements;
+mod routers;
+mod schema_util;
+mod set_schema_metadata;
+mod side;
+mod timestamp_converter;
+mod validate;
+mod value_to_key;
 
 use sluice_api::{PredicatePlugin, TransformPlugin};
 
 /// Every transform this crate provides.
 pub fn transforms() -> Vec<TransformPlugin> {
-    vec![
-        insert_field::plugin_value(),
-        insert_field::plugin_key(),
-        replace_field::plugin_value(),
-        replace_field::plugin_key(),
+    let mut all = vec![
         filter::plugin(),
         extract_new_record_state::plugin(),
-    ]
+        value_to_key::plugin(),
+        headers::drop_headers(),
+        headers::insert_header(),
+        routers::regex_router(),
+        routers::timestamp_router(),
+        by_logical_table_router::plugin(),
+    ];
+    all.extend(insert_field::plugins());
+    all.extend(replace_field::plugins());
+    all.extend(cast::plugins());
+    all.extend(extract_field::plugins());
+    all.extend(flatten::plugins());
+    all.extend(headers::plugins());
+    all.extend(hoist_field::plugins());
+    all.extend(mask_field::plugins());
+    all.extend(set_schema_metadata::plugins());
+    all.extend(timestamp_converter::plugins());
+    all.extend(confluent_filter::plugins());
+    all
 }
 
 /// Every predicate this crate provides.
@@ -33,18 +75,11 @@ pub fn predicates() -> Vec<PredicatePlugin> {
     ]
 }
 
-/// Which half of a record a transform works on (Connect's `$Key` / `$Value`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    Key,
-    Value,
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use sluice_api::schema::{primitives, Schema};
+    use sluice_api::schema::{primitives, Schema, SchemaType};
     use sluice_api::{Record, Value};
 
     use super::*;
@@ -104,13 +139,33 @@ mod tests {
         );
         let map = Record {
             value: Value::Map(vec![("a".into(), Value::Int64(1))]),
+            offset: Some(7),
             ..Record::new("x", Value::Null, Value::Null)
         };
-        let out = t.apply(map).unwrap().unwrap();
+        let out = t.apply(map.clone()).unwrap().unwrap();
         assert_eq!(out.value.map_get("t"), Some(&Value::from("x")));
-        assert!(t
-            .apply(Record::new("x", Value::Null, Value::Int64(1)))
-            .is_err());
+        assert_eq!(out.value.map_get("o"), Some(&Value::Int64(7)));
+        // An offset exists only on a sink record, as in Connect.
+        let err = t
+            .apply(Record {
+                offset: None,
+                ..map
+            })
+            .unwrap_err();
+        assert!(
+            err.message().starts_with("Only SinkRecord supported"),
+            "{err}"
+        );
+        let err = t
+            .apply(Record {
+                offset: Some(1),
+                ..Record::new("x", Value::Null, Value::Int64(1))
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Only Map objects supported in absence of schema for [field insertion], found: java.lang.Long"
+        );
     }
 
     #[test]
@@ -145,6 +200,7 @@ mod tests {
             ("op", primitives::string()),
             ("ts_ms", primitives::int64()),
         ])
+        .named("db.s.t.Envelope")
         .into_ref();
         let row = |r: Option<(i32, &str)>| {
             r.map_or(Value::Null, |(id, n)| {
@@ -169,48 +225,68 @@ mod tests {
         let mut t = make("ExtractNewRecordState", &[]);
         let out = t.apply(change("u", None, Some((1, "a")))).unwrap().unwrap();
         assert_eq!(out.value, Value::Struct(vec![Value::Int32(1), "a".into()]));
-        assert_eq!(
-            out.value_schema.unwrap().name.as_deref(),
-            Some("db.s.t.Value")
-        );
-        assert!(t
-            .apply(change("d", Some((1, "a")), None))
-            .unwrap()
-            .is_none());
+        let schema = out.value_schema.unwrap();
+        assert_eq!(schema.name.as_deref(), Some("db.s.t.Value"));
+        // Rebuilt as Debezium rebuilds it: required.
+        assert!(!schema.optional);
+        // A delete keeps its row schema with a null value; its tombstone and
+        // a truncate are dropped.
+        let out = t.apply(change("d", Some((1, "a")), None)).unwrap().unwrap();
+        assert_eq!(out.value, Value::Null);
+        assert!(out.value_schema.is_some_and(|s| s.optional));
         let tombstone = Record::new("db.s.t", Value::Int32(1), Value::Null);
         assert!(t.apply(tombstone.clone()).unwrap().is_none());
+        assert!(t.apply(change("t", None, None)).unwrap().is_none());
 
         let mut t = make(
             "ExtractNewRecordState",
             &[
-                ("delete.handling.mode", "rewrite"),
-                ("add.fields", "op,table"),
-                ("drop.tombstones", "false"),
+                ("delete.tombstone.handling.mode", "rewrite-with-tombstone"),
+                ("add.fields", "op,table,ts_ms:when"),
+                ("add.headers", "op"),
             ],
         );
         let out = t.apply(change("d", Some((1, "a")), None)).unwrap().unwrap();
-        let names: Vec<_> = out
-            .value_schema
-            .unwrap()
-            .fields()
-            .iter()
-            .map(|f| f.name.clone())
-            .collect();
-        assert_eq!(names, ["id", "name", "__op", "__table", "__deleted"]);
+        let schema = out.value_schema.unwrap();
+        let names: Vec<_> = schema.fields().iter().map(|f| f.name.clone()).collect();
+        assert_eq!(
+            names,
+            ["id", "name", "__deleted", "__op", "__table", "__when"]
+        );
+        // Added fields keep their type, made optional.
+        assert_eq!(schema.fields()[5].schema.schema_type, SchemaType::Int64);
+        assert!(schema.fields()[5].schema.optional);
         assert_eq!(
             out.value,
             Value::Struct(vec![
                 Value::Int32(1),
                 "a".into(),
+                "true".into(),
                 "d".into(),
                 "t".into(),
-                "true".into()
+                Value::Int64(7),
             ])
         );
-        assert!(t.apply(tombstone).unwrap().is_some());
+        assert_eq!(
+            out.headers.last("__op").and_then(|h| h.value.clone()),
+            Some(b"d".to_vec())
+        );
+        let kept = t.apply(tombstone.clone()).unwrap().unwrap();
+        assert_eq!(
+            kept.headers.last("__op").and_then(|h| h.value.clone()),
+            Some(b"d".to_vec())
+        );
         // Not a change event: untouched.
         let plain = struct_record();
         assert_eq!(t.apply(plain.clone()).unwrap().unwrap(), plain);
+
+        let mut t = make(
+            "ExtractNewRecordState",
+            &[("delete.tombstone.handling.mode", "delete-to-tombstone")],
+        );
+        let out = t.apply(change("d", Some((1, "a")), None)).unwrap().unwrap();
+        assert_eq!((out.value, out.value_schema), (Value::Null, None));
+        assert!(t.apply(tombstone).unwrap().is_none());
     }
 
     #[test]

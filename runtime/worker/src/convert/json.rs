@@ -25,6 +25,9 @@ const DEFAULT_CACHE_SIZE: i64 = 1000;
 pub struct JsonConverter {
     schemas_enable: bool,
     decimal_numeric: bool,
+    /// `replace.null.with.default`: a null field with a default is written
+    /// as the default.
+    null_defaults: bool,
     cache_size: usize,
     /// Last schema serialized, by pointer: records of one source share one `Arc`.
     last_written: Option<(SchemaRef, Arc<str>)>,
@@ -50,6 +53,11 @@ impl JsonConverter {
                     .default("BASE64")
                     .validator(Validator::OneOf(&["BASE64", "NUMERIC"])),
             )
+            .define(
+                ConfigKey::new("replace.null.with.default", ConfigType::Boolean)
+                    .default("true")
+                    .doc("Write a null field whose schema has a default as the default, as Connect does."),
+            )
     }
 
     /// `prefix` names the converter's key in error messages (e.g. `value.converter`).
@@ -74,13 +82,20 @@ impl JsonConverter {
             c.string("decimal.format")
                 .is_some_and(|f| f.eq_ignore_ascii_case("NUMERIC")),
             c.long("schemas.cache.size").unwrap_or(DEFAULT_CACHE_SIZE) as usize,
-        ))
+        )
+        .with_null_defaults(c.boolean("replace.null.with.default").unwrap_or(true)))
+    }
+
+    pub fn with_null_defaults(mut self, yes: bool) -> Self {
+        self.null_defaults = yes;
+        self
     }
 
     pub fn new(schemas_enable: bool, decimal_numeric: bool, cache_size: usize) -> Self {
         Self {
             schemas_enable,
             decimal_numeric,
+            null_defaults: true,
             cache_size,
             last_written: None,
             parsed: HashMap::new(),
@@ -149,8 +164,14 @@ impl Converter for JsonConverter {
             }
             out.extend_from_slice(b",\"payload\":");
         }
-        write_json(&mut out, schema.map(|s| &**s), value, self.decimal_numeric)
-            .map_err(|e| ConnectError::data(format!("JsonConverter (topic '{topic}'): {e}")))?;
+        write_json(
+            &mut out,
+            schema.map(|s| &**s),
+            value,
+            self.decimal_numeric,
+            self.null_defaults,
+        )
+        .map_err(|e| ConnectError::data(format!("JsonConverter (topic '{topic}'): {e}")))?;
         if self.schemas_enable {
             out.push(b'}');
         }
@@ -398,10 +419,13 @@ pub(crate) fn write_json(
     schema: Option<&Schema>,
     value: &Value,
     decimal_numeric: bool,
+    null_defaults: bool,
 ) -> Result<(), ConnectError> {
     serde_json::to_writer(
         out,
-        &JsonView::new(schema, value).decimals_as_numbers(decimal_numeric),
+        &JsonView::new(schema, value)
+            .decimals_as_numbers(decimal_numeric)
+            .null_defaults(null_defaults),
     )
     .map_err(|e| ConnectError::data(e.to_string()))
 }
@@ -449,7 +473,7 @@ pub fn schema_to_json(schema: &Schema) -> serde_json::Value {
     }
     if let Some(default) = &schema.default {
         let mut buf = Vec::new();
-        if write_json(&mut buf, Some(schema), default, false).is_ok() {
+        if write_json(&mut buf, Some(schema), default, false, false).is_ok() {
             if let Ok(v) = serde_json::from_slice(&buf) {
                 m.insert("default".into(), v);
             }
@@ -641,6 +665,24 @@ mod tests {
             .unwrap();
         assert_eq!(out, Some(b"-1.500".to_vec()));
         assert_eq!(c.encode("t", None, &Value::Null).unwrap(), None);
+    }
+
+    #[test]
+    fn a_null_field_with_a_default_is_written_as_the_default_unless_turned_off() {
+        let mut with_default = Schema::new(SchemaType::Int32).optional();
+        with_default.default = Some(Value::Int32(42));
+        let schema = Schema::struct_of([("n", with_default.into_ref())]).into_ref();
+        let row = Value::Struct(vec![Value::Null]);
+        let mut c = JsonConverter::new(false, false, 10);
+        assert_eq!(
+            c.encode("t", Some(&schema), &row).unwrap(),
+            Some(br#"{"n":42}"#.to_vec())
+        );
+        let mut c = JsonConverter::new(false, false, 10).with_null_defaults(false);
+        assert_eq!(
+            c.encode("t", Some(&schema), &row).unwrap(),
+            Some(br#"{"n":null}"#.to_vec())
+        );
     }
 
     #[test]

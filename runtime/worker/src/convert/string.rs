@@ -30,7 +30,7 @@ impl Converter for StringConverter {
             Value::String(s) => Ok(Some(s.as_bytes().to_vec())),
             other => {
                 let mut out = Vec::new();
-                write_json(&mut out, schema.map(|s| &**s), other, false)?;
+                write_json(&mut out, schema.map(|s| &**s), other, false, false)?;
                 Ok(Some(out))
             }
         }

@@ -7,6 +7,7 @@ mod connectors_cmd;
 mod dlq_cmd;
 mod registry;
 mod topics_cmd;
+mod transform_cmd;
 
 /// Records are allocated on one thread (the consumer's, the connector's) and
 /// freed on another; glibc's allocator spends a third of a sink's time on that
@@ -73,6 +74,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         action: audit_cmd::AuditAction,
+    },
+    /// Start a WebAssembly transform project.
+    Transform {
+        #[command(subcommand)]
+        action: transform_cmd::TransformAction,
     },
     /// List the plugins a running worker offers (with --local: those this
     /// binary ships, without asking a worker).
@@ -215,6 +221,7 @@ async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<Exi
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Audit { action } => audit_cmd::run(action).await.map(|()| ExitCode::SUCCESS),
+        Command::Transform { action } => transform_cmd::run(action).map(|()| ExitCode::SUCCESS),
         Command::Plugins {
             local: false,
             client,

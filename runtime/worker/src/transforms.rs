@@ -56,6 +56,21 @@ impl TransformChain {
         &mut self,
         records: Vec<Record>,
     ) -> (Vec<(usize, Record)>, Vec<TransformFailure>) {
+        if self.steps.is_empty() {
+            return (records.into_iter().enumerate().collect(), Vec::new());
+        }
+        // A WebAssembly guest may run up to its `timeout.ms` per batch: off
+        // the scheduler's thread, so other tasks and the REST API keep going.
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(|| self.run_steps(records))
+        } else {
+            self.run_steps(records)
+        }
+    }
+
+    fn run_steps(&mut self, records: Vec<Record>) -> (Vec<(usize, Record)>, Vec<TransformFailure>) {
         let mut failures = Vec::new();
         let mut current: Vec<(usize, Record)> = records.into_iter().enumerate().collect();
         for step in &mut self.steps {
@@ -118,7 +133,12 @@ fn build_step(
             "unknown transform type",
         )
     })?;
-    let transform = (plugin.create)(&spec.config)?;
+    let transform = (plugin.create)(&spec.config).map_err(|e| {
+        ConnectError::new(
+            e.kind(),
+            format!("transform '{}' ({}): {e}", spec.alias, spec.type_name),
+        )
+    })?;
     let predicate = match &spec.predicate {
         None => None,
         Some(name) => {

@@ -1,27 +1,69 @@
-//! `sluice-transforms`: Kafka Connect's everyday single-message transforms and
-//! predicates, under Connect's class names so existing configs work unchanged.
+//! `sluice-transforms`: Kafka Connect's single-message transforms and
+//! predicates (all of Connect 4.x's built-ins), Debezium's
+//! `ExtractNewRecordState` and `ByLogicalTableRouter`, and Confluent's JSONPath
+//! `Filter`, under their Java class names so existing configs work unchanged.
+//! Each behaves as the Java class does, down to its error messages, on data
+//! with a schema (structs) and without (maps).
 //!
-//! Depends only on `sluice-api` (and `regex`); performs no I/O.
+//! Depends only on `sluice-api` (plus `regex` and `serde_json`); performs no
+//! I/O and must not depend on the runtime.
 
+mod by_logical_table_router;
+mod cast;
+mod confluent_filter;
+mod date_format;
+#[cfg(test)]
+mod documented_examples;
+mod extract_field;
 mod extract_new_record_state;
 mod field_path;
 mod filter;
+mod flatten;
+mod headers;
+mod hoist_field;
 mod insert_field;
+mod java;
+mod java_regex;
+mod json_path;
+mod literal;
+mod mask_field;
 mod predicates;
 mod replace_field;
+mod requirements;
+mod routers;
+mod schema_util;
+mod set_schema_metadata;
+mod side;
+mod timestamp_converter;
+mod validate;
+mod value_to_key;
 
 use sluice_api::{PredicatePlugin, TransformPlugin};
 
 /// Every transform this crate provides.
 pub fn transforms() -> Vec<TransformPlugin> {
-    vec![
-        insert_field::plugin_value(),
-        insert_field::plugin_key(),
-        replace_field::plugin_value(),
-        replace_field::plugin_key(),
+    let mut all = vec![
         filter::plugin(),
         extract_new_record_state::plugin(),
-    ]
+        value_to_key::plugin(),
+        headers::drop_headers(),
+        headers::insert_header(),
+        routers::regex_router(),
+        routers::timestamp_router(),
+        by_logical_table_router::plugin(),
+    ];
+    all.extend(insert_field::plugins());
+    all.extend(replace_field::plugins());
+    all.extend(cast::plugins());
+    all.extend(extract_field::plugins());
+    all.extend(flatten::plugins());
+    all.extend(headers::plugins());
+    all.extend(hoist_field::plugins());
+    all.extend(mask_field::plugins());
+    all.extend(set_schema_metadata::plugins());
+    all.extend(timestamp_converter::plugins());
+    all.extend(confluent_filter::plugins());
+    all
 }
 
 /// Every predicate this crate provides.
@@ -31,13 +73,6 @@ pub fn predicates() -> Vec<PredicatePlugin> {
         predicates::has_header_key(),
         predicates::record_is_tombstone(),
     ]
-}
-
-/// Which half of a record a transform works on (Connect's `$Key` / `$Value`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    Key,
-    Value,
 }
 
 #[cfg(test)]
@@ -104,13 +139,33 @@ mod tests {
         );
         let map = Record {
             value: Value::Map(vec![("a".into(), Value::Int64(1))]),
+            offset: Some(7),
             ..Record::new("x", Value::Null, Value::Null)
         };
-        let out = t.apply(map).unwrap().unwrap();
+        let out = t.apply(map.clone()).unwrap().unwrap();
         assert_eq!(out.value.map_get("t"), Some(&Value::from("x")));
-        assert!(t
-            .apply(Record::new("x", Value::Null, Value::Int64(1)))
-            .is_err());
+        assert_eq!(out.value.map_get("o"), Some(&Value::Int64(7)));
+        // An offset exists only on a sink record, as in Connect.
+        let err = t
+            .apply(Record {
+                offset: None,
+                ..map
+            })
+            .unwrap_err();
+        assert!(
+            err.message().starts_with("Only SinkRecord supported"),
+            "{err}"
+        );
+        let err = t
+            .apply(Record {
+                offset: Some(1),
+                ..Record::new("x", Value::Null, Value::Int64(1))
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Only Map objects supported in absence of schema for [field insertion], found: java.lang.Long"
+        );
     }
 
     #[test]

@@ -1,91 +1,93 @@
-//! `ReplaceField$Value` / `$Key`: keeps (`include`), drops (`exclude`) and renames
-//! (`renames`, `old:new,...`) fields.
+//! `ReplaceField$Value` / `$Key`: keeps (`include`), drops (`exclude`, which
+//! wins) and renames (`renames`, `old:new,...`) fields.
 
 use std::collections::HashMap;
 
 use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Validator};
 use sluice_api::schema::Field;
-use sluice_api::{ConnectError, Record, TaskConfig, Transform, TransformPlugin, Value};
+use sluice_api::{ConnectError, Record, TaskConfig, Transform, Value};
 
-use crate::field_path::{not_a_struct, put, take, with_fields, SchemaCache};
-use crate::Side;
+use crate::requirements::{map_required, struct_required};
+use crate::schema_util::{field_value, replace_null_with_default_key, struct_like, SchemaCache};
+use crate::side::{put, side_plugins, take, Side};
+
+const PURPOSE: &str = "field replacement";
+
+/// Connect's `parseRenameMappings`: `String.split(":")` must give two parts
+/// (Java drops trailing empty parts, so `a:` is invalid and `:b` is not).
+fn parse_renames(raw: &str) -> Result<HashMap<String, String>, String> {
+    sluice_api::config::split_list(raw)
+        .into_iter()
+        .map(|mapping| {
+            let mut parts: Vec<&str> = mapping.split(':').collect();
+            while parts.len() > 1 && parts.last() == Some(&"") {
+                parts.pop();
+            }
+            match parts.as_slice() {
+                [from, to] => Ok(((*from).to_owned(), (*to).to_owned())),
+                _ => Err(format!("Invalid rename mapping: {mapping}")),
+            }
+        })
+        .collect()
+}
 
 fn config_def() -> ConfigDef {
     ConfigDef::new()
         .define(
             ConfigKey::new("exclude", ConfigType::List)
                 .default("")
-                .doc("Fields to drop."),
+                .doc("Fields to exclude. This takes precedence over the fields to include."),
         )
         .define(
             ConfigKey::new("include", ConfigType::List)
                 .default("")
-                .doc("Fields to keep; empty keeps all."),
+                .doc("Fields to include. If specified, only these fields will be used."),
         )
         .define(
             ConfigKey::new("renames", ConfigType::List)
                 .default("")
-                .validator(Validator::Custom(|v| {
-                    if v.split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .all(|p| p.split_once(':').is_some())
-                    {
-                        Ok(())
-                    } else {
-                        Err("expected old:new pairs, comma-separated".to_owned())
-                    }
-                }))
-                .doc("Field renames as old:new pairs."),
+                .validator(Validator::Custom(|v| parse_renames(v).map(|_| ())))
+                .doc("Field rename mappings."),
         )
+        .define(replace_null_with_default_key())
 }
 
-pub fn plugin_value() -> TransformPlugin {
-    TransformPlugin {
-        name: "ReplaceField$Value",
-        aliases: &["org.apache.kafka.connect.transforms.ReplaceField$Value"],
-        config_def,
-        create: |c| Ok(Box::new(ReplaceField::new(c, Side::Value)?)),
-    }
-}
-
-pub fn plugin_key() -> TransformPlugin {
-    TransformPlugin {
-        name: "ReplaceField$Key",
-        aliases: &["org.apache.kafka.connect.transforms.ReplaceField$Key"],
-        config_def,
-        create: |c| Ok(Box::new(ReplaceField::new(c, Side::Key)?)),
-    }
-}
+side_plugins!("ReplaceField", ReplaceField);
 
 struct ReplaceField {
     side: Side,
+    rules: Rules,
+    with_default: bool,
+    schemas: SchemaCache,
+}
+
+/// Which fields survive, and under which names.
+struct Rules {
     exclude: Vec<String>,
     include: Vec<String>,
     renames: HashMap<String, String>,
-    schemas: SchemaCache,
 }
 
 impl ReplaceField {
     fn new(config: &TaskConfig, side: Side) -> Result<Self, ConnectError> {
         let c = config_def().validate(config)?;
         let list = |k: &str| c.list(k).map(<[String]>::to_vec).unwrap_or_default();
-        let renames = list("renames")
-            .iter()
-            .filter_map(|p| {
-                p.split_once(':')
-                    .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
-            })
-            .collect();
+        let renames = parse_renames(&list("renames").join(","))
+            .map_err(|e| sluice_api::ConfigErrors::single("renames", e))?;
         Ok(Self {
             side,
-            exclude: list("exclude"),
-            include: list("include"),
-            renames,
+            rules: Rules {
+                exclude: list("exclude"),
+                include: list("include"),
+                renames,
+            },
+            with_default: c.boolean("replace.null.with.default").unwrap_or(true),
             schemas: SchemaCache::default(),
         })
     }
+}
 
+impl Rules {
     fn keeps(&self, name: &str) -> bool {
         !self.exclude.iter().any(|e| e == name)
             && (self.include.is_empty() || self.include.iter().any(|i| i == name))
@@ -100,47 +102,44 @@ impl Transform for ReplaceField {
     fn apply(&mut self, mut record: Record) -> Result<Option<Record>, ConnectError> {
         let (schema, value) = take(&mut record, self.side);
         let (schema, value) = match (schema, value) {
+            (schema, Value::Null) => (schema, Value::Null),
+            (None, Value::Map(entries)) => {
+                let mut out: Vec<(Value, Value)> = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let Some(name) = k.as_str() else {
+                        out.push((k, v));
+                        continue;
+                    };
+                    if self.rules.keeps(name) {
+                        crate::insert_field::set_entry(&mut out, self.rules.renamed(name), v);
+                    }
+                }
+                (None, Value::Map(out))
+            }
+            (None, other) => return Err(map_required(&other, PURPOSE)),
             (Some(schema), Value::Struct(values)) => {
-                let kept: Vec<bool> = schema
+                let this = &self.rules;
+                let out = self.schemas.get_or_build(&schema, |s| {
+                    let mut fields: Vec<Field> = Vec::new();
+                    for f in s.fields().iter().filter(|f| this.keeps(&f.name)) {
+                        crate::schema_util::push_field(
+                            &mut fields,
+                            this.renamed(&f.name),
+                            f.schema.clone(),
+                        )?;
+                    }
+                    Ok(struct_like(s, fields))
+                })?;
+                let values = schema
                     .fields()
                     .iter()
-                    .map(|f| self.keeps(&f.name))
-                    .collect();
-                let this = &*self;
-                let out = {
-                    let fields: Vec<Field> = schema
-                        .fields()
-                        .iter()
-                        .zip(&kept)
-                        .filter(|(_, k)| **k)
-                        .map(|(f, _)| Field {
-                            name: this.renamed(&f.name).to_owned(),
-                            schema: f.schema.clone(),
-                        })
-                        .collect();
-                    self.schemas
-                        .get_or_build(&schema, |s| Ok(with_fields(s, fields)))?
-                };
-                let values = values
-                    .into_iter()
-                    .zip(kept)
-                    .filter(|(_, k)| *k)
-                    .map(|(v, _)| v)
+                    .zip(values)
+                    .filter(|(f, _)| self.rules.keeps(&f.name))
+                    .map(|(f, v)| field_value(f, &v, self.with_default))
                     .collect();
                 (Some(out), Value::Struct(values))
             }
-            (None, Value::Map(entries)) => {
-                let entries = entries
-                    .into_iter()
-                    .filter(|(k, _)| k.as_str().is_none_or(|n| self.keeps(n)))
-                    .map(|(k, v)| match k {
-                        Value::String(n) => (Value::String(self.renamed(&n).to_owned()), v),
-                        other => (other, v),
-                    })
-                    .collect();
-                (None, Value::Map(entries))
-            }
-            (_, other) => return Err(not_a_struct("ReplaceField", &record, &other)),
+            (Some(schema), other) => return Err(struct_required(&other, Some(&schema), PURPOSE)),
         };
         put(&mut record, self.side, schema, value);
         Ok(Some(record))

@@ -376,14 +376,22 @@ fn transform_specs(
                     plugins.transform_names().join(", ")
                 ),
             ),
-            Some(t) => {
-                if let Err(e) = (t.config_def)().validate(&own) {
+            Some(t) => match (t.config_def)().validate(&own) {
+                Err(e) => {
                     for mut err in e.0 {
                         err.key = format!("transforms.{alias}.{}", err.key);
                         errors.0.push(err);
                     }
                 }
-            }
+                // Building it once is the only check of what its keys mean
+                // together (a WebAssembly guest's `init` sees all of them), so
+                // that validate reports what would fail every task's start.
+                Ok(_) => {
+                    if let Err(e) = (t.create)(&own) {
+                        errors.push(&type_key, format!("cannot be built from its keys: {e}"));
+                    }
+                }
+            },
         }
         let predicate = own.get("predicate").cloned();
         if let Some(p) = &predicate {

@@ -1,0 +1,9 @@
+//! Host bindings of the `transform` world, generated from `transforms/wit`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "transform",
+    additional_derives: [PartialEq],
+});
+
+pub use sluice::transform::types::{Data, Header, Level};

@@ -1,0 +1,166 @@
+//! The `Wasm` transform: one guest instance per task, one call per batch.
+
+use std::path::Path;
+
+use sluice_api::{ConnectError, Record, Transform};
+
+use crate::bindings::{self, Outcome};
+use crate::data::{from_guest, to_guest};
+use crate::error::WasmError;
+use crate::guest::{CallError, Guest, Limits, Module};
+
+/// A task's instance of a WebAssembly transform.
+pub struct WasmTransform {
+    module: Module,
+    limits: Limits,
+    /// `None` after a failed call: the next batch starts a fresh instance.
+    guest: Option<Guest>,
+}
+
+impl WasmTransform {
+    /// Loads the module and starts (and initialises) its first instance, so a
+    /// guest that cannot start fails the task's start, not its first batch.
+    pub fn new(
+        path: &Path,
+        limits: Limits,
+        config: Vec<(String, String)>,
+    ) -> Result<Self, WasmError> {
+        let module = Module::load(path, limits, config)?;
+        let guest = module.start()?;
+        Ok(Self {
+            module,
+            limits,
+            guest: Some(guest),
+        })
+    }
+
+    fn call(&mut self, records: &[bindings::Record]) -> Result<Vec<Outcome>, Failure> {
+        let mut guest = match self.guest.take() {
+            Some(g) => g,
+            None => self.module.start().map_err(Failure::Start)?,
+        };
+        let outcomes = guest.apply(records, self.limits).map_err(Failure::Call)?;
+        self.guest = Some(guest);
+        Ok(outcomes)
+    }
+
+    fn error(&self, why: impl std::fmt::Display) -> ConnectError {
+        ConnectError::data(format!(
+            "WebAssembly transform {}: {why}",
+            self.module.path().display()
+        ))
+    }
+
+    /// After a trap, each record alone in a fresh instance, so only the
+    /// records that trap fail.
+    fn isolate(
+        &mut self,
+        records: Vec<Record>,
+        sent: Vec<bindings::Record>,
+    ) -> Vec<Result<Option<Record>, ConnectError>> {
+        records
+            .into_iter()
+            .zip(sent)
+            .map(
+                |(record, sent)| match self.call(std::slice::from_ref(&sent)) {
+                    Ok(outcomes) => match <[Outcome; 1]>::try_from(outcomes) {
+                        Ok([outcome]) => self.settle(record, &sent, outcome),
+                        Err(outcomes) => Err(self.miscount(outcomes.len(), 1)),
+                    },
+                    Err(f) => Err(self.error(f)),
+                },
+            )
+            .collect()
+    }
+
+    fn settle(
+        &self,
+        record: Record,
+        sent: &bindings::Record,
+        outcome: Outcome,
+    ) -> Result<Option<Record>, ConnectError> {
+        match outcome {
+            Outcome::Keep(kept) => from_guest(record, sent, kept).map(Some),
+            Outcome::Drop => Ok(None),
+            Outcome::Error(why) => {
+                Err(self.error(format_args!("the guest rejected the record: {why}")))
+            }
+        }
+    }
+
+    fn miscount(&self, got: usize, expected: usize) -> ConnectError {
+        self.error(format_args!(
+            "the guest returned {got} outcomes for {expected} records"
+        ))
+    }
+}
+
+/// Why a call produced no outcomes.
+#[derive(Debug)]
+enum Failure {
+    Start(WasmError),
+    Call(CallError),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Start(e) => write!(f, "cannot restart the guest: {e}"),
+            Failure::Call(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Transform for WasmTransform {
+    fn apply(&mut self, record: Record) -> Result<Option<Record>, ConnectError> {
+        self.apply_batch(vec![record])
+            .pop()
+            .unwrap_or_else(|| Err(self.miscount(0, 1)))
+    }
+
+    fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Option<Record>, ConnectError>> {
+        let mut results: Vec<Option<Result<Option<Record>, ConnectError>>> =
+            Vec::with_capacity(records.len());
+        // A record the host cannot even encode fails alone; the rest go in.
+        let mut pending = Vec::with_capacity(records.len());
+        let mut sent = Vec::with_capacity(records.len());
+        let mut slots = Vec::with_capacity(records.len());
+        for record in records {
+            match to_guest(&record) {
+                Ok(s) => {
+                    slots.push(results.len());
+                    results.push(None);
+                    sent.push(s);
+                    pending.push(record);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let outcomes = match self.call(&sent) {
+            Ok(outcomes) if outcomes.len() == sent.len() => pending
+                .into_iter()
+                .zip(&sent)
+                .zip(outcomes)
+                .map(|((record, sent), outcome)| self.settle(record, sent, outcome))
+                .collect(),
+            Ok(outcomes) => sent
+                .iter()
+                .map(|_| Err(self.miscount(outcomes.len(), sent.len())))
+                .collect(),
+            Err(Failure::Call(CallError::Trap(_))) if sent.len() > 1 => self.isolate(pending, sent),
+            // A timeout or exhausted memory fails the whole batch: retrying
+            // each record alone would multiply the limit by the batch size.
+            Err(f) => {
+                let why = f.to_string();
+                sent.iter().map(|_| Err(self.error(&why))).collect()
+            }
+        };
+        for (slot, outcome) in slots.into_iter().zip(outcomes) {
+            results[slot] = Some(outcome);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.error("the record got no outcome"))))
+            .collect()
+    }
+}

@@ -136,6 +136,17 @@ fn source(record: &Record) -> Result<Vec<u8>, Invalid> {
     }
 }
 
+/// What names the record's document across requests, when it has one the
+/// task must keep in order: `<index>/<id>` for a keyed record (ids from
+/// coordinates are unique; they need no ordering).
+pub fn document(config: &EsConfig, record: &Record) -> Option<String> {
+    if config.ignores_key(&record.topic) {
+        return None;
+    }
+    let id = document_id(config, record).ok()?;
+    Some(format!("{}/{id}", index_name(config, &record.topic)))
+}
+
 /// Builds the action for one record.
 pub fn build(config: &EsConfig, record: &Record) -> Result<Built, Invalid> {
     let index = index_name(config, &record.topic);

@@ -1,7 +1,7 @@
 //! Cutting queued actions into `_bulk` requests: by count (`batch.size`),
 //! bytes (`bulk.size.bytes`) and time (`linger.ms`). Pure.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use sluice_api::Record;
@@ -11,6 +11,9 @@ use sluice_api::Record;
 pub struct Item {
     pub record: Record,
     pub bytes: Vec<u8>,
+    /// The document it writes, when its order against other actions on the
+    /// same document matters (see `action::document`).
+    pub doc: Option<String>,
 }
 
 /// Actions not yet sent, oldest first.
@@ -66,20 +69,36 @@ impl Queue {
     }
 
     /// The next request's actions: up to `batch.size` of them and
-    /// `bulk.size.bytes`, but always at least one (a larger action goes alone).
-    pub fn take(&mut self, now: Instant) -> Vec<Item> {
+    /// `bulk.size.bytes`, but at least one (a larger action goes alone).
+    ///
+    /// Actions on a document in `busy` (in flight in another request) stay
+    /// queued, and so do later actions on the same document: a document's
+    /// actions reach the server one request at a time, in order, so the
+    /// index never depends on which of two concurrent requests lands first.
+    /// Empty when every queued action waits on a busy document.
+    pub fn take(&mut self, now: Instant, busy: &HashSet<String>) -> Vec<Item> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        while let Some(next) = self.items.front() {
+        let mut held: VecDeque<Item> = VecDeque::new();
+        let mut blocked: HashSet<String> = HashSet::new();
+        while let Some(next) = self.items.pop_front() {
             let len = next.bytes.len();
             if !out.is_empty() && (out.len() >= self.batch_size || bytes + len > self.bulk_bytes) {
+                self.items.push_front(next);
                 break;
             }
-            bytes += len;
-            if let Some(item) = self.items.pop_front() {
-                out.push(item);
+            if let Some(doc) = &next.doc {
+                if busy.contains(doc) || blocked.contains(doc) {
+                    blocked.insert(doc.clone());
+                    held.push_back(next);
+                    continue;
+                }
             }
+            bytes += len;
+            out.push(next);
         }
+        held.append(&mut self.items);
+        self.items = held;
         self.bytes -= bytes;
         // What is left starts its own linger: it was not ready alone.
         self.since = (!self.items.is_empty()).then_some(now);
@@ -99,9 +118,40 @@ mod tests {
                 Item {
                     record,
                     bytes: vec![b'x'; size],
+                    doc: None,
                 }
             })
             .collect()
+    }
+
+    fn none() -> HashSet<String> {
+        HashSet::new()
+    }
+
+    #[test]
+    fn a_busy_documents_actions_wait_in_order() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(10, 1 << 20, Duration::ZERO);
+        let mut all = items(4, 10);
+        for (i, doc) in ["a", "b", "a", "c"].iter().enumerate() {
+            all[i].doc = Some(doc.to_string());
+        }
+        q.push(all, t0);
+        let busy: HashSet<String> = ["a".to_string()].into();
+        let first = q.take(t0, &busy);
+        assert_eq!(
+            first.iter().map(|i| i.record.offset).collect::<Vec<_>>(),
+            vec![Some(1), Some(3)]
+        );
+        // Both of a's actions are still queued, in order, and go together
+        // once a is no longer in flight.
+        assert!(q.take(t0, &busy).is_empty());
+        let second = q.take(t0, &none());
+        assert_eq!(
+            second.iter().map(|i| i.record.offset).collect::<Vec<_>>(),
+            vec![Some(0), Some(2)]
+        );
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -112,11 +162,11 @@ mod tests {
         assert!(!q.ready(t0, false));
         q.push(items(5, 10), t0);
         assert!(q.ready(t0, false));
-        assert_eq!(q.take(t0).len(), 3);
-        assert_eq!(q.take(t0).len(), 3);
+        assert_eq!(q.take(t0, &none()).len(), 3);
+        assert_eq!(q.take(t0, &none()).len(), 3);
         assert!(!q.ready(t0, false), "one left, lingering");
         assert!(q.ready(t0, true), "a flush sends it anyway");
-        assert_eq!(q.take(t0).len(), 1);
+        assert_eq!(q.take(t0, &none()).len(), 1);
         assert!(q.is_empty() && q.deadline().is_none());
     }
 
@@ -126,11 +176,11 @@ mod tests {
         let mut q = Queue::new(100, 250, Duration::from_secs(60));
         q.push(items(5, 100), t0);
         assert!(q.ready(t0, false));
-        assert_eq!(q.take(t0).len(), 2);
+        assert_eq!(q.take(t0, &none()).len(), 2);
         let mut big = Queue::new(100, 50, Duration::from_secs(60));
         big.push(items(2, 100), t0);
-        assert_eq!(big.take(t0).len(), 1);
-        assert_eq!(big.take(t0).len(), 1);
+        assert_eq!(big.take(t0, &none()).len(), 1);
+        assert_eq!(big.take(t0, &none()).len(), 1);
     }
 
     #[test]
@@ -142,7 +192,7 @@ mod tests {
         assert_eq!(q.deadline(), Some(t0 + Duration::from_millis(50)));
         assert!(!q.ready(t0 + Duration::from_millis(49), false));
         assert!(q.ready(t0 + Duration::from_millis(50), false));
-        let batch = q.take(t0 + Duration::from_millis(50));
+        let batch = q.take(t0 + Duration::from_millis(50), &none());
         assert_eq!(
             batch.iter().map(|i| i.record.offset).collect::<Vec<_>>(),
             vec![Some(0), Some(0)]

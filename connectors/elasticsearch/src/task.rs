@@ -3,7 +3,7 @@
 //! settles its items by outcome, and `pre_commit` returns only offsets whose
 //! records are all settled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::action::{build, Built, Invalid};
+use crate::action::{build, document, Built, Invalid};
 use crate::batch::{Item, Queue};
 use crate::client::{EsClient, RequestError};
 use crate::config::{EsConfig, Malformed};
@@ -154,7 +154,14 @@ impl Ctx {
 
     /// Sends one batch until every item is settled: the whole request again
     /// while the cluster is away, then only the items it could not take yet.
-    async fn send(self: Arc<Self>, items: Vec<Item>) {
+    /// Returns the documents it held, now free for the next request.
+    async fn send(self: Arc<Self>, items: Vec<Item>) -> Vec<String> {
+        let docs = items.iter().filter_map(|i| i.doc.clone()).collect();
+        self.send_until_settled(items).await;
+        docs
+    }
+
+    async fn send_until_settled(&self, items: Vec<Item>) {
         let mut todo = items;
         let mut backoff = Backoff::new(self.config.retry_backoff, MAX_RETRY_DELAY);
         loop {
@@ -240,28 +247,46 @@ async fn drive(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let c = &ctx.config;
     let mut queue = Queue::new(c.batch_size, c.bulk_bytes, c.linger);
     let mut in_flight = JoinSet::new();
+    // Documents with an action in flight.
+    let mut busy: HashSet<String> = HashSet::new();
     let mut flushing = false;
+    // Everything queued waits on busy documents: nothing to do until a
+    // request ends or more arrives.
+    let mut waiting = false;
     loop {
         let now = Instant::now();
-        while in_flight.len() < c.max_in_flight && queue.ready(now, flushing) {
-            in_flight.spawn(ctx.clone().send(queue.take(now)));
+        while !waiting && in_flight.len() < c.max_in_flight && queue.ready(now, flushing) {
+            let batch = queue.take(now, &busy);
+            if batch.is_empty() {
+                waiting = true;
+                break;
+            }
+            busy.extend(batch.iter().filter_map(|i| i.doc.clone()));
+            in_flight.spawn(ctx.clone().send(batch));
         }
         if queue.is_empty() {
             flushing = false;
         }
         let deadline = queue
             .deadline()
-            .filter(|_| in_flight.len() < c.max_in_flight)
+            .filter(|_| !waiting && in_flight.len() < c.max_in_flight)
             .map(tokio::time::Instant::from_std);
         tokio::select! {
             msg = rx.recv() => match msg {
                 None => break,
-                Some(Msg::Items(items)) => queue.push(items, Instant::now()),
+                Some(Msg::Items(items)) => {
+                    queue.push(items, Instant::now());
+                    waiting = false;
+                }
                 Some(Msg::Flush) => flushing = true,
             },
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Err(e) = done {
-                    ctx.fail(format!("a _bulk request task ended abnormally: {e}"));
+                waiting = false;
+                match done {
+                    Ok(docs) => for d in docs {
+                        busy.remove(&d);
+                    },
+                    Err(e) => ctx.fail(format!("a _bulk request task ended abnormally: {e}")),
                 }
             }
             () = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } }, if deadline.is_some() => {}
@@ -346,7 +371,10 @@ impl SinkTask for EsSinkTask {
             }
             run.taken.insert(tp, o);
             match build(&run.ctx.config, &record) {
-                Ok(Built::Action(bytes)) => items.push(Item { record, bytes }),
+                Ok(Built::Action(bytes)) => {
+                    let doc = document(&run.ctx.config, &record);
+                    items.push(Item { record, bytes, doc });
+                }
                 Ok(Built::Skip) => {}
                 Err(why) => run.invalid(&record, why).await?,
             }

@@ -35,15 +35,26 @@ fn es_json(method: reqwest::Method, url: &str, body: Option<Json>) -> Json {
 
 /// Refreshes `index` and counts its documents (0 when it does not exist).
 fn count(base: &str, index: &str) -> u64 {
-    es_json(reqwest::Method::POST, &format!("{base}/{index}/_refresh"), None);
-    es_json(reqwest::Method::GET, &format!("{base}/{index}/_count"), None)["count"]
+    es_json(
+        reqwest::Method::POST,
+        &format!("{base}/{index}/_refresh"),
+        None,
+    );
+    es_json(
+        reqwest::Method::GET,
+        &format!("{base}/{index}/_count"),
+        None,
+    )["count"]
         .as_u64()
         .unwrap_or(0)
 }
 
 /// The documents of `ids` in `index`: id → (version, source); absent ids left out.
 fn mget(base: &str, index: &str, ids: &[String]) -> BTreeMap<String, (i64, Json)> {
-    let docs: Vec<Json> = ids.iter().map(|id| json!({"_index": index, "_id": id})).collect();
+    let docs: Vec<Json> = ids
+        .iter()
+        .map(|id| json!({"_index": index, "_id": id}))
+        .collect();
     let got = es_json(
         reqwest::Method::POST,
         &format!("{base}/_mget"),
@@ -71,7 +82,11 @@ fn wait_count(base: &str, index: &str, n: u64, within: Duration) {
             last.get() == n
         })
     }));
-    assert!(polled.is_ok(), "{index} holds {} documents, not {n}", last.get());
+    assert!(
+        polled.is_ok(),
+        "{index} holds {} documents, not {n}",
+        last.get()
+    );
 }
 
 fn sink(name: &str, topic: &str, url: &str, extra: Json) -> Json {
@@ -173,16 +188,22 @@ fn the_seed_config_indexes_updates_and_deletes_and_survives_a_replay() {
             assert_eq!(&source, &expected[id], "{phase}: the source of {id}");
             // The second write of key i is at offset 300 + i of its partition.
             let i: i64 = id.rsplit('-').next().unwrap().parse().unwrap();
-            assert_eq!(*version, 300 + i, "{phase}: {id} is versioned by its offset");
+            assert_eq!(
+                *version,
+                300 + i,
+                "{phase}: {id} is versioned by its offset"
+            );
         }
         got
     };
     let before = check("first run");
     // Offsets are committed once every record is settled.
     let group = format!("connect-{name}");
-    wait_for("offsets committed to the end", Duration::from_secs(30), || {
-        committed(&group, &topic).values().sum::<i64>() == 2 * 630
-    });
+    wait_for(
+        "offsets committed to the end",
+        Duration::from_secs(30),
+        || committed(&group, &topic).values().sum::<i64>() == 2 * 630,
+    );
     assert!(task_states(&w, &name).iter().all(|s| s == "RUNNING"));
     // kill -9, then replay everything from the start: nothing changes.
     w.kill9();
@@ -202,9 +223,11 @@ fn the_seed_config_indexes_updates_and_deletes_and_survives_a_replay() {
     let scratch2 = Scratch::new("es-seed-replay");
     let w2 = start(&scratch2, &replay);
     let replay_group = format!("connect-{}", replay["name"].as_str().unwrap());
-    wait_for("the replay to be committed", Duration::from_secs(60), || {
-        committed(&replay_group, &topic).values().sum::<i64>() == 2 * 630
-    });
+    wait_for(
+        "the replay to be committed",
+        Duration::from_secs(60),
+        || committed(&replay_group, &topic).values().sum::<i64>() == 2 * 630,
+    );
     assert_eq!(count(es(), &index), expected.len() as u64);
     let after = check("after the replay");
     for (id, (v, _)) in &before {
@@ -269,12 +292,19 @@ fn header_versions_keep_the_newest_change_across_partitions() {
     };
     let group = format!("connect-{name}");
     let settled = |n: i64| {
-        wait_for(&format!("{n} records settled"), Duration::from_secs(60), || {
-            committed(&group, &topic).values().sum::<i64>() == n
-        })
+        wait_for(
+            &format!("{n} records settled"),
+            Duration::from_secs(60),
+            || committed(&group, &topic).values().sum::<i64>() == n,
+        )
     };
     // The newest change of k1 lands first, on partition 0.
-    change(0, "k1", Some(json!({"id": "k1", "state": "newest"})), "3000");
+    change(
+        0,
+        "k1",
+        Some(json!({"id": "k1", "state": "newest"})),
+        "3000",
+    );
     settled(1);
     // An older change of k1, on partition 1, arrives after it.
     change(1, "k1", Some(json!({"id": "k1", "state": "older"})), "2000");
@@ -349,12 +379,19 @@ fn upsert_merges_and_ignored_keys_id_by_coordinates() {
             }),
         ),
     );
-    produce_keyed(&merged, 0, Some("u1"), &[
-        br#"{"name":"ada"}"#.to_vec(),
-        br#"{"city":"paris"}"#.to_vec(),
-        br#"{"name":"ada l."}"#.to_vec(),
-    ]);
-    let values: Vec<Vec<u8>> = (0..50).map(|i| json!({"n": i}).to_string().into_bytes()).collect();
+    produce_keyed(
+        &merged,
+        0,
+        Some("u1"),
+        &[
+            br#"{"name":"ada"}"#.to_vec(),
+            br#"{"city":"paris"}"#.to_vec(),
+            br#"{"name":"ada l."}"#.to_vec(),
+        ],
+    );
+    let values: Vec<Vec<u8>> = (0..50)
+        .map(|i| json!({"n": i}).to_string().into_bytes())
+        .collect();
     produce_keyed(&plain, 0, Some("same-key"), &values);
     let group = format!("connect-{name}");
     wait_for("every record settled", Duration::from_secs(60), || {
@@ -438,12 +475,22 @@ fn rejected_documents_go_to_the_dlq_with_the_servers_reason() {
             assert_eq!(d.headers["__connect.errors.stage"], "TASK_PUT");
             let offset: i64 = d.headers["__connect.errors.offset"].parse().unwrap();
             assert_eq!(d.key.as_deref(), Some(format!("d{offset}").as_str()));
-            (offset, d.headers["__connect.errors.exception.message"].clone())
+            (
+                offset,
+                d.headers["__connect.errors.exception.message"].clone(),
+            )
         })
         .collect();
-    assert_eq!(got.keys().collect::<Vec<_>>(), bad.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        bad.keys().collect::<Vec<_>>()
+    );
     for (offset, kind) in &bad {
-        assert!(got[offset].contains(kind), "offset {offset}: {}", got[offset]);
+        assert!(
+            got[offset].contains(kind),
+            "offset {offset}: {}",
+            got[offset]
+        );
     }
 }
 
@@ -556,7 +603,10 @@ impl ProxyState {
     fn bulk(&self, client: &reqwest::blocking::Client, body: &[u8]) -> Vec<u8> {
         // Split the body into actions: a metadata line, and a source line
         // unless it is a delete.
-        let lines: Vec<&[u8]> = body.split(|c| *c == b'\n').filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&[u8]> = body
+            .split(|c| *c == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         let mut actions: Vec<(Json, Vec<u8>)> = Vec::new();
         let mut i = 0;
         while i < lines.len() {
@@ -615,7 +665,9 @@ impl ProxyState {
         std::thread::sleep(Duration::from_millis(150));
         self.requests.fetch_sub(1, Ordering::SeqCst);
         self.actions.fetch_sub(actions.len(), Ordering::SeqCst);
-        json!({"errors": true, "took": 1, "items": items}).to_string().into_bytes()
+        json!({"errors": true, "took": 1, "items": items})
+            .to_string()
+            .into_bytes()
     }
 }
 
@@ -627,7 +679,9 @@ fn item_level_429s_are_retried_and_requests_overlap_within_the_buffer() {
     let scratch = Scratch::new("es-429");
     let topic = unique("busy");
     create_topic(&scratch, &topic, 1);
-    let values: Vec<Vec<u8>> = (0..2000).map(|i| json!({"n": i}).to_string().into_bytes()).collect();
+    let values: Vec<Vec<u8>> = (0..2000)
+        .map(|i| json!({"n": i}).to_string().into_bytes())
+        .collect();
     let records: Vec<(String, Option<Vec<u8>>)> = values
         .into_iter()
         .enumerate()
@@ -661,7 +715,10 @@ fn item_level_429s_are_retried_and_requests_overlap_within_the_buffer() {
         proxy.max_requests.load(Ordering::SeqCst),
         proxy.max_actions.load(Ordering::SeqCst),
     );
-    assert!((2..=3).contains(&requests), "{requests} requests in flight at most");
+    assert!(
+        (2..=3).contains(&requests),
+        "{requests} requests in flight at most"
+    );
     assert!(actions <= 200, "{actions} actions outstanding at most");
     assert!(task_states(&w, &name).iter().all(|s| s == "RUNNING"));
     let ids: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
@@ -695,7 +752,10 @@ fn a_30s_server_outage_under_load_is_ridden_out() {
                 let records: Vec<(String, Option<Vec<u8>>)> = (0..500)
                     .map(|i| {
                         let n = round * 500 + i;
-                        (format!("k{n}"), Some(json!({"n": n}).to_string().into_bytes()))
+                        (
+                            format!("k{n}"),
+                            Some(json!({"n": n}).to_string().into_bytes()),
+                        )
                     })
                     .collect();
                 produce_optional(&topic, (round % 2) as i32, &records);
@@ -703,7 +763,9 @@ fn a_30s_server_outage_under_load_is_ridden_out() {
             }
         })
     };
-    wait_for("some documents indexed", Duration::from_secs(60), || count(&url, &topic) > 0);
+    wait_for("some documents indexed", Duration::from_secs(60), || {
+        count(&url, &topic) > 0
+    });
     // SIGTERM, not SIGKILL: noida-db loses writes it acknowledged when killed
     // with -9 (it keeps no translog), which would be the server's loss, not
     // the sink's.
@@ -748,7 +810,9 @@ fn data_streams_get_create_actions_with_timestamps() {
     let scratch = Scratch::new("es-ds");
     let topic = unique("ds");
     create_topic(&scratch, &topic, 1);
-    let values: Vec<Vec<u8>> = (0..100).map(|i| json!({"n": i}).to_string().into_bytes()).collect();
+    let values: Vec<Vec<u8>> = (0..100)
+        .map(|i| json!({"n": i}).to_string().into_bytes())
+        .collect();
     let records: Vec<(String, Option<Vec<u8>>)> = values
         .into_iter()
         .enumerate()
@@ -773,6 +837,9 @@ fn data_streams_get_create_actions_with_timestamps() {
     for (i, id) in ids.iter().enumerate() {
         let src = &got[id].1;
         assert_eq!(src["n"], json!(i));
-        assert!(src["@timestamp"].as_i64().unwrap() > 1_600_000_000_000, "{src}");
+        assert!(
+            src["@timestamp"].as_i64().unwrap() > 1_600_000_000_000,
+            "{src}"
+        );
     }
 }

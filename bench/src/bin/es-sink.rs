@@ -85,7 +85,9 @@ fn raw(args: &Args, docs: &[Vec<u8>], topic: &str, index: &str) -> Result<f64> {
             for (i, d) in chunk.iter().enumerate() {
                 let id = format!("{topic}+0+{}", c * args.batch + i);
                 body.extend_from_slice(
-                    json!({"index": {"_index": index, "_id": id}}).to_string().as_bytes(),
+                    json!({"index": {"_index": index, "_id": id}})
+                        .to_string()
+                        .as_bytes(),
                 );
                 body.push(b'\n');
                 body.extend_from_slice(d);
@@ -121,7 +123,8 @@ fn raw(args: &Args, docs: &[Vec<u8>], topic: &str, index: &str) -> Result<f64> {
         })
         .collect();
     for w in workers {
-        w.join().map_err(|_| anyhow::anyhow!("a raw client thread panicked"))??;
+        w.join()
+            .map_err(|_| anyhow::anyhow!("a raw client thread panicked"))??;
     }
     let secs = start.elapsed().as_secs_f64();
     let n = count(&args.es_url, index)?;
@@ -238,14 +241,24 @@ fn main() -> Result<()> {
         produce(&args, &topic, &docs)?;
         let r = raw(&args, &docs, &topic, &format!("{topic}-raw"))?;
         let s = sluice(&args, &topic, &scratch)?;
-        eprintln!("run {run}: raw _bulk {r:.0} docs/s, sluice {s:.0} docs/s ({:.0} %)", 100.0 * s / r);
+        eprintln!(
+            "run {run}: raw _bulk {r:.0} docs/s, sluice {s:.0} docs/s ({:.0} %)",
+            100.0 * s / r
+        );
         raws.push(r);
         sinks.push(s);
     }
     std::fs::remove_dir_all(&scratch).ok();
     let (r, s) = (median(raws), median(sinks));
-    println!("| {} documents | raw `_bulk` ({}×{}) | sluice (defaults) | sluice / raw |", args.records, args.in_flight, args.batch);
+    println!(
+        "| {} documents | raw `_bulk` ({}×{}) | sluice (defaults) | sluice / raw |",
+        args.records, args.in_flight, args.batch
+    );
     println!("|---|---|---|---|");
-    println!("| median of {} | {r:.0} docs/s | {s:.0} docs/s | {:.0} % |", args.runs, 100.0 * s / r);
+    println!(
+        "| median of {} | {r:.0} docs/s | {s:.0} docs/s | {:.0} % |",
+        args.runs,
+        100.0 * s / r
+    );
     Ok(())
 }

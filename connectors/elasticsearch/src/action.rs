@@ -104,7 +104,11 @@ fn parse_version(text: &str) -> Option<i64> {
         None => text.trim().parse::<i64>().ok().filter(|v| *v >= 0),
         Some((lsn, index)) => {
             let lsn: i64 = lsn.trim().parse().ok().filter(|v| *v >= 0)?;
-            let index: i64 = index.trim().parse().ok().filter(|v| (0..1 << 20).contains(v))?;
+            let index: i64 = index
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v| (0..1 << 20).contains(v))?;
             lsn.checked_mul(1 << 20)?.checked_add(index)
         }
     }
@@ -114,10 +118,11 @@ fn parse_version(text: &str) -> Option<i64> {
 /// bytes value is taken as JSON text (StringConverter, ByteArrayConverter).
 fn source(record: &Record) -> Result<Vec<u8>, Invalid> {
     let bytes = match &record.value {
-        Value::Map(_) | Value::Struct(_) => {
-            serde_json::to_vec(&JsonView::new(record.value_schema.as_deref(), &record.value))
-                .map_err(|e| Invalid(format!("the value cannot be rendered as JSON: {e}")))?
-        }
+        Value::Map(_) | Value::Struct(_) => serde_json::to_vec(&JsonView::new(
+            record.value_schema.as_deref(),
+            &record.value,
+        ))
+        .map_err(|e| Invalid(format!("the value cannot be rendered as JSON: {e}")))?,
         Value::String(s) => s.as_bytes().to_vec(),
         Value::Bytes(b) => b.clone(),
         _ => return Err(Invalid("the value is not an object".into())),
@@ -276,7 +281,11 @@ mod tests {
     #[test]
     fn insert_is_an_index_action_versioned_by_offset() {
         let c = config(&[]);
-        let r = record(Value::String("u1".into()), map(&[("n", Value::Int32(1))]), 41);
+        let r = record(
+            Value::String("u1".into()),
+            map(&[("n", Value::Int32(1))]),
+            41,
+        );
         let l = lines(build(&c, &r).unwrap());
         assert_eq!(
             l[0],
@@ -325,7 +334,7 @@ mod tests {
     #[test]
     fn tombstones_follow_behavior_on_null_values() {
         let r = record(Value::String("u1".into()), Value::Null, 9);
-        assert_eq!(build(&config(&[]), &r).unwrap_err().0.contains("fail"), true);
+        assert!(build(&config(&[]), &r).unwrap_err().0.contains("fail"));
         assert_eq!(
             build(&config(&[("behavior.on.null.values", "ignore")]), &r).unwrap(),
             Built::Skip
@@ -333,23 +342,36 @@ mod tests {
         let l = lines(build(&config(&[("behavior.on.null.values", "delete")]), &r).unwrap());
         assert_eq!(
             l,
-            vec![json!({"delete": {"_index": "user-events", "_id": "u1", "version": 9, "version_type": "external"}})]
+            vec![
+                json!({"delete": {"_index": "user-events", "_id": "u1", "version": 9, "version_type": "external"}})
+            ]
         );
     }
 
     #[test]
     fn upsert_merges_without_a_version() {
         let c = config(&[("write.method", "upsert")]);
-        let r = record(Value::String("u1".into()), map(&[("n", Value::Int32(1))]), 4);
+        let r = record(
+            Value::String("u1".into()),
+            map(&[("n", Value::Int32(1))]),
+            4,
+        );
         let l = lines(build(&c, &r).unwrap());
-        assert_eq!(l[0], json!({"update": {"_index": "user-events", "_id": "u1"}}));
+        assert_eq!(
+            l[0],
+            json!({"update": {"_index": "user-events", "_id": "u1"}})
+        );
         assert_eq!(l[1], json!({"doc": {"n": 1}, "doc_as_upsert": true}));
     }
 
     #[test]
     fn data_streams_create_with_a_timestamp() {
         let c = config(&[("data.stream.type", "logs"), ("data.stream.dataset", "app")]);
-        let r = record(Value::String("u1".into()), map(&[("n", Value::Int32(1))]), 4);
+        let r = record(
+            Value::String("u1".into()),
+            map(&[("n", Value::Int32(1))]),
+            4,
+        );
         let l = lines(build(&c, &r).unwrap());
         assert_eq!(
             l[0],
@@ -361,7 +383,11 @@ mod tests {
     #[test]
     fn values_that_are_not_objects_are_invalid() {
         let c = config(&[]);
-        for v in [Value::Int32(1), Value::String("not json".into()), Value::String("[1]".into())] {
+        for v in [
+            Value::Int32(1),
+            Value::String("not json".into()),
+            Value::String("[1]".into()),
+        ] {
             let r = record(Value::String("k".into()), v, 1);
             assert!(build(&c, &r).is_err());
         }

@@ -113,8 +113,10 @@ mod tests {
     fn items(n: usize, size: usize) -> Vec<Item> {
         (0..n)
             .map(|i| {
-                let mut record = Record::default();
-                record.offset = Some(i as i64);
+                let record = Record {
+                    offset: Some(i as i64),
+                    ..Record::default()
+                };
                 Item {
                     record,
                     bytes: vec![b'x'; size],

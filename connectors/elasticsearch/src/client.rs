@@ -37,9 +37,8 @@ impl EsClient {
             builder = builder.pool_idle_timeout(idle);
         }
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                format!("elastic.https.ssl.ca.location: cannot read '{path}': {e}")
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("elastic.https.ssl.ca.location: cannot read '{path}': {e}"))?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 format!("elastic.https.ssl.ca.location: '{path}' is not PEM certificates: {e}")
             })? {
@@ -55,8 +54,9 @@ impl EsClient {
             Auth::ApiKey(key) => Some(format!("ApiKey {key}")),
         }
         .map(|v| {
-            let mut v = HeaderValue::from_str(&v)
-                .map_err(|_| "connection.password or connection.api.key: not a valid header value".to_owned())?;
+            let mut v = HeaderValue::from_str(&v).map_err(|_| {
+                "connection.password or connection.api.key: not a valid header value".to_owned()
+            })?;
             v.set_sensitive(true);
             Ok::<_, String>(v)
         })

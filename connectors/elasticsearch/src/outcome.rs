@@ -62,7 +62,9 @@ fn item(item: &Json) -> Outcome {
     match status {
         200..=299 if error.is_none() => Outcome::Done,
         // Deleting what is not there leaves the index as asked.
-        404 if error.is_none() && body.get("result").and_then(Json::as_str) == Some("not_found") => {
+        404 if error.is_none()
+            && body.get("result").and_then(Json::as_str) == Some("not_found") =>
+        {
             Outcome::Done
         }
         409 if kind == "version_conflict_engine_exception" => Outcome::Conflict,

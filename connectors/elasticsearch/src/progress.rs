@@ -56,10 +56,7 @@ impl Owed {
         consumed
             .iter()
             .map(|(tp, next)| {
-                let first_owed = self
-                    .by_partition
-                    .get(tp)
-                    .and_then(|s| s.first().copied());
+                let first_owed = self.by_partition.get(tp).and_then(|s| s.first().copied());
                 (tp.clone(), first_owed.map_or(*next, |o| o.min(*next)))
             })
             .collect()

@@ -758,7 +758,7 @@ fn a_30s_server_outage_under_load_is_ridden_out() {
                         )
                     })
                     .collect();
-                produce_optional(&topic, (round % 2) as i32, &records);
+                produce_optional(&topic, round % 2, &records);
                 std::thread::sleep(Duration::from_secs(1));
             }
         })
@@ -788,12 +788,14 @@ fn a_30s_server_outage_under_load_is_ridden_out() {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
-    std::process::Command::new("bash")
+    // The server runs on until the stack's watchdog stops it with the rest.
+    let mut server = std::process::Command::new("bash")
         .arg(stack.join("run"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    std::thread::spawn(move || server.wait());
     producer.join().unwrap();
     wait_count(&url, &topic, TOTAL as u64, Duration::from_secs(120));
     let group = format!("connect-{name}");

@@ -3,7 +3,8 @@
 //! compared record by record; external versions across a kill -9 and across
 //! partitions; rejected documents to the DLQ with the server's reason; item
 //! level 429s (injected by a small proxy, which a real server cannot be made
-//! to send on demand) retried; the server down for 30 s under load.
+//! to send on demand) retried; the server down for 30 s under load; wrong
+//! credentials.
 
 mod support;
 
@@ -843,5 +844,83 @@ fn data_streams_get_create_actions_with_timestamps() {
             src["@timestamp"].as_i64().unwrap() > 1_600_000_000_000,
             "{src}"
         );
+    }
+}
+
+/// Wrong credentials fail the task with an error naming the keys to fix,
+/// and nothing is committed. (noida-db does not check credentials, so a
+/// listener that answers 401 to everything stands in for a secured cluster.)
+#[test]
+fn wrong_credentials_fail_the_task_naming_the_keys() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_401(conn));
+        }
+    });
+    let scratch = Scratch::new("es-401");
+    let topic = unique("secured");
+    create_topic(&scratch, &topic, 1);
+    produce_keyed(&topic, 0, Some("k"), &[br#"{"n":1}"#.to_vec()]);
+    let name = unique("es-401");
+    let mut w = start(
+        &scratch,
+        &sink(
+            &name,
+            &topic,
+            &url,
+            json!({"connection.username": "elastic", "connection.password": "wrong", "tasks.max": "1"}),
+        ),
+    );
+    let (_, trace) = w.wait_failed_trace(Duration::from_secs(60));
+    assert!(
+        trace.contains("HTTP 401") && trace.contains("connection.username"),
+        "{trace}"
+    );
+    assert!(
+        !trace.contains("wrong"),
+        "the password is in the trace: {trace}"
+    );
+    assert!(committed(&format!("connect-{name}"), &topic)
+        .values()
+        .all(|o| *o <= 0));
+}
+
+fn answer_401(conn: TcpStream) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut writer = conn;
+    loop {
+        let mut length = 0;
+        let mut first = true;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h.trim().is_empty() && !first {
+                break;
+            }
+            first = false;
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let answer = r#"{"error":{"type":"security_exception","reason":"unable to authenticate user [elastic]"},"status":401}"#;
+        if write!(
+            writer,
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .is_err()
+        {
+            return;
+        }
     }
 }

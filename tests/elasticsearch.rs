@@ -924,3 +924,124 @@ fn answer_401(conn: TcpStream) {
         }
     }
 }
+
+/// The real CDC source into the sink, versioned by the position sluice puts
+/// in `__sluice.position` (commit LSN and index; the snapshot's rows below
+/// every streamed change): after a snapshot, updates and deletes the index
+/// equals the table, and a replay of the whole topic (another connector,
+/// from the start) changes no document and no version. (`__sluice.lsn.change`
+/// would not do: snapshot rows do not carry it.)
+#[test]
+fn cdc_changes_index_as_the_table_by_lsn_and_a_replay_rewinds_nothing() {
+    let id = unique("es_cdc").to_lowercase().replace(['-', '.'], "_");
+    psql(&format!(
+        "CREATE SCHEMA {id}; CREATE TABLE {id}.users (id int PRIMARY KEY, name text NOT NULL, n int NOT NULL);
+         INSERT INTO {id}.users SELECT g, 'user ' || g, 0 FROM generate_series(1, 40) g;"
+    ));
+    let prefix = format!("cdc_{id}");
+    let topic = format!("{prefix}.{id}.users");
+    let scratch = Scratch::new("es-cdc-pg");
+    let source = scratch.write_json(
+        "pg.json",
+        &json!({"name": unique("pg"), "config": {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "database.hostname": "127.0.0.1",
+            "database.port": postgres_port(),
+            "database.user": "postgres",
+            "database.password": "",
+            "database.dbname": "postgres",
+            "topic.prefix": prefix,
+            "slot.name": format!("slot_{id}"),
+            "publication.name": format!("pub_{id}"),
+            "publication.autocreate.mode": "filtered",
+            "table.include.list": format!("{id}\\..*"),
+            "key.converter": "json",
+            "key.converter.schemas.enable": false,
+            "value.converter": "json",
+            "value.converter.schemas.enable": false,
+            "poll.interval.ms": 100,
+            "topic.creation.default.partitions": 1,
+            "transforms": "unwrap",
+            "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+            "transforms.unwrap.drop.tombstones": "false"
+        }}),
+    );
+    let sink_for = |name: &str| {
+        sink(
+            name,
+            &topic,
+            es(),
+            json!({
+                "external.version.header": "__sluice.position",
+                "behavior.on.null.values": "delete",
+                "key.converter": "json",
+                "key.converter.schemas.enable": false,
+                "tasks.max": "1"
+            }),
+        )
+    };
+    let name = unique("es-cdc-pg");
+    let sink_file = scratch.write_json("es.json", &sink_for(&name));
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let mut w = WorkerProcess::start(&scratch, &worker, &[source.clone(), sink_file]);
+    // The snapshot first, then changes while streaming.
+    wait_for("the snapshot in Kafka", Duration::from_secs(90), || {
+        topic_count(&topic) >= 40
+    });
+    for round in 1..=3 {
+        psql(&format!(
+            "UPDATE {id}.users SET n = {round}, name = 'user ' || id || ' v{round}' WHERE id % 2 = 0;"
+        ));
+    }
+    psql(&format!(
+        "DELETE FROM {id}.users WHERE id % 5 = 0; INSERT INTO {id}.users VALUES (41, 'late', 9);"
+    ));
+    let rows: BTreeMap<String, Json> =
+        psql(&format!("SELECT id, name, n FROM {id}.users ORDER BY id"))
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                let id: i64 = f[0].parse().unwrap();
+                (
+                    json!({ "id": id }).to_string(),
+                    json!({"id": id, "name": f[1], "n": f[2].parse::<i64>().unwrap()}),
+                )
+            })
+            .collect();
+    // Every change is in Kafka: 40 snapshot rows, 60 updates, 8 deletes (as
+    // tombstones: the unwrap drops delete events), 1 insert.
+    wait_for("every change in Kafka", Duration::from_secs(90), || {
+        topic_count(&topic) >= 40 + 60 + 8 + 1
+    });
+    let group = format!("connect-{name}");
+    let end = topic_count(&topic);
+    wait_for("every change settled", Duration::from_secs(60), || {
+        committed(&group, &topic).values().sum::<i64>() == end
+    });
+    let ids: Vec<String> = (1..=41).map(|i| json!({ "id": i }).to_string()).collect();
+    let got = mget(es(), &topic, &ids);
+    let sources: BTreeMap<String, Json> = got
+        .iter()
+        .map(|(k, (_, s))| (k.clone(), s.clone()))
+        .collect();
+    assert_eq!(sources, rows);
+    assert_eq!(count(es(), &topic), rows.len() as u64);
+    w.kill9();
+    // Replay everything with a connector of its own: conflicts only.
+    let replay = unique("es-cdc-replay");
+    let scratch2 = Scratch::new("es-cdc-pg-replay");
+    let replay_file = scratch2.write_json("es.json", &sink_for(&replay));
+    let worker2 = scratch2.write_json("worker.json", &worker_config(&scratch2));
+    let _w2 = WorkerProcess::start(&scratch2, &worker2, &[replay_file]);
+    wait_for("the replay settled", Duration::from_secs(60), || {
+        committed(&format!("connect-{replay}"), &topic)
+            .values()
+            .sum::<i64>()
+            == end
+    });
+    let again = mget(es(), &topic, &ids);
+    assert_eq!(again, got, "a replay changed documents or versions");
+    psql(&format!(
+        "SELECT pg_drop_replication_slot('slot_{id}') FROM pg_replication_slots WHERE slot_name = 'slot_{id}' AND NOT active"
+    ));
+}

@@ -49,7 +49,7 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("max.connection.idle.time.ms", ConfigType::Int).default("60000").validator(Validator::at_least(-1.0)))
         .define(ConfigKey::new("connection.timeout.ms", ConfigType::Int).default("1000").validator(Validator::at_least(0.0)))
         .define(ConfigKey::new("read.timeout.ms", ConfigType::Int).default("3000").validator(Validator::at_least(0.0)).doc("How long a request may take, end to end."))
-        .define(ConfigKey::new("external.version.header", ConfigType::String).default("").doc("A header whose value (a decimal integer, or sluice's '<commit LSN>/<index>' position) is the document's external version instead of the Kafka offset."))
+        .define(ConfigKey::new("external.version.header", ConfigType::String).default("").doc("A header whose value (a decimal integer, or a '<major>/<minor>' position such as sluice's __sluice.position) is the document's external version instead of the Kafka offset."))
         .define(ConfigKey::new("data.stream.type", ConfigType::String).default("none").validator(Validator::Custom(|v| one_of_ci(v, &["none", "logs", "metrics", "traces", "synthetics"]))).doc("Write to the data stream <type>-<dataset>-<namespace> (create actions) instead of an index named after the topic."))
         .define(ConfigKey::new("data.stream.dataset", ConfigType::String).default("").doc("The data stream's dataset; ${topic} is the record's topic."))
         .define(ConfigKey::new("data.stream.namespace", ConfigType::String).default("${topic}").doc("The data stream's namespace; ${topic} is the record's topic."))

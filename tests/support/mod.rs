@@ -891,3 +891,9 @@ impl PrivatePostgres {
         ready.unwrap_or_else(Instant::now)
     }
 }
+
+/// The Elasticsearch-API server (noida-db) of the shared stack.
+pub fn es() -> &'static str {
+    static ES: OnceLock<String> = OnceLock::new();
+    ES.get_or_init(|| stack_var("SLUICE_ES_URL", "es"))
+}

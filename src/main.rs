@@ -15,7 +15,7 @@ mod transform_cmd;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -303,21 +303,7 @@ async fn standalone(
         Arc::new(configs),
         Arc::new(MemoryStatusStore::default()),
     ));
-    let state = Arc::new(AppState {
-        herder: herder.clone(),
-        loggers: Loggers::new(&logging.initial, Some(logging.control)),
-        ready: Default::default(),
-        kafka_cluster_id: Default::default(),
-    });
-    let s = state.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Some(id) = s.herder.worker().topics().cluster_id() {
-            let _ = s.kafka_cluster_id.set(id);
-        }
-    });
-    let server = RestServer::start(&worker_config, state.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
+    let (state, server) = serve(&herder, &worker_config, &worker_path, logging).await?;
     herder.load(connectors).await?;
     herder.spawn_supervisor();
     state.ready.store(true, Ordering::Release);
@@ -329,14 +315,7 @@ async fn standalone(
     );
     shutdown_signal().await;
     info!("shutting down: finishing in-flight batches and committing");
-    let failed = herder.shutdown().await;
-    server.stop().await;
-    info!(failed, "worker stopped");
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(stop(&herder, server).await)
 }
 
 async fn distributed(
@@ -374,21 +353,7 @@ async fn distributed(
         Herder::new(worker, Arc::new(configs), Arc::new(statuses))
             .with_placement(placement.clone()),
     );
-    let state = Arc::new(AppState {
-        herder: herder.clone(),
-        loggers: Loggers::new(&logging.initial, Some(logging.control)),
-        ready: Default::default(),
-        kafka_cluster_id: Default::default(),
-    });
-    let s = state.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Some(id) = s.herder.worker().topics().cluster_id() {
-            let _ = s.kafka_cluster_id.set(id);
-        }
-    });
-    let server = RestServer::start(&worker_config, state.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
+    let (state, server) = serve(&herder, &worker_config, &worker_path, logging).await?;
     // Everything known runs nowhere here until the group gives this worker slots.
     herder.load(Vec::new()).await?;
     herder.spawn_supervisor();
@@ -415,14 +380,46 @@ async fn distributed(
     // The revocation on leaving stops our tasks, each finishing its batches
     // and committing, before the others are given them.
     tokio::task::spawn_blocking(move || membership.leave()).await?;
+    Ok(stop(&herder, server).await)
+}
+
+/// The REST API over `herder`, in either mode; its state says "not ready"
+/// until the caller has loaded the connectors.
+async fn serve(
+    herder: &Arc<Herder>,
+    worker_config: &WorkerConfig,
+    worker_path: &Path,
+    logging: Logging,
+) -> anyhow::Result<(Arc<AppState>, RestServer)> {
+    let state = Arc::new(AppState {
+        herder: herder.clone(),
+        loggers: Loggers::new(&logging.initial, Some(logging.control)),
+        ready: Default::default(),
+        kafka_cluster_id: Default::default(),
+    });
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Some(id) = s.herder.worker().topics().cluster_id() {
+            let _ = s.kafka_cluster_id.set(id);
+        }
+    });
+    let server = RestServer::start(worker_config, state.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
+    Ok((state, server))
+}
+
+/// Stops every connector (each finishing its batches and committing), then
+/// the REST API; fails the process if a task failed to stop cleanly.
+async fn stop(herder: &Herder, server: RestServer) -> ExitCode {
     let failed = herder.shutdown().await;
     server.stop().await;
     info!(failed, "worker stopped");
-    Ok(if failed > 0 {
+    if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

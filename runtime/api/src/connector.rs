@@ -156,6 +156,14 @@ pub trait SinkTask: Send {
         Ok(OffsetMap::new())
     }
 
+    /// Whether `put` looks at record headers; asked once, after `start`. A task
+    /// that never does (one writing only values) says no, and the runtime
+    /// skips decoding them unless a transform or the error policy needs them:
+    /// librdkafka builds a list per record when headers are read.
+    fn reads_headers(&self) -> bool {
+        true
+    }
+
     /// Accepts a batch of records. It may write them now or buffer them until
     /// [`SinkTask::pre_commit`].
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError>;

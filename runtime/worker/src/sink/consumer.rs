@@ -143,7 +143,7 @@ pub fn context(events: mpsc::Sender<ConsumerEvent>) -> SinkContext {
 }
 
 /// Polls `consumer` until `stop` is set or the task loop goes away, sending
-/// batches of at most `max_records`.
+/// batches of at most `max_records`, with the records' headers if `headers`.
 ///
 /// While the connector is paused the consumer stays in its group (polling
 /// serves rebalances and keeps it a member) but its partitions are paused, so
@@ -153,6 +153,7 @@ pub fn poll_loop(
     consumer: Arc<SinkConsumer>,
     events: mpsc::Sender<ConsumerEvent>,
     max_records: usize,
+    headers: bool,
     stop: Arc<AtomicBool>,
     control: watch::Receiver<TargetState>,
     seeks: Arc<Rewinds>,
@@ -225,10 +226,10 @@ pub fn poll_loop(
                             .or_insert_with(|| m.topic().into())
                             .clone(),
                     };
-                    let mut headers = sluice_api::Headers::new();
-                    if let Some(hs) = m.headers() {
+                    let mut record_headers = sluice_api::Headers::new();
+                    if let Some(hs) = headers.then(|| m.headers()).flatten() {
                         for h in hs.iter() {
-                            headers.push(h.key.to_owned(), h.value.map(<[u8]>::to_vec));
+                            record_headers.push(h.key.to_owned(), h.value.map(<[u8]>::to_vec));
                         }
                     }
                     batch.push(RawRecord {
@@ -238,7 +239,7 @@ pub fn poll_loop(
                         timestamp: m.timestamp().to_millis(),
                         key: m.key().map(<[u8]>::to_vec),
                         value: m.payload().map(<[u8]>::to_vec),
-                        headers,
+                        headers: record_headers,
                     });
                 }
                 Err(KafkaError::PartitionEOF(_)) => {}

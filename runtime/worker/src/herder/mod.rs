@@ -25,7 +25,7 @@ pub use self::status::{ConnectorState, ConnectorStatus, State, TaskStatus};
 use crate::config::{
     check_connector_name, connector_config_def, is_whole_reference, ConnectorConfig,
 };
-use crate::control::{TargetState, TaskHealth};
+use crate::control::{Report, TargetState, TaskHealth};
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::placement::{Part, Placement};
 use crate::storage::{
@@ -534,6 +534,14 @@ impl Herder {
 
     pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
         self.catch_up().await?;
+        if let Some(placement) = &self.placement {
+            self.read_statuses().await;
+            let connectors = self.connectors.lock().await;
+            let c = connectors
+                .get(name)
+                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            return Ok(self.cluster_status_of(placement, name, c));
+        }
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
@@ -892,8 +900,18 @@ impl Herder {
         let health = {
             let (statuses, name) = (self.statuses.clone(), c.config.name.clone());
             let paused = self.status_record(State::Paused, None);
-            Arc::new(TaskHealth::reporting_pauses(move || {
-                statuses.put_task(&name, id, paused.clone())
+            Arc::new(TaskHealth::reporting(move |report| {
+                let record = match report {
+                    Report::Paused => paused.clone(),
+                    // A task riding out an outage is RUNNING; its trace says
+                    // why nothing moves, on every worker.
+                    Report::Retrying(why) => StatusRecord {
+                        state: State::Running,
+                        trace: why,
+                        ..paused.clone()
+                    },
+                };
+                statuses.put_task(&name, id, record)
             }))
         };
         let wiring = TaskWiring {
@@ -1115,14 +1133,19 @@ impl Herder {
     /// How many tasks the connector has: known from its instance where this
     /// worker runs it, else from the tasks other workers reported.
     fn task_count(&self, c: &Connector) -> u32 {
-        if c.instance.is_some() || self.placement.is_none() {
+        if self.placement.is_none() {
             return c.task_configs.len() as u32;
         }
         if c.target == TargetState::Stopped {
             return 0;
         }
+        // In a cluster, what the connector part's worker published: the
+        // same on every worker.
         if let Some(published) = self.configs.task_configs(&c.config.name) {
             return published.len() as u32;
+        }
+        if c.instance.is_some() {
+            return c.task_configs.len() as u32;
         }
         let max = c.config.tasks_max as u32;
         self.statuses

@@ -922,6 +922,179 @@ fn a_joining_worker_runs_its_slots_tasks_and_none_runs_twice() {
     }
 }
 
+/// `config` with the REST listener on `port`: the worker's id
+/// (`127.0.0.1:<port>`), which it keeps across a restart.
+fn on_port(scratch: &Scratch, config: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    json["listeners"] = json!(format!("http://127.0.0.1:{port}"));
+    scratch.write_json(&format!("worker-{port}.json"), &json)
+}
+
+/// The whole status answer of each worker, once they all agree.
+fn agreed_status(urls: &[String], name: &str) -> Option<serde_json::Value> {
+    // A worker still starting answers nothing: no agreement yet.
+    let answers: Vec<serde_json::Value> = urls
+        .iter()
+        .map(|u| {
+            http()
+                .get(format!("{u}/connectors/{name}/status"))
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+                .and_then(|r| r.json().ok())
+        })
+        .collect::<Option<_>>()?;
+    answers
+        .windows(2)
+        .all(|w| w[0] == w[1])
+        .then(|| answers[0].clone())
+}
+
+/// (state, worker_id) of the connector (index 0) and each task.
+fn parts(status: &serde_json::Value) -> Vec<(String, String)> {
+    std::iter::once(&status["connector"])
+        .chain(status["tasks"].as_array().into_iter().flatten())
+        .map(|x| {
+            (
+                x["state"].as_str().unwrap_or_default().to_owned(),
+                x["worker_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_dead_workers_parts_show_unassigned_and_wait_the_delay_for_it_to_come_back() {
+    const DELAY_MS: u64 = 8000;
+    let scratch = Scratch::new("delay");
+    let base = cluster_worker_json(&scratch, &unique("delay"));
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+    json["scheduled.rebalance.max.delay.ms"] = json!(DELAY_MS);
+    let base = scratch.write_json("worker-delay.json", &json);
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let configs: Vec<_> = ports.iter().map(|p| on_port(&scratch, &base, *p)).collect();
+    let mut workers: Vec<WorkerProcess> = configs
+        .iter()
+        .map(|c| WorkerProcess::start_distributed(&scratch, c))
+        .collect();
+    let urls: Vec<String> = workers.iter().map(WorkerProcess::rest_url).collect();
+    let topic = unique("events");
+    create_topic(&scratch, &topic, 4);
+    let (tasks, total) = (6u32, 27000u64);
+    let source = unique("gen");
+    let config = datagen_tasks(&source, &topic, total, 100, tasks);
+    assert_eq!(post(&format!("{}/connectors", urls[0]), &config).0, 201);
+    let all_running = |s: &serde_json::Value| {
+        let p = parts(s);
+        p.len() == tasks as usize + 1 && p.iter().all(|(state, _)| state == "RUNNING")
+    };
+    let mut status = json!(null);
+    wait_for(
+        "every part RUNNING, the same on every worker",
+        Duration::from_secs(60),
+        || {
+            status = agreed_status(&urls, &source).unwrap_or_default();
+            all_running(&status)
+        },
+    );
+    // The worker running task 0, and every part it runs.
+    let before = parts(&status);
+    let victim_id = before[1].1.clone();
+    let victim = urls
+        .iter()
+        .position(|u| u.ends_with(&victim_id))
+        .unwrap();
+    let its_parts: Vec<usize> = (0..before.len())
+        .filter(|i| before[*i].1 == victim_id)
+        .collect();
+    let others: Vec<String> = (0..3)
+        .filter(|i| *i != victim)
+        .map(|i| urls[i].clone())
+        .collect();
+    let assigned = |w: &WorkerProcess| w.log_text().matches("placement slots assigned").count();
+    let assigned_before: Vec<usize> = workers.iter().map(assigned).collect();
+
+    // Killed: once its session would have expired, its parts are UNASSIGNED
+    // on every worker, not RUNNING on a dead worker; the rest run on.
+    workers[victim].kill9();
+    let killed_at = std::time::Instant::now();
+    wait_for(
+        "the dead worker's parts UNASSIGNED on every worker",
+        Duration::from_millis(SESSION_MS + 3000),
+        || {
+            agreed_status(&others, &source).is_some_and(|s| {
+                parts(&s).iter().enumerate().all(|(i, (state, w))| {
+                    if its_parts.contains(&i) {
+                        state == "UNASSIGNED"
+                    } else {
+                        state == "RUNNING" && *w != victim_id
+                    }
+                })
+            })
+        },
+    );
+    eprintln!(
+        "dead worker's parts UNASSIGNED after {:?}",
+        killed_at.elapsed()
+    );
+
+    // Back on the same host and port within the delay: it takes its own
+    // place again, and nothing moved in between.
+    workers[victim] = WorkerProcess::start_distributed(&scratch, &configs[victim]);
+    wait_for(
+        "its parts RUNNING on it again",
+        Duration::from_secs(30),
+        || agreed_status(&urls, &source).is_some_and(|s| all_running(&s) && parts(&s) == before),
+    );
+    for i in (0..3).filter(|i| *i != victim) {
+        assert_eq!(
+            assigned(&workers[i]),
+            assigned_before[i],
+            "worker {i} was given slots while the dead worker's were held:\n{}",
+            workers[i].log_text()
+        );
+    }
+
+    // Killed again and not back: its parts wait out session + delay (the
+    // coordinator last heard from it at most a heartbeat before the kill),
+    // then run elsewhere.
+    workers[victim].kill9();
+    let killed_at = std::time::Instant::now();
+    let held_until = Duration::from_millis(SESSION_MS + DELAY_MS - 1000 - 500);
+    wait_for(
+        "its parts RUNNING on the other workers",
+        Duration::from_millis(SESSION_MS + DELAY_MS + 5000),
+        || {
+            let moved = agreed_status(&others, &source)
+                .is_some_and(|s| parts(&s).iter().all(|(state, w)| state == "RUNNING" && *w != victim_id));
+            assert!(
+                !moved || killed_at.elapsed() >= held_until,
+                "the dead worker's parts moved after {:?}, within its session and the delay",
+                killed_at.elapsed()
+            );
+            moved
+        },
+    );
+    eprintln!(
+        "dead worker's parts RUNNING elsewhere after {:?} (session {SESSION_MS} ms + delay {DELAY_MS} ms)",
+        killed_at.elapsed()
+    );
+    // No task ran on two workers at once: each generator's records once.
+    assert!(
+        topic_count(&topic) < total as i64,
+        "the source finished before the second kill; slow it down"
+    );
+    let seen = assert_exactly_once(&topic, total);
+    for g in 0..i64::from(tasks) {
+        assert_eq!(
+            seen.iter().filter(|(t, _)| *t == g).count() as u64,
+            total / u64::from(tasks)
+        );
+    }
+}
+
 /// A schema, slot and publication of the test's own, the slot dropped after.
 struct PgSource {
     schema: String,
@@ -1082,4 +1255,321 @@ fn a_cdc_source_and_a_file_sink_survive_their_workers_kill_with_every_change_onc
             .collect();
         ids.len() as i64 == expected
     });
+}
+
+// ---- Benchmark: failover and rebalance-on-join, sluice and Kafka Connect ----
+//
+// `cargo test --test distributed -- --ignored bench_ --nocapture`; each prints
+// one line per run and the medians (bench/RESULTS.md). The same scenario for
+// both: two workers, three FileStreamSource connectors (one task each) reading
+// files a thread keeps appending to; a third worker joins (→ the first part
+// RUNNING on it), then the worker running the first connector's task is
+// killed with -9 (→ the first record its new owner writes). Runs:
+// SLUICE_BENCH_RUNS (sluice: 5, Connect: 2, which waits out its default
+// five-minute scheduled.rebalance.max.delay.ms each time).
+
+/// A worker process of either system, and its REST URL.
+struct BenchWorker {
+    process: BenchProcess,
+    url: String,
+}
+
+enum BenchProcess {
+    Sluice(WorkerProcess),
+    /// Killed on drop.
+    Java(std::process::Child),
+}
+
+impl BenchWorker {
+    fn id(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    fn kill9(&mut self) {
+        match &mut self.process {
+            BenchProcess::Sluice(w) => w.kill9(),
+            BenchProcess::Java(child) => {
+                child.kill().ok();
+                child.wait().ok();
+            }
+        }
+    }
+}
+
+impl Drop for BenchWorker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+enum System {
+    Sluice { config: std::path::PathBuf },
+    Connect { properties: std::path::PathBuf, java: String, classpath: String },
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl System {
+    /// sluice with its defaults (session 10 s, heartbeat 3 s, no delay).
+    fn sluice(scratch: &Scratch) -> Self {
+        let config = cluster_worker_json(scratch, &unique("bench"));
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+        let keys = json.as_object_mut().unwrap();
+        keys.remove("session.timeout.ms");
+        keys.remove("heartbeat.interval.ms");
+        Self::Sluice {
+            config: scratch.write_json("worker-bench.json", &json),
+        }
+    }
+
+    /// Kafka Connect 4.3's `ConnectDistributed` with its defaults, apart from
+    /// what a one-broker cluster needs.
+    fn connect(scratch: &Scratch) -> Self {
+        let home = std::env::var("SLUICE_CONNECT_HOME").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/sluice/tools/connect/3.6.3.0",
+                std::env::var("HOME").unwrap()
+            )
+        });
+        let read = |f: &str| {
+            std::fs::read_to_string(format!("{home}/{f}"))
+                .unwrap_or_else(|e| panic!("{home}/{f}: {e}; run dev/install connect"))
+                .trim()
+                .to_owned()
+        };
+        let group = unique("cbench");
+        let properties = scratch.path("connect-distributed.properties");
+        std::fs::write(
+            &properties,
+            format!(
+                "bootstrap.servers={}\ngroup.id={group}\n\
+                 config.storage.topic={group}-configs\noffset.storage.topic={group}-offsets\n\
+                 status.storage.topic={group}-status\nconfig.storage.replication.factor=1\n\
+                 offset.storage.replication.factor=1\nstatus.storage.replication.factor=1\n\
+                 key.converter=org.apache.kafka.connect.storage.StringConverter\n\
+                 value.converter=org.apache.kafka.connect.storage.StringConverter\n\
+                 plugin.discovery=only_scan\n",
+                kafka()
+            ),
+        )
+        .unwrap();
+        Self::Connect {
+            properties,
+            java: read("java"),
+            classpath: read("classpath"),
+        }
+    }
+
+    fn start(&self, scratch: &Scratch) -> BenchWorker {
+        match self {
+            Self::Sluice { config } => {
+                let w = WorkerProcess::start_distributed(scratch, config);
+                let url = w.rest_url();
+                BenchWorker {
+                    process: BenchProcess::Sluice(w),
+                    url,
+                }
+            }
+            Self::Connect {
+                properties,
+                java,
+                classpath,
+            } => {
+                let port = free_port();
+                let props = scratch.path(&format!("worker-{port}.properties"));
+                let mut text = std::fs::read_to_string(properties).unwrap();
+                text.push_str(&format!(
+                    "listeners=http://127.0.0.1:{port}\nrest.advertised.host.name=127.0.0.1\nrest.advertised.port={port}\n"
+                ));
+                std::fs::write(&props, text).unwrap();
+                let log = std::fs::File::create(scratch.path(&format!("connect-{port}.log"))).unwrap();
+                let child = std::process::Command::new(java)
+                    .args(["-Xms64m", "-Xmx512m", "-XX:+UseG1GC", "-cp", classpath])
+                    .arg("org.apache.kafka.connect.cli.ConnectDistributed")
+                    .arg(&props)
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .expect("java starts");
+                let url = format!("http://127.0.0.1:{port}");
+                wait_for("Connect's REST API", Duration::from_secs(120), || {
+                    http()
+                        .get(format!("{url}/connectors"))
+                        .send()
+                        .is_ok_and(|r| r.status().is_success())
+                });
+                BenchWorker {
+                    process: BenchProcess::Java(child),
+                    url,
+                }
+            }
+        }
+    }
+}
+
+/// (join: worker started → a part RUNNING on it, join: REST up → the same,
+/// failover: kill -9 → the first record from the new owner).
+fn bench_run(system: &System) -> (Duration, Duration, Duration) {
+    let scratch = Scratch::new("bench");
+    let mut workers = vec![system.start(&scratch), system.start(&scratch)];
+    let names: Vec<String> = (0..3).map(|_| unique("fsrc")).collect();
+    let topics: Vec<String> = names.iter().map(|n| format!("{n}-t")).collect();
+    let inputs: Vec<std::path::PathBuf> = names
+        .iter()
+        .map(|n| scratch.path(&format!("{n}.txt")))
+        .collect();
+    for t in &topics {
+        create_topic(&scratch, t, 1);
+    }
+    for p in &inputs {
+        std::fs::write(p, "").unwrap();
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = {
+        let (inputs, done) = (inputs.clone(), done.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut files: Vec<std::fs::File> = inputs
+                .iter()
+                .map(|p| std::fs::OpenOptions::new().append(true).open(p).unwrap())
+                .collect();
+            let mut n = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for f in &mut files {
+                    writeln!(f, "line {n}").unwrap();
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    for ((name, topic), input) in names.iter().zip(&topics).zip(&inputs) {
+        let body = json!({"name": name, "config": {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            "tasks.max": "1", "file": input.display().to_string(), "topic": topic
+        }});
+        let (code, answer) = post(&format!("{}/connectors", workers[0].url), &body);
+        assert_eq!(code, 201, "{answer}");
+    }
+    let url = workers[0].url.clone();
+    wait_for("every part RUNNING", Duration::from_secs(120), || {
+        names.iter().all(|n| {
+            let s = states(&url, n);
+            s.len() == 2 && s.iter().all(|(state, _)| state == "RUNNING")
+        })
+    });
+    for t in &topics {
+        wait_for("records flowing", Duration::from_secs(60), || topic_count(t) > 0);
+    }
+
+    // A third worker joins.
+    let started = std::time::Instant::now();
+    workers.push(system.start(&scratch));
+    let ready = started.elapsed();
+    let id = workers[2].id().to_owned();
+    wait_for("a part RUNNING on the new worker", Duration::from_secs(300), || {
+        names
+            .iter()
+            .any(|n| states(&url, n).iter().any(|(state, w)| state == "RUNNING" && *w == id))
+    });
+    let joined = started.elapsed();
+
+    // Kill -9 a worker running a connector's task, not the first worker:
+    // Connect's group leader, whose successor cannot know the dead leader's
+    // assignment and so reassigns it at once, without the delay.
+    let url = workers[2].url.clone();
+    let mut owner = (0, String::new());
+    wait_for(
+        "every part RUNNING after the join, a task on a later worker",
+        Duration::from_secs(300),
+        || {
+            let all: Vec<Vec<(String, String)>> = names.iter().map(|n| states(&url, n)).collect();
+            let running = all
+                .iter()
+                .all(|s| s.len() == 2 && s.iter().all(|(state, _)| state == "RUNNING"));
+            let later = all
+                .iter()
+                .position(|s| s[1].1 != workers[0].id())
+                .map(|i| (i, all[i][1].1.clone()));
+            match later {
+                Some(o) if running => {
+                    owner = o;
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    let (measured, owner) = owner;
+    let victim = workers.iter().position(|w| w.id() == owner).unwrap();
+    let witness = workers[0].url.clone();
+    let killed = std::time::Instant::now();
+    workers[victim].kill9();
+    // What the dead worker had sent is in the topic within this settle.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = topic_count(&topics[measured]);
+    wait_for("a record from the new owner", Duration::from_secs(600), || {
+        topic_count(&topics[measured]) > before
+    });
+    let failover = killed.elapsed();
+    let s = states(&witness, &names[measured]);
+    assert!(s[1].1 != owner, "the task still reported on the killed worker: {s:?}");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    appender.join().unwrap();
+    (joined, joined - ready, failover)
+}
+
+fn bench(name: &str, system: impl Fn(&Scratch) -> System, default_runs: usize) {
+    let runs: usize = std::env::var("SLUICE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_runs);
+    let mut results = Vec::new();
+    for run in 0..runs {
+        let scratch = Scratch::new("bench-system");
+        let r = bench_run(&system(&scratch));
+        eprintln!(
+            "{name} run {run}: join {:.1} s from start ({:.1} s from REST up), failover {:.1} s",
+            r.0.as_secs_f64(),
+            r.1.as_secs_f64(),
+            r.2.as_secs_f64()
+        );
+        results.push(r);
+    }
+    let median = |f: fn(&(Duration, Duration, Duration)) -> Duration| {
+        let mut v: Vec<f64> = results.iter().map(|r| f(r).as_secs_f64()).collect();
+        v.sort_by(f64::total_cmp);
+        let (lo, hi) = (v[0], v[v.len() - 1]);
+        let mid = if v.len() % 2 == 1 {
+            v[v.len() / 2]
+        } else {
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        };
+        format!("median {mid:.1} s (min {lo:.1}, max {hi:.1})")
+    };
+    eprintln!(
+        "{name}, {runs} runs: join from start {}; from REST up {}; failover {}",
+        median(|r| r.0),
+        median(|r| r.1),
+        median(|r| r.2)
+    );
+}
+
+#[test]
+#[ignore = "benchmark: several minutes"]
+fn bench_sluice_failover_and_join() {
+    bench("sluice", System::sluice, 5);
+}
+
+#[test]
+#[ignore = "benchmark: Connect waits five minutes per failover"]
+fn bench_connect_failover_and_join() {
+    bench("Kafka Connect 4.3", System::connect, 2);
 }

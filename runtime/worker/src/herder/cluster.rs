@@ -117,13 +117,6 @@ impl Herder {
             if c.target == TargetState::Stopped {
                 continue;
             }
-            if !self.owns_any(c) {
-                if c.instance.is_some() || !c.tasks.is_empty() {
-                    info!(connector = %name, "no part of the connector is placed here any more");
-                    self.stop_all(c).await;
-                }
-                continue;
-            }
             let lost: Vec<u32> = c
                 .tasks
                 .keys()
@@ -138,13 +131,41 @@ impl Herder {
                     .collect();
                 self.stop_tasks(name, tasks).await;
             }
-            if c.instance.is_none() && c.failure.is_none() {
+            if !self.owns(name, Part::Connector) {
+                if let Some(mut instance) = c.instance.take() {
+                    info!(connector = %name, "the connector part is placed elsewhere now; stopping it");
+                    instance.stop();
+                    c.task_configs.clear();
+                    c.failure = None;
+                }
+            } else if c.instance.is_none() && c.failure.is_none() {
                 self.start_instance(c);
             } else {
                 // This worker may have just gained the connector part.
                 self.publish_connector(c);
             }
             self.spawn_owned_tasks(c);
+        }
+    }
+
+    /// Brings the tasks run here in line with the task configs published in
+    /// the config topic: a task whose config changed, or that is no longer
+    /// published, is stopped (and started again with its new config).
+    async fn apply_task_configs(&self) {
+        let mut connectors = self.connectors.lock().await;
+        for (name, c) in connectors.iter_mut() {
+            let published = self.runnable_configs(c);
+            let stale: BTreeMap<_, _> = c
+                .tasks
+                .extract_if(.., |id, t| published.get(*id as usize) != Some(&t.config))
+                .collect();
+            if !stale.is_empty() {
+                info!(connector = %name, tasks = ?stale.keys().collect::<Vec<_>>(), "task configs changed; restarting the tasks");
+                self.stop_tasks(name, stale).await;
+            }
+            if c.target != TargetState::Stopped {
+                self.spawn_owned_tasks(c);
+            }
         }
     }
 
@@ -256,6 +277,7 @@ impl Herder {
                             break;
                         }
                         h.apply_stored().await;
+                        h.apply_task_configs().await;
                         h.apply_restarts().await;
                     }
                     event = placement.recv() => {

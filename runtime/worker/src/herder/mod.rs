@@ -94,6 +94,9 @@ pub struct TaskMetricsView {
 }
 
 struct Task {
+    /// The config it was started with: in a cluster, a task whose published
+    /// config changes is restarted with the new one.
+    config: TaskConfig,
     control: watch::Sender<TargetState>,
     /// `None` when the task could not even be built (its failure says why).
     handle: Option<JoinHandle<()>>,
@@ -179,19 +182,27 @@ impl Herder {
             .is_none_or(|p| p.owns(connector, part))
     }
 
-    /// Whether this worker runs any part of `c`, so needs its instance (which
-    /// makes the task configs). Task ids are below `tasks.max`.
-    fn owns_any(&self, c: &Connector) -> bool {
-        let name = &c.config.name;
-        self.owns(name, Part::Connector)
-            || (0..c.config.tasks_max as u32).any(|id| self.owns(name, Part::Task(id)))
+    /// The task configs tasks are started from: standalone, what this
+    /// worker's instance made; in a cluster, what the connector part's worker
+    /// published in the config topic (Connect's `task-`/`commit-` records),
+    /// the same on every worker.
+    fn runnable_configs(&self, c: &Connector) -> Vec<TaskConfig> {
+        match &self.placement {
+            None => c.task_configs.clone(),
+            Some(_) if c.target == TargetState::Stopped || c.invalid.is_some() => Vec::new(),
+            Some(_) => self
+                .configs
+                .task_configs(&c.config.name)
+                .unwrap_or_default(),
+        }
     }
 
     /// Starts the tasks this worker owns and does not run yet.
     fn spawn_owned_tasks(&self, c: &mut Connector) {
-        for id in 0..c.task_configs.len() as u32 {
+        for (id, config) in self.runnable_configs(c).into_iter().enumerate() {
+            let id = id as u32;
             if self.owns(&c.config.name, Part::Task(id)) && !c.tasks.contains_key(&id) {
-                self.spawn_task(c, id);
+                self.spawn_task(c, id, config);
             }
         }
     }
@@ -412,10 +423,10 @@ impl Herder {
             }
             TargetState::Running | TargetState::Paused if was == TargetState::Stopped => {
                 // stop_all left the connector known but empty; start it as new.
-                if self.owns_any(c) {
+                if self.owns(&c.config.name, Part::Connector) {
                     self.start_instance(c);
-                    self.spawn_owned_tasks(c);
                 }
+                self.spawn_owned_tasks(c);
             }
             _ => {
                 for (id, t) in &c.tasks {
@@ -580,13 +591,7 @@ impl Herder {
             .plugins()
             .connector(&c.config.class)
             .map_or(c.config.class.as_str(), |p| p.task_class);
-        // Where the instance runs elsewhere, what its worker published.
-        let configs = match (&c.instance, c.target) {
-            (None, TargetState::Running | TargetState::Paused) => {
-                self.configs.task_configs(name).unwrap_or_default()
-            }
-            _ => c.task_configs.clone(),
-        };
+        let configs = self.runnable_configs(c);
         Ok(configs
             .iter()
             .enumerate()
@@ -823,8 +828,10 @@ impl Herder {
     /// Starts a connector and, unless it is to stay stopped, its tasks.
     fn start(&self, config: ConnectorConfig, target: TargetState) -> Connector {
         let mut c = Connector::new(config, target);
-        if target != TargetState::Stopped && self.owns_any(&c) {
-            self.start_instance(&mut c);
+        if target != TargetState::Stopped {
+            if self.owns(&c.config.name, Part::Connector) {
+                self.start_instance(&mut c);
+            }
             self.spawn_owned_tasks(&mut c);
         }
         c
@@ -892,10 +899,7 @@ impl Herder {
         }
     }
 
-    fn spawn_task(&self, c: &mut Connector, id: u32) {
-        let Some(config) = c.task_configs.get(id as usize).cloned() else {
-            return;
-        };
+    fn spawn_task(&self, c: &mut Connector, id: u32, config: TaskConfig) {
         let (control, rx) = watch::channel(c.target);
         let health = {
             let (statuses, name) = (self.statuses.clone(), c.config.name.clone());
@@ -921,12 +925,18 @@ impl Herder {
             lease: self.placement.as_ref().map(|p| p.lease().clone()),
         };
         let name = c.config.name.clone();
-        let task = match &c.instance {
-            Some(instance) => self
+        let task = match (&c.instance, &self.placement) {
+            // A cluster's tasks run from the published configs, whether or
+            // not the connector part runs here.
+            (_, Some(_)) => self
                 .worker
-                .task(&c.config, instance, id, config, wiring)
+                .task_of_class(&c.config, id, config.clone(), wiring)
                 .map_err(|e| e.to_string()),
-            None => Err("the connector is not running".to_owned()),
+            (Some(instance), None) => self
+                .worker
+                .task(&c.config, instance, id, config.clone(), wiring)
+                .map_err(|e| e.to_string()),
+            (None, None) => Err("the connector is not running".to_owned()),
         };
         let (handle, metrics) = match task {
             Ok(run) => {
@@ -969,6 +979,7 @@ impl Herder {
         c.tasks.insert(
             id,
             Task {
+                config,
                 control,
                 handle,
                 health,
@@ -1033,7 +1044,9 @@ impl Herder {
                 .await;
         }
         info!(connector = %c.config.name, task = id, "restarting task");
-        self.spawn_task(c, id);
+        if let Some(config) = self.runnable_configs(c).into_iter().nth(id as usize) {
+            self.spawn_task(c, id, config);
+        }
     }
 
     fn status_of(&self, name: &str, c: &Connector) -> ConnectorStatus {

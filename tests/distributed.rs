@@ -1095,6 +1095,51 @@ fn a_dead_workers_parts_show_unassigned_and_wait_the_delay_for_it_to_come_back()
     }
 }
 
+#[test]
+fn tasks_run_from_the_task_configs_published_in_the_config_topic() {
+    let scratch = Scratch::new("task-configs");
+    let cluster = Cluster::start(&scratch, 2);
+    let topic = unique("events");
+    let moved_to = unique("elsewhere");
+    create_topic(&scratch, &topic, 1);
+    create_topic(&scratch, &moved_to, 1);
+    let source = unique("gen");
+    let config = datagen_tasks(&source, &topic, 1_000_000, 20, 2);
+    assert_eq!(post(&format!("{}/connectors", cluster.urls[0]), &config).0, 201);
+    let tasks_of = |url: &str| get(&format!("{url}/connectors/{source}/tasks")).1;
+    wait_for("the task configs on both workers", Duration::from_secs(60), || {
+        let a = tasks_of(&cluster.urls[0]);
+        a.as_array().is_some_and(|t| t.len() == 2) && a == tasks_of(&cluster.urls[1])
+    });
+    wait_for("the source writing", Duration::from_secs(60), || {
+        topic_count(&topic) > 0
+    });
+
+    // Task configs are what the config topic says, not what a worker's own
+    // connector instance would make: publish a changed one for task 0, as a
+    // Connect worker writes it (`task-<name>-<n>` + `commit-<name>`), and
+    // the worker running task 0, whichever it is, restarts it with it.
+    let worker = WorkerConfig::load(&cluster.config, std::env::vars()).unwrap();
+    let group = worker.get("group.id").unwrap().to_owned();
+    let store = KafkaConfigStore::open(&worker, &format!("{group}-configs"), TIMEOUT).unwrap();
+    let mut published = store.task_configs(&source).unwrap();
+    published[0].insert("kafka.topic".into(), moved_to.clone());
+    store.put_task_configs(&source, &published).unwrap();
+    wait_for("task 0 writing where its published config says", Duration::from_secs(30), || {
+        topic_count(&moved_to) > 0
+    });
+    for url in &cluster.urls {
+        wait_for("the published configs over REST", Duration::from_secs(10), || {
+            tasks_of(url)[0]["config"]["kafka.topic"] == json!(moved_to)
+        });
+    }
+    // Task 1 kept its config, and ran on.
+    let before = topic_count(&topic);
+    wait_for("task 1 still writing", Duration::from_secs(30), || {
+        topic_count(&topic) > before
+    });
+}
+
 /// A schema, slot and publication of the test's own, the slot dropped after.
 struct PgSource {
     schema: String,

@@ -1197,7 +1197,7 @@ impl Drop for PgSource {
 }
 
 #[test]
-fn a_cdc_source_and_a_file_sink_survive_their_workers_kill_with_every_change_once() {
+fn a_cdc_source_and_file_and_s3_sinks_survive_a_kill_and_a_join_with_every_change_once() {
     let pg = PgSource::new();
     let s = pg.schema.clone();
     psql(&format!(
@@ -1217,6 +1217,26 @@ fn a_cdc_source_and_a_file_sink_survive_their_workers_kill_with_every_change_onc
         "file": out.display().to_string(), "format": "envelope"
     }});
     assert_eq!(post(&format!("{w1}/connectors"), &sink).0, 201);
+    // The S3 sink: deterministic object names (topic, partition, first
+    // offset), so a batch written twice would be one object, and a record
+    // in two objects would show as a duplicate below.
+    let bucket = unique("cdc").to_lowercase();
+    s3().create_bucket(&bucket);
+    let store = s3();
+    let s3_sink = json!({"name": unique("s3"), "config": {
+        "connector.class": "io.confluent.connect.s3.S3SinkConnector",
+        "topics": topic,
+        "s3.bucket.name": bucket,
+        "s3.region": "us-east-1",
+        "store.url": store.endpoint,
+        "aws.access.key.id": store.access_key,
+        "aws.secret.access.key": store.secret_key,
+        "format.class": "io.confluent.connect.s3.format.json.JsonFormat",
+        "flush.size": 50,
+        "value.converter": "json",
+        "value.converter.schemas.enable": false
+    }});
+    assert_eq!(post(&format!("{w1}/connectors"), &s3_sink).0, 201);
     wait_for("the snapshot", Duration::from_secs(90), || {
         topic_count(&topic) >= 1000
     });
@@ -1266,6 +1286,19 @@ fn a_cdc_source_and_a_file_sink_survive_their_workers_kill_with_every_change_onc
         Duration::from_secs(60),
         || topic_count(&topic) >= at,
     );
+    // A new worker joins under load and is given slots: whatever moves to
+    // it moves without a change or an object doubled.
+    cluster
+        .workers
+        .push(WorkerProcess::start_distributed(&scratch, &cluster.config));
+    let joined = cluster.workers.last().unwrap();
+    wait_for("the new worker given slots", Duration::from_secs(30), || {
+        !held_slots(&joined.log_text()).is_empty()
+    });
+    let at = topic_count(&topic) + 200;
+    wait_for("streaming after the join", Duration::from_secs(60), || {
+        topic_count(&topic) >= at
+    });
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let batches = writer.join().unwrap();
     let expected = 1000 + batches * 50;
@@ -1300,6 +1333,35 @@ fn a_cdc_source_and_a_file_sink_survive_their_workers_kill_with_every_change_onc
             .collect();
         ids.len() as i64 == expected
     });
+    // And in S3 exactly once: every change in one object, the objects
+    // covering the topic's offsets from 0 in flush.size steps.
+    let prefix = format!("topics/{topic}/");
+    wait_for("every change in S3", Duration::from_secs(120), || {
+        store.objects(&bucket, &prefix).len() as i64 == expected / 50
+    });
+    let mut in_s3 = std::collections::BTreeSet::new();
+    let mut starts = Vec::new();
+    for (key, path) in store.objects(&bucket, &prefix) {
+        let start: i64 = key
+            .rsplit('+')
+            .next()
+            .and_then(|f| f.strip_suffix(".json"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        starts.push(start);
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let change = (
+                v["after"]["id"].as_i64().unwrap(),
+                v["op"].as_str().unwrap().to_owned(),
+            );
+            assert!(in_s3.insert(change.clone()), "{change:?} twice in S3 ({key})");
+        }
+    }
+    starts.sort();
+    assert_eq!(starts, (0..expected / 50).map(|i| i * 50).collect::<Vec<_>>());
+    assert_eq!(in_s3.len() as i64, expected);
 }
 
 // ---- Benchmark: failover and rebalance-on-join, sluice and Kafka Connect ----

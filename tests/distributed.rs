@@ -1002,10 +1002,7 @@ fn a_dead_workers_parts_show_unassigned_and_wait_the_delay_for_it_to_come_back()
     // The worker running task 0, and every part it runs.
     let before = parts(&status);
     let victim_id = before[1].1.clone();
-    let victim = urls
-        .iter()
-        .position(|u| u.ends_with(&victim_id))
-        .unwrap();
+    let victim = urls.iter().position(|u| u.ends_with(&victim_id)).unwrap();
     let its_parts: Vec<usize> = (0..before.len())
         .filter(|i| before[*i].1 == victim_id)
         .collect();
@@ -1067,8 +1064,11 @@ fn a_dead_workers_parts_show_unassigned_and_wait_the_delay_for_it_to_come_back()
         "its parts RUNNING on the other workers",
         Duration::from_millis(SESSION_MS + DELAY_MS + 5000),
         || {
-            let moved = agreed_status(&others, &source)
-                .is_some_and(|s| parts(&s).iter().all(|(state, w)| state == "RUNNING" && *w != victim_id));
+            let moved = agreed_status(&others, &source).is_some_and(|s| {
+                parts(&s)
+                    .iter()
+                    .all(|(state, w)| state == "RUNNING" && *w != victim_id)
+            });
             assert!(
                 !moved || killed_at.elapsed() >= held_until,
                 "the dead worker's parts moved after {:?}, within its session and the delay",
@@ -1105,12 +1105,19 @@ fn tasks_run_from_the_task_configs_published_in_the_config_topic() {
     create_topic(&scratch, &moved_to, 1);
     let source = unique("gen");
     let config = datagen_tasks(&source, &topic, 1_000_000, 20, 2);
-    assert_eq!(post(&format!("{}/connectors", cluster.urls[0]), &config).0, 201);
+    assert_eq!(
+        post(&format!("{}/connectors", cluster.urls[0]), &config).0,
+        201
+    );
     let tasks_of = |url: &str| get(&format!("{url}/connectors/{source}/tasks")).1;
-    wait_for("the task configs on both workers", Duration::from_secs(60), || {
-        let a = tasks_of(&cluster.urls[0]);
-        a.as_array().is_some_and(|t| t.len() == 2) && a == tasks_of(&cluster.urls[1])
-    });
+    wait_for(
+        "the task configs on both workers",
+        Duration::from_secs(60),
+        || {
+            let a = tasks_of(&cluster.urls[0]);
+            a.as_array().is_some_and(|t| t.len() == 2) && a == tasks_of(&cluster.urls[1])
+        },
+    );
     wait_for("the source writing", Duration::from_secs(60), || {
         topic_count(&topic) > 0
     });
@@ -1125,13 +1132,17 @@ fn tasks_run_from_the_task_configs_published_in_the_config_topic() {
     let mut published = store.task_configs(&source).unwrap();
     published[0].insert("kafka.topic".into(), moved_to.clone());
     store.put_task_configs(&source, &published).unwrap();
-    wait_for("task 0 writing where its published config says", Duration::from_secs(30), || {
-        topic_count(&moved_to) > 0
-    });
+    wait_for(
+        "task 0 writing where its published config says",
+        Duration::from_secs(30),
+        || topic_count(&moved_to) > 0,
+    );
     for url in &cluster.urls {
-        wait_for("the published configs over REST", Duration::from_secs(10), || {
-            tasks_of(url)[0]["config"]["kafka.topic"] == json!(moved_to)
-        });
+        wait_for(
+            "the published configs over REST",
+            Duration::from_secs(10),
+            || tasks_of(url)[0]["config"]["kafka.topic"] == json!(moved_to),
+        );
     }
     // Task 1 kept its config, and ran on.
     let before = topic_count(&topic);
@@ -1292,9 +1303,11 @@ fn a_cdc_source_and_file_and_s3_sinks_survive_a_kill_and_a_join_with_every_chang
         .workers
         .push(WorkerProcess::start_distributed(&scratch, &cluster.config));
     let joined = cluster.workers.last().unwrap();
-    wait_for("the new worker given slots", Duration::from_secs(30), || {
-        !held_slots(&joined.log_text()).is_empty()
-    });
+    wait_for(
+        "the new worker given slots",
+        Duration::from_secs(30),
+        || !held_slots(&joined.log_text()).is_empty(),
+    );
     let at = topic_count(&topic) + 200;
     wait_for("streaming after the join", Duration::from_secs(60), || {
         topic_count(&topic) >= at
@@ -1356,11 +1369,17 @@ fn a_cdc_source_and_file_and_s3_sinks_survive_a_kill_and_a_join_with_every_chang
                 v["after"]["id"].as_i64().unwrap(),
                 v["op"].as_str().unwrap().to_owned(),
             );
-            assert!(in_s3.insert(change.clone()), "{change:?} twice in S3 ({key})");
+            assert!(
+                in_s3.insert(change.clone()),
+                "{change:?} twice in S3 ({key})"
+            );
         }
     }
     starts.sort();
-    assert_eq!(starts, (0..expected / 50).map(|i| i * 50).collect::<Vec<_>>());
+    assert_eq!(
+        starts,
+        (0..expected / 50).map(|i| i * 50).collect::<Vec<_>>()
+    );
     assert_eq!(in_s3.len() as i64, expected);
 }
 
@@ -1410,8 +1429,14 @@ impl Drop for BenchWorker {
 }
 
 enum System {
-    Sluice { config: std::path::PathBuf },
-    Connect { properties: std::path::PathBuf, java: String, classpath: String },
+    Sluice {
+        config: std::path::PathBuf,
+    },
+    Connect {
+        properties: std::path::PathBuf,
+        java: String,
+        classpath: String,
+    },
 }
 
 fn free_port() -> u16 {
@@ -1496,7 +1521,8 @@ impl System {
                     "listeners=http://127.0.0.1:{port}\nrest.advertised.host.name=127.0.0.1\nrest.advertised.port={port}\n"
                 ));
                 std::fs::write(&props, text).unwrap();
-                let log = std::fs::File::create(scratch.path(&format!("connect-{port}.log"))).unwrap();
+                let log =
+                    std::fs::File::create(scratch.path(&format!("connect-{port}.log"))).unwrap();
                 let child = std::process::Command::new(java)
                     .args(["-Xms64m", "-Xmx512m", "-XX:+UseG1GC", "-cp", classpath])
                     .arg("org.apache.kafka.connect.cli.ConnectDistributed")
@@ -1573,7 +1599,9 @@ fn bench_run(system: &System) -> (Duration, Duration, Duration) {
         })
     });
     for t in &topics {
-        wait_for("records flowing", Duration::from_secs(60), || topic_count(t) > 0);
+        wait_for("records flowing", Duration::from_secs(60), || {
+            topic_count(t) > 0
+        });
     }
 
     // A third worker joins.
@@ -1581,11 +1609,17 @@ fn bench_run(system: &System) -> (Duration, Duration, Duration) {
     workers.push(system.start(&scratch));
     let ready = started.elapsed();
     let id = workers[2].id().to_owned();
-    wait_for("a part RUNNING on the new worker", Duration::from_secs(300), || {
-        names
-            .iter()
-            .any(|n| states(&url, n).iter().any(|(state, w)| state == "RUNNING" && *w == id))
-    });
+    wait_for(
+        "a part RUNNING on the new worker",
+        Duration::from_secs(300),
+        || {
+            names.iter().any(|n| {
+                states(&url, n)
+                    .iter()
+                    .any(|(state, w)| state == "RUNNING" && *w == id)
+            })
+        },
+    );
     let joined = started.elapsed();
 
     // Kill -9 a worker running a connector's task, not the first worker:
@@ -1622,12 +1656,17 @@ fn bench_run(system: &System) -> (Duration, Duration, Duration) {
     // What the dead worker had sent is in the topic within this settle.
     std::thread::sleep(Duration::from_millis(300));
     let before = topic_count(&topics[measured]);
-    wait_for("a record from the new owner", Duration::from_secs(600), || {
-        topic_count(&topics[measured]) > before
-    });
+    wait_for(
+        "a record from the new owner",
+        Duration::from_secs(600),
+        || topic_count(&topics[measured]) > before,
+    );
     let failover = killed.elapsed();
     let s = states(&witness, &names[measured]);
-    assert!(s[1].1 != owner, "the task still reported on the killed worker: {s:?}");
+    assert!(
+        s[1].1 != owner,
+        "the task still reported on the killed worker: {s:?}"
+    );
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     appender.join().unwrap();
     (joined, joined - ready, failover)

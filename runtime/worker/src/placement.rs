@@ -134,7 +134,12 @@ impl Placement {
     /// part's slot, if it did so within a session timeout. `None` when no
     /// live worker runs it (its worker died, or the slot waits for its worker
     /// to come back), so its status is UNASSIGNED.
-    pub fn runner(&self, statuses: &dyn StatusBackingStore, connector: &str, part: Part) -> Option<String> {
+    pub fn runner(
+        &self,
+        statuses: &dyn StatusBackingStore,
+        connector: &str,
+        part: Part,
+    ) -> Option<String> {
         let slot = slot_of(connector, part);
         let oldest = now_ms().saturating_sub(self.fresh.as_millis() as u64);
         statuses

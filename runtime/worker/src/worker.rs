@@ -189,9 +189,13 @@ impl Worker {
         config: TaskConfig,
         wiring: TaskWiring,
     ) -> Result<TaskRun, WorkerError> {
-        let plugin = self.plugins.connector(&connector.class).copied().ok_or_else(|| {
-            WorkerError::Other(format!("unknown connector class '{}'", connector.class))
-        })?;
+        let plugin = self
+            .plugins
+            .connector(&connector.class)
+            .copied()
+            .ok_or_else(|| {
+                WorkerError::Other(format!("unknown connector class '{}'", connector.class))
+            })?;
         match plugin.factory {
             ConnectorFactory::Source(make) => {
                 self.source_task(connector, task_id, make().create_task(), config, wiring)

@@ -201,7 +201,9 @@ impl Herder {
         let live = |part: Part, record: Option<StatusRecord>| -> (State, String, Option<String>) {
             match record {
                 Some(r)
-                    if placement.runner(self.statuses.as_ref(), name, part).as_deref()
+                    if placement
+                        .runner(self.statuses.as_ref(), name, part)
+                        .as_deref()
                         == Some(&r.worker_id) =>
                 {
                     (r.state, r.worker_id, r.trace)

@@ -695,6 +695,49 @@ fn signal(w: &WorkerProcess, sig: &str) {
     assert!(ok, "kill {sig} {pid}");
 }
 
+/// The `group.id` of a worker config file.
+fn group_of(config: &std::path::Path) -> String {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    json["group.id"].as_str().unwrap().to_owned()
+}
+
+/// Walks the status topic's history of each task of `connector` (one key,
+/// so one partition, in the order written) and fails if a worker reported a
+/// task RUNNING while another still ran it (had not reported it ended).
+/// Returns how many times a task moved to another worker.
+fn assert_one_runner_at_a_time(status_topic: &str, connector: &str) -> usize {
+    let prefix = format!("status-task-{connector}-");
+    let mut running: BTreeMap<String, String> = BTreeMap::new();
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut moves = 0;
+    for r in read_topic(status_topic) {
+        let Some(key) = r.key.filter(|k| k.starts_with(&prefix)) else {
+            continue;
+        };
+        let Some(value) = r.value else { continue };
+        let v: serde_json::Value = serde_json::from_slice(&value).unwrap();
+        let worker = v["worker_id"].as_str().unwrap().to_owned();
+        match v["state"].as_str().unwrap() {
+            "RUNNING" | "PAUSED" => {
+                if let Some(other) = running.get(&key).filter(|w| **w != worker) {
+                    panic!("{key}: RUNNING on {worker} while {other} still ran it");
+                }
+                if last.get(&key).is_some_and(|w| *w != worker) {
+                    moves += 1;
+                }
+                running.insert(key.clone(), worker.clone());
+                last.insert(key, worker);
+            }
+            _ => {
+                if running.get(&key) == Some(&worker) {
+                    running.remove(&key);
+                }
+            }
+        }
+    }
+    moves
+}
+
 fn assert_exactly_once(topic: &str, total: u64) -> std::collections::BTreeSet<(i64, i64)> {
     wait_for("every event in the topic", Duration::from_secs(120), || {
         topic_count(topic) >= total as i64
@@ -841,6 +884,10 @@ fn a_rolling_restart_under_load_loses_nothing_and_doubles_nothing() {
         topic_count(&topic) < total as i64,
         "the source finished before the restarts did; slow it down"
     );
+    // Each handover: the leaving worker reported its tasks ended before the
+    // next worker reported them RUNNING.
+    let group = group_of(&cluster.config);
+    assert!(assert_one_runner_at_a_time(&format!("{group}-status"), &source) >= 3);
     let seen = assert_exactly_once(&topic, total);
     wait_for("every event in the file", Duration::from_secs(120), || {
         let in_file: std::collections::BTreeSet<(i64, i64)> = read_jsonl(&out)
@@ -911,8 +958,16 @@ fn a_joining_worker_runs_its_slots_tasks_and_none_runs_twice() {
         topic_count(&topic) < total as i64,
         "the source finished before the join; slow it down"
     );
-    // No task ran on two workers at once: each generator's records are in
-    // Kafka exactly once.
+    // No task ran on two workers at once: in the status history, a task is
+    // reported RUNNING by a worker only after its previous worker reported it
+    // ended; and each generator's records are in Kafka exactly once.
+    let group = group_of(&cluster.config);
+    let moves = assert_one_runner_at_a_time(&format!("{group}-status"), &source);
+    assert!(
+        moves >= moved.len(),
+        "{moves} moves in the status history, {} tasks moved",
+        moved.len()
+    );
     let seen = assert_exactly_once(&topic, total);
     for g in 0..tasks as i64 {
         assert_eq!(

@@ -453,12 +453,19 @@ impl Herder {
         only_failed: bool,
     ) -> Result<ConnectorStatus, HerderError> {
         self.catch_up().await?;
+        if self.placement.is_some() {
+            self.read_statuses().await;
+        }
         let mut connectors = self.connectors.lock().await;
         let c = connectors
             .get_mut(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
-        let mut status = self.status_of(name, c);
-        let restart_connector = !only_failed || c.failure.is_some();
+        // In a cluster, the status every worker would answer.
+        let mut status = match &self.placement {
+            Some(placement) => self.cluster_status_of(placement, name, c),
+            None => self.status_of(name, c),
+        };
+        let restart_connector = !only_failed || status.connector.state == State::Failed;
         let tasks: Vec<u32> = if include_tasks {
             status
                 .tasks

@@ -384,6 +384,75 @@ impl Drop for Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::StatusRecord;
+    use std::collections::BTreeMap;
+
+    /// Only the renewals matter to `runner`.
+    struct Renewals(BTreeMap<String, WorkerRecord>);
+
+    impl StatusBackingStore for Renewals {
+        fn put_connector(&self, _: &str, _: StatusRecord) {}
+        fn put_task(&self, _: &str, _: u32, _: StatusRecord) {}
+        fn connector(&self, _: &str) -> Option<StatusRecord> {
+            None
+        }
+        fn tasks(&self, _: &str) -> BTreeMap<u32, StatusRecord> {
+            BTreeMap::new()
+        }
+        fn forget(&self, _: &str) {}
+        fn workers(&self) -> BTreeMap<String, WorkerRecord> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn a_part_runs_on_the_latest_worker_to_renew_its_slot_within_a_session() {
+        let raw = [
+            ("bootstrap.servers", "127.0.0.1:9"),
+            ("group.id", "g"),
+            ("config.storage.topic", "c"),
+            ("offset.storage.topic", "o"),
+            ("status.storage.topic", "s"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let worker = WorkerConfig::from_raw(raw).unwrap();
+        let placement = Placement::new(&DistributedConfig::from_worker(&worker).unwrap());
+        let slot = slot_of("orders", Part::Task(0));
+        let renewal = |slots: Vec<i32>, ago_ms: u64| WorkerRecord {
+            slots,
+            renewed_ms: now_ms() - ago_ms,
+        };
+        let runner = |records: Vec<(&str, WorkerRecord)>| {
+            let store = Renewals(
+                records
+                    .into_iter()
+                    .map(|(w, r)| (w.to_owned(), r))
+                    .collect(),
+            );
+            placement.runner(&store, "orders", Part::Task(0))
+        };
+        assert_eq!(
+            runner(vec![("a", renewal(vec![slot], 1000))]),
+            Some("a".into())
+        );
+        // Not renewed for a session timeout: nobody runs it.
+        assert_eq!(runner(vec![("a", renewal(vec![slot], 11_000))]), None);
+        // Just moved: the old owner's last renewal still lists the slot, the
+        // new owner's is later.
+        assert_eq!(
+            runner(vec![
+                ("a", renewal(vec![slot], 2000)),
+                ("b", renewal(vec![slot], 500))
+            ]),
+            Some("b".into())
+        );
+        // Another slot's renewal says nothing of this one.
+        assert_eq!(runner(vec![("a", renewal(vec![slot + 1], 0))]), None);
+    }
 
     #[test]
     fn a_connectors_tasks_spread_around_the_slots() {

@@ -1180,6 +1180,23 @@ fn tasks_run_from_the_task_configs_published_in_the_config_topic() {
     wait_for("the source writing", Duration::from_secs(60), || {
         topic_count(&topic) > 0
     });
+    // Both workers in the group: no rebalance to come would restart the
+    // connector instance, which publishes the configs it makes again.
+    wait_for(
+        "both workers holding slots",
+        Duration::from_secs(60),
+        || {
+            cluster
+                .workers
+                .iter()
+                .all(|w| !held_slots(&w.log_text()).is_empty())
+        },
+    );
+    let url = &cluster.urls[0];
+    wait_for("every part RUNNING", Duration::from_secs(60), || {
+        let s = states(url, &source);
+        s.len() == 3 && s.iter().all(|(state, _)| state == "RUNNING")
+    });
 
     // Task configs are what the config topic says, not what a worker's own
     // connector instance would make: publish a changed one for task 0, as a

@@ -371,6 +371,8 @@ fn cluster_worker_json(scratch: &Scratch, group: &str) -> std::path::PathBuf {
         "status.storage.partitions": 3,
         "session.timeout.ms": SESSION_MS,
         "heartbeat.interval.ms": 1000,
+        "config.providers": "env",
+        "config.providers.env.param.allowlist.pattern": "HOME",
     });
     for (k, v) in extra.as_object().unwrap() {
         config[k] = v.clone();
@@ -1163,7 +1165,10 @@ fn tasks_run_from_the_task_configs_published_in_the_config_topic() {
     create_topic(&scratch, &topic, 1);
     create_topic(&scratch, &moved_to, 1);
     let source = unique("gen");
-    let config = datagen_tasks(&source, &topic, 1_000_000, 20, 2);
+    let mut config = datagen_tasks(&source, &topic, 1_000_000, 20, 2);
+    // A value from a config provider, which the connector copies into its
+    // task configs: published as the reference, resolved where a task starts.
+    config["config"]["x.secret"] = json!("${env:HOME}");
     assert_eq!(
         post(&format!("{}/connectors", cluster.urls[0]), &config).0,
         201
@@ -1204,6 +1209,21 @@ fn tasks_run_from_the_task_configs_published_in_the_config_topic() {
     // the worker running task 0, whichever it is, restarts it with it.
     let worker = WorkerConfig::load(&cluster.config, std::env::vars()).unwrap();
     let group = worker.get("group.id").unwrap().to_owned();
+    let home = std::env::var("HOME").unwrap();
+    let task_records: Vec<serde_json::Value> = read_topic(&format!("{group}-configs"))
+        .into_iter()
+        .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with("task-")))
+        .filter_map(|r| serde_json::from_slice(r.value.as_deref()?).ok())
+        .collect();
+    assert!(!task_records.is_empty());
+    for r in &task_records {
+        assert_eq!(r["properties"]["x.secret"], json!("${env:HOME}"), "{r}");
+        assert!(!r.to_string().contains(&format!("\"{home}\"")), "{r}");
+    }
+    assert_eq!(
+        tasks_of(&cluster.urls[1])[0]["config"]["x.secret"],
+        json!("${env:HOME}")
+    );
     let store = KafkaConfigStore::open(&worker, &format!("{group}-configs"), TIMEOUT).unwrap();
     let mut published = store.task_configs(&source).unwrap();
     published[0].insert("kafka.topic".into(), moved_to.clone());

@@ -852,7 +852,7 @@ impl Herder {
         match self.worker.start_connector(&c.config) {
             Ok((instance, configs)) => {
                 c.instance = Some(instance);
-                self.publish_task_configs(&c.config.name, &configs);
+                self.publish_task_configs(&c.config, &configs);
                 c.task_configs = configs;
                 c.failure = None;
             }
@@ -866,16 +866,21 @@ impl Herder {
     }
 
     /// Distributed: the worker running the connector part publishes the task
-    /// configs its instance made, for the workers that do not run it. In
-    /// the background: a config topic write waits to be read back.
-    fn publish_task_configs(&self, name: &str, configs: &[TaskConfig]) {
+    /// configs its instance made, for every worker to start its tasks from.
+    /// A value the connector copied from a provider reference is published as
+    /// the reference, as Connect stores it, so no secret a provider supplies
+    /// is written to the config topic; each worker resolves it when it starts
+    /// the task. In the background: a config topic write waits to be read back.
+    fn publish_task_configs(&self, config: &ConnectorConfig, configs: &[TaskConfig]) {
+        let name = &config.name;
         if self.placement.is_none() || !self.owns(name, Part::Connector) {
             return;
         }
-        if self.configs.task_configs(name).as_deref() == Some(configs) {
+        let configs = unresolved(config, configs);
+        if self.configs.task_configs(name).as_ref() == Some(&configs) {
             return;
         }
-        let (store, name, configs) = (self.configs.clone(), name.to_owned(), configs.to_vec());
+        let (store, name) = (self.configs.clone(), name.to_owned());
         tokio::task::spawn_blocking(move || {
             if let Err(e) = store.put_task_configs(&name, &configs) {
                 warn!(connector = %name, "cannot publish the task configs: {e}");
@@ -934,11 +939,19 @@ impl Herder {
         let name = c.config.name.clone();
         let task = match (&c.instance, &self.placement) {
             // A cluster's tasks run from the published configs, whether or
-            // not the connector part runs here.
+            // not the connector part runs here, their references resolved here.
             (_, Some(_)) => self
                 .worker
-                .task_of_class(&c.config, id, config.clone(), wiring)
-                .map_err(|e| e.to_string()),
+                .config()
+                .connector_rules()
+                .providers
+                .resolve(&config)
+                .map_err(|e| format!("the published task config does not resolve: {e}"))
+                .and_then(|resolved| {
+                    self.worker
+                        .task_of_class(&c.config, id, resolved, wiring)
+                        .map_err(|e| e.to_string())
+                }),
             (Some(instance), None) => self
                 .worker
                 .task(&c.config, instance, id, config.clone(), wiring)
@@ -1204,6 +1217,26 @@ impl Herder {
             .map(|(k, v)| (k.clone(), shown(k, v, &common, plugin_def.as_ref())))
             .collect()
     }
+}
+
+/// `configs`, made from `config`'s resolved values, with each value that is
+/// exactly what a provider reference of `config` resolved to put back as
+/// that reference.
+fn unresolved(config: &ConnectorConfig, configs: &[TaskConfig]) -> Vec<TaskConfig> {
+    configs
+        .iter()
+        .map(|task| {
+            task.iter()
+                .map(|(k, v)| {
+                    let written = config
+                        .written
+                        .get(k)
+                        .filter(|w| *w != v && config.resolved.get(k) == Some(v));
+                    (k.clone(), written.unwrap_or(v).clone())
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A healthy connector's state: what it was asked to be doing.

@@ -813,6 +813,18 @@ fn a_worker_frozen_past_its_session_writes_nothing_when_it_wakes_and_rejoins() {
         Duration::from_secs(30),
         || assigned(&cluster.workers[frozen]) > before,
     );
+    // What it reports of the tasks it lost, from its old generation, changes
+    // nobody's view: both workers agree every part is RUNNING.
+    wait_for(
+        "every part RUNNING, the same on both workers",
+        Duration::from_secs(30),
+        || {
+            agreed_status(&cluster.urls, &source).is_some_and(|s| {
+                let p = parts(&s);
+                p.len() == 3 && p.iter().all(|(state, _)| state == "RUNNING")
+            })
+        },
+    );
     let seen = assert_exactly_once(&topic, total);
     for g in 0..2 {
         assert_eq!(

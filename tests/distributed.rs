@@ -1771,12 +1771,23 @@ fn bench_run(system: &System) -> (Duration, Duration, Duration) {
     // What the dead worker had sent is in the topic within this settle.
     std::thread::sleep(Duration::from_millis(300));
     let before = topic_count(&topics[measured]);
+    // What `/status` says a minute after the kill, if nothing ran the task
+    // again by then.
+    let mut said = None;
     wait_for(
         "a record from the new owner",
         Duration::from_secs(600),
-        || topic_count(&topics[measured]) > before,
+        || {
+            if said.is_none() && killed.elapsed() >= Duration::from_secs(60) {
+                said = Some(states(&witness, &names[measured]));
+            }
+            topic_count(&topics[measured]) > before
+        },
     );
     let failover = killed.elapsed();
+    if let Some(said) = said {
+        eprintln!("a minute after the kill of {owner}, /status said {said:?}");
+    }
     let s = states(&witness, &names[measured]);
     assert!(
         s[1].1 != owner,

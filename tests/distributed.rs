@@ -903,9 +903,11 @@ fn a_rolling_restart_under_load_loses_nothing_and_doubles_nothing() {
         "the source finished before the restarts did; slow it down"
     );
     // Each handover: the leaving worker reported its tasks ended before the
-    // next worker reported them RUNNING.
+    // next worker reported them RUNNING. Every first worker left, so each of
+    // the two tasks moved at least once.
     let group = group_of(&cluster.config);
-    assert!(assert_one_runner_at_a_time(&format!("{group}-status"), &source, &[]) >= 3);
+    let moves = assert_one_runner_at_a_time(&format!("{group}-status"), &source, &[]);
+    assert!(moves >= 2, "{moves} moves");
     let seen = assert_exactly_once(&topic, total);
     wait_for("every event in the file", Duration::from_secs(120), || {
         let in_file: std::collections::BTreeSet<(i64, i64)> = read_jsonl(&out)

@@ -27,7 +27,7 @@ use sluice_runtime::placement::{Membership, Placement};
 use sluice_runtime::rest::{AppState, LogControl, Loggers, RestServer};
 use sluice_runtime::storage::{
     internal_topics, FileConfigStore, FileOffsetStore, KafkaConfigStore, KafkaOffsetStore,
-    KafkaStatusStore, MemoryStatusStore,
+    KafkaStatusStore, MemoryStatusStore, StatusBackingStore,
 };
 use sluice_runtime::topics::Topics;
 use sluice_runtime::{ConnectorConfig, Herder, Worker, WorkerConfig};
@@ -327,9 +327,6 @@ async fn distributed(
     let worker_config = WorkerConfig::load(&worker_path, std::env::vars())?;
     let cluster = DistributedConfig::from_worker(&worker_config)
         .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
-    if !cluster.scheduled_rebalance_max_delay.is_zero() {
-        tracing::warn!("scheduled.rebalance.max.delay.ms is not implemented yet: a departed worker's tasks move as soon as the group expels it, as with 0");
-    }
     let c = worker_config.clone();
     let topics = tokio::task::spawn_blocking(move || Topics::connect(&c)).await??;
     internal_topics::ensure(&topics, &cluster).await?;
@@ -349,9 +346,9 @@ async fn distributed(
     let config_changes = configs.changes();
     let worker = Worker::start(worker_config.clone(), plugins, Arc::new(offsets)).await?;
     let placement = Arc::new(Placement::new(&cluster));
+    let statuses: Arc<dyn StatusBackingStore> = Arc::new(statuses);
     let herder = Arc::new(
-        Herder::new(worker, Arc::new(configs), Arc::new(statuses))
-            .with_placement(placement.clone()),
+        Herder::new(worker, Arc::new(configs), statuses.clone()).with_placement(placement.clone()),
     );
     let (state, server) = serve(&herder, &worker_config, &worker_path, logging).await?;
     // Everything known runs nowhere here until the group gives this worker slots.
@@ -364,6 +361,7 @@ async fn distributed(
         &cluster,
         &herder.worker_id(),
         placement,
+        statuses,
         events,
     )?;
     state.ready.store(true, Ordering::Release);

@@ -25,7 +25,7 @@ pub use self::status::{ConnectorState, ConnectorStatus, State, TaskStatus};
 use crate::config::{
     check_connector_name, connector_config_def, is_whole_reference, ConnectorConfig,
 };
-use crate::control::{TargetState, TaskHealth};
+use crate::control::{Report, TargetState, TaskHealth};
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::placement::{Part, Placement};
 use crate::storage::{
@@ -94,6 +94,9 @@ pub struct TaskMetricsView {
 }
 
 struct Task {
+    /// The config it was started with: in a cluster, a task whose published
+    /// config changes is restarted with the new one.
+    config: TaskConfig,
     control: watch::Sender<TargetState>,
     /// `None` when the task could not even be built (its failure says why).
     handle: Option<JoinHandle<()>>,
@@ -179,19 +182,27 @@ impl Herder {
             .is_none_or(|p| p.owns(connector, part))
     }
 
-    /// Whether this worker runs any part of `c`, so needs its instance (which
-    /// makes the task configs). Task ids are below `tasks.max`.
-    fn owns_any(&self, c: &Connector) -> bool {
-        let name = &c.config.name;
-        self.owns(name, Part::Connector)
-            || (0..c.config.tasks_max as u32).any(|id| self.owns(name, Part::Task(id)))
+    /// The task configs tasks are started from: standalone, what this
+    /// worker's instance made; in a cluster, what the connector part's worker
+    /// published in the config topic (Connect's `task-`/`commit-` records),
+    /// the same on every worker.
+    fn runnable_configs(&self, c: &Connector) -> Vec<TaskConfig> {
+        match &self.placement {
+            None => c.task_configs.clone(),
+            Some(_) if c.target == TargetState::Stopped || c.invalid.is_some() => Vec::new(),
+            Some(_) => self
+                .configs
+                .task_configs(&c.config.name)
+                .unwrap_or_default(),
+        }
     }
 
     /// Starts the tasks this worker owns and does not run yet.
     fn spawn_owned_tasks(&self, c: &mut Connector) {
-        for id in 0..c.task_configs.len() as u32 {
+        for (id, config) in self.runnable_configs(c).into_iter().enumerate() {
+            let id = id as u32;
             if self.owns(&c.config.name, Part::Task(id)) && !c.tasks.contains_key(&id) {
-                self.spawn_task(c, id);
+                self.spawn_task(c, id, config);
             }
         }
     }
@@ -412,10 +423,10 @@ impl Herder {
             }
             TargetState::Running | TargetState::Paused if was == TargetState::Stopped => {
                 // stop_all left the connector known but empty; start it as new.
-                if self.owns_any(c) {
+                if self.owns(&c.config.name, Part::Connector) {
                     self.start_instance(c);
-                    self.spawn_owned_tasks(c);
                 }
+                self.spawn_owned_tasks(c);
             }
             _ => {
                 for (id, t) in &c.tasks {
@@ -442,12 +453,19 @@ impl Herder {
         only_failed: bool,
     ) -> Result<ConnectorStatus, HerderError> {
         self.catch_up().await?;
+        if self.placement.is_some() {
+            self.read_statuses().await;
+        }
         let mut connectors = self.connectors.lock().await;
         let c = connectors
             .get_mut(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
-        let mut status = self.status_of(name, c);
-        let restart_connector = !only_failed || c.failure.is_some();
+        // In a cluster, the status every worker would answer.
+        let mut status = match &self.placement {
+            Some(placement) => self.cluster_status_of(placement, name, c),
+            None => self.status_of(name, c),
+        };
+        let restart_connector = !only_failed || status.connector.state == State::Failed;
         let tasks: Vec<u32> = if include_tasks {
             status
                 .tasks
@@ -534,6 +552,14 @@ impl Herder {
 
     pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
         self.catch_up().await?;
+        if let Some(placement) = &self.placement {
+            self.read_statuses().await;
+            let connectors = self.connectors.lock().await;
+            let c = connectors
+                .get(name)
+                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            return Ok(self.cluster_status_of(placement, name, c));
+        }
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
@@ -572,13 +598,7 @@ impl Herder {
             .plugins()
             .connector(&c.config.class)
             .map_or(c.config.class.as_str(), |p| p.task_class);
-        // Where the instance runs elsewhere, what its worker published.
-        let configs = match (&c.instance, c.target) {
-            (None, TargetState::Running | TargetState::Paused) => {
-                self.configs.task_configs(name).unwrap_or_default()
-            }
-            _ => c.task_configs.clone(),
-        };
+        let configs = self.runnable_configs(c);
         Ok(configs
             .iter()
             .enumerate()
@@ -815,8 +835,10 @@ impl Herder {
     /// Starts a connector and, unless it is to stay stopped, its tasks.
     fn start(&self, config: ConnectorConfig, target: TargetState) -> Connector {
         let mut c = Connector::new(config, target);
-        if target != TargetState::Stopped && self.owns_any(&c) {
-            self.start_instance(&mut c);
+        if target != TargetState::Stopped {
+            if self.owns(&c.config.name, Part::Connector) {
+                self.start_instance(&mut c);
+            }
             self.spawn_owned_tasks(&mut c);
         }
         c
@@ -830,7 +852,7 @@ impl Herder {
         match self.worker.start_connector(&c.config) {
             Ok((instance, configs)) => {
                 c.instance = Some(instance);
-                self.publish_task_configs(&c.config.name, &configs);
+                self.publish_task_configs(&c.config, &configs);
                 c.task_configs = configs;
                 c.failure = None;
             }
@@ -844,16 +866,21 @@ impl Herder {
     }
 
     /// Distributed: the worker running the connector part publishes the task
-    /// configs its instance made, for the workers that do not run it. In
-    /// the background: a config topic write waits to be read back.
-    fn publish_task_configs(&self, name: &str, configs: &[TaskConfig]) {
+    /// configs its instance made, for every worker to start its tasks from.
+    /// A value the connector copied from a provider reference is published as
+    /// the reference, as Connect stores it, so no secret a provider supplies
+    /// is written to the config topic; each worker resolves it when it starts
+    /// the task. In the background: a config topic write waits to be read back.
+    fn publish_task_configs(&self, config: &ConnectorConfig, configs: &[TaskConfig]) {
+        let name = &config.name;
         if self.placement.is_none() || !self.owns(name, Part::Connector) {
             return;
         }
-        if self.configs.task_configs(name).as_deref() == Some(configs) {
+        let configs = unresolved(config, configs);
+        if self.configs.task_configs(name).as_ref() == Some(&configs) {
             return;
         }
-        let (store, name, configs) = (self.configs.clone(), name.to_owned(), configs.to_vec());
+        let (store, name) = (self.configs.clone(), name.to_owned());
         tokio::task::spawn_blocking(move || {
             if let Err(e) = store.put_task_configs(&name, &configs) {
                 warn!(connector = %name, "cannot publish the task configs: {e}");
@@ -884,16 +911,23 @@ impl Herder {
         }
     }
 
-    fn spawn_task(&self, c: &mut Connector, id: u32) {
-        let Some(config) = c.task_configs.get(id as usize).cloned() else {
-            return;
-        };
+    fn spawn_task(&self, c: &mut Connector, id: u32, config: TaskConfig) {
         let (control, rx) = watch::channel(c.target);
         let health = {
             let (statuses, name) = (self.statuses.clone(), c.config.name.clone());
             let paused = self.status_record(State::Paused, None);
-            Arc::new(TaskHealth::reporting_pauses(move || {
-                statuses.put_task(&name, id, paused.clone())
+            Arc::new(TaskHealth::reporting(move |report| {
+                let record = match report {
+                    Report::Paused => paused.clone(),
+                    // A task riding out an outage is RUNNING; its trace says
+                    // why nothing moves, on every worker.
+                    Report::Retrying(why) => StatusRecord {
+                        state: State::Running,
+                        trace: why,
+                        ..paused.clone()
+                    },
+                };
+                statuses.put_task(&name, id, record)
             }))
         };
         let wiring = TaskWiring {
@@ -903,12 +937,26 @@ impl Herder {
             lease: self.placement.as_ref().map(|p| p.lease().clone()),
         };
         let name = c.config.name.clone();
-        let task = match &c.instance {
-            Some(instance) => self
+        let task = match (&c.instance, &self.placement) {
+            // A cluster's tasks run from the published configs, whether or
+            // not the connector part runs here, their references resolved here.
+            (_, Some(_)) => self
                 .worker
-                .task(&c.config, instance, id, config, wiring)
+                .config()
+                .connector_rules()
+                .providers
+                .resolve(&config)
+                .map_err(|e| format!("the published task config does not resolve: {e}"))
+                .and_then(|resolved| {
+                    self.worker
+                        .task_of_class(&c.config, id, resolved, wiring)
+                        .map_err(|e| e.to_string())
+                }),
+            (Some(instance), None) => self
+                .worker
+                .task(&c.config, instance, id, config.clone(), wiring)
                 .map_err(|e| e.to_string()),
-            None => Err("the connector is not running".to_owned()),
+            (None, None) => Err("the connector is not running".to_owned()),
         };
         let (handle, metrics) = match task {
             Ok(run) => {
@@ -951,6 +999,7 @@ impl Herder {
         c.tasks.insert(
             id,
             Task {
+                config,
                 control,
                 handle,
                 health,
@@ -1015,7 +1064,9 @@ impl Herder {
                 .await;
         }
         info!(connector = %c.config.name, task = id, "restarting task");
-        self.spawn_task(c, id);
+        if let Some(config) = self.runnable_configs(c).into_iter().nth(id as usize) {
+            self.spawn_task(c, id, config);
+        }
     }
 
     fn status_of(&self, name: &str, c: &Connector) -> ConnectorStatus {
@@ -1115,14 +1166,19 @@ impl Herder {
     /// How many tasks the connector has: known from its instance where this
     /// worker runs it, else from the tasks other workers reported.
     fn task_count(&self, c: &Connector) -> u32 {
-        if c.instance.is_some() || self.placement.is_none() {
+        if self.placement.is_none() {
             return c.task_configs.len() as u32;
         }
         if c.target == TargetState::Stopped {
             return 0;
         }
+        // In a cluster, what the connector part's worker published: the
+        // same on every worker.
         if let Some(published) = self.configs.task_configs(&c.config.name) {
             return published.len() as u32;
+        }
+        if c.instance.is_some() {
+            return c.task_configs.len() as u32;
         }
         let max = c.config.tasks_max as u32;
         self.statuses
@@ -1161,6 +1217,26 @@ impl Herder {
             .map(|(k, v)| (k.clone(), shown(k, v, &common, plugin_def.as_ref())))
             .collect()
     }
+}
+
+/// `configs`, made from `config`'s resolved values, with each value that is
+/// exactly what a provider reference of `config` resolved to put back as
+/// that reference.
+fn unresolved(config: &ConnectorConfig, configs: &[TaskConfig]) -> Vec<TaskConfig> {
+    configs
+        .iter()
+        .map(|task| {
+            task.iter()
+                .map(|(k, v)| {
+                    let written = config
+                        .written
+                        .get(k)
+                        .filter(|w| *w != v && config.resolved.get(k) == Some(v));
+                    (k.clone(), written.unwrap_or(v).clone())
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A healthy connector's state: what it was asked to be doing.

@@ -82,15 +82,30 @@ pub struct TaskId {
 }
 
 /// A task's counters, for `/metrics`.
+#[derive(Debug)]
 pub struct TaskMetricsView {
     pub connector: String,
     pub task: u32,
+    /// `source` or `sink`.
+    pub kind: &'static str,
     pub state: State,
     /// The task is retrying a failure of its source or destination.
     pub retrying: bool,
     /// Automatic restarts in a row after failures.
     pub restarts: u32,
     pub metrics: Arc<TaskMetrics>,
+}
+
+/// One task of `GET /connectors/{name}/assignments` and `/lag`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskAssignment {
+    pub task: u32,
+    pub state: State,
+    pub worker_id: String,
+    /// Whether this worker runs the task (and so knows its partitions).
+    pub local: bool,
+    /// Sink tasks: the partitions assigned, with their offsets.
+    pub partitions: Option<Vec<crate::metrics::PartitionLag>>,
 }
 
 struct Task {
@@ -194,6 +209,15 @@ impl Herder {
                 self.spawn_task(c, id);
             }
         }
+    }
+
+    /// Distributed mode: completed rebalances, slots held, and when slots were
+    /// last gained (ms since the epoch); `None` in standalone.
+    pub fn rebalance_state(&self) -> Option<(u64, u64, u64)> {
+        self.placement.as_ref().map(|p| {
+            let (rebalances, slots) = p.rebalance_counts();
+            (rebalances, slots, p.generation())
+        })
     }
 
     pub fn worker(&self) -> &Worker {
@@ -662,9 +686,11 @@ impl Herder {
                     continue;
                 };
                 if let Some(m) = task.metrics.clone() {
+                    m.observe_state(t.state == State::Running, t.state == State::Paused);
                     tasks.push(TaskMetricsView {
                         connector: name.clone(),
                         task: t.id,
+                        kind: status.kind,
                         state: t.state,
                         retrying: task.health.retry_reason().is_some(),
                         restarts: task.restarts,
@@ -674,6 +700,32 @@ impl Herder {
             }
         }
         (states, tasks)
+    }
+
+    /// Which worker and task holds which partition of `name`'s topics: this
+    /// worker's tasks with their partitions as last refreshed (see `lag`);
+    /// tasks another worker runs (distributed mode) with the worker its status
+    /// names and no partitions, which only that worker knows.
+    pub async fn assignments(&self, name: &str) -> Result<Vec<TaskAssignment>, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let status = self.status_of(name, c);
+        Ok(status
+            .tasks
+            .into_iter()
+            .map(|t| {
+                let local = c.tasks.get(&t.id).and_then(|task| task.metrics.as_ref());
+                TaskAssignment {
+                    task: t.id,
+                    state: t.state,
+                    worker_id: t.worker_id,
+                    local: local.is_some(),
+                    partitions: local.map(|m| m.partitions()),
+                }
+            })
+            .collect())
     }
 
     /// Stops every connector for shutdown (without persisting anything) and

@@ -325,7 +325,12 @@ impl SinkRunner {
         let mut control = self.control.clone();
         loop {
             let copy = backoff.may_retry().then(|| records.clone());
+            self.metrics.batch_records.observe(records.len() as f64);
+            let started = std::time::Instant::now();
             let result = self.task.put(records).await;
+            self.metrics
+                .call_seconds
+                .observe(started.elapsed().as_secs_f64());
             let rewound = self.rewind(state);
             let e = match result {
                 Ok(()) => {
@@ -501,12 +506,13 @@ impl SinkRunner {
             return Ok(());
         }
         let c = consumer.clone();
-        tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+        let started = std::time::Instant::now();
+        let committed = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
             .await
-            .map_err(|e| ConnectError::fatal(format!("commit task failed: {e}")))?
-            .map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
+            .map_err(|e| ConnectError::fatal(format!("commit task failed: {e}")))?;
+        self.metrics.commit_done(started, committed.is_ok());
+        committed.map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
         debug!(connector = %self.connector, task = self.task_id, partitions = committing.len(), "offsets committed");
-        TaskMetrics::add(&self.metrics.commits, 1);
         state.committed.extend(committing);
         Ok(())
     }

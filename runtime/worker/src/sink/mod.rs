@@ -79,7 +79,11 @@ pub fn subscribe(
         ),
     ];
     settings.extend(overrides.iter().map(|(k, v)| (*k, v.clone())));
-    let consumer = kafka::consumer(worker, consumer::context(tx.clone()), &settings)?;
+    let consumer = kafka::consumer(
+        worker,
+        consumer::context(tx.clone(), connector, task_id),
+        &settings,
+    )?;
     let result = match subscription {
         Subscription::Topics(topics) => {
             consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())

@@ -5,6 +5,7 @@
 mod audit_cmd;
 mod connectors_cmd;
 mod dlq_cmd;
+mod progress;
 mod registry;
 mod table;
 mod topics_cmd;

@@ -216,9 +216,11 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
         count_lines(&out) == 30
     });
     let lag_path = format!("/connectors/{name}/lag");
-    wait_for("all three partitions committed", Duration::from_secs(30), || {
-        lags(&w.get(&lag_path)) == vec![(0, 0, 0), (1, 0, 0), (2, 0, 0)]
-    });
+    wait_for(
+        "all three partitions committed",
+        Duration::from_secs(30),
+        || lags(&w.get(&lag_path)) == vec![(0, 0, 0), (1, 0, 0), (2, 0, 0)],
+    );
     let lag = w.get(&lag_path);
     for p in lag["partitions"].as_array().unwrap() {
         assert_eq!(p["log_end_offset"], 10, "{lag}");
@@ -277,7 +279,10 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
         Some(3.0)
     );
     assert_eq!(
-        sample(&text, &format!("sluice_sink_task_records_sent_total{{{task}}}")),
+        sample(
+            &text,
+            &format!("sluice_sink_task_records_sent_total{{{task}}}")
+        ),
         Some(30.0)
     );
     assert_eq!(
@@ -294,8 +299,11 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
     .unwrap_or(0.0);
     assert!(commits >= 1.0, "no successful commit counted:\n{text}");
     assert!(
-        sample(&text, &format!("sluice_sink_task_put_batch_duration_seconds_count{{{task}}}"))
-            .unwrap_or(0.0)
+        sample(
+            &text,
+            &format!("sluice_sink_task_put_batch_duration_seconds_count{{{task}}}")
+        )
+        .unwrap_or(0.0)
             >= 1.0,
         "no put timed:\n{text}"
     );
@@ -307,31 +315,42 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
         .arg("-c")
         .arg(format!("promtool check metrics < {}", scraped.display())));
     assert!(ok, "promtool check metrics:\n{said}");
-    assert!(said.trim().is_empty(), "promtool check metrics complained:\n{said}");
+    assert!(
+        said.trim().is_empty(),
+        "promtool check metrics complained:\n{said}"
+    );
     println!("promtool check metrics: ok, no findings");
 
     // And the rules of configs/monitoring, with their unit tests.
     let monitoring = root().join("configs/monitoring");
-    let (ok, said) = run(Command::new("promtool")
-        .current_dir(&monitoring)
-        .args(["check", "rules", "alerts.yml"]));
-    assert!(ok && said.contains("SUCCESS"), "promtool check rules:\n{said}");
+    let (ok, said) = run(Command::new("promtool").current_dir(&monitoring).args([
+        "check",
+        "rules",
+        "alerts.yml",
+    ]));
+    assert!(
+        ok && said.contains("SUCCESS"),
+        "promtool check rules:\n{said}"
+    );
     println!("{said}");
-    let (ok, said) = run(Command::new("promtool")
-        .current_dir(&monitoring)
-        .args(["test", "rules", "alerts_test.yml"]));
+    let (ok, said) = run(Command::new("promtool").current_dir(&monitoring).args([
+        "test",
+        "rules",
+        "alerts_test.yml",
+    ]));
     assert!(ok, "promtool test rules:\n{said}");
     println!("{said}");
 
     // A real Prometheus scrapes the worker and answers for the lag series.
     let target = base.trim_start_matches("http://").to_owned();
     let prometheus = Prometheus::start(&scratch, &target);
-    let query = format!(
-        "sluice_sink_partition_lag_records{{connector=\"{name}\",partition=\"1\"}}"
+    let query =
+        format!("sluice_sink_partition_lag_records{{connector=\"{name}\",partition=\"1\"}}");
+    wait_for(
+        "Prometheus to hold the lag of partition 1",
+        Duration::from_secs(60),
+        || prometheus.value(&query) == Some(7.0),
     );
-    wait_for("Prometheus to hold the lag of partition 1", Duration::from_secs(60), || {
-        prometheus.value(&query) == Some(7.0)
-    });
     let max = format!("max(sluice_sink_partition_lag_records{{connector=\"{name}\"}})");
     assert_eq!(prometheus.value(&max), Some(7.0));
     let up = prometheus.value("up{job=\"sluice\"}");
@@ -358,9 +377,11 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
     wait_for("no lag after resume", Duration::from_secs(30), || {
         lags(&w.get(&lag_path)) == vec![(0, 0, 0), (1, 0, 0), (2, 0, 0)]
     });
-    wait_for("Prometheus sees the lag gone", Duration::from_secs(30), || {
-        prometheus.value(&max) == Some(0.0)
-    });
+    wait_for(
+        "Prometheus sees the lag gone",
+        Duration::from_secs(30),
+        || prometheus.value(&max) == Some(0.0),
+    );
 }
 
 #[test]
@@ -429,7 +450,8 @@ fn cdc_lag_is_reported_and_drops_to_zero_on_an_idle_stream() {
     ));
     let server_side: f64 = server_side.trim().parse().unwrap_or(f64::MAX);
     let text = scrape(&base);
-    let reported = sample(&text, &slot_lag).unwrap_or_else(|| panic!("{slot_lag} missing:\n{text}"));
+    let reported =
+        sample(&text, &slot_lag).unwrap_or_else(|| panic!("{slot_lag} missing:\n{text}"));
     assert!(
         (0.0..1_048_576.0).contains(&reported) && server_side < 1_048_576.0,
         "slot lag reported {reported}, server says {server_side}"
@@ -445,9 +467,11 @@ fn cdc_lag_is_reported_and_drops_to_zero_on_an_idle_stream() {
 
 /// Where `dev/install browser` put playwright-core.
 fn playwright_modules() -> PathBuf {
-    let tools = std::env::var("SLUICE_TOOLS").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sluice/tools")
-    });
+    let tools = std::env::var("SLUICE_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sluice/tools")
+        });
     tools.join("playwright/node_modules")
 }
 
@@ -469,10 +493,7 @@ fn the_status_page_shows_a_running_connector_and_pauses_it() {
     });
     let page = format!("{base}/ui");
     let html = reqwest::blocking::get(&page).unwrap();
-    assert_eq!(
-        html.headers()["content-type"],
-        "text/html; charset=utf-8"
-    );
+    assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
 
     let (ok, said) = run(Command::new("node")
         .arg(root().join("tests/ui/status_page.cjs"))
@@ -528,13 +549,19 @@ fn json_logs_say_a_missing_subscribed_topic_once_as_a_warning() {
     let said = |lines: &[Value], what: &str| -> Vec<Value> {
         lines
             .iter()
-            .filter(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains(what)))
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(what))
+            })
             .cloned()
             .collect()
     };
-    wait_for("the missing topic reported", Duration::from_secs(60), || {
-        !said(&lines(), "does not exist yet").is_empty()
-    });
+    wait_for(
+        "the missing topic reported",
+        Duration::from_secs(60),
+        || !said(&lines(), "does not exist yet").is_empty(),
+    );
     // Several metadata refreshes later, it is still said once.
     let base = said(&lines(), "REST API listening")[0]["fields"]["url"]
         .as_str()
@@ -557,7 +584,11 @@ fn json_logs_say_a_missing_subscribed_topic_once_as_a_warning() {
     assert!(errors.is_empty(), "a healthy run logged errors: {errors:?}");
     // Task lines carry the connector and task as fields.
     let started = said(&all, "sink task started");
-    assert_eq!(started[0]["fields"]["connector"], name.as_str(), "{started:?}");
+    assert_eq!(
+        started[0]["fields"]["connector"],
+        name.as_str(),
+        "{started:?}"
+    );
     let status: Value = reqwest::blocking::get(format!("{base}/connectors/{name}/status"))
         .unwrap()
         .json()

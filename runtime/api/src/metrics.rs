@@ -72,7 +72,12 @@ impl Gauge {
 }
 
 impl TaskMetricsHandle {
-    pub fn counter(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Counter {
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Counter {
         Counter(self.series(name, help, MetricKind::Counter, labels))
     }
 
@@ -139,9 +144,12 @@ mod tests {
     #[test]
     fn the_same_name_and_labels_share_one_series() {
         let m = TaskMetricsHandle::default();
-        m.counter("objects_written", "h", &[("bucket", "a")]).inc_by(2);
-        m.counter("objects_written", "h", &[("bucket", "a")]).inc_by(3);
-        m.counter("objects_written", "h", &[("bucket", "b")]).inc_by(1);
+        m.counter("objects_written", "h", &[("bucket", "a")])
+            .inc_by(2);
+        m.counter("objects_written", "h", &[("bucket", "a")])
+            .inc_by(3);
+        m.counter("objects_written", "h", &[("bucket", "b")])
+            .inc_by(1);
         m.gauge("lag_seconds", "h", &[]).set(1.5);
         let s = m.samples();
         assert_eq!(s.len(), 3);

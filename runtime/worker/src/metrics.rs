@@ -170,7 +170,10 @@ impl TaskMetrics {
     }
 
     pub fn set_partitions(&self, now: Vec<PartitionLag>) {
-        *self.partitions.lock().unwrap_or_else(PoisonError::into_inner) = now;
+        *self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = now;
     }
 
     /// Notes the task's state and returns its (running, paused) ratios.
@@ -182,8 +185,7 @@ impl TaskMetrics {
 
     /// Times one offset commit and counts its outcome.
     pub fn commit_done(&self, started: Instant, ok: bool) {
-        self.commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.commit_seconds.observe(started.elapsed().as_secs_f64());
         Self::add(
             if ok {
                 &self.commits

@@ -92,7 +92,12 @@ fn family<M: EncodeMetric>(
     Ok(())
 }
 
-fn gauge(v: f64) -> ConstGauge<f64> {
+/// Counts and flags are whole numbers: written without a decimal point.
+fn gauge(v: i64) -> ConstGauge<i64> {
+    ConstGauge::new(v)
+}
+
+fn fraction(v: f64) -> ConstGauge<f64> {
     ConstGauge::new(v)
 }
 
@@ -101,11 +106,17 @@ fn counter(v: u64) -> ConstCounter<u64> {
 }
 
 fn labels(pairs: &[(&str, String)]) -> Labels {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 fn task_labels(t: &TaskMetricsView) -> Labels {
-    labels(&[("connector", t.connector.clone()), ("task", t.task.to_string())])
+    labels(&[
+        ("connector", t.connector.clone()),
+        ("task", t.task.to_string()),
+    ])
 }
 
 fn with(mut base: Labels, more: &[(&str, String)]) -> Labels {
@@ -164,7 +175,7 @@ impl Scrape {
                     ("worker_id", self.worker_id.clone()),
                     ("version", env!("CARGO_PKG_VERSION").to_owned()),
                 ]),
-                gauge(1.0),
+                gauge(1),
             )],
         )?;
         family(
@@ -173,7 +184,7 @@ impl Scrape {
             "Connectors this worker knows (Connect's connector-count).",
             None,
             MetricType::Gauge,
-            [(vec![], gauge(self.connectors.len() as f64))],
+            [(vec![], gauge(self.connectors.len() as i64))],
         )?;
         family(
             enc,
@@ -183,7 +194,7 @@ impl Scrape {
             MetricType::Gauge,
             STATES.iter().map(|(st, label)| {
                 let n = self.tasks.iter().filter(|t| t.state == *st).count();
-                (labels(&[("state", (*label).to_owned())]), gauge(n as f64))
+                (labels(&[("state", (*label).to_owned())]), gauge(n as i64))
             }),
         )?;
         let Some((rebalances, slots, gained_ms)) = self.rebalance else {
@@ -203,7 +214,7 @@ impl Scrape {
             "Placement slots (connectors and tasks) this worker holds (distributed mode).",
             None,
             MetricType::Gauge,
-            [(vec![], gauge(slots as f64))],
+            [(vec![], gauge(slots as i64))],
         )?;
         family(
             enc,
@@ -211,7 +222,7 @@ impl Scrape {
             "When this worker last gained slots, in seconds since the epoch (distributed mode).",
             Some(&Unit::Seconds),
             MetricType::Gauge,
-            [(vec![], gauge(gained_ms as f64 / 1000.0))],
+            [(vec![], fraction(gained_ms as f64 / 1000.0))],
         )
     }
 
@@ -227,7 +238,7 @@ impl Scrape {
                 STATES.iter().map(move |(st, label)| {
                     (
                         labels(&[("connector", name.clone()), ("state", (*label).to_owned())]),
-                        gauge(f64::from(u8::from(state == st))),
+                        gauge(i64::from(state == st)),
                     )
                 })
             }),
@@ -247,7 +258,7 @@ impl Scrape {
                 STATES.iter().map(move |(st, label)| {
                     (
                         with(task_labels(t), &[("state", (*label).to_owned())]),
-                        gauge(f64::from(u8::from(t.state == *st))),
+                        gauge(i64::from(t.state == *st)),
                     )
                 })
             }),
@@ -270,7 +281,7 @@ impl Scrape {
             "Fraction of the task's life spent RUNNING (sampled whenever its state is read).",
             None,
             MetricType::Gauge,
-            ratios.iter().map(|(l, r)| (l.clone(), gauge(r.0))),
+            ratios.iter().map(|(l, r)| (l.clone(), fraction(r.0))),
         )?;
         family(
             enc,
@@ -278,7 +289,7 @@ impl Scrape {
             "Fraction of the task's life spent PAUSED (sampled whenever its state is read).",
             None,
             MetricType::Gauge,
-            ratios.iter().map(|(l, r)| (l.clone(), gauge(r.1))),
+            ratios.iter().map(|(l, r)| (l.clone(), fraction(r.1))),
         )?;
         family(
             enc,
@@ -323,7 +334,7 @@ impl Scrape {
             MetricType::Gauge,
             self.tasks
                 .iter()
-                .map(|t| (task_labels(t), gauge(f64::from(u8::from(t.retrying))))),
+                .map(|t| (task_labels(t), gauge(i64::from(t.retrying)))),
         )?;
         family(
             enc,
@@ -333,7 +344,7 @@ impl Scrape {
             MetricType::Gauge,
             self.tasks
                 .iter()
-                .map(|t| (task_labels(t), gauge(f64::from(t.restarts)))),
+                .map(|t| (task_labels(t), gauge(i64::from(t.restarts)))),
         )?;
         family(
             enc,
@@ -341,9 +352,12 @@ impl Scrape {
             "Bytes the task wrote (sources: to Kafka).",
             Some(&Unit::Bytes),
             MetricType::Counter,
-            self.tasks
-                .iter()
-                .map(|t| (task_labels(t), counter(TaskMetrics::get(&t.metrics.bytes_out)))),
+            self.tasks.iter().map(|t| {
+                (
+                    task_labels(t),
+                    counter(TaskMetrics::get(&t.metrics.bytes_out)),
+                )
+            }),
         )
     }
 
@@ -379,10 +393,8 @@ impl Scrape {
             Some(&Unit::Seconds),
             |m| &m.call_seconds,
         )?;
-        let partitions: Vec<(&TaskMetricsView, Vec<crate::metrics::PartitionLag>)> = sinks
-            .iter()
-            .map(|t| (*t, t.metrics.partitions()))
-            .collect();
+        let partitions: Vec<(&TaskMetricsView, Vec<crate::metrics::PartitionLag>)> =
+            sinks.iter().map(|t| (*t, t.metrics.partitions())).collect();
         family(
             enc,
             "sluice_sink_task_partitions",
@@ -391,7 +403,7 @@ impl Scrape {
             MetricType::Gauge,
             partitions
                 .iter()
-                .map(|(t, ps)| (task_labels(t), gauge(ps.len() as f64))),
+                .map(|(t, ps)| (task_labels(t), gauge(ps.len() as i64))),
         )?;
         family(
             enc,
@@ -401,7 +413,7 @@ impl Scrape {
             MetricType::Gauge,
             partitions.iter().map(|(t, ps)| {
                 let n: i64 = ps.iter().map(crate::metrics::PartitionLag::active).sum();
-                (task_labels(t), gauge(n as f64))
+                (task_labels(t), gauge(n))
             }),
         )?;
         family(
@@ -412,7 +424,7 @@ impl Scrape {
             MetricType::Gauge,
             partitions
                 .iter()
-                .map(|(t, ps)| (task_labels(t), gauge(crate::lag::max_lag(ps) as f64))),
+                .map(|(t, ps)| (task_labels(t), gauge(crate::lag::max_lag(ps)))),
         )?;
         let per_partition = |read: fn(&crate::metrics::PartitionLag) -> i64| {
             partitions.iter().flat_map(move |(t, ps)| {
@@ -425,7 +437,7 @@ impl Scrape {
                                 ("partition", p.partition.to_string()),
                             ],
                         ),
-                        gauge(read(p) as f64),
+                        gauge(read(p)),
                     )
                 })
             })
@@ -548,10 +560,8 @@ impl Scrape {
 
     /// The series connectors report themselves, one family per name.
     fn custom_metrics(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
-        let mut by_name: std::collections::BTreeMap<
-            &'static str,
-            (&'static str, MetricKind, Vec<(Labels, f64)>),
-        > = Default::default();
+        type Family = (&'static str, MetricKind, Vec<(Labels, f64)>);
+        let mut by_name: std::collections::BTreeMap<&'static str, Family> = Default::default();
         for t in &self.tasks {
             for s in t.metrics.custom.samples() {
                 let entry = by_name
@@ -571,7 +581,7 @@ impl Scrape {
                     help,
                     None,
                     MetricType::Counter,
-                    rows.into_iter().map(|(l, v)| (l, ConstCounter::new(v))),
+                    rows.into_iter().map(|(l, v)| (l, counter(v as u64))),
                 )?,
                 MetricKind::Gauge => family(
                     enc,
@@ -579,7 +589,7 @@ impl Scrape {
                     help,
                     None,
                     MetricType::Gauge,
-                    rows.into_iter().map(|(l, v)| (l, gauge(v))),
+                    rows.into_iter().map(|(l, v)| (l, fraction(v))),
                 )?,
             }
         }

@@ -87,7 +87,9 @@ impl ClientContext for SinkContext {
                     warn!(connector = %self.connector, task = self.task, topic, "subscribed topic does not exist yet; the sink reads it once it is created");
                 }
             }
-            None => error!(connector = %self.connector, task = self.task, "librdkafka: {error}: {reason}"),
+            None => {
+                error!(connector = %self.connector, task = self.task, "librdkafka: {error}: {reason}")
+            }
         }
     }
 }

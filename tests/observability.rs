@@ -117,6 +117,23 @@ fn percent_encoded(v: &str) -> String {
         .collect()
 }
 
+/// Every `sluice_...` metric name in `text`.
+fn series_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("sluice_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -307,6 +324,42 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
             >= 1.0,
         "no put timed:\n{text}"
     );
+
+    // The alert rules and the dashboard name only series the worker exposes
+    // (those of other connectors and of distributed mode named here).
+    let exposed: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .chain(
+            [
+                "sluice_cdc_replication_slot_lag_bytes",
+                "sluice_cdc_source_lag_seconds",
+                "sluice_s3_objects_written_total",
+                "sluice_s3_written_bytes_total",
+                "sluice_es_items_total",
+                "sluice_worker_rebalances_total",
+            ]
+            .map(str::to_owned),
+        )
+        .collect();
+    for file in ["alerts.yml", "alerts_test.yml", "grafana-dashboard.json"] {
+        let body = std::fs::read_to_string(root().join("configs/monitoring").join(file)).unwrap();
+        for name in series_names(&body) {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| exposed.iter().any(|e| e == f))
+                })
+                .unwrap_or(&name);
+            assert!(
+                exposed.iter().any(|e| e == family),
+                "{file} names {name}, which /metrics does not have"
+            );
+        }
+    }
 
     // promtool accepts the exposition as it is (format and naming lint).
     let scraped = scratch.path("scraped.prom");
@@ -594,4 +647,110 @@ fn json_logs_say_a_missing_subscribed_topic_once_as_a_warning() {
         .json()
         .unwrap();
     assert_eq!(status["tasks"][0]["state"], "RUNNING");
+}
+
+/// Distributed mode: each worker answers `/assignments` and `/lag` from what
+/// it runs and, for tasks elsewhere, from the status topic; `/metrics` has
+/// the placement's rebalance figures.
+#[test]
+fn distributed_workers_agree_on_who_holds_the_partitions() {
+    let scratch = Scratch::new("obs-dist");
+    let group = unique("obs-cluster");
+    let mut config = worker_config(&scratch);
+    for (k, v) in json!({
+        "group.id": group,
+        "config.storage.topic": format!("{group}-configs"),
+        "offset.storage.topic": format!("{group}-offsets"),
+        "status.storage.topic": format!("{group}-status"),
+        "offset.storage.partitions": 5,
+        "status.storage.partitions": 3,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "metrics.lag.refresh.ms": 300,
+    })
+    .as_object()
+    .unwrap()
+    {
+        config[k] = v.clone();
+    }
+    let config = scratch.write_json("worker-distributed.json", &config);
+    let workers: Vec<WorkerProcess> = (0..2)
+        .map(|_| WorkerProcess::start_distributed(&scratch, &config))
+        .collect();
+    let urls: Vec<String> = workers.iter().map(WorkerProcess::rest_url).collect();
+    let topic = unique("obs-dist");
+    create_topic(&scratch, &topic, 4);
+    for p in 0..4 {
+        produce_values(&topic, p, &values(0, 5));
+    }
+    let name = unique("obs-dist-sink");
+    let out = scratch.path("out.jsonl");
+    create(&Client::new(), &urls[0], &name, file_sink(&topic, &out));
+    wait_for("20 records written", Duration::from_secs(90), || {
+        count_lines(&out) == 20
+    });
+    let answers = || -> Vec<Value> {
+        urls.iter()
+            .map(|u| {
+                reqwest::blocking::get(format!("{u}/connectors/{name}/assignments"))
+                    .and_then(|r| r.json())
+                    .unwrap_or(Value::Null)
+            })
+            .collect()
+    };
+    // Exactly one worker runs the task and knows its four partitions; the
+    // other names that worker, from the status topic.
+    wait_for("both workers to agree", Duration::from_secs(60), || {
+        let a = answers();
+        let tasks: Vec<&Value> = a.iter().map(|x| &x["tasks"][0]).collect();
+        let local: Vec<&&Value> = tasks.iter().filter(|t| t["local"] == true).collect();
+        local.len() == 1
+            && local[0]["partitions"].as_array().map(Vec::len) == Some(4)
+            && tasks
+                .iter()
+                .all(|t| t["worker_id"] == local[0]["worker_id"] && t["state"] == "RUNNING")
+    });
+    let a = answers();
+    let owner = a
+        .iter()
+        .position(|x| x["tasks"][0]["local"] == true)
+        .unwrap();
+    let other = 1 - owner;
+    assert_eq!(
+        a[other]["tasks"][0]["partitions"],
+        Value::Null,
+        "{}",
+        a[other]
+    );
+    assert!(urls[owner].ends_with(a[owner]["tasks"][0]["worker_id"].as_str().unwrap()));
+    let lag = workers[other].get(&format!("/connectors/{name}/lag"));
+    assert_eq!(lag["partitions"], json!([]), "{lag}");
+    assert_eq!(
+        lag["tasks_elsewhere"][0]["worker_id"],
+        a[owner]["tasks"][0]["worker_id"]
+    );
+    wait_for(
+        "the owner's lag at 0 on 4 partitions",
+        Duration::from_secs(30),
+        || {
+            lags(&workers[owner].get(&format!("/connectors/{name}/lag")))
+                == vec![(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)]
+        },
+    );
+    // The owner's /metrics has the partitions; the other's has none of them.
+    let series = format!("sluice_sink_partition_lag_records{{connector=\"{name}\",");
+    assert_eq!(scrape(&urls[owner]).matches(&series).count(), 4);
+    assert_eq!(scrape(&urls[other]).matches(&series).count(), 0);
+    // Between them the workers hold every placement slot, each after a rebalance.
+    wait_for("all 64 slots held", Duration::from_secs(30), || {
+        let texts: Vec<String> = urls.iter().map(|u| scrape(u)).collect();
+        let slots: f64 = texts
+            .iter()
+            .filter_map(|t| sample(t, "sluice_worker_assigned_slots"))
+            .sum();
+        let rebalanced = texts
+            .iter()
+            .all(|t| sample(t, "sluice_worker_rebalances_total").unwrap_or(0.0) >= 1.0);
+        slots == 64.0 && rebalanced
+    });
 }

@@ -309,6 +309,11 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
         ),
         Some(1.0)
     );
+    // Paused since the scrapes began to see it: the pause ratio grows.
+    let pause_ratio = format!("sluice_task_pause_ratio{{{task}}}");
+    wait_for("a pause ratio above 0", Duration::from_secs(30), || {
+        sample(&scrape(&base), &pause_ratio).is_some_and(|r| r > 0.0 && r < 1.0)
+    });
     let commits = sample(
         &text,
         &format!("sluice_task_offset_commits_total{{{task},outcome=\"success\"}}"),
@@ -633,6 +638,11 @@ fn json_logs_say_a_missing_subscribed_topic_once_as_a_warning() {
     assert_eq!(missing[0]["fields"]["topic"], topic.as_str());
     assert_eq!(missing[0]["fields"]["connector"], name.as_str());
     assert_eq!(missing[0]["fields"]["task"], 0);
+    let retried = said(&all, "consumer error");
+    assert!(
+        retried.is_empty(),
+        "the missing topic said again: {retried:?}"
+    );
     let errors: Vec<&Value> = all.iter().filter(|l| l["level"] == "ERROR").collect();
     assert!(errors.is_empty(), "a healthy run logged errors: {errors:?}");
     // Task lines carry the connector and task as fields.

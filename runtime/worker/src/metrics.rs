@@ -40,7 +40,7 @@ pub struct TaskMetrics {
     /// Sink: the partitions assigned and where each stands, refreshed by
     /// `lag::spawn_sink_lag`.
     pub partitions: Mutex<Vec<PartitionLag>>,
-    /// Time spent in each state, as seen by whoever reads the state.
+    /// Time spent in each state, as seen at each scrape.
     pub states: Mutex<StateClock>,
     /// The series the connector's task reports itself.
     pub custom: TaskMetricsHandle,
@@ -100,51 +100,65 @@ impl PartitionLag {
 }
 
 /// Seconds a task spent running and paused since it started, advanced each
-/// time its state is read (every scrape and status call): Connect's
-/// running-ratio and pause-ratio at the resolution of those reads.
-#[derive(Debug)]
+/// time `/metrics` reads its state (the state seen then counts until the next
+/// read): Connect's running-ratio and pause-ratio at the resolution of scrapes.
+#[derive(Debug, Clone, Copy)]
 pub struct StateClock {
     started: Instant,
+    /// The state last seen (running, paused) and when.
     last: Option<(bool, bool, Instant)>,
-    pub running: Duration,
-    pub paused: Duration,
+    running: Duration,
+    paused: Duration,
 }
 
 impl Default for StateClock {
     fn default() -> Self {
+        Self::starting_at(Instant::now())
+    }
+}
+
+impl StateClock {
+    fn starting_at(started: Instant) -> Self {
         Self {
-            started: Instant::now(),
+            started,
             last: None,
             running: Duration::ZERO,
             paused: Duration::ZERO,
         }
     }
-}
 
-impl StateClock {
     /// Counts the time since the last reading to the state seen then, and
-    /// notes the state now.
-    pub fn observe(&mut self, running: bool, paused: bool) {
-        let now = Instant::now();
+    /// notes the state at `now`.
+    pub fn observe(&mut self, running: bool, paused: bool, now: Instant) {
+        self.settle(now);
+        self.last = Some((running, paused, now));
+    }
+
+    /// The fractions of the task's life until `now` spent running and paused.
+    pub fn ratios(&self, now: Instant) -> (f64, f64) {
+        let mut at_now = *self;
+        at_now.settle(now);
+        let life = now.saturating_duration_since(self.started).as_secs_f64();
+        if life <= 0.0 {
+            return (0.0, 0.0);
+        }
+        (
+            at_now.running.as_secs_f64() / life,
+            at_now.paused.as_secs_f64() / life,
+        )
+    }
+
+    fn settle(&mut self, now: Instant) {
         if let Some((was_running, was_paused, at)) = self.last {
-            let spent = now - at;
+            let spent = now.saturating_duration_since(at);
             if was_running {
                 self.running += spent;
             }
             if was_paused {
                 self.paused += spent;
             }
+            self.last = Some((was_running, was_paused, now));
         }
-        self.last = Some((running, paused, now));
-    }
-
-    /// The fraction of the task's life spent running and paused.
-    pub fn ratios(&self) -> (f64, f64) {
-        let life = self.started.elapsed().as_secs_f64().max(1e-9);
-        (
-            self.running.as_secs_f64() / life,
-            self.paused.as_secs_f64() / life,
-        )
     }
 }
 
@@ -176,11 +190,20 @@ impl TaskMetrics {
             .unwrap_or_else(PoisonError::into_inner) = now;
     }
 
-    /// Notes the task's state and returns its (running, paused) ratios.
-    pub fn observe_state(&self, running: bool, paused: bool) -> (f64, f64) {
-        let mut clock = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-        clock.observe(running, paused);
-        clock.ratios()
+    /// Notes the task's state as seen now.
+    pub fn observe_state(&self, running: bool, paused: bool) {
+        self.states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .observe(running, paused, Instant::now());
+    }
+
+    /// The fractions of the task's life spent (running, paused).
+    pub fn state_ratios(&self) -> (f64, f64) {
+        self.states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ratios(Instant::now())
     }
 
     /// Times one offset commit and counts its outcome.
@@ -209,6 +232,8 @@ pub fn spawn_progress_log(
     tokio::spawn(async move {
         let mut last = (0u64, Instant::now());
         let mut tick = tokio::time::interval(interval);
+        // A busy runtime that misses ticks logs once, not a burst of lines.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tick.tick().await;
         loop {
             tick.tick().await;
@@ -260,5 +285,39 @@ impl ActiveTopics {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_clock_splits_a_life_between_running_and_paused() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut clock = StateClock::starting_at(t0);
+        clock.observe(true, false, t0 + s(1));
+        clock.observe(false, true, t0 + s(4));
+        // Running from 1 s to 4 s, paused since: at 10 s, 3/10 and 6/10.
+        let (running, paused) = clock.ratios(t0 + s(10));
+        assert!((running - 0.3).abs() < 1e-9, "{running}");
+        assert!((paused - 0.6).abs() < 1e-9, "{paused}");
+        clock.observe(true, false, t0 + s(10));
+        let (running, paused) = clock.ratios(t0 + s(20));
+        assert!((running - 13.0 / 20.0).abs() < 1e-9, "{running}");
+        assert!((paused - 6.0 / 20.0).abs() < 1e-9, "{paused}");
+    }
+
+    #[test]
+    fn partition_lag_is_counted_from_the_log_end() {
+        let p = PartitionLag {
+            topic: "t".into(),
+            partition: 0,
+            log_end_offset: 100,
+            committed_offset: 60,
+            position: 90,
+        };
+        assert_eq!((p.lag(), p.unread(), p.active()), (40, 10, 30));
     }
 }

@@ -266,19 +266,12 @@ impl Scrape {
         let ratios: Vec<(Labels, (f64, f64))> = self
             .tasks
             .iter()
-            .map(|t| {
-                let clock = t
-                    .metrics
-                    .states
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                (task_labels(t), clock.ratios())
-            })
+            .map(|t| (task_labels(t), t.metrics.state_ratios()))
             .collect();
         family(
             enc,
             "sluice_task_running_ratio",
-            "Fraction of the task's life spent RUNNING (sampled whenever its state is read).",
+            "Fraction of the task's life spent RUNNING (sampled at each scrape).",
             None,
             MetricType::Gauge,
             ratios.iter().map(|(l, r)| (l.clone(), fraction(r.0))),
@@ -286,7 +279,7 @@ impl Scrape {
         family(
             enc,
             "sluice_task_pause_ratio",
-            "Fraction of the task's life spent PAUSED (sampled whenever its state is read).",
+            "Fraction of the task's life spent PAUSED (sampled at each scrape).",
             None,
             MetricType::Gauge,
             ratios.iter().map(|(l, r)| (l.clone(), fraction(r.1))),

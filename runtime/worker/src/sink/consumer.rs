@@ -16,7 +16,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sluice_api::{OffsetMap, Rewinds, TopicPartition};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::control::TargetState;
 
@@ -283,6 +283,14 @@ pub fn poll_loop(
                 Err(e) if is_fatal(&e) => {
                     let _ = events.blocking_send(ConsumerEvent::Fatal(e.to_string()));
                     return;
+                }
+                // A subscribed topic not created yet: the client context
+                // says so once; here it would repeat on every poll.
+                Err(e)
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) =>
+                {
+                    debug!("consumer error (retrying): {e}")
                 }
                 Err(e) => warn!("consumer error (retrying): {e}"),
             }

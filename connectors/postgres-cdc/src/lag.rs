@@ -58,3 +58,26 @@ impl SourceLag {
         self.slot_bytes.set(bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behind_is_the_age_of_the_pending_change_and_zero_when_nothing_is_pending() {
+        let metrics = TaskMetricsHandle::default();
+        let lag = SourceLag::new(&metrics, "s");
+        let seconds = || {
+            metrics
+                .samples()
+                .into_iter()
+                .find(|s| s.name == "cdc_source_lag_seconds")
+                .map(|s| s.value)
+        };
+        lag.behind(Some(1_000), 4_500);
+        assert_eq!(seconds(), Some(3.5));
+        // Idle and caught up: however old the last change, not behind.
+        lag.behind(None, 900_000);
+        assert_eq!(seconds(), Some(0.0));
+    }
+}

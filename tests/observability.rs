@@ -309,6 +309,14 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
         ),
         Some(1.0)
     );
+    let info = format!(
+        "sluice_connector_info{{connector=\"{name}\",type=\"sink\",class=\"file-sink\",version="
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&info) && l.ends_with(" 1")),
+        "{info} missing:\n{text}"
+    );
     // Paused since the scrapes began to see it: the pause ratio grows.
     let pause_ratio = format!("sluice_task_pause_ratio{{{task}}}");
     wait_for("a pause ratio above 0", Duration::from_secs(30), || {

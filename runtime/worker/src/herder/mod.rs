@@ -81,6 +81,17 @@ pub struct TaskId {
     pub task: u32,
 }
 
+/// A connector's state and identity, for `/metrics` (Connect's connector-metrics).
+#[derive(Debug)]
+pub struct ConnectorMetricsView {
+    pub name: String,
+    pub state: State,
+    /// `source` or `sink`.
+    pub kind: &'static str,
+    pub class: String,
+    pub version: String,
+}
+
 /// A task's counters, for `/metrics`.
 #[derive(Debug)]
 pub struct TaskMetricsView {
@@ -673,14 +684,20 @@ impl Herder {
         offsets::alter(&self.worker, &c.config, topics, changes).await
     }
 
-    /// Every task's counters and state, for `/metrics`.
-    pub async fn metrics(&self) -> (Vec<(String, State)>, Vec<TaskMetricsView>) {
+    /// Every connector's and task's state, and the tasks' counters, for `/metrics`.
+    pub async fn metrics(&self) -> (Vec<ConnectorMetricsView>, Vec<TaskMetricsView>) {
         let connectors = self.connectors.lock().await;
         let mut states = Vec::new();
         let mut tasks = Vec::new();
         for (name, c) in connectors.iter() {
             let status = self.status_of(name, c);
-            states.push((name.clone(), status.connector.state));
+            states.push(ConnectorMetricsView {
+                name: name.clone(),
+                state: status.connector.state,
+                kind: status.kind,
+                class: c.config.class.clone(),
+                version: status.connector.version.clone().unwrap_or_default(),
+            });
             for t in status.tasks {
                 let Some(task) = c.tasks.get(&t.id) else {
                     continue;

@@ -24,7 +24,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::Shared;
 use crate::errors::Stage;
-use crate::herder::{State as RunState, TaskMetricsView};
+use crate::herder::{ConnectorMetricsView, State as RunState, TaskMetricsView};
 use crate::metrics::TaskMetrics;
 use sluice_api::metrics::MetricKind;
 
@@ -70,7 +70,7 @@ pub async fn render(State(s): State<Shared>) -> impl IntoResponse {
 struct Scrape {
     worker_id: String,
     rebalance: Option<(u64, u64, u64)>,
-    connectors: Vec<(String, RunState)>,
+    connectors: Vec<ConnectorMetricsView>,
     tasks: Vec<TaskMetricsView>,
 }
 
@@ -234,13 +234,34 @@ impl Scrape {
             "1 for the connector's current state.",
             None,
             MetricType::Gauge,
-            self.connectors.iter().flat_map(|(name, state)| {
+            self.connectors.iter().flat_map(|c| {
                 STATES.iter().map(move |(st, label)| {
                     (
-                        labels(&[("connector", name.clone()), ("state", (*label).to_owned())]),
-                        gauge(i64::from(state == st)),
+                        labels(&[
+                            ("connector", c.name.clone()),
+                            ("state", (*label).to_owned()),
+                        ]),
+                        gauge(i64::from(c.state == *st)),
                     )
                 })
+            }),
+        )?;
+        family(
+            enc,
+            "sluice_connector_info",
+            "1, labelled with the connector's type, class and plugin version (Connect's connector-type, connector-class, connector-version).",
+            None,
+            MetricType::Gauge,
+            self.connectors.iter().map(|c| {
+                (
+                    labels(&[
+                        ("connector", c.name.clone()),
+                        ("type", c.kind.to_owned()),
+                        ("class", c.class.clone()),
+                        ("version", c.version.clone()),
+                    ]),
+                    gauge(1),
+                )
             }),
         )
     }

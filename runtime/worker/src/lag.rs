@@ -38,6 +38,9 @@ pub fn spawn_sink_lag(
             let (Some(c), Some(m)) = (consumer.upgrade(), metrics.upgrade()) else {
                 break;
             };
+            // Held only for the read (milliseconds): should the task end
+            // meanwhile, the consumer closes on this blocking thread instead
+            // of the runner's, just as off the async threads.
             let read = tokio::task::spawn_blocking(move || {
                 let now = read_partitions(&c);
                 (now, m)

@@ -287,6 +287,7 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
         );
         assert_eq!(sample(&text, &series), Some(want), "{series} in:\n{text}");
     }
+    // Connect documents sink-record-lag-max but never computes it.
     assert_eq!(
         sample(&text, &format!("sluice_sink_task_record_lag_max{{{task}}}")),
         Some(7.0)
@@ -507,6 +508,8 @@ fn cdc_lag_is_reported_and_drops_to_zero_on_an_idle_stream() {
     let behind = format!("sluice_cdc_source_lag_seconds{{{labels}}}");
     let slot_lag = format!("sluice_cdc_replication_slot_lag_bytes{{{labels}}}");
     // Idle and caught up: not behind, whatever the age of the last change.
+    // Differs from Debezium on purpose: its MilliSecondsBehindSource is the
+    // age of the last event, which keeps growing here.
     wait_for("0 s behind once idle", Duration::from_secs(30), || {
         sample(&scrape(&base), &behind) == Some(0.0)
     });

@@ -287,6 +287,15 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
         );
         assert_eq!(sample(&text, &series), Some(want), "{series} in:\n{text}");
     }
+    // One connector and one task started, nothing failed to.
+    for (series, want) in [
+        ("sluice_worker_connector_startups_total{outcome=\"success\"}", 1.0),
+        ("sluice_worker_connector_startups_total{outcome=\"failure\"}", 0.0),
+        ("sluice_worker_task_startups_total{outcome=\"success\"}", 1.0),
+        ("sluice_worker_task_startups_total{outcome=\"failure\"}", 0.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(want), "{series}");
+    }
     // Connect documents sink-record-lag-max but never computes it.
     assert_eq!(
         sample(&text, &format!("sluice_sink_task_record_lag_max{{{task}}}")),

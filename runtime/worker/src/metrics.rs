@@ -68,6 +68,36 @@ impl Default for TaskMetrics {
     }
 }
 
+/// Connector and task starts by outcome (Connect's connector-startup-* and
+/// task-startup-* worker metrics; attempts are their sum). A start succeeds
+/// once the instance or task is built and running, as in Connect.
+#[derive(Debug, Default)]
+pub struct Startups {
+    pub connectors: StartupCount,
+    pub tasks: StartupCount,
+}
+
+#[derive(Debug, Default)]
+pub struct StartupCount {
+    success: AtomicU64,
+    failure: AtomicU64,
+}
+
+impl StartupCount {
+    pub fn record(&self, ok: bool) {
+        let counter = if ok { &self.success } else { &self.failure };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (successes, failures).
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.success.load(Ordering::Relaxed),
+            self.failure.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// One assigned Kafka partition of a sink task and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PartitionLag {

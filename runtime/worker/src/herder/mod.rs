@@ -174,6 +174,7 @@ pub struct Herder {
     placement: Option<Arc<Placement>>,
     worker_id: std::sync::RwLock<String>,
     connectors: Mutex<BTreeMap<String, Connector>>,
+    startups: crate::metrics::Startups,
 }
 
 impl Herder {
@@ -189,6 +190,7 @@ impl Herder {
             placement: None,
             worker_id: std::sync::RwLock::new("standalone".into()),
             connectors: Mutex::new(BTreeMap::new()),
+            startups: crate::metrics::Startups::default(),
         }
     }
 
@@ -229,6 +231,11 @@ impl Herder {
             let (rebalances, slots) = p.rebalance_counts();
             (rebalances, slots, p.generation())
         })
+    }
+
+    /// Connector and task starts by outcome, for `/metrics`.
+    pub fn startups(&self) -> &crate::metrics::Startups {
+        &self.startups
     }
 
     pub fn worker(&self) -> &Worker {
@@ -896,7 +903,9 @@ impl Herder {
             c.failure = Some(why.clone());
             return;
         }
-        match self.worker.start_connector(&c.config) {
+        let started = self.worker.start_connector(&c.config);
+        self.startups.connectors.record(started.is_ok());
+        match started {
             Ok((instance, configs)) => {
                 c.instance = Some(instance);
                 self.publish_task_configs(&c.config.name, &configs);
@@ -979,6 +988,7 @@ impl Herder {
                 .map_err(|e| e.to_string()),
             None => Err("the connector is not running".to_owned()),
         };
+        self.startups.tasks.record(task.is_ok());
         let (handle, metrics) = match task {
             Ok(run) => {
                 self.statuses

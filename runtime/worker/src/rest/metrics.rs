@@ -39,7 +39,9 @@ const STATES: [(RunState, &str); 6] = [
 
 pub async fn render(State(s): State<Shared>) -> impl IntoResponse {
     let (connectors, tasks) = s.herder.metrics().await;
+    let startups = s.herder.startups();
     let scrape = Scrape {
+        startups: [startups.connectors.counts(), startups.tasks.counts()],
         worker_id: s.herder.worker_id(),
         rebalance: s.herder.rebalance_state(),
         connectors,
@@ -68,6 +70,8 @@ pub async fn render(State(s): State<Shared>) -> impl IntoResponse {
 /// What one scrape shows, read from the herder.
 #[derive(Debug)]
 struct Scrape {
+    /// (successes, failures) of connector and of task starts.
+    startups: [(u64, u64); 2],
     worker_id: String,
     rebalance: Option<(u64, u64, u64)>,
     connectors: Vec<ConnectorMetricsView>,
@@ -197,6 +201,29 @@ impl Scrape {
                 (labels(&[("state", (*label).to_owned())]), gauge(n as i64))
             }),
         )?;
+        for ((name, help), (success, failure)) in [
+            (
+                "sluice_worker_connector_startups",
+                "Connector starts by outcome (Connect's connector-startup-*-total).",
+            ),
+            (
+                "sluice_worker_task_startups",
+                "Task starts by outcome (Connect's task-startup-*-total).",
+            ),
+        ]
+        .into_iter()
+        .zip(self.startups)
+        {
+            family(
+                enc,
+                name,
+                help,
+                None,
+                MetricType::Counter,
+                [("success", success), ("failure", failure)]
+                    .map(|(outcome, n)| (labels(&[("outcome", outcome.to_owned())]), counter(n))),
+            )?;
+        }
         let Some((rebalances, slots, gained_ms)) = self.rebalance else {
             return Ok(());
         };

@@ -289,10 +289,22 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
     }
     // One connector and one task started, nothing failed to.
     for (series, want) in [
-        ("sluice_worker_connector_startups_total{outcome=\"success\"}", 1.0),
-        ("sluice_worker_connector_startups_total{outcome=\"failure\"}", 0.0),
-        ("sluice_worker_task_startups_total{outcome=\"success\"}", 1.0),
-        ("sluice_worker_task_startups_total{outcome=\"failure\"}", 0.0),
+        (
+            "sluice_worker_connector_startups_total{outcome=\"success\"}",
+            1.0,
+        ),
+        (
+            "sluice_worker_connector_startups_total{outcome=\"failure\"}",
+            0.0,
+        ),
+        (
+            "sluice_worker_task_startups_total{outcome=\"success\"}",
+            1.0,
+        ),
+        (
+            "sluice_worker_task_startups_total{outcome=\"failure\"}",
+            0.0,
+        ),
     ] {
         assert_eq!(sample(&text, series), Some(want), "{series}");
     }

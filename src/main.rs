@@ -5,7 +5,9 @@
 mod audit_cmd;
 mod connectors_cmd;
 mod dlq_cmd;
+mod progress;
 mod registry;
+mod table;
 mod topics_cmd;
 mod transform_cmd;
 
@@ -244,15 +246,18 @@ async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<Exi
             .map(|()| ExitCode::SUCCESS),
         Command::Plugins { local: true, .. } => {
             let plugins = registry::builtin();
-            for p in plugins.connectors() {
-                println!(
-                    "{:<20} {:<14} {}  (also: {})",
-                    p.class,
-                    p.kind().as_str(),
-                    p.version,
-                    p.aliases.join(", ")
-                );
-            }
+            let mut rows: Vec<Vec<String>> = plugins
+                .connectors()
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.class.to_owned(),
+                        p.kind().as_str().to_owned(),
+                        p.version.to_owned(),
+                        p.aliases.join(", "),
+                    ]
+                })
+                .collect();
             let others = plugins
                 .transforms()
                 .iter()
@@ -264,8 +269,14 @@ async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<Exi
                         .map(|p| (p.name, "predicate", p.aliases)),
                 );
             for (name, kind, aliases) in others {
-                println!("{name:<20} {kind:<14} (also: {})", aliases.join(", "));
+                rows.push(vec![
+                    name.to_owned(),
+                    kind.to_owned(),
+                    String::new(),
+                    aliases.join(", "),
+                ]);
             }
+            table::print(&["CLASS", "TYPE", "VERSION", "ALSO"], rows, &[]);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -264,6 +264,18 @@ fn parquet_objects_hold_every_record_once_in_confluent_layout() {
         let c = committed(&format!("connect-{name}"), &topic);
         c.get(&0) == Some(&1000) && c.get(&1) == Some(&500)
     });
+    // /metrics counts what is in the bucket: its objects and their bytes.
+    let objects = s3().objects(&bucket, &format!("topics/{topic}/"));
+    let bytes: u64 = objects
+        .values()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let series = |family: &str| format!("{family}{{connector=\"{name}\",");
+    assert_eq!(
+        w.metric(&series("sluice_s3_objects_written_total")),
+        objects.len() as u64
+    );
+    assert_eq!(w.metric(&series("sluice_s3_written_bytes_total")), bytes);
     assert!(
         w.terminate(Duration::from_secs(30)).success(),
         "{}",

@@ -14,6 +14,7 @@ mod config;
 mod database;
 mod envelope;
 mod incremental;
+mod lag;
 mod snapshot;
 mod task;
 mod tls;

@@ -44,6 +44,30 @@ struct State {
     /// Audit tier: per Kafka partition, the start offset and SHA-256 of the last
     /// manifest written.
     chain: HashMap<PartitionKey, (i64, String)>,
+    written: Written,
+}
+
+/// What the task has written to the bucket, for `/metrics`.
+struct Written {
+    objects: sluice_api::metrics::Counter,
+    bytes: sluice_api::metrics::Counter,
+}
+
+impl Written {
+    fn new(metrics: &sluice_api::TaskMetricsHandle, bucket: &str) -> Self {
+        Self {
+            objects: metrics.counter(
+                "s3_objects_written",
+                "Data objects the S3 sink completed (single puts and multipart uploads).",
+                &[("bucket", bucket)],
+            ),
+            bytes: metrics.counter(
+                "s3_written_bytes",
+                "Bytes of data objects the S3 sink uploaded (parts included as they go up).",
+                &[("bucket", bucket)],
+            ),
+        }
+    }
 }
 
 /// The files of one Kafka partition being filled, one per encoded path. As in
@@ -295,12 +319,14 @@ impl State {
         let Some((upload, parts)) = file.upload.as_mut() else {
             return Ok(());
         };
+        let size = bytes.len() as u64;
         match self
             .storage
             .upload_part(upload, parts.len() + 1, bytes)
             .await
         {
             Ok(part) => {
+                self.written.bytes.inc_by(size);
                 parts.push(part);
                 debug!(connector = %self.connector, task = self.task, object, part = parts.len(), "part uploaded");
                 Ok(())
@@ -335,6 +361,8 @@ impl State {
             let size = bytes.len();
             self.write_audited(key, &object, file.start, file.end, count, bytes)
                 .await?;
+            self.written.objects.inc_by(1);
+            self.written.bytes.inc_by(size as u64);
             info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = count, bytes = size, "file uploaded");
             return Ok(());
         }
@@ -364,10 +392,13 @@ impl State {
         let tail = tokio::task::spawn_blocking(move || encoder.finish())
             .await
             .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))??;
+        let tail_size = tail.len() as u64;
         match file.upload.take() {
             None => {
                 let size = tail.len();
                 self.storage.put(&object, tail, &self.put_options).await?;
+                self.written.objects.inc_by(1);
+                self.written.bytes.inc_by(size as u64);
                 info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = file.count, bytes = size, "file uploaded");
             }
             Some((upload, mut parts)) => {
@@ -384,6 +415,8 @@ impl State {
                 }
                 let n = parts.len();
                 self.storage.complete(&upload, parts).await?;
+                self.written.objects.inc_by(1);
+                self.written.bytes.inc_by(tail_size);
                 info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = file.count, parts = n, "file uploaded (multipart)");
             }
         }
@@ -552,6 +585,7 @@ impl SinkTask for S3SinkTask {
                 }
             }
         }
+        let written = Written::new(&context.metrics, &config.bucket);
         self.state = Some(State {
             config,
             storage,
@@ -563,6 +597,7 @@ impl SinkTask for S3SinkTask {
             sets: HashMap::new(),
             put_options,
             chain: HashMap::new(),
+            written,
         });
         Ok(())
     }

@@ -57,6 +57,8 @@ pub struct SourceTaskContext {
     pub config: TaskConfig,
     /// The last stored offset of every source partition of this connector.
     pub offsets: Vec<(SourcePartition, SourceOffset)>,
+    /// Where the task reports metrics of its own (shown on `/metrics`).
+    pub metrics: crate::TaskMetricsHandle,
 }
 
 impl SourceTaskContext {
@@ -111,6 +113,8 @@ pub struct SinkTaskContext {
     pub reporter: std::sync::Arc<dyn ErrantRecordReporter>,
     /// Where the task asks to read partitions again from.
     pub rewinds: std::sync::Arc<Rewinds>,
+    /// Where the task reports metrics of its own (shown on `/metrics`).
+    pub metrics: crate::TaskMetricsHandle,
 }
 
 /// Offsets a sink task asks to read again from, as Connect's

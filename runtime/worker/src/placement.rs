@@ -100,6 +100,10 @@ pub struct Placement {
     /// session timeout after the last owner was last heard of), which
     /// fences the statuses a stale owner writes.
     generation: AtomicU64,
+    /// Rebalances this worker took part in (for `/metrics`).
+    rebalances: AtomicU64,
+    /// Slots held now (for `/metrics`).
+    slots: AtomicU64,
 }
 
 impl Placement {
@@ -114,6 +118,8 @@ impl Placement {
             fresh: cluster.session_timeout,
             lease: Arc::new(Lease::new(term)),
             generation: AtomicU64::new(0),
+            rebalances: AtomicU64::new(0),
+            slots: AtomicU64::new(0),
         }
     }
 
@@ -150,6 +156,14 @@ impl Placement {
             .map(|(id, _)| id)
     }
 
+    /// Completed rebalances and the slots held, for `/metrics`.
+    pub fn rebalance_counts(&self) -> (u64, u64) {
+        (
+            self.rebalances.load(Ordering::Relaxed),
+            self.slots.load(Ordering::Relaxed),
+        )
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<i32>> {
         // Whole sets are replaced under the lock; a poisoned one is consistent.
         self.held
@@ -169,6 +183,7 @@ impl Placement {
                 held.remove(s);
             }
         }
+        self.slots.store(held.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -204,6 +219,9 @@ impl ConsumerContext for PlacementContext {
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Error(_)) {
+            self.placement.rebalances.fetch_add(1, Ordering::Relaxed);
+        }
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let gained = slots(tpl);

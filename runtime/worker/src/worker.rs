@@ -279,6 +279,7 @@ impl Worker {
                 .into_iter()
                 .map(|s| (s.partition, s.offset))
                 .collect(),
+            metrics: parts.metrics.custom.clone(),
         };
         let overrides = [(
             "client.id",
@@ -360,6 +361,13 @@ impl Worker {
             &subscription,
             &overrides,
         )?;
+        crate::lag::spawn_sink_lag(
+            &connector.name,
+            task_id,
+            &subscribed.consumer,
+            &parts.metrics,
+            self.config.lag_refresh_interval(),
+        );
         let runner = SinkRunner {
             connector: connector.name.clone(),
             task_id,
@@ -370,6 +378,7 @@ impl Worker {
                 config,
                 reporter: reporter.clone(),
                 rewinds: Default::default(),
+                metrics: parts.metrics.custom.clone(),
             },
             transforms: parts.transforms,
             key_converter: parts.converters.key,

@@ -54,6 +54,16 @@ impl ReplayOptions {
 /// Moves every record from the committed progress to the end the DLQ had when
 /// the replay started. Blocking.
 pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayReport, WorkerError> {
+    replay_with_progress(worker, opts, &|_, _| {})
+}
+
+/// As `replay`, telling `progress` the records read so far and the records to
+/// read in all, after each record (for the CLI's progress bar).
+pub fn replay_with_progress(
+    worker: &WorkerConfig,
+    opts: &ReplayOptions,
+    progress: &dyn Fn(u64, u64),
+) -> Result<ReplayReport, WorkerError> {
     let group = opts.progress_group();
     let consumer = kafka::plain_consumer(worker, &group)?;
     let producer: ThreadedProducer<DefaultProducerContext> =
@@ -81,6 +91,7 @@ pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayRepor
         .map_err(|e| WorkerError::kafka("read replay progress", e))?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
+    let mut total = 0u64;
     for p in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(&opts.dlq_topic, *p, TIMEOUT)
@@ -97,6 +108,7 @@ pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayRepor
                 .add_partition_offset(&opts.dlq_topic, *p, Offset::Offset(start))
                 .map_err(|e| WorkerError::kafka("assign", e))?;
             ends.insert(*p, high);
+            total += (high - start) as u64;
         }
     }
     let mut report = ReplayReport::default();
@@ -106,7 +118,8 @@ pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayRepor
     consumer
         .assign(&assignment)
         .map_err(|e| WorkerError::kafka("assign", e))?;
-    let mut progress = BTreeMap::new();
+    let mut read = 0u64;
+    let mut progress_by_partition = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     while !ends.is_empty() {
         if Instant::now() > deadline {
@@ -119,10 +132,12 @@ pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayRepor
         };
         let m = result.map_err(|e| WorkerError::kafka("read the dead-letter queue", e))?;
         let (p, offset) = (m.partition(), m.offset());
+        read += 1;
+        progress(read, total);
         if ends.get(&p).is_some_and(|end| offset + 1 >= *end) {
             ends.remove(&p);
         }
-        progress.insert(p, offset + 1);
+        progress_by_partition.insert(p, offset + 1);
         let header = |name: &str| -> Option<String> {
             let key = format!("{ERROR_HEADER_PREFIX}{name}");
             m.headers()?
@@ -199,7 +214,7 @@ pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayRepor
         ));
     }
     let mut done = TopicPartitionList::new();
-    for (p, next) in progress {
+    for (p, next) in progress_by_partition {
         done.add_partition_offset(&opts.dlq_topic, p, Offset::Offset(next))
             .map_err(|e| WorkerError::kafka("commit", e))?;
     }

@@ -81,16 +81,42 @@ pub struct TaskId {
     pub task: u32,
 }
 
+/// A connector's state and identity, for `/metrics` (Connect's connector-metrics).
+#[derive(Debug)]
+pub struct ConnectorMetricsView {
+    pub name: String,
+    pub state: State,
+    /// `source` or `sink`.
+    pub kind: &'static str,
+    pub class: String,
+    pub version: String,
+}
+
 /// A task's counters, for `/metrics`.
+#[derive(Debug)]
 pub struct TaskMetricsView {
     pub connector: String,
     pub task: u32,
+    /// `source` or `sink`.
+    pub kind: &'static str,
     pub state: State,
     /// The task is retrying a failure of its source or destination.
     pub retrying: bool,
     /// Automatic restarts in a row after failures.
     pub restarts: u32,
     pub metrics: Arc<TaskMetrics>,
+}
+
+/// One task of `GET /connectors/{name}/assignments` and `/lag`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskAssignment {
+    pub task: u32,
+    pub state: State,
+    pub worker_id: String,
+    /// Whether this worker runs the task (and so knows its partitions).
+    pub local: bool,
+    /// Sink tasks: the partitions assigned, with their offsets.
+    pub partitions: Option<Vec<crate::metrics::PartitionLag>>,
 }
 
 struct Task {
@@ -151,6 +177,7 @@ pub struct Herder {
     placement: Option<Arc<Placement>>,
     worker_id: std::sync::RwLock<String>,
     connectors: Mutex<BTreeMap<String, Connector>>,
+    startups: crate::metrics::Startups,
 }
 
 impl Herder {
@@ -166,6 +193,7 @@ impl Herder {
             placement: None,
             worker_id: std::sync::RwLock::new("standalone".into()),
             connectors: Mutex::new(BTreeMap::new()),
+            startups: crate::metrics::Startups::default(),
         }
     }
 
@@ -205,6 +233,20 @@ impl Herder {
                 self.spawn_task(c, id, config);
             }
         }
+    }
+
+    /// Distributed mode: completed rebalances, slots held, and when slots were
+    /// last gained (ms since the epoch); `None` in standalone.
+    pub fn rebalance_state(&self) -> Option<(u64, u64, u64)> {
+        self.placement.as_ref().map(|p| {
+            let (rebalances, slots) = p.rebalance_counts();
+            (rebalances, slots, p.generation())
+        })
+    }
+
+    /// Connector and task starts by outcome, for `/metrics`.
+    pub fn startups(&self) -> &crate::metrics::Startups {
+        &self.startups
     }
 
     pub fn worker(&self) -> &Worker {
@@ -669,22 +711,30 @@ impl Herder {
         offsets::alter(&self.worker, &c.config, topics, changes).await
     }
 
-    /// Every task's counters and state, for `/metrics`.
-    pub async fn metrics(&self) -> (Vec<(String, State)>, Vec<TaskMetricsView>) {
+    /// Every connector's and task's state, and the tasks' counters, for `/metrics`.
+    pub async fn metrics(&self) -> (Vec<ConnectorMetricsView>, Vec<TaskMetricsView>) {
         let connectors = self.connectors.lock().await;
         let mut states = Vec::new();
         let mut tasks = Vec::new();
         for (name, c) in connectors.iter() {
             let status = self.status_of(name, c);
-            states.push((name.clone(), status.connector.state));
+            states.push(ConnectorMetricsView {
+                name: name.clone(),
+                state: status.connector.state,
+                kind: status.kind,
+                class: c.config.class.clone(),
+                version: status.connector.version.clone().unwrap_or_default(),
+            });
             for t in status.tasks {
                 let Some(task) = c.tasks.get(&t.id) else {
                     continue;
                 };
                 if let Some(m) = task.metrics.clone() {
+                    m.observe_state(t.state == State::Running, t.state == State::Paused);
                     tasks.push(TaskMetricsView {
                         connector: name.clone(),
                         task: t.id,
+                        kind: status.kind,
                         state: t.state,
                         retrying: task.health.retry_reason().is_some(),
                         restarts: task.restarts,
@@ -694,6 +744,32 @@ impl Herder {
             }
         }
         (states, tasks)
+    }
+
+    /// Which worker and task holds which partition of `name`'s topics: this
+    /// worker's tasks with their partitions as last refreshed (see `lag`);
+    /// tasks another worker runs (distributed mode) with the worker its status
+    /// names and no partitions, which only that worker knows.
+    pub async fn assignments(&self, name: &str) -> Result<Vec<TaskAssignment>, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let status = self.status_of(name, c);
+        Ok(status
+            .tasks
+            .into_iter()
+            .map(|t| {
+                let local = c.tasks.get(&t.id).and_then(|task| task.metrics.as_ref());
+                TaskAssignment {
+                    task: t.id,
+                    state: t.state,
+                    worker_id: t.worker_id,
+                    local: local.is_some(),
+                    partitions: local.map(|m| m.partitions()),
+                }
+            })
+            .collect())
     }
 
     /// Stops every connector for shutdown (without persisting anything) and
@@ -849,7 +925,9 @@ impl Herder {
             c.failure = Some(why.clone());
             return;
         }
-        match self.worker.start_connector(&c.config) {
+        let started = self.worker.start_connector(&c.config);
+        self.startups.connectors.record(started.is_ok());
+        match started {
             Ok((instance, configs)) => {
                 c.instance = Some(instance);
                 self.publish_task_configs(&c.config, &configs);
@@ -958,6 +1036,7 @@ impl Herder {
                 .map_err(|e| e.to_string()),
             (None, None) => Err("the connector is not running".to_owned()),
         };
+        self.startups.tasks.record(task.is_ok());
         let (handle, metrics) = match task {
             Ok(run) => {
                 self.statuses

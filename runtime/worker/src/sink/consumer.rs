@@ -16,7 +16,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sluice_api::{OffsetMap, Rewinds, TopicPartition};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::control::TargetState;
 
@@ -57,9 +57,42 @@ const REBALANCE_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct SinkContext {
     events: mpsc::Sender<ConsumerEvent>,
+    connector: String,
+    task: u32,
+    /// Subscribed topics already reported missing, so each is said once.
+    missing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
-impl ClientContext for SinkContext {}
+/// What librdkafka says of a subscribed topic that does not exist.
+const TOPIC_NOT_AVAILABLE: &str = "Subscribed topic not available: ";
+
+impl ClientContext for SinkContext {
+    /// A subscribed topic that does not exist yet is a normal moment (a CDC
+    /// source creates its topics on its first change, often after the sink
+    /// subscribed), which librdkafka reports as an error on every metadata
+    /// refresh: say it once per topic, as a warning, in our words. Every
+    /// other client error is logged as librdkafka's default does.
+    fn error(&self, error: KafkaError, reason: &str) {
+        let topic = reason
+            .split_once(TOPIC_NOT_AVAILABLE)
+            .map(|(_, rest)| rest.split_once(": ").map_or(rest, |(t, _)| t));
+        match topic {
+            Some(topic) => {
+                let first = self
+                    .missing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(topic.to_owned());
+                if first {
+                    warn!(connector = %self.connector, task = self.task, topic, "subscribed topic does not exist yet; the sink reads it once it is created");
+                }
+            }
+            None => {
+                error!(connector = %self.connector, task = self.task, "librdkafka: {error}: {reason}")
+            }
+        }
+    }
+}
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
@@ -138,8 +171,13 @@ impl ConsumerContext for SinkContext {
 
 pub type SinkConsumer = BaseConsumer<SinkContext>;
 
-pub fn context(events: mpsc::Sender<ConsumerEvent>) -> SinkContext {
-    SinkContext { events }
+pub fn context(events: mpsc::Sender<ConsumerEvent>, connector: &str, task: u32) -> SinkContext {
+    SinkContext {
+        events,
+        connector: connector.to_owned(),
+        task,
+        missing: Default::default(),
+    }
 }
 
 /// Polls `consumer` until `stop` is set or the task loop goes away, sending
@@ -246,6 +284,14 @@ pub fn poll_loop(
                 Err(e) if is_fatal(&e) => {
                     let _ = events.blocking_send(ConsumerEvent::Fatal(e.to_string()));
                     return;
+                }
+                // A subscribed topic not created yet: the client context
+                // says so once; here it would repeat on every poll.
+                Err(e)
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) =>
+                {
+                    debug!("consumer error (retrying): {e}")
                 }
                 Err(e) => warn!("consumer error (retrying): {e}"),
             }

@@ -79,7 +79,11 @@ pub fn subscribe(
         ),
     ];
     settings.extend(overrides.iter().map(|(k, v)| (*k, v.clone())));
-    let consumer = kafka::consumer(worker, consumer::context(tx.clone()), &settings)?;
+    let consumer = kafka::consumer(
+        worker,
+        consumer::context(tx.clone(), connector, task_id),
+        &settings,
+    )?;
     let result = match subscription {
         Subscription::Topics(topics) => {
             consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())
@@ -339,7 +343,12 @@ impl SinkRunner {
         spans: &[Span],
         state: &mut SinkState,
     ) -> Result<Put, ConnectError> {
+        self.metrics.batch_records.observe(records.len() as f64);
+        let started = std::time::Instant::now();
         let result = self.task.put(records).await;
+        self.metrics
+            .call_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.rewind(state);
         let e = match result {
             Ok(()) => {
@@ -533,12 +542,13 @@ impl SinkRunner {
             return Ok(());
         }
         let c = consumer.clone();
-        tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+        let started = std::time::Instant::now();
+        let committed = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
             .await
-            .map_err(|e| ConnectError::fatal(format!("commit task failed: {e}")))?
-            .map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
+            .map_err(|e| ConnectError::fatal(format!("commit task failed: {e}")))?;
+        self.metrics.commit_done(started, committed.is_ok());
+        committed.map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
         debug!(connector = %self.connector, task = self.task_id, partitions = committing.len(), "offsets committed");
-        TaskMetrics::add(&self.metrics.commits, 1);
         state.committed.extend(committing);
         Ok(())
     }

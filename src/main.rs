@@ -109,6 +109,20 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let logging = init_logging();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Standalone { .. } | Command::Distributed { .. }
+    ) {
+        // A CLI command piped into `head` ends quietly when the pipe closes,
+        // as Unix tools do, instead of panicking in `println!`. A worker keeps
+        // Rust's default (SIGPIPE ignored): a client hanging up is an error to
+        // handle, not a reason to die.
+        // SAFETY: signal() only sets this process's disposition of SIGPIPE to
+        // the default; no handler of ours runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -417,3 +417,34 @@ fn postgres_cdc_through_kafka_mirrors_the_source_table() {
     });
     psql(&format!("SELECT pg_drop_replication_slot('{slot}'); DROP PUBLICATION IF EXISTS pub_{src}; DROP SCHEMA {src} CASCADE"));
 }
+
+#[test]
+fn a_warehouse_outage_is_ridden_out_with_the_task_running() {
+    let scratch = Scratch::new("wh-outage");
+    let pg = PrivatePostgres::start();
+    let topic = unique("wh-outage");
+    create_topic(&scratch, &topic, 1);
+    let schema = json!({"type": "struct", "fields": [{"field": "id", "type": "int64", "optional": false}]});
+    let batch = |from: i64| -> Vec<Vec<u8>> { (from..from + 5000).map(|id| enveloped(&schema, json!({"id": id}))).collect() };
+    produce_values(&topic, 0, &batch(0));
+    let name = unique("wh-outage");
+    let sink = json!({"name": name, "config": {
+        "connector.class": "warehouse-sink", "topics": topic,
+        "connection.url": format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port),
+        "table.name.format": "outage", "auto.create": true,
+        "value.converter": "json", "value.converter.schemas.enable": true
+    }});
+    let count = || pg.try_psql("SELECT count(*) FROM outage").ok().and_then(|s| s.trim().parse::<i64>().ok());
+    let w = start(&scratch, &[sink]);
+    wait_for("the first rows", Duration::from_secs(60), || count() == Some(5000));
+    pg.stop("fast");
+    produce_values(&topic, 0, &batch(5000));
+    wait_for("the task to say it is retrying", Duration::from_secs(60), || {
+        let status = w.get(&format!("/connectors/{name}/status"));
+        status["tasks"][0]["state"] == "RUNNING" && w.log_text().contains("put failed, retrying")
+    });
+    pg.start_again();
+    wait_for("every row after the outage", Duration::from_secs(60), || count() == Some(10_000));
+    assert_eq!(pg.psql("SELECT count(DISTINCT id) FROM outage").trim(), "10000");
+    assert_eq!(w.get(&format!("/connectors/{name}/status"))["tasks"][0]["state"], "RUNNING");
+}

@@ -54,10 +54,13 @@ impl Wh {
     }
 
     fn count(&self, table: &str) -> i64 {
-        try_psql_at(postgres(), &format!("SELECT count(*) FROM {}.{table}", self.schema))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
+        try_psql_at(
+            postgres(),
+            &format!("SELECT count(*) FROM {}.{table}", self.schema),
+        )
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
     }
 }
 
@@ -90,7 +93,9 @@ fn produce_changes(topic: &str, changes: &[(String, Option<Vec<u8>>)]) {
         .create()
         .unwrap();
     for (k, v) in changes {
-        let mut rec = BaseRecord::<str, [u8]>::to(topic).partition(0).key(k.as_str());
+        let mut rec = BaseRecord::<str, [u8]>::to(topic)
+            .partition(0)
+            .key(k.as_str());
         if let Some(v) = v {
             rec = rec.payload(v.as_slice());
         }
@@ -152,7 +157,14 @@ fn records_become_rows_with_their_types_and_tables_are_created_and_evolved() {
         {"field": "id", "type": "int32"}, {"field": "u", "type": "string"}, {"field": "j", "type": "string"},
         {"field": "at", "type": "string"}, {"field": "m", "type": "string"}
     ]});
-    produce_values(&typed_topic, 0, &[enveloped(&typed_schema, json!({"id": 1, "u": "8f14e45f-ceea-467f-a8f2-5b7b1d2c3d4e", "j": "{\"a\": [1, 2]}", "at": "2024-01-02T03:04:05.678+02:00", "m": "sad"}))]);
+    produce_values(
+        &typed_topic,
+        0,
+        &[enveloped(
+            &typed_schema,
+            json!({"id": 1, "u": "8f14e45f-ceea-467f-a8f2-5b7b1d2c3d4e", "j": "{\"a\": [1, 2]}", "at": "2024-01-02T03:04:05.678+02:00", "m": "sad"}),
+        )],
+    );
 
     let mut w = start(
         &scratch,
@@ -161,13 +173,26 @@ fn records_become_rows_with_their_types_and_tables_are_created_and_evolved() {
             wh.sink(&unique("wh-typed"), &typed_topic, "typed", json!({})),
         ],
     );
-    wait_for("two rows", Duration::from_secs(60), || wh.count("all_types") == 2 && wh.count("typed") == 1);
+    wait_for("two rows", Duration::from_secs(60), || {
+        wh.count("all_types") == 2 && wh.count("typed") == 1
+    });
     let types = wh.query("SELECT column_name || ' ' || format_type(a.atttypid, a.atttypmod) FROM information_schema.columns c JOIN pg_attribute a ON a.attrelid = '{s}.all_types'::regclass AND a.attname = c.column_name WHERE table_schema = '{s}' AND table_name = 'all_types' ORDER BY ordinal_position");
     assert_eq!(
         types,
         [
-            "id integer", "small smallint", "big bigint", "name text", "ok boolean", "ratio double precision",
-            "price numeric", "day date", "at timestamp with time zone", "blob bytea", "tags text[]", "attrs jsonb", "uid uuid",
+            "id integer",
+            "small smallint",
+            "big bigint",
+            "name text",
+            "ok boolean",
+            "ratio double precision",
+            "price numeric",
+            "day date",
+            "at timestamp with time zone",
+            "blob bytea",
+            "tags text[]",
+            "attrs jsonb",
+            "uid uuid",
         ]
     );
     let pk = wh.query("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = '{s}.all_types'::regclass AND i.indisprimary");
@@ -180,8 +205,12 @@ fn records_become_rows_with_their_types_and_tables_are_created_and_evolved() {
             "2",
         ]
     );
-    let typed = wh.query("SET TimeZone = 'UTC'; SELECT concat_ws('|', id, u, j, at, m) FROM {s}.typed");
-    assert_eq!(typed, ["1|8f14e45f-ceea-467f-a8f2-5b7b1d2c3d4e|{\"a\": [1, 2]}|2024-01-02 01:04:05.678+00|sad"]);
+    let typed =
+        wh.query("SET TimeZone = 'UTC'; SELECT concat_ws('|', id, u, j, at, m) FROM {s}.typed");
+    assert_eq!(
+        typed,
+        ["1|8f14e45f-ceea-467f-a8f2-5b7b1d2c3d4e|{\"a\": [1, 2]}|2024-01-02 01:04:05.678+00|sad"]
+    );
 
     // A new field: auto.evolve adds it, nullable; older rows keep null.
     let evolved = json!({"type": "struct", "fields": [
@@ -189,18 +218,37 @@ fn records_become_rows_with_their_types_and_tables_are_created_and_evolved() {
         {"field": "name", "type": "string", "optional": true},
         {"field": "added", "type": "int64", "optional": true}
     ]});
-    produce_values(&topic, 0, &[enveloped(&evolved, json!({"id": 3, "name": "three", "added": 33}))]);
-    wait_for("the evolved row", Duration::from_secs(30), || wh.count("all_types") == 3);
-    assert_eq!(wh.query("SELECT concat_ws('|', id, name, added) FROM {s}.all_types ORDER BY id"), ["1|caf\u{e9} \"q\"", "2", "3|three|33"]);
+    produce_values(
+        &topic,
+        0,
+        &[enveloped(
+            &evolved,
+            json!({"id": 3, "name": "three", "added": 33}),
+        )],
+    );
+    wait_for("the evolved row", Duration::from_secs(30), || {
+        wh.count("all_types") == 3
+    });
+    assert_eq!(
+        wh.query("SELECT concat_ws('|', id, name, added) FROM {s}.all_types ORDER BY id"),
+        ["1|caf\u{e9} \"q\"", "2", "3|three|33"]
+    );
     assert_eq!(wh.query("SELECT is_nullable FROM information_schema.columns WHERE table_schema = '{s}' AND table_name = 'all_types' AND column_name = 'added'"), ["YES"]);
 
     // An incompatible change fails the task, naming the column.
     let incompatible = json!({"type": "struct", "fields": [
         {"field": "id", "type": "int32", "optional": false}, {"field": "day", "type": "boolean", "optional": true}
     ]});
-    produce_values(&topic, 0, &[enveloped(&incompatible, json!({"id": 4, "day": true}))]);
+    produce_values(
+        &topic,
+        0,
+        &[enveloped(&incompatible, json!({"id": 4, "day": true}))],
+    );
     let (_, trace) = w.wait_failed_trace(Duration::from_secs(30));
-    assert!(trace.contains("column 'day'") && trace.contains("incompatible"), "{trace}");
+    assert!(
+        trace.contains("column 'day'") && trace.contains("incompatible"),
+        "{trace}"
+    );
     assert_eq!(wh.count("all_types"), 3);
 }
 
@@ -214,16 +262,34 @@ fn upsert_update_and_delete_by_key() {
     let schema = json!({"type": "struct", "fields": [
         {"field": "id", "type": "int32", "optional": false}, {"field": "v", "type": "string", "optional": true}
     ]});
-    let rec = |id: i64, v: Option<&str>| (int_key(id), v.map(|v| enveloped(&schema, json!({"id": id, "v": v}))));
+    let rec = |id: i64, v: Option<&str>| {
+        (
+            int_key(id),
+            v.map(|v| enveloped(&schema, json!({"id": id, "v": v}))),
+        )
+    };
     // Several changes to one key in one batch collapse to the last; a
     // tombstone deletes; a delete then a re-insert leaves the row.
     let changes = [
-        rec(1, Some("a")), rec(2, Some("b")), rec(1, Some("a2")), rec(3, Some("c")), rec(2, None),
-        rec(4, Some("d")), rec(4, None), rec(4, Some("d2")), rec(5, None),
+        rec(1, Some("a")),
+        rec(2, Some("b")),
+        rec(1, Some("a2")),
+        rec(3, Some("c")),
+        rec(2, None),
+        rec(4, Some("d")),
+        rec(4, None),
+        rec(4, Some("d2")),
+        rec(5, None),
     ];
     produce_changes(&upserts, &changes);
-    psql(&format!("CREATE TABLE {}.upd (id integer PRIMARY KEY, v text)", wh.schema));
-    psql(&format!("INSERT INTO {}.upd VALUES (1, 'old'), (2, 'old')", wh.schema));
+    psql(&format!(
+        "CREATE TABLE {}.upd (id integer PRIMARY KEY, v text)",
+        wh.schema
+    ));
+    psql(&format!(
+        "INSERT INTO {}.upd VALUES (1, 'old'), (2, 'old')",
+        wh.schema
+    ));
     let upd: Vec<(String, Option<Vec<u8>>)> = vec![rec(1, Some("new")), rec(9, Some("absent"))];
     produce_changes(&updates, &upd);
     let _w = start(
@@ -236,7 +302,8 @@ fn upsert_update_and_delete_by_key() {
     let expect = ["1|a2", "3|c", "4|d2"];
     wait_for("the upserts", Duration::from_secs(60), || {
         wh.query("SELECT concat_ws('|', id, v) FROM {s}.ups ORDER BY id") == expect
-            && wh.query("SELECT concat_ws('|', id, v) FROM {s}.upd ORDER BY id") == ["1|new", "2|old"]
+            && wh.query("SELECT concat_ws('|', id, v) FROM {s}.upd ORDER BY id")
+                == ["1|new", "2|old"]
     });
     // A second round over existing rows: upsert replaces, tombstone deletes.
     let more = [rec(1, Some("a3")), rec(3, None), rec(6, Some("f"))];
@@ -258,7 +325,10 @@ fn a_poison_row_goes_to_the_dead_letter_queue_and_its_batch_commits() {
     let topic = unique("wh-dlq");
     let dlq = unique("wh-dlq-dead");
     create_topic(&scratch, &topic, 1);
-    psql(&format!("CREATE TABLE {}.items (id integer PRIMARY KEY, qty integer NOT NULL CHECK (qty >= 0))", wh.schema));
+    psql(&format!(
+        "CREATE TABLE {}.items (id integer PRIMARY KEY, qty integer NOT NULL CHECK (qty >= 0))",
+        wh.schema
+    ));
     let schema = json!({"type": "struct", "fields": [
         {"field": "id", "type": "int32", "optional": false}, {"field": "qty", "type": "int32", "optional": true}
     ]});
@@ -275,34 +345,63 @@ fn a_poison_row_goes_to_the_dead_letter_queue_and_its_batch_commits() {
     produce_values(&topic, 0, &values);
     let _w = start(
         &scratch,
-        &[wh.sink(&unique("wh-dlq"), &topic, "items", json!({
-            "errors.tolerance": "all",
-            "errors.deadletterqueue.topic.name": dlq,
-            "errors.deadletterqueue.topic.replication.factor": 1,
-            "errors.deadletterqueue.context.headers.enable": true
-        }))],
+        &[wh.sink(
+            &unique("wh-dlq"),
+            &topic,
+            "items",
+            json!({
+                "errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq,
+                "errors.deadletterqueue.topic.replication.factor": 1,
+                "errors.deadletterqueue.context.headers.enable": true
+            }),
+        )],
     );
-    wait_for("48 rows and 2 dead letters", Duration::from_secs(60), || {
-        wh.count("items") == 48 && topic_count(&dlq) == 2
-    });
+    wait_for(
+        "48 rows and 2 dead letters",
+        Duration::from_secs(60),
+        || wh.count("items") == 48 && topic_count(&dlq) == 2,
+    );
     let ids = wh.query("SELECT string_agg(id::text, ',' ORDER BY id) FROM {s}.items");
-    let want: Vec<String> = (0..50).filter(|i| *i != 17 && *i != 33).map(|i| i.to_string()).collect();
+    let want: Vec<String> = (0..50)
+        .filter(|i| *i != 17 && *i != 33)
+        .map(|i| i.to_string())
+        .collect();
     assert_eq!(ids, [want.join(",")]);
     let dead = read_topic(&dlq);
     let mut by_offset: Vec<(String, String)> = dead
         .iter()
-        .map(|r| (r.headers["__connect.errors.offset"].clone(), r.headers["__connect.errors.exception.message"].clone()))
+        .map(|r| {
+            (
+                r.headers["__connect.errors.offset"].clone(),
+                r.headers["__connect.errors.exception.message"].clone(),
+            )
+        })
         .collect();
     by_offset.sort();
     assert_eq!(by_offset[0].0, "17");
-    assert!(by_offset[0].1.contains("SQLSTATE 23514") && by_offset[0].1.contains("check constraint"), "{by_offset:?}");
+    assert!(
+        by_offset[0].1.contains("SQLSTATE 23514") && by_offset[0].1.contains("check constraint"),
+        "{by_offset:?}"
+    );
     assert_eq!(by_offset[1].0, "33");
     assert!(by_offset[1].1.contains("SQLSTATE 23502"), "{by_offset:?}");
     // The dead letter is the original record.
-    let original: Value = serde_json::from_slice(dead.iter().find(|r| r.headers["__connect.errors.offset"] == "17").unwrap().value.as_deref().unwrap()).unwrap();
+    let original: Value = serde_json::from_slice(
+        dead.iter()
+            .find(|r| r.headers["__connect.errors.offset"] == "17")
+            .unwrap()
+            .value
+            .as_deref()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(original["payload"]["qty"], -1);
     // The batch's offsets committed with its rows.
-    assert_eq!(wh.query("SELECT next_offset FROM {s}.sluice_offsets"), ["50"]);
+    assert_eq!(
+        wh.query("SELECT next_offset FROM {s}.sluice_offsets"),
+        ["50"]
+    );
 }
 
 #[test]
@@ -326,12 +425,21 @@ fn kill9_mid_batch_repeatedly_leaves_every_row_exactly_once() {
     }
     // insert.mode=insert with no key: only the offsets in the warehouse stand
     // between a replay and a duplicate row.
-    let sink = wh.sink(&unique("wh-crash"), &topic, "rows", json!({"auto.create": true, "batch.size": 2000, "tasks.max": 2}));
+    let sink = wh.sink(
+        &unique("wh-crash"),
+        &topic,
+        "rows",
+        json!({"auto.create": true, "batch.size": 2000, "tasks.max": 2}),
+    );
     let mut kills_mid_way = 0;
     for round in 1..=3 {
         let mut w = start(&scratch, std::slice::from_ref(&sink));
         let target = round * total / 8;
-        wait_for(&format!("{target} rows before kill {round}"), Duration::from_secs(60), || wh.count("rows") >= target);
+        wait_for(
+            &format!("{target} rows before kill {round}"),
+            Duration::from_secs(60),
+            || wh.count("rows") >= target,
+        );
         w.kill9();
         if wh.count("rows") < total {
             kills_mid_way += 1;
@@ -339,12 +447,20 @@ fn kill9_mid_batch_repeatedly_leaves_every_row_exactly_once() {
     }
     assert!(kills_mid_way > 0, "every kill came after the last row");
     let mut w = start(&scratch, std::slice::from_ref(&sink));
-    wait_for("every row", Duration::from_secs(90), || wh.count("rows") >= total);
-    // Let a late duplicate show itself, if there were one.
-    wait_for("the offsets to cover every record", Duration::from_secs(30), || {
-        wh.query("SELECT sum(next_offset) FROM {s}.sluice_offsets") == [total.to_string()]
+    wait_for("every row", Duration::from_secs(90), || {
+        wh.count("rows") >= total
     });
-    assert!(w.terminate(Duration::from_secs(30)).success(), "{}", w.log_text());
+    // Let a late duplicate show itself, if there were one.
+    wait_for(
+        "the offsets to cover every record",
+        Duration::from_secs(30),
+        || wh.query("SELECT sum(next_offset) FROM {s}.sluice_offsets") == [total.to_string()],
+    );
+    assert!(
+        w.terminate(Duration::from_secs(30)).success(),
+        "{}",
+        w.log_text()
+    );
     let summary = wh.query("SELECT concat_ws('|', count(*), count(DISTINCT id), min(id), max(id), count(*) FILTER (WHERE v <> 'v' || id)) FROM {s}.rows");
     assert_eq!(summary, [format!("{total}|{total}|0|{}|0", total - 1)]);
 }
@@ -382,16 +498,34 @@ fn postgres_cdc_through_kafka_mirrors_the_source_table() {
         "topic.creation.default.partitions": 1,
         "skipped.operations": "none"
     }});
-    let sink = wh.sink(&unique("wh-cdc-sink"), &topic, "items", json!({
-        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
-        "insert.mode": "upsert", "pk.mode": "record_key", "delete.enabled": true,
-        "truncate.enabled": true, "schema.evolution": "basic"
-    }));
+    let sink = wh.sink(
+        &unique("wh-cdc-sink"),
+        &topic,
+        "items",
+        json!({
+            "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+            "insert.mode": "upsert", "pk.mode": "record_key", "delete.enabled": true,
+            "truncate.enabled": true, "schema.evolution": "basic"
+        }),
+    );
     let w = start(&scratch, &[source, sink]);
     let cols = "concat_ws('|', id, name, price, at, doc, u, flag, day)";
     let mirror = |what: &str| {
-        let want = || psql(&format!("SET TimeZone = 'UTC'; SELECT {cols} FROM {src}.items ORDER BY id"));
-        let got = || try_psql_at(postgres(), &format!("SET TimeZone = 'UTC'; SELECT {cols} FROM {}.items ORDER BY id", wh.schema)).unwrap_or_default();
+        let want = || {
+            psql(&format!(
+                "SET TimeZone = 'UTC'; SELECT {cols} FROM {src}.items ORDER BY id"
+            ))
+        };
+        let got = || {
+            try_psql_at(
+                postgres(),
+                &format!(
+                    "SET TimeZone = 'UTC'; SELECT {cols} FROM {}.items ORDER BY id",
+                    wh.schema
+                ),
+            )
+            .unwrap_or_default()
+        };
         wait_for(what, Duration::from_secs(60), || got() == want());
         let rows = want().lines().count();
         eprintln!("{what}: {rows} rows equal");
@@ -413,7 +547,11 @@ fn postgres_cdc_through_kafka_mirrors_the_source_table() {
     drop(w);
     // A slot left behind would pin WAL for every later test.
     wait_for("the slot to be released", Duration::from_secs(30), || {
-        psql(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active")).trim() == "0"
+        psql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"
+        ))
+        .trim()
+            == "0"
     });
     psql(&format!("SELECT pg_drop_replication_slot('{slot}'); DROP PUBLICATION IF EXISTS pub_{src}; DROP SCHEMA {src} CASCADE"));
 }
@@ -424,8 +562,13 @@ fn a_warehouse_outage_is_ridden_out_with_the_task_running() {
     let pg = PrivatePostgres::start();
     let topic = unique("wh-outage");
     create_topic(&scratch, &topic, 1);
-    let schema = json!({"type": "struct", "fields": [{"field": "id", "type": "int64", "optional": false}]});
-    let batch = |from: i64| -> Vec<Vec<u8>> { (from..from + 5000).map(|id| enveloped(&schema, json!({"id": id}))).collect() };
+    let schema =
+        json!({"type": "struct", "fields": [{"field": "id", "type": "int64", "optional": false}]});
+    let batch = |from: i64| -> Vec<Vec<u8>> {
+        (from..from + 5000)
+            .map(|id| enveloped(&schema, json!({"id": id})))
+            .collect()
+    };
     produce_values(&topic, 0, &batch(0));
     let name = unique("wh-outage");
     let sink = json!({"name": name, "config": {
@@ -434,17 +577,38 @@ fn a_warehouse_outage_is_ridden_out_with_the_task_running() {
         "table.name.format": "outage", "auto.create": true,
         "value.converter": "json", "value.converter.schemas.enable": true
     }});
-    let count = || pg.try_psql("SELECT count(*) FROM outage").ok().and_then(|s| s.trim().parse::<i64>().ok());
+    let count = || {
+        pg.try_psql("SELECT count(*) FROM outage")
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+    };
     let w = start(&scratch, &[sink]);
-    wait_for("the first rows", Duration::from_secs(60), || count() == Some(5000));
+    wait_for("the first rows", Duration::from_secs(60), || {
+        count() == Some(5000)
+    });
     pg.stop("fast");
     produce_values(&topic, 0, &batch(5000));
-    wait_for("the task to say it is retrying", Duration::from_secs(60), || {
-        let status = w.get(&format!("/connectors/{name}/status"));
-        status["tasks"][0]["state"] == "RUNNING" && w.log_text().contains("put failed, retrying")
-    });
+    wait_for(
+        "the task to say it is retrying",
+        Duration::from_secs(60),
+        || {
+            let status = w.get(&format!("/connectors/{name}/status"));
+            status["tasks"][0]["state"] == "RUNNING"
+                && w.log_text().contains("put failed, retrying")
+        },
+    );
     pg.start_again();
-    wait_for("every row after the outage", Duration::from_secs(60), || count() == Some(10_000));
-    assert_eq!(pg.psql("SELECT count(DISTINCT id) FROM outage").trim(), "10000");
-    assert_eq!(w.get(&format!("/connectors/{name}/status"))["tasks"][0]["state"], "RUNNING");
+    wait_for(
+        "every row after the outage",
+        Duration::from_secs(60),
+        || count() == Some(10_000),
+    );
+    assert_eq!(
+        pg.psql("SELECT count(DISTINCT id) FROM outage").trim(),
+        "10000"
+    );
+    assert_eq!(
+        w.get(&format!("/connectors/{name}/status"))["tasks"][0]["state"],
+        "RUNNING"
+    );
 }

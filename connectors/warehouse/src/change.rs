@@ -146,7 +146,10 @@ impl Extractor {
                 let cache_key = (
                     record.topic.clone(),
                     Arc::as_ptr(vs) as usize,
-                    record.key_schema.as_ref().map_or(0, |k| Arc::as_ptr(k) as usize),
+                    record
+                        .key_schema
+                        .as_ref()
+                        .map_or(0, |k| Arc::as_ptr(k) as usize),
                 );
                 match self.shapes.get(&cache_key) {
                     Some((_, _, s)) => s.clone(),
@@ -228,9 +231,21 @@ impl Extractor {
                     vec!["__connect_topic", "__connect_partition", "__connect_offset"]
                 };
                 Ok(vec![
-                    KeyPart::new(names[0], Some(&STRING), Cow::Owned(Value::String(record.topic.to_string()))),
-                    KeyPart::new(names[1], Some(&INT32), Cow::Owned(Value::Int32(record.partition.unwrap_or(-1)))),
-                    KeyPart::new(names[2], Some(&INT64), Cow::Owned(Value::Int64(record.offset.unwrap_or(-1)))),
+                    KeyPart::new(
+                        names[0],
+                        Some(&STRING),
+                        Cow::Owned(Value::String(record.topic.to_string())),
+                    ),
+                    KeyPart::new(
+                        names[1],
+                        Some(&INT32),
+                        Cow::Owned(Value::Int32(record.partition.unwrap_or(-1))),
+                    ),
+                    KeyPart::new(
+                        names[2],
+                        Some(&INT64),
+                        Cow::Owned(Value::Int64(record.offset.unwrap_or(-1))),
+                    ),
                 ])
             }
             PkMode::RecordKey => {
@@ -340,7 +355,10 @@ fn field<'a>(
 }
 
 /// A struct's (or a schemaless map's) fields.
-fn fields_of<'a>(schema: Option<&'a Schema>, value: &'a Value) -> Result<Vec<FieldRef<'a>>, String> {
+fn fields_of<'a>(
+    schema: Option<&'a Schema>,
+    value: &'a Value,
+) -> Result<Vec<FieldRef<'a>>, String> {
     match (schema, value) {
         (Some(s), Value::Struct(values)) => Ok(s
             .fields()
@@ -388,17 +406,26 @@ mod tests {
     }
 
     fn row_schema() -> SchemaRef {
-        Schema::struct_of([("id", primitives::int32()), ("name", primitives::optional_string())])
-            .into_ref()
+        Schema::struct_of([
+            ("id", primitives::int32()),
+            ("name", primitives::optional_string()),
+        ])
+        .into_ref()
     }
 
     fn envelope(op: &str, after: Option<Value>) -> Record {
         let row = row_schema();
-        let opt_row = Arc::new(Schema { optional: true, ..(*row).clone() });
+        let opt_row = Arc::new(Schema {
+            optional: true,
+            ..(*row).clone()
+        });
         let schema = Schema::struct_of([
             ("before", opt_row.clone()),
             ("after", opt_row),
-            ("source", Schema::struct_of([("table", primitives::string())]).into_ref()),
+            (
+                "source",
+                Schema::struct_of([("table", primitives::string())]).into_ref(),
+            ),
             ("op", primitives::string()),
         ])
         .into_ref();
@@ -421,9 +448,18 @@ mod tests {
 
     #[test]
     fn debezium_envelope_becomes_rows_deletes_and_truncates() {
-        let mut x = extractor(&[("pk.mode", "record_key"), ("delete.enabled", "true"), ("truncate.enabled", "true")]);
+        let mut x = extractor(&[
+            ("pk.mode", "record_key"),
+            ("delete.enabled", "true"),
+            ("truncate.enabled", "true"),
+        ]);
         let after = Value::Struct(vec![Value::Int32(7), "seven".into()]);
-        let Change::Row { table, shape, cells } = x.extract(&envelope("u", Some(after))).unwrap() else {
+        let Change::Row {
+            table,
+            shape,
+            cells,
+        } = x.extract(&envelope("u", Some(after))).unwrap()
+        else {
             panic!()
         };
         assert_eq!(table.to_string(), "cdc_public_items");
@@ -444,7 +480,9 @@ mod tests {
         r.offset = Some(4);
         let b = x.extract(&r).unwrap();
         match (a, b) {
-            (Change::Row { shape: s1, .. }, Change::Row { shape: s2, .. }) => assert!(Arc::ptr_eq(&s1, &s2)),
+            (Change::Row { shape: s1, .. }, Change::Row { shape: s2, .. }) => {
+                assert!(Arc::ptr_eq(&s1, &s2))
+            }
             _ => panic!(),
         }
     }
@@ -458,15 +496,35 @@ mod tests {
 
     #[test]
     fn unwrapped_rows_tombstones_and_deleted_markers() {
-        let mut x = extractor(&[("pk.mode", "record_key"), ("delete.enabled", "true"), ("fields.whitelist", "id,name")]);
+        let mut x = extractor(&[
+            ("pk.mode", "record_key"),
+            ("delete.enabled", "true"),
+            ("fields.whitelist", "id,name"),
+        ]);
         let mut r = envelope("c", None);
         r.value_schema = None;
-        r.value = Value::Map(vec![("id".into(), Value::Int64(7)), ("name".into(), "x".into()), ("extra".into(), Value::Int64(1))]);
-        let Change::Row { shape, cells, .. } = x.extract(&r).unwrap() else { panic!() };
+        r.value = Value::Map(vec![
+            ("id".into(), Value::Int64(7)),
+            ("name".into(), "x".into()),
+            ("extra".into(), Value::Int64(1)),
+        ]);
+        let Change::Row { shape, cells, .. } = x.extract(&r).unwrap() else {
+            panic!()
+        };
         // The key's value and schema win for the key column.
-        assert_eq!(shape.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "name"]);
+        assert_eq!(
+            shape
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["id", "name"]
+        );
         assert_eq!(cells, [Cell::I32(7), Cell::Text("x".into())]);
-        r.value = Value::Map(vec![("id".into(), Value::Int64(7)), ("__deleted".into(), "true".into())]);
+        r.value = Value::Map(vec![
+            ("id".into(), Value::Int64(7)),
+            ("__deleted".into(), "true".into()),
+        ]);
         assert!(matches!(x.extract(&r).unwrap(), Change::Delete { .. }));
         r.value = Value::Null;
         assert!(matches!(x.extract(&r).unwrap(), Change::Delete { .. }));
@@ -477,9 +535,18 @@ mod tests {
         let mut x = extractor(&[("pk.mode", "kafka")]);
         let mut r = envelope("c", Some(Value::Struct(vec![Value::Int32(1), Value::Null])));
         r.offset = Some(42);
-        let Change::Row { shape, cells, .. } = x.extract(&r).unwrap() else { panic!() };
+        let Change::Row { shape, cells, .. } = x.extract(&r).unwrap() else {
+            panic!()
+        };
         assert_eq!(shape.key.len(), 3);
-        assert_eq!(cells[..3], [Cell::Text("cdc.public.items".into()), Cell::I32(0), Cell::I64(42)]);
+        assert_eq!(
+            cells[..3],
+            [
+                Cell::Text("cdc.public.items".into()),
+                Cell::I32(0),
+                Cell::I64(42)
+            ]
+        );
         let mut x = extractor(&[("pk.mode", "record_value"), ("pk.fields", "nope")]);
         assert!(x.extract(&r).unwrap_err().contains("nope"));
         let mut x = extractor(&[("pk.mode", "record_key")]);

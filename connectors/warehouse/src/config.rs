@@ -131,7 +131,10 @@ impl WarehouseConfig {
         if insert_mode != InsertMode::Insert && pk_mode == PkMode::None {
             errors.push(
                 "pk.mode",
-                format!("insert.mode={} needs a key: set pk.mode", lower("insert.mode")),
+                format!(
+                    "insert.mode={} needs a key: set pk.mode",
+                    lower("insert.mode")
+                ),
             );
         }
         let delete_enabled = flag("delete.enabled");
@@ -185,7 +188,10 @@ impl WarehouseConfig {
             timezone: c.string("db.timezone").unwrap_or_default().to_owned(),
             quote: lower("quote.sql.identifiers") != "never",
             reduce: flag("use.reduction.buffer"),
-            offsets_table: c.string("offsets.table.name").unwrap_or_default().to_owned(),
+            offsets_table: c
+                .string("offsets.table.name")
+                .unwrap_or_default()
+                .to_owned(),
         })
     }
 
@@ -268,7 +274,10 @@ mod tests {
         let e = parse(&[("connection.url", "mysql://h/db")])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("connection.url") && e.contains("jdbc:postgresql://"), "{e}");
+        assert!(
+            e.contains("connection.url") && e.contains("jdbc:postgresql://"),
+            "{e}"
+        );
         let e = parse(&[("topic2table.map", "a")]).unwrap_err().to_string();
         assert!(e.contains("topic2table.map"), "{e}");
     }
@@ -280,7 +289,10 @@ mod tests {
             ("topic2table.map", "orders:sales.orders_v2"),
         ])
         .unwrap();
-        assert_eq!(c.table_for("cdc.public.items").to_string(), "wh.cdc_public_items");
+        assert_eq!(
+            c.table_for("cdc.public.items").to_string(),
+            "wh.cdc_public_items"
+        );
         assert_eq!(c.table_for("orders").to_string(), "sales.orders_v2");
         let c = parse(&[("schema.evolution", "basic")]).unwrap();
         assert!(c.auto_create && c.auto_evolve);

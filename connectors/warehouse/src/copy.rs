@@ -77,11 +77,20 @@ mod tests {
 
     #[test]
     fn binary_forms() {
-        assert_eq!(bytes(Cell::Date(PG_EPOCH_DAYS + 1), Type::DATE), 1i32.to_be_bytes());
-        assert_eq!(bytes(Cell::Micros(PG_EPOCH_MICROS), Type::TIMESTAMPTZ), 0i64.to_be_bytes());
+        assert_eq!(
+            bytes(Cell::Date(PG_EPOCH_DAYS + 1), Type::DATE),
+            1i32.to_be_bytes()
+        );
+        assert_eq!(
+            bytes(Cell::Micros(PG_EPOCH_MICROS), Type::TIMESTAMPTZ),
+            0i64.to_be_bytes()
+        );
         assert_eq!(bytes(Cell::Micros(5), Type::TIME), 5i64.to_be_bytes());
         assert_eq!(bytes(Cell::Text("é".into()), Type::TEXT), "é".as_bytes());
         let mut out = BytesMut::new();
-        assert!(matches!(Cell::Null.to_sql(&Type::INT4, &mut out).unwrap(), IsNull::Yes));
+        assert!(matches!(
+            Cell::Null.to_sql(&Type::INT4, &mut out).unwrap(),
+            IsNull::Yes
+        ));
     }
 }

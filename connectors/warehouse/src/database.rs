@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_api::{ConnectError, ErrantRecordReporter, ErrorKind, OffsetMap, Record, TopicPartition};
+use sluice_api::{
+    ConnectError, ErrantRecordReporter, ErrorKind, OffsetMap, Record, TopicPartition,
+};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
@@ -75,7 +77,8 @@ impl Warehouse {
     }
 
     fn offsets_table(&self) -> String {
-        self.dialect.table(&TableName::parse(&self.config.offsets_table))
+        self.dialect
+            .table(&TableName::parse(&self.config.offsets_table))
     }
 
     /// Connects, trying `connection.attempts` times.
@@ -87,7 +90,8 @@ impl Warehouse {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retriable() && attempt < attempts => {
                     warn!(connector = %self.connector, attempt, "cannot reach the warehouse, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(self.config.connection_backoff_ms)).await;
+                    tokio::time::sleep(Duration::from_millis(self.config.connection_backoff_ms))
+                        .await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -113,7 +117,12 @@ impl Warehouse {
             .map_err(|e| classify("cannot read stored offsets", &e))?;
         Ok(rows
             .iter()
-            .map(|r| (TopicPartition::new(r.get::<_, String>(0), r.get::<_, i32>(1)), r.get::<_, i64>(2)))
+            .map(|r| {
+                (
+                    TopicPartition::new(r.get::<_, String>(0), r.get::<_, i32>(1)),
+                    r.get::<_, i64>(2),
+                )
+            })
             .filter(|(tp, next)| *next >= 0 && partitions.contains(tp))
             .collect())
     }
@@ -143,8 +152,14 @@ impl Warehouse {
         reporter: &dyn ErrantRecordReporter,
     ) -> Result<(), ConnectError> {
         let offsets = offsets_after(&records);
-        let client = self.client.as_ref().ok_or_else(|| ConnectError::retriable("no connection"))?;
-        client.batch_execute("BEGIN").await.map_err(|e| classify("BEGIN", &e))?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| ConnectError::retriable("no connection"))?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| classify("BEGIN", &e))?;
         let stored = self.lock_offsets(&offsets).await?;
         let records = unapplied(records, &stored);
         let mut changes = Vec::with_capacity(records.len());
@@ -152,7 +167,12 @@ impl Warehouse {
             match extractor.extract(r) {
                 Ok(change) => changes.push((i, change)),
                 Err(why) => {
-                    let e = ConnectError::data(format!("cannot write record {}-{}@{}: {why}", r.topic, r.partition.unwrap_or(-1), r.offset.unwrap_or(-1)));
+                    let e = ConnectError::data(format!(
+                        "cannot write record {}-{}@{}: {why}",
+                        r.topic,
+                        r.partition.unwrap_or(-1),
+                        r.offset.unwrap_or(-1)
+                    ));
                     reporter.report(r, &e).await?;
                 }
             }
@@ -166,8 +186,14 @@ impl Warehouse {
             .filter(|(tp, next)| stored.get(tp).is_none_or(|s| next > s))
             .collect();
         self.store_offsets(&new).await?;
-        let client = self.client.as_ref().ok_or_else(|| ConnectError::retriable("no connection"))?;
-        client.batch_execute("COMMIT").await.map_err(|e| classify("COMMIT", &e))?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| ConnectError::retriable("no connection"))?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| classify("COMMIT", &e))?;
         Ok(())
     }
 
@@ -175,10 +201,15 @@ impl Warehouse {
     /// reads them: a second writer of the same partitions (a task that lost
     /// them and has not noticed) waits here, then sees what the first wrote.
     async fn lock_offsets(&self, partitions: &OffsetMap) -> Result<OffsetMap, ConnectError> {
-        let client = self.client.as_ref().ok_or_else(|| ConnectError::retriable("no connection"))?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| ConnectError::retriable("no connection"))?;
         let table = self.offsets_table();
-        let (topics, parts): (Vec<&str>, Vec<i32>) =
-            partitions.keys().map(|tp| (tp.topic.as_str(), tp.partition)).unzip();
+        let (topics, parts): (Vec<&str>, Vec<i32>) = partitions
+            .keys()
+            .map(|tp| (tp.topic.as_str(), tp.partition))
+            .unzip();
         // A row for every partition first, so there is always a row to lock.
         client
             .execute(
@@ -196,7 +227,12 @@ impl Warehouse {
             .map_err(|e| classify("cannot lock stored offsets", &e))?;
         Ok(rows
             .iter()
-            .map(|r| (TopicPartition::new(r.get::<_, String>(0), r.get::<_, i32>(1)), r.get::<_, i64>(2)))
+            .map(|r| {
+                (
+                    TopicPartition::new(r.get::<_, String>(0), r.get::<_, i32>(1)),
+                    r.get::<_, i64>(2),
+                )
+            })
             .filter(|(_, next)| *next >= 0)
             .collect())
     }
@@ -205,9 +241,14 @@ impl Warehouse {
         if offsets.is_empty() {
             return Ok(());
         }
-        let client = self.client.as_ref().ok_or_else(|| ConnectError::retriable("no connection"))?;
-        let (topics, parts): (Vec<&str>, Vec<i32>) =
-            offsets.keys().map(|tp| (tp.topic.as_str(), tp.partition)).unzip();
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| ConnectError::retriable("no connection"))?;
+        let (topics, parts): (Vec<&str>, Vec<i32>) = offsets
+            .keys()
+            .map(|tp| (tp.topic.as_str(), tp.partition))
+            .unzip();
         let nexts: Vec<i64> = offsets.values().copied().collect();
         client
             .execute(
@@ -233,8 +274,18 @@ impl Warehouse {
                 let sql = self.dialect.truncate(&table);
                 return self.execute(&sql, "truncate").await;
             }
-            Step::Write { table, shape, rows, records } => (table, shape, rows, records, false),
-            Step::Delete { table, shape, rows, records } => (table, shape, rows, records, true),
+            Step::Write {
+                table,
+                shape,
+                rows,
+                records,
+            } => (table, shape, rows, records, false),
+            Step::Delete {
+                table,
+                shape,
+                rows,
+                records,
+            } => (table, shape, rows, records, true),
         };
         let Some(targets) = self.prepare_table(&table, &shape, delete).await? else {
             return Ok(());
@@ -242,18 +293,23 @@ impl Warehouse {
         let sql = if delete {
             self.dialect.delete(&table, "{stage}", &targets)
         } else {
-            self.dialect.merge(self.config.insert_mode, &table, "{stage}", &targets, &shape.key)
+            self.dialect.merge(
+                self.config.insert_mode,
+                &table,
+                "{stage}",
+                &targets,
+                &shape.key,
+            )
         };
         // Ranges still to try; the first attempt is the whole step.
         let mut pending = vec![(0, rows.len())];
         while let Some((from, to)) = pending.pop() {
             match self.attempt(&shape, &rows[from..to], &sql).await {
                 Ok(()) => {}
-                Err(Failure::Row(e)) if to - from > 1 => {
+                Err(Failure::Row(_)) if to - from > 1 => {
                     let mid = from + (to - from) / 2;
                     pending.push((mid, to));
                     pending.push((from, mid));
-                    let _ = e;
                 }
                 Err(Failure::Row(e)) => {
                     let record = &records[indices[from]];
@@ -268,7 +324,12 @@ impl Warehouse {
 
     /// Copies `rows` into a fresh staging table and merges them, under a
     /// savepoint so that a rejected row undoes only this attempt.
-    async fn attempt(&mut self, shape: &Shape, rows: &[Vec<Cell>], sql: &str) -> Result<(), Failure> {
+    async fn attempt(
+        &mut self,
+        shape: &Shape,
+        rows: &[Vec<Cell>],
+        sql: &str,
+    ) -> Result<(), Failure> {
         self.stages += 1;
         let stage = format!("sluice_stage_{}", self.stages);
         let client = self
@@ -277,17 +338,23 @@ impl Warehouse {
             .ok_or_else(|| Failure::Other(ConnectError::retriable("no connection")))?;
         let other = |what: &str, e: &tokio_postgres::Error| Failure::Other(classify(what, e));
         client
-            .batch_execute(&format!("SAVEPOINT sluice_rows; {}", self.dialect.create_staging(&stage, &shape.columns)))
+            .batch_execute(&format!(
+                "SAVEPOINT sluice_rows; {}",
+                self.dialect.create_staging(&stage, &shape.columns)
+            ))
             .await
             .map_err(|e| other("cannot create the staging table", &e))?;
-        let result = copy_and_merge(client, &stage, shape, rows, &sql.replace("{stage}", &stage)).await;
+        let result =
+            copy_and_merge(client, &stage, shape, rows, &sql.replace("{stage}", &stage)).await;
         match result {
             Ok(()) => client
                 .batch_execute("RELEASE SAVEPOINT sluice_rows")
                 .await
                 .map_err(|e| other("RELEASE SAVEPOINT", &e)),
             Err(e) => {
-                let row = e.as_db_error().is_some_and(|d| is_row_error(d.code().code()));
+                let row = e
+                    .as_db_error()
+                    .is_some_and(|d| is_row_error(d.code().code()));
                 if !row {
                     return Err(other("cannot write rows", &e));
                 }
@@ -301,16 +368,28 @@ impl Warehouse {
     }
 
     async fn execute(&self, sql: &str, what: &str) -> Result<(), ConnectError> {
-        let client = self.client.as_ref().ok_or_else(|| ConnectError::retriable("no connection"))?;
-        client.batch_execute(sql).await.map_err(|e| classify(what, &e))
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| ConnectError::retriable("no connection"))?;
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| classify(what, &e))
     }
 
     /// The table's columns (empty: no such table).
-    async fn columns(&mut self, table: &TableName) -> Result<HashMap<String, String>, ConnectError> {
+    async fn columns(
+        &mut self,
+        table: &TableName,
+    ) -> Result<HashMap<String, String>, ConnectError> {
         if let Some(c) = self.tables.get(table) {
             return Ok(c.clone());
         }
-        let client = self.client.as_ref().ok_or_else(|| ConnectError::retriable("no connection"))?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| ConnectError::retriable("no connection"))?;
         let rows = client
             .query(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
@@ -318,8 +397,7 @@ impl Warehouse {
             )
             .await
             .map_err(|e| classify("cannot read the table's columns", &e))?;
-        let columns: HashMap<String, String> =
-            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let columns: HashMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         if !columns.is_empty() {
             self.tables.insert(table.clone(), columns.clone());
         }
@@ -352,7 +430,11 @@ impl Warehouse {
         }
         let mut targets = Vec::with_capacity(shape.columns.len());
         for c in &shape.columns {
-            let name = if self.config.quote { c.name.clone() } else { c.name.to_lowercase() };
+            let name = if self.config.quote {
+                c.name.clone()
+            } else {
+                c.name.to_lowercase()
+            };
             let sql_type = match columns.get(&name) {
                 Some(t) => t.clone(),
                 None if self.config.auto_evolve && !delete => {
@@ -376,7 +458,10 @@ impl Warehouse {
                     c.mapping.wire.sql()
                 )));
             }
-            targets.push(TargetColumn { name: c.name.clone(), sql_type });
+            targets.push(TargetColumn {
+                name: c.name.clone(),
+                sql_type,
+            });
         }
         Ok(Some(targets))
     }
@@ -384,10 +469,16 @@ impl Warehouse {
     /// DDL in the batch's transaction: a concurrent task doing the same
     /// (two tasks creating one table) fails one of them, which retries.
     async fn ddl(&self, sql: &str) -> Result<(), ConnectError> {
-        let client = self.client.as_ref().ok_or_else(|| ConnectError::retriable("no connection"))?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| ConnectError::retriable("no connection"))?;
         client.batch_execute(sql).await.map_err(|e| {
             let c = classify("cannot change the table", &e);
-            if c.kind() == ErrorKind::Fatal && e.as_db_error().is_some_and(|d| d.code().code().starts_with("23")) {
+            if c.kind() == ErrorKind::Fatal
+                && e.as_db_error()
+                    .is_some_and(|d| d.code().code().starts_with("23"))
+            {
                 ConnectError::retriable(c.message().to_owned())
             } else {
                 c
@@ -407,8 +498,14 @@ async fn copy_and_merge(
     rows: &[Vec<Cell>],
     merge: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    let types: Vec<_> = shape.columns.iter().map(|c| pg_type(c.mapping.wire)).collect();
-    let sink = client.copy_in(&format!("COPY {stage} FROM STDIN BINARY")).await?;
+    let types: Vec<_> = shape
+        .columns
+        .iter()
+        .map(|c| pg_type(c.mapping.wire))
+        .collect();
+    let sink = client
+        .copy_in(&format!("COPY {stage} FROM STDIN BINARY"))
+        .await?;
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
     let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(types.len());
@@ -423,7 +520,10 @@ async fn copy_and_merge(
 
 async fn connect(config: &WarehouseConfig) -> Result<Client, ConnectError> {
     let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
-        ConnectError::new(ErrorKind::Config, format!("connection.url: not a PostgreSQL URL ({e})"))
+        ConnectError::new(
+            ErrorKind::Config,
+            format!("connection.url: not a PostgreSQL URL ({e})"),
+        )
     })?;
     if let Some(u) = &config.user {
         pg.user(u);
@@ -492,7 +592,11 @@ fn classify(what: &str, e: &tokio_postgres::Error) -> ConnectError {
         None => true,
         Some(d) => {
             let c = d.code().code();
-            c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57") || c == "55P03"
+            c.starts_with("08")
+                || c.starts_with("40")
+                || c.starts_with("53")
+                || c.starts_with("57")
+                || c == "55P03"
         }
     };
     if retriable || e.is_closed() {

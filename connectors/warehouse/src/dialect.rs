@@ -81,7 +81,11 @@ impl Dialect for Postgres {
             let key: Vec<String> = shape.key_names().map(|k| self.ident(k)).collect();
             cols.push(format!("PRIMARY KEY ({})", key.join(", ")));
         }
-        format!("CREATE TABLE IF NOT EXISTS {} ({})", self.table(t), cols.join(", "))
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({})",
+            self.table(t),
+            cols.join(", ")
+        )
     }
 
     fn add_column(&self, t: &TableName, c: &Column) -> String {
@@ -189,7 +193,10 @@ mod tests {
     use sluice_api::Value;
 
     fn target(name: &str, t: &str) -> TargetColumn {
-        TargetColumn { name: name.into(), sql_type: t.into() }
+        TargetColumn {
+            name: name.into(),
+            sql_type: t.into(),
+        }
     }
 
     #[test]
@@ -218,8 +225,16 @@ mod tests {
         let pg = Postgres { quote: true };
         let shape = Shape {
             columns: vec![
-                Column { name: "id".into(), mapping: map_schema(&Schema::new(SchemaType::Int64)), optional: false },
-                Column { name: "doc".into(), mapping: map_value(&Value::Map(vec![])), optional: true },
+                Column {
+                    name: "id".into(),
+                    mapping: map_schema(&Schema::new(SchemaType::Int64)),
+                    optional: false,
+                },
+                Column {
+                    name: "doc".into(),
+                    mapping: map_value(&Value::Map(vec![])),
+                    optional: true,
+                },
             ],
             key: vec![0],
         };
@@ -228,7 +243,13 @@ mod tests {
             pg.create_table(&t, &shape),
             r#"CREATE TABLE IF NOT EXISTS "t" ("id" bigint NOT NULL, "doc" jsonb, PRIMARY KEY ("id"))"#
         );
-        assert_eq!(pg.create_staging("s0", &shape.columns), "CREATE TEMP TABLE IF NOT EXISTS s0 (c0 bigint, c1 text) ON COMMIT DROP");
-        assert_eq!(pg.add_column(&t, &shape.columns[1]), r#"ALTER TABLE "t" ADD COLUMN IF NOT EXISTS "doc" jsonb"#);
+        assert_eq!(
+            pg.create_staging("s0", &shape.columns),
+            "CREATE TEMP TABLE IF NOT EXISTS s0 (c0 bigint, c1 text) ON COMMIT DROP"
+        );
+        assert_eq!(
+            pg.add_column(&t, &shape.columns[1]),
+            r#"ALTER TABLE "t" ADD COLUMN IF NOT EXISTS "doc" jsonb"#
+        );
     }
 }

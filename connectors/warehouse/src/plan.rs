@@ -185,7 +185,9 @@ pub fn offsets_after(records: &[Record]) -> OffsetMap {
     let mut out = OffsetMap::new();
     for r in records {
         if let (Some(p), Some(o)) = (r.partition, r.offset) {
-            let e = out.entry(TopicPartition::new(&*r.topic, p)).or_insert(o + 1);
+            let e = out
+                .entry(TopicPartition::new(&*r.topic, p))
+                .or_insert(o + 1);
             *e = (*e).max(o + 1);
         }
     }
@@ -235,57 +237,130 @@ mod tests {
     }
 
     fn row(s: &Arc<Shape>, id: i64, v: i64) -> Change {
-        Change::Row { table: t(), shape: s.clone(), cells: vec![Cell::I64(id), Cell::I64(v)] }
+        Change::Row {
+            table: t(),
+            shape: s.clone(),
+            cells: vec![Cell::I64(id), Cell::I64(v)],
+        }
     }
 
     fn del(k: &Arc<Shape>, id: i64) -> Change {
-        Change::Delete { table: t(), shape: k.clone(), cells: vec![Cell::I64(id)] }
+        Change::Delete {
+            table: t(),
+            shape: k.clone(),
+            cells: vec![Cell::I64(id)],
+        }
     }
 
     #[test]
     fn reduction_keeps_each_keys_last_change() {
         let (s, k) = (shape(&["id", "v"], 1), shape(&["id"], 1));
-        let changes = vec![row(&s, 1, 10), row(&s, 2, 20), row(&s, 1, 11), del(&k, 2), del(&k, 3), row(&s, 3, 30)];
+        let changes = vec![
+            row(&s, 1, 10),
+            row(&s, 2, 20),
+            row(&s, 1, 11),
+            del(&k, 2),
+            del(&k, 3),
+            row(&s, 3, 30),
+        ];
         let steps = plan(changes.into_iter().enumerate().collect(), true);
         assert_eq!(steps.len(), 2, "{steps:?}");
-        let Step::Delete { rows, records, .. } = &steps[0] else { panic!("{steps:?}") };
-        assert_eq!((rows.clone(), records.clone()), (vec![vec![Cell::I64(2)]], vec![3]));
-        let Step::Write { rows, records, .. } = &steps[1] else { panic!() };
-        assert_eq!(rows, &vec![vec![Cell::I64(1), Cell::I64(11)], vec![Cell::I64(3), Cell::I64(30)]]);
+        let Step::Delete { rows, records, .. } = &steps[0] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(
+            (rows.clone(), records.clone()),
+            (vec![vec![Cell::I64(2)]], vec![3])
+        );
+        let Step::Write { rows, records, .. } = &steps[1] else {
+            panic!()
+        };
+        assert_eq!(
+            rows,
+            &vec![
+                vec![Cell::I64(1), Cell::I64(11)],
+                vec![Cell::I64(3), Cell::I64(30)]
+            ]
+        );
         assert_eq!(records, &vec![2, 5]);
     }
 
     #[test]
     fn without_reduction_a_repeated_key_starts_a_new_statement() {
         let s = shape(&["id", "v"], 1);
-        let steps = plan(vec![(0, row(&s, 1, 10)), (1, row(&s, 2, 20)), (2, row(&s, 1, 11))], false);
+        let steps = plan(
+            vec![
+                (0, row(&s, 1, 10)),
+                (1, row(&s, 2, 20)),
+                (2, row(&s, 1, 11)),
+            ],
+            false,
+        );
         assert_eq!(steps.len(), 2);
         // No key: nothing collapses, one statement.
         let nokey = shape(&["id", "v"], 0);
         let steps = plan(vec![(0, row(&nokey, 1, 1)), (1, row(&nokey, 1, 1))], true);
-        let [Step::Write { rows, .. }] = steps.as_slice() else { panic!() };
+        let [Step::Write { rows, .. }] = steps.as_slice() else {
+            panic!()
+        };
         assert_eq!(rows.len(), 2);
     }
 
     #[test]
     fn truncates_and_shape_changes_cut_segments_in_order() {
         let (s, s2) = (shape(&["id", "v"], 1), shape(&["id", "w"], 1));
-        let changes = vec![(0, row(&s, 1, 1)), (1, Change::Truncate { table: t() }), (2, row(&s, 2, 2)), (3, Change::Skip)];
+        let changes = vec![
+            (0, row(&s, 1, 1)),
+            (1, Change::Truncate { table: t() }),
+            (2, row(&s, 2, 2)),
+            (3, Change::Skip),
+        ];
         let steps = plan(changes, true);
-        assert!(matches!(&steps[..], [Step::Write { .. }, Step::Truncate { .. }, Step::Write { .. }]), "{steps:?}");
-        let steps = plan(vec![(0, row(&s, 1, 1)), (1, Change::Row { table: t(), shape: s2.clone(), cells: vec![Cell::I64(1), Cell::I64(2)] })], true);
+        assert!(
+            matches!(
+                &steps[..],
+                [
+                    Step::Write { .. },
+                    Step::Truncate { .. },
+                    Step::Write { .. }
+                ]
+            ),
+            "{steps:?}"
+        );
+        let steps = plan(
+            vec![
+                (0, row(&s, 1, 1)),
+                (
+                    1,
+                    Change::Row {
+                        table: t(),
+                        shape: s2.clone(),
+                        cells: vec![Cell::I64(1), Cell::I64(2)],
+                    },
+                ),
+            ],
+            true,
+        );
         assert_eq!(steps.len(), 2);
     }
 
     #[test]
     fn offsets_cover_every_record_and_replays_are_dropped() {
-        let rec = |p: i32, o: i64| Record { topic: Arc::from("a"), partition: Some(p), offset: Some(o), ..Record::default() };
+        let rec = |p: i32, o: i64| Record {
+            topic: Arc::from("a"),
+            partition: Some(p),
+            offset: Some(o),
+            ..Record::default()
+        };
         let batch = vec![rec(0, 5), rec(1, 9), rec(0, 7)];
         let offs = offsets_after(&batch);
         assert_eq!(offs.get(&TopicPartition::new("a", 0)), Some(&8));
         assert_eq!(offs.get(&TopicPartition::new("a", 1)), Some(&10));
         let stored: OffsetMap = [(TopicPartition::new("a", 0), 6)].into();
-        let kept: Vec<i64> = unapplied(batch, &stored).iter().filter_map(|r| r.offset).collect();
+        let kept: Vec<i64> = unapplied(batch, &stored)
+            .iter()
+            .filter_map(|r| r.offset)
+            .collect();
         assert_eq!(kept, [9, 7]);
     }
 }

@@ -10,9 +10,7 @@
 //! jsonb, timestamptz or enum column.
 
 use sluice_api::json::JsonView;
-use sluice_api::schema::{
-    Schema, SchemaType, DATE_NAME, DECIMAL_NAME, TIMESTAMP_NAME, TIME_NAME,
-};
+use sluice_api::schema::{Schema, SchemaType, DATE_NAME, DECIMAL_NAME, TIMESTAMP_NAME, TIME_NAME};
 use sluice_api::Value;
 
 /// The type a column gets when sluice creates or adds it.
@@ -247,7 +245,11 @@ pub fn cell(mapping: &Mapping, schema: Option<&Schema>, value: &Value) -> Result
         Kind::VariableDecimal => return variable_decimal(value).map(Cell::Text),
         Kind::Scaled(unit) => {
             let n = value.as_i64().ok_or_else(|| mismatch(mapping, value))?;
-            let micros = if unit == NANOS { n / 1000 } else { n.saturating_mul(unit) };
+            let micros = if unit == NANOS {
+                n / 1000
+            } else {
+                n.saturating_mul(unit)
+            };
             return Ok(Cell::Micros(micros));
         }
         Kind::Plain => {}
@@ -429,9 +431,16 @@ pub fn fits(wire: Wire, pg_type: &str) -> bool {
     if wire == Wire::Text || texty {
         return true;
     }
-    let numeric = ["smallint", "integer", "bigint", "real", "double precision", "numeric"]
-        .iter()
-        .any(|n| t.starts_with(n));
+    let numeric = [
+        "smallint",
+        "integer",
+        "bigint",
+        "real",
+        "double precision",
+        "numeric",
+    ]
+    .iter()
+    .any(|n| t.starts_with(n));
     match wire {
         Wire::I16 | Wire::I32 | Wire::I64 | Wire::F32 | Wire::F64 => numeric,
         Wire::Bool => t == "boolean",
@@ -456,14 +465,38 @@ mod tests {
             (Schema::date(), ColType::Date),
             (Schema::time(), ColType::Time),
             (Schema::timestamp(), ColType::TimestampTz),
-            (named(SchemaType::String, "io.debezium.data.Uuid"), ColType::Uuid),
-            (named(SchemaType::String, "io.debezium.data.Json"), ColType::Jsonb),
-            (named(SchemaType::String, "io.debezium.time.ZonedTimestamp"), ColType::TimestampTz),
-            (named(SchemaType::Int64, "io.debezium.time.MicroTimestamp"), ColType::Timestamp),
-            (named(SchemaType::Int64, "io.debezium.time.MicroTime"), ColType::Time),
-            (named(SchemaType::Int32, "io.debezium.time.Date"), ColType::Date),
-            (Schema::new(SchemaType::Array(primitives::int32())), ColType::Array(Box::new(ColType::Int4))),
-            (Schema::new(SchemaType::Map(primitives::string(), primitives::string())), ColType::Jsonb),
+            (
+                named(SchemaType::String, "io.debezium.data.Uuid"),
+                ColType::Uuid,
+            ),
+            (
+                named(SchemaType::String, "io.debezium.data.Json"),
+                ColType::Jsonb,
+            ),
+            (
+                named(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
+                ColType::TimestampTz,
+            ),
+            (
+                named(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
+                ColType::Timestamp,
+            ),
+            (
+                named(SchemaType::Int64, "io.debezium.time.MicroTime"),
+                ColType::Time,
+            ),
+            (
+                named(SchemaType::Int32, "io.debezium.time.Date"),
+                ColType::Date,
+            ),
+            (
+                Schema::new(SchemaType::Array(primitives::int32())),
+                ColType::Array(Box::new(ColType::Int4)),
+            ),
+            (
+                Schema::new(SchemaType::Map(primitives::string(), primitives::string())),
+                ColType::Jsonb,
+            ),
             (Schema::new(SchemaType::Bytes), ColType::Bytea),
             (Schema::new(SchemaType::Int8), ColType::Int2),
         ];
@@ -476,23 +509,42 @@ mod tests {
     #[test]
     fn values_become_cells() {
         let ts = map_schema(&Schema::timestamp());
-        assert_eq!(cell(&ts, None, &Value::Int64(1_500)).unwrap(), Cell::Micros(1_500_000));
-        let nanos = map_schema(&Schema::new(SchemaType::Int64).named("io.debezium.time.NanoTimestamp"));
-        assert_eq!(cell(&nanos, None, &Value::Int64(7_000)).unwrap(), Cell::Micros(7));
+        assert_eq!(
+            cell(&ts, None, &Value::Int64(1_500)).unwrap(),
+            Cell::Micros(1_500_000)
+        );
+        let nanos =
+            map_schema(&Schema::new(SchemaType::Int64).named("io.debezium.time.NanoTimestamp"));
+        assert_eq!(
+            cell(&nanos, None, &Value::Int64(7_000)).unwrap(),
+            Cell::Micros(7)
+        );
         let dec = map_schema(&Schema::decimal(2));
         assert_eq!(
-            cell(&dec, None, &Value::Decimal(sluice_api::Decimal::from_i128(-12345, 2))).unwrap(),
+            cell(
+                &dec,
+                None,
+                &Value::Decimal(sluice_api::Decimal::from_i128(-12345, 2))
+            )
+            .unwrap(),
             Cell::Text("-123.45".into())
         );
-        let vsd = map_schema(&Schema::new(SchemaType::Struct(vec![])).named("io.debezium.data.VariableScaleDecimal"));
+        let vsd = map_schema(
+            &Schema::new(SchemaType::Struct(vec![])).named("io.debezium.data.VariableScaleDecimal"),
+        );
         let v = Value::Struct(vec![Value::Int32(1), Value::Bytes(vec![0x01, 0x00])]);
         assert_eq!(cell(&vsd, None, &v).unwrap(), Cell::Text("25.6".into()));
         let arr_schema = Schema::new(SchemaType::Array(primitives::string()));
         let arr = map_schema(&arr_schema);
         let v = Value::Array(vec!["a\"b".into(), Value::Null, "c,d".into()]);
-        assert_eq!(cell(&arr, Some(&arr_schema), &v).unwrap(), Cell::Text(r#"{"a\"b",NULL,"c,d"}"#.into()));
+        assert_eq!(
+            cell(&arr, Some(&arr_schema), &v).unwrap(),
+            Cell::Text(r#"{"a\"b",NULL,"c,d"}"#.into())
+        );
         let int = map_schema(&Schema::new(SchemaType::Int16));
-        assert!(cell(&int, None, &Value::Int64(1 << 20)).unwrap_err().contains("smallint"));
+        assert!(cell(&int, None, &Value::Int64(1 << 20))
+            .unwrap_err()
+            .contains("smallint"));
         assert!(cell(&int, None, &"x".into()).is_err());
         assert_eq!(cell(&int, None, &Value::Null).unwrap(), Cell::Null);
     }

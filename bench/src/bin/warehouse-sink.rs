@@ -105,15 +105,25 @@ async fn raw(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
     let c = connect(&args.pg_url).await?;
     c.batch_execute(&format!("CREATE TABLE {table} {TABLE}"))
         .await?;
-    let types = [Type::INT8, Type::TEXT, Type::TEXT, Type::INT4, Type::FLOAT8, Type::TIMESTAMPTZ];
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT4,
+        Type::FLOAT8,
+        Type::TIMESTAMPTZ,
+    ];
     let start = Instant::now();
     for chunk in rows.chunks(args.batch) {
-        let sink = c.copy_in(&format!("COPY {table} FROM STDIN BINARY")).await?;
+        let sink = c
+            .copy_in(&format!("COPY {table} FROM STDIN BINARY"))
+            .await?;
         let writer = BinaryCopyInWriter::new(sink, &types);
         let mut writer = std::pin::pin!(writer);
         for r in chunk {
             let at = std::time::UNIX_EPOCH + Duration::from_millis(r.at_ms as u64);
-            let values: [&(dyn ToSql + Sync); 6] = [&r.id, &r.tenant, &r.endpoint, &r.status, &r.latency, &at];
+            let values: [&(dyn ToSql + Sync); 6] =
+                [&r.id, &r.tenant, &r.endpoint, &r.status, &r.latency, &at];
             writer.as_mut().write(&values).await?;
         }
         writer.as_mut().finish().await?;
@@ -122,7 +132,13 @@ async fn raw(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
 }
 
 /// Rows/s of the sink: from the worker's start to offsets covering every record.
-async fn sluice(args: &Args, topic: &str, table: &str, mode: &str, scratch: &std::path::Path) -> Result<f64> {
+async fn sluice(
+    args: &Args,
+    topic: &str,
+    table: &str,
+    mode: &str,
+    scratch: &std::path::Path,
+) -> Result<f64> {
     let worker = scratch.join("worker.json");
     std::fs::write(
         &worker,
@@ -160,7 +176,10 @@ async fn sluice(args: &Args, topic: &str, table: &str, mode: &str, scratch: &std
     let result = async {
         loop {
             let done = c
-                .query_opt("SELECT next_offset FROM sluice_offsets WHERE connector = $1", &[&topic])
+                .query_opt(
+                    "SELECT next_offset FROM sluice_offsets WHERE connector = $1",
+                    &[&topic],
+                )
                 .await
                 .ok()
                 .flatten()
@@ -221,7 +240,8 @@ async fn main() -> Result<()> {
             100.0 * i / r,
             100.0 * u / r
         );
-        c.batch_execute(&format!("DROP TABLE {tag}; DROP TABLE {tag}_raw")).await?;
+        c.batch_execute(&format!("DROP TABLE {tag}; DROP TABLE {tag}_raw"))
+            .await?;
         raws.push(r);
         inserts.push(i);
         upserts.push(u);

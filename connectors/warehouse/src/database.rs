@@ -67,7 +67,7 @@ impl Warehouse {
                     self.offsets_table()
                 ))
                 .await
-                .map_err(|e| classify("cannot prepare the session", &e))?;
+                .map_err(|e| ddl_error("cannot prepare the session", &e))?;
             info!(connector = %self.connector, "connected to the warehouse");
             self.client = Some(client);
         }
@@ -549,6 +549,21 @@ async fn connect(config: &WarehouseConfig) -> Result<Client, ConnectError> {
         }
     });
     Ok(client)
+}
+
+/// DDL racing the same DDL in another session (two tasks creating one
+/// table) fails one of them with a unique violation in the catalog: the
+/// loser retries, and then finds the table.
+fn ddl_error(what: &str, e: &tokio_postgres::Error) -> ConnectError {
+    let c = classify(what, e);
+    let raced = e
+        .as_db_error()
+        .is_some_and(|d| d.code().code().starts_with("23"));
+    if raced {
+        ConnectError::retriable(c.message().to_owned())
+    } else {
+        c
+    }
 }
 
 /// SQLSTATE classes of a row's own fault: data exceptions and integrity

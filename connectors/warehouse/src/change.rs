@@ -63,6 +63,7 @@ type FieldRef<'a> = (&'a str, Option<&'a Schema>, &'a Value);
 pub struct Extractor {
     config: Arc<WarehouseConfig>,
     shapes: HashMap<ShapeKey, CachedShape>,
+    tables: HashMap<Arc<str>, TableName>,
 }
 
 /// A topic and the addresses of its value and key schemas. The cache holds
@@ -99,11 +100,24 @@ impl Extractor {
         Self {
             config,
             shapes: HashMap::new(),
+            tables: HashMap::new(),
         }
     }
 
+    fn table_for(&mut self, topic: &Arc<str>) -> TableName {
+        if let Some(t) = self.tables.get(topic) {
+            return t.clone();
+        }
+        if self.tables.len() >= MAX_SHAPES {
+            self.tables.clear();
+        }
+        let t = self.config.table_for(topic);
+        self.tables.insert(topic.clone(), t.clone());
+        t
+    }
+
     pub fn extract(&mut self, record: &Record) -> Result<Change, String> {
-        let table = self.config.table_for(&record.topic);
+        let table = self.table_for(&record.topic);
         let value_schema = record.value_schema.as_deref();
         let (row_schema, row) = if is_envelope(value_schema, &record.value) {
             let op = field(value_schema, &record.value, "op")

@@ -283,6 +283,15 @@ mod tests {
     }
 
     #[test]
+    fn the_password_is_a_secret() {
+        let def = config_def();
+        let key = def.key("connection.password").unwrap();
+        assert_eq!(key.config_type, ConfigType::Password);
+        let c = parse(&[("connection.password", "hunter2")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn table_names() {
         let c = parse(&[
             ("table.name.format", "wh.${topic}"),

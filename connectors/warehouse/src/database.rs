@@ -17,7 +17,7 @@ use tokio_postgres::{Client, NoTls};
 use tracing::{info, warn};
 
 use crate::change::{Extractor, Shape};
-use crate::config::{TableName, WarehouseConfig};
+use crate::config::{InsertMode, TableName, WarehouseConfig};
 use crate::copy::pg_type;
 use crate::dialect::{Dialect, Postgres, TargetColumn};
 use crate::plan::{offsets_after, plan, unapplied, Step};
@@ -32,6 +32,14 @@ pub struct Warehouse {
     /// since a rolled-back transaction may have undone DDL.
     tables: HashMap<TableName, HashMap<String, String>>,
     stages: u64,
+}
+
+/// How a step's rows reach the target.
+enum Write {
+    /// Straight in: `COPY <table> (<columns>)`.
+    Copy(String),
+    /// Through a staging table, then this statement (`{stage}` names it).
+    Merge(String),
 }
 
 /// What a failed statement means for the batch.
@@ -290,21 +298,31 @@ impl Warehouse {
         let Some(targets) = self.prepare_table(&table, &shape, delete).await? else {
             return Ok(());
         };
-        let sql = if delete {
-            self.dialect.delete(&table, "{stage}", &targets)
+        // A plain insert whose columns take the wire types as they are needs
+        // no staging table: the rows are copied straight into the target.
+        let direct = !delete
+            && self.config.insert_mode == InsertMode::Insert
+            && targets
+                .iter()
+                .zip(&shape.columns)
+                .all(|(t, c)| t.sql_type == c.mapping.wire.sql());
+        let write = if direct {
+            Write::Copy(self.dialect.copy_target(&table, &targets))
+        } else if delete {
+            Write::Merge(self.dialect.delete(&table, "{stage}", &targets))
         } else {
-            self.dialect.merge(
+            Write::Merge(self.dialect.merge(
                 self.config.insert_mode,
                 &table,
                 "{stage}",
                 &targets,
                 &shape.key,
-            )
+            ))
         };
         // Ranges still to try; the first attempt is the whole step.
         let mut pending = vec![(0, rows.len())];
         while let Some((from, to)) = pending.pop() {
-            match self.attempt(&shape, &rows[from..to], &sql).await {
+            match self.attempt(&shape, &rows[from..to], &write).await {
                 Ok(()) => {}
                 Err(Failure::Row(_)) if to - from > 1 => {
                     let mid = from + (to - from) / 2;
@@ -328,7 +346,7 @@ impl Warehouse {
         &mut self,
         shape: &Shape,
         rows: &[Vec<Cell>],
-        sql: &str,
+        write: &Write,
     ) -> Result<(), Failure> {
         self.stages += 1;
         let stage = format!("sluice_stage_{}", self.stages);
@@ -337,15 +355,24 @@ impl Warehouse {
             .as_ref()
             .ok_or_else(|| Failure::Other(ConnectError::retriable("no connection")))?;
         let other = |what: &str, e: &tokio_postgres::Error| Failure::Other(classify(what, e));
-        client
-            .batch_execute(&format!(
+        let setup = match write {
+            Write::Copy(_) => "SAVEPOINT sluice_rows".to_owned(),
+            Write::Merge(_) => format!(
                 "SAVEPOINT sluice_rows; {}",
                 self.dialect.create_staging(&stage, &shape.columns)
-            ))
+            ),
+        };
+        client
+            .batch_execute(&setup)
             .await
             .map_err(|e| other("cannot create the staging table", &e))?;
-        let result =
-            copy_and_merge(client, &stage, shape, rows, &sql.replace("{stage}", &stage)).await;
+        let result = match write {
+            Write::Copy(target) => copy(client, target, shape, rows).await,
+            Write::Merge(sql) => match copy(client, &stage, shape, rows).await {
+                Ok(()) => client.batch_execute(&sql.replace("{stage}", &stage)).await,
+                Err(e) => Err(e),
+            },
+        };
         match result {
             Ok(()) => client
                 .batch_execute("RELEASE SAVEPOINT sluice_rows")
@@ -491,12 +518,12 @@ impl Warehouse {
     }
 }
 
-async fn copy_and_merge(
+/// Binary COPY of `rows` into `target` (a table, with a column list or not).
+async fn copy(
     client: &Client,
-    stage: &str,
+    target: &str,
     shape: &Shape,
     rows: &[Vec<Cell>],
-    merge: &str,
 ) -> Result<(), tokio_postgres::Error> {
     let types: Vec<_> = shape
         .columns
@@ -504,7 +531,7 @@ async fn copy_and_merge(
         .map(|c| pg_type(c.mapping.wire))
         .collect();
     let sink = client
-        .copy_in(&format!("COPY {stage} FROM STDIN BINARY"))
+        .copy_in(&format!("COPY {target} FROM STDIN BINARY"))
         .await?;
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
@@ -515,7 +542,7 @@ async fn copy_and_merge(
         writer.as_mut().write(&refs).await?;
     }
     writer.as_mut().finish().await?;
-    client.batch_execute(merge).await
+    Ok(())
 }
 
 async fn connect(config: &WarehouseConfig) -> Result<Client, ConnectError> {

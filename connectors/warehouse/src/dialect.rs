@@ -41,6 +41,8 @@ pub trait Dialect: Send + Sync {
         key: &[usize],
     ) -> String;
     fn delete(&self, t: &TableName, stage: &str, targets: &[TargetColumn]) -> String;
+    /// The target of a COPY straight into the table: the table and its columns.
+    fn copy_target(&self, t: &TableName, targets: &[TargetColumn]) -> String;
     fn truncate(&self, t: &TableName) -> String;
 }
 
@@ -180,6 +182,11 @@ impl Dialect for Postgres {
         )
     }
 
+    fn copy_target(&self, t: &TableName, targets: &[TargetColumn]) -> String {
+        let names: Vec<String> = targets.iter().map(|c| self.ident(&c.name)).collect();
+        format!("{} ({})", self.table(t), names.join(", "))
+    }
+
     fn truncate(&self, t: &TableName) -> String {
         format!("TRUNCATE TABLE {}", self.table(t))
     }
@@ -216,6 +223,7 @@ mod tests {
             pg.delete(&t, "stage_1", &targets[..1]),
             r#"DELETE FROM "wh"."items" AS t USING stage_1 AS s WHERE t."id" = s.c0::integer"#
         );
+        assert_eq!(pg.copy_target(&t, &targets), r#""wh"."items" ("id", "u")"#);
         assert_eq!(Postgres { quote: false }.ident("We\"ird"), "We\"ird");
         assert_eq!(pg.ident("We\"ird"), "\"We\"\"ird\"");
     }

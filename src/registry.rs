@@ -9,7 +9,8 @@ pub fn builtin() -> Plugins {
         .connector_plugin(sluice_file::source_plugin())
         .connector_plugin(sluice_s3::plugin())
         .connector_plugin(sluice_postgres_cdc::plugin())
-        .connector_plugin(sluice_elasticsearch::plugin());
+        .connector_plugin(sluice_elasticsearch::plugin())
+        .connector_plugin(sluice_warehouse::plugin());
     for t in sluice_transforms::transforms() {
         plugins = plugins.transform_plugin(t);
     }

@@ -1,0 +1,272 @@
+//! `warehouse-sink`: the warehouse sink's rows/s into the local PostgreSQL,
+//! beside the raw rate of a plain binary COPY of the same rows from a
+//! minimal client, measured in the same run.
+//!
+//! Both write the same rows (id, tenant, endpoint, status, latency, at) into
+//! a table keyed by id. The raw client COPYs them (binary, one statement per
+//! `--batch` rows) straight from memory into an empty table; sluice reads
+//! them from Kafka (JSON with schemas) and writes them with
+//! `insert.mode=insert`, then a second topic carrying new values for the
+//! same keys with `insert.mode=upsert`. The sink is timed from its first
+//! committed batch until its stored offsets cover every record. `bench/run-warehouse` starts the stack.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::json;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    sluice: PathBuf,
+    #[arg(long)]
+    bootstrap: String,
+    /// postgres://user@host:port/db
+    #[arg(long)]
+    pg_url: String,
+    #[arg(long, default_value_t = 200_000)]
+    records: usize,
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Rows per COPY for the raw client, and the sink's batch.size.
+    #[arg(long, default_value_t = 5000)]
+    batch: usize,
+}
+
+struct Row {
+    id: i64,
+    tenant: String,
+    endpoint: String,
+    status: i32,
+    latency: f64,
+    at_ms: i64,
+}
+
+fn rows(n: usize, generation: i64) -> Vec<Row> {
+    (0..n as i64)
+        .map(|i| Row {
+            id: i,
+            tenant: format!("tenant-{}", (i * 7919 + generation) % 1000),
+            endpoint: format!("/v1/resource/{}", i % 37),
+            status: [200, 201, 404, 500][(i % 4) as usize],
+            latency: (i % 1000) as f64 / 7.0 + generation as f64,
+            at_ms: 1_700_000_000_000 + i * 10 + generation,
+        })
+        .collect()
+}
+
+const SCHEMA: &str = r#"{"type":"struct","fields":[{"field":"id","type":"int64"},{"field":"tenant","type":"string"},{"field":"endpoint","type":"string"},{"field":"status","type":"int32"},{"field":"latency","type":"double"},{"field":"at","type":"int64","name":"org.apache.kafka.connect.data.Timestamp"}]}"#;
+
+fn produce(args: &Args, topic: &str, rows: &[Row]) -> Result<()> {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("linger.ms", "20")
+        .create()?;
+    for r in rows {
+        let payload = format!(
+            r#"{{"schema":{SCHEMA},"payload":{}}}"#,
+            json!({"id": r.id, "tenant": r.tenant, "endpoint": r.endpoint, "status": r.status, "latency": r.latency, "at": r.at_ms})
+        );
+        let mut rec = BaseRecord::<str, [u8]>::to(topic)
+            .partition(0)
+            .payload(payload.as_bytes());
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    p.poll(Duration::from_millis(20));
+                    rec = r;
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60))?;
+    Ok(())
+}
+
+async fn connect(url: &str) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+const TABLE: &str = "(id bigint PRIMARY KEY, tenant text, endpoint text, status integer, latency double precision, at timestamptz)";
+
+/// Rows/s of a minimal binary COPY of the same rows into an empty table.
+async fn raw(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
+    let c = connect(&args.pg_url).await?;
+    c.batch_execute(&format!("CREATE TABLE {table} {TABLE}"))
+        .await?;
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT4,
+        Type::FLOAT8,
+        Type::TIMESTAMPTZ,
+    ];
+    let start = Instant::now();
+    for chunk in rows.chunks(args.batch) {
+        let sink = c
+            .copy_in(&format!("COPY {table} FROM STDIN BINARY"))
+            .await?;
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        let mut writer = std::pin::pin!(writer);
+        for r in chunk {
+            let at = std::time::UNIX_EPOCH + Duration::from_millis(r.at_ms as u64);
+            let values: [&(dyn ToSql + Sync); 6] =
+                [&r.id, &r.tenant, &r.endpoint, &r.status, &r.latency, &at];
+            writer.as_mut().write(&values).await?;
+        }
+        writer.as_mut().finish().await?;
+    }
+    Ok(rows.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Rows/s of the sink, from its first committed batch to offsets covering
+/// every record.
+async fn sluice(
+    args: &Args,
+    topic: &str,
+    table: &str,
+    mode: &str,
+    scratch: &std::path::Path,
+) -> Result<f64> {
+    let worker = scratch.join("worker.json");
+    std::fs::write(
+        &worker,
+        serde_json::to_vec(&json!({
+            "bootstrap.servers": args.bootstrap,
+            "offset.storage.file.filename": scratch.join("offsets.json"),
+            "key.converter": "string",
+            "value.converter": "json",
+            "value.converter.schemas.enable": true,
+            "listeners": "http://127.0.0.1:0"
+        }))?,
+    )?;
+    let connector = scratch.join(format!("{topic}.json"));
+    std::fs::write(
+        &connector,
+        serde_json::to_vec(&json!({"name": topic, "config": {
+            "connector.class": "warehouse-sink", "topics": topic,
+            "connection.url": args.pg_url, "table.name.format": table,
+            "insert.mode": mode, "pk.mode": "record_value", "pk.fields": "id",
+            "auto.create": true, "batch.size": args.batch, "tasks.max": 1,
+            "consumer.override.max.poll.records": args.batch
+        }}))?,
+    )?;
+    let c = connect(&args.pg_url).await?;
+    let start = Instant::now();
+    let mut child = Command::new(&args.sluice)
+        .arg("standalone")
+        .arg(&worker)
+        .arg(&connector)
+        .env("SLUICE_LOG", "warn,librdkafka=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start sluice")?;
+    // Timed from the first committed batch to the last, so the worker's
+    // start and the consumer group's join (seconds, whatever the sink) are
+    // left out; the first batch's rows are left out with them.
+    let result = async {
+        let mut first: Option<(i64, Instant)> = None;
+        loop {
+            let stored = c
+                .query_opt(
+                    "SELECT next_offset FROM sluice_offsets WHERE connector = $1",
+                    &[&topic],
+                )
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.get::<_, i64>(0))
+                .filter(|n| *n > 0);
+            if let Some(n) = stored {
+                let (n0, t0) = *first.get_or_insert((n, Instant::now()));
+                if n >= args.records as i64 {
+                    if n0 >= n {
+                        bail!("one batch held every record: use more --records than --batch");
+                    }
+                    return Ok((n - n0) as f64 / t0.elapsed().as_secs_f64());
+                }
+            }
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("sluice did not write every row within 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    .await;
+    stop(&mut child);
+    result
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let first = rows(args.records, 0);
+    let second = rows(args.records, 1);
+    let scratch = std::env::temp_dir().join(format!("sluice-wh-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let (mut raws, mut inserts, mut upserts) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..args.runs.max(1) {
+        let tag = format!("whb_{}_{run}", std::process::id());
+        let (t1, t2) = (format!("{tag}_insert"), format!("{tag}_upsert"));
+        produce(&args, &t1, &first)?;
+        produce(&args, &t2, &second)?;
+        let r = raw(&args, &first, &format!("{tag}_raw")).await?;
+        let i = sluice(&args, &t1, &tag, "insert", &scratch).await?;
+        // The second topic's rows carry new values for the same keys.
+        let u = sluice(&args, &t2, &tag, "upsert", &scratch).await?;
+        let c = connect(&args.pg_url).await?;
+        let changed: i64 = c
+            .query_one(&format!("SELECT count(*) FROM {tag} WHERE tenant = 'tenant-' || ((id * 7919 + 1) % 1000)"), &[])
+            .await?
+            .get(0);
+        if changed != args.records as i64 {
+            bail!("the upsert changed {changed} of {} rows", args.records);
+        }
+        eprintln!(
+            "run {run}: raw COPY {r:.0} rows/s, sluice insert {i:.0} rows/s ({:.0} %), upsert {u:.0} rows/s ({:.0} %)",
+            100.0 * i / r,
+            100.0 * u / r
+        );
+        c.batch_execute(&format!("DROP TABLE {tag}; DROP TABLE {tag}_raw"))
+            .await?;
+        raws.push(r);
+        inserts.push(i);
+        upserts.push(u);
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    let (r, i, u) = (median(raws), median(inserts), median(upserts));
+    println!("| {} rows | raw binary COPY | sluice insert | / raw | sluice upsert (existing keys) | / raw |", args.records);
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| median of {} | {r:.0} rows/s | {i:.0} rows/s | {:.0} % | {u:.0} rows/s | {:.0} % |",
+        args.runs,
+        100.0 * i / r,
+        100.0 * u / r
+    );
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! Statement planning (pure): a batch of changes as the set-based steps that
+//! apply it, and the offsets its transaction stores.
+//!
+//! Per table, changes gather in a segment: one row shape, one key shape. With
+//! the reduction buffer several changes to one key collapse to the last (a
+//! delete then a write of the same key leaves the write; a write then a
+//! delete leaves the delete). A segment closes when the shape changes, when
+//! a truncate comes, or (without reduction) when a key repeats, since one
+//! set-based statement may touch a row once. Steps of one table keep their
+//! order; tables are independent.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use sluice_api::{OffsetMap, Record, TopicPartition};
+
+use crate::change::{Change, Shape};
+use crate::config::TableName;
+use crate::types::Cell;
+
+/// One set-based statement's worth of work.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Rows to insert, upsert or update, with the index of the record each
+    /// came from (for the error reporter).
+    Write {
+        table: TableName,
+        shape: Arc<Shape>,
+        rows: Vec<Vec<Cell>>,
+        records: Vec<usize>,
+    },
+    /// Keys to delete (the shape holds only key columns).
+    Delete {
+        table: TableName,
+        shape: Arc<Shape>,
+        rows: Vec<Vec<Cell>>,
+        records: Vec<usize>,
+    },
+    Truncate {
+        table: TableName,
+    },
+}
+
+enum Pending {
+    Write(Vec<Cell>),
+    Delete(Vec<Cell>),
+}
+
+#[derive(Default)]
+struct Segment {
+    row_shape: Option<Arc<Shape>>,
+    key_shape: Option<Arc<Shape>>,
+    /// In arrival order of each key's first change (its last change wins).
+    slots: Vec<(usize, Pending)>,
+    by_key: HashMap<String, usize>,
+}
+
+impl Segment {
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn close(&mut self, table: &TableName, out: &mut Vec<Step>) {
+        let segment = std::mem::take(self);
+        let (mut writes, mut write_records) = (Vec::new(), Vec::new());
+        let (mut deletes, mut delete_records) = (Vec::new(), Vec::new());
+        for (record, p) in segment.slots {
+            match p {
+                Pending::Write(cells) => {
+                    writes.push(cells);
+                    write_records.push(record);
+                }
+                Pending::Delete(cells) => {
+                    deletes.push(cells);
+                    delete_records.push(record);
+                }
+            }
+        }
+        // A key has one final change, so deletes and writes touch different
+        // rows and may run in either order.
+        if let (Some(shape), false) = (segment.key_shape, deletes.is_empty()) {
+            out.push(Step::Delete {
+                table: table.clone(),
+                shape,
+                rows: deletes,
+                records: delete_records,
+            });
+        }
+        if let (Some(shape), false) = (segment.row_shape, writes.is_empty()) {
+            out.push(Step::Write {
+                table: table.clone(),
+                shape,
+                rows: writes,
+                records: write_records,
+            });
+        }
+    }
+}
+
+fn same(a: &Option<Arc<Shape>>, b: &Arc<Shape>) -> bool {
+    a.as_ref().is_none_or(|a| Arc::ptr_eq(a, b) || **a == **b)
+}
+
+/// The identity of a row's key: its key cells, written out.
+fn key_of(shape: &Shape, cells: &[Cell]) -> Option<String> {
+    if shape.key.is_empty() {
+        return None;
+    }
+    let mut s = String::new();
+    for &i in &shape.key {
+        s.push_str(&format!("{:?}\u{1}", cells[i]));
+    }
+    Some(s)
+}
+
+/// The steps for `changes` (each with its record's index), in order.
+pub fn plan(changes: Vec<(usize, Change)>, reduce: bool) -> Vec<Step> {
+    let mut out = Vec::new();
+    let mut segments: BTreeMap<TableName, Segment> = BTreeMap::new();
+    for (record, change) in changes {
+        let (table, shape, cells, delete) = match change {
+            Change::Skip => continue,
+            Change::Truncate { table } => {
+                if let Some(seg) = segments.get_mut(&table) {
+                    seg.close(&table, &mut out);
+                }
+                out.push(Step::Truncate { table });
+                continue;
+            }
+            Change::Row {
+                table,
+                shape,
+                cells,
+            } => (table, shape, cells, false),
+            Change::Delete {
+                table,
+                shape,
+                cells,
+            } => (table, shape, cells, true),
+        };
+        let key = key_of(&shape, &cells);
+        let seg = segments.entry(table.clone()).or_default();
+        let fits = if delete {
+            same(&seg.key_shape, &shape)
+        } else {
+            same(&seg.row_shape, &shape)
+        };
+        let repeat = key.as_ref().is_some_and(|k| seg.by_key.contains_key(k));
+        if !fits || (repeat && !reduce) {
+            seg.close(&table, &mut out);
+        }
+        if delete {
+            seg.key_shape.get_or_insert(shape);
+        } else {
+            seg.row_shape.get_or_insert(shape);
+        }
+        let pending = if delete {
+            Pending::Delete(cells)
+        } else {
+            Pending::Write(cells)
+        };
+        match key.and_then(|k| match seg.by_key.get(&k) {
+            Some(&slot) => Some(slot),
+            None => {
+                seg.by_key.insert(k, seg.slots.len());
+                None
+            }
+        }) {
+            Some(slot) => seg.slots[slot] = (record, pending),
+            None => seg.slots.push((record, pending)),
+        }
+    }
+    for (table, mut seg) in segments {
+        if !seg.is_empty() {
+            seg.close(&table, &mut out);
+        }
+    }
+    out
+}
+
+/// What the batch's transaction stores: per partition, the offset after its
+/// last record (dead-lettered and skipped records included, since they are
+/// dealt with).
+pub fn offsets_after(records: &[Record]) -> OffsetMap {
+    let mut out = OffsetMap::new();
+    for r in records {
+        if let (Some(p), Some(o)) = (r.partition, r.offset) {
+            let e = out
+                .entry(TopicPartition::new(&*r.topic, p))
+                .or_insert(o + 1);
+            *e = (*e).max(o + 1);
+        }
+    }
+    out
+}
+
+/// Records already in the warehouse (below its stored offset for their
+/// partition) are dropped: a redelivery after a lost commit answer, or a
+/// replay from Kafka's older committed offset.
+pub fn unapplied(records: Vec<Record>, stored: &OffsetMap) -> Vec<Record> {
+    records
+        .into_iter()
+        .filter(|r| {
+            let (Some(p), Some(o)) = (r.partition, r.offset) else {
+                return true;
+            };
+            stored
+                .get(&TopicPartition::new(&*r.topic, p))
+                .is_none_or(|&next| o >= next)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::Column;
+    use crate::types::map_value;
+    use sluice_api::Value;
+
+    fn shape(cols: &[&str], key: usize) -> Arc<Shape> {
+        Arc::new(Shape {
+            columns: cols
+                .iter()
+                .map(|c| Column {
+                    name: (*c).to_owned(),
+                    mapping: map_value(&Value::Int64(0)),
+                    optional: true,
+                })
+                .collect(),
+            key: (0..key).collect(),
+        })
+    }
+
+    fn t() -> TableName {
+        TableName::parse("t")
+    }
+
+    fn row(s: &Arc<Shape>, id: i64, v: i64) -> Change {
+        Change::Row {
+            table: t(),
+            shape: s.clone(),
+            cells: vec![Cell::I64(id), Cell::I64(v)],
+        }
+    }
+
+    fn del(k: &Arc<Shape>, id: i64) -> Change {
+        Change::Delete {
+            table: t(),
+            shape: k.clone(),
+            cells: vec![Cell::I64(id)],
+        }
+    }
+
+    #[test]
+    fn reduction_keeps_each_keys_last_change() {
+        let (s, k) = (shape(&["id", "v"], 1), shape(&["id"], 1));
+        let changes = vec![
+            row(&s, 1, 10),
+            row(&s, 2, 20),
+            row(&s, 1, 11),
+            del(&k, 2),
+            del(&k, 3),
+            row(&s, 3, 30),
+        ];
+        let steps = plan(changes.into_iter().enumerate().collect(), true);
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        let Step::Delete { rows, records, .. } = &steps[0] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(
+            (rows.clone(), records.clone()),
+            (vec![vec![Cell::I64(2)]], vec![3])
+        );
+        let Step::Write { rows, records, .. } = &steps[1] else {
+            panic!()
+        };
+        assert_eq!(
+            rows,
+            &vec![
+                vec![Cell::I64(1), Cell::I64(11)],
+                vec![Cell::I64(3), Cell::I64(30)]
+            ]
+        );
+        assert_eq!(records, &vec![2, 5]);
+    }
+
+    #[test]
+    fn without_reduction_a_repeated_key_starts_a_new_statement() {
+        let s = shape(&["id", "v"], 1);
+        let steps = plan(
+            vec![
+                (0, row(&s, 1, 10)),
+                (1, row(&s, 2, 20)),
+                (2, row(&s, 1, 11)),
+            ],
+            false,
+        );
+        assert_eq!(steps.len(), 2);
+        // No key: nothing collapses, one statement.
+        let nokey = shape(&["id", "v"], 0);
+        let steps = plan(vec![(0, row(&nokey, 1, 1)), (1, row(&nokey, 1, 1))], true);
+        let [Step::Write { rows, .. }] = steps.as_slice() else {
+            panic!()
+        };
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn truncates_and_shape_changes_cut_segments_in_order() {
+        let (s, s2) = (shape(&["id", "v"], 1), shape(&["id", "w"], 1));
+        let changes = vec![
+            (0, row(&s, 1, 1)),
+            (1, Change::Truncate { table: t() }),
+            (2, row(&s, 2, 2)),
+            (3, Change::Skip),
+        ];
+        let steps = plan(changes, true);
+        assert!(
+            matches!(
+                &steps[..],
+                [
+                    Step::Write { .. },
+                    Step::Truncate { .. },
+                    Step::Write { .. }
+                ]
+            ),
+            "{steps:?}"
+        );
+        let steps = plan(
+            vec![
+                (0, row(&s, 1, 1)),
+                (
+                    1,
+                    Change::Row {
+                        table: t(),
+                        shape: s2.clone(),
+                        cells: vec![Cell::I64(1), Cell::I64(2)],
+                    },
+                ),
+            ],
+            true,
+        );
+        assert_eq!(steps.len(), 2);
+    }
+
+    #[test]
+    fn offsets_cover_every_record_and_replays_are_dropped() {
+        let rec = |p: i32, o: i64| Record {
+            topic: Arc::from("a"),
+            partition: Some(p),
+            offset: Some(o),
+            ..Record::default()
+        };
+        let batch = vec![rec(0, 5), rec(1, 9), rec(0, 7)];
+        let offs = offsets_after(&batch);
+        assert_eq!(offs.get(&TopicPartition::new("a", 0)), Some(&8));
+        assert_eq!(offs.get(&TopicPartition::new("a", 1)), Some(&10));
+        let stored: OffsetMap = [(TopicPartition::new("a", 0), 6)].into();
+        let kept: Vec<i64> = unapplied(batch, &stored)
+            .iter()
+            .filter_map(|r| r.offset)
+            .collect();
+        assert_eq!(kept, [9, 7]);
+    }
+}

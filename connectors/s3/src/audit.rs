@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sluice_api::ConnectError;
 
-use crate::storage::Storage;
+use crate::storage::ObjectStore;
 
 pub const MANIFEST_DIR: &str = "_manifests";
 const MANIFEST_SUFFIX: &str = ".manifest.json";
@@ -62,7 +62,7 @@ fn start_offset_of(key: &str) -> Option<i64> {
 /// Finds the last manifest of a partition directory before `start`, returning
 /// its start offset and SHA-256: the link the next manifest must carry.
 pub async fn previous_link(
-    storage: &Storage,
+    storage: &dyn ObjectStore,
     partition_dir: &str,
     start: i64,
 ) -> Result<Option<(i64, String)>, ConnectError> {
@@ -95,7 +95,7 @@ pub struct PartitionReport {
 
 /// Verifies every partition under `prefix`. `Ok` lists the verified partitions;
 /// `Err` names the first break.
-pub async fn verify(storage: &Storage, prefix: &str) -> Result<Vec<PartitionReport>, String> {
+pub async fn verify(storage: &dyn ObjectStore, prefix: &str) -> Result<Vec<PartitionReport>, String> {
     let keys = storage.list(prefix).await.map_err(|e| e.to_string())?;
     // Partition directory → its manifests and its data objects.
     let mut manifests: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -247,9 +247,18 @@ impl S3SinkConfig {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
         };
-        crate::task::check_tier(&parsed).map_err(|why| ConfigErrors::single("s3.tier", why))?;
+        check_tier(&parsed).map_err(|why| ConfigErrors::single("s3.tier", why))?;
         Ok(parsed)
     }
+}
+
+/// The audit tier proves contiguity per partition: that needs one directory
+/// per Kafka partition.
+fn check_tier(config: &S3SinkConfig) -> Result<(), String> {
+    if matches!(config.tier, Tier::Audit { .. }) && config.partitioner != crate::partitioner::Partitioner::Default {
+        return Err("s3.tier=audit needs the DefaultPartitioner, so each partition's files form one contiguous chain".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use tracing::{debug, info, warn};
 use crate::audit;
 use crate::config::{S3SinkConfig, Tier};
 use crate::file_set::{safe_offsets, Admission, FileSet, OpenFile, PartitionKey};
-use crate::format::{FileEncoder, Format};
-use crate::partitioner::{object_key, Partitioner};
+use crate::format::{blocking, encode_rows, Encoded, FileEncoder};
+use crate::partitioner::object_key;
 use crate::storage::{ObjectStore, PutOptions, Storage};
 
 #[derive(Default)]
@@ -41,9 +41,8 @@ struct State {
     /// runtime hands over again after a retriable failure is skipped up to it.
     absorbed: HashMap<PartitionKey, i64>,
     put_options: PutOptions,
-    /// Audit tier: per Kafka partition, the start offset and SHA-256 of the last
-    /// manifest written.
-    chain: HashMap<PartitionKey, (i64, String)>,
+    /// Audit tier: the manifest chain of each Kafka partition.
+    chain: audit::Chain,
 }
 
 /// The object key of a file of `key`'s partition under `path` starting at `start`.
@@ -59,45 +58,9 @@ fn object_name(c: &S3SinkConfig, key: &PartitionKey, path: &str, start: i64) -> 
     )
 }
 
-/// What encoding a row group did.
-enum Encoded {
-    /// Written into the file's encoder.
-    Written(FileEncoder),
-    /// The rows do not fit the file's schema: the file (as it was) must be
-    /// finished, and the rows start a new file.
-    Misfit(FileEncoder, Vec<Record>),
-}
-
-/// Runs CPU-bound encoding off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ConnectError> + Send + 'static,
-) -> Result<T, ConnectError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))?
-}
-
 impl State {
     fn streaming(&self) -> bool {
         !matches!(self.config.tier, Tier::Audit { .. })
-    }
-
-    /// Encodes one row group off the async threads.
-    async fn encode_rows(
-        format: Format,
-        encoder: Option<FileEncoder>,
-        rows: Vec<Record>,
-    ) -> Result<Encoded, ConnectError> {
-        blocking(move || {
-            let mut encoder = match encoder {
-                Some(e) if !e.fits(&rows) => return Ok(Encoded::Misfit(e, rows)),
-                Some(e) => e,
-                None => format.start(&rows)?,
-            };
-            encoder.write(&rows)?;
-            Ok(Encoded::Written(encoder))
-        })
-        .await
     }
 
     /// Encodes a file's pending rows; uploads a part once a part's worth of bytes
@@ -115,7 +78,7 @@ impl State {
             return Ok(());
         }
         let encoder = file.encoder.take();
-        match Self::encode_rows(self.config.format, encoder, rows).await? {
+        match encode_rows(self.config.format, encoder, rows).await? {
             Encoded::Written(encoder) => {
                 let ready = encoder.buffered() >= self.storage.part_size();
                 if let Some(file) = self.sets.get_mut(key).and_then(|s| s.files.get_mut(index)) {
@@ -204,7 +167,16 @@ impl State {
             let count = records.len();
             let bytes = blocking(move || format.encode(&records)).await?;
             let size = bytes.len();
-            self.write_audited(key, &object, file.start, file.end, count, bytes)
+            let written = audit::Written {
+                object: &object,
+                topic: &key.0,
+                partition: key.1,
+                start: file.start,
+                end: file.end,
+                count,
+            };
+            self.chain
+                .write(self.storage.as_ref(), &self.put_options, written, bytes)
                 .await?;
             info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = count, bytes = size, "file uploaded");
             return Ok(());
@@ -212,7 +184,7 @@ impl State {
         let mut encoder = file.encoder.take();
         let rows = std::mem::take(&mut file.pending);
         if !rows.is_empty() {
-            match Self::encode_rows(self.config.format, encoder, rows).await? {
+            match encode_rows(self.config.format, encoder, rows).await? {
                 Encoded::Written(e) => encoder = Some(e),
                 Encoded::Misfit(e, rows) => {
                     // The last rows start their own file, after this one.
@@ -306,54 +278,6 @@ impl State {
         }
     }
 
-    /// The audit tier: the object with its checksum and retention, then its
-    /// manifest, linked to the partition's previous one.
-    async fn write_audited(
-        &mut self,
-        key: &PartitionKey,
-        object: &str,
-        start: i64,
-        end: i64,
-        count: usize,
-        bytes: Vec<u8>,
-    ) -> Result<(), ConnectError> {
-        let sha256 = audit::sha256_hex(&bytes);
-        self.storage.put(object, bytes, &self.put_options).await?;
-        let previous = match self.chain.get(key) {
-            Some((s, sha)) if *s < start => Some(sha.clone()),
-            _ => {
-                let dir = object.rsplit_once('/').map_or("", |(d, _)| d);
-                audit::previous_link(self.storage.as_ref(), dir, start)
-                    .await?
-                    .map(|(_, sha)| sha)
-            }
-        };
-        let manifest = audit::Manifest {
-            version: 1,
-            object: object.to_owned(),
-            topic: key.0.to_string(),
-            partition: key.1,
-            start_offset: start,
-            end_offset: end,
-            record_count: count as u64,
-            sha256,
-            previous_manifest_sha256: previous,
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| {
-            ConnectError::fatal(format!("cannot write the manifest of '{object}': {e}"))
-        })?;
-        let manifest_sha = audit::sha256_hex(&manifest_bytes);
-        self.storage
-            .put(
-                &audit::manifest_key(object),
-                manifest_bytes,
-                &self.put_options,
-            )
-            .await?;
-        self.chain.insert(key.clone(), (start, manifest_sha));
-        Ok(())
-    }
-
     /// Sets open longer than `rotate.schedule.interval.ms` of wall-clock time.
     async fn write_scheduled(&mut self) -> Result<(), ConnectError> {
         let Some(every) = self.config.rotate_schedule else {
@@ -389,7 +313,7 @@ impl SinkTask for S3SinkTask {
             task: context.task_id,
             sets: HashMap::new(),
             put_options,
-            chain: HashMap::new(),
+            chain: audit::Chain::default(),
         });
         Ok(())
     }
@@ -463,7 +387,7 @@ impl SinkTask for S3SinkTask {
             for tp in partitions {
                 let key: PartitionKey = (Arc::from(tp.topic.as_str()), tp.partition);
                 state.abandon(&key).await;
-                state.chain.remove(&key);
+                state.chain.forget(&key);
                 state.absorbed.remove(&key);
             }
         }
@@ -548,13 +472,4 @@ async fn prepare_tier(
         }
     }
     Ok(put_options)
-}
-
-/// The audit tier proves contiguity per partition: that needs one directory
-/// per Kafka partition.
-pub fn check_tier(config: &S3SinkConfig) -> Result<(), String> {
-    if matches!(config.tier, Tier::Audit { .. }) && config.partitioner != Partitioner::Default {
-        return Err("s3.tier=audit needs the DefaultPartitioner, so each partition's files form one contiguous chain".into());
-    }
-    Ok(())
 }

@@ -283,42 +283,30 @@ fn mismatch(s: &Schema, v: &Value) -> ConnectError {
     ))
 }
 
-/// Builds one column from the values of one field across the file's records.
-fn build(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
-    macro_rules! primitive {
-        ($builder:ty, $pat:pat => $out:expr) => {{
-            let mut b = <$builder>::with_capacity(values.len());
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    $pat => b.append_value($out),
-                    other => return Err(mismatch(s, other)),
-                }
+/// Builds an Arrow column with `$builder`, appending what `$pat` binds as
+/// `$out`; a null is a null, any other value a mismatch with `$s`.
+macro_rules! primitive {
+    ($s:expr, $values:expr, $builder:ty, $pat:pat => $out:expr) => {{
+        let mut b = <$builder>::with_capacity($values.len());
+        for v in $values {
+            match v {
+                Value::Null => b.append_null(),
+                $pat => b.append_value($out),
+                other => return Err(mismatch($s, other)),
             }
-            Ok(Arc::new(b.finish()) as ArrayRef)
-        }};
-    }
-    match s.logical_type() {
-        Some(LogicalType::Decimal { scale }) => {
-            let mut b = Decimal128Builder::with_capacity(values.len());
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Decimal(d) => b.append_value(d.to_i128().ok_or_else(|| {
-                        ConnectError::data(format!("decimal {d} does not fit Parquet's 38 digits"))
-                    })?),
-                    other => return Err(mismatch(s, other)),
-                }
-            }
-            let array = b
-                .finish()
-                .with_precision_and_scale(38, scale.clamp(0, 38) as i8)
-                .map_err(arrow_error)?;
-            return Ok(Arc::new(array));
         }
-        Some(LogicalType::Date) => return primitive!(Date32Builder, Value::Int32(d) => *d),
+        Ok(Arc::new(b.finish()) as ArrayRef)
+    }};
+}
+
+/// Builds one column from the values of one field across the file's records:
+/// by its logical type when it has one, else by its physical type.
+fn build(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
+    match s.logical_type() {
+        Some(LogicalType::Decimal { scale }) => build_decimal(s, scale, values),
+        Some(LogicalType::Date) => primitive!(s, values, Date32Builder, Value::Int32(d) => *d),
         Some(LogicalType::Time) => {
-            return primitive!(Time32MillisecondBuilder, Value::Int32(t) => *t)
+            primitive!(s, values, Time32MillisecondBuilder, Value::Int32(t) => *t)
         }
         Some(LogicalType::Timestamp) => {
             let mut b =
@@ -330,14 +318,35 @@ fn build(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
                     None => return Err(mismatch(s, v)),
                 }
             }
-            return Ok(Arc::new(b.finish()));
+            Ok(Arc::new(b.finish()))
         }
-        None => {}
+        None => build_physical(s, values),
     }
+}
+
+fn build_decimal(s: &Schema, scale: i32, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
+    let mut b = Decimal128Builder::with_capacity(values.len());
+    for v in values {
+        match v {
+            Value::Null => b.append_null(),
+            Value::Decimal(d) => b.append_value(d.to_i128().ok_or_else(|| {
+                ConnectError::data(format!("decimal {d} does not fit Parquet's 38 digits"))
+            })?),
+            other => return Err(mismatch(s, other)),
+        }
+    }
+    let array = b
+        .finish()
+        .with_precision_and_scale(38, scale.clamp(0, 38) as i8)
+        .map_err(arrow_error)?;
+    Ok(Arc::new(array))
+}
+
+fn build_physical(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
     match &s.schema_type {
-        SchemaType::Int8 => primitive!(Int8Builder, Value::Int8(x) => *x),
-        SchemaType::Int16 => primitive!(Int16Builder, Value::Int16(x) => *x),
-        SchemaType::Int32 => primitive!(Int32Builder, Value::Int32(x) => *x),
+        SchemaType::Int8 => primitive!(s, values, Int8Builder, Value::Int8(x) => *x),
+        SchemaType::Int16 => primitive!(s, values, Int16Builder, Value::Int16(x) => *x),
+        SchemaType::Int32 => primitive!(s, values, Int32Builder, Value::Int32(x) => *x),
         SchemaType::Int64 => {
             let mut b = Int64Builder::with_capacity(values.len());
             for v in values {
@@ -349,7 +358,7 @@ fn build(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
             }
             Ok(Arc::new(b.finish()))
         }
-        SchemaType::Float32 => primitive!(Float32Builder, Value::Float32(x) => *x),
+        SchemaType::Float32 => primitive!(s, values, Float32Builder, Value::Float32(x) => *x),
         SchemaType::Float64 => {
             let mut b = Float64Builder::with_capacity(values.len());
             for v in values {
@@ -365,7 +374,7 @@ fn build(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
             }
             Ok(Arc::new(b.finish()))
         }
-        SchemaType::Boolean => primitive!(BooleanBuilder, Value::Boolean(x) => *x),
+        SchemaType::Boolean => primitive!(s, values, BooleanBuilder, Value::Boolean(x) => *x),
         SchemaType::Bytes => {
             let mut b = BinaryBuilder::with_capacity(values.len(), values.len() * 32);
             for v in values {
@@ -377,72 +386,78 @@ fn build(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
             }
             Ok(Arc::new(b.finish()))
         }
-        SchemaType::String | SchemaType::Map(..) => {
-            let mut b = StringBuilder::with_capacity(values.len(), values.len() * 16);
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::String(x) => b.append_value(x),
-                    // Maps, and fields whose types conflicted: JSON text.
-                    other => {
-                        let schema = matches!(s.schema_type, SchemaType::Map(..)).then_some(s);
-                        let text =
-                            serde_json::to_string(&JsonView::new(schema, other)).map_err(|e| {
-                                ConnectError::data(format!("cannot render a value as JSON: {e}"))
-                            })?;
-                        b.append_value(text);
-                    }
-                }
+        SchemaType::String | SchemaType::Map(..) => build_text(s, values),
+        SchemaType::Array(item) => build_list(s, item, values),
+        SchemaType::Struct(fields) => build_struct(fields, values),
+    }
+}
+
+/// Strings; maps, and fields whose types conflicted, as JSON text.
+fn build_text(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
+    let mut b = StringBuilder::with_capacity(values.len(), values.len() * 16);
+    let schema = matches!(s.schema_type, SchemaType::Map(..)).then_some(s);
+    for v in values {
+        match v {
+            Value::Null => b.append_null(),
+            Value::String(x) => b.append_value(x),
+            other => {
+                let text = serde_json::to_string(&JsonView::new(schema, other)).map_err(|e| {
+                    ConnectError::data(format!("cannot render a value as JSON: {e}"))
+                })?;
+                b.append_value(text);
             }
-            Ok(Arc::new(b.finish()))
-        }
-        SchemaType::Array(item) => {
-            let mut offsets = Vec::with_capacity(values.len() + 1);
-            offsets.push(0i32);
-            let mut children: Vec<&Value> = Vec::new();
-            let mut valid = Vec::with_capacity(values.len());
-            for v in values {
-                match v {
-                    Value::Array(items) => {
-                        children.extend(items.iter());
-                        valid.push(true);
-                    }
-                    Value::Null => valid.push(false),
-                    other => return Err(mismatch(s, other)),
-                }
-                offsets.push(
-                    i32::try_from(children.len())
-                        .map_err(|_| ConnectError::data("list too long"))?,
-                );
-            }
-            let child = build(item, &children)?;
-            let field = Arc::new(Field::new("item", arrow_type(item), true));
-            let array = ListArray::try_new(
-                field,
-                OffsetBuffer::new(offsets.into()),
-                child,
-                Some(NullBuffer::from(valid)),
-            )
-            .map_err(arrow_error)?;
-            Ok(Arc::new(array))
-        }
-        SchemaType::Struct(fields) => {
-            let mut columns = Vec::with_capacity(fields.len());
-            for (i, f) in fields.iter().enumerate() {
-                let column: Vec<&Value> =
-                    values.iter().map(|v| field_value(v, i, &f.name)).collect();
-                columns.push(build(&f.schema, &column)?);
-            }
-            let valid: Vec<bool> = values.iter().map(|v| !v.is_null()).collect();
-            let array = StructArray::try_new(
-                struct_fields(fields),
-                columns,
-                Some(NullBuffer::from(valid)),
-            )
-            .map_err(arrow_error)?;
-            Ok(Arc::new(array))
         }
     }
+    Ok(Arc::new(b.finish()))
+}
+
+fn build_list(s: &Schema, item: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
+    let mut offsets = Vec::with_capacity(values.len() + 1);
+    offsets.push(0i32);
+    let mut children: Vec<&Value> = Vec::new();
+    let mut valid = Vec::with_capacity(values.len());
+    for v in values {
+        match v {
+            Value::Array(items) => {
+                children.extend(items.iter());
+                valid.push(true);
+            }
+            Value::Null => valid.push(false),
+            other => return Err(mismatch(s, other)),
+        }
+        offsets.push(
+            i32::try_from(children.len()).map_err(|_| ConnectError::data("list too long"))?,
+        );
+    }
+    let child = build(item, &children)?;
+    let field = Arc::new(Field::new("item", arrow_type(item), true));
+    let array = ListArray::try_new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        child,
+        Some(NullBuffer::from(valid)),
+    )
+    .map_err(arrow_error)?;
+    Ok(Arc::new(array))
+}
+
+fn build_struct(
+    fields: &[sluice_api::Field],
+    values: &[&Value],
+) -> Result<ArrayRef, ConnectError> {
+    let mut columns = Vec::with_capacity(fields.len());
+    for (i, f) in fields.iter().enumerate() {
+        let column: Vec<&Value> = values.iter().map(|v| field_value(v, i, &f.name)).collect();
+        columns.push(build(&f.schema, &column)?);
+    }
+    let valid: Vec<bool> = values.iter().map(|v| !v.is_null()).collect();
+    let array = StructArray::try_new(
+        struct_fields(fields),
+        columns,
+        Some(NullBuffer::from(valid)),
+    )
+    .map_err(arrow_error)?;
+    Ok(Arc::new(array))
 }
 
 #[cfg(test)]

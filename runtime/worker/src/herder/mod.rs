@@ -65,6 +65,17 @@ pub enum HerderError {
     Internal(String),
 }
 
+/// A connector looked up by name: absent is [`HerderError::NotFound`].
+trait OrNotFound<T> {
+    fn or_not_found(self, name: &str) -> Result<T, HerderError>;
+}
+
+impl<T> OrNotFound<T> for Option<T> {
+    fn or_not_found(self, name: &str) -> Result<T, HerderError> {
+        self.ok_or_else(|| HerderError::NotFound(name.to_owned()))
+    }
+}
+
 /// `GET /connectors/{name}`: the config (secrets masked), its tasks and type.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConnectorInfo {
@@ -351,7 +362,7 @@ impl Herder {
             let connectors = self.connectors.lock().await;
             let c = connectors
                 .get(name)
-                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+                .or_not_found(name)?;
             c.config.written.clone()
         };
         for (k, v) in patch {
@@ -368,7 +379,7 @@ impl Herder {
         let mut connectors = self.connectors.lock().await;
         let mut c = connectors
             .remove(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         if let Err(e) = self.persist(name, None).await {
             connectors.insert(name.to_owned(), c);
             return Err(e);
@@ -385,7 +396,7 @@ impl Herder {
         let mut connectors = self.connectors.lock().await;
         let c = connectors
             .get_mut(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         if c.target == target {
             return Ok(());
         }
@@ -445,7 +456,7 @@ impl Herder {
         let mut connectors = self.connectors.lock().await;
         let c = connectors
             .get_mut(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         let mut status = self.status_of(name, c);
         let restart_connector = !only_failed || c.failure.is_some();
         let tasks: Vec<u32> = if include_tasks {
@@ -516,7 +527,7 @@ impl Herder {
         let mut connectors = self.connectors.lock().await;
         let c = connectors
             .get_mut(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         if id >= self.task_count(c) {
             return Err(HerderError::TaskNotFound(name.to_owned(), id));
         }
@@ -537,7 +548,7 @@ impl Herder {
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         Ok(self.status_of(name, c))
     }
 
@@ -555,7 +566,7 @@ impl Herder {
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         Ok(self.info_of(c))
     }
 
@@ -566,7 +577,7 @@ impl Herder {
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         let task_class = self
             .worker
             .plugins()
@@ -600,7 +611,7 @@ impl Herder {
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         Ok(c.active_topics.list())
     }
 
@@ -608,7 +619,7 @@ impl Herder {
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         c.active_topics.clear();
         Ok(())
     }
@@ -620,7 +631,7 @@ impl Herder {
             let connectors = self.connectors.lock().await;
             let c = connectors
                 .get(name)
-                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+                .or_not_found(name)?;
             (c.config.clone(), c.active_topics.list())
         };
         offsets::read(&self.worker, &config, topics).await
@@ -637,7 +648,7 @@ impl Herder {
         let connectors = self.connectors.lock().await;
         let c = connectors
             .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            .or_not_found(name)?;
         if c.target != TargetState::Stopped {
             return Err(HerderError::BadRequest(format!(
                 "Connectors must be in the STOPPED state before their offsets can be modified. \

@@ -20,6 +20,7 @@ pub struct JsonView<'a> {
 }
 
 impl<'a> JsonView<'a> {
+    /// `value` seen through `schema` (none: schemaless).
     pub fn new(schema: Option<&'a Schema>, value: &'a Value) -> Self {
         Self {
             schema,

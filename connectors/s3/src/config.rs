@@ -5,6 +5,7 @@ use sluice_api::{ConfigErrors, TaskConfig};
 
 use crate::format::{Codec, Format};
 
+// Long on purpose: a declarative list of keys: long, but flat.
 pub fn config_def() -> ConfigDef {
     ConfigDef::new()
         .define(

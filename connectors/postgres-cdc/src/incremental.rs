@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::config::CdcConfig;
 use crate::database::{self, ident, literal, rows};
-use crate::envelope::{Column, Table};
+use crate::envelope::Table;
 
 pub const OPEN: &str = "snapshot-window-open";
 pub const CLOSE: &str = "snapshot-window-close";

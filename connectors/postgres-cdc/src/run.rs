@@ -17,6 +17,7 @@ use tracing::warn;
 use crate::config::CdcConfig;
 use crate::database::describe;
 use crate::envelope::Table;
+use crate::positions;
 use crate::incremental::Incremental;
 use crate::snapshot::Snapshot;
 use crate::stream::Outage;
@@ -176,7 +177,7 @@ impl Run {
     /// change to a captured table moves the slot on when the other captured
     /// tables are idle) and emits a heartbeat record. Its offset confirms what
     /// was emitted before it.
-    async fn maybe_heartbeat(&mut self) -> Result<(), ConnectError> {
+    pub async fn maybe_heartbeat(&mut self) -> Result<(), ConnectError> {
         let Some(every) = self.config.heartbeat else {
             return Ok(());
         };
@@ -208,7 +209,7 @@ impl Run {
 
 /// A random id in a UUID's form, new for each start (std's hasher keys are
 /// random per process and differ per instance).
-fn run_id() -> String {
+pub fn run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let half = || {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();

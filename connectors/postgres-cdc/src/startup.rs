@@ -315,12 +315,12 @@ mod tests {
     #[test]
     fn each_snapshot_mode_decides_as_debezium_does() {
         use SnapshotMode::*;
-        let s = Some(streamed());
-        let s = s.as_ref();
+        let (streamed, mid) = (streamed(), mid_snapshot());
+        let s = Some(&streamed);
         let want = |mode, stored, slot| wants_snapshot(mode, stored, slot, "slot").ok();
         assert_eq!(want(Initial, None, false), Some(true));
         assert_eq!(want(Initial, s, true), Some(false));
-        assert_eq!(want(Initial, Some(&mid_snapshot()), true), Some(true));
+        assert_eq!(want(Initial, Some(&mid), true), Some(true));
         assert_eq!(want(InitialOnly, None, true), Some(true));
         assert_eq!(want(NoData, None, false), Some(false));
         assert_eq!(want(Always, s, true), Some(true));

@@ -100,6 +100,8 @@ pub trait SourceTask: Send {
         Ok(())
     }
 
+    /// The task is stopping: release connections. Nothing polled after the
+    /// last `commit` is stored; a restart resumes from the stored offsets.
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
     }
@@ -203,6 +205,8 @@ pub trait SinkTask: Send {
         Ok(())
     }
 
+    /// The task is stopping, after a last commit: release connections.
+    /// Records not yet made durable are read again by the next owner.
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
     }

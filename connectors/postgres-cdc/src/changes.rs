@@ -36,9 +36,14 @@ impl Run {
                 columns,
                 ..
             } => {
-                let table =
-                    relation_table(&self.sql, &self.config, &namespace, &relation_name, &columns)
-                        .await?;
+                let table = relation_table(
+                    &self.sql,
+                    &self.config,
+                    &namespace,
+                    &relation_name,
+                    &columns,
+                )
+                .await?;
                 self.relations.insert(relation_id, Arc::new(table));
             }
             EventType::Begin {

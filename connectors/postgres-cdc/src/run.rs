@@ -17,8 +17,8 @@ use tracing::warn;
 use crate::config::CdcConfig;
 use crate::database::describe;
 use crate::envelope::Table;
-use crate::positions;
 use crate::incremental::Incremental;
+use crate::positions;
 use crate::snapshot::Snapshot;
 use crate::stream::Outage;
 
@@ -122,7 +122,6 @@ impl Run {
         }
     }
 
-
     pub fn attach(&self, record: &mut Record, position: Position, offset: SourceOffset) {
         record.source = Some(SourceRef {
             partition: self.partition.clone(),
@@ -197,8 +196,11 @@ impl Run {
         if self.txn.is_some() || !self.ready.is_empty() {
             return Ok(());
         }
-        let mut record =
-            crate::envelope::heartbeat(&self.config.heartbeat_topic, &self.config.prefix, sluice_api::now_ms());
+        let mut record = crate::envelope::heartbeat(
+            &self.config.heartbeat_topic,
+            &self.config.prefix,
+            sluice_api::now_ms(),
+        );
         let (position, offset) = positions::heartbeat(self.last_end, self.incremental.progress());
         self.attach(&mut record, position, offset);
         self.emitted = self.emitted.max(position);

@@ -217,8 +217,12 @@ impl Run {
         partition.insert("server".into(), json!(config.prefix));
         let stored = context.offset(&partition).cloned();
         let slot_lsn = confirmed_flush(&sql, &config.slot).await?;
-        let snapshot_wanted =
-            wants_snapshot(config.snapshot, stored.as_ref(), slot_lsn.is_some(), &config.slot)?;
+        let snapshot_wanted = wants_snapshot(
+            config.snapshot,
+            stored.as_ref(),
+            slot_lsn.is_some(),
+            &config.slot,
+        )?;
         let mut snapshot = None;
         if snapshot_wanted && slot_lsn.is_some() {
             snapshot = carry_on_or_drop_slot(&sql, &config, &tables, stored.as_ref()).await?;

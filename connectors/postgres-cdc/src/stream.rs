@@ -70,7 +70,12 @@ impl Outage {
 
     /// An attempt failed: the next is scheduled, unless `errors.max.retries`
     /// attempts were made, which fails the task.
-    pub fn retry_later(&mut self, connector: &str, task: u32, why: &str) -> Result<(), ConnectError> {
+    pub fn retry_later(
+        &mut self,
+        connector: &str,
+        task: u32,
+        why: &str,
+    ) -> Result<(), ConnectError> {
         let attempt = self.backoff.attempts();
         let Some(delay) = self.backoff.next_delay() else {
             return Err(ConnectError::fatal(format!(

@@ -165,7 +165,10 @@ pub struct PartitionReport {
 
 /// Verifies every partition under `prefix`. `Ok` lists the verified partitions;
 /// `Err` names the first break.
-pub async fn verify(storage: &dyn ObjectStore, prefix: &str) -> Result<Vec<PartitionReport>, String> {
+pub async fn verify(
+    storage: &dyn ObjectStore,
+    prefix: &str,
+) -> Result<Vec<PartitionReport>, String> {
     let keys = storage.list(prefix).await.map_err(|e| e.to_string())?;
     // Partition directory → its manifests and its data objects.
     let mut manifests: BTreeMap<String, Vec<String>> = BTreeMap::new();

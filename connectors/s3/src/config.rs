@@ -256,7 +256,9 @@ impl S3SinkConfig {
 /// The audit tier proves contiguity per partition: that needs one directory
 /// per Kafka partition.
 fn check_tier(config: &S3SinkConfig) -> Result<(), String> {
-    if matches!(config.tier, Tier::Audit { .. }) && config.partitioner != crate::partitioner::Partitioner::Default {
+    if matches!(config.tier, Tier::Audit { .. })
+        && config.partitioner != crate::partitioner::Partitioner::Default
+    {
         return Err("s3.tier=audit needs the DefaultPartitioner, so each partition's files form one contiguous chain".into());
     }
     Ok(())

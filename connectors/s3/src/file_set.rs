@@ -251,11 +251,19 @@ mod tests {
         set.push("a".into(), with_schema(record(1, 0), &v1));
         let same = versioned(1);
         assert_eq!(
-            set.admit(&mut with_schema(record(2, 0), &same), None, Compatibility::None),
+            set.admit(
+                &mut with_schema(record(2, 0), &same),
+                None,
+                Compatibility::None
+            ),
             Admission::Join
         );
         assert_eq!(
-            set.admit(&mut with_schema(record(2, 0), &v2), None, Compatibility::None),
+            set.admit(
+                &mut with_schema(record(2, 0), &v2),
+                None,
+                Compatibility::None
+            ),
             Admission::Rotate
         );
         assert_eq!(

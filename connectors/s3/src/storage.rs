@@ -67,15 +67,26 @@ pub struct Part {
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Uploads one object; once this returns, the object is durable.
-    async fn put(&self, key: &str, bytes: Vec<u8>, options: &PutOptions)
-        -> Result<(), ConnectError>;
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<(), ConnectError>;
     /// The part size uploads are cut into.
     fn part_size(&self) -> usize;
-    async fn start_multipart(&self, key: &str, options: &PutOptions)
-        -> Result<Multipart, ConnectError>;
+    async fn start_multipart(
+        &self,
+        key: &str,
+        options: &PutOptions,
+    ) -> Result<Multipart, ConnectError>;
     /// Uploads part `number` (from 1).
-    async fn upload_part(&self, upload: &Multipart, number: usize, bytes: Vec<u8>)
-        -> Result<Part, ConnectError>;
+    async fn upload_part(
+        &self,
+        upload: &Multipart,
+        number: usize,
+        bytes: Vec<u8>,
+    ) -> Result<Part, ConnectError>;
     /// Completes an upload: only now does the object exist.
     async fn complete(&self, upload: &Multipart, parts: Vec<Part>) -> Result<(), ConnectError>;
     /// Aborts an upload, so no part is left behind; failures are only logged
@@ -277,7 +288,6 @@ impl Storage {
         }
         sdk_error(&format!("cannot set {what} on bucket '{}'", self.bucket), e)
     }
-
 }
 
 #[async_trait]
@@ -387,11 +397,7 @@ impl ObjectStore for Storage {
     }
 
     /// Completes an upload: only now does the object exist.
-    async fn complete(
-        &self,
-        upload: &Multipart,
-        parts: Vec<Part>,
-    ) -> Result<(), ConnectError> {
+    async fn complete(&self, upload: &Multipart, parts: Vec<Part>) -> Result<(), ConnectError> {
         let result = self
             .client
             .complete_multipart_upload()

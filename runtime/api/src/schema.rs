@@ -1,5 +1,5 @@
 //! Kafka Connect's schema model: the optional description that travels with a
-//! [`Value`](crate::Value), including Connect's logical types.
+//! [`Value`], including Connect's logical types.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -425,9 +425,8 @@ fn build_list(s: &Schema, item: &Schema, values: &[&Value]) -> Result<ArrayRef, 
             Value::Null => valid.push(false),
             other => return Err(mismatch(s, other)),
         }
-        offsets.push(
-            i32::try_from(children.len()).map_err(|_| ConnectError::data("list too long"))?,
-        );
+        offsets
+            .push(i32::try_from(children.len()).map_err(|_| ConnectError::data("list too long"))?);
     }
     let child = build(item, &children)?;
     let field = Arc::new(Field::new("item", arrow_type(item), true));
@@ -441,10 +440,7 @@ fn build_list(s: &Schema, item: &Schema, values: &[&Value]) -> Result<ArrayRef, 
     Ok(Arc::new(array))
 }
 
-fn build_struct(
-    fields: &[sluice_api::Field],
-    values: &[&Value],
-) -> Result<ArrayRef, ConnectError> {
+fn build_struct(fields: &[sluice_api::Field], values: &[&Value]) -> Result<ArrayRef, ConnectError> {
     let mut columns = Vec::with_capacity(fields.len());
     for (i, f) in fields.iter().enumerate() {
         let column: Vec<&Value> = values.iter().map(|v| field_value(v, i, &f.name)).collect();

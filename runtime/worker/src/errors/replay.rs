@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as _, Message, OwnedHeaders};
+use rdkafka::message::{
+    BorrowedMessage, Header as KafkaHeader, Headers as _, Message, OwnedHeaders,
+};
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};

@@ -360,9 +360,7 @@ impl Herder {
         self.catch_up().await?;
         let mut written = {
             let connectors = self.connectors.lock().await;
-            let c = connectors
-                .get(name)
-                .or_not_found(name)?;
+            let c = connectors.get(name).or_not_found(name)?;
             c.config.written.clone()
         };
         for (k, v) in patch {
@@ -377,9 +375,7 @@ impl Herder {
     pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
         self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
-        let mut c = connectors
-            .remove(name)
-            .or_not_found(name)?;
+        let mut c = connectors.remove(name).or_not_found(name)?;
         if let Err(e) = self.persist(name, None).await {
             connectors.insert(name.to_owned(), c);
             return Err(e);
@@ -394,9 +390,7 @@ impl Herder {
     pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), HerderError> {
         self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
-        let c = connectors
-            .get_mut(name)
-            .or_not_found(name)?;
+        let c = connectors.get_mut(name).or_not_found(name)?;
         if c.target == target {
             return Ok(());
         }
@@ -454,9 +448,7 @@ impl Herder {
     ) -> Result<ConnectorStatus, HerderError> {
         self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
-        let c = connectors
-            .get_mut(name)
-            .or_not_found(name)?;
+        let c = connectors.get_mut(name).or_not_found(name)?;
         let mut status = self.status_of(name, c);
         let restart_connector = !only_failed || c.failure.is_some();
         let tasks: Vec<u32> = if include_tasks {
@@ -525,9 +517,7 @@ impl Herder {
     pub async fn restart_task(&self, name: &str, id: u32) -> Result<(), HerderError> {
         self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
-        let c = connectors
-            .get_mut(name)
-            .or_not_found(name)?;
+        let c = connectors.get_mut(name).or_not_found(name)?;
         if id >= self.task_count(c) {
             return Err(HerderError::TaskNotFound(name.to_owned(), id));
         }
@@ -546,9 +536,7 @@ impl Herder {
     pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
         self.catch_up().await?;
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .or_not_found(name)?;
+        let c = connectors.get(name).or_not_found(name)?;
         Ok(self.status_of(name, c))
     }
 
@@ -564,9 +552,7 @@ impl Herder {
     pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
         self.catch_up().await?;
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .or_not_found(name)?;
+        let c = connectors.get(name).or_not_found(name)?;
         Ok(self.info_of(c))
     }
 
@@ -575,9 +561,7 @@ impl Herder {
     pub async fn task_configs(&self, name: &str) -> Result<Vec<(TaskId, TaskConfig)>, HerderError> {
         self.catch_up().await?;
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .or_not_found(name)?;
+        let c = connectors.get(name).or_not_found(name)?;
         let task_class = self
             .worker
             .plugins()
@@ -609,17 +593,13 @@ impl Herder {
 
     pub async fn active_topics(&self, name: &str) -> Result<Vec<String>, HerderError> {
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .or_not_found(name)?;
+        let c = connectors.get(name).or_not_found(name)?;
         Ok(c.active_topics.list())
     }
 
     pub async fn reset_active_topics(&self, name: &str) -> Result<(), HerderError> {
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .or_not_found(name)?;
+        let c = connectors.get(name).or_not_found(name)?;
         c.active_topics.clear();
         Ok(())
     }
@@ -629,9 +609,7 @@ impl Herder {
         self.catch_up().await?;
         let (config, topics) = {
             let connectors = self.connectors.lock().await;
-            let c = connectors
-                .get(name)
-                .or_not_found(name)?;
+            let c = connectors.get(name).or_not_found(name)?;
             (c.config.clone(), c.active_topics.list())
         };
         offsets::read(&self.worker, &config, topics).await
@@ -646,9 +624,7 @@ impl Herder {
     ) -> Result<String, HerderError> {
         self.catch_up().await?;
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .or_not_found(name)?;
+        let c = connectors.get(name).or_not_found(name)?;
         if c.target != TargetState::Stopped {
             return Err(HerderError::BadRequest(format!(
                 "Connectors must be in the STOPPED state before their offsets can be modified. \

@@ -59,6 +59,26 @@ fn object_name(c: &S3SinkConfig, key: &PartitionKey, path: &str, start: i64) -> 
 }
 
 impl State {
+    fn new(
+        config: S3SinkConfig,
+        storage: Arc<dyn ObjectStore>,
+        put_options: PutOptions,
+        context: &SinkTaskContext,
+    ) -> Self {
+        Self {
+            config,
+            storage,
+            reporter: context.reporter.clone(),
+            rewinds: context.rewinds.clone(),
+            absorbed: HashMap::new(),
+            connector: context.connector.clone(),
+            task: context.task_id,
+            sets: HashMap::new(),
+            put_options,
+            chain: audit::Chain::default(),
+        }
+    }
+
     fn streaming(&self) -> bool {
         !matches!(self.config.tier, Tier::Audit { .. })
     }
@@ -303,18 +323,7 @@ impl SinkTask for S3SinkTask {
         let storage = Storage::connect(&config, config.part_size).await?;
         let put_options = prepare_tier(&config, &storage, &context.connector).await?;
         let storage: Arc<dyn ObjectStore> = Arc::new(storage);
-        self.state = Some(State {
-            config,
-            storage,
-            reporter: context.reporter.clone(),
-            rewinds: context.rewinds.clone(),
-            absorbed: HashMap::new(),
-            connector: context.connector,
-            task: context.task_id,
-            sets: HashMap::new(),
-            put_options,
-            chain: audit::Chain::default(),
-        });
+        self.state = Some(State::new(config, storage, put_options, &context));
         Ok(())
     }
 
@@ -473,3 +482,6 @@ async fn prepare_tier(
     }
     Ok(put_options)
 }
+
+#[cfg(test)]
+mod tests;

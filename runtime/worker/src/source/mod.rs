@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use self::acks::{AckContext, BatchAcks, KafkaMarks};
 use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
+use crate::blocking::blocking;
 use crate::control::{until_stopped, Lease, TargetState, TaskHealth};
 use crate::errors::{ErrorPolicy, Failure, Original, Stage};
 use crate::metrics::{ActiveTopics, TaskMetrics};
@@ -357,7 +358,7 @@ impl SourceRunner {
         let name = self.connector.clone();
         let task = self.task_id;
         let to_write = stored.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking("offset store task", move || {
             store.commit(
                 &name,
                 Box::new(|c| {
@@ -370,8 +371,7 @@ impl SourceRunner {
                 }),
             )
         })
-        .await
-        .map_err(|e| ConnectError::fatal(format!("offset store task failed: {e}")))?
+        .await?
         .map_err(|e| ConnectError::fatal(e.to_string()))?;
         TaskMetrics::add(&self.metrics.commits, 1);
         debug!(connector = %self.connector, task = self.task_id, partitions = stored.len(), "source offsets stored");
@@ -408,11 +408,10 @@ impl SourceRunner {
         let reader = self.reader.clone();
         let (connector, t) = (self.connector.clone(), topic.to_owned());
         let started = Instant::now();
-        let found = tokio::task::spawn_blocking(move || {
+        let found = blocking("resume scan", move || {
             resume::scan_topic(&reader, &connector, &t, partitions, mark.as_ref())
         })
-        .await
-        .map_err(|e| ConnectError::fatal(format!("resume scan failed: {e}")))?
+        .await?
         .map_err(|e| {
             ConnectError::retriable(format!("cannot read topic '{topic}' to resume: {e}"))
         })?;

@@ -43,7 +43,10 @@ impl ObjectStore for MemoryStore {
     }
     async fn start_multipart(&self, key: &str, _: &PutOptions) -> Result<Multipart, ConnectError> {
         self.check()?;
-        self.uploads.lock().unwrap().insert(key.to_owned(), Vec::new());
+        self.uploads
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), Vec::new());
         Ok(Multipart {
             key: key.to_owned(),
             id: key.to_owned(),

@@ -75,6 +75,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_record_goes_where_its_task_its_key_or_its_position_says() {
+        let pos = sluice_api::Position::new(500, 3);
+        assert_eq!(partition_of(Some(7), Some(b"k"), Some(pos), 64), Some(7));
+        assert_eq!(
+            partition_of(None, Some(b"k"), Some(pos), 64),
+            Some(partition_for(b"k", 64))
+        );
+        // Keyless: by position, so a replay lands where the original did.
+        assert_eq!(
+            partition_of(None, None, Some(pos), 64),
+            Some(partition_for(b"500/3", 64))
+        );
+        assert_eq!(partition_of(None, None, None, 64), None);
+    }
+
+    #[test]
     fn matches_kafkas_murmur2() {
         // Values from Kafka's UtilsTest.testMurmur2.
         assert_eq!(murmur2(b"21"), -973_932_308);

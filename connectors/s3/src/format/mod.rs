@@ -1,6 +1,7 @@
 //! File formats: Parquet (columns built from a whole file's records at once) and
 //! JSON lines.
 
+mod columns;
 mod json;
 mod parquet;
 

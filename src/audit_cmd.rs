@@ -1,7 +1,7 @@
 //! `sluice audit verify`: proves an audit-tier prefix is whole, reading only.
 
 use clap::{Args, Subcommand};
-use sluice_s3::audit::verify;
+use sluice_s3::audit::verify_with_progress;
 use sluice_s3::storage::{Storage, Store};
 
 #[derive(Subcommand)]
@@ -41,7 +41,13 @@ pub async fn run(action: AuditAction) -> anyhow::Result<()> {
         credentials: args.access_key_id.zip(args.secret_access_key),
     };
     let storage = Storage::open(&store, 5 * 1024 * 1024).await?;
-    match verify(&storage, &args.prefix).await {
+    let bar = crate::progress::bar("verifying");
+    let verified = verify_with_progress(&storage, &args.prefix, &|checked, total| {
+        bar.show(checked, total)
+    })
+    .await;
+    bar.finish();
+    match verified {
         Ok(partitions) if partitions.is_empty() => {
             anyhow::bail!("no manifests under s3://{}/{}", args.bucket, args.prefix)
         }

@@ -282,7 +282,7 @@ pub async fn run(action: ConnectorsAction, client: Client) -> anyhow::Result<()>
                     text(c.pointer("/info/config/connector.class")),
                 ]);
             }
-            print_table(&["NAME", "TYPE", "STATE", "TASKS", "CLASS"], rows);
+            crate::table::print(&["NAME", "TYPE", "STATE", "TASKS", "CLASS"], rows, &[]);
         }
         ConnectorsAction::Get { name } => print_json(&api.get(&["connectors", &name], &[]).await?)?,
         ConnectorsAction::Create { file } => {
@@ -341,7 +341,7 @@ pub async fn run(action: ConnectorsAction, client: Client) -> anyhow::Result<()>
             for t in status["tasks"].as_array().into_iter().flatten() {
                 rows.push(row(format!("{name}-{}", text(t.get("id"))), t));
             }
-            print_table(&["ID", "STATE", "WORKER", "TRACE"], rows);
+            crate::table::print(&["ID", "STATE", "WORKER", "TRACE"], rows, &[0]);
         }
         ConnectorsAction::Offsets { name } => {
             let offsets = api.get(&["connectors", &name, "offsets"], &[]).await?;
@@ -354,7 +354,7 @@ pub async fn run(action: ConnectorsAction, client: Client) -> anyhow::Result<()>
                 .flatten()
                 .map(|o| vec![o["partition"].to_string(), o["offset"].to_string()])
                 .collect();
-            print_table(&["PARTITION", "OFFSET"], rows);
+            crate::table::print(&["PARTITION", "OFFSET"], rows, &[1]);
         }
     }
     Ok(())
@@ -382,7 +382,7 @@ pub async fn plugins(client: Client) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(&["CLASS", "TYPE", "VERSION"], rows);
+    crate::table::print(&["CLASS", "TYPE", "VERSION"], rows, &[]);
     Ok(())
 }
 
@@ -445,29 +445,4 @@ fn text(v: Option<&Value>) -> String {
 fn print_json(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
-}
-
-fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, (cell, &w)) in cells.into_iter().zip(&widths).enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(headers.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }

@@ -1,7 +1,7 @@
 //! `sluice dlq replay`: sends dead-lettered records back where they failed.
 
 use clap::{Args, Subcommand};
-use sluice_runtime::errors::replay::{replay, ReplayOptions};
+use sluice_runtime::errors::replay::{replay_with_progress, ReplayOptions};
 
 use crate::topics_cmd::{worker_config, Target};
 
@@ -47,7 +47,13 @@ pub async fn run(action: DlqAction, target: Target) -> anyhow::Result<()> {
         to: args.to,
         filters,
     };
-    let report = tokio::task::spawn_blocking(move || replay(&worker, &opts)).await??;
+    let bar = crate::progress::bar("replaying");
+    let shown = bar.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        replay_with_progress(&worker, &opts, &|read, total| shown.show(read, total))
+    })
+    .await??;
+    bar.finish();
     for (topic, n) in &report.by_topic {
         println!("moved {n} to {topic}");
     }

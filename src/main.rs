@@ -5,7 +5,9 @@
 mod audit_cmd;
 mod connectors_cmd;
 mod dlq_cmd;
+mod progress;
 mod registry;
+mod table;
 mod topics_cmd;
 mod transform_cmd;
 
@@ -27,7 +29,7 @@ use sluice_runtime::placement::{Membership, Placement};
 use sluice_runtime::rest::{AppState, LogControl, Loggers, RestServer};
 use sluice_runtime::storage::{
     internal_topics, FileConfigStore, FileOffsetStore, KafkaConfigStore, KafkaOffsetStore,
-    KafkaStatusStore, MemoryStatusStore,
+    KafkaStatusStore, MemoryStatusStore, StatusBackingStore,
 };
 use sluice_runtime::topics::Topics;
 use sluice_runtime::{ConnectorConfig, Herder, Worker, WorkerConfig};
@@ -107,6 +109,20 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let logging = init_logging();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Standalone { .. } | Command::Distributed { .. }
+    ) {
+        // A CLI command piped into `head` ends quietly when the pipe closes,
+        // as Unix tools do, instead of panicking in `println!`. A worker keeps
+        // Rust's default (SIGPIPE ignored): a client hanging up is an error to
+        // handle, not a reason to die.
+        // SAFETY: signal() only sets this process's disposition of SIGPIPE to
+        // the default; no handler of ours runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -244,15 +260,18 @@ async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<Exi
             .map(|()| ExitCode::SUCCESS),
         Command::Plugins { local: true, .. } => {
             let plugins = registry::builtin();
-            for p in plugins.connectors() {
-                println!(
-                    "{:<20} {:<14} {}  (also: {})",
-                    p.class,
-                    p.kind().as_str(),
-                    p.version,
-                    p.aliases.join(", ")
-                );
-            }
+            let mut rows: Vec<Vec<String>> = plugins
+                .connectors()
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.class.to_owned(),
+                        p.kind().as_str().to_owned(),
+                        p.version.to_owned(),
+                        p.aliases.join(", "),
+                    ]
+                })
+                .collect();
             let others = plugins
                 .transforms()
                 .iter()
@@ -264,8 +283,14 @@ async fn run(cli: Cli, started: Instant, logging: Logging) -> anyhow::Result<Exi
                         .map(|p| (p.name, "predicate", p.aliases)),
                 );
             for (name, kind, aliases) in others {
-                println!("{name:<20} {kind:<14} (also: {})", aliases.join(", "));
+                rows.push(vec![
+                    name.to_owned(),
+                    kind.to_owned(),
+                    String::new(),
+                    aliases.join(", "),
+                ]);
             }
+            table::print(&["CLASS", "TYPE", "VERSION", "ALSO"], rows, &[]);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -327,9 +352,6 @@ async fn distributed(
     let worker_config = WorkerConfig::load(&worker_path, std::env::vars())?;
     let cluster = DistributedConfig::from_worker(&worker_config)
         .map_err(|e| anyhow::anyhow!("{}: {e}", worker_path.display()))?;
-    if !cluster.scheduled_rebalance_max_delay.is_zero() {
-        tracing::warn!("scheduled.rebalance.max.delay.ms is not implemented yet: a departed worker's tasks move as soon as the group expels it, as with 0");
-    }
     let c = worker_config.clone();
     let topics = tokio::task::spawn_blocking(move || Topics::connect(&c)).await??;
     internal_topics::ensure(&topics, &cluster).await?;
@@ -349,9 +371,9 @@ async fn distributed(
     let config_changes = configs.changes();
     let worker = Worker::start(worker_config.clone(), plugins, Arc::new(offsets)).await?;
     let placement = Arc::new(Placement::new(&cluster));
+    let statuses: Arc<dyn StatusBackingStore> = Arc::new(statuses);
     let herder = Arc::new(
-        Herder::new(worker, Arc::new(configs), Arc::new(statuses))
-            .with_placement(placement.clone()),
+        Herder::new(worker, Arc::new(configs), statuses.clone()).with_placement(placement.clone()),
     );
     let (state, server) = serve(&herder, &worker_config, &worker_path, logging).await?;
     // Everything known runs nowhere here until the group gives this worker slots.
@@ -364,6 +386,7 @@ async fn distributed(
         &cluster,
         &herder.worker_id(),
         placement,
+        statuses,
         events,
     )?;
     state.ready.store(true, Ordering::Release);

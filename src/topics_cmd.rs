@@ -69,9 +69,12 @@ pub async fn run(action: TopicsAction, target: Target) -> anyhow::Result<()> {
             }
         }
         TopicsAction::List => {
-            for t in topics.list()? {
-                println!("{:<48} {:>4} partitions", t.name, t.partitions.len());
-            }
+            let rows = topics
+                .list()?
+                .into_iter()
+                .map(|t| vec![t.name, t.partitions.len().to_string()])
+                .collect();
+            crate::table::print(&["TOPIC", "PARTITIONS"], rows, &[1]);
         }
         TopicsAction::Describe { topic } => {
             let Some(info) = topics
@@ -84,16 +87,21 @@ pub async fn run(action: TopicsAction, target: Target) -> anyhow::Result<()> {
             println!("{}: {} partitions", info.name, info.partitions.len());
             let marks = watermarks(&worker, &info)?;
             let total: i64 = marks.iter().map(|(_, lo, hi)| hi - lo).sum();
-            println!(
-                "{:>9} {:>7} {:>9} {:>14} {:>14}",
-                "partition", "leader", "replicas", "low", "high"
+            let rows = info
+                .partitions
+                .iter()
+                .zip(&marks)
+                .map(|(p, (id, lo, hi))| {
+                    [*id as i64, p.leader as i64, p.replicas as i64, *lo, *hi]
+                        .map(|n| n.to_string())
+                        .to_vec()
+                })
+                .collect();
+            crate::table::print(
+                &["PARTITION", "LEADER", "REPLICAS", "LOW", "HIGH"],
+                rows,
+                &[0, 1, 2, 3, 4],
             );
-            for (p, (id, lo, hi)) in info.partitions.iter().zip(&marks) {
-                println!(
-                    "{id:>9} {:>7} {:>9} {lo:>14} {hi:>14}",
-                    p.leader, p.replicas
-                );
-            }
             println!("records: {total}");
             match topics.configs(&topic).await {
                 Some(configs) => {

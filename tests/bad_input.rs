@@ -208,3 +208,21 @@ fn environment_overrides_the_worker_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_cli_command_piped_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // `sluice plugins --local | head -0`: the reader is gone before the
+    // command writes, as when `head` has read what it wanted.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = sluice()
+        .args(["plugins", "--local"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {stderr}");
+}

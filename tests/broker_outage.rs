@@ -98,7 +98,7 @@ fn a_broker_outage_fails_no_task_and_loses_or_doubles_nothing() {
         .unwrap();
     let back = Instant::now();
     // Every generated event acknowledged: the source's own count.
-    let acked = format!("sluice_task_records_out_total{{connector=\"{source}\",");
+    let acked = format!("sluice_source_task_records_written_total{{connector=\"{source}\",");
     wait_for("every event acknowledged", Duration::from_secs(240), || {
         w.metric(&acked) >= total as u64
     });

@@ -451,7 +451,7 @@ fn rejected_documents_go_to_the_dlq_with_the_servers_reason() {
         .collect();
     produce_optional(&topic, 0, &keys);
     let name = unique("es-dlq");
-    let _w = start(
+    let w = start(
         &scratch,
         &sink(
             &name,
@@ -497,6 +497,15 @@ fn rejected_documents_go_to_the_dlq_with_the_servers_reason() {
             got[offset]
         );
     }
+    // /metrics counts the items by outcome: the 80 indexed, the 20 refused.
+    let items = |outcome: &str| {
+        w.metric(&format!(
+            "sluice_es_items_total{{connector=\"{name}\",task=\"0\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(items("indexed"), 100 - bad.len() as u64);
+    assert_eq!(items("malformed") + items("failed"), bad.len() as u64);
+    assert_eq!(items("conflict"), 0);
 }
 
 /// A proxy in front of the server that answers some `_bulk` actions with an

@@ -242,7 +242,8 @@ fn connectors_lifecycle_over_rest() {
         .unwrap()
         .text()
         .unwrap();
-    let line = format!("sluice_task_records_out_total{{connector=\"{name}\",task=\"0\"}} 150");
+    let line =
+        format!("sluice_sink_task_records_sent_total{{connector=\"{name}\",task=\"0\"}} 150");
     assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
 
     // Offsets: only a stopped connector's can change; reset, then reprocess.

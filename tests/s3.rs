@@ -158,13 +158,20 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
     let scratch = Scratch::new("s3-outage");
     let (topic, bucket) = (unique("usage"), unique("outage").to_lowercase());
     store.create_bucket(&bucket);
-    create_topic(&scratch, &topic, 2);
+    create_topic(&scratch, &topic, 3);
     produce_events(&topic, 0, 0..500);
     let name = unique("s3");
-    // Default settings: no errors.retry.* or task.retry.* keys.
+    let dlq = unique("s3-outage-dlq");
+    // Default retry settings: no errors.retry.* or task.retry.* keys.
     let mut config = sink_config(&name, &topic, &bucket);
     let c = config["config"].as_object_mut().unwrap();
     c.insert("store.url".into(), json!(store.endpoint));
+    c.insert("errors.tolerance".into(), json!("all"));
+    c.insert("errors.deadletterqueue.topic.name".into(), json!(dlq));
+    c.insert(
+        "errors.deadletterqueue.topic.replication.factor".into(),
+        json!(1),
+    );
     let worker = scratch.write_json("worker.json", &worker_config(&scratch));
     let sink = scratch.write_json("sink.json", &config);
     let mut w = WorkerProcess::start(&scratch, &worker, &[sink]);
@@ -185,6 +192,10 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
     wait_for("a retried put", Duration::from_secs(120), || {
         w.log_text().contains("put failed, retrying")
     });
+    // A record no converter can read, fetched among the batches whose puts
+    // fail: a failed put is retried by reading its batch again, and this
+    // record must reach the dead-letter queue once, not once per retry.
+    produce_keyed(&topic, 2, Some("k"), &[b"not json".to_vec()]);
     let status_url = format!("/connectors/{name}/status");
     // Between two failed uploads the sink buffers records it re-read, so the
     // reason shows while a put is failing, not all the time.
@@ -208,7 +219,7 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
     let back = std::time::Instant::now();
     wait_for("every offset committed", Duration::from_secs(180), || {
         let c = committed(&format!("connect-{name}"), &topic);
-        c.get(&0) == Some(&1000) && c.get(&1) == Some(&500)
+        c.get(&0) == Some(&1000) && c.get(&1) == Some(&500) && c.get(&2) == Some(&1)
     });
     eprintln!(
         "S3 outage: down {:?}; every offset committed {:?} after the store came back",
@@ -227,6 +238,8 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
         "{}",
         w.log_text()
     );
+    let dead = read_topic(&dlq);
+    assert_eq!(dead.len(), 1, "the poison record, dead-lettered once");
     let log = w.log_text();
     assert!(log.contains("reading the partition again"), "{log}");
     assert!(!log.contains("task FAILED"), "{log}");
@@ -255,6 +268,18 @@ fn parquet_objects_hold_every_record_once_in_confluent_layout() {
         let c = committed(&format!("connect-{name}"), &topic);
         c.get(&0) == Some(&1000) && c.get(&1) == Some(&500)
     });
+    // /metrics counts what is in the bucket: its objects and their bytes.
+    let objects = s3().objects(&bucket, &format!("topics/{topic}/"));
+    let bytes: u64 = objects
+        .values()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let series = |family: &str| format!("{family}{{connector=\"{name}\",");
+    assert_eq!(
+        w.metric(&series("sluice_s3_objects_written_total")),
+        objects.len() as u64
+    );
+    assert_eq!(w.metric(&series("sluice_s3_written_bytes_total")), bytes);
     assert!(
         w.terminate(Duration::from_secs(30)).success(),
         "{}",

@@ -631,7 +631,9 @@ fn raw_produce(args: &Args, topic: &str) -> Result<f64> {
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        .set("batch.size", "65536")
+        // The worker's default (runtime/worker/src/kafka.rs), so the limit
+        // and the pipeline batch alike.
+        .set("batch.size", "1000000")
         .set("compression.type", "lz4")
         .set("queue.buffering.max.kbytes", "65536")
         .create()?;

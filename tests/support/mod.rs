@@ -57,11 +57,20 @@ fn stack_var(name: &str, service: &str) -> String {
     if let Some(v) = WITH_CONNECT.get().and_then(|vars| vars.get(name)) {
         return v.clone();
     }
-    std::env::var(name).unwrap_or_else(|_| {
-        start_services(service)
-            .remove(name)
-            .unwrap_or_else(|| panic!("dev/up printed no {name}"))
-    })
+    if let Ok(v) = std::env::var(name) {
+        return v;
+    }
+    // One stack per service and binary: the PostgreSQL's URL and its CA must
+    // come from the same stack.
+    static STARTED: std::sync::Mutex<BTreeMap<String, BTreeMap<String, String>>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    started
+        .entry(service.to_owned())
+        .or_insert_with(|| start_services(service))
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| panic!("dev/up printed no {name}"))
 }
 
 /// The Kafka bootstrap address of the shared stack.

@@ -53,6 +53,36 @@ struct Ctx {
     task: u32,
     state: Mutex<State>,
     changed: Notify,
+    /// Bulk items by outcome, for `/metrics`.
+    items: ItemCounters,
+}
+
+/// `sluice_es_items_total{outcome}`: every bulk item's answer, retries included.
+struct ItemCounters([sluice_api::metrics::Counter; 5]);
+
+impl ItemCounters {
+    const OUTCOMES: [&str; 5] = ["indexed", "conflict", "retry", "malformed", "failed"];
+
+    fn new(metrics: &sluice_api::TaskMetricsHandle) -> Self {
+        Self(Self::OUTCOMES.map(|outcome| {
+            metrics.counter(
+                "es_items",
+                "Elasticsearch bulk items by outcome (indexed, conflict, retry, malformed, failed).",
+                &[("outcome", outcome)],
+            )
+        }))
+    }
+
+    fn count(&self, outcome: &Outcome) {
+        let i = match outcome {
+            Outcome::Done => 0,
+            Outcome::Conflict => 1,
+            Outcome::Retry(_) => 2,
+            Outcome::Malformed(_) => 3,
+            Outcome::Failed(_) => 4,
+        };
+        self.0[i].inc_by(1);
+    }
 }
 
 #[derive(Default)]
@@ -218,6 +248,7 @@ impl Ctx {
         let mut retry_why = String::new();
         let (mut indexed, mut conflicts) = (0, 0);
         for (item, outcome) in todo.into_iter().zip(outcomes) {
+            self.items.count(&outcome);
             match outcome {
                 Outcome::Done => indexed += 1,
                 Outcome::Conflict => conflicts += 1,
@@ -342,6 +373,7 @@ impl SinkTask for EsSinkTask {
             task: context.task_id,
             state: Mutex::new(State::default()),
             changed: Notify::new(),
+            items: ItemCounters::new(&context.metrics),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = tokio::spawn(drive(ctx.clone(), rx));

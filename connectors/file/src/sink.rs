@@ -86,17 +86,24 @@ impl SinkTask for FileSinkTask {
         Ok(())
     }
 
+    /// Only the envelope format writes them.
+    fn reads_headers(&self) -> bool {
+        self.envelope
+    }
+
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
         let writer = self
             .writer
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("put before start"))?;
+        // The whole batch becomes one write: one await, not one per record.
+        self.line.clear();
         for record in &records {
-            self.line.clear();
+            let start = self.line.len();
             let written = if self.envelope {
                 serde_json::to_writer(&mut self.line, &Envelope(record)).map_err(|e| e.to_string())
             } else if let Value::String(s) = &record.value {
-                if s.contains(['\n', '\r']) {
+                if memchr::memchr2(b'\n', b'\r', s.as_bytes()).is_some() {
                     Err("the value holds a line break, which would split it across lines of the file; use format=envelope".to_owned())
                 } else {
                     self.line.extend_from_slice(s.as_bytes());
@@ -110,6 +117,7 @@ impl SinkTask for FileSinkTask {
                 .map_err(|e| e.to_string())
             };
             if let Err(why) = written {
+                self.line.truncate(start);
                 // The destination cannot take this record: the error policy decides.
                 let error = ConnectError::data(format!(
                     "cannot write record {}: {why}",
@@ -122,10 +130,14 @@ impl SinkTask for FileSinkTask {
                 continue;
             }
             self.line.push(b'\n');
-            writer
-                .write_all(&self.line)
-                .await
-                .map_err(|e| ConnectError::retriable(format!("write failed: {e}")))?;
+        }
+        writer
+            .write_all(&self.line)
+            .await
+            .map_err(|e| ConnectError::retriable(format!("write failed: {e}")))?;
+        // A large batch's buffer is not kept for the life of the task.
+        if self.line.capacity() > 4 << 20 {
+            self.line = Vec::new();
         }
         Ok(())
     }

@@ -59,7 +59,12 @@ impl Run {
                 commit_lsn,
                 end_lsn,
                 ..
-            } => self.commit_txn(commit_lsn.0, end_lsn.0),
+            } => {
+                if let Some(t) = &self.txn {
+                    self.last_commit_ms = Some(t.commit_ms);
+                }
+                self.commit_txn(commit_lsn.0, end_lsn.0)
+            }
             // Emitted whole before (the stream resumed from behind the last
             // emitted position): nothing to decode.
             _ if self.txn.as_ref().is_some_and(|t| t.emitted_to == u64::MAX) => {}

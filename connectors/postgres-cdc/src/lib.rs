@@ -24,6 +24,7 @@ mod config;
 mod database;
 mod envelope;
 mod incremental;
+mod lag;
 mod positions;
 mod run;
 mod snapshot;

@@ -64,6 +64,9 @@ pub struct Run {
     pub returned: Option<Position>,
     /// The WAL position last confirmed while idle.
     pub confirmed_idle: u64,
+    /// The commit time of the transaction last handed on (ms since the epoch).
+    pub last_commit_ms: Option<i64>,
+    pub lag: crate::lag::SourceLag,
     /// PostgreSQL (or one connection to it) went away.
     pub outage: Option<Outage>,
     pub incremental: Incremental,

@@ -282,6 +282,8 @@ impl Run {
             unstored: None,
             returned: None,
             confirmed_idle: 0,
+            last_commit_ms: None,
+            lag: crate::lag::SourceLag::new(&context.metrics, &config.slot),
             outage: None,
             incremental,
             done: false,

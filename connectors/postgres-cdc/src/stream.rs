@@ -359,6 +359,7 @@ impl Run {
     /// confirms the end of WAL) is not held up by it.
     async fn confirm_progress(&mut self) {
         let idle = self.txn.is_none() && self.ready.is_empty() && self.unstored.is_none();
+        self.report_lag(idle).await;
         let Replication::Streaming(stream) = &mut self.replication else {
             return;
         };
@@ -374,6 +375,40 @@ impl Run {
             return;
         }
         stream.maybe_send_feedback().await;
+    }
+
+    /// The lag metrics: seconds behind (0 when `idle`), and every few seconds
+    /// the slot's retained WAL as the server counts it.
+    async fn report_lag(&mut self, idle: bool) {
+        let pending = match &self.txn {
+            Some(t) => Some(t.commit_ms),
+            None if idle => None,
+            None => self.last_commit_ms,
+        };
+        self.lag.behind(pending, sluice_api::now_ms());
+        if !self.lag.probe_due() || self.sql.is_closed() {
+            return;
+        }
+        let query = format!(
+            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text FROM pg_replication_slots WHERE slot_name = {}",
+            literal(&self.config.slot)
+        );
+        match rows(&self.sql, &query).await {
+            Ok(r) => {
+                if let Some(bytes) = r
+                    .first()
+                    .and_then(|row| row.first())
+                    .and_then(|v| v.as_deref())
+                    .and_then(|v| v.parse::<f64>().ok())
+                {
+                    self.lag.slot_lag(bytes);
+                }
+            }
+            // A standby has no current WAL position; the gauge stays as it was.
+            Err(e) => {
+                tracing::debug!(connector = %self.connector, task = self.task, "cannot read the slot's lag: {e}")
+            }
+        }
     }
 
     /// slot.drop.on.stop: the server lets go of the slot only once its

@@ -169,6 +169,16 @@ pub async fn verify(
     storage: &dyn ObjectStore,
     prefix: &str,
 ) -> Result<Vec<PartitionReport>, String> {
+    verify_with_progress(storage, prefix, &|_, _| {}).await
+}
+
+/// As `verify`, telling `progress` the manifests checked so far and the
+/// manifests in all, after each (for the CLI's progress bar).
+pub async fn verify_with_progress(
+    storage: &dyn ObjectStore,
+    prefix: &str,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Vec<PartitionReport>, String> {
     let keys = storage.list(prefix).await.map_err(|e| e.to_string())?;
     // Partition directory → its manifests and its data objects.
     let mut manifests: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -186,6 +196,8 @@ pub async fn verify(
         }
     }
     let mut reports = Vec::new();
+    let total: u64 = manifests.values().map(|m| m.len() as u64).sum();
+    let mut checked = 0u64;
     for (dir, data) in &objects {
         let listed = manifests.get(dir).cloned().unwrap_or_default();
         for object in data {
@@ -243,6 +255,8 @@ pub async fn verify(
                 ));
             }
             files += 1;
+            checked += 1;
+            progress(checked, total);
             first_offset.get_or_insert(m.start_offset);
             previous = Some((m, sha256_hex(&bytes)));
         }

@@ -43,6 +43,30 @@ struct State {
     put_options: PutOptions,
     /// Audit tier: the manifest chain of each Kafka partition.
     chain: audit::Chain,
+    written: Written,
+}
+
+/// What the task has written to the bucket, for `/metrics`.
+struct Written {
+    objects: sluice_api::metrics::Counter,
+    bytes: sluice_api::metrics::Counter,
+}
+
+impl Written {
+    fn new(metrics: &sluice_api::TaskMetricsHandle, bucket: &str) -> Self {
+        Self {
+            objects: metrics.counter(
+                "s3_objects_written",
+                "Data objects the S3 sink completed (single puts and multipart uploads).",
+                &[("bucket", bucket)],
+            ),
+            bytes: metrics.counter(
+                "s3_written_bytes",
+                "Bytes of data objects the S3 sink uploaded (parts included as they go up).",
+                &[("bucket", bucket)],
+            ),
+        }
+    }
 }
 
 /// The object key of a file of `key`'s partition under `path` starting at `start`.
@@ -65,6 +89,7 @@ impl State {
         put_options: PutOptions,
         context: &SinkTaskContext,
     ) -> Self {
+        let written = Written::new(&context.metrics, &config.bucket);
         Self {
             config,
             storage,
@@ -76,6 +101,7 @@ impl State {
             sets: HashMap::new(),
             put_options,
             chain: audit::Chain::default(),
+            written,
         }
     }
 
@@ -151,12 +177,14 @@ impl State {
         let Some((upload, parts)) = file.upload.as_mut() else {
             return Ok(());
         };
+        let size = bytes.len() as u64;
         match self
             .storage
             .upload_part(upload, parts.len() + 1, bytes)
             .await
         {
             Ok(part) => {
+                self.written.bytes.inc_by(size);
                 parts.push(part);
                 debug!(connector = %self.connector, task = self.task, object, part = parts.len(), "part uploaded");
                 Ok(())
@@ -198,6 +226,8 @@ impl State {
             self.chain
                 .write(self.storage.as_ref(), &self.put_options, written, bytes)
                 .await?;
+            self.written.objects.inc_by(1);
+            self.written.bytes.inc_by(size as u64);
             info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = count, bytes = size, "file uploaded");
             return Ok(());
         }
@@ -219,10 +249,13 @@ impl State {
             return Ok(());
         };
         let tail = blocking(move || encoder.finish()).await?;
+        let tail_size = tail.len() as u64;
         match file.upload.take() {
             None => {
                 let size = tail.len();
                 self.storage.put(&object, tail, &self.put_options).await?;
+                self.written.objects.inc_by(1);
+                self.written.bytes.inc_by(size as u64);
                 info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = file.count, bytes = size, "file uploaded");
             }
             Some((upload, mut parts)) => {
@@ -239,6 +272,8 @@ impl State {
                 }
                 let n = parts.len();
                 self.storage.complete(&upload, parts).await?;
+                self.written.objects.inc_by(1);
+                self.written.bytes.inc_by(tail_size);
                 info!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, object, records = file.count, parts = n, "file uploaded (multipart)");
             }
         }

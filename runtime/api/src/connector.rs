@@ -67,6 +67,8 @@ pub struct SourceTaskContext {
     pub config: TaskConfig,
     /// The last stored offset of every source partition of this connector.
     pub offsets: Vec<(SourcePartition, SourceOffset)>,
+    /// Where the task reports metrics of its own (shown on `/metrics`).
+    pub metrics: crate::TaskMetricsHandle,
 }
 
 impl SourceTaskContext {
@@ -135,6 +137,8 @@ pub struct SinkTaskContext {
     pub reporter: std::sync::Arc<dyn ErrantRecordReporter>,
     /// Where the task asks to read partitions again from.
     pub rewinds: std::sync::Arc<Rewinds>,
+    /// Where the task reports metrics of its own (shown on `/metrics`).
+    pub metrics: crate::TaskMetricsHandle,
 }
 
 /// Offsets a sink task asks to read again from, as Connect's
@@ -181,6 +185,14 @@ pub trait SinkTask: Send {
         _partitions: &[crate::connector::TopicPartition],
     ) -> Result<OffsetMap, ConnectError> {
         Ok(OffsetMap::new())
+    }
+
+    /// Whether `put` looks at record headers; asked once, after `start`. A task
+    /// that never does (one writing only values) says no, and the runtime
+    /// skips decoding them unless a transform or the error policy needs them:
+    /// librdkafka builds a list per record when headers are read.
+    fn reads_headers(&self) -> bool {
+        true
     }
 
     /// Accepts a batch of records. It may write them now or buffer them until

@@ -25,6 +25,17 @@ pub trait Converter: Send {
         bytes: Option<&[u8]>,
     ) -> Result<(Option<SchemaRef>, Value), ConnectError>;
 
+    /// As [`Converter::decode`], taking the bytes by value, so a converter that
+    /// keeps them (text, bytes) does not copy them. The caller uses it when it
+    /// has no further use for the bytes, even if decoding fails.
+    fn decode_owned(
+        &mut self,
+        topic: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<(Option<SchemaRef>, Value), ConnectError> {
+        self.decode(topic, bytes.as_deref())
+    }
+
     /// The class name error reports give for this converter (Connect's, where
     /// there is one).
     fn class_name(&self) -> &str {

@@ -21,6 +21,7 @@ pub mod connector;
 pub mod convert;
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod plugin;
 pub mod record;
 pub mod report;
@@ -40,6 +41,7 @@ pub use connector::{
 };
 pub use convert::Converter;
 pub use error::{ConnectError, ErrorKind};
+pub use metrics::TaskMetricsHandle;
 pub use plugin::{ConnectorFactory, ConnectorPlugin, PluginKind, PredicatePlugin, TransformPlugin};
 pub use record::{Header, Headers, Position, Record, SourceOffset, SourcePartition, SourceRef};
 pub use report::ErrantRecordReporter;

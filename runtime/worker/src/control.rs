@@ -33,6 +33,14 @@ impl TargetState {
     }
 }
 
+/// What a task's health tells the status store as it changes.
+pub enum Report {
+    /// A pause has taken effect.
+    Paused,
+    /// The task began retrying (with why), or recovered (`None`).
+    Retrying(Option<String>),
+}
+
 /// How a running task is doing, shared between the task's supervisor (which
 /// records how it ended) and the herder (which reports it).
 #[derive(Default)]
@@ -43,15 +51,17 @@ pub struct TaskHealth {
     retrying: Mutex<Option<String>>,
     /// The task has acted on a pause: it will move no more records until resumed.
     paused: AtomicBool,
-    /// Told once a pause has taken effect, so the status store hears of it.
-    on_paused: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Told once a pause has taken effect, and when the retry reason
+    /// changes, so the status store hears of it.
+    on_report: Option<Box<dyn Fn(Report) + Send + Sync>>,
 }
 
 impl TaskHealth {
-    /// A task's health whose confirmed pauses are also reported to `on_paused`.
-    pub fn reporting_pauses(on_paused: impl Fn() + Send + Sync + 'static) -> Self {
+    /// A task's health whose confirmed pauses and changes of retry reason
+    /// are also reported to `on_report`.
+    pub fn reporting(on_report: impl Fn(Report) + Send + Sync + 'static) -> Self {
         Self {
-            on_paused: Some(Box::new(on_paused)),
+            on_report: Some(Box::new(on_report)),
             ..Self::default()
         }
     }
@@ -59,8 +69,8 @@ impl TaskHealth {
     /// Called by the task once a pause has taken effect.
     pub fn confirm_paused(&self) {
         let was = self.paused.swap(true, Ordering::AcqRel);
-        if let (false, Some(report)) = (was, &self.on_paused) {
-            report();
+        if let (false, Some(report)) = (was, &self.on_report) {
+            report(Report::Paused);
         }
     }
 
@@ -84,12 +94,22 @@ impl TaskHealth {
 
     /// Called by the task while it retries a retriable failure.
     pub fn retrying(&self, why: String) {
-        *lock(&self.retrying) = Some(why);
+        let mut reason = lock(&self.retrying);
+        if reason.as_deref() != Some(why.as_str()) {
+            *reason = Some(why.clone());
+            if let Some(report) = &self.on_report {
+                report(Report::Retrying(Some(why)));
+            }
+        }
     }
 
     /// Called by the task once an operation it retried has succeeded.
     pub fn recovered(&self) {
-        lock(&self.retrying).take();
+        if lock(&self.retrying).take().is_some() {
+            if let Some(report) = &self.on_report {
+                report(Report::Retrying(None));
+            }
+        }
     }
 
     /// Why the task is retrying, while it is.

@@ -20,6 +20,7 @@ pub mod error;
 pub mod errors;
 pub mod herder;
 pub mod kafka;
+pub mod lag;
 pub mod metrics;
 pub mod placement;
 pub mod plugins;

@@ -8,14 +8,23 @@
 //! gives up a revoked slot (its tasks stopped) before the rebalance goes on.
 //!
 //! No record is ever written to the placement topic; the group is used only
-//! for membership and assignment.
+//! for membership and assignment. A worker is a static member (its
+//! `group.instance.id` is its worker id), so one that comes back within
+//! `session.timeout.ms` + `scheduled.rebalance.max.delay.ms` takes its own
+//! place again, slots and all, and nothing moves.
+//!
+//! Each accepted lease renewal (an offset commit on the slots held) is also
+//! recorded in the status topic, with the slots and the time: what every
+//! worker reads back of them says who runs each slot now, so a dead worker's
+//! parts show UNASSIGNED everywhere once its session would have expired,
+//! whoever still holds its slots.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -26,6 +35,7 @@ use crate::config::{DistributedConfig, WorkerConfig};
 use crate::control::Lease;
 use crate::error::WorkerError;
 use crate::kafka;
+use crate::storage::{StatusBackingStore, WorkerRecord};
 
 /// Placement slots: partitions of the placement topic. More slots than tasks
 /// spread tasks evenly; the count is fixed once the topic exists.
@@ -71,16 +81,29 @@ pub enum PlacementEvent {
     Revoked(SyncSender<()>),
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The slots this worker holds now, the generation they were given in, and
 /// the lease that lets its source tasks write.
 pub struct Placement {
     held: RwLock<BTreeSet<i32>>,
+    /// How long a worker's renewal shows it running its slots: a session
+    /// timeout, in which a live worker renews several times.
+    fresh: Duration,
     lease: Arc<Lease>,
     /// Milliseconds since the epoch when this worker last gained slots: a
     /// later owner of a slot has a higher one (it gains the slot at least a
     /// session timeout after the last owner was last heard of), which
     /// fences the statuses a stale owner writes.
     generation: AtomicU64,
+    /// Rebalances this worker took part in (for `/metrics`).
+    rebalances: AtomicU64,
+    /// Slots held now (for `/metrics`).
+    slots: AtomicU64,
 }
 
 impl Placement {
@@ -92,8 +115,11 @@ impl Placement {
             .saturating_sub(cluster.heartbeat_interval);
         Self {
             held: RwLock::default(),
+            fresh: cluster.session_timeout,
             lease: Arc::new(Lease::new(term)),
             generation: AtomicU64::new(0),
+            rebalances: AtomicU64::new(0),
+            slots: AtomicU64::new(0),
         }
     }
 
@@ -107,6 +133,35 @@ impl Placement {
 
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// The worker running `part` of `connector` now, from the renewals
+    /// every worker reads in the status topic: the one that last renewed the
+    /// part's slot, if it did so within a session timeout. `None` when no
+    /// live worker runs it (its worker died, or the slot waits for its worker
+    /// to come back), so its status is UNASSIGNED.
+    pub fn runner(
+        &self,
+        statuses: &dyn StatusBackingStore,
+        connector: &str,
+        part: Part,
+    ) -> Option<String> {
+        let slot = slot_of(connector, part);
+        let oldest = now_ms().saturating_sub(self.fresh.as_millis() as u64);
+        statuses
+            .workers()
+            .into_iter()
+            .filter(|(_, r)| r.renewed_ms > oldest && r.slots.contains(&slot))
+            .max_by_key(|(_, r)| r.renewed_ms)
+            .map(|(id, _)| id)
+    }
+
+    /// Completed rebalances and the slots held, for `/metrics`.
+    pub fn rebalance_counts(&self) -> (u64, u64) {
+        (
+            self.rebalances.load(Ordering::Relaxed),
+            self.slots.load(Ordering::Relaxed),
+        )
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<i32>> {
@@ -128,6 +183,7 @@ impl Placement {
                 held.remove(s);
             }
         }
+        self.slots.store(held.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -163,16 +219,18 @@ impl ConsumerContext for PlacementContext {
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Error(_)) {
+            self.placement.rebalances.fetch_add(1, Ordering::Relaxed);
+        }
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let gained = slots(tpl);
                 if gained.is_empty() {
                     return;
                 }
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-                self.placement.generation.fetch_max(now, Ordering::AcqRel);
+                self.placement
+                    .generation
+                    .fetch_max(now_ms(), Ordering::AcqRel);
                 info!(slots = ?gained, "placement slots assigned");
                 self.placement.change(&gained, true);
                 let _ = self.events.send(PlacementEvent::Changed);
@@ -185,8 +243,15 @@ impl ConsumerContext for PlacementContext {
 
 /// Commits the held slots' (empty) positions: the coordinator accepts a
 /// commit only from a member of the current generation, so an accepted one
-/// renews the lease from the moment it was sent.
-fn renew(consumer: &BaseConsumer<PlacementContext>, lease: &Lease) {
+/// renews the lease from the moment it was sent. An accepted one is also
+/// told to the status store, where every worker reads which worker runs
+/// which slots now.
+fn renew(
+    consumer: &BaseConsumer<PlacementContext>,
+    lease: &Lease,
+    worker_id: &str,
+    statuses: &dyn StatusBackingStore,
+) {
     let Ok(assigned) = consumer.assignment() else {
         return;
     };
@@ -202,9 +267,16 @@ fn renew(consumer: &BaseConsumer<PlacementContext>, lease: &Lease) {
             return;
         }
     }
+    let renewal = WorkerRecord {
+        slots: slots(&tpl),
+        renewed_ms: now_ms(),
+    };
     let sent = Instant::now();
     match consumer.commit(&tpl, CommitMode::Sync) {
-        Ok(()) => lease.renew(sent),
+        Ok(()) => {
+            lease.renew(sent);
+            statuses.put_worker(worker_id, renewal);
+        }
         // Loud while the lease still holds; quiet once it has lapsed.
         Err(e) if lease.is_held() => {
             warn!("the group did not accept this worker's lease renewal: {e}")
@@ -228,18 +300,25 @@ impl Membership {
         cluster: &DistributedConfig,
         worker_id: &str,
         placement: Arc<Placement>,
+        statuses: Arc<dyn StatusBackingStore>,
         events: mpsc::UnboundedSender<PlacementEvent>,
     ) -> Result<Self, WorkerError> {
         let ms = |d: Duration| d.as_millis().to_string();
+        // A static member's slots wait for it this long after it was last
+        // heard from: the session timeout, and the delay on top. (The lease
+        // still lapses within the session timeout, so a cut-off worker stops
+        // writing before then either way.)
+        let session = cluster.session_timeout + cluster.scheduled_rebalance_max_delay;
         let overrides = [
             ("group.id", cluster.group_id.clone()),
+            ("group.instance.id", worker_id.to_owned()),
             ("client.id", format!("sluice-worker-{worker_id}")),
-            ("session.timeout.ms", ms(cluster.session_timeout)),
+            ("session.timeout.ms", ms(session)),
             ("heartbeat.interval.ms", ms(cluster.heartbeat_interval)),
             // librdkafka's rebalance timeout is its max.poll.interval.ms.
             (
                 "max.poll.interval.ms",
-                ms(cluster.rebalance_timeout.max(cluster.session_timeout)),
+                ms(cluster.rebalance_timeout.max(session)),
             ),
             ("partition.assignment.strategy", "cooperative-sticky".into()),
         ];
@@ -268,6 +347,7 @@ impl Membership {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let leave_wait = cluster.rebalance_timeout;
+        let worker_id = worker_id.to_owned();
         let thread = std::thread::Builder::new()
             .name("placement".into())
             .spawn(move || {
@@ -279,7 +359,7 @@ impl Membership {
                     // At once while it is not held: tasks just given wait for it.
                     if renewed.elapsed() >= renew_every || !lease.is_held() {
                         renewed = Instant::now();
-                        renew(&consumer, &lease);
+                        renew(&consumer, &lease, &worker_id, statuses.as_ref());
                     }
                 }
                 // Leaving: the group rebalances at once, without waiting for
@@ -322,6 +402,75 @@ impl Drop for Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::StatusRecord;
+    use std::collections::BTreeMap;
+
+    /// Only the renewals matter to `runner`.
+    struct Renewals(BTreeMap<String, WorkerRecord>);
+
+    impl StatusBackingStore for Renewals {
+        fn put_connector(&self, _: &str, _: StatusRecord) {}
+        fn put_task(&self, _: &str, _: u32, _: StatusRecord) {}
+        fn connector(&self, _: &str) -> Option<StatusRecord> {
+            None
+        }
+        fn tasks(&self, _: &str) -> BTreeMap<u32, StatusRecord> {
+            BTreeMap::new()
+        }
+        fn forget(&self, _: &str) {}
+        fn workers(&self) -> BTreeMap<String, WorkerRecord> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn a_part_runs_on_the_latest_worker_to_renew_its_slot_within_a_session() {
+        let raw = [
+            ("bootstrap.servers", "127.0.0.1:9"),
+            ("group.id", "g"),
+            ("config.storage.topic", "c"),
+            ("offset.storage.topic", "o"),
+            ("status.storage.topic", "s"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let worker = WorkerConfig::from_raw(raw).unwrap();
+        let placement = Placement::new(&DistributedConfig::from_worker(&worker).unwrap());
+        let slot = slot_of("orders", Part::Task(0));
+        let renewal = |slots: Vec<i32>, ago_ms: u64| WorkerRecord {
+            slots,
+            renewed_ms: now_ms() - ago_ms,
+        };
+        let runner = |records: Vec<(&str, WorkerRecord)>| {
+            let store = Renewals(
+                records
+                    .into_iter()
+                    .map(|(w, r)| (w.to_owned(), r))
+                    .collect(),
+            );
+            placement.runner(&store, "orders", Part::Task(0))
+        };
+        assert_eq!(
+            runner(vec![("a", renewal(vec![slot], 1000))]),
+            Some("a".into())
+        );
+        // Not renewed for a session timeout: nobody runs it.
+        assert_eq!(runner(vec![("a", renewal(vec![slot], 11_000))]), None);
+        // Just moved: the old owner's last renewal still lists the slot, the
+        // new owner's is later.
+        assert_eq!(
+            runner(vec![
+                ("a", renewal(vec![slot], 2000)),
+                ("b", renewal(vec![slot], 500))
+            ]),
+            Some("b".into())
+        );
+        // Another slot's renewal says nothing of this one.
+        assert_eq!(runner(vec![("a", renewal(vec![slot + 1], 0))]), None);
+    }
 
     #[test]
     fn a_connectors_tasks_spread_around_the_slots() {

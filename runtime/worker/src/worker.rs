@@ -178,6 +178,33 @@ impl Worker {
         }
     }
 
+    /// A task of `connector`'s class from a task config made elsewhere (in a
+    /// cluster, by the worker running the connector part): a task needs its
+    /// connector's class, not a started instance of it.
+    pub fn task_of_class(
+        &self,
+        connector: &ConnectorConfig,
+        task_id: u32,
+        config: TaskConfig,
+        wiring: TaskWiring,
+    ) -> Result<TaskRun, WorkerError> {
+        let plugin = self
+            .plugins
+            .connector(&connector.class)
+            .copied()
+            .ok_or_else(|| {
+                WorkerError::Other(format!("unknown connector class '{}'", connector.class))
+            })?;
+        match plugin.factory {
+            ConnectorFactory::Source(make) => {
+                self.source_task(connector, task_id, make().create_task(), config, wiring)
+            }
+            ConnectorFactory::Sink(make) => {
+                self.sink_task(connector, task_id, make().create_task(), config, wiring)
+            }
+        }
+    }
+
     fn converters(&self, connector: &ConnectorConfig) -> Result<Converters, WorkerError> {
         let make = |side: &str, is_key: bool| {
             let key = format!("{side}.converter");
@@ -251,6 +278,7 @@ impl Worker {
                 .into_iter()
                 .map(|s| (s.partition, s.offset))
                 .collect(),
+            metrics: parts.metrics.custom.clone(),
         };
         let overrides = [(
             "client.id",
@@ -332,6 +360,13 @@ impl Worker {
             &subscription,
             &overrides,
         )?;
+        crate::lag::spawn_sink_lag(
+            &connector.name,
+            task_id,
+            &subscribed.consumer,
+            &parts.metrics,
+            self.config.lag_refresh_interval(),
+        );
         let runner = SinkRunner {
             connector: connector.name.clone(),
             task_id,
@@ -342,6 +377,7 @@ impl Worker {
                 config,
                 reporter: reporter.clone(),
                 rewinds: Default::default(),
+                metrics: parts.metrics.custom.clone(),
             },
             transforms: parts.transforms,
             key_converter: parts.converters.key,

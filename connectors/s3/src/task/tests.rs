@@ -120,6 +120,7 @@ fn task(store: Arc<MemoryStore>, flush_size: usize) -> (S3SinkTask, Arc<Rewinds>
         config: raw.clone(),
         reporter: Arc::new(FailOnReport),
         rewinds: rewinds.clone(),
+        metrics: sluice_api::TaskMetricsHandle::default(),
     };
     let config = S3SinkConfig::parse(&raw).expect("a valid config");
     let state = State::new(config, store, PutOptions::default(), &context);

@@ -37,7 +37,8 @@ pub struct DistributedConfig {
     pub heartbeat_interval: Duration,
     pub rebalance_timeout: Duration,
     /// How long a departed worker's tasks wait for it to come back before
-    /// they move (Connect: five minutes by default; sluice: none).
+    /// they move, on top of the session timeout (Connect: five minutes by
+    /// default; sluice: none).
     pub scheduled_rebalance_max_delay: Duration,
     /// How long a worker waits to catch up with the config topic before it
     /// gives up its assignment and rejoins.
@@ -100,7 +101,7 @@ pub(super) fn define(def: ConfigDef) -> ConfigDef {
         "60000",
         "Distributed mode: how long a rebalance waits for every worker to rejoin.",
     );
-    let def = ms(def, "scheduled.rebalance.max.delay.ms", "0", "Distributed mode: how long a departed worker's tasks wait for it to come back before they move. Connect waits up to 300000 (five minutes); sluice moves them at once, so a restarted worker's tasks may move twice.");
+    let def = ms(def, "scheduled.rebalance.max.delay.ms", "0", "Distributed mode: how long a departed worker's tasks wait for it to come back before they move, on top of session.timeout.ms. A worker back within the wait (the same advertised REST host and port) gets its tasks back, none moved; a dead one's tasks run again only after it. Connect waits up to 300000 (five minutes); sluice's default moves them once the session times out.");
     ms(def, "worker.sync.timeout.ms", "3000", "Distributed mode: how long a worker waits to read the config topic to its end before it gives up its assignment and rejoins.")
 }
 

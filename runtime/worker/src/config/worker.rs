@@ -82,6 +82,12 @@ impl WorkerConfig {
                     .doc("How often each task logs its record counts; 0 turns it off.")
             )
             .define(
+                ConfigKey::new("metrics.lag.refresh.ms", ConfigType::Long)
+                    .default("5000")
+                    .validator(Validator::at_least(100.0))
+                    .doc("How often each sink task reads its partitions' log-end and committed offsets for the lag metrics and GET /connectors/{name}/lag.")
+            )
+            .define(
                 ConfigKey::new("listeners", ConfigType::List)
                     .default("http://127.0.0.1:8083")
                     .doc("Where the REST API listens: http://host:port or https://host:port (port 0 picks a free one).")
@@ -212,6 +218,14 @@ impl WorkerConfig {
             self.validated
                 .long("task.shutdown.graceful.timeout.ms")
                 .unwrap_or(30_000),
+        )
+    }
+
+    pub fn lag_refresh_interval(&self) -> Duration {
+        millis(
+            self.validated
+                .long("metrics.lag.refresh.ms")
+                .unwrap_or(5_000),
         )
     }
 

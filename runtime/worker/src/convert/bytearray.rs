@@ -44,6 +44,17 @@ impl Converter for ByteArrayConverter {
             bytes.map_or(Value::Null, |b| Value::Bytes(b.to_vec())),
         ))
     }
+
+    fn decode_owned(
+        &mut self,
+        _topic: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<(Option<SchemaRef>, Value), ConnectError> {
+        Ok((
+            Some(optional_bytes()),
+            bytes.map_or(Value::Null, Value::Bytes),
+        ))
+    }
 }
 
 pub(crate) fn variant_name(v: &Value) -> &'static str {

@@ -44,13 +44,27 @@ impl Converter for StringConverter {
         let Some(bytes) = bytes else {
             return Ok((Some(optional_string()), Value::Null));
         };
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            ConnectError::data(format!(
-                "StringConverter: data in topic '{topic}' is not UTF-8: {e}"
-            ))
-        })?;
+        let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(topic, &e))?;
         Ok((Some(optional_string()), Value::String(text.to_owned())))
     }
+
+    fn decode_owned(
+        &mut self,
+        topic: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<(Option<SchemaRef>, Value), ConnectError> {
+        let Some(bytes) = bytes else {
+            return Ok((Some(optional_string()), Value::Null));
+        };
+        let text = String::from_utf8(bytes).map_err(|e| not_utf8(topic, &e.utf8_error()))?;
+        Ok((Some(optional_string()), Value::String(text)))
+    }
+}
+
+fn not_utf8(topic: &str, e: &std::str::Utf8Error) -> ConnectError {
+    ConnectError::data(format!(
+        "StringConverter: data in topic '{topic}' is not UTF-8: {e}"
+    ))
 }
 
 #[cfg(test)]
@@ -72,5 +86,11 @@ mod tests {
         let err = c.decode("t", Some(&[0xff, 0xfe])).unwrap_err();
         assert!(err.to_string().contains("not UTF-8"));
         assert_eq!(c.decode("t", None).unwrap().1, Value::Null);
+        assert_eq!(
+            c.decode_owned("t", Some("héllo".into())).unwrap().1,
+            Value::from("héllo")
+        );
+        let err = c.decode_owned("t", Some(vec![0xff])).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"));
     }
 }

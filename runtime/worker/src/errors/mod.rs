@@ -184,6 +184,12 @@ impl ErrorPolicy {
         }
     }
 
+    /// Whether a record that fails to convert is needed as bytes afterwards: for
+    /// the dead-letter queue or the log (`errors.log.include.messages`).
+    pub fn needs_failed_bytes(&self) -> bool {
+        self.dlq.is_some() || (self.log && self.log_messages)
+    }
+
     /// Whether failed records should keep their original bytes (to dead-letter them).
     pub fn keeps_originals(&self) -> bool {
         self.tolerate_all && self.dlq.is_some()

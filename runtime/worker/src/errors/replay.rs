@@ -56,11 +56,21 @@ impl ReplayOptions {
 /// Moves every record from the committed progress to the end the DLQ had when
 /// the replay started. Blocking.
 pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayReport, WorkerError> {
+    replay_with_progress(worker, opts, &|_, _| {})
+}
+
+/// As `replay`, telling `progress` the records read so far and the records to
+/// read in all, after each record (for the CLI's progress bar).
+pub fn replay_with_progress(
+    worker: &WorkerConfig,
+    opts: &ReplayOptions,
+    progress: &dyn Fn(u64, u64),
+) -> Result<ReplayReport, WorkerError> {
     let group = opts.progress_group();
     let consumer = kafka::plain_consumer(worker, &group)?;
     let producer: ThreadedProducer<DefaultProducerContext> =
         kafka::producer(worker, DefaultProducerContext, &[])?;
-    let (assignment, mut ends) = plan(&consumer, &opts.dlq_topic)?;
+    let (assignment, mut ends, total) = plan(&consumer, &opts.dlq_topic)?;
     let mut report = ReplayReport::default();
     if ends.is_empty() {
         return Ok(report);
@@ -68,7 +78,8 @@ pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayRepor
     consumer
         .assign(&assignment)
         .map_err(|e| WorkerError::kafka("assign", e))?;
-    let mut progress = BTreeMap::new();
+    let mut read = 0u64;
+    let mut progress_by_partition = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     while !ends.is_empty() {
         if Instant::now() > deadline {
@@ -81,10 +92,12 @@ pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayRepor
         };
         let m = result.map_err(|e| WorkerError::kafka("read the dead-letter queue", e))?;
         let (p, offset) = (m.partition(), m.offset());
+        read += 1;
+        progress(read, total);
         if ends.get(&p).is_some_and(|end| offset + 1 >= *end) {
             ends.remove(&p);
         }
-        progress.insert(p, offset + 1);
+        progress_by_partition.insert(p, offset + 1);
         if !opts
             .filters
             .iter()
@@ -104,17 +117,17 @@ pub fn replay(worker: &WorkerConfig, opts: &ReplayOptions) -> Result<ReplayRepor
         report.moved += 1;
         *report.by_topic.entry(target).or_default() += 1;
     }
-    record_progress(&consumer, &producer, &opts.dlq_topic, progress)?;
+    record_progress(&consumer, &producer, &opts.dlq_topic, progress_by_partition)?;
     Ok(report)
 }
 
 /// Where the replay starts (the committed progress, or the log start) and
 /// ends (the end when it started) in each partition of the DLQ with records
-/// left to move.
+/// left to move, and how many records that is in all.
 fn plan(
     consumer: &BaseConsumer,
     dlq_topic: &str,
-) -> Result<(TopicPartitionList, BTreeMap<i32, i64>), WorkerError> {
+) -> Result<(TopicPartitionList, BTreeMap<i32, i64>, u64), WorkerError> {
     let md = consumer
         .fetch_metadata(Some(dlq_topic), TIMEOUT)
         .map_err(|e| WorkerError::kafka(format!("read metadata of '{dlq_topic}'"), e))?;
@@ -137,6 +150,7 @@ fn plan(
         .map_err(|e| WorkerError::kafka("read replay progress", e))?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
+    let mut total = 0u64;
     for p in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(dlq_topic, *p, TIMEOUT)
@@ -150,9 +164,10 @@ fn plan(
                 .add_partition_offset(dlq_topic, *p, Offset::Offset(start))
                 .map_err(|e| WorkerError::kafka("assign", e))?;
             ends.insert(*p, high);
+            total += (high - start) as u64;
         }
     }
-    Ok((assignment, ends))
+    Ok((assignment, ends, total))
 }
 
 /// A `__connect.errors.<name>` header of a DLQ record, as text.

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::{Herder, HerderError};
+use super::status::{ConnectorState, ConnectorStatus, State, TaskStatus};
+use super::{Connector, Herder, HerderError};
 use crate::control::TargetState;
-use crate::placement::{Part, PlacementEvent};
+use crate::placement::{Part, Placement, PlacementEvent};
+use crate::storage::StatusRecord;
 
 impl Herder {
     /// Reads the config topic to its end and applies it, so a read on this
@@ -115,13 +117,6 @@ impl Herder {
             if c.target == TargetState::Stopped {
                 continue;
             }
-            if !self.owns_any(c) {
-                if c.instance.is_some() || !c.tasks.is_empty() {
-                    info!(connector = %name, "no part of the connector is placed here any more");
-                    self.stop_all(c).await;
-                }
-                continue;
-            }
             let lost: Vec<u32> = c
                 .tasks
                 .keys()
@@ -136,13 +131,134 @@ impl Herder {
                     .collect();
                 self.stop_tasks(name, tasks).await;
             }
-            if c.instance.is_none() && c.failure.is_none() {
+            if !self.owns(name, Part::Connector) {
+                if let Some(mut instance) = c.instance.take() {
+                    info!(connector = %name, "the connector part is placed elsewhere now; stopping it");
+                    instance.stop();
+                    c.task_configs.clear();
+                    c.failure = None;
+                }
+            } else if c.instance.is_none() && c.failure.is_none() {
                 self.start_instance(c);
             } else {
                 // This worker may have just gained the connector part.
                 self.publish_connector(c);
             }
             self.spawn_owned_tasks(c);
+        }
+    }
+
+    /// Brings the tasks run here in line with the task configs published in
+    /// the config topic: a task whose config changed, or that is no longer
+    /// published, is stopped (and started again with its new config).
+    async fn apply_task_configs(&self) {
+        let mut connectors = self.connectors.lock().await;
+        for (name, c) in connectors.iter_mut() {
+            let published = self.runnable_configs(c);
+            let stale: BTreeMap<_, _> = c
+                .tasks
+                .extract_if(.., |id, t| published.get(*id as usize) != Some(&t.config))
+                .collect();
+            if !stale.is_empty() {
+                info!(connector = %name, tasks = ?stale.keys().collect::<Vec<_>>(), "task configs changed; restarting the tasks");
+                self.stop_tasks(name, stale).await;
+            }
+            if c.target != TargetState::Stopped {
+                self.spawn_owned_tasks(c);
+            }
+        }
+    }
+
+    /// Reads the status topic to its end, so a status answer includes what
+    /// any worker reported before the request.
+    pub(super) async fn read_statuses(&self) {
+        let store = self.statuses.clone();
+        match tokio::task::spawn_blocking(move || store.read_to_end()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("cannot read the status topic to its end: {e}"),
+            Err(e) => warn!("status store task failed: {e}"),
+        }
+    }
+
+    /// `GET /connectors/{name}/status` in a cluster: built only from what
+    /// every worker reads alike (the status topic, the published task
+    /// configs, and the slots' lease renewals), never from what runs here,
+    /// so every worker answers the same. A part is shown as its last record
+    /// says only while the worker that wrote it is running its slot; else
+    /// it is UNASSIGNED (its worker died, or it waits for its worker to
+    /// come back), never RUNNING on a dead worker.
+    pub(super) fn cluster_status_of(
+        &self,
+        placement: &Placement,
+        name: &str,
+        c: &Connector,
+    ) -> ConnectorStatus {
+        let version = self
+            .worker
+            .plugins()
+            .connector(&c.config.class)
+            .map(|p| p.version.to_owned());
+        let live = |part: Part, record: Option<StatusRecord>| -> (State, String, Option<String>) {
+            match record {
+                Some(r)
+                    if placement
+                        .runner(self.statuses.as_ref(), name, part)
+                        .as_deref()
+                        == Some(&r.worker_id) =>
+                {
+                    (r.state, r.worker_id, r.trace)
+                }
+                // A record of a part that is no longer running is kept as
+                // Connect keeps it: the worker that last ran it.
+                Some(r) => (State::Unassigned, r.worker_id, None),
+                None => (State::Unassigned, String::new(), None),
+            }
+        };
+        let connector = match &c.invalid {
+            // Every worker validates the same stored config alike.
+            Some(why) => ConnectorState {
+                state: State::Failed,
+                worker_id: self
+                    .statuses
+                    .connector(name)
+                    .map(|r| r.worker_id)
+                    .unwrap_or_default(),
+                version: version.clone(),
+                trace: Some(why.clone()),
+            },
+            None => {
+                let (state, worker_id, trace) =
+                    live(Part::Connector, self.statuses.connector(name));
+                ConnectorState {
+                    state,
+                    worker_id,
+                    version: version.clone(),
+                    trace,
+                }
+            }
+        };
+        let tasks = if c.target == TargetState::Stopped || c.invalid.is_some() {
+            Vec::new()
+        } else {
+            let mut records = self.statuses.tasks(name);
+            (0..self.task_count(c))
+                .map(|id| {
+                    let (state, worker_id, trace) = live(Part::Task(id), records.remove(&id));
+                    TaskStatus {
+                        id,
+                        state,
+                        worker_id,
+                        version: version.clone(),
+                        trace,
+                    }
+                })
+                .collect()
+        };
+        ConnectorStatus {
+            name: name.to_owned(),
+            connector,
+            tasks,
+            kind: c.config.kind.as_str(),
         }
     }
 
@@ -163,6 +279,7 @@ impl Herder {
                             break;
                         }
                         h.apply_stored().await;
+                        h.apply_task_configs().await;
                         h.apply_restarts().await;
                     }
                     event = placement.recv() => {

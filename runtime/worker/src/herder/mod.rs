@@ -25,7 +25,7 @@ pub use self::status::{ConnectorState, ConnectorStatus, State, TaskStatus};
 use crate::config::{
     check_connector_name, connector_config_def, is_whole_reference, ConnectorConfig,
 };
-use crate::control::{TargetState, TaskHealth};
+use crate::control::{Report, TargetState, TaskHealth};
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::placement::{Part, Placement};
 use crate::storage::{
@@ -92,10 +92,24 @@ pub struct TaskId {
     pub task: u32,
 }
 
+/// A connector's state and identity, for `/metrics` (Connect's connector-metrics).
+#[derive(Debug)]
+pub struct ConnectorMetricsView {
+    pub name: String,
+    pub state: State,
+    /// `source` or `sink`.
+    pub kind: &'static str,
+    pub class: String,
+    pub version: String,
+}
+
 /// A task's counters, for `/metrics`.
+#[derive(Debug)]
 pub struct TaskMetricsView {
     pub connector: String,
     pub task: u32,
+    /// `source` or `sink`.
+    pub kind: &'static str,
     pub state: State,
     /// The task is retrying a failure of its source or destination.
     pub retrying: bool,
@@ -104,7 +118,22 @@ pub struct TaskMetricsView {
     pub metrics: Arc<TaskMetrics>,
 }
 
+/// One task of `GET /connectors/{name}/assignments` and `/lag`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskAssignment {
+    pub task: u32,
+    pub state: State,
+    pub worker_id: String,
+    /// Whether this worker runs the task (and so knows its partitions).
+    pub local: bool,
+    /// Sink tasks: the partitions assigned, with their offsets.
+    pub partitions: Option<Vec<crate::metrics::PartitionLag>>,
+}
+
 struct Task {
+    /// The config it was started with: in a cluster, a task whose published
+    /// config changes is restarted with the new one.
+    config: TaskConfig,
     control: watch::Sender<TargetState>,
     /// `None` when the task could not even be built (its failure says why).
     handle: Option<JoinHandle<()>>,
@@ -159,6 +188,7 @@ pub struct Herder {
     placement: Option<Arc<Placement>>,
     worker_id: std::sync::RwLock<String>,
     connectors: Mutex<BTreeMap<String, Connector>>,
+    startups: crate::metrics::Startups,
 }
 
 impl Herder {
@@ -174,6 +204,7 @@ impl Herder {
             placement: None,
             worker_id: std::sync::RwLock::new("standalone".into()),
             connectors: Mutex::new(BTreeMap::new()),
+            startups: crate::metrics::Startups::default(),
         }
     }
 
@@ -190,21 +221,43 @@ impl Herder {
             .is_none_or(|p| p.owns(connector, part))
     }
 
-    /// Whether this worker runs any part of `c`, so needs its instance (which
-    /// makes the task configs). Task ids are below `tasks.max`.
-    fn owns_any(&self, c: &Connector) -> bool {
-        let name = &c.config.name;
-        self.owns(name, Part::Connector)
-            || (0..c.config.tasks_max as u32).any(|id| self.owns(name, Part::Task(id)))
+    /// The task configs tasks are started from: standalone, what this
+    /// worker's instance made; in a cluster, what the connector part's worker
+    /// published in the config topic (Connect's `task-`/`commit-` records),
+    /// the same on every worker.
+    fn runnable_configs(&self, c: &Connector) -> Vec<TaskConfig> {
+        match &self.placement {
+            None => c.task_configs.clone(),
+            Some(_) if c.target == TargetState::Stopped || c.invalid.is_some() => Vec::new(),
+            Some(_) => self
+                .configs
+                .task_configs(&c.config.name)
+                .unwrap_or_default(),
+        }
     }
 
     /// Starts the tasks this worker owns and does not run yet.
     fn spawn_owned_tasks(&self, c: &mut Connector) {
-        for id in 0..c.task_configs.len() as u32 {
+        for (id, config) in self.runnable_configs(c).into_iter().enumerate() {
+            let id = id as u32;
             if self.owns(&c.config.name, Part::Task(id)) && !c.tasks.contains_key(&id) {
-                self.spawn_task(c, id);
+                self.spawn_task(c, id, config);
             }
         }
+    }
+
+    /// Distributed mode: completed rebalances, slots held, and when slots were
+    /// last gained (ms since the epoch); `None` in standalone.
+    pub fn rebalance_state(&self) -> Option<(u64, u64, u64)> {
+        self.placement.as_ref().map(|p| {
+            let (rebalances, slots) = p.rebalance_counts();
+            (rebalances, slots, p.generation())
+        })
+    }
+
+    /// Connector and task starts by outcome, for `/metrics`.
+    pub fn startups(&self) -> &crate::metrics::Startups {
+        &self.startups
     }
 
     pub fn worker(&self) -> &Worker {
@@ -417,10 +470,10 @@ impl Herder {
             }
             TargetState::Running | TargetState::Paused if was == TargetState::Stopped => {
                 // stop_all left the connector known but empty; start it as new.
-                if self.owns_any(c) {
+                if self.owns(&c.config.name, Part::Connector) {
                     self.start_instance(c);
-                    self.spawn_owned_tasks(c);
                 }
+                self.spawn_owned_tasks(c);
             }
             _ => {
                 for (id, t) in &c.tasks {
@@ -447,10 +500,17 @@ impl Herder {
         only_failed: bool,
     ) -> Result<ConnectorStatus, HerderError> {
         self.catch_up().await?;
+        if self.placement.is_some() {
+            self.read_statuses().await;
+        }
         let mut connectors = self.connectors.lock().await;
         let c = connectors.get_mut(name).or_not_found(name)?;
-        let mut status = self.status_of(name, c);
-        let restart_connector = !only_failed || c.failure.is_some();
+        // In a cluster, the status every worker would answer.
+        let mut status = match &self.placement {
+            Some(placement) => self.cluster_status_of(placement, name, c),
+            None => self.status_of(name, c),
+        };
+        let restart_connector = !only_failed || status.connector.state == State::Failed;
         let tasks: Vec<u32> = if include_tasks {
             status
                 .tasks
@@ -535,6 +595,12 @@ impl Herder {
 
     pub async fn status(&self, name: &str) -> Result<ConnectorStatus, HerderError> {
         self.catch_up().await?;
+        if let Some(placement) = &self.placement {
+            self.read_statuses().await;
+            let connectors = self.connectors.lock().await;
+            let c = connectors.get(name).or_not_found(name)?;
+            return Ok(self.cluster_status_of(placement, name, c));
+        }
         let connectors = self.connectors.lock().await;
         let c = connectors.get(name).or_not_found(name)?;
         Ok(self.status_of(name, c))
@@ -567,13 +633,7 @@ impl Herder {
             .plugins()
             .connector(&c.config.class)
             .map_or(c.config.class.as_str(), |p| p.task_class);
-        // Where the instance runs elsewhere, what its worker published.
-        let configs = match (&c.instance, c.target) {
-            (None, TargetState::Running | TargetState::Paused) => {
-                self.configs.task_configs(name).unwrap_or_default()
-            }
-            _ => c.task_configs.clone(),
-        };
+        let configs = self.runnable_configs(c);
         Ok(configs
             .iter()
             .enumerate()
@@ -636,22 +696,30 @@ impl Herder {
         offsets::alter(&self.worker, &c.config, topics, changes).await
     }
 
-    /// Every task's counters and state, for `/metrics`.
-    pub async fn metrics(&self) -> (Vec<(String, State)>, Vec<TaskMetricsView>) {
+    /// Every connector's and task's state, and the tasks' counters, for `/metrics`.
+    pub async fn metrics(&self) -> (Vec<ConnectorMetricsView>, Vec<TaskMetricsView>) {
         let connectors = self.connectors.lock().await;
         let mut states = Vec::new();
         let mut tasks = Vec::new();
         for (name, c) in connectors.iter() {
             let status = self.status_of(name, c);
-            states.push((name.clone(), status.connector.state));
+            states.push(ConnectorMetricsView {
+                name: name.clone(),
+                state: status.connector.state,
+                kind: status.kind,
+                class: c.config.class.clone(),
+                version: status.connector.version.clone().unwrap_or_default(),
+            });
             for t in status.tasks {
                 let Some(task) = c.tasks.get(&t.id) else {
                     continue;
                 };
                 if let Some(m) = task.metrics.clone() {
+                    m.observe_state(t.state == State::Running, t.state == State::Paused);
                     tasks.push(TaskMetricsView {
                         connector: name.clone(),
                         task: t.id,
+                        kind: status.kind,
                         state: t.state,
                         retrying: task.health.retry_reason().is_some(),
                         restarts: task.restarts,
@@ -661,6 +729,30 @@ impl Herder {
             }
         }
         (states, tasks)
+    }
+
+    /// Which worker and task holds which partition of `name`'s topics: this
+    /// worker's tasks with their partitions as last refreshed (see `lag`);
+    /// tasks another worker runs (distributed mode) with the worker its status
+    /// names and no partitions, which only that worker knows.
+    pub async fn assignments(&self, name: &str) -> Result<Vec<TaskAssignment>, HerderError> {
+        let connectors = self.connectors.lock().await;
+        let c = connectors.get(name).or_not_found(name)?;
+        let status = self.status_of(name, c);
+        Ok(status
+            .tasks
+            .into_iter()
+            .map(|t| {
+                let local = c.tasks.get(&t.id).and_then(|task| task.metrics.as_ref());
+                TaskAssignment {
+                    task: t.id,
+                    state: t.state,
+                    worker_id: t.worker_id,
+                    local: local.is_some(),
+                    partitions: local.map(|m| m.partitions()),
+                }
+            })
+            .collect())
     }
 
     /// Stops every connector for shutdown (without persisting anything) and
@@ -802,8 +894,10 @@ impl Herder {
     /// Starts a connector and, unless it is to stay stopped, its tasks.
     fn start(&self, config: ConnectorConfig, target: TargetState) -> Connector {
         let mut c = Connector::new(config, target);
-        if target != TargetState::Stopped && self.owns_any(&c) {
-            self.start_instance(&mut c);
+        if target != TargetState::Stopped {
+            if self.owns(&c.config.name, Part::Connector) {
+                self.start_instance(&mut c);
+            }
             self.spawn_owned_tasks(&mut c);
         }
         c
@@ -814,10 +908,12 @@ impl Herder {
             c.failure = Some(why.clone());
             return;
         }
-        match self.worker.start_connector(&c.config) {
+        let started = self.worker.start_connector(&c.config);
+        self.startups.connectors.record(started.is_ok());
+        match started {
             Ok((instance, configs)) => {
                 c.instance = Some(instance);
-                self.publish_task_configs(&c.config.name, &configs);
+                self.publish_task_configs(&c.config, &configs);
                 c.task_configs = configs;
                 c.failure = None;
             }
@@ -831,16 +927,21 @@ impl Herder {
     }
 
     /// Distributed: the worker running the connector part publishes the task
-    /// configs its instance made, for the workers that do not run it. In
-    /// the background: a config topic write waits to be read back.
-    fn publish_task_configs(&self, name: &str, configs: &[TaskConfig]) {
+    /// configs its instance made, for every worker to start its tasks from.
+    /// A value the connector copied from a provider reference is published as
+    /// the reference, as Connect stores it, so no secret a provider supplies
+    /// is written to the config topic; each worker resolves it when it starts
+    /// the task. In the background: a config topic write waits to be read back.
+    fn publish_task_configs(&self, config: &ConnectorConfig, configs: &[TaskConfig]) {
+        let name = &config.name;
         if self.placement.is_none() || !self.owns(name, Part::Connector) {
             return;
         }
-        if self.configs.task_configs(name).as_deref() == Some(configs) {
+        let configs = unresolved(config, configs);
+        if self.configs.task_configs(name).as_ref() == Some(&configs) {
             return;
         }
-        let (store, name, configs) = (self.configs.clone(), name.to_owned(), configs.to_vec());
+        let (store, name) = (self.configs.clone(), name.to_owned());
         tokio::task::spawn_blocking(move || {
             if let Err(e) = store.put_task_configs(&name, &configs) {
                 warn!(connector = %name, "cannot publish the task configs: {e}");
@@ -871,16 +972,23 @@ impl Herder {
         }
     }
 
-    fn spawn_task(&self, c: &mut Connector, id: u32) {
-        let Some(config) = c.task_configs.get(id as usize).cloned() else {
-            return;
-        };
+    fn spawn_task(&self, c: &mut Connector, id: u32, config: TaskConfig) {
         let (control, rx) = watch::channel(c.target);
         let health = {
             let (statuses, name) = (self.statuses.clone(), c.config.name.clone());
             let paused = self.status_record(State::Paused, None);
-            Arc::new(TaskHealth::reporting_pauses(move || {
-                statuses.put_task(&name, id, paused.clone())
+            Arc::new(TaskHealth::reporting(move |report| {
+                let record = match report {
+                    Report::Paused => paused.clone(),
+                    // A task riding out an outage is RUNNING; its trace says
+                    // why nothing moves, on every worker.
+                    Report::Retrying(why) => StatusRecord {
+                        state: State::Running,
+                        trace: why,
+                        ..paused.clone()
+                    },
+                };
+                statuses.put_task(&name, id, record)
             }))
         };
         let wiring = TaskWiring {
@@ -890,13 +998,28 @@ impl Herder {
             lease: self.placement.as_ref().map(|p| p.lease().clone()),
         };
         let name = c.config.name.clone();
-        let task = match &c.instance {
-            Some(instance) => self
+        let task = match (&c.instance, &self.placement) {
+            // A cluster's tasks run from the published configs, whether or
+            // not the connector part runs here, their references resolved here.
+            (_, Some(_)) => self
                 .worker
-                .task(&c.config, instance, id, config, wiring)
+                .config()
+                .connector_rules()
+                .providers
+                .resolve(&config)
+                .map_err(|e| format!("the published task config does not resolve: {e}"))
+                .and_then(|resolved| {
+                    self.worker
+                        .task_of_class(&c.config, id, resolved, wiring)
+                        .map_err(|e| e.to_string())
+                }),
+            (Some(instance), None) => self
+                .worker
+                .task(&c.config, instance, id, config.clone(), wiring)
                 .map_err(|e| e.to_string()),
-            None => Err("the connector is not running".to_owned()),
+            (None, None) => Err("the connector is not running".to_owned()),
         };
+        self.startups.tasks.record(task.is_ok());
         let (handle, metrics) = match task {
             Ok(run) => {
                 self.statuses
@@ -938,6 +1061,7 @@ impl Herder {
         c.tasks.insert(
             id,
             Task {
+                config,
                 control,
                 handle,
                 health,
@@ -1002,7 +1126,9 @@ impl Herder {
                 .await;
         }
         info!(connector = %c.config.name, task = id, "restarting task");
-        self.spawn_task(c, id);
+        if let Some(config) = self.runnable_configs(c).into_iter().nth(id as usize) {
+            self.spawn_task(c, id, config);
+        }
     }
 
     fn status_of(&self, name: &str, c: &Connector) -> ConnectorStatus {
@@ -1102,14 +1228,19 @@ impl Herder {
     /// How many tasks the connector has: known from its instance where this
     /// worker runs it, else from the tasks other workers reported.
     fn task_count(&self, c: &Connector) -> u32 {
-        if c.instance.is_some() || self.placement.is_none() {
+        if self.placement.is_none() {
             return c.task_configs.len() as u32;
         }
         if c.target == TargetState::Stopped {
             return 0;
         }
+        // In a cluster, what the connector part's worker published: the
+        // same on every worker.
         if let Some(published) = self.configs.task_configs(&c.config.name) {
             return published.len() as u32;
+        }
+        if c.instance.is_some() {
+            return c.task_configs.len() as u32;
         }
         let max = c.config.tasks_max as u32;
         self.statuses
@@ -1148,6 +1279,26 @@ impl Herder {
             .map(|(k, v)| (k.clone(), shown(k, v, &common, plugin_def.as_ref())))
             .collect()
     }
+}
+
+/// `configs`, made from `config`'s resolved values, with each value that is
+/// exactly what a provider reference of `config` resolved to put back as
+/// that reference.
+fn unresolved(config: &ConnectorConfig, configs: &[TaskConfig]) -> Vec<TaskConfig> {
+    configs
+        .iter()
+        .map(|task| {
+            task.iter()
+                .map(|(k, v)| {
+                    let written = config
+                        .written
+                        .get(k)
+                        .filter(|w| *w != v && config.resolved.get(k) == Some(v));
+                    (k.clone(), written.unwrap_or(v).clone())
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A healthy connector's state: what it was asked to be doing.

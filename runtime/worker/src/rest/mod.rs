@@ -3,6 +3,7 @@
 //! optional basic or bearer authentication. Handlers only translate HTTP to
 //! herder calls; every decision about connectors is the herder's.
 
+mod assignments;
 mod auth;
 mod connectors;
 mod dlq;
@@ -11,6 +12,7 @@ mod loggers;
 mod metrics;
 mod plugins;
 mod tls;
+mod ui;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -222,7 +224,9 @@ pub fn router(state: Shared, auth: Option<Auth>) -> Router {
         .merge(connectors::routes())
         .merge(plugins::routes())
         .merge(loggers::routes())
-        .merge(dlq::routes());
+        .merge(dlq::routes())
+        .merge(assignments::routes())
+        .merge(ui::routes());
     let api = match auth {
         Some(auth) => api.layer(axum::middleware::from_fn_with_state(
             Arc::new(auth),
@@ -293,6 +297,8 @@ pub fn route_table() -> Vec<(&'static str, &'static str)> {
     all.extend(plugins::ROUTES);
     all.extend(loggers::ROUTES);
     all.extend(dlq::ROUTES);
+    all.extend(assignments::ROUTES);
+    all.extend(ui::ROUTES);
     all
 }
 

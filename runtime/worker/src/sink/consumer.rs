@@ -16,7 +16,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sluice_api::{OffsetMap, Rewinds, TopicPartition};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::control::TargetState;
 
@@ -57,9 +57,42 @@ const REBALANCE_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct SinkContext {
     events: mpsc::Sender<ConsumerEvent>,
+    connector: String,
+    task: u32,
+    /// Subscribed topics already reported missing, so each is said once.
+    missing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
-impl ClientContext for SinkContext {}
+/// What librdkafka says of a subscribed topic that does not exist.
+const TOPIC_NOT_AVAILABLE: &str = "Subscribed topic not available: ";
+
+impl ClientContext for SinkContext {
+    /// A subscribed topic that does not exist yet is a normal moment (a CDC
+    /// source creates its topics on its first change, often after the sink
+    /// subscribed), which librdkafka reports as an error on every metadata
+    /// refresh: say it once per topic, as a warning, in our words. Every
+    /// other client error is logged as librdkafka's default does.
+    fn error(&self, error: KafkaError, reason: &str) {
+        let topic = reason
+            .split_once(TOPIC_NOT_AVAILABLE)
+            .map(|(_, rest)| rest.split_once(": ").map_or(rest, |(t, _)| t));
+        match topic {
+            Some(topic) => {
+                let first = self
+                    .missing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(topic.to_owned());
+                if first {
+                    warn!(connector = %self.connector, task = self.task, topic, "subscribed topic does not exist yet; the sink reads it once it is created");
+                }
+            }
+            None => {
+                error!(connector = %self.connector, task = self.task, "librdkafka: {error}: {reason}")
+            }
+        }
+    }
+}
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
@@ -138,12 +171,17 @@ impl ConsumerContext for SinkContext {
 
 pub type SinkConsumer = BaseConsumer<SinkContext>;
 
-pub fn context(events: mpsc::Sender<ConsumerEvent>) -> SinkContext {
-    SinkContext { events }
+pub fn context(events: mpsc::Sender<ConsumerEvent>, connector: &str, task: u32) -> SinkContext {
+    SinkContext {
+        events,
+        connector: connector.to_owned(),
+        task,
+        missing: Default::default(),
+    }
 }
 
 /// Polls `consumer` until `stop` is set or the task loop goes away, sending
-/// batches of at most `max_records`.
+/// batches of at most `max_records`, with the records' headers if `headers`.
 ///
 /// While the connector is paused the consumer stays in its group (polling
 /// serves rebalances and keeps it a member) but its partitions are paused, so
@@ -153,6 +191,7 @@ pub fn poll_loop(
     consumer: Arc<SinkConsumer>,
     events: mpsc::Sender<ConsumerEvent>,
     max_records: usize,
+    headers: bool,
     stop: Arc<AtomicBool>,
     control: watch::Receiver<TargetState>,
     seeks: Arc<Rewinds>,
@@ -225,10 +264,10 @@ pub fn poll_loop(
                             .or_insert_with(|| m.topic().into())
                             .clone(),
                     };
-                    let mut headers = sluice_api::Headers::new();
-                    if let Some(hs) = m.headers() {
+                    let mut record_headers = sluice_api::Headers::new();
+                    if let Some(hs) = headers.then(|| m.headers()).flatten() {
                         for h in hs.iter() {
-                            headers.push(h.key.to_owned(), h.value.map(<[u8]>::to_vec));
+                            record_headers.push(h.key.to_owned(), h.value.map(<[u8]>::to_vec));
                         }
                     }
                     batch.push(RawRecord {
@@ -238,13 +277,21 @@ pub fn poll_loop(
                         timestamp: m.timestamp().to_millis(),
                         key: m.key().map(<[u8]>::to_vec),
                         value: m.payload().map(<[u8]>::to_vec),
-                        headers,
+                        headers: record_headers,
                     });
                 }
                 Err(KafkaError::PartitionEOF(_)) => {}
                 Err(e) if is_fatal(&e) => {
                     let _ = events.blocking_send(ConsumerEvent::Fatal(e.to_string()));
                     return;
+                }
+                // A subscribed topic not created yet: the client context
+                // says so once; here it would repeat on every poll.
+                Err(e)
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) =>
+                {
+                    debug!("consumer error (retrying): {e}")
                 }
                 Err(e) => warn!("consumer error (retrying): {e}"),
             }

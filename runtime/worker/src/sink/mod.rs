@@ -13,8 +13,8 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_api::{
-    ConnectError, Converter, Headers, OffsetMap, Record, Rewinds, SinkTask, SinkTaskContext,
-    TopicPartition,
+    Backoff, ConnectError, Converter, Headers, OffsetMap, Record, Rewinds, SinkTask,
+    SinkTaskContext, TopicPartition,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -79,7 +79,11 @@ pub fn subscribe(
         ),
     ];
     settings.extend(overrides.iter().map(|(k, v)| (*k, v.clone())));
-    let consumer = kafka::consumer(worker, consumer::context(tx.clone()), &settings)?;
+    let consumer = kafka::consumer(
+        worker,
+        consumer::context(tx.clone(), connector, task_id),
+        &settings,
+    )?;
     let result = match subscription {
         Subscription::Topics(topics) => {
             consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())
@@ -108,9 +112,13 @@ impl SinkRunner {
         let poller = {
             let (c, s, max) = (consumer.clone(), stop.clone(), self.max_poll_records);
             let (control, seeks) = (self.control.clone(), self.seeks.clone());
+            let headers = self.task.reads_headers()
+                || !self.transforms.is_empty()
+                || self.policy.keeps_originals()
+                || self.policy.needs_failed_bytes();
             std::thread::Builder::new()
                 .name(format!("sink-{}-{}", self.connector, self.task_id))
-                .spawn(move || consumer::poll_loop(c, events_tx, max, s, control, seeks))
+                .spawn(move || consumer::poll_loop(c, events_tx, max, headers, s, control, seeks))
                 .map_err(|e| {
                     ConnectError::fatal(format!("cannot start the consumer thread: {e}"))
                 })?
@@ -179,6 +187,7 @@ impl SinkRunner {
                             state.consumed.remove(tp);
                             state.committed.remove(tp);
                             state.rewinding.remove(tp);
+                            state.handled.remove(tp);
                         }
                         let _ = answer.send(());
                     }
@@ -210,7 +219,7 @@ impl SinkRunner {
         // How each converted record looked in Kafka: its bytes when a dead-letter
         // queue may need them, else its coordinates.
         let mut originals: Vec<Option<Original>> = Vec::new();
-        let mut last_offsets: Vec<(TopicPartition, i64)> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
         // Fetches arrive in runs of one partition: look each run up once.
         let mut current: Option<(Arc<str>, i32, Option<usize>)> = None;
         for raw in batch {
@@ -226,13 +235,16 @@ impl SinkRunner {
                         self.active_topics.record(&raw.topic);
                     }
                     let slot = live.then(|| {
-                        last_offsets
-                            .iter()
-                            .position(|(t, _)| *t == tp)
-                            .unwrap_or_else(|| {
-                                last_offsets.push((tp, raw.offset));
-                                last_offsets.len() - 1
-                            })
+                        spans.iter().position(|s| s.tp == tp).unwrap_or_else(|| {
+                            let handled = state.handled.get(&tp).copied();
+                            spans.push(Span {
+                                tp,
+                                first: raw.offset,
+                                last: raw.offset,
+                                handled,
+                            });
+                            spans.len() - 1
+                        })
                     });
                     current = Some((raw.topic.clone(), raw.partition, slot));
                     slot
@@ -240,8 +252,10 @@ impl SinkRunner {
             };
             // Records of a partition taken away mid-batch belong to its new owner.
             let Some(slot) = slot else { continue };
-            last_offsets[slot].1 = raw.offset;
-            if let Some((record, original)) = self.convert(raw, keep).await? {
+            let span = &mut spans[slot];
+            span.last = raw.offset;
+            let handled = span.handled.is_some_and(|h| raw.offset <= h);
+            if let Some((record, original)) = self.convert(raw, keep, handled).await? {
                 records.push(record);
                 originals.push(Some(original));
             }
@@ -249,6 +263,12 @@ impl SinkRunner {
         let (records, failures) = self.transforms.apply_indexed(records);
         for f in failures {
             let original = originals.get_mut(f.index).and_then(Option::take);
+            if original
+                .as_ref()
+                .is_some_and(|o| already_handled(&spans, o))
+            {
+                continue;
+            }
             self.policy
                 .handle(Failure::transformation(f, original))
                 .await?;
@@ -275,15 +295,18 @@ impl SinkRunner {
             }
         }
         let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
-        if !records.is_empty() && !self.put_with_retry(records, state).await? {
-            // Stopped while retrying: the batch is not the task's, so nothing
-            // of it may be committed.
+        if !records.is_empty() && self.put(records, &spans, state).await? != Put::Accepted {
+            // Nothing of the batch is the task's yet, so nothing of it may be
+            // committed: it is read again (after a failure) or by the next owner.
             return Ok(());
         }
         // Only now is the batch the task's: a commit may cover it.
-        for (tp, offset) in last_offsets {
-            if !state.rewinding.contains(&tp) {
-                state.consumed.insert(tp, offset + 1);
+        for span in spans {
+            if !state.rewinding.contains(&span.tp) {
+                if span.handled.is_some_and(|h| h <= span.last) {
+                    state.handled.remove(&span.tp);
+                }
+                state.consumed.insert(span.tp, span.last + 1);
             }
         }
         TaskMetrics::add(&self.metrics.records_out, n);
@@ -292,79 +315,77 @@ impl SinkRunner {
 
     /// Acts on the task's rewind requests: nothing past them is committed, the
     /// consumer thread seeks, and until it confirms, those partitions' records
-    /// (fetched before the seek) are skipped. Returns the partitions rewound.
-    fn rewind(&mut self, state: &mut SinkState) -> HashSet<TopicPartition> {
-        let asked = self.context.rewinds.take();
-        let mut rewound = HashSet::new();
-        for (tp, offset) in asked {
-            if !state.assigned.contains(&tp) {
-                continue;
+    /// (fetched before the seek) are skipped.
+    fn rewind(&mut self, state: &mut SinkState) {
+        for (tp, offset) in self.context.rewinds.take() {
+            if state.assigned.contains(&tp) {
+                info!(connector = %self.connector, task = self.task_id, topic = %tp.topic, partition = tp.partition, offset, "rewinding at the task's request");
+                self.rewind_to(state, tp, offset);
             }
-            info!(connector = %self.connector, task = self.task_id, topic = %tp.topic, partition = tp.partition, offset, "rewinding at the task's request");
-            let consumed = state.consumed.entry(tp.clone()).or_insert(offset);
-            *consumed = (*consumed).min(offset);
-            state.rewinding.insert(tp.clone());
-            self.seeks.request(tp.clone(), offset);
-            rewound.insert(tp);
         }
-        rewound
     }
 
-    /// Hands a batch to the task, retrying a retriable failure until `put`
-    /// succeeds (or for `task.retry.timeout.ms`). `Ok(false)` when the task was
-    /// stopped first.
-    ///
-    /// A task that rewinds partitions on failure gets the batch again without
-    /// their records: they will come back from the rewound position.
-    async fn put_with_retry(
+    fn rewind_to(&mut self, state: &mut SinkState, tp: TopicPartition, offset: i64) {
+        let consumed = state.consumed.entry(tp.clone()).or_insert(offset);
+        *consumed = (*consumed).min(offset);
+        state.rewinding.insert(tp.clone());
+        self.seeks.request(tp, offset);
+    }
+
+    /// Hands a batch to the task. A retriable failure is retried, until `put`
+    /// succeeds (or for `task.retry.timeout.ms`), by reading the batch again
+    /// from Kafka after a backoff, so no copy of it is kept meanwhile: the
+    /// batch's partitions are rewound to its first records, and failures the
+    /// error policy already handled in it are not reported twice.
+    async fn put(
         &mut self,
-        mut records: Vec<Record>,
+        records: Vec<Record>,
+        spans: &[Span],
         state: &mut SinkState,
-    ) -> Result<bool, ConnectError> {
-        let mut backoff = self.policy.task_backoff();
-        let mut control = self.control.clone();
-        loop {
-            let copy = backoff.may_retry().then(|| records.clone());
-            let result = self.task.put(records).await;
-            let rewound = self.rewind(state);
-            let e = match result {
-                Ok(()) => {
-                    if backoff.attempts() > 0 {
-                        info!(connector = %self.connector, task = self.task_id, attempts = backoff.attempts(), "put succeeded again");
-                        self.health.recovered();
-                    }
-                    return Ok(true);
+    ) -> Result<Put, ConnectError> {
+        self.metrics.batch_records.observe(records.len() as f64);
+        let started = std::time::Instant::now();
+        let result = self.task.put(records).await;
+        self.metrics
+            .call_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.rewind(state);
+        let e = match result {
+            Ok(()) => {
+                if let Some(backoff) = state.retry.take() {
+                    info!(connector = %self.connector, task = self.task_id, attempts = backoff.attempts(), "put succeeded again");
+                    self.health.recovered();
                 }
-                Err(e) => e,
-            };
-            let copy = copy.map(|mut c| {
-                c.retain(|r| {
-                    !rewound
-                        .iter()
-                        .any(|tp| *tp.topic == *r.topic && Some(tp.partition) == r.partition)
-                });
-                c
-            });
-            match (e.is_retriable(), copy, backoff.next_delay()) {
-                (true, Some(copy), Some(delay)) => {
-                    TaskMetrics::add(&self.metrics.retries_by_stage[Stage::TaskPut.index()], 1);
-                    warn!(connector = %self.connector, task = self.task_id, attempt = backoff.attempts(), delay_ms = delay.as_millis() as u64, "put failed, retrying: {e}");
-                    self.health
-                        .retrying(format!("{} failed, retrying: {e}", Stage::TaskPut.as_str()));
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = until_stopped(&mut control) => return Ok(false),
-                    }
-                    records = copy;
-                }
-                _ => {
-                    return Err(ConnectError::new(
-                        e.kind(),
-                        format!("{} failed: {}", Stage::TaskPut.as_str(), e.message()),
-                    )
-                    .with_source(e))
-                }
+                return Ok(Put::Accepted);
             }
+            Err(e) => e,
+        };
+        let backoff = state
+            .retry
+            .get_or_insert_with(|| self.policy.task_backoff());
+        let (true, Some(delay)) = (e.is_retriable(), backoff.next_delay()) else {
+            return Err(ConnectError::new(
+                e.kind(),
+                format!("{} failed: {}", Stage::TaskPut.as_str(), e.message()),
+            )
+            .with_source(e));
+        };
+        let attempt = backoff.attempts();
+        TaskMetrics::add(&self.metrics.retries_by_stage[Stage::TaskPut.index()], 1);
+        warn!(connector = %self.connector, task = self.task_id, attempt, delay_ms = delay.as_millis() as u64, "put failed, retrying: {e}");
+        self.health
+            .retrying(format!("{} failed, retrying: {e}", Stage::TaskPut.as_str()));
+        for span in spans {
+            if state.assigned.contains(&span.tp) {
+                let handled = state.handled.entry(span.tp.clone()).or_insert(span.last);
+                *handled = (*handled).max(span.last);
+                self.rewind_to(state, span.tp.clone(), span.first);
+            }
+        }
+        let mut control = self.control.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(Put::Rewound),
+            _ = until_stopped(&mut control) => Ok(Put::Stopped),
         }
     }
 
@@ -374,26 +395,44 @@ impl SinkRunner {
         &mut self,
         raw: RawRecord,
         keep: bool,
+        handled: bool,
     ) -> Result<Option<(Record, Original)>, ConnectError> {
-        let decoded = self
-            .key_converter
-            .decode(&raw.topic, raw.key.as_deref())
-            .map_err(|e| (Stage::KeyConverter, e))
-            .and_then(|(ks, k)| {
-                self.value_converter
-                    .decode(&raw.topic, raw.value.as_deref())
-                    .map(|(vs, v)| (ks, k, vs, v))
-                    .map_err(|e| (Stage::ValueConverter, e))
-            });
         let RawRecord {
             topic,
             partition,
             offset,
             timestamp,
-            key: key_bytes,
-            value: value_bytes,
+            key,
+            value,
             headers,
         } = raw;
+        let (key_c, value_c) = (&mut self.key_converter, &mut self.value_converter);
+        // The bytes outlive decoding only when something needs them after it (a
+        // dead-letter queue, the error log); otherwise the converters take them,
+        // so text and bytes are not copied.
+        let (decoded, key_bytes, value_bytes) = if keep || self.policy.needs_failed_bytes() {
+            let decoded = key_c
+                .decode(&topic, key.as_deref())
+                .map_err(|e| (Stage::KeyConverter, e))
+                .and_then(|(ks, k)| {
+                    value_c
+                        .decode(&topic, value.as_deref())
+                        .map(|(vs, v)| (ks, k, vs, v))
+                        .map_err(|e| (Stage::ValueConverter, e))
+                });
+            (decoded, key, value)
+        } else {
+            let decoded = key_c
+                .decode_owned(&topic, key)
+                .map_err(|e| (Stage::KeyConverter, e))
+                .and_then(|(ks, k)| {
+                    value_c
+                        .decode_owned(&topic, value)
+                        .map(|(vs, v)| (ks, k, vs, v))
+                        .map_err(|e| (Stage::ValueConverter, e))
+                });
+            (decoded, None, None)
+        };
         let original = |headers: Headers, key: Option<Vec<u8>>, value: Option<Vec<u8>>| Original {
             topic: topic.clone(),
             partition: Some(partition),
@@ -404,6 +443,8 @@ impl SinkRunner {
             headers,
         };
         match decoded {
+            // Read again after a failed put: the policy has dealt with it.
+            Err(_) if handled => Ok(None),
             Err((stage, error)) => {
                 let class_name = match stage {
                     Stage::KeyConverter => self.key_converter.class_name().to_owned(),
@@ -501,12 +542,13 @@ impl SinkRunner {
             return Ok(());
         }
         let c = consumer.clone();
-        tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+        let started = std::time::Instant::now();
+        let committed = tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
             .await
-            .map_err(|e| ConnectError::fatal(format!("commit task failed: {e}")))?
-            .map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
+            .map_err(|e| ConnectError::fatal(format!("commit task failed: {e}")))?;
+        self.metrics.commit_done(started, committed.is_ok());
+        committed.map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
         debug!(connector = %self.connector, task = self.task_id, partitions = committing.len(), "offsets committed");
-        TaskMetrics::add(&self.metrics.commits, 1);
         state.committed.extend(committing);
         Ok(())
     }
@@ -523,4 +565,39 @@ struct SinkState {
     rewinding: HashSet<TopicPartition>,
     /// Periodic commits failed in a row (retriable failures).
     commit_failures: u32,
+    /// The retry budget of a failing `put`, from its first failure until a
+    /// `put` succeeds.
+    retry: Option<Backoff>,
+    /// Per partition, the last offset of a batch whose `put` failed: records up
+    /// to it come again, and their conversion or transformation failures were
+    /// handled the first time.
+    handled: OffsetMap,
+}
+
+/// One partition's records in a batch.
+struct Span {
+    tp: TopicPartition,
+    first: i64,
+    last: i64,
+    /// Records up to this offset were read before (see [`SinkState::handled`]).
+    handled: Option<i64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Put {
+    Accepted,
+    /// Failed; the batch's partitions are rewound to read it again.
+    Rewound,
+    /// Stopped while waiting to retry.
+    Stopped,
+}
+
+/// Whether a failure of this record was handled when it was first read.
+fn already_handled(spans: &[Span], original: &Original) -> bool {
+    let (Some(p), Some(o)) = (original.partition, original.offset) else {
+        return false;
+    };
+    spans.iter().any(|s| {
+        s.tp.partition == p && *s.tp.topic == *original.topic && s.handled.is_some_and(|h| o <= h)
+    })
 }

@@ -236,8 +236,16 @@ impl SourceRunner {
     async fn poll_with_retry(&mut self) -> Result<Vec<Record>, ConnectError> {
         let mut backoff = self.policy.task_backoff();
         loop {
-            match self.task.poll().await {
+            let started = std::time::Instant::now();
+            let polled = self.task.poll().await;
+            self.metrics
+                .call_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match polled {
                 Ok(batch) => {
+                    if !batch.is_empty() {
+                        self.metrics.batch_records.observe(batch.len() as f64);
+                    }
                     if backoff.attempts() > 0 {
                         info!(connector = %self.connector, task = self.task_id, attempts = backoff.attempts(), "poll succeeded again");
                         self.health.recovered();
@@ -358,7 +366,8 @@ impl SourceRunner {
         let name = self.connector.clone();
         let task = self.task_id;
         let to_write = stored.clone();
-        blocking("offset store task", move || {
+        let started = std::time::Instant::now();
+        let written = blocking("offset store task", move || {
             store.commit(
                 &name,
                 Box::new(|c| {
@@ -371,9 +380,9 @@ impl SourceRunner {
                 }),
             )
         })
-        .await?
-        .map_err(|e| ConnectError::fatal(e.to_string()))?;
-        TaskMetrics::add(&self.metrics.commits, 1);
+        .await?;
+        self.metrics.commit_done(started, written.is_ok());
+        written.map_err(|e| ConnectError::fatal(e.to_string()))?;
         debug!(connector = %self.connector, task = self.task_id, partitions = stored.len(), "source offsets stored");
         self.task.commit(&stored).await
     }

@@ -22,4 +22,4 @@ pub use offset_file::FileOffsetStore;
 pub use offset_topic::KafkaOffsetStore;
 pub use offsets::{partition_key, ConnectorOffsets, OffsetBackingStore, TopicMark};
 pub use status_topic::KafkaStatusStore;
-pub use statuses::{MemoryStatusStore, State, StatusBackingStore, StatusRecord};
+pub use statuses::{MemoryStatusStore, State, StatusBackingStore, StatusRecord, WorkerRecord};

@@ -1,6 +1,8 @@
 //! Statuses in distributed mode: the status topic, in Connect's record format
 //! (`status-connector-<name>` and `status-task-<name>-<id>` →
-//! `{"state", "trace", "worker_id", "generation"}`). Every worker reads every
+//! `{"state", "trace", "worker_id", "generation"}`), and sluice's own
+//! `status-worker-<id>` → `{"slots", "renewed_ms"}`, each worker's last lease
+//! renewal (Connect's readers skip keys they do not know). Every worker reads every
 //! record and applies the generation rule of `StatusRecord::supersedes` as
 //! it reads, so all workers keep the same view and a stale worker's late
 //! record changes nobody's.
@@ -12,17 +14,19 @@ use std::time::Duration;
 use tracing::debug;
 
 use super::kafka_log::{KafkaLog, LogRecord};
-use super::statuses::{StatusBackingStore, StatusRecord};
+use super::statuses::{StatusBackingStore, StatusRecord, WorkerRecord};
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 
 const CONNECTOR: &str = "status-connector-";
 const TASK: &str = "status-task-";
+const WORKER: &str = "status-worker-";
 
 #[derive(Default)]
 struct View {
     connectors: BTreeMap<String, StatusRecord>,
     tasks: BTreeMap<String, BTreeMap<u32, StatusRecord>>,
+    workers: BTreeMap<String, WorkerRecord>,
 }
 
 type Shared = Arc<Mutex<View>>;
@@ -43,11 +47,6 @@ impl KafkaStatusStore {
         let v = view.clone();
         let log = KafkaLog::open(worker, topic, timeout, move |r| apply(&v, &r))?;
         Ok(Self { log, view })
-    }
-
-    /// Reads what other workers reported before now.
-    pub fn read_to_end(&self) -> Result<(), WorkerError> {
-        self.log.read_to_end()
     }
 
     fn write(&self, key: String, status: &StatusRecord) {
@@ -74,6 +73,16 @@ fn apply(view: &Shared, record: &LogRecord<'_>) {
     let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) else {
         return;
     };
+    if let Some(worker) = key.strip_prefix(WORKER) {
+        let renewal: Option<WorkerRecord> =
+            record.value.and_then(|v| serde_json::from_slice(v).ok());
+        let mut view = lock(view);
+        match renewal {
+            Some(r) => view.workers.insert(worker.to_owned(), r),
+            None => view.workers.remove(worker),
+        };
+        return;
+    }
     let status: Option<StatusRecord> = record.value.and_then(|v| serde_json::from_slice(v).ok());
     let mut view = lock(view);
     if let Some(name) = key.strip_prefix(CONNECTOR) {
@@ -131,6 +140,23 @@ impl StatusBackingStore for KafkaStatusStore {
             .get(connector)
             .cloned()
             .unwrap_or_default()
+    }
+
+    fn read_to_end(&self) -> Result<(), WorkerError> {
+        self.log.read_to_end()
+    }
+
+    fn put_worker(&self, worker: &str, renewal: WorkerRecord) {
+        match serde_json::to_vec(&renewal) {
+            Ok(value) => self
+                .log
+                .append_later(format!("{WORKER}{worker}").as_bytes(), Some(&value)),
+            Err(e) => debug!("cannot encode a lease renewal: {e}"),
+        }
+    }
+
+    fn workers(&self) -> BTreeMap<String, WorkerRecord> {
+        lock(&self.view).workers.clone()
     }
 
     fn forget(&self, connector: &str) {

@@ -43,6 +43,16 @@ impl StatusRecord {
     }
 }
 
+/// Distributed mode: a worker's last accepted lease renewal, the placement
+/// slots it renewed and when (wall clock, milliseconds since the epoch).
+/// Which worker runs a part now is read from these, not from the part's own
+/// record, which a dead worker cannot take back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    pub slots: Vec<i32>,
+    pub renewed_ms: u64,
+}
+
 /// Where statuses live. Writes never block and keep their order (a
 /// distributed store sends them in the background, as Connect's does): a
 /// status is a report, and a task must not wait on it.
@@ -59,6 +69,21 @@ pub trait StatusBackingStore: Send + Sync {
 
     /// Forgets a deleted connector's states.
     fn forget(&self, connector: &str);
+
+    /// Distributed mode: records a worker's accepted lease renewal. Nothing
+    /// to record where one worker runs everything.
+    fn put_worker(&self, _worker: &str, _renewal: WorkerRecord) {}
+
+    /// Every worker's last renewal, by worker id.
+    fn workers(&self) -> BTreeMap<String, WorkerRecord> {
+        BTreeMap::new()
+    }
+
+    /// Reads what other workers reported before now (nothing to read where
+    /// only this worker writes).
+    fn read_to_end(&self) -> Result<(), crate::error::WorkerError> {
+        Ok(())
+    }
 }
 
 #[derive(Default)]

@@ -7,6 +7,10 @@
 //! `SLUICE_FUZZ_EXAMPLES` sets the examples per operation (default 300, which
 //! with every phase makes well over 5,000 requests).
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::process::Command;

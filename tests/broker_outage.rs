@@ -9,6 +9,10 @@
 //! This binary runs against a broker of its own, so stopping it disturbs no
 //! other test: the shared helpers are pointed at it before their first use.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -17,6 +17,10 @@
 //! The table has a column for every type whose events are equal; what still
 //! differs is in [`KNOWN_DIFFERENCES`] with the reason.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,10 @@
 //! internal topics and the stores over them, with two stores on one topic
 //! standing for two workers.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

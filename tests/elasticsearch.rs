@@ -6,6 +6,10 @@
 //! to send on demand) retried; the server down for 30 s under load; wrong
 //! credentials.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,10 @@
 //! Error handling end to end on a real broker: poison records at each stage,
 //! tolerance all with a dead-letter queue, tolerance none, and replay.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,10 @@
 //! Prometheus, promtool, Chromium and playwright-core come from `dev/install
 //! prometheus browser`, which this test runs (it is idempotent).
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,10 @@
 //! End to end on a real broker: datagen → Kafka → file sink. Counts and content
 //! are compared event by event against the generator, keyed by (task, sequence).
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

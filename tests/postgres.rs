@@ -3,6 +3,10 @@
 //! event, REPLICA IDENTITY FULL, tombstones, TOAST placeholders, schema
 //! changes, bad setups, and exactly-once across kill -9.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

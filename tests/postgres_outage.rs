@@ -5,6 +5,10 @@
 //! connector confirms the WAL it has passed (so a fast shutdown is prompt),
 //! and the SQL side is rebuilt along with the replication stream.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

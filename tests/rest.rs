@@ -4,6 +4,10 @@
 //! it reprocesses from there; REST changes survive a worker restart; the CLI;
 //! TLS and authentication.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

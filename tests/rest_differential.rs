@@ -13,6 +13,10 @@
 //! such a call must differ exactly as written there, so a difference that
 //! disappears or changes fails the test as surely as a new one.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,6 +1,10 @@
 //! The S3 sink's archive and audit tiers against moto, which implements the
 //! lifecycle and Object Lock APIs that s3s-fs lacks; and `sluice audit verify`.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -5,6 +5,10 @@
 //! dead-letter queue while the worker and its other tasks keep running. Bad
 //! modules are refused by `config/validate` and at start.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 #[path = "support/guests.rs"]

@@ -250,6 +250,7 @@ struct Side {
 
 /// The side-by-side runs: start-up and idle, Connect's FileStreamSink, and
 /// (with PostgreSQL) Debezium, each through both workers.
+// Long on purpose: one measure after another, each beside its peer: a script, long but flat.
 fn peer_runs(args: &Args, scratch: &Path) -> Result<()> {
     let home = peer::ConnectHome(
         args.connect_home

@@ -151,6 +151,10 @@ fn refuse_unimplemented(raw: &TaskConfig) -> Result<(), ConnectError> {
 }
 
 impl CdcConfig {
+    /// Validates against [`config_def`], which is the one source of defaults:
+    /// a key it defaults always has a value here, so the getters' fallbacks
+    /// (`unwrap_or_default`) are never used.
+    // Long on purpose: one statement per key, in `config_def`'s order: long, but flat.
     pub fn parse(raw: &TaskConfig) -> Result<Self, ConnectError> {
         refuse_unimplemented(raw)?;
         let c: ValidatedConfig = config_def().validate(raw)?;
@@ -163,7 +167,7 @@ impl CdcConfig {
                 .cloned()
                 .collect()
         };
-        let snapshot = match c.string("snapshot.mode").unwrap_or("initial") {
+        let snapshot = match c.string("snapshot.mode").unwrap_or_default() {
             "no_data" | "never" => SnapshotMode::NoData,
             "initial_only" => SnapshotMode::InitialOnly,
             "always" => SnapshotMode::Always,
@@ -192,7 +196,7 @@ impl CdcConfig {
                 })?;
         let config = Self {
             host: s("database.hostname"),
-            port: c.int("database.port").unwrap_or(5432) as u16,
+            port: c.int("database.port").unwrap_or_default() as u16,
             user: s("database.user"),
             password,
             dbname: s("database.dbname"),
@@ -224,7 +228,7 @@ impl CdcConfig {
             sslrootcert: Some(s("database.sslrootcert")).filter(|v| !v.is_empty()),
             prefix: prefix.clone(),
             slot: s("slot.name"),
-            drop_slot_on_stop: c.boolean("slot.drop.on.stop").unwrap_or(false),
+            drop_slot_on_stop: c.boolean("slot.drop.on.stop").unwrap_or_default(),
             publication: s("publication.name"),
             autocreate: s("publication.autocreate.mode"),
             include: patterns(&list("table.include.list"), "table.include.list")?,
@@ -232,9 +236,9 @@ impl CdcConfig {
             column_include: patterns(&list("column.include.list"), "column.include.list")?,
             column_exclude: patterns(&list("column.exclude.list"), "column.exclude.list")?,
             snapshot,
-            fetch_size: c.int("snapshot.fetch.size").unwrap_or(10240).max(1) as usize,
-            tombstones: c.boolean("tombstones.on.delete").unwrap_or(true),
-            extended_headers: c.boolean("extended.headers.enabled").unwrap_or(true),
+            fetch_size: c.int("snapshot.fetch.size").unwrap_or_default().max(1) as usize,
+            tombstones: c.boolean("tombstones.on.delete").unwrap_or_default(),
+            extended_headers: c.boolean("extended.headers.enabled").unwrap_or_default(),
             signal: c
                 .string("signal.data.collection")
                 .filter(|s| !s.is_empty())
@@ -244,14 +248,14 @@ impl CdcConfig {
                 }),
             chunk_size: c
                 .int("incremental.snapshot.chunk.size")
-                .unwrap_or(1024)
+                .unwrap_or_default()
                 .max(1) as usize,
             skipped: list("skipped.operations")
                 .into_iter()
                 .filter(|o| o != "none")
                 .collect(),
             placeholder: s("unavailable.value.placeholder"),
-            max_batch: c.int("max.batch.size").unwrap_or(2048).max(1) as usize,
+            max_batch: c.int("max.batch.size").unwrap_or_default().max(1) as usize,
             heartbeat: c
                 .long("heartbeat.interval.ms")
                 .filter(|ms| *ms > 0)
@@ -259,12 +263,12 @@ impl CdcConfig {
             heartbeat_query: s("heartbeat.action.query"),
             heartbeat_topic: format!("{}.{prefix}", s("topic.heartbeat.prefix")),
             poll_interval: std::time::Duration::from_millis(
-                c.long("poll.interval.ms").unwrap_or(500).max(1) as u64,
+                c.long("poll.interval.ms").unwrap_or_default().max(1) as u64,
             ),
-            max_retries: u32::try_from(c.int("errors.max.retries").unwrap_or(-1)).ok(),
+            max_retries: u32::try_from(c.int("errors.max.retries").unwrap_or_default()).ok(),
             retry_wait: std::time::Duration::from_millis(
                 c.long("retriable.restart.connector.wait.ms")
-                    .unwrap_or(10_000)
+                    .unwrap_or_default()
                     .max(0) as u64,
             ),
         };

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::config::CdcConfig;
 use crate::database::{self, ident, literal, rows};
-use crate::envelope::{Column, Table};
+use crate::envelope::Table;
 
 pub const OPEN: &str = "snapshot-window-open";
 pub const CLOSE: &str = "snapshot-window-close";
@@ -176,6 +176,36 @@ impl Incremental {
         info!(tables = collections.len(), "incremental snapshot requested");
     }
 
+    /// Takes the next queued table on: true when there is one to read (a
+    /// table without a primary key is skipped, with a warning).
+    async fn open_next_table(
+        &mut self,
+        sql: &Client,
+        config: &CdcConfig,
+    ) -> Result<bool, ConnectError> {
+        let Some((schema, name)) = self.queue.front().cloned() else {
+            return Ok(false);
+        };
+        // Taken off the queue only once read: a lost connection retries it.
+        let (catalog, table) = database::table_model(sql, config, &schema, &name).await?;
+        self.queue.pop_front();
+        if catalog.keys.is_empty() {
+            self.resume_after = None;
+            warn!(table = %format!("{schema}.{name}"), "an incremental snapshot needs a primary key; skipping the table");
+            return Ok(false);
+        }
+        info!(table = %format!("{schema}.{name}"), "incremental snapshot of a table started");
+        self.current = Some(Chunked {
+            table: Arc::new(table),
+            after: self.resume_after.take(),
+            buffer: Vec::new(),
+            next_after: None,
+            window: Window::Idle,
+            unseen: None,
+        });
+        Ok(true)
+    }
+
     /// Reads the next chunk when none is in flight: writes the window-open
     /// signal, selects the chunk, writes the window-close signal.
     pub async fn next_chunk(
@@ -191,27 +221,8 @@ impl Incremental {
         {
             return Ok(());
         }
-        if self.current.is_none() {
-            let Some((schema, name)) = self.queue.front().cloned() else {
-                return Ok(());
-            };
-            // Taken off the queue only once read: a lost connection retries it.
-            let (catalog, table) = database::table_model(sql, config, &schema, &name).await?;
-            self.queue.pop_front();
-            if catalog.keys.is_empty() {
-                self.resume_after = None;
-                warn!(table = %format!("{schema}.{name}"), "an incremental snapshot needs a primary key; skipping the table");
-                return Ok(());
-            }
-            info!(table = %format!("{schema}.{name}"), "incremental snapshot of a table started");
-            self.current = Some(Chunked {
-                table: Arc::new(table),
-                after: self.resume_after.take(),
-                buffer: Vec::new(),
-                next_after: None,
-                window: Window::Idle,
-                unseen: None,
-            });
+        if self.current.is_none() && !self.open_next_table(sql, config).await? {
+            return Ok(());
         }
         let Some(chunk) = self.current.as_mut() else {
             return Ok(());
@@ -234,26 +245,6 @@ impl Incremental {
             ))
         })?;
         let table = chunk.table.clone();
-        let keys: Vec<&Column> = table.columns.iter().filter(|c| c.key).collect();
-        // Qualified, so ORDER BY and the comparison mean the table's columns,
-        // not the text columns the select list produces under the same names.
-        let key_list = keys
-            .iter()
-            .map(|c| format!("src.{}", ident(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let select = table.select_text();
-        let filter = match &chunk.after {
-            Some(after) => format!(
-                " WHERE ({key_list}) > ({})",
-                after
-                    .iter()
-                    .map(|v| literal(v))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => String::new(),
-        };
         // The chunk and the snapshot it was read in, in one transaction.
         let postgres = |e: tokio_postgres::Error| {
             ConnectError::retriable(format!("PostgreSQL: {}", database::describe(&e)))
@@ -264,12 +255,7 @@ impl Incremental {
         let snapshot = rows(sql, "SELECT pg_current_snapshot()::text").await?;
         let read = rows(
             sql,
-            &format!(
-                "SELECT {select} FROM {}.{} AS src{filter} ORDER BY {key_list} LIMIT {}",
-                ident(&table.schema),
-                ident(&table.name),
-                config.chunk_size
-            ),
+            &chunk_query(&table, chunk.after.as_deref(), config.chunk_size),
         )
         .await?;
         sql.batch_execute("COMMIT").await.map_err(postgres)?;
@@ -373,6 +359,37 @@ impl Incremental {
         let t = c.table.clone();
         c.buffer.retain(|r| t.key_of(r) != key);
     }
+}
+
+/// The SELECT of one chunk: up to `limit` rows after the key `after` (the
+/// last key of the previous chunk), in key order.
+fn chunk_query(table: &Table, after: Option<&[String]>, limit: usize) -> String {
+    // Qualified, so ORDER BY and the comparison mean the table's columns,
+    // not the text columns the select list produces under the same names.
+    let key_list = table
+        .columns
+        .iter()
+        .filter(|c| c.key)
+        .map(|c| format!("src.{}", ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = match after {
+        Some(after) => format!(
+            " WHERE ({key_list}) > ({})",
+            after
+                .iter()
+                .map(|v| literal(v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
+    };
+    format!(
+        "SELECT {} FROM {}.{} AS src{filter} ORDER BY {key_list} LIMIT {limit}",
+        table.select_text(),
+        ident(&table.schema),
+        ident(&table.name),
+    )
 }
 
 #[cfg(test)]

@@ -6,16 +6,31 @@
 //! `<topic.prefix>.<schema>.<table>`.
 //!
 //! Exactly-once into Kafka comes from the runtime's idempotent resume: see
-//! `task.rs` for the positions this connector gives it and the rule for
-//! confirming LSNs. Depends only on `sluice-api` and its client libraries.
+//! `task.rs` for the rule for confirming LSNs and `positions.rs` for the
+//! positions and offsets this connector gives each record. Depends only on
+//! `sluice-api` and its client libraries.
+//!
+//! The cut: `config.rs` (keys, defaults, validation); the pure core —
+//! `positions.rs` (where each record stands), the start plan in `startup.rs`,
+//! `envelope.rs` and `types.rs` (Debezium's event shape and value encodings),
+//! `incremental.rs`'s windows; the I/O shell — `database.rs` (SQL),
+//! `stream.rs` (the replication stream), `snapshot.rs`/`snapshot_rows.rs`
+//! (the initial snapshot), `changes.rs` (pgoutput messages into records),
+//! `run.rs` and `task.rs` (what the runtime drives).
 
 mod backoff;
+mod changes;
 mod config;
 mod database;
 mod envelope;
 mod incremental;
 mod lag;
+mod positions;
+mod run;
 mod snapshot;
+mod snapshot_rows;
+mod startup;
+mod stream;
 mod task;
 mod tls;
 mod types;

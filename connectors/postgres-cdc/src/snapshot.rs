@@ -95,13 +95,10 @@ impl Snapshot {
 
     /// The offset of the row just numbered.
     pub fn offset(&self) -> SourceOffset {
-        match json!({
+        crate::positions::offset_of(json!({
             "lsn": self.consistent_point, "snapshot": true, "last_snapshot_record": false,
             "row": self.row, "table": self.current_name, "table_row0": self.table_row0
-        }) {
-            serde_json::Value::Object(m) => m,
-            _ => SourceOffset::new(),
-        }
+        }))
     }
 }
 
@@ -347,10 +344,7 @@ mod tests {
     use super::*;
 
     fn offset(v: serde_json::Value) -> SourceOffset {
-        match v {
-            serde_json::Value::Object(m) => m,
-            _ => SourceOffset::new(),
-        }
+        crate::positions::offset_of(v)
     }
 
     #[test]

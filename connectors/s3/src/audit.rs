@@ -11,13 +11,14 @@
 //! lacks a manifest, and that every link of the chain holds, naming the first
 //! break it finds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sluice_api::ConnectError;
 
-use crate::storage::Storage;
+use crate::file_set::PartitionKey;
+use crate::storage::{ObjectStore, PutOptions};
 
 pub const MANIFEST_DIR: &str = "_manifests";
 const MANIFEST_SUFFIX: &str = ".manifest.json";
@@ -62,7 +63,7 @@ fn start_offset_of(key: &str) -> Option<i64> {
 /// Finds the last manifest of a partition directory before `start`, returning
 /// its start offset and SHA-256: the link the next manifest must carry.
 pub async fn previous_link(
-    storage: &Storage,
+    storage: &dyn ObjectStore,
     partition_dir: &str,
     start: i64,
 ) -> Result<Option<(i64, String)>, ConnectError> {
@@ -84,6 +85,75 @@ pub async fn previous_link(
     Ok(Some((s, sha256_hex(&bytes))))
 }
 
+/// The chain the sink extends: per Kafka partition, the start offset and
+/// SHA-256 of the last manifest written.
+#[derive(Default)]
+pub struct Chain {
+    last: HashMap<PartitionKey, (i64, String)>,
+}
+
+/// A data file to write with its manifest.
+pub struct Written<'a> {
+    pub object: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub start: i64,
+    pub end: i64,
+    pub count: usize,
+}
+
+impl Chain {
+    /// Writes the object with its checksum and retention, then its manifest,
+    /// linked to the partition's previous one (read back from the bucket when
+    /// this task has not written it, as after a restart).
+    pub async fn write(
+        &mut self,
+        storage: &dyn ObjectStore,
+        options: &PutOptions,
+        file: Written<'_>,
+        bytes: Vec<u8>,
+    ) -> Result<(), ConnectError> {
+        let object = file.object;
+        let sha256 = sha256_hex(&bytes);
+        storage.put(object, bytes, options).await?;
+        let key: PartitionKey = (file.topic.into(), file.partition);
+        let previous = match self.last.get(&key) {
+            Some((s, sha)) if *s < file.start => Some(sha.clone()),
+            _ => {
+                let dir = object.rsplit_once('/').map_or("", |(d, _)| d);
+                previous_link(storage, dir, file.start)
+                    .await?
+                    .map(|(_, sha)| sha)
+            }
+        };
+        let manifest = Manifest {
+            version: 1,
+            object: object.to_owned(),
+            topic: file.topic.to_owned(),
+            partition: file.partition,
+            start_offset: file.start,
+            end_offset: file.end,
+            record_count: file.count as u64,
+            sha256,
+            previous_manifest_sha256: previous,
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| {
+            ConnectError::fatal(format!("cannot write the manifest of '{object}': {e}"))
+        })?;
+        let manifest_sha = sha256_hex(&manifest_bytes);
+        storage
+            .put(&manifest_key(object), manifest_bytes, options)
+            .await?;
+        self.last.insert(key, (file.start, manifest_sha));
+        Ok(())
+    }
+
+    /// A partition taken away: its next owner reads the chain from the bucket.
+    pub fn forget(&mut self, key: &PartitionKey) {
+        self.last.remove(key);
+    }
+}
+
 /// What `verify` found for one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionReport {
@@ -95,14 +165,17 @@ pub struct PartitionReport {
 
 /// Verifies every partition under `prefix`. `Ok` lists the verified partitions;
 /// `Err` names the first break.
-pub async fn verify(storage: &Storage, prefix: &str) -> Result<Vec<PartitionReport>, String> {
+pub async fn verify(
+    storage: &dyn ObjectStore,
+    prefix: &str,
+) -> Result<Vec<PartitionReport>, String> {
     verify_with_progress(storage, prefix, &|_, _| {}).await
 }
 
 /// As `verify`, telling `progress` the manifests checked so far and the
 /// manifests in all, after each (for the CLI's progress bar).
 pub async fn verify_with_progress(
-    storage: &Storage,
+    storage: &dyn ObjectStore,
     prefix: &str,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Vec<PartitionReport>, String> {

@@ -5,6 +5,7 @@ use sluice_api::{ConfigErrors, TaskConfig};
 
 use crate::format::{Codec, Format};
 
+// Long on purpose: a declarative list of keys: long, but flat.
 pub fn config_def() -> ConfigDef {
     ConfigDef::new()
         .define(
@@ -46,7 +47,7 @@ pub fn config_def() -> ConfigDef {
         .define(
             ConfigKey::new("s3.part.size", ConfigType::Int)
                 .default("26214400")
-                .validator(Validator::at_least(5_242_880.0))
+                .validator(Validator::at_least(MIN_PART_SIZE as f64))
                 .doc("Multipart upload part size in bytes."),
         )
         .define(
@@ -109,7 +110,7 @@ pub fn config_def() -> ConfigDef {
             ConfigKey::new("s3.retention.days", ConfigType::Int)
                 .optional()
                 .validator(Validator::at_least(1.0))
-                .doc("Days to keep objects: default 90 for archive, 2555 (about 7 years) for audit."),
+                .doc(format!("Days to keep objects: default {ARCHIVE_DAYS} for archive, {AUDIT_DAYS} (about 7 years) for audit.")),
         )
         .define(
             ConfigKey::new("s3.object.lock.required", ConfigType::Boolean)
@@ -132,6 +133,8 @@ pub struct S3SinkConfig {
     pub rotate_interval_ms: Option<i64>,
     pub rotate_schedule: Option<std::time::Duration>,
     pub row_group_records: usize,
+    /// Multipart part size in bytes (S3's minimum at least).
+    pub part_size: usize,
     pub compatibility: crate::compat::Compatibility,
     pub format: Format,
     pub pad_width: usize,
@@ -156,7 +159,16 @@ pub enum Tier {
     },
 }
 
+/// S3's smallest part (but the last) of a multipart upload.
+const MIN_PART_SIZE: i32 = 5_242_880;
+/// `s3.retention.days` when unset: its default depends on the tier.
+const ARCHIVE_DAYS: i32 = 90;
+const AUDIT_DAYS: i32 = 2555;
+
 impl S3SinkConfig {
+    /// Validates against [`config_def`], which is the one source of defaults:
+    /// a key it defaults always has a value here, so the getters' fallbacks
+    /// (`unwrap_or_default`) are never used.
     pub fn parse(raw: &TaskConfig) -> Result<Self, ConfigErrors> {
         let c = config_def().validate(raw)?;
         let endpoint = c
@@ -176,29 +188,27 @@ impl S3SinkConfig {
             }
             _ => None,
         };
-        let format = match Format::from_class(c.string("format.class").unwrap_or("parquet")) {
+        let format = match Format::from_class(c.string("format.class").unwrap_or_default()) {
             Ok(Format::Parquet(_)) => {
-                Format::Parquet(Codec::parse(c.string("parquet.codec").unwrap_or("snappy")))
+                Format::Parquet(Codec::parse(c.string("parquet.codec").unwrap_or_default()))
             }
             Ok(f) => f,
             Err(e) => return Err(ConfigErrors::single("format.class", e)),
         };
         let partitioner =
             crate::partitioner::Partitioner::build(&crate::partitioner::PartitionerSettings {
-                class: c
-                    .string("partitioner.class")
-                    .unwrap_or(crate::partitioner::DEFAULT_CLASS),
+                class: c.string("partitioner.class").unwrap_or_default(),
                 field_names: c.list("partition.field.name").unwrap_or_default(),
                 path_format: c.string("path.format"),
                 duration_ms: c.long("partition.duration.ms"),
                 timezone: c.string("timezone"),
-                extractor: c.string("timestamp.extractor").unwrap_or("Record"),
+                extractor: c.string("timestamp.extractor").unwrap_or_default(),
                 timestamp_field: c.string("timestamp.field"),
             })
             .map_err(|(key, why)| ConfigErrors::single(key, why))?;
         let parsed = Self {
             bucket: c.string("s3.bucket.name").unwrap_or_default().to_owned(),
-            region: c.string("s3.region").unwrap_or("us-east-1").to_owned(),
+            region: c.string("s3.region").unwrap_or_default().to_owned(),
             path_style: c
                 .boolean("s3.path.style.access.enabled")
                 .unwrap_or(endpoint.is_some()),
@@ -206,29 +216,30 @@ impl S3SinkConfig {
             credentials,
             topics_dir: c
                 .string("topics.dir")
-                .unwrap_or("topics")
+                .unwrap_or_default()
                 .trim_matches('/')
                 .to_owned(),
-            flush_size: c.int("flush.size").unwrap_or(1).max(1) as usize,
+            flush_size: c.int("flush.size").unwrap_or_default().max(1) as usize,
             rotate_interval_ms: c.long("rotate.interval.ms").filter(|v| *v > 0),
-            row_group_records: c.int("s3.row.group.records").unwrap_or(1000).max(1) as usize,
+            part_size: c.int("s3.part.size").unwrap_or_default().max(MIN_PART_SIZE) as usize,
+            row_group_records: c.int("s3.row.group.records").unwrap_or_default().max(1) as usize,
             compatibility: crate::compat::Compatibility::parse(
-                c.string("schema.compatibility").unwrap_or("NONE"),
+                c.string("schema.compatibility").unwrap_or_default(),
             ),
             rotate_schedule: c
                 .long("rotate.schedule.interval.ms")
                 .filter(|v| *v > 0)
                 .map(|v| std::time::Duration::from_millis(v as u64)),
             format,
-            pad_width: c.int("filename.offset.zero.pad.width").unwrap_or(10) as usize,
+            pad_width: c.int("filename.offset.zero.pad.width").unwrap_or_default() as usize,
             partitioner,
-            tier: match c.string("s3.tier").unwrap_or("none") {
+            tier: match c.string("s3.tier").unwrap_or_default() {
                 "archive" => Tier::Archive {
-                    days: c.int("s3.retention.days").unwrap_or(90),
+                    days: c.int("s3.retention.days").unwrap_or(ARCHIVE_DAYS),
                 },
                 "audit" => Tier::Audit {
-                    days: c.int("s3.retention.days").unwrap_or(2555),
-                    lock_required: c.boolean("s3.object.lock.required").unwrap_or(true),
+                    days: c.int("s3.retention.days").unwrap_or(AUDIT_DAYS),
+                    lock_required: c.boolean("s3.object.lock.required").unwrap_or_default(),
                 },
                 _ => Tier::Plain,
             },
@@ -237,9 +248,20 @@ impl S3SinkConfig {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
         };
-        crate::task::check_tier(&parsed).map_err(|why| ConfigErrors::single("s3.tier", why))?;
+        check_tier(&parsed).map_err(|why| ConfigErrors::single("s3.tier", why))?;
         Ok(parsed)
     }
+}
+
+/// The audit tier proves contiguity per partition: that needs one directory
+/// per Kafka partition.
+fn check_tier(config: &S3SinkConfig) -> Result<(), String> {
+    if matches!(config.tier, Tier::Audit { .. })
+        && config.partitioner != crate::partitioner::Partitioner::Default
+    {
+        return Err("s3.tier=audit needs the DefaultPartitioner, so each partition's files form one contiguous chain".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

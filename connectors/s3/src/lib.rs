@@ -8,12 +8,20 @@
 //! consumer offsets committed are only those of files already uploaded, so a
 //! replay after a crash rewrites the same keys with the same contents.
 //!
+//! The cut: `config.rs` (keys, defaults, validation); the pure core —
+//! `file_set.rs` (which file a record joins, when files are cut, which offset
+//! is safe to commit), `partitioner.rs` (object paths and keys), `compat.rs`
+//! (schema projection), `format/` (Parquet and JSON-lines encoding),
+//! `audit.rs`'s manifests; the I/O shell — `storage.rs` (the S3 client behind
+//! the `ObjectStore` trait) and `task.rs` (what the runtime drives).
+//!
 //! Depends only on `sluice-api` and its client libraries (aws-sdk-s3, arrow,
 //! parquet).
 
 pub mod audit;
 mod compat;
 mod config;
+mod file_set;
 mod format;
 mod partitioner;
 pub mod storage;

@@ -194,9 +194,7 @@ impl Partitioner {
                     Extractor::Record => record.timestamp.ok_or_else(|| {
                         format!("record {} has no timestamp", record.coordinates())
                     })?,
-                    Extractor::Wallclock => std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64),
+                    Extractor::Wallclock => sluice_api::now_ms(),
                     Extractor::RecordField(f) => {
                         field(record, f).and_then(Value::as_i64).ok_or_else(|| {
                             format!(

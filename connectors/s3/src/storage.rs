@@ -16,6 +16,7 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 
+use async_trait::async_trait;
 use sluice_api::ConnectError;
 
 use crate::config::S3SinkConfig;
@@ -52,6 +53,54 @@ pub struct PutOptions {
     pub storage_class: Option<String>,
 }
 
+/// A finished part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// From 1.
+    pub number: i32,
+    pub etag: Option<String>,
+}
+
+/// What the sink writes through: whole objects, multipart uploads, and the
+/// reads the audit tier needs. [`Storage`] is the S3 one; the task holds an
+/// `Arc<dyn ObjectStore>`, so its logic also runs against a store in memory.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Uploads one object; once this returns, the object is durable.
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<(), ConnectError>;
+    /// The part size uploads are cut into.
+    fn part_size(&self) -> usize;
+    async fn start_multipart(
+        &self,
+        key: &str,
+        options: &PutOptions,
+    ) -> Result<Multipart, ConnectError>;
+    /// Uploads part `number` (from 1).
+    async fn upload_part(
+        &self,
+        upload: &Multipart,
+        number: usize,
+        bytes: Vec<u8>,
+    ) -> Result<Part, ConnectError>;
+    /// Completes an upload: only now does the object exist.
+    async fn complete(&self, upload: &Multipart, parts: Vec<Part>) -> Result<(), ConnectError>;
+    /// Aborts an upload, so no part is left behind; failures are only logged
+    /// (the original error is what matters to the caller).
+    async fn abort(&self, upload: &Multipart);
+    /// Uploads under `prefix` that were started and never completed.
+    async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<Multipart>, ConnectError>;
+    /// An object's bytes, if it exists.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ConnectError>;
+    /// The keys under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ConnectError>;
+}
+
+/// An S3 bucket (or any S3 API: MinIO, s3s).
 pub struct Storage {
     client: Client,
     bucket: String,
@@ -152,201 +201,6 @@ impl Storage {
         }
     }
 
-    /// Uploads one object; once this returns, the object is durable.
-    pub async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        options: &PutOptions,
-    ) -> Result<(), ConnectError> {
-        // Object Lock and checksummed puts go up whole: S3 takes up to 5 GB in one
-        // PUT, and a part-wise checksum would not be the object's SHA-256.
-        if bytes.len() <= self.part_size || options.sha256 || options.retain_until.is_some() {
-            let mut put = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .body(ByteStream::from(bytes));
-            if options.sha256 {
-                put = put.checksum_algorithm(ChecksumAlgorithm::Sha256);
-            }
-            if let Some(until) = options.retain_until {
-                put = put
-                    .object_lock_mode(ObjectLockMode::Compliance)
-                    .object_lock_retain_until_date(DateTime::from_secs(until));
-            }
-            if let Some(class) = &options.storage_class {
-                put = put.storage_class(StorageClass::from(class.as_str()));
-            }
-            put.send()
-                .await
-                .map_err(|e| sdk_error(&format!("cannot upload '{key}'"), e))?;
-            return Ok(());
-        }
-        let upload = self.start_multipart(key, options).await?;
-        let mut parts = Vec::new();
-        for chunk in bytes.chunks(self.part_size) {
-            match self
-                .upload_part(&upload, parts.len() + 1, chunk.to_vec())
-                .await
-            {
-                Ok(p) => parts.push(p),
-                Err(e) => {
-                    self.abort(&upload).await;
-                    return Err(e);
-                }
-            }
-        }
-        self.complete(&upload, parts).await
-    }
-
-    /// The part size uploads are cut into.
-    pub fn part_size(&self) -> usize {
-        self.part_size
-    }
-
-    pub async fn start_multipart(
-        &self,
-        key: &str,
-        options: &PutOptions,
-    ) -> Result<Multipart, ConnectError> {
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_storage_class(options.storage_class.as_deref().map(StorageClass::from))
-            .send()
-            .await
-            .map_err(|e| sdk_error(&format!("cannot start a multipart upload of '{key}'"), e))?;
-        Ok(Multipart {
-            key: key.to_owned(),
-            id: out.upload_id().unwrap_or_default().to_owned(),
-        })
-    }
-
-    /// Uploads part `number` (from 1).
-    pub async fn upload_part(
-        &self,
-        upload: &Multipart,
-        number: usize,
-        bytes: Vec<u8>,
-    ) -> Result<CompletedPart, ConnectError> {
-        let number = i32::try_from(number).map_err(|_| ConnectError::fatal("too many parts"))?;
-        let out = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(&upload.key)
-            .upload_id(&upload.id)
-            .part_number(number)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| {
-                sdk_error(
-                    &format!("cannot upload part {number} of '{}'", upload.key),
-                    e,
-                )
-            })?;
-        Ok(CompletedPart::builder()
-            .part_number(number)
-            .set_e_tag(out.e_tag().map(str::to_owned))
-            .build())
-    }
-
-    /// Completes an upload: only now does the object exist.
-    pub async fn complete(
-        &self,
-        upload: &Multipart,
-        parts: Vec<CompletedPart>,
-    ) -> Result<(), ConnectError> {
-        let result = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&upload.key)
-            .upload_id(&upload.id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await;
-        if let Err(e) = result {
-            let error = sdk_error(
-                &format!("cannot complete the upload of '{}'", upload.key),
-                e,
-            );
-            self.abort(upload).await;
-            return Err(error);
-        }
-        Ok(())
-    }
-
-    /// Aborts an upload, so no part is left behind; failures are only logged
-    /// (the original error is what matters to the caller).
-    pub async fn abort(&self, upload: &Multipart) {
-        if let Err(e) = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&upload.key)
-            .upload_id(&upload.id)
-            .send()
-            .await
-        {
-            tracing::warn!(key = %upload.key, "cannot abort a multipart upload: {}", DisplayErrorContext(&e));
-        }
-    }
-
-    /// Uploads under `prefix` that were started and never completed.
-    pub async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<Multipart>, ConnectError> {
-        let mut out = Vec::new();
-        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
-        loop {
-            let page = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_key_marker(key_marker.clone())
-                .set_upload_id_marker(id_marker.clone())
-                .send()
-                .await;
-            let page = match page {
-                Ok(p) => p,
-                // Cleanup is best effort: a store without the API cannot list what
-                // a crash left, and an incomplete upload is invisible anyway.
-                Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 501 => {
-                    tracing::warn!(bucket = %self.bucket, "the store cannot list incomplete uploads; uploads left by a crash are not cleaned up");
-                    return Ok(out);
-                }
-                Err(e) => {
-                    return Err(sdk_error(
-                        &format!("cannot list incomplete uploads under '{prefix}'"),
-                        e,
-                    ))
-                }
-            };
-            for u in page.uploads() {
-                if let (Some(k), Some(id)) = (u.key(), u.upload_id()) {
-                    out.push(Multipart {
-                        key: k.to_owned(),
-                        id: id.to_owned(),
-                    });
-                }
-            }
-            if page.is_truncated() != Some(true) {
-                return Ok(out);
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            id_marker = page.next_upload_id_marker().map(str::to_owned);
-        }
-    }
-
     /// Sets (or refreshes) the archive tier's lifecycle rule: objects under
     /// `prefix` expire after `days`. Other rules on the bucket are kept.
     pub async fn ensure_lifecycle(
@@ -434,9 +288,213 @@ impl Storage {
         }
         sdk_error(&format!("cannot set {what} on bucket '{}'", self.bucket), e)
     }
+}
+
+#[async_trait]
+impl ObjectStore for Storage {
+    /// Uploads one object; once this returns, the object is durable.
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<(), ConnectError> {
+        // Object Lock and checksummed puts go up whole: S3 takes up to 5 GB in one
+        // PUT, and a part-wise checksum would not be the object's SHA-256.
+        if bytes.len() <= self.part_size || options.sha256 || options.retain_until.is_some() {
+            let mut put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(ByteStream::from(bytes));
+            if options.sha256 {
+                put = put.checksum_algorithm(ChecksumAlgorithm::Sha256);
+            }
+            if let Some(until) = options.retain_until {
+                put = put
+                    .object_lock_mode(ObjectLockMode::Compliance)
+                    .object_lock_retain_until_date(DateTime::from_secs(until));
+            }
+            if let Some(class) = &options.storage_class {
+                put = put.storage_class(StorageClass::from(class.as_str()));
+            }
+            put.send()
+                .await
+                .map_err(|e| sdk_error(&format!("cannot upload '{key}'"), e))?;
+            return Ok(());
+        }
+        let upload = self.start_multipart(key, options).await?;
+        let mut parts = Vec::new();
+        for chunk in bytes.chunks(self.part_size) {
+            match self
+                .upload_part(&upload, parts.len() + 1, chunk.to_vec())
+                .await
+            {
+                Ok(p) => parts.push(p),
+                Err(e) => {
+                    self.abort(&upload).await;
+                    return Err(e);
+                }
+            }
+        }
+        self.complete(&upload, parts).await
+    }
+
+    /// The part size uploads are cut into.
+    fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    async fn start_multipart(
+        &self,
+        key: &str,
+        options: &PutOptions,
+    ) -> Result<Multipart, ConnectError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_storage_class(options.storage_class.as_deref().map(StorageClass::from))
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("cannot start a multipart upload of '{key}'"), e))?;
+        Ok(Multipart {
+            key: key.to_owned(),
+            id: out.upload_id().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Uploads part `number` (from 1).
+    async fn upload_part(
+        &self,
+        upload: &Multipart,
+        number: usize,
+        bytes: Vec<u8>,
+    ) -> Result<Part, ConnectError> {
+        let number = i32::try_from(number).map_err(|_| ConnectError::fatal("too many parts"))?;
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    &format!("cannot upload part {number} of '{}'", upload.key),
+                    e,
+                )
+            })?;
+        Ok(Part {
+            number,
+            etag: out.e_tag().map(str::to_owned),
+        })
+    }
+
+    /// Completes an upload: only now does the object exist.
+    async fn complete(&self, upload: &Multipart, parts: Vec<Part>) -> Result<(), ConnectError> {
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(
+                        parts
+                            .into_iter()
+                            .map(|p| {
+                                CompletedPart::builder()
+                                    .part_number(p.number)
+                                    .set_e_tag(p.etag)
+                                    .build()
+                            })
+                            .collect(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await;
+        if let Err(e) = result {
+            let error = sdk_error(
+                &format!("cannot complete the upload of '{}'", upload.key),
+                e,
+            );
+            self.abort(upload).await;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Aborts an upload, so no part is left behind; failures are only logged
+    /// (the original error is what matters to the caller).
+    async fn abort(&self, upload: &Multipart) {
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .send()
+            .await
+        {
+            tracing::warn!(key = %upload.key, "cannot abort a multipart upload: {}", DisplayErrorContext(&e));
+        }
+    }
+
+    /// Uploads under `prefix` that were started and never completed.
+    async fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<Multipart>, ConnectError> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await;
+            let page = match page {
+                Ok(p) => p,
+                // Cleanup is best effort: a store without the API cannot list what
+                // a crash left, and an incomplete upload is invisible anyway.
+                Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 501 => {
+                    tracing::warn!(bucket = %self.bucket, "the store cannot list incomplete uploads; uploads left by a crash are not cleaned up");
+                    return Ok(out);
+                }
+                Err(e) => {
+                    return Err(sdk_error(
+                        &format!("cannot list incomplete uploads under '{prefix}'"),
+                        e,
+                    ))
+                }
+            };
+            for u in page.uploads() {
+                if let (Some(k), Some(id)) = (u.key(), u.upload_id()) {
+                    out.push(Multipart {
+                        key: k.to_owned(),
+                        id: id.to_owned(),
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(out);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+        }
+    }
 
     /// The current version of an object; `None` when there is none.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ConnectError> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ConnectError> {
         match self
             .client
             .get_object()
@@ -458,7 +516,7 @@ impl Storage {
     }
 
     /// Every key under `prefix`.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, ConnectError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ConnectError> {
         let mut keys = Vec::new();
         let mut pages = self
             .client

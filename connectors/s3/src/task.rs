@@ -1,13 +1,16 @@
-//! The sink task: per Kafka partition a set of files filling (one per encoded
-//! path), cut together by count, record time, wall-clock schedule or schema
-//! change, uploaded, and the offsets safe to commit reported to the runtime.
+//! The sink task, the I/O shell around `file_set.rs`: it places each record
+//! in its partition's file set, encodes row groups off the async threads,
+//! uploads files (as multipart parts while they fill, outside the audit
+//! tier), and reports to the runtime the offsets `file_set.rs` says are safe.
+//!
+//! A failed upload loses the set's records from memory: the task asks the
+//! runtime to rewind the partition to the set's start, and the same records
+//! cut the same files again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
-use aws_sdk_s3::types::CompletedPart;
 use sluice_api::{
     ConnectError, ErrantRecordReporter, OffsetMap, Record, Rewinds, SinkTask, SinkTaskContext,
     TopicPartition,
@@ -15,14 +18,11 @@ use sluice_api::{
 use tracing::{debug, info, warn};
 
 use crate::audit;
-use crate::compat::{project, Compatibility};
-use crate::config::{config_def, S3SinkConfig, Tier};
-use crate::format::{FileEncoder, Format};
-use crate::partitioner::{object_key, Partitioner};
-use crate::storage::{Multipart, PutOptions, Storage};
-
-/// A Kafka partition: topic and partition number.
-type PartitionKey = (Arc<str>, i32);
+use crate::config::{S3SinkConfig, Tier};
+use crate::file_set::{safe_offsets, Admission, FileSet, OpenFile, PartitionKey};
+use crate::format::{blocking, encode_rows, Encoded, FileEncoder};
+use crate::partitioner::object_key;
+use crate::storage::{ObjectStore, PutOptions, Storage};
 
 #[derive(Default)]
 pub struct S3SinkTask {
@@ -31,7 +31,7 @@ pub struct S3SinkTask {
 
 struct State {
     config: S3SinkConfig,
-    storage: Arc<Storage>,
+    storage: Arc<dyn ObjectStore>,
     reporter: Arc<dyn ErrantRecordReporter>,
     rewinds: Arc<Rewinds>,
     connector: String,
@@ -41,9 +41,8 @@ struct State {
     /// runtime hands over again after a retriable failure is skipped up to it.
     absorbed: HashMap<PartitionKey, i64>,
     put_options: PutOptions,
-    /// Audit tier: per Kafka partition, the start offset and SHA-256 of the last
-    /// manifest written.
-    chain: HashMap<PartitionKey, (i64, String)>,
+    /// Audit tier: the manifest chain of each Kafka partition.
+    chain: audit::Chain,
     written: Written,
 }
 
@@ -70,128 +69,6 @@ impl Written {
     }
 }
 
-/// The files of one Kafka partition being filled, one per encoded path. As in
-/// Confluent's sink they are cut together: when the set holds `flush.size`
-/// records, when a record is `rotate.interval.ms` of record time past the set's
-/// first, or when a value schema changes. Cuts depend only on the records, so a
-/// replay cuts the same files.
-struct FileSet {
-    files: Vec<OpenFile>,
-    count: usize,
-    first_timestamp: Option<i64>,
-    schema: Option<sluice_api::SchemaRef>,
-    opened: Instant,
-}
-
-/// One file being written. Outside the audit tier its rows are encoded a row
-/// group at a time and its bytes go up as multipart parts as they accumulate,
-/// so a file never sits whole in memory.
-struct OpenFile {
-    path: String,
-    start: i64,
-    end: i64,
-    count: usize,
-    /// Rows not yet encoded (the audit tier keeps all of them until the cut).
-    pending: Vec<Record>,
-    encoder: Option<FileEncoder>,
-    upload: Option<(Multipart, Vec<CompletedPart>)>,
-}
-
-impl OpenFile {
-    fn new(path: String, offset: i64) -> Self {
-        Self {
-            path,
-            start: offset,
-            end: offset,
-            count: 0,
-            pending: Vec::new(),
-            encoder: None,
-            upload: None,
-        }
-    }
-}
-
-impl FileSet {
-    fn new() -> Self {
-        Self {
-            files: Vec::new(),
-            count: 0,
-            first_timestamp: None,
-            schema: None,
-            opened: Instant::now(),
-        }
-    }
-
-    fn start_offset(&self) -> Option<i64> {
-        self.files
-            .iter()
-            .filter(|f| f.count > 0)
-            .map(|f| f.start)
-            .min()
-    }
-
-    /// Whether `record` can join this set: a new file is needed when it is
-    /// `interval` ms of record time past the set's first record, or when its
-    /// schema differs and `schema.compatibility` does not project it (then it is
-    /// projected onto the set's schema in place).
-    fn admit(
-        &self,
-        record: &mut Record,
-        interval: Option<i64>,
-        compat: Compatibility,
-    ) -> Admission {
-        if self.count == 0 {
-            return Admission::Join;
-        }
-        if let (Some(i), Some(t0), Some(t)) = (interval, self.first_timestamp, record.timestamp) {
-            if t - t0 >= i {
-                return Admission::Rotate;
-            }
-        }
-        match (&self.schema, &record.value_schema) {
-            (None, None) => Admission::Join,
-            (Some(a), Some(b)) if Arc::ptr_eq(a, b) || a == b => Admission::Join,
-            (Some(current), Some(incoming)) if compat.projects(current, incoming) => {
-                match project(record.value.clone(), incoming, current) {
-                    Some(projected) => {
-                        record.value = projected;
-                        record.value_schema = Some(current.clone());
-                        Admission::Join
-                    }
-                    None => Admission::Rotate,
-                }
-            }
-            _ => Admission::Rotate,
-        }
-    }
-
-    /// Adds a record to the current file of its path; returns that file's index.
-    fn push(&mut self, path: String, record: Record) -> usize {
-        if self.count == 0 {
-            self.first_timestamp = record.timestamp;
-            self.schema = record.value_schema.clone();
-            self.opened = Instant::now();
-        }
-        self.count += 1;
-        let offset = record.offset.unwrap_or(0);
-        let index = match self.files.iter().rposition(|f| f.path == path) {
-            Some(i) => i,
-            None => {
-                self.files.push(OpenFile::new(path, offset));
-                self.files.len() - 1
-            }
-        };
-        let file = &mut self.files[index];
-        if file.count == 0 {
-            file.start = offset;
-        }
-        file.end = offset;
-        file.count += 1;
-        file.pending.push(record);
-        index
-    }
-}
-
 /// The object key of a file of `key`'s partition under `path` starting at `start`.
 fn object_name(c: &S3SinkConfig, key: &PartitionKey, path: &str, start: i64) -> String {
     object_key(
@@ -205,43 +82,31 @@ fn object_name(c: &S3SinkConfig, key: &PartitionKey, path: &str, start: i64) -> 
     )
 }
 
-/// Whether a record joins the open files of its partition.
-enum Admission {
-    Join,
-    Rotate,
-}
-
-/// What encoding a row group did.
-enum Encoded {
-    /// Written into the file's encoder.
-    Written(FileEncoder),
-    /// The rows do not fit the file's schema: the file (as it was) must be
-    /// finished, and the rows start a new file.
-    Misfit(FileEncoder, Vec<Record>),
-}
-
 impl State {
-    fn streaming(&self) -> bool {
-        !matches!(self.config.tier, Tier::Audit { .. })
+    fn new(
+        config: S3SinkConfig,
+        storage: Arc<dyn ObjectStore>,
+        put_options: PutOptions,
+        context: &SinkTaskContext,
+    ) -> Self {
+        let written = Written::new(&context.metrics, &config.bucket);
+        Self {
+            config,
+            storage,
+            reporter: context.reporter.clone(),
+            rewinds: context.rewinds.clone(),
+            absorbed: HashMap::new(),
+            connector: context.connector.clone(),
+            task: context.task_id,
+            sets: HashMap::new(),
+            put_options,
+            chain: audit::Chain::default(),
+            written,
+        }
     }
 
-    /// Encodes one row group off the async threads.
-    async fn encode_rows(
-        format: Format,
-        encoder: Option<FileEncoder>,
-        rows: Vec<Record>,
-    ) -> Result<Encoded, ConnectError> {
-        tokio::task::spawn_blocking(move || {
-            let mut encoder = match encoder {
-                Some(e) if !e.fits(&rows) => return Ok(Encoded::Misfit(e, rows)),
-                Some(e) => e,
-                None => format.start(&rows)?,
-            };
-            encoder.write(&rows)?;
-            Ok(Encoded::Written(encoder))
-        })
-        .await
-        .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))?
+    fn streaming(&self) -> bool {
+        !matches!(self.config.tier, Tier::Audit { .. })
     }
 
     /// Encodes a file's pending rows; uploads a part once a part's worth of bytes
@@ -259,7 +124,7 @@ impl State {
             return Ok(());
         }
         let encoder = file.encoder.take();
-        match Self::encode_rows(self.config.format, encoder, rows).await? {
+        match encode_rows(self.config.format, encoder, rows).await? {
             Encoded::Written(encoder) => {
                 let ready = encoder.buffered() >= self.storage.part_size();
                 if let Some(file) = self.sets.get_mut(key).and_then(|s| s.files.get_mut(index)) {
@@ -276,14 +141,7 @@ impl State {
                 };
                 let mut old = set.files.remove(index);
                 old.encoder = Some(encoder);
-                // The old file ends just before the rows that do not fit it.
-                let first_new = rows.first().and_then(|r| r.offset).unwrap_or(old.end);
-                let mut new = OpenFile::new(old.path.clone(), first_new);
-                new.end = old.end;
-                new.count = rows.len();
-                new.pending = rows;
-                old.end = first_new - 1;
-                old.count -= new.count;
+                let new = old.split_off(rows);
                 set.files.push(new);
                 let new_index = set.files.len() - 1;
                 self.finish_file(key, old).await?;
@@ -355,11 +213,18 @@ impl State {
             let records = std::mem::take(&mut file.pending);
             let format = c.format;
             let count = records.len();
-            let bytes = tokio::task::spawn_blocking(move || format.encode(&records))
-                .await
-                .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))??;
+            let bytes = blocking(move || format.encode(&records)).await?;
             let size = bytes.len();
-            self.write_audited(key, &object, file.start, file.end, count, bytes)
+            let written = audit::Written {
+                object: &object,
+                topic: &key.0,
+                partition: key.1,
+                start: file.start,
+                end: file.end,
+                count,
+            };
+            self.chain
+                .write(self.storage.as_ref(), &self.put_options, written, bytes)
                 .await?;
             self.written.objects.inc_by(1);
             self.written.bytes.inc_by(size as u64);
@@ -369,17 +234,11 @@ impl State {
         let mut encoder = file.encoder.take();
         let rows = std::mem::take(&mut file.pending);
         if !rows.is_empty() {
-            match Self::encode_rows(self.config.format, encoder, rows).await? {
+            match encode_rows(self.config.format, encoder, rows).await? {
                 Encoded::Written(e) => encoder = Some(e),
                 Encoded::Misfit(e, rows) => {
                     // The last rows start their own file, after this one.
-                    let first_new = rows.first().and_then(|r| r.offset).unwrap_or(file.end);
-                    let mut rest = OpenFile::new(file.path.clone(), first_new);
-                    rest.end = file.end;
-                    rest.count = rows.len();
-                    rest.pending = rows;
-                    file.end = first_new - 1;
-                    file.count -= rest.count;
+                    let rest = file.split_off(rows);
                     file.encoder = Some(e);
                     Box::pin(self.finish_file(key, file)).await?;
                     return Box::pin(self.finish_file(key, rest)).await;
@@ -389,9 +248,7 @@ impl State {
         let Some(encoder) = encoder else {
             return Ok(());
         };
-        let tail = tokio::task::spawn_blocking(move || encoder.finish())
-            .await
-            .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))??;
+        let tail = blocking(move || encoder.finish()).await?;
         let tail_size = tail.len() as u64;
         match file.upload.take() {
             None => {
@@ -476,54 +333,6 @@ impl State {
         }
     }
 
-    /// The audit tier: the object with its checksum and retention, then its
-    /// manifest, linked to the partition's previous one.
-    async fn write_audited(
-        &mut self,
-        key: &PartitionKey,
-        object: &str,
-        start: i64,
-        end: i64,
-        count: usize,
-        bytes: Vec<u8>,
-    ) -> Result<(), ConnectError> {
-        let sha256 = audit::sha256_hex(&bytes);
-        self.storage.put(object, bytes, &self.put_options).await?;
-        let previous = match self.chain.get(key) {
-            Some((s, sha)) if *s < start => Some(sha.clone()),
-            _ => {
-                let dir = object.rsplit_once('/').map_or("", |(d, _)| d);
-                audit::previous_link(&self.storage, dir, start)
-                    .await?
-                    .map(|(_, sha)| sha)
-            }
-        };
-        let manifest = audit::Manifest {
-            version: 1,
-            object: object.to_owned(),
-            topic: key.0.to_string(),
-            partition: key.1,
-            start_offset: start,
-            end_offset: end,
-            record_count: count as u64,
-            sha256,
-            previous_manifest_sha256: previous,
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| {
-            ConnectError::fatal(format!("cannot write the manifest of '{object}': {e}"))
-        })?;
-        let manifest_sha = audit::sha256_hex(&manifest_bytes);
-        self.storage
-            .put(
-                &audit::manifest_key(object),
-                manifest_bytes,
-                &self.put_options,
-            )
-            .await?;
-        self.chain.insert(key.clone(), (start, manifest_sha));
-        Ok(())
-    }
-
     /// Sets open longer than `rotate.schedule.interval.ms` of wall-clock time.
     async fn write_scheduled(&mut self) -> Result<(), ConnectError> {
         let Some(every) = self.config.rotate_schedule else {
@@ -532,7 +341,7 @@ impl State {
         let due: Vec<PartitionKey> = self
             .sets
             .iter()
-            .filter(|(_, s)| s.count > 0 && s.opened.elapsed() >= every)
+            .filter(|(_, s)| s.due(every))
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
@@ -546,59 +355,10 @@ impl State {
 impl SinkTask for S3SinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         let config = S3SinkConfig::parse(&context.config)?;
-        let part_size = config_def()
-            .validate(&context.config)?
-            .int("s3.part.size")
-            .unwrap_or(26_214_400)
-            .max(5_242_880) as usize;
-        let storage = Arc::new(Storage::connect(&config, part_size).await?);
-        let mut put_options = PutOptions {
-            storage_class: config.storage_class.clone(),
-            ..PutOptions::default()
-        };
-        match config.tier {
-            Tier::Plain => {}
-            Tier::Archive { days } => {
-                let rule = format!("sluice-archive-{}", config.topics_dir);
-                storage
-                    .ensure_lifecycle(&rule, &format!("{}/", config.topics_dir), days)
-                    .await?;
-                info!(connector = %context.connector, bucket = %config.bucket, days, "archive lifecycle rule set");
-            }
-            Tier::Audit {
-                days,
-                lock_required,
-            } => {
-                put_options.sha256 = true;
-                if storage.object_lock_enabled().await? {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs() as i64);
-                    put_options.retain_until = Some(now + i64::from(days) * 86_400);
-                } else if lock_required {
-                    return Err(ConnectError::fatal(format!(
-                        "s3.tier=audit: bucket '{}' has no Object Lock, so objects could be deleted or overwritten. \
-                         Create the bucket with Object Lock enabled, or set s3.object.lock.required=false to write \
-                         checksums and manifests without retention",
-                        config.bucket
-                    )));
-                }
-            }
-        }
-        let written = Written::new(&context.metrics, &config.bucket);
-        self.state = Some(State {
-            config,
-            storage,
-            reporter: context.reporter.clone(),
-            rewinds: context.rewinds.clone(),
-            absorbed: HashMap::new(),
-            connector: context.connector,
-            task: context.task_id,
-            sets: HashMap::new(),
-            put_options,
-            chain: HashMap::new(),
-            written,
-        });
+        let storage = Storage::connect(&config, config.part_size).await?;
+        let put_options = prepare_tier(&config, &storage, &context.connector).await?;
+        let storage: Arc<dyn ObjectStore> = Arc::new(storage);
+        self.state = Some(State::new(config, storage, put_options, &context));
         Ok(())
     }
 
@@ -633,7 +393,7 @@ impl SinkTask for S3SinkTask {
                     state.write(&key).await?;
                 }
             }
-            let set = state.sets.entry(key.clone()).or_insert_with(FileSet::new);
+            let set = state.sets.entry(key.clone()).or_default();
             let index = set.push(path, record);
             state.absorbed.insert(key.clone(), offset);
             let (full, row_group_ready) = (
@@ -659,14 +419,7 @@ impl SinkTask for S3SinkTask {
             return Ok(OffsetMap::new());
         };
         state.write_scheduled().await?;
-        let mut safe = OffsetMap::new();
-        for (tp, next) in offsets {
-            let pending = state
-                .sets
-                .get(&(Arc::from(tp.topic.as_str()), tp.partition))
-                .and_then(FileSet::start_offset);
-            safe.insert(tp.clone(), pending.unwrap_or(*next));
-        }
+        let safe = safe_offsets(&state.sets, offsets);
         debug!(partitions = safe.len(), "pre-commit");
         Ok(safe)
     }
@@ -678,7 +431,7 @@ impl SinkTask for S3SinkTask {
             for tp in partitions {
                 let key: PartitionKey = (Arc::from(tp.topic.as_str()), tp.partition);
                 state.abandon(&key).await;
-                state.chain.remove(&key);
+                state.chain.forget(&key);
                 state.absorbed.remove(&key);
             }
         }
@@ -723,11 +476,47 @@ impl SinkTask for S3SinkTask {
     }
 }
 
-/// The audit tier proves contiguity per partition: that needs one directory
-/// per Kafka partition.
-pub fn check_tier(config: &S3SinkConfig) -> Result<(), String> {
-    if matches!(config.tier, Tier::Audit { .. }) && config.partitioner != Partitioner::Default {
-        return Err("s3.tier=audit needs the DefaultPartitioner, so each partition's files form one contiguous chain".into());
+/// Sets the bucket up for `s3.tier` and says how every object is written:
+/// the archive tier's lifecycle rule; the audit tier's checksums and Object
+/// Lock retention (refusing to start without Object Lock unless told not to).
+async fn prepare_tier(
+    config: &S3SinkConfig,
+    storage: &Storage,
+    connector: &str,
+) -> Result<PutOptions, ConnectError> {
+    let mut put_options = PutOptions {
+        storage_class: config.storage_class.clone(),
+        ..PutOptions::default()
+    };
+    match config.tier {
+        Tier::Plain => {}
+        Tier::Archive { days } => {
+            let rule = format!("sluice-archive-{}", config.topics_dir);
+            storage
+                .ensure_lifecycle(&rule, &format!("{}/", config.topics_dir), days)
+                .await?;
+            info!(connector = %connector, bucket = %config.bucket, days, "archive lifecycle rule set");
+        }
+        Tier::Audit {
+            days,
+            lock_required,
+        } => {
+            put_options.sha256 = true;
+            if storage.object_lock_enabled().await? {
+                let now = sluice_api::now_ms() / 1000;
+                put_options.retain_until = Some(now + i64::from(days) * 86_400);
+            } else if lock_required {
+                return Err(ConnectError::fatal(format!(
+                    "s3.tier=audit: bucket '{}' has no Object Lock, so objects could be deleted or overwritten. \
+                     Create the bucket with Object Lock enabled, or set s3.object.lock.required=false to write \
+                     checksums and manifests without retention",
+                    config.bucket
+                )));
+            }
+        }
     }
-    Ok(())
+    Ok(put_options)
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 const MIN_DELAY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
+/// Delays between retries: doubling from a first delay up to a cap, with jitter,
+/// bounded by a time budget or an attempt count.
 pub struct Backoff {
     first: Duration,
     cap: Duration,

@@ -9,11 +9,17 @@ use std::fmt;
 use crate::connector::TaskConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The type of a configuration key, as Connect's `ConfigDef.Type`.
 pub enum ConfigType {
+    /// `true` or `false`.
     Boolean,
+    /// A 32-bit integer.
     Int,
+    /// A 64-bit integer.
     Long,
+    /// A floating-point number.
     Double,
+    /// Text.
     String,
     /// Comma-separated values.
     List,
@@ -40,13 +46,18 @@ impl ConfigType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How much a key matters, as Connect's `ConfigDef.Importance` (shown by validate).
 pub enum Importance {
+    /// Must be looked at.
     High,
+    /// Worth a look.
     Medium,
+    /// Rarely changed.
     Low,
 }
 
 impl Importance {
+    /// Connect's upper-case name.
     pub fn as_str(&self) -> &'static str {
         match self {
             Importance::High => "HIGH",
@@ -61,17 +72,21 @@ impl Importance {
 pub enum Validator {
     /// Inclusive numeric bounds.
     Range {
+        /// The smallest value allowed, if any.
         min: Option<f64>,
+        /// The largest value allowed, if any.
         max: Option<f64>,
     },
     /// One of these strings, compared case-insensitively.
     OneOf(&'static [&'static str]),
+    /// Not empty once trimmed.
     NonEmpty,
     /// Any other rule; the `Err` text says what is wrong.
     Custom(fn(&str) -> Result<(), String>),
 }
 
 impl Validator {
+    /// Values at least `min`.
     pub fn at_least(min: f64) -> Self {
         Validator::Range {
             min: Some(min),
@@ -79,6 +94,7 @@ impl Validator {
         }
     }
 
+    /// Values from `min` to `max`, both included.
     pub fn between(min: f64, max: f64) -> Self {
         Validator::Range {
             min: Some(min),
@@ -123,22 +139,32 @@ impl Validator {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// What a key that is not set stands for.
 pub enum DefaultValue {
     /// The key must be set.
     Required,
     /// The key may be left out, and then has no value.
     Absent,
+    /// This text, parsed as the key's type.
     Value(String),
 }
 
 #[derive(Debug, Clone)]
+/// One declared configuration key: its type, default, documentation and check.
 pub struct ConfigKey {
+    /// The key users write (e.g. `flush.size`).
     pub name: String,
+    /// What its value parses as.
     pub config_type: ConfigType,
+    /// What leaving it out means.
     pub default: DefaultValue,
+    /// How much it matters.
     pub importance: Importance,
+    /// What it does, for validate and the docs.
     pub doc: String,
+    /// Connect's group, for display.
     pub group: Option<String>,
+    /// A check beyond the type, if any.
     pub validator: Option<Validator>,
 }
 
@@ -155,26 +181,32 @@ impl ConfigKey {
             validator: None,
         }
     }
+    /// Defaults the key to `value` (written as a user would write it).
     pub fn default(mut self, value: impl Into<String>) -> Self {
         self.default = DefaultValue::Value(value.into());
         self
     }
+    /// Lets the key be left out, with no value then.
     pub fn optional(mut self) -> Self {
         self.default = DefaultValue::Absent;
         self
     }
+    /// Sets how much the key matters.
     pub fn importance(mut self, importance: Importance) -> Self {
         self.importance = importance;
         self
     }
+    /// Sets what the key does.
     pub fn doc(mut self, doc: impl Into<String>) -> Self {
         self.doc = doc.into();
         self
     }
+    /// Sets Connect's group.
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
         self
     }
+    /// Adds a check beyond the type.
     pub fn validator(mut self, validator: Validator) -> Self {
         self.validator = Some(validator);
         self
@@ -184,12 +216,19 @@ impl ConfigKey {
 /// A typed configuration value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigValue {
+    /// A boolean.
     Boolean(bool),
+    /// A 32-bit integer.
     Int(i32),
+    /// A 64-bit integer.
     Long(i64),
+    /// A floating-point number.
     Double(f64),
+    /// Text (also a class name).
     String(String),
+    /// A comma-separated list, split and trimmed.
     List(Vec<String>),
+    /// A secret.
     Password(Password),
 }
 
@@ -198,8 +237,10 @@ pub enum ConfigValue {
 pub struct Password(String);
 
 impl Password {
+    /// What is shown in place of a secret.
     pub const MASK: &'static str = "[hidden]";
 
+    /// Wraps a secret.
     pub fn new(secret: impl Into<String>) -> Self {
         Self(secret.into())
     }
@@ -224,7 +265,9 @@ impl fmt::Display for Password {
 /// One problem with one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The key at fault.
     pub key: String,
+    /// What is wrong with its value.
     pub message: String,
 }
 
@@ -233,21 +276,25 @@ pub struct ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
+    /// One problem with one key.
     pub fn single(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self(vec![ConfigError {
             key: key.into(),
             message: message.into(),
         }])
     }
+    /// Adds a problem with a key.
     pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigError {
             key: key.into(),
             message: message.into(),
         });
     }
+    /// Whether nothing is wrong.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Adds every problem of `other`.
     pub fn extend(&mut self, other: ConfigErrors) {
         self.0.extend(other.0);
     }
@@ -280,10 +327,12 @@ pub struct ConfigDef {
 }
 
 impl ConfigDef {
+    /// No keys yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds a key.
     pub fn define(mut self, key: ConfigKey) -> Self {
         self.keys.retain(|k| k.name != key.name);
         self.keys.push(key);
@@ -298,10 +347,12 @@ impl ConfigDef {
         self
     }
 
+    /// Every key, in the order declared.
     pub fn keys(&self) -> &[ConfigKey] {
         &self.keys
     }
 
+    /// The key named `name`, if declared.
     pub fn key(&self, name: &str) -> Option<&ConfigKey> {
         self.keys.iter().find(|k| k.name == name)
     }
@@ -396,21 +447,25 @@ pub struct ValidatedConfig {
 }
 
 impl ValidatedConfig {
+    /// A key's value, of whatever type.
     pub fn get(&self, key: &str) -> Option<&ConfigValue> {
         self.values.get(key)
     }
+    /// A text (or class) key's value.
     pub fn string(&self, key: &str) -> Option<&str> {
         match self.values.get(key)? {
             ConfigValue::String(s) => Some(s),
             _ => None,
         }
     }
+    /// An `INT` key's value.
     pub fn int(&self, key: &str) -> Option<i32> {
         match self.values.get(key)? {
             ConfigValue::Int(v) => Some(*v),
             _ => None,
         }
     }
+    /// A `LONG` key's value (an `INT` one widens).
     pub fn long(&self, key: &str) -> Option<i64> {
         match self.values.get(key)? {
             ConfigValue::Long(v) => Some(*v),
@@ -418,24 +473,28 @@ impl ValidatedConfig {
             _ => None,
         }
     }
+    /// A `DOUBLE` key's value.
     pub fn double(&self, key: &str) -> Option<f64> {
         match self.values.get(key)? {
             ConfigValue::Double(v) => Some(*v),
             _ => None,
         }
     }
+    /// A `BOOLEAN` key's value.
     pub fn boolean(&self, key: &str) -> Option<bool> {
         match self.values.get(key)? {
             ConfigValue::Boolean(v) => Some(*v),
             _ => None,
         }
     }
+    /// A `LIST` key's items.
     pub fn list(&self, key: &str) -> Option<&[String]> {
         match self.values.get(key)? {
             ConfigValue::List(v) => Some(v),
             _ => None,
         }
     }
+    /// A `PASSWORD` key's value.
     pub fn password(&self, key: &str) -> Option<&Password> {
         match self.values.get(key)? {
             ConfigValue::Password(v) => Some(v),

@@ -15,12 +15,16 @@ use crate::report::ErrantRecordReporter;
 pub type TaskConfig = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A Kafka topic partition.
 pub struct TopicPartition {
+    /// The topic's name.
     pub topic: String,
+    /// The partition number.
     pub partition: i32,
 }
 
 impl TopicPartition {
+    /// Topic `topic`, partition `partition`.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
         Self {
             topic: topic.into(),
@@ -39,21 +43,27 @@ impl std::fmt::Display for TopicPartition {
 /// the *next* record to read.
 pub type OffsetMap = BTreeMap<TopicPartition, i64>;
 
+/// A source connector: configured once, it says how its work splits into tasks.
 pub trait SourceConnector: Send {
     /// Receives the connector's configuration (already validated against its
     /// `ConfigDef`, with secrets resolved).
     fn start(&mut self, config: &TaskConfig) -> Result<(), ConnectError>;
     /// Splits the work into at most `max_tasks` task configurations.
     fn task_configs(&self, max_tasks: usize) -> Result<Vec<TaskConfig>, ConnectError>;
+    /// A task instance; the runtime starts it with one of the task configurations.
     fn create_task(&self) -> Box<dyn SourceTask>;
+    /// The connector is stopping (after its tasks).
     fn stop(&mut self) {}
 }
 
 /// What a source task is given on start.
 #[derive(Debug, Clone)]
 pub struct SourceTaskContext {
+    /// The connector's name.
     pub connector: String,
+    /// This task's number, from 0.
     pub task_id: u32,
+    /// This task's configuration, as `task_configs` made it.
     pub config: TaskConfig,
     /// The last stored offset of every source partition of this connector.
     pub offsets: Vec<(SourcePartition, SourceOffset)>,
@@ -71,8 +81,10 @@ impl SourceTaskContext {
     }
 }
 
+/// A source task: polls batches of records from the source system.
 #[async_trait]
 pub trait SourceTask: Send {
+    /// Starts the task: connect, and resume from `context.offsets`.
     async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError>;
 
     /// Returns the next batch of records. When there is nothing to read it should
@@ -90,23 +102,35 @@ pub trait SourceTask: Send {
         Ok(())
     }
 
+    /// The task is stopping: release connections. Nothing polled after the
+    /// last `commit` is stored; a restart resumes from the stored offsets.
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
     }
 }
 
+/// A sink connector: configured once, it says how its work splits into tasks.
 pub trait SinkConnector: Send {
+    /// Receives the connector's configuration (already validated against its
+    /// `ConfigDef`, with secrets resolved).
     fn start(&mut self, config: &TaskConfig) -> Result<(), ConnectError>;
+    /// Splits the work into at most `max_tasks` task configurations (Kafka
+    /// spreads the topics' partitions among them).
     fn task_configs(&self, max_tasks: usize) -> Result<Vec<TaskConfig>, ConnectError>;
+    /// A task instance; the runtime starts it with one of the task configurations.
     fn create_task(&self) -> Box<dyn SinkTask>;
+    /// The connector is stopping (after its tasks).
     fn stop(&mut self) {}
 }
 
 /// What a sink task is given on start.
 #[derive(Clone)]
 pub struct SinkTaskContext {
+    /// The connector's name.
     pub connector: String,
+    /// This task's number, from 0.
     pub task_id: u32,
+    /// This task's configuration, as `task_configs` made it.
     pub config: TaskConfig,
     /// Where to send records the destination rejects; follows the connector's
     /// `errors.*` policy.
@@ -146,8 +170,11 @@ impl Rewinds {
     }
 }
 
+/// A sink task: takes batches of records read from Kafka and writes them to
+/// the destination, saying which offsets are safe to commit.
 #[async_trait]
 pub trait SinkTask: Send {
+    /// Starts the task: connect to the destination.
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError>;
 
     /// Partitions newly assigned to this task. A sink that stores its own offsets in
@@ -190,6 +217,8 @@ pub trait SinkTask: Send {
         Ok(())
     }
 
+    /// The task is stopping, after a last commit: release connections.
+    /// Records not yet made durable are read again by the next owner.
     async fn stop(&mut self) -> Result<(), ConnectError> {
         Ok(())
     }

@@ -29,6 +29,7 @@ pub struct ConnectError {
 }
 
 impl ConnectError {
+    /// An error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -36,12 +37,15 @@ impl ConnectError {
             source: None,
         }
     }
+    /// Worth retrying: a connection lost, a destination away.
     pub fn retriable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Retriable, message)
     }
+    /// This record's fault: the error policy decides (`errors.tolerance`).
     pub fn data(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Data, message)
     }
+    /// Retrying cannot help: the task fails.
     pub fn fatal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Fatal, message)
     }
@@ -50,12 +54,15 @@ impl ConnectError {
         self.source = Some(Box::new(source));
         self
     }
+    /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
+    /// The message, without its causes.
     pub fn message(&self) -> &str {
         &self.message
     }
+    /// Whether retrying may help.
     pub fn is_retriable(&self) -> bool {
         self.kind == ErrorKind::Retriable
     }

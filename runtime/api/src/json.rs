@@ -20,6 +20,7 @@ pub struct JsonView<'a> {
 }
 
 impl<'a> JsonView<'a> {
+    /// `value` seen through `schema` (none: schemaless).
     pub fn new(schema: Option<&'a Schema>, value: &'a Value) -> Self {
         Self {
             schema,
@@ -144,7 +145,7 @@ fn non_finite(v: f64) -> &'static str {
     }
 }
 
-/// A float Jackson wrote as a string (see [`non_finite`]), read back.
+/// A float Jackson wrote as a string (see `non_finite`), read back.
 pub fn parse_non_finite(text: &str) -> Option<f64> {
     match text {
         "NaN" => Some(f64::NAN),

@@ -12,7 +12,10 @@
 //! thread. Changing a trait here changes every plugin, so additions come with
 //! default method bodies.
 
+#![warn(missing_docs)]
+
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod connector;
 pub mod convert;
@@ -27,6 +30,7 @@ pub mod transform;
 pub mod value;
 
 pub use backoff::Backoff;
+pub use clock::now_ms;
 pub use config::{
     ConfigDef, ConfigErrors, ConfigKey, ConfigType, Importance, Password, ValidatedConfig,
     Validator,

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Whether a series only goes up or may go either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
+    /// Only goes up.
     Counter,
+    /// Goes up and down.
     Gauge,
 }
 
@@ -31,9 +33,13 @@ struct Series {
 pub struct MetricSample {
     /// Without the `sluice_` prefix and without a counter's `_total`.
     pub name: &'static str,
+    /// What it counts, for `# HELP`.
     pub help: &'static str,
+    /// Counter or gauge.
     pub kind: MetricKind,
+    /// Its labels (the runtime adds `connector` and `task`).
     pub labels: Vec<(String, String)>,
+    /// Its value now.
     pub value: f64,
 }
 
@@ -48,10 +54,12 @@ pub struct TaskMetricsHandle(Arc<Mutex<Vec<Series>>>);
 pub struct Counter(Arc<AtomicU64>);
 
 impl Counter {
+    /// Adds `n`.
     pub fn inc_by(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The count so far.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -62,16 +70,19 @@ impl Counter {
 pub struct Gauge(Arc<AtomicU64>);
 
 impl Gauge {
+    /// Sets the value.
     pub fn set(&self, v: f64) {
         self.0.store(v.to_bits(), Ordering::Relaxed);
     }
 
+    /// The value now.
     pub fn get(&self) -> f64 {
         f64::from_bits(self.0.load(Ordering::Relaxed))
     }
 }
 
 impl TaskMetricsHandle {
+    /// The counter `name` with these labels (the same series when asked again).
     pub fn counter(
         &self,
         name: &'static str,
@@ -81,6 +92,7 @@ impl TaskMetricsHandle {
         Counter(self.series(name, help, MetricKind::Counter, labels))
     }
 
+    /// The gauge `name` with these labels (the same series when asked again).
     pub fn gauge(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Gauge {
         Gauge(self.series(name, help, MetricKind::Gauge, labels))
     }

@@ -4,8 +4,11 @@ use crate::config::ConfigDef;
 use crate::connector::{SinkConnector, SourceConnector};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether a connector reads into Kafka or writes out of it.
 pub enum PluginKind {
+    /// Writes into Kafka.
     Source,
+    /// Reads from Kafka.
     Sink,
 }
 
@@ -22,7 +25,9 @@ impl PluginKind {
 /// Builds a fresh connector instance.
 #[derive(Clone, Copy)]
 pub enum ConnectorFactory {
+    /// Builds a source connector.
     Source(fn() -> Box<dyn SourceConnector>),
+    /// Builds a sink connector.
     Sink(fn() -> Box<dyn SinkConnector>),
 }
 
@@ -39,12 +44,16 @@ pub struct ConnectorPlugin {
     /// for (e.g. `org.apache.kafka.connect.file.FileStreamSinkTask`), else the
     /// plugin's own name.
     pub task_class: &'static str,
+    /// The plugin's version, for `GET /connector-plugins`.
     pub version: &'static str,
+    /// Its configuration keys.
     pub config_def: fn() -> ConfigDef,
+    /// Builds an instance.
     pub factory: ConnectorFactory,
 }
 
 impl ConnectorPlugin {
+    /// Source or sink.
     pub fn kind(&self) -> PluginKind {
         match self.factory {
             ConnectorFactory::Source(_) => PluginKind::Source,
@@ -87,6 +96,7 @@ pub struct TransformPlugin {
     pub name: &'static str,
     /// Accepted Kafka Connect class names.
     pub aliases: &'static [&'static str],
+    /// Its configuration keys (without the `transforms.<alias>.` prefix).
     pub config_def: fn() -> ConfigDef,
     /// Builds one instance from its keys (the `transforms.<alias>.` prefix removed).
     pub create: fn(&crate::TaskConfig) -> Result<Box<dyn crate::Transform>, crate::ConnectError>,
@@ -95,9 +105,13 @@ pub struct TransformPlugin {
 /// A predicate type, configured under `predicates.<alias>.`.
 #[derive(Clone, Copy)]
 pub struct PredicatePlugin {
+    /// The short name users write in `predicates.<alias>.type`.
     pub name: &'static str,
+    /// Accepted Kafka Connect class names.
     pub aliases: &'static [&'static str],
+    /// Its configuration keys (without the `predicates.<alias>.` prefix).
     pub config_def: fn() -> ConfigDef,
+    /// Builds one instance from its keys (the `predicates.<alias>.` prefix removed).
     pub create: fn(&crate::TaskConfig) -> Result<Box<dyn crate::Predicate>, crate::ConnectError>,
 }
 

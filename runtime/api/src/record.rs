@@ -17,14 +17,18 @@ pub type SourceOffset = serde_json::Map<String, serde_json::Value>;
 /// A totally ordered position within one source partition, strictly increasing in
 /// the order a task emits records. The runtime's exactly-once "idempotent resume"
 /// compares positions to skip records that a restarted task emits again: for
-/// Postgres `(commit LSN, change LSN)`, for a generator `(sequence, 0)`.
+/// Postgres `(commit LSN, index in the transaction)`, for a generator
+/// `(sequence, 0)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Position {
+    /// The coarse part, compared first (for Postgres, the commit LSN).
     pub major: u64,
+    /// The fine part (for Postgres, the index in the transaction).
     pub minor: u64,
 }
 
 impl Position {
+    /// Position (`major`, `minor`).
     pub const fn new(major: u64, minor: u64) -> Self {
         Self { major, minor }
     }
@@ -34,6 +38,7 @@ impl Position {
         format!("{}/{}", self.major, self.minor)
     }
 
+    /// Reads the header's `major/minor` form back.
     pub fn decode(text: &str) -> Option<Self> {
         let (major, minor) = text.split_once('/')?;
         Some(Self {
@@ -48,6 +53,8 @@ impl Position {
 pub struct SourceRef {
     /// Shared by every record of one partition, so attaching it costs no allocation.
     pub partition: Arc<SourcePartition>,
+    /// How far along its partition the source is with this record: stored once
+    /// the record is in Kafka, and handed back to the task on start.
     pub offset: SourceOffset,
     /// `None` opts the record out of idempotent resume (it is then delivered at least once).
     pub position: Option<Position>,
@@ -56,7 +63,9 @@ pub struct SourceRef {
 /// One Kafka header: a name and raw bytes, as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The header's name.
     pub key: Cow<'static, str>,
+    /// Its bytes; `None` is a null header.
     pub value: Option<Vec<u8>>,
 }
 
@@ -65,10 +74,12 @@ pub struct Header {
 pub struct Headers(Vec<Header>);
 
 impl Headers {
+    /// No headers.
     pub fn new() -> Self {
         Self(Vec::new())
     }
 
+    /// Adds a header after the others.
     pub fn push(&mut self, key: impl Into<Cow<'static, str>>, value: Option<Vec<u8>>) {
         self.0.push(Header {
             key: key.into(),
@@ -81,18 +92,22 @@ impl Headers {
         self.0.iter().rev().find(|h| h.key == key)
     }
 
+    /// Removes every header named `key`.
     pub fn remove(&mut self, key: &str) {
         self.0.retain(|h| h.key != key);
     }
 
+    /// The headers, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Header> {
         self.0.iter()
     }
 
+    /// How many headers there are.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -111,20 +126,30 @@ impl FromIterator<Header> for Headers {
 /// `partition` and `offset` set and `source` empty.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
+    /// The Kafka topic.
     pub topic: Arc<str>,
+    /// The Kafka partition (chosen by the runtime when a source leaves it out).
     pub partition: Option<i32>,
+    /// The Kafka offset (set on records read from Kafka).
     pub offset: Option<i64>,
     /// Milliseconds since the Unix epoch.
     pub timestamp: Option<i64>,
+    /// The key's schema, if any.
     pub key_schema: Option<SchemaRef>,
+    /// The key.
     pub key: Value,
+    /// The value's schema, if any.
     pub value_schema: Option<SchemaRef>,
+    /// The value.
     pub value: Value,
+    /// The headers.
     pub headers: Headers,
+    /// A source record's partition, offset and position (`None` on records read from Kafka).
     pub source: Option<SourceRef>,
 }
 
 impl Record {
+    /// A record for `topic` with `key` and `value`, no schemas.
     pub fn new(topic: impl Into<Arc<str>>, key: Value, value: Value) -> Self {
         Self {
             topic: topic.into(),

@@ -7,6 +7,8 @@ use crate::error::ConnectError;
 use crate::record::Record;
 
 #[async_trait]
+/// Where a sink sends records the destination rejects; follows the
+/// connector's `errors.*` policy (Connect's `ErrantRecordReporter`).
 pub trait ErrantRecordReporter: Send + Sync {
     /// Reports one failed record. Returns once the error policy has dealt with it
     /// (for a dead-letter queue: once the DLQ write is acknowledged), so the task

@@ -17,5 +17,6 @@ pub trait Transform: Send {
 
 /// Decides whether a transform applies to a record (Connect's `predicates`).
 pub trait Predicate: Send {
+    /// Whether the record matches.
     fn test(&self, record: &Record) -> bool;
 }

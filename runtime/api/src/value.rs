@@ -7,27 +7,43 @@
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
     #[default]
+    /// Null (also a missing optional field).
     Null,
+    /// A boolean.
     Boolean(bool),
+    /// An 8-bit integer.
     Int8(i8),
+    /// A 16-bit integer.
     Int16(i16),
+    /// A 32-bit integer.
     Int32(i32),
+    /// A 64-bit integer.
     Int64(i64),
+    /// A 32-bit float.
     Float32(f32),
+    /// A 64-bit float.
     Float64(f64),
+    /// UTF-8 text.
     String(String),
+    /// Raw bytes.
     Bytes(Vec<u8>),
+    /// A list.
     Array(Vec<Value>),
+    /// A map, as entries in order.
     Map(Vec<(Value, Value)>),
+    /// A struct's field values, in its schema's field order.
     Struct(Vec<Value>),
+    /// A decimal (Connect's `Decimal` logical type).
     Decimal(Decimal),
 }
 
 impl Value {
+    /// Whether this is [`Value::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
 
+    /// The text of a [`Value::String`].
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
@@ -92,11 +108,14 @@ impl From<bool> for Value {
 /// big-endian two's-complement bytes, and the scale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decimal {
+    /// The unscaled value, big-endian two's complement.
     pub unscaled: Vec<u8>,
+    /// Digits after the point.
     pub scale: i32,
 }
 
 impl Decimal {
+    /// `unscaled` × 10^-`scale`.
     pub fn from_i128(unscaled: i128, scale: i32) -> Self {
         let bytes = unscaled.to_be_bytes();
         // Keep the shortest form that preserves the sign, as Java's BigInteger does.

@@ -11,6 +11,7 @@
 //! connector or transform crate. Plugins reach it only through [`Plugins`], which
 //! the binary fills.
 
+pub mod blocking;
 pub mod config;
 pub mod control;
 pub mod convert;

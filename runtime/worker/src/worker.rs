@@ -14,6 +14,7 @@ use sluice_api::{
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::blocking::blocking;
 use crate::config::{ConnectorConfig, WorkerConfig};
 use crate::control::{Lease, TargetState, TaskHealth};
 use crate::convert::build_converter;
@@ -90,9 +91,7 @@ impl Worker {
         offsets: Arc<dyn OffsetBackingStore>,
     ) -> Result<Self, WorkerError> {
         let c = config.clone();
-        let topics = tokio::task::spawn_blocking(move || Topics::connect(&c))
-            .await
-            .map_err(|e| WorkerError::Other(format!("start-up task failed: {e}")))??;
+        let topics = blocking("start-up task", move || Topics::connect(&c)).await??;
         if let Ok(apis) =
             kafka::probe_api_versions(&config.bootstrap_servers(), Duration::from_secs(5))
         {

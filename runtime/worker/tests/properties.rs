@@ -4,6 +4,10 @@
 //! never a panic. Cases per property: `PROPTEST_CASES` (default 256); the
 //! test command runs them as a bounded fuzz.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use proptest::prelude::*;
 use sluice_api::{Converter, TaskConfig};
 use sluice_runtime::config::{ConnectorRules, WorkerConfig};

@@ -202,6 +202,8 @@ impl DateFormat {
 
     /// Parses `text` as `SimpleDateFormat.parse(String)` does (lenient, a prefix
     /// suffices); `None` where Java throws `ParseException`.
+    // Long on purpose: one arm per SimpleDateFormat pattern letter: a table, kept whole so
+    // it reads against Java's.
     pub(crate) fn parse(&self, text: &str) -> Option<i64> {
         let bytes: Vec<char> = text.chars().collect();
         let mut pos = 0;
@@ -400,10 +402,7 @@ fn parse_zone(text: &str) -> Option<(i64, usize)> {
 /// SimpleDateFormat reads a two-digit year into the century that starts 80
 /// years before now.
 fn two_digit_year(yy: i64) -> i64 {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let start = civil(now_ms).year - 80;
+    let start = civil(sluice_api::now_ms()).year - 80;
     let century = start - start.rem_euclid(100);
     let year = century + yy;
     if year < start {

@@ -1,6 +1,10 @@
 //! The host against real guests (built from transforms/examples), without
 //! services: limits, traps, isolation, bad modules, and the examples' work.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../../../tests/support/guests.rs"]
 mod guests;
 

@@ -1,6 +1,7 @@
 //! File formats: Parquet (columns built from a whole file's records at once) and
 //! JSON lines.
 
+mod columns;
 mod json;
 mod parquet;
 
@@ -131,4 +132,41 @@ impl FileEncoder {
             FileEncoder::Json(buf) => Ok(buf),
         }
     }
+}
+
+/// What encoding a row group did.
+pub enum Encoded {
+    /// Written into the file's encoder.
+    Written(FileEncoder),
+    /// The rows do not fit the file's schema: the file (as it was) must be
+    /// finished, and the rows start a new file.
+    Misfit(FileEncoder, Vec<Record>),
+}
+
+/// Runs CPU-bound encoding off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ConnectError> + Send + 'static,
+) -> Result<T, ConnectError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ConnectError::fatal(format!("encoding task failed: {e}")))?
+}
+
+/// Encodes one row group off the async threads: `encoder` is the file's so
+/// far (none for a new file).
+pub async fn encode_rows(
+    format: Format,
+    encoder: Option<FileEncoder>,
+    rows: Vec<Record>,
+) -> Result<Encoded, ConnectError> {
+    blocking(move || {
+        let mut encoder = match encoder {
+            Some(e) if !e.fits(&rows) => return Ok(Encoded::Misfit(e, rows)),
+            Some(e) => e,
+            None => format.start(&rows)?,
+        };
+        encoder.write(&rows)?;
+        Ok(Encoded::Written(encoder))
+    })
+    .await
 }

@@ -10,21 +10,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray,
-    StringBuilder, StructArray, Time32MillisecondBuilder, TimestampMillisecondBuilder,
-};
-use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, Field, Fields, Schema as ArrowSchema, TimeUnit};
+use arrow::datatypes::{Field, Schema as ArrowSchema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use sluice_api::json::JsonView;
-use sluice_api::schema::{LogicalType, Schema, SchemaType};
+use sluice_api::schema::{Schema, SchemaType};
 use sluice_api::{ConnectError, Record, SchemaRef, Value};
 
+use super::columns::{arrow_error, arrow_type, build, field_value};
 use super::Codec;
 
 /// Encodes a whole file at once.
@@ -122,10 +116,6 @@ fn compression(codec: Codec) -> Compression {
         Codec::Lz4 => Compression::LZ4_RAW,
         Codec::Brotli => Compression::BROTLI(BrotliLevel::default()),
     }
-}
-
-fn arrow_error(e: arrow::error::ArrowError) -> ConnectError {
-    ConnectError::data(format!("cannot build the Parquet columns: {e}"))
 }
 
 fn parquet_error(e: parquet::errors::ParquetError) -> ConnectError {
@@ -231,223 +221,10 @@ fn merge(a: Schema, b: Schema) -> Schema {
 }
 
 /// The `i`-th field of a struct value, or the field `name` of a JSON object.
-fn field_value<'a>(v: &'a Value, i: usize, name: &str) -> &'a Value {
-    const NULL: &Value = &Value::Null;
-    match v {
-        Value::Struct(values) => values.get(i).unwrap_or(NULL),
-        Value::Map(_) => v.map_get(name).unwrap_or(NULL),
-        _ => NULL,
-    }
-}
-
-fn arrow_type(s: &Schema) -> DataType {
-    match s.logical_type() {
-        Some(LogicalType::Decimal { scale }) => {
-            return DataType::Decimal128(38, scale.clamp(0, 38) as i8)
-        }
-        Some(LogicalType::Date) => return DataType::Date32,
-        Some(LogicalType::Time) => return DataType::Time32(TimeUnit::Millisecond),
-        Some(LogicalType::Timestamp) => {
-            return DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-        }
-        None => {}
-    }
-    match &s.schema_type {
-        SchemaType::Int8 => DataType::Int8,
-        SchemaType::Int16 => DataType::Int16,
-        SchemaType::Int32 => DataType::Int32,
-        SchemaType::Int64 => DataType::Int64,
-        SchemaType::Float32 => DataType::Float32,
-        SchemaType::Float64 => DataType::Float64,
-        SchemaType::Boolean => DataType::Boolean,
-        SchemaType::String | SchemaType::Map(..) => DataType::Utf8,
-        SchemaType::Bytes => DataType::Binary,
-        SchemaType::Array(item) => {
-            DataType::List(Arc::new(Field::new("item", arrow_type(item), true)))
-        }
-        SchemaType::Struct(fields) => DataType::Struct(struct_fields(fields)),
-    }
-}
-
-fn struct_fields(fields: &[sluice_api::Field]) -> Fields {
-    fields
-        .iter()
-        .map(|f| Field::new(&f.name, arrow_type(&f.schema), true))
-        .collect()
-}
-
-fn mismatch(s: &Schema, v: &Value) -> ConnectError {
-    ConnectError::data(format!(
-        "a value does not match its {} schema: {v:?}",
-        s.type_name()
-    ))
-}
-
-/// Builds one column from the values of one field across the file's records.
-fn build(s: &Schema, values: &[&Value]) -> Result<ArrayRef, ConnectError> {
-    macro_rules! primitive {
-        ($builder:ty, $pat:pat => $out:expr) => {{
-            let mut b = <$builder>::with_capacity(values.len());
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    $pat => b.append_value($out),
-                    other => return Err(mismatch(s, other)),
-                }
-            }
-            Ok(Arc::new(b.finish()) as ArrayRef)
-        }};
-    }
-    match s.logical_type() {
-        Some(LogicalType::Decimal { scale }) => {
-            let mut b = Decimal128Builder::with_capacity(values.len());
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Decimal(d) => b.append_value(d.to_i128().ok_or_else(|| {
-                        ConnectError::data(format!("decimal {d} does not fit Parquet's 38 digits"))
-                    })?),
-                    other => return Err(mismatch(s, other)),
-                }
-            }
-            let array = b
-                .finish()
-                .with_precision_and_scale(38, scale.clamp(0, 38) as i8)
-                .map_err(arrow_error)?;
-            return Ok(Arc::new(array));
-        }
-        Some(LogicalType::Date) => return primitive!(Date32Builder, Value::Int32(d) => *d),
-        Some(LogicalType::Time) => {
-            return primitive!(Time32MillisecondBuilder, Value::Int32(t) => *t)
-        }
-        Some(LogicalType::Timestamp) => {
-            let mut b =
-                TimestampMillisecondBuilder::with_capacity(values.len()).with_timezone("UTC");
-            for v in values {
-                match v.as_i64() {
-                    Some(ms) => b.append_value(ms),
-                    None if v.is_null() => b.append_null(),
-                    None => return Err(mismatch(s, v)),
-                }
-            }
-            return Ok(Arc::new(b.finish()));
-        }
-        None => {}
-    }
-    match &s.schema_type {
-        SchemaType::Int8 => primitive!(Int8Builder, Value::Int8(x) => *x),
-        SchemaType::Int16 => primitive!(Int16Builder, Value::Int16(x) => *x),
-        SchemaType::Int32 => primitive!(Int32Builder, Value::Int32(x) => *x),
-        SchemaType::Int64 => {
-            let mut b = Int64Builder::with_capacity(values.len());
-            for v in values {
-                match v.as_i64() {
-                    Some(x) => b.append_value(x),
-                    None if v.is_null() => b.append_null(),
-                    None => return Err(mismatch(s, v)),
-                }
-            }
-            Ok(Arc::new(b.finish()))
-        }
-        SchemaType::Float32 => primitive!(Float32Builder, Value::Float32(x) => *x),
-        SchemaType::Float64 => {
-            let mut b = Float64Builder::with_capacity(values.len());
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Float64(x) => b.append_value(*x),
-                    Value::Float32(x) => b.append_value(f64::from(*x)),
-                    other => match other.as_i64() {
-                        Some(i) => b.append_value(i as f64),
-                        None => return Err(mismatch(s, other)),
-                    },
-                }
-            }
-            Ok(Arc::new(b.finish()))
-        }
-        SchemaType::Boolean => primitive!(BooleanBuilder, Value::Boolean(x) => *x),
-        SchemaType::Bytes => {
-            let mut b = BinaryBuilder::with_capacity(values.len(), values.len() * 32);
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::Bytes(x) => b.append_value(x),
-                    other => return Err(mismatch(s, other)),
-                }
-            }
-            Ok(Arc::new(b.finish()))
-        }
-        SchemaType::String | SchemaType::Map(..) => {
-            let mut b = StringBuilder::with_capacity(values.len(), values.len() * 16);
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::String(x) => b.append_value(x),
-                    // Maps, and fields whose types conflicted: JSON text.
-                    other => {
-                        let schema = matches!(s.schema_type, SchemaType::Map(..)).then_some(s);
-                        let text =
-                            serde_json::to_string(&JsonView::new(schema, other)).map_err(|e| {
-                                ConnectError::data(format!("cannot render a value as JSON: {e}"))
-                            })?;
-                        b.append_value(text);
-                    }
-                }
-            }
-            Ok(Arc::new(b.finish()))
-        }
-        SchemaType::Array(item) => {
-            let mut offsets = Vec::with_capacity(values.len() + 1);
-            offsets.push(0i32);
-            let mut children: Vec<&Value> = Vec::new();
-            let mut valid = Vec::with_capacity(values.len());
-            for v in values {
-                match v {
-                    Value::Array(items) => {
-                        children.extend(items.iter());
-                        valid.push(true);
-                    }
-                    Value::Null => valid.push(false),
-                    other => return Err(mismatch(s, other)),
-                }
-                offsets.push(
-                    i32::try_from(children.len())
-                        .map_err(|_| ConnectError::data("list too long"))?,
-                );
-            }
-            let child = build(item, &children)?;
-            let field = Arc::new(Field::new("item", arrow_type(item), true));
-            let array = ListArray::try_new(
-                field,
-                OffsetBuffer::new(offsets.into()),
-                child,
-                Some(NullBuffer::from(valid)),
-            )
-            .map_err(arrow_error)?;
-            Ok(Arc::new(array))
-        }
-        SchemaType::Struct(fields) => {
-            let mut columns = Vec::with_capacity(fields.len());
-            for (i, f) in fields.iter().enumerate() {
-                let column: Vec<&Value> =
-                    values.iter().map(|v| field_value(v, i, &f.name)).collect();
-                columns.push(build(&f.schema, &column)?);
-            }
-            let valid: Vec<bool> = values.iter().map(|v| !v.is_null()).collect();
-            let array = StructArray::try_new(
-                struct_fields(fields),
-                columns,
-                Some(NullBuffer::from(valid)),
-            )
-            .map_err(arrow_error)?;
-            Ok(Arc::new(array))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::{DataType, TimeUnit};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use sluice_api::schema::primitives;
     use sluice_api::Decimal;

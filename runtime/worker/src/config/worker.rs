@@ -33,6 +33,7 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    // Long on purpose: a declarative list of keys: long, but flat.
     pub fn config_def() -> ConfigDef {
         let def = ConfigDef::new()
             .define(

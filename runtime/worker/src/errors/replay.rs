@@ -10,8 +10,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{Header as KafkaHeader, Headers as _, Message, OwnedHeaders};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{
+    BorrowedMessage, Header as KafkaHeader, Headers as _, Message, OwnedHeaders,
+};
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -68,49 +70,7 @@ pub fn replay_with_progress(
     let consumer = kafka::plain_consumer(worker, &group)?;
     let producer: ThreadedProducer<DefaultProducerContext> =
         kafka::producer(worker, DefaultProducerContext, &[])?;
-    let md = consumer
-        .fetch_metadata(Some(&opts.dlq_topic), TIMEOUT)
-        .map_err(|e| WorkerError::kafka(format!("read metadata of '{}'", opts.dlq_topic), e))?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .first()
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-        .unwrap_or_default();
-    if partitions.is_empty() {
-        return Err(WorkerError::Other(format!(
-            "topic '{}' does not exist",
-            opts.dlq_topic
-        )));
-    }
-    let mut wanted = TopicPartitionList::new();
-    for p in &partitions {
-        wanted.add_partition(&opts.dlq_topic, *p);
-    }
-    let committed = consumer
-        .committed_offsets(wanted, TIMEOUT)
-        .map_err(|e| WorkerError::kafka("read replay progress", e))?;
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
-    let mut total = 0u64;
-    for p in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(&opts.dlq_topic, *p, TIMEOUT)
-            .map_err(|e| WorkerError::kafka("read watermarks", e))?;
-        let start = match committed
-            .find_partition(&opts.dlq_topic, *p)
-            .map(|e| e.offset())
-        {
-            Some(Offset::Offset(o)) => o.max(low),
-            _ => low,
-        };
-        if start < high {
-            assignment
-                .add_partition_offset(&opts.dlq_topic, *p, Offset::Offset(start))
-                .map_err(|e| WorkerError::kafka("assign", e))?;
-            ends.insert(*p, high);
-            total += (high - start) as u64;
-        }
-    }
+    let (assignment, mut ends, total) = plan(&consumer, &opts.dlq_topic)?;
     let mut report = ReplayReport::default();
     if ends.is_empty() {
         return Ok(report);
@@ -138,73 +98,141 @@ pub fn replay_with_progress(
             ends.remove(&p);
         }
         progress_by_partition.insert(p, offset + 1);
-        let header = |name: &str| -> Option<String> {
-            let key = format!("{ERROR_HEADER_PREFIX}{name}");
-            m.headers()?
-                .iter()
-                .find(|h| h.key == key)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
         if !opts
             .filters
             .iter()
-            .all(|(k, v)| header(k).as_deref() == Some(v.as_str()))
+            .all(|(k, v)| error_header(&m, k).as_deref() == Some(v.as_str()))
         {
             report.skipped += 1;
             continue;
         }
-        let target = match opts.to.clone().or_else(|| header("topic")) {
-            Some(t) => t,
-            None => {
-                return Err(WorkerError::Other(format!(
-                    "record {}-{p}@{offset} has no {ERROR_HEADER_PREFIX}topic header (the connector ran without \
-                     errors.deadletterqueue.context.headers.enable=true); say where it goes with --to",
-                    opts.dlq_topic
-                )))
-            }
+        let Some(target) = opts.to.clone().or_else(|| error_header(&m, "topic")) else {
+            return Err(WorkerError::Other(format!(
+                "record {}-{p}@{offset} has no {ERROR_HEADER_PREFIX}topic header (the connector ran without \
+                 errors.deadletterqueue.context.headers.enable=true); say where it goes with --to",
+                opts.dlq_topic
+            )));
         };
-        let mut headers = OwnedHeaders::new();
-        if let Some(hs) = m.headers() {
-            for h in hs
-                .iter()
-                .filter(|h| !h.key.starts_with(ERROR_HEADER_PREFIX))
-            {
-                headers = headers.insert(KafkaHeader {
-                    key: h.key,
-                    value: h.value,
-                });
-            }
-        }
-        let mut record = BaseRecord::<[u8], [u8]>::to(&target).headers(headers);
-        if let Some(k) = m.key() {
-            record = record.key(k);
-        }
-        if let Some(v) = m.payload() {
-            record = record.payload(v);
-        }
-        if let Some(ts) = m.timestamp().to_millis() {
-            record = record.timestamp(ts);
-        }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(WorkerError::kafka(format!("write to '{target}'"), e)),
-            }
-        }
+        send(&producer, &m, &target)?;
         report.moved += 1;
         *report.by_topic.entry(target).or_default() += 1;
     }
-    // Progress is recorded only once Kafka holds every moved record.
+    record_progress(&consumer, &producer, &opts.dlq_topic, progress_by_partition)?;
+    Ok(report)
+}
+
+/// Where the replay starts (the committed progress, or the log start) and
+/// ends (the end when it started) in each partition of the DLQ with records
+/// left to move, and how many records that is in all.
+fn plan(
+    consumer: &BaseConsumer,
+    dlq_topic: &str,
+) -> Result<(TopicPartitionList, BTreeMap<i32, i64>, u64), WorkerError> {
+    let md = consumer
+        .fetch_metadata(Some(dlq_topic), TIMEOUT)
+        .map_err(|e| WorkerError::kafka(format!("read metadata of '{dlq_topic}'"), e))?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if partitions.is_empty() {
+        return Err(WorkerError::Other(format!(
+            "topic '{dlq_topic}' does not exist"
+        )));
+    }
+    let mut wanted = TopicPartitionList::new();
+    for p in &partitions {
+        wanted.add_partition(dlq_topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, TIMEOUT)
+        .map_err(|e| WorkerError::kafka("read replay progress", e))?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    let mut total = 0u64;
+    for p in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(dlq_topic, *p, TIMEOUT)
+            .map_err(|e| WorkerError::kafka("read watermarks", e))?;
+        let start = match committed.find_partition(dlq_topic, *p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o.max(low),
+            _ => low,
+        };
+        if start < high {
+            assignment
+                .add_partition_offset(dlq_topic, *p, Offset::Offset(start))
+                .map_err(|e| WorkerError::kafka("assign", e))?;
+            ends.insert(*p, high);
+            total += (high - start) as u64;
+        }
+    }
+    Ok((assignment, ends, total))
+}
+
+/// A `__connect.errors.<name>` header of a DLQ record, as text.
+fn error_header(m: &BorrowedMessage<'_>, name: &str) -> Option<String> {
+    let key = format!("{ERROR_HEADER_PREFIX}{name}");
+    m.headers()?
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Sends a DLQ record to `target` as it was, but for the error headers,
+/// waiting while the producer's queue is full.
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    m: &BorrowedMessage<'_>,
+    target: &str,
+) -> Result<(), WorkerError> {
+    let mut headers = OwnedHeaders::new();
+    if let Some(hs) = m.headers() {
+        for h in hs
+            .iter()
+            .filter(|h| !h.key.starts_with(ERROR_HEADER_PREFIX))
+        {
+            headers = headers.insert(KafkaHeader {
+                key: h.key,
+                value: h.value,
+            });
+        }
+    }
+    let mut record = BaseRecord::<[u8], [u8]>::to(target).headers(headers);
+    if let Some(k) = m.key() {
+        record = record.key(k);
+    }
+    if let Some(v) = m.payload() {
+        record = record.payload(v);
+    }
+    if let Some(ts) = m.timestamp().to_millis() {
+        record = record.timestamp(ts);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                back,
+            )) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(WorkerError::kafka(format!("write to '{target}'"), e)),
+        }
+    }
+}
+
+/// Commits the replay's progress, only once Kafka holds every moved record.
+fn record_progress(
+    consumer: &BaseConsumer,
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    dlq_topic: &str,
+    progress: BTreeMap<i32, i64>,
+) -> Result<(), WorkerError> {
     producer
         .flush(Duration::from_secs(120))
         .map_err(|e| WorkerError::kafka("flush replayed records", e))?;
@@ -214,12 +242,11 @@ pub fn replay_with_progress(
         ));
     }
     let mut done = TopicPartitionList::new();
-    for (p, next) in progress_by_partition {
-        done.add_partition_offset(&opts.dlq_topic, p, Offset::Offset(next))
+    for (p, next) in progress {
+        done.add_partition_offset(dlq_topic, p, Offset::Offset(next))
             .map_err(|e| WorkerError::kafka("commit", e))?;
     }
     consumer
         .commit(&done, CommitMode::Sync)
-        .map_err(|e| WorkerError::kafka("record replay progress", e))?;
-    Ok(report)
+        .map_err(|e| WorkerError::kafka("record replay progress", e))
 }

@@ -65,6 +65,17 @@ pub enum HerderError {
     Internal(String),
 }
 
+/// A connector looked up by name: absent is [`HerderError::NotFound`].
+trait OrNotFound<T> {
+    fn or_not_found(self, name: &str) -> Result<T, HerderError>;
+}
+
+impl<T> OrNotFound<T> for Option<T> {
+    fn or_not_found(self, name: &str) -> Result<T, HerderError> {
+        self.ok_or_else(|| HerderError::NotFound(name.to_owned()))
+    }
+}
+
 /// `GET /connectors/{name}`: the config (secrets masked), its tasks and type.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConnectorInfo {
@@ -402,9 +413,7 @@ impl Herder {
         self.catch_up().await?;
         let mut written = {
             let connectors = self.connectors.lock().await;
-            let c = connectors
-                .get(name)
-                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            let c = connectors.get(name).or_not_found(name)?;
             c.config.written.clone()
         };
         for (k, v) in patch {
@@ -419,9 +428,7 @@ impl Herder {
     pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
         self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
-        let mut c = connectors
-            .remove(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let mut c = connectors.remove(name).or_not_found(name)?;
         if let Err(e) = self.persist(name, None).await {
             connectors.insert(name.to_owned(), c);
             return Err(e);
@@ -436,9 +443,7 @@ impl Herder {
     pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), HerderError> {
         self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
-        let c = connectors
-            .get_mut(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get_mut(name).or_not_found(name)?;
         if c.target == target {
             return Ok(());
         }
@@ -499,9 +504,7 @@ impl Herder {
             self.read_statuses().await;
         }
         let mut connectors = self.connectors.lock().await;
-        let c = connectors
-            .get_mut(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get_mut(name).or_not_found(name)?;
         // In a cluster, the status every worker would answer.
         let mut status = match &self.placement {
             Some(placement) => self.cluster_status_of(placement, name, c),
@@ -574,9 +577,7 @@ impl Herder {
     pub async fn restart_task(&self, name: &str, id: u32) -> Result<(), HerderError> {
         self.catch_up().await?;
         let mut connectors = self.connectors.lock().await;
-        let c = connectors
-            .get_mut(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get_mut(name).or_not_found(name)?;
         if id >= self.task_count(c) {
             return Err(HerderError::TaskNotFound(name.to_owned(), id));
         }
@@ -597,15 +598,11 @@ impl Herder {
         if let Some(placement) = &self.placement {
             self.read_statuses().await;
             let connectors = self.connectors.lock().await;
-            let c = connectors
-                .get(name)
-                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            let c = connectors.get(name).or_not_found(name)?;
             return Ok(self.cluster_status_of(placement, name, c));
         }
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get(name).or_not_found(name)?;
         Ok(self.status_of(name, c))
     }
 
@@ -621,9 +618,7 @@ impl Herder {
     pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
         self.catch_up().await?;
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get(name).or_not_found(name)?;
         Ok(self.info_of(c))
     }
 
@@ -632,9 +627,7 @@ impl Herder {
     pub async fn task_configs(&self, name: &str) -> Result<Vec<(TaskId, TaskConfig)>, HerderError> {
         self.catch_up().await?;
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get(name).or_not_found(name)?;
         let task_class = self
             .worker
             .plugins()
@@ -660,17 +653,13 @@ impl Herder {
 
     pub async fn active_topics(&self, name: &str) -> Result<Vec<String>, HerderError> {
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get(name).or_not_found(name)?;
         Ok(c.active_topics.list())
     }
 
     pub async fn reset_active_topics(&self, name: &str) -> Result<(), HerderError> {
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get(name).or_not_found(name)?;
         c.active_topics.clear();
         Ok(())
     }
@@ -680,9 +669,7 @@ impl Herder {
         self.catch_up().await?;
         let (config, topics) = {
             let connectors = self.connectors.lock().await;
-            let c = connectors
-                .get(name)
-                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            let c = connectors.get(name).or_not_found(name)?;
             (c.config.clone(), c.active_topics.list())
         };
         offsets::read(&self.worker, &config, topics).await
@@ -697,9 +684,7 @@ impl Herder {
     ) -> Result<String, HerderError> {
         self.catch_up().await?;
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get(name).or_not_found(name)?;
         if c.target != TargetState::Stopped {
             return Err(HerderError::BadRequest(format!(
                 "Connectors must be in the STOPPED state before their offsets can be modified. \
@@ -752,9 +737,7 @@ impl Herder {
     /// names and no partitions, which only that worker knows.
     pub async fn assignments(&self, name: &str) -> Result<Vec<TaskAssignment>, HerderError> {
         let connectors = self.connectors.lock().await;
-        let c = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let c = connectors.get(name).or_not_found(name)?;
         let status = self.status_of(name, c);
         Ok(status
             .tasks

@@ -17,13 +17,15 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use sluice_api::{
-    ConnectError, Converter, Record, SourceOffset, SourcePartition, SourceTask, SourceTaskContext,
+    ConnectError, Converter, Position, Record, SourceOffset, SourcePartition, SourceTask,
+    SourceTaskContext,
 };
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use self::acks::{AckContext, BatchAcks, KafkaMarks};
 use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
+use crate::blocking::blocking;
 use crate::control::{until_stopped, Lease, TargetState, TaskHealth};
 use crate::errors::{ErrorPolicy, Failure, Original, Stage};
 use crate::metrics::{ActiveTopics, TaskMetrics};
@@ -60,6 +62,49 @@ pub struct SourceRunner {
     /// Distributed mode: nothing is produced or stored unless it is held.
     pub lease: Option<Arc<Lease>>,
     pub graceful_timeout: Duration,
+}
+
+/// The last offset of each source partition in a batch. Offsets advance for
+/// every polled record, including those a transform drops. Walking backwards,
+/// the first record seen of each source partition is its last: one clone per
+/// partition, not per record.
+fn last_offsets(batch: &[Record]) -> Vec<(Arc<SourcePartition>, SourceOffset)> {
+    let mut offsets: Vec<(Arc<SourcePartition>, SourceOffset)> = Vec::new();
+    for s in batch.iter().rev().filter_map(|r| r.source.as_ref()) {
+        if !offsets
+            .iter()
+            .any(|(p, _)| Arc::ptr_eq(p, &s.partition) || **p == *s.partition)
+        {
+            offsets.push((s.partition.clone(), s.offset.clone()));
+        }
+    }
+    offsets
+}
+
+/// A record's headers for Kafka, with the runtime's: which source partition
+/// it came from and its position there, which idempotent resume reads back.
+fn kafka_headers(record: &Record, source: Option<&(Arc<str>, Option<Position>)>) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 2);
+    for h in record.headers.iter() {
+        headers = headers.insert(KafkaHeader {
+            key: &h.key,
+            value: h.value.as_deref(),
+        });
+    }
+    if let Some((k, pos)) = source {
+        headers = headers.insert(KafkaHeader {
+            key: SOURCE_HEADER,
+            value: Some(k.as_bytes()),
+        });
+        if let Some(pos) = pos {
+            let position_text = pos.encode();
+            headers = headers.insert(KafkaHeader {
+                key: POSITION_HEADER,
+                value: Some(position_text.as_bytes()),
+            });
+        }
+    }
+    headers
 }
 
 pub fn producer_context() -> AckContext {
@@ -322,7 +367,7 @@ impl SourceRunner {
         let task = self.task_id;
         let to_write = stored.clone();
         let started = std::time::Instant::now();
-        let written = tokio::task::spawn_blocking(move || {
+        let written = blocking("offset store task", move || {
             store.commit(
                 &name,
                 Box::new(|c| {
@@ -335,8 +380,7 @@ impl SourceRunner {
                 }),
             )
         })
-        .await
-        .map_err(|e| ConnectError::fatal(format!("offset store task failed: {e}")))?;
+        .await?;
         self.metrics.commit_done(started, written.is_ok());
         written.map_err(|e| ConnectError::fatal(e.to_string()))?;
         debug!(connector = %self.connector, task = self.task_id, partitions = stored.len(), "source offsets stored");
@@ -373,11 +417,10 @@ impl SourceRunner {
         let reader = self.reader.clone();
         let (connector, t) = (self.connector.clone(), topic.to_owned());
         let started = Instant::now();
-        let found = tokio::task::spawn_blocking(move || {
+        let found = blocking("resume scan", move || {
             resume::scan_topic(&reader, &connector, &t, partitions, mark.as_ref())
         })
-        .await
-        .map_err(|e| ConnectError::fatal(format!("resume scan failed: {e}")))?
+        .await?
         .map_err(|e| {
             ConnectError::retriable(format!("cannot read topic '{topic}' to resume: {e}"))
         })?;
@@ -395,6 +438,10 @@ impl SourceRunner {
         Ok(())
     }
 
+    /// One polled batch: transformed, converted and handed to the producer.
+    /// Records the resume scan found in Kafka already are skipped; failures
+    /// go to the error policy. The batch's offsets are stored once every
+    /// record sent is acknowledged.
     async fn send_batch(
         &mut self,
         batch: Vec<Record>,
@@ -402,33 +449,8 @@ impl SourceRunner {
         ready: &mut HashMap<String, i32>,
     ) -> Result<InFlight, ConnectError> {
         TaskMetrics::add(&self.metrics.records_in, batch.len() as u64);
-        // Offsets advance for every polled record, including those a transform
-        // drops. Walking backwards, the first record seen of each source
-        // partition is its last: one clone per partition, not per record.
-        let mut offsets: Vec<(Arc<SourcePartition>, SourceOffset)> = Vec::new();
-        for s in batch.iter().rev().filter_map(|r| r.source.as_ref()) {
-            if !offsets
-                .iter()
-                .any(|(p, _)| Arc::ptr_eq(p, &s.partition) || **p == *s.partition)
-            {
-                offsets.push((s.partition.clone(), s.offset.clone()));
-            }
-        }
-        // A record a transform fails is reported as it was polled; render it
-        // only when a dead-letter queue will want its bytes.
-        let keep = self.policy.keeps_originals();
-        let before: Vec<Original> = if self.transforms.is_empty() {
-            Vec::new()
-        } else {
-            batch.iter().map(|r| source_original(r, keep)).collect()
-        };
-        let (records, failures) = self.transforms.apply(batch);
-        for f in failures {
-            let original = before.get(f.index).cloned();
-            self.policy
-                .handle(Failure::transformation(f, original))
-                .await?;
-        }
+        let offsets = last_offsets(&batch);
+        let records = self.transform(batch).await?;
         let acks = BatchAcks::new();
         let mut sent = 0u64;
         let mut last_key: Option<(Arc<SourcePartition>, Arc<str>)> = None;
@@ -440,40 +462,16 @@ impl SourceRunner {
                 }
                 seen_topics.insert(record.topic.clone());
             }
-            let key = match self.key_converter.encode(
-                &record.topic,
-                record.key_schema.as_ref(),
-                &record.key,
-            ) {
-                Ok(k) => k,
-                Err(e) => {
-                    let class_name = self.key_converter.class_name().to_owned();
-                    let original = source_original(&record, self.policy.keeps_originals());
-                    self.policy
-                        .handle(Failure {
-                            stage: Stage::KeyConverter,
-                            class_name,
-                            original,
-                            error: e,
-                        })
-                        .await?;
-                    continue;
-                }
+            let Some(key) = self.convert(&record, Stage::KeyConverter).await? else {
+                continue;
             };
             // The Kafka partition is decided here, not by the producer: idempotent
             // resume compares positions per partition, so a replayed record must
             // land where it landed the first time.
             let position = record.source.as_ref().and_then(|s| s.position);
             let partitions = ready.get(&*record.topic).copied().unwrap_or(1);
-            let partition = match (record.partition, &key, position) {
-                (Some(p), _, _) => Some(p),
-                (None, Some(k), _) => Some(partitioner::partition_for(k, partitions)),
-                (None, None, Some(pos)) => Some(partitioner::partition_for(
-                    pos.encode().as_bytes(),
-                    partitions,
-                )),
-                (None, None, None) => None,
-            };
+            let partition =
+                partitioner::partition_of(record.partition, key.as_deref(), position, partitions);
             let source_key = match &record.source {
                 Some(s) => {
                     let key = match &last_key {
@@ -494,92 +492,18 @@ impl SourceRunner {
                 }
                 None => None,
             };
-            let value = match self.value_converter.encode(
-                &record.topic,
-                record.value_schema.as_ref(),
-                &record.value,
-            ) {
-                Ok(v) => v,
-                Err(e) => {
-                    let class_name = self.value_converter.class_name().to_owned();
-                    let original = source_original(&record, self.policy.keeps_originals());
-                    self.policy
-                        .handle(Failure {
-                            stage: Stage::ValueConverter,
-                            class_name,
-                            original,
-                            error: e,
-                        })
-                        .await?;
-                    continue;
-                }
-            };
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 2);
-            for h in record.headers.iter() {
-                headers = headers.insert(KafkaHeader {
-                    key: &h.key,
-                    value: h.value.as_deref(),
-                });
-            }
-            let position_text;
-            if let Some((k, pos)) = &source_key {
-                headers = headers.insert(KafkaHeader {
-                    key: SOURCE_HEADER,
-                    value: Some(k.as_bytes()),
-                });
-                if let Some(pos) = pos {
-                    position_text = pos.encode();
-                    headers = headers.insert(KafkaHeader {
-                        key: POSITION_HEADER,
-                        value: Some(position_text.as_bytes()),
-                    });
-                }
-            }
-            let bytes = key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
-            let mut out = BaseRecord::<[u8], [u8], Arc<BatchAcks>>::with_opaque_to(
-                &record.topic,
-                acks.clone(),
-            )
-            .headers(headers);
-            if let Some(k) = key.as_deref() {
-                out = out.key(k);
-            }
-            if let Some(v) = value.as_deref() {
-                out = out.payload(v);
-            }
-            if let Some(p) = partition {
-                out = out.partition(p);
-            }
-            if let Some(ts) = record.timestamp {
-                out = out.timestamp(ts);
-            }
-            acks.expect_one();
-            if let Err(error) = self.send(out, &acks).await {
-                if error.kind() != sluice_api::ErrorKind::Data {
-                    return Err(error);
-                }
-                let original = Original {
-                    topic: record.topic.clone(),
-                    partition,
-                    offset: None,
-                    timestamp: record.timestamp,
-                    key: key.clone(),
-                    value: value.clone(),
-                    headers: record.headers.clone(),
-                };
-                let class_name = "org.apache.kafka.clients.producer.KafkaProducer".to_owned();
-                self.policy
-                    .handle(Failure {
-                        stage: Stage::KafkaProduce,
-                        class_name,
-                        original,
-                        error,
-                    })
-                    .await?;
+            let Some(value) = self.convert(&record, Stage::ValueConverter).await? else {
                 continue;
+            };
+            let bytes = key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
+            let headers = kafka_headers(&record, source_key.as_ref());
+            if self
+                .produce(&record, key, value, partition, headers, &acks)
+                .await?
+            {
+                sent += 1;
+                TaskMetrics::add(&self.metrics.bytes_out, bytes as u64);
             }
-            sent += 1;
-            TaskMetrics::add(&self.metrics.bytes_out, bytes as u64);
         }
         acks.seal();
         Ok(InFlight {
@@ -587,6 +511,112 @@ impl SourceRunner {
             offsets,
             records: sent,
         })
+    }
+
+    /// Applies the transforms; a record one fails goes to the error policy.
+    async fn transform(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, ConnectError> {
+        if self.transforms.is_empty() {
+            return Ok(batch);
+        }
+        // A record a transform fails is reported as it was polled; render it
+        // only when a dead-letter queue will want its bytes.
+        let keep = self.policy.keeps_originals();
+        let before: Vec<Original> = batch.iter().map(|r| source_original(r, keep)).collect();
+        let (records, failures) = self.transforms.apply(batch);
+        for f in failures {
+            let original = before.get(f.index).cloned();
+            self.policy
+                .handle(Failure::transformation(f, original))
+                .await?;
+        }
+        Ok(records)
+    }
+
+    /// A record's key or value (by `stage`) in bytes; `None` when the
+    /// converter failed and the error policy let the record go.
+    async fn convert(
+        &mut self,
+        record: &Record,
+        stage: Stage,
+    ) -> Result<Option<Option<Vec<u8>>>, ConnectError> {
+        let (converter, schema, value) = match stage {
+            Stage::KeyConverter => (&mut self.key_converter, &record.key_schema, &record.key),
+            _ => (
+                &mut self.value_converter,
+                &record.value_schema,
+                &record.value,
+            ),
+        };
+        match converter.encode(&record.topic, schema.as_ref(), value) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) => {
+                let class_name = converter.class_name().to_owned();
+                let original = source_original(record, self.policy.keeps_originals());
+                self.policy
+                    .handle(Failure {
+                        stage,
+                        class_name,
+                        original,
+                        error,
+                    })
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sends one converted record; false when the client refused it and the
+    /// error policy let it go.
+    async fn produce(
+        &mut self,
+        record: &Record,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        partition: Option<i32>,
+        headers: OwnedHeaders,
+        acks: &Arc<BatchAcks>,
+    ) -> Result<bool, ConnectError> {
+        let mut out =
+            BaseRecord::<[u8], [u8], Arc<BatchAcks>>::with_opaque_to(&record.topic, acks.clone())
+                .headers(headers);
+        if let Some(k) = key.as_deref() {
+            out = out.key(k);
+        }
+        if let Some(v) = value.as_deref() {
+            out = out.payload(v);
+        }
+        if let Some(p) = partition {
+            out = out.partition(p);
+        }
+        if let Some(ts) = record.timestamp {
+            out = out.timestamp(ts);
+        }
+        acks.expect_one();
+        let Err(error) = self.send(out, acks).await else {
+            return Ok(true);
+        };
+        if error.kind() != sluice_api::ErrorKind::Data {
+            return Err(error);
+        }
+        let original = Original {
+            topic: record.topic.clone(),
+            partition,
+            offset: None,
+            timestamp: record.timestamp,
+            key,
+            value,
+            headers: record.headers.clone(),
+        };
+        let class_name = "org.apache.kafka.clients.producer.KafkaProducer".to_owned();
+        self.policy
+            .handle(Failure {
+                stage: Stage::KafkaProduce,
+                class_name,
+                original,
+                error,
+            })
+            .await?;
+        Ok(false)
     }
 
     /// Hands one record to the producer, waiting while its queue is full.

@@ -7,6 +7,23 @@
 //! land where every Java client puts them. A record without a key is placed by
 //! its source position, which is stable across replays.
 
+/// The partition of a record with `key` and source `position` in a topic of
+/// `partitions`: its own when the task chose one, else by its key, else by
+/// its position; `None` (the producer's choice) for a record with neither.
+pub fn partition_of(
+    chosen: Option<i32>,
+    key: Option<&[u8]>,
+    position: Option<sluice_api::Position>,
+    partitions: i32,
+) -> Option<i32> {
+    match (chosen, key, position) {
+        (Some(p), _, _) => Some(p),
+        (None, Some(k), _) => Some(partition_for(k, partitions)),
+        (None, None, Some(pos)) => Some(partition_for(pos.encode().as_bytes(), partitions)),
+        (None, None, None) => None,
+    }
+}
+
 /// Kafka's `Utils.murmur2` (seed 0x9747b28c), byte for byte.
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
@@ -56,6 +73,22 @@ pub fn partition_for(key: &[u8], partitions: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_goes_where_its_task_its_key_or_its_position_says() {
+        let pos = sluice_api::Position::new(500, 3);
+        assert_eq!(partition_of(Some(7), Some(b"k"), Some(pos), 64), Some(7));
+        assert_eq!(
+            partition_of(None, Some(b"k"), Some(pos), 64),
+            Some(partition_for(b"k", 64))
+        );
+        // Keyless: by position, so a replay lands where the original did.
+        assert_eq!(
+            partition_of(None, None, Some(pos), 64),
+            Some(partition_for(b"500/3", 64))
+        );
+        assert_eq!(partition_of(None, None, None, 64), None);
+    }
 
     #[test]
     fn matches_kafkas_murmur2() {

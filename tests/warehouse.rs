@@ -4,6 +4,10 @@
 //! mid-batch with exactly-once rows, and a poison row dead-lettered with its
 //! SQLSTATE while the rest of its batch commits.
 
+// A test binary: a panic is a failed test (clippy.toml allows these in
+// #[test] functions; this covers the helpers beside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

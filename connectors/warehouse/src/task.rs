@@ -11,7 +11,7 @@ use sluice_api::{
 use tracing::info;
 
 use crate::change::Extractor;
-use crate::config::WarehouseConfig;
+use crate::config::{PkMode, WarehouseConfig};
 use crate::database::Warehouse;
 
 #[derive(Default)]
@@ -23,6 +23,8 @@ struct State {
     connector: String,
     task_id: u32,
     batch_size: usize,
+    /// Only `pk.mode=record_header` reads them.
+    reads_headers: bool,
     warehouse: Warehouse,
     extractor: Extractor,
     reporter: Arc<dyn ErrantRecordReporter>,
@@ -42,6 +44,7 @@ impl SinkTask for WarehouseSinkTask {
         let config = Arc::new(WarehouseConfig::parse(&context.config)?);
         self.state = Some(State {
             batch_size: config.batch_size,
+            reads_headers: config.pk_mode == PkMode::RecordHeader,
             warehouse: Warehouse::new(config.clone(), &context.connector),
             extractor: Extractor::new(config),
             connector: context.connector,
@@ -62,6 +65,10 @@ impl SinkTask for WarehouseSinkTask {
             info!(connector = %state.connector, task = state.task_id, topic = %tp.topic, partition = tp.partition, offset, "resuming from the warehouse's stored offset");
         }
         Ok(offsets)
+    }
+
+    fn reads_headers(&self) -> bool {
+        self.state.as_ref().is_none_or(|s| s.reads_headers)
     }
 
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {

@@ -26,6 +26,7 @@ mod format;
 mod partitioner;
 pub mod storage;
 mod task;
+mod tier;
 
 use sluice_api::{
     ConnectError, ConnectorFactory, ConnectorPlugin, SinkConnector, SinkTask, TaskConfig,

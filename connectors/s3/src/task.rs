@@ -23,6 +23,7 @@ use crate::file_set::{safe_offsets, Admission, FileSet, OpenFile, PartitionKey};
 use crate::format::{blocking, encode_rows, Encoded, FileEncoder};
 use crate::partitioner::object_key;
 use crate::storage::{ObjectStore, PutOptions, Storage};
+use crate::tier::prepare_tier;
 
 #[derive(Default)]
 pub struct S3SinkTask {
@@ -362,6 +363,11 @@ impl SinkTask for S3SinkTask {
         Ok(())
     }
 
+    /// Objects hold keys and values; no format writes headers.
+    fn reads_headers(&self) -> bool {
+        false
+    }
+
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
         let state = self
             .state
@@ -474,48 +480,6 @@ impl SinkTask for S3SinkTask {
         }
         Ok(())
     }
-}
-
-/// Sets the bucket up for `s3.tier` and says how every object is written:
-/// the archive tier's lifecycle rule; the audit tier's checksums and Object
-/// Lock retention (refusing to start without Object Lock unless told not to).
-async fn prepare_tier(
-    config: &S3SinkConfig,
-    storage: &Storage,
-    connector: &str,
-) -> Result<PutOptions, ConnectError> {
-    let mut put_options = PutOptions {
-        storage_class: config.storage_class.clone(),
-        ..PutOptions::default()
-    };
-    match config.tier {
-        Tier::Plain => {}
-        Tier::Archive { days } => {
-            let rule = format!("sluice-archive-{}", config.topics_dir);
-            storage
-                .ensure_lifecycle(&rule, &format!("{}/", config.topics_dir), days)
-                .await?;
-            info!(connector = %connector, bucket = %config.bucket, days, "archive lifecycle rule set");
-        }
-        Tier::Audit {
-            days,
-            lock_required,
-        } => {
-            put_options.sha256 = true;
-            if storage.object_lock_enabled().await? {
-                let now = sluice_api::now_ms() / 1000;
-                put_options.retain_until = Some(now + i64::from(days) * 86_400);
-            } else if lock_required {
-                return Err(ConnectError::fatal(format!(
-                    "s3.tier=audit: bucket '{}' has no Object Lock, so objects could be deleted or overwritten. \
-                     Create the bucket with Object Lock enabled, or set s3.object.lock.required=false to write \
-                     checksums and manifests without retention",
-                    config.bucket
-                )));
-            }
-        }
-    }
-    Ok(put_options)
 }
 
 #[cfg(test)]

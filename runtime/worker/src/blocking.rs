@@ -31,6 +31,12 @@ impl From<BlockingFailed> for ConnectError {
     }
 }
 
+impl From<BlockingFailed> for crate::herder::HerderError {
+    fn from(e: BlockingFailed) -> Self {
+        crate::herder::HerderError::Internal(e.to_string())
+    }
+}
+
 impl From<BlockingFailed> for WorkerError {
     fn from(e: BlockingFailed) -> Self {
         WorkerError::Other(e.to_string())

@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 
 pub use self::offsets::{ConnectorOffsets, PartitionOffset};
 pub use self::status::{ConnectorState, ConnectorStatus, State, TaskStatus};
+use crate::blocking::blocking;
 use crate::config::{
     check_connector_name, connector_config_def, is_whole_reference, ConnectorConfig,
 };
@@ -352,9 +353,8 @@ impl Herder {
         };
         let store = self.configs.clone();
         let owned = name.to_owned();
-        let created = tokio::task::spawn_blocking(move || store.create(&owned, entry))
-            .await
-            .map_err(|e| HerderError::Internal(format!("config store task failed: {e}")))?
+        let created = blocking("the config store", move || store.create(&owned, entry))
+            .await?
             .map_err(|e| HerderError::Internal(e.to_string()))?;
         if !created {
             // Another worker's create of this name came first.
@@ -567,9 +567,8 @@ impl Herder {
     /// when the store has no others (standalone).
     async fn request_restart(&self, request: RestartRequest) -> Result<bool, HerderError> {
         let store = self.configs.clone();
-        tokio::task::spawn_blocking(move || store.request_restart(&request))
-            .await
-            .map_err(|e| HerderError::Internal(format!("config store task failed: {e}")))?
+        blocking("the config store", move || store.request_restart(&request))
+            .await?
             .map_err(|e| HerderError::Internal(e.to_string()))
     }
 
@@ -885,9 +884,8 @@ impl Herder {
     async fn persist(&self, name: &str, entry: Option<StoredConnector>) -> Result<(), HerderError> {
         let store = self.configs.clone();
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || store.put(&name, entry))
-            .await
-            .map_err(|e| HerderError::Internal(format!("config store task failed: {e}")))?
+        blocking("the config store", move || store.put(&name, entry))
+            .await?
             .map_err(|e| HerderError::Internal(e.to_string()))
     }
 

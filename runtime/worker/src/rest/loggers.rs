@@ -143,9 +143,7 @@ impl Loggers {
                 "'{name}' is not a logger name"
             )));
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = sluice_api::now_ms();
         let mut state = self.lock();
         let known = self.known(&state);
         let descends = |k: &str| {

@@ -180,6 +180,7 @@ impl SinkRunner {
                             state.committed.remove(tp);
                             state.rewinding.remove(tp);
                         }
+                        self.reporter.forget(&parts);
                         let _ = answer.send(());
                     }
                     // Every batch fetched before the pause came before this.
@@ -260,7 +261,6 @@ impl SinkRunner {
                 .originals
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.clear();
             for (i, r) in &records {
                 if let Some(o) = originals.get_mut(*i).and_then(Option::take) {
                     map.insert(
@@ -507,6 +507,7 @@ impl SinkRunner {
             .map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
         debug!(connector = %self.connector, task = self.task_id, partitions = committing.len(), "offsets committed");
         TaskMetrics::add(&self.metrics.commits, 1);
+        self.reporter.release(&committing);
         state.committed.extend(committing);
         Ok(())
     }

@@ -1102,10 +1102,17 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(upstream: &str, tls: Option<Arc<rustls::ServerConfig>>, hold_first_bulk: bool) -> Self {
+    fn start(
+        upstream: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        hold_first_bulk: bool,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let url = format!("{scheme}://localhost:{}", listener.local_addr().unwrap().port());
+        let url = format!(
+            "{scheme}://localhost:{}",
+            listener.local_addr().unwrap().port()
+        );
         let seen = Seen::default();
         let (upstream, recorded) = (upstream.to_owned(), seen.clone());
         std::thread::spawn(move || {
@@ -1131,7 +1138,12 @@ impl Proxy {
     }
 
     fn authorizations(&self) -> Vec<Option<String>> {
-        self.seen.lock().unwrap().iter().map(|(_, a)| a.clone()).collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 }
 
@@ -1149,7 +1161,8 @@ fn forward<S: Read + Write>(mut reader: BufReader<S>, upstream: &str, seen: &See
         let first_bulk = {
             let mut s = seen.lock().unwrap();
             s.push((r.path.clone(), r.headers.get("authorization").cloned()));
-            r.path.ends_with("/_bulk") && s.iter().filter(|(p, _)| p.ends_with("/_bulk")).count() == 1
+            r.path.ends_with("/_bulk")
+                && s.iter().filter(|(p, _)| p.ends_with("/_bulk")).count() == 1
         };
         let mut request = client
             .request(
@@ -1193,14 +1206,63 @@ fn tls_server(scratch: &Scratch) -> (String, Arc<rustls::ServerConfig>) {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let dir = scratch.path("tls");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     for args in [
-        [&["req", "-x509"][..], &ec, &["-days", "2", "-subj", "/CN=sluice-test-ca", "-keyout", "ca.key", "-out", "ca.crt"]].concat(),
-        [&["req"][..], &ec, &["-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"]].concat(),
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sluice-test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
         vec![
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
         ],
     ] {
         let out = std::process::Command::new("openssl")
@@ -1208,7 +1270,11 @@ fn tls_server(scratch: &Scratch) -> (String, Arc<rustls::ServerConfig>) {
             .current_dir(&dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.crt"))
         .unwrap()
@@ -1229,7 +1295,12 @@ fn tls_server(scratch: &Scratch) -> (String, Arc<rustls::ServerConfig>) {
 /// Values `{"n": i}` keyed `k<i>`, into one partition.
 fn produce_numbered(topic: &str, range: std::ops::Range<usize>) {
     let records: Vec<(String, Option<Vec<u8>>)> = range
-        .map(|i| (format!("k{i}"), Some(json!({"n": i}).to_string().into_bytes())))
+        .map(|i| {
+            (
+                format!("k{i}"),
+                Some(json!({"n": i}).to_string().into_bytes()),
+            )
+        })
         .collect();
     produce_optional(topic, 0, &records);
 }
@@ -1277,11 +1348,15 @@ fn tls_with_a_ca_file_and_an_api_key() {
     assert!(proxy.bulks() >= 3, "{} _bulk requests", proxy.bulks());
     let auth = proxy.authorizations();
     assert!(
-        auth.iter().all(|a| a.as_deref() == Some(&format!("ApiKey {api_key}"))),
+        auth.iter()
+            .all(|a| a.as_deref() == Some(&format!("ApiKey {api_key}"))),
         "{auth:?}"
     );
     let config = w.get(&format!("/connectors/{name}/config"));
-    assert_ne!(config["connection.api.key"], api_key, "the API key is in a REST response");
+    assert_ne!(
+        config["connection.api.key"], api_key,
+        "the API key is in a REST response"
+    );
     assert!(!w.log_text().contains(api_key), "the API key is in the log");
     drop(w);
 
@@ -1311,7 +1386,10 @@ fn several_urls_round_robin_and_fail_over_past_a_dead_one() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let (a, b) = (Proxy::start(es(), None, false), Proxy::start(es(), None, false));
+    let (a, b) = (
+        Proxy::start(es(), None, false),
+        Proxy::start(es(), None, false),
+    );
     let scratch = Scratch::new("es-urls");
     let topic = unique("urls");
     create_topic(&scratch, &topic, 1);
@@ -1379,7 +1457,12 @@ fn a_document_rejected_after_later_batches_is_dead_lettered_with_its_bytes() {
     });
     // A later batch, put while the first one's answer is held.
     let good: Vec<(String, Option<Vec<u8>>)> = (1..=10)
-        .map(|i| (format!("g{i}"), Some(json!({"n": i}).to_string().into_bytes())))
+        .map(|i| {
+            (
+                format!("g{i}"),
+                Some(json!({"n": i}).to_string().into_bytes()),
+            )
+        })
         .collect();
     produce_optional(&topic, 0, &good);
     let group = format!("connect-{name}");
@@ -1398,5 +1481,9 @@ fn a_document_rejected_after_later_batches_is_dead_lettered_with_its_bytes() {
         d.headers
     );
     assert_eq!(d.key.as_deref(), Some("bad"));
-    assert_eq!(d.value.as_deref(), Some(&bad[..]), "the DLQ record lost its value");
+    assert_eq!(
+        d.value.as_deref(),
+        Some(&bad[..]),
+        "the DLQ record lost its value"
+    );
 }

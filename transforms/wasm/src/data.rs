@@ -243,7 +243,10 @@ mod tests {
             Data::Json(r#"{"id":7,"email":"a@example.com","note":null}"#.into())
         );
         assert_eq!(sent.key, Data::Text("k".into()));
-        assert_eq!(from_guest(r.clone(), &sent, sent.clone(), Reads::all()).unwrap(), r);
+        assert_eq!(
+            from_guest(r.clone(), &sent, sent.clone(), Reads::all()).unwrap(),
+            r
+        );
     }
 
     #[test]

@@ -305,7 +305,7 @@ impl SinkReporter {
         }
     }
 
-    pub fn lock_originals(&self) -> std::sync::MutexGuard<'_, Originals> {
+    fn lock_originals(&self) -> std::sync::MutexGuard<'_, Originals> {
         self.originals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -122,14 +122,6 @@ impl Originals {
         self.release(topic, partition, i64::MAX);
     }
 
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
     fn drop_id(&mut self, id: &RecordId) {
         if let Some(o) = self.by_id.remove(id) {
             self.bytes -= size(&o);
@@ -183,7 +175,7 @@ mod tests {
         assert_eq!(got.key.as_deref(), Some(&b"k3"[..]));
         assert_eq!(got.value.as_deref(), Some(&[b'v'; 10][..]));
         assert!(o.take(&id("t", 0, 3)).is_none());
-        assert_eq!(o.len(), 999);
+        assert_eq!(o.by_id.len(), 999);
     }
 
     #[test]
@@ -196,11 +188,11 @@ mod tests {
         o.release("t", 0, 6);
         assert!(o.take(&id("t", 0, 5)).is_none());
         assert!(o.take(&id("t", 0, 6)).is_some());
-        assert_eq!(o.len(), 3 + 10);
+        assert_eq!(o.by_id.len(), 3 + 10);
         o.forget("t", 1);
-        assert_eq!(o.len(), 3);
+        assert_eq!(o.by_id.len(), 3);
         o.forget("t", 0);
-        assert!(o.is_empty());
+        assert!(o.by_id.is_empty());
         assert_eq!(o.bytes, 0);
     }
 
@@ -209,7 +201,7 @@ mod tests {
         let mut o = Originals::default();
         o.insert(id("prefix-t", 0, 4), original("t", 0, 4, 10));
         o.release("t", 0, 5);
-        assert!(o.is_empty());
+        assert!(o.by_id.is_empty());
     }
 
     #[test]

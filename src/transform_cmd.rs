@@ -125,7 +125,7 @@ fn template(name: &str, type_name: &str) -> String {
 //! Every other `transforms.t.*` key (but `memory.max.bytes`, `timeout.ms`,
 //! `predicate`, `negate`) reaches `init`. The contract is wit/transform.wit.
 
-use sluice_transform::{{Config, Outcome, Record, Transform}};
+use sluice_transform::{{Config, Outcome, Reads, Record, Transform}};
 
 struct {type_name};
 
@@ -134,10 +134,17 @@ impl Transform for {type_name} {{
         Ok({type_name})
     }}
 
-    /// Keep the record (possibly changed), drop it, or reject it with
-    /// `Outcome::Error(message)` for the connector's error policy.
-    fn apply(&mut self, record: Record) -> Outcome {{
-        Outcome::Keep(record)
+    /// The parts of a record `apply` reads; the host does not encode or copy
+    /// the others (they arrive as `Data::Omitted`, or no headers).
+    fn reads(&self) -> Reads {{
+        Reads::KEY | Reads::VALUE | Reads::HEADERS
+    }}
+
+    /// Keep the record (`Outcome::Unchanged`, or `Outcome::Keep` with a
+    /// changed record), drop it, or reject it with `Outcome::Error(message)`
+    /// for the connector's error policy.
+    fn apply(&mut self, _record: Record) -> Outcome {{
+        Outcome::Unchanged
     }}
 }}
 

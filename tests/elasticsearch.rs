@@ -1059,3 +1059,444 @@ fn cdc_changes_index_as_the_table_by_lsn_and_a_replay_rewinds_nothing() {
         "SELECT pg_drop_replication_slot('slot_{id}') FROM pg_replication_slots WHERE slot_name = 'slot_{id}' AND NOT active"
     ));
 }
+
+/// One HTTP/1.1 request read off a connection: method, path, headers
+/// (lower-cased names) and body; `None` once the client hangs up.
+struct Request {
+    method: String,
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let length = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+/// What a [`Proxy`] saw: each request's path and `Authorization` header.
+type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+/// A proxy in front of the server that forwards every request as it is,
+/// over plain HTTP or TLS, and records what it saw; it may hold the answer
+/// to the first `_bulk` request until a second one arrived.
+struct Proxy {
+    url: String,
+    seen: Seen,
+}
+
+impl Proxy {
+    fn start(
+        upstream: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        hold_first_bulk: bool,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!(
+            "{scheme}://localhost:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let seen = Seen::default();
+        let (upstream, recorded) = (upstream.to_owned(), seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (upstream, seen, tls) = (upstream.clone(), recorded.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    Some(config) => {
+                        let Ok(server) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        let stream = rustls::StreamOwned::new(server, conn);
+                        forward(BufReader::new(stream), &upstream, &seen, hold_first_bulk);
+                    }
+                    None => forward(BufReader::new(conn), &upstream, &seen, hold_first_bulk),
+                });
+            }
+        });
+        Self { url, seen }
+    }
+
+    fn bulks(&self) -> usize {
+        bulks(&self.seen)
+    }
+
+    fn authorizations(&self) -> Vec<Option<String>> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+}
+
+fn bulks(seen: &Seen) -> usize {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.ends_with("/_bulk"))
+        .count()
+}
+
+fn forward<S: Read + Write>(mut reader: BufReader<S>, upstream: &str, seen: &Seen, hold: bool) {
+    let client = http();
+    while let Some(r) = read_request(&mut reader) {
+        let first_bulk = {
+            let mut s = seen.lock().unwrap();
+            s.push((r.path.clone(), r.headers.get("authorization").cloned()));
+            r.path.ends_with("/_bulk")
+                && s.iter().filter(|(p, _)| p.ends_with("/_bulk")).count() == 1
+        };
+        let mut request = client
+            .request(
+                reqwest::Method::from_bytes(r.method.as_bytes()).unwrap(),
+                format!("{upstream}{}", r.path),
+            )
+            .body(r.body);
+        if let Some(t) = r.headers.get("content-type") {
+            request = request.header("content-type", t);
+        }
+        let Ok(answer) = request.send() else { return };
+        let status = answer.status().as_u16();
+        let Ok(body) = answer.bytes() else { return };
+        if hold && first_bulk {
+            // The server has indexed (or rejected) it; the sink learns so
+            // only once a later batch reached the proxy too.
+            wait_for("a second _bulk request", Duration::from_secs(60), || {
+                bulks(seen) >= 2
+            });
+        }
+        let w = reader.get_mut();
+        if write!(
+            w,
+            "HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .and_then(|()| w.write_all(&body))
+        .and_then(|()| w.flush())
+        .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A CA and a certificate it signed for localhost and 127.0.0.1, made with
+/// the openssl CLI into `scratch`; returns the CA's path and the server's
+/// TLS configuration.
+fn tls_server(scratch: &Scratch) -> (String, Arc<rustls::ServerConfig>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = scratch.path("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sluice-test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.crt"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    (dir.join("ca.crt").display().to_string(), Arc::new(config))
+}
+
+/// Values `{"n": i}` keyed `k<i>`, into one partition.
+fn produce_numbered(topic: &str, range: std::ops::Range<usize>) {
+    let records: Vec<(String, Option<Vec<u8>>)> = range
+        .map(|i| {
+            (
+                format!("k{i}"),
+                Some(json!({"n": i}).to_string().into_bytes()),
+            )
+        })
+        .collect();
+    produce_optional(topic, 0, &records);
+}
+
+fn assert_numbered(base: &str, index: &str, n: usize) {
+    wait_count(base, index, n as u64, Duration::from_secs(90));
+    let ids: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    let got = mget(base, index, &ids);
+    assert_eq!(got.len(), n);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(got[id].1, json!({"n": i}), "{id}");
+    }
+}
+
+/// HTTPS through a TLS-terminating proxy whose certificate a generated CA
+/// signed: with `elastic.https.ssl.ca.location` naming that CA every record
+/// is indexed and every request carries the API key as `Authorization:
+/// ApiKey …`; without the CA file the task fails saying which key to set.
+#[test]
+fn tls_with_a_ca_file_and_an_api_key() {
+    let scratch = Scratch::new("es-tls");
+    let (ca, tls) = tls_server(&scratch);
+    let proxy = Proxy::start(es(), Some(tls), false);
+    let topic = unique("tls");
+    create_topic(&scratch, &topic, 1);
+    produce_numbered(&topic, 0..300);
+    let api_key = "c2x1aWNlLXRlc3Q6bm90LWEtcmVhbC1zZWNyZXQ=";
+    let name = unique("es-tls");
+    let w = start(
+        &scratch,
+        &sink(
+            &name,
+            &topic,
+            &proxy.url,
+            json!({
+                "tasks.max": "1",
+                "batch.size": "100",
+                "elastic.security.protocol": "SSL",
+                "elastic.https.ssl.ca.location": ca,
+                "connection.api.key": api_key
+            }),
+        ),
+    );
+    assert_numbered(es(), &topic, 300);
+    assert!(proxy.bulks() >= 3, "{} _bulk requests", proxy.bulks());
+    let auth = proxy.authorizations();
+    assert!(
+        auth.iter()
+            .all(|a| a.as_deref() == Some(&format!("ApiKey {api_key}"))),
+        "{auth:?}"
+    );
+    let config = w.get(&format!("/connectors/{name}/config"));
+    assert_ne!(
+        config["connection.api.key"], api_key,
+        "the API key is in a REST response"
+    );
+    assert!(!w.log_text().contains(api_key), "the API key is in the log");
+    drop(w);
+
+    let scratch = Scratch::new("es-tls-untrusted");
+    let name = unique("es-tls-untrusted");
+    let mut w = start(
+        &scratch,
+        &sink(
+            &name,
+            &topic,
+            &proxy.url,
+            json!({"tasks.max": "1", "connection.api.key": api_key}),
+        ),
+    );
+    let (_, trace) = w.wait_failed_trace(Duration::from_secs(60));
+    assert!(
+        trace.contains("certificate") && trace.contains("elastic.https.ssl.ca.location"),
+        "{trace}"
+    );
+}
+
+/// Several `connection.url`s: requests go round-robin over the live ones,
+/// and a dead one in the list (nothing listening) costs nothing.
+#[test]
+fn several_urls_round_robin_and_fail_over_past_a_dead_one() {
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let (a, b) = (
+        Proxy::start(es(), None, false),
+        Proxy::start(es(), None, false),
+    );
+    let scratch = Scratch::new("es-urls");
+    let topic = unique("urls");
+    create_topic(&scratch, &topic, 1);
+    produce_numbered(&topic, 0..2000);
+    let name = unique("es-urls");
+    let w = start(
+        &scratch,
+        &sink(
+            &name,
+            &topic,
+            &format!("{dead},{},{}", a.url, b.url),
+            json!({"tasks.max": "1", "batch.size": "100"}),
+        ),
+    );
+    assert_numbered(es(), &topic, 2000);
+    let (na, nb) = (a.bulks(), b.bulks());
+    assert!(na + nb >= 20, "{na} + {nb} _bulk requests");
+    // Round-robin over three with the first dead: its turns fall to the URL
+    // after it, so `a` takes about two thirds and `b` one third.
+    assert!(na >= nb && nb * 4 >= na, "not round-robin: {na} and {nb}");
+    let group = format!("connect-{name}");
+    wait_for("every record settled", Duration::from_secs(30), || {
+        committed(&group, &topic).values().sum::<i64>() == 2000
+    });
+    assert!(task_states(&w, &name).iter().all(|s| s == "RUNNING"));
+}
+
+/// A document the server rejects, whose rejection the sink learns only after
+/// it put a later batch (the proxy holds the answer until then), still goes
+/// to the DLQ with the key and value it was read as: the runtime keeps a
+/// record's original bytes until its fate is known, not until the next batch.
+#[test]
+fn a_document_rejected_after_later_batches_is_dead_lettered_with_its_bytes() {
+    let scratch = Scratch::new("es-late");
+    let topic = unique("late");
+    let dlq = format!("{topic}.dlq");
+    create_topic(&scratch, &topic, 1);
+    let created = es_json(
+        reqwest::Method::PUT,
+        &format!("{}/{topic}", es()),
+        Some(json!({"mappings": {"dynamic": "strict", "properties": {"n": {"type": "long"}}}})),
+    );
+    assert_eq!(created["acknowledged"], true, "{created}");
+    let bad = br#"{"n":"not-a-number"}"#.to_vec();
+    produce_optional(&topic, 0, &[("bad".to_owned(), Some(bad.clone()))]);
+    let proxy = Proxy::start(es(), None, true);
+    let name = unique("es-late");
+    let _w = start(
+        &scratch,
+        &sink(
+            &name,
+            &topic,
+            &proxy.url,
+            json!({
+                "tasks.max": "1",
+                "errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq,
+                "errors.deadletterqueue.topic.replication.factor": 1,
+                "errors.deadletterqueue.context.headers.enable": true
+            }),
+        ),
+    );
+    wait_for("the first _bulk request", Duration::from_secs(60), || {
+        proxy.bulks() >= 1
+    });
+    // A later batch, put while the first one's answer is held.
+    let good: Vec<(String, Option<Vec<u8>>)> = (1..=10)
+        .map(|i| {
+            (
+                format!("g{i}"),
+                Some(json!({"n": i}).to_string().into_bytes()),
+            )
+        })
+        .collect();
+    produce_optional(&topic, 0, &good);
+    let group = format!("connect-{name}");
+    wait_for("every record settled", Duration::from_secs(60), || {
+        committed(&group, &topic).values().sum::<i64>() == 11
+    });
+    assert!(proxy.bulks() >= 2);
+    assert_eq!(count(es(), &topic), 10);
+    let dead = read_topic(&dlq);
+    assert_eq!(dead.len(), 1, "{} dead letters", dead.len());
+    let d = &dead[0];
+    assert_eq!(d.headers["__connect.errors.offset"], "0");
+    assert!(
+        d.headers["__connect.errors.exception.message"].contains("document_parsing_exception"),
+        "{:?}",
+        d.headers
+    );
+    assert_eq!(d.key.as_deref(), Some("bad"));
+    assert_eq!(
+        d.value.as_deref(),
+        Some(&bad[..]),
+        "the DLQ record lost its value"
+    );
+}

@@ -43,7 +43,7 @@ struct Args {
     in_flight: usize,
 }
 
-fn payloads(n: usize) -> Vec<Vec<u8>> {
+fn payloads(n: usize) -> Result<Vec<Vec<u8>>> {
     let g = EventGenerator {
         seed: 42,
         generator: 0,
@@ -54,10 +54,13 @@ fn payloads(n: usize) -> Vec<Vec<u8>> {
         epoch_ms: DEFAULT_EPOCH_MS,
         schema: ApiUsageEvent::schema(),
     };
+    let schema = ApiUsageEvent::schema();
+    // Struct fields are named from the schema: without it the view cannot
+    // write a struct, and an empty document would shift every later line.
     (0..n as i64)
         .map(|i| {
             let v = g.event(i).to_value();
-            serde_json::to_vec(&JsonView::new(None, &v)).unwrap_or_default()
+            Ok(serde_json::to_vec(&JsonView::new(Some(&schema), &v))?)
         })
         .collect()
 }
@@ -127,7 +130,14 @@ fn raw(args: &Args, docs: &[Vec<u8>], topic: &str, index: &str) -> Result<f64> {
             .map_err(|_| anyhow::anyhow!("a raw client thread panicked"))??;
     }
     let secs = start.elapsed().as_secs_f64();
-    let n = count(&args.es_url, index)?;
+    // Every request was answered without errors; the server may take a
+    // moment to show all of them to `_count` even after `_refresh`.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = count(&args.es_url, index)?;
+    while n != docs.len() as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        n = count(&args.es_url, index)?;
+    }
     if n != docs.len() as u64 {
         bail!("the raw client indexed {n} of {}", docs.len());
     }
@@ -232,7 +242,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let docs = payloads(args.records);
+    let docs = payloads(args.records)?;
     let scratch = std::env::temp_dir().join(format!("sluice-es-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let (mut raws, mut sinks) = (Vec::new(), Vec::new());

@@ -118,7 +118,15 @@ impl EsClient {
             let response = match r.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    last = format!("{url}: {}", error_chain(&e));
+                    let chain = error_chain(&e);
+                    // rustls' words for a certificate it cannot verify: another
+                    // try meets the same certificate, so say what to change.
+                    if chain.contains("invalid peer certificate") {
+                        return Err(RequestError::Permanent(format!(
+                            "{url}: the server's TLS certificate is not trusted ({chain}): set elastic.https.ssl.ca.location to the CA that signed it"
+                        )));
+                    }
+                    last = format!("{url}: {chain}");
                     continue;
                 }
             };

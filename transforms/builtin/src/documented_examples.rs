@@ -414,3 +414,32 @@ fn confluent_filter_example() {
     let r = with_value(Some(schema), Value::Struct(vec!["active".into()]));
     assert!(keep.apply(r).unwrap().is_some());
 }
+
+/// The seed's "Filter Records" example exactly as written (Connect's class
+/// name, a JSONPath `condition`, no other key): records whose status is
+/// active are kept, the others dropped, on schemaless and schemaful values
+/// alike.
+#[test]
+fn the_seed_filter_example_runs_as_written() {
+    let mut filter = make(
+        "org.apache.kafka.connect.transforms.Filter",
+        &[("condition", "$[?(@.status == 'active')]")],
+    );
+    let schemaless = |status: &str| with_value(None, map(&[("status", status.into())]));
+    assert!(filter.apply(schemaless("active")).unwrap().is_some());
+    assert!(filter.apply(schemaless("inactive")).unwrap().is_none());
+    let schema = Schema::struct_of([
+        ("id", primitives::int64()),
+        ("status", primitives::optional_string()),
+    ])
+    .into_ref();
+    let schemaful = |status: Value| {
+        with_value(
+            Some(schema.clone()),
+            Value::Struct(vec![Value::Int64(1), status]),
+        )
+    };
+    let kept = filter.apply(schemaful("active".into())).unwrap();
+    assert_eq!(kept, Some(schemaful("active".into())));
+    assert!(filter.apply(schemaful("closed".into())).unwrap().is_none());
+}

@@ -1,6 +1,6 @@
 //! The guest SDK for sluice WebAssembly transforms: a transform is one struct
 //! implementing [`Transform`], exported with [`export!`], built for
-//! `wasm32-wasip2`. It hides the bindings of the `sluice:transform@0.1.0` world
+//! `wasm32-wasip2`. It hides the bindings of the `sluice:transform@0.2.0` world
 //! (`transforms/wit`).
 //!
 //! It must not depend on sluice's runtime crates: guests are built for wasm32
@@ -9,7 +9,7 @@
 //! so use `BTreeMap` rather than a randomly seeded `HashMap`.
 //!
 //! ```ignore
-//! use sluice_transform::{Config, Outcome, Record, Transform};
+//! use sluice_transform::{Config, Outcome, Reads, Record, Transform};
 //!
 //! struct Noop;
 //!
@@ -17,8 +17,12 @@
 //!     fn init(_config: &Config) -> Result<Self, String> {
 //!         Ok(Noop)
 //!     }
-//!     fn apply(&mut self, record: Record) -> Outcome {
-//!         Outcome::Keep(record)
+//!     // Reads nothing: the host sends no key, value or headers.
+//!     fn reads(&self) -> Reads {
+//!         Reads::empty()
+//!     }
+//!     fn apply(&mut self, _record: Record) -> Outcome {
+//!         Outcome::Unchanged
 //!     }
 //! }
 //!
@@ -40,7 +44,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::sluice::transform::types::{Data, Header, Level, Outcome, Record};
+pub use bindings::sluice::transform::types::{Data, Header, Level, Outcome, Reads, Record};
 
 /// The transform's keys, `transforms.<alias>.` removed; the host's own keys
 /// (`module`, `memory.max.bytes`, `timeout.ms`, `type`, `predicate`, `negate`)
@@ -54,7 +58,15 @@ pub trait Transform: Sized + 'static {
     /// connector's start with this message.
     fn init(config: &Config) -> Result<Self, String>;
 
-    /// Decides one record's fate.
+    /// The parts of a record the transform reads; the host leaves the others
+    /// out ([`Data::Omitted`], no headers), which saves encoding and copying
+    /// them. All of them unless overridden.
+    fn reads(&self) -> Reads {
+        Reads::all()
+    }
+
+    /// Decides one record's fate. Return [`Outcome::Unchanged`] rather than
+    /// `Keep` of the same record: nothing then crosses back to the host.
     fn apply(&mut self, record: Record) -> Outcome;
 
     /// Decides a batch's fate, one outcome per record, in order. Override it to
@@ -74,7 +86,7 @@ impl Data {
     /// bytes that parse as JSON. `None` for null and for anything else.
     pub fn to_json(&self) -> Option<serde_json::Value> {
         match self {
-            Data::Null => None,
+            Data::Null | Data::Omitted => None,
             Data::Json(text) | Data::Text(text) => serde_json::from_str(text).ok(),
             Data::Bytes(bytes) => serde_json::from_slice(bytes).ok(),
         }
@@ -92,14 +104,14 @@ impl Data {
         match self {
             Data::Text(_) => Data::Text(value.to_string()),
             Data::Bytes(_) => Data::Bytes(value.to_string().into_bytes()),
-            Data::Null | Data::Json(_) => Data::from_json(value),
+            Data::Null | Data::Omitted | Data::Json(_) => Data::from_json(value),
         }
     }
 
     /// The data's text: a string value, JSON text or UTF-8 bytes.
     pub fn as_text(&self) -> Option<&str> {
         match self {
-            Data::Null => None,
+            Data::Null | Data::Omitted => None,
             Data::Json(text) | Data::Text(text) => Some(text),
             Data::Bytes(bytes) => std::str::from_utf8(bytes).ok(),
         }
@@ -167,14 +179,15 @@ pub mod rt {
         static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     }
 
-    pub fn init<T: Transform>(config: Vec<(String, String)>) -> Result<(), String> {
+    pub fn init<T: Transform>(config: Vec<(String, String)>) -> Result<Reads, String> {
         // A panic aborts the instance (a trap); telling the host first puts the
         // panic's message into the records' error instead of a bare trap.
         std::panic::set_hook(Box::new(|info| log(Level::Error, &info.to_string())));
         let config: Config = config.into_iter().collect();
         let transform = T::init(&config)?;
+        let reads = transform.reads();
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(transform)));
-        Ok(())
+        Ok(reads)
     }
 
     pub fn apply<T: Transform>(records: Vec<Record>) -> Vec<Outcome> {
@@ -200,7 +213,7 @@ macro_rules! export {
         impl $crate::bindings::Guest for __SluiceGuest {
             fn init(
                 config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<(), ::std::string::String> {
+            ) -> ::std::result::Result<$crate::Reads, ::std::string::String> {
                 $crate::rt::init::<$transform>(config)
             }
 

@@ -2,6 +2,7 @@
 //! guest's answer back.
 //!
 //! Structured values cross as JSON text (struct fields named from the schema).
+//! Only the parts the guest reads cross at all (`reads` from its `init`).
 //! A value the guest returns unchanged keeps its value and schema exactly; a
 //! changed one keeps its schema when it still fits it, else becomes schemaless
 //! (objects as string-keyed maps, integers as INT64, other numbers FLOAT64).
@@ -18,25 +19,37 @@ use sluice_api::{
     Value,
 };
 
-use crate::bindings::{self, Data};
+use crate::bindings::{self, Data, Reads};
 
-/// The guest's view of `record`.
-pub(crate) fn to_guest(record: &Record) -> Result<bindings::Record, ConnectError> {
+/// The guest's view of `record`: the parts it reads.
+pub(crate) fn to_guest(record: &Record, reads: Reads) -> Result<bindings::Record, ConnectError> {
     Ok(bindings::Record {
         topic: record.topic.to_string(),
         partition: record.partition,
         offset: record.offset,
         timestamp: record.timestamp,
-        key: to_data(record.key_schema.as_deref(), &record.key)?,
-        value: to_data(record.value_schema.as_deref(), &record.value)?,
-        headers: record
-            .headers
-            .iter()
-            .map(|h| bindings::Header {
-                key: h.key.to_string(),
-                value: h.value.clone(),
-            })
-            .collect(),
+        key: if reads.contains(Reads::KEY) {
+            to_data(record.key_schema.as_deref(), &record.key)?
+        } else {
+            Data::Omitted
+        },
+        value: if reads.contains(Reads::VALUE) {
+            to_data(record.value_schema.as_deref(), &record.value)?
+        } else {
+            Data::Omitted
+        },
+        headers: if reads.contains(Reads::HEADERS) {
+            record
+                .headers
+                .iter()
+                .map(|h| bindings::Header {
+                    key: h.key.to_string(),
+                    value: h.value.clone(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -54,28 +67,30 @@ fn to_data(schema: Option<&Schema>, value: &Value) -> Result<Data, ConnectError>
 }
 
 /// The record the guest kept: `original` with what the guest changed; `sent`
-/// is what the guest was given.
+/// is what the guest was given. An `omitted` key or value is unchanged, and
+/// so are the headers of a guest that does not read them.
 pub(crate) fn from_guest(
     mut original: Record,
     sent: &bindings::Record,
     kept: bindings::Record,
+    reads: Reads,
 ) -> Result<Record, ConnectError> {
     if kept.topic != sent.topic {
         original.topic = Arc::from(kept.topic);
     }
     original.partition = kept.partition;
     original.timestamp = kept.timestamp;
-    if kept.key != sent.key {
+    if kept.key != sent.key && kept.key != Data::Omitted {
         let (schema, value) = from_data(original.key_schema.take(), kept.key, "key")?;
         original.key_schema = schema;
         original.key = value;
     }
-    if kept.value != sent.value {
+    if kept.value != sent.value && kept.value != Data::Omitted {
         let (schema, value) = from_data(original.value_schema.take(), kept.value, "value")?;
         original.value_schema = schema;
         original.value = value;
     }
-    if kept.headers != sent.headers {
+    if reads.contains(Reads::HEADERS) && kept.headers != sent.headers {
         original.headers = kept
             .headers
             .into_iter()
@@ -101,6 +116,8 @@ fn from_data(
             keep_if(|t| matches!(t, SchemaType::String)),
             Value::String(s),
         ),
+        // `from_guest` keeps an omitted part as it was.
+        Data::Omitted => (schema, Value::Null),
         Data::Json(text) => {
             let json: Json = serde_json::from_str(&text).map_err(|e| {
                 ConnectError::data(format!("the guest returned a {what} that is not JSON: {e}"))
@@ -220,24 +237,51 @@ mod tests {
     #[test]
     fn a_record_the_guest_returns_unchanged_is_the_same_record() {
         let r = record();
-        let sent = to_guest(&r).unwrap();
+        let sent = to_guest(&r, Reads::all()).unwrap();
         assert_eq!(
             sent.value,
             Data::Json(r#"{"id":7,"email":"a@example.com","note":null}"#.into())
         );
         assert_eq!(sent.key, Data::Text("k".into()));
-        assert_eq!(from_guest(r.clone(), &sent, sent.clone()).unwrap(), r);
+        assert_eq!(
+            from_guest(r.clone(), &sent, sent.clone(), Reads::all()).unwrap(),
+            r
+        );
+    }
+
+    #[test]
+    fn what_the_guest_does_not_read_neither_crosses_nor_changes() {
+        let mut r = record();
+        r.headers.push("h", Some(b"v".to_vec()));
+        let sent = to_guest(&r, Reads::KEY).unwrap();
+        assert_eq!(sent.key, Data::Text("k".into()));
+        assert_eq!(sent.value, Data::Omitted);
+        assert!(sent.headers.is_empty());
+        // A guest that re-keys, returning the value as omitted and headers it
+        // cannot have read: only the key changes.
+        let kept = bindings::Record {
+            key: Data::Text("k2".into()),
+            headers: vec![bindings::Header {
+                key: "x".into(),
+                value: None,
+            }],
+            ..sent.clone()
+        };
+        let out = from_guest(r.clone(), &sent, kept, Reads::KEY).unwrap();
+        assert_eq!(out.key, Value::String("k2".into()));
+        assert_eq!((out.value, out.value_schema), (r.value, r.value_schema));
+        assert_eq!(out.headers, r.headers);
     }
 
     #[test]
     fn a_changed_value_that_fits_its_schema_keeps_it() {
         let r = record();
-        let sent = to_guest(&r).unwrap();
+        let sent = to_guest(&r, Reads::all()).unwrap();
         let mut kept = sent.clone();
         kept.value = Data::Json(r#"{"id":0,"email":"****"}"#.into());
         kept.key = Data::Text("k2".into());
         kept.topic = "elsewhere".into();
-        let out = from_guest(r.clone(), &sent, kept).unwrap();
+        let out = from_guest(r.clone(), &sent, kept, Reads::all()).unwrap();
         assert_eq!(out.value_schema, r.value_schema);
         assert_eq!(
             out.value,
@@ -255,10 +299,10 @@ mod tests {
     #[test]
     fn a_changed_value_that_no_longer_fits_becomes_schemaless() {
         let r = record();
-        let sent = to_guest(&r).unwrap();
+        let sent = to_guest(&r, Reads::all()).unwrap();
         let mut kept = sent.clone();
         kept.value = Data::Json(r#"{"id":"seven","extra":[1,2.5]}"#.into());
-        let out = from_guest(r, &sent, kept).unwrap();
+        let out = from_guest(r, &sent, kept, Reads::all()).unwrap();
         assert_eq!(out.value_schema, None);
         assert_eq!(
             out.value,
@@ -275,10 +319,10 @@ mod tests {
     #[test]
     fn a_value_that_is_not_json_is_a_record_error() {
         let r = record();
-        let sent = to_guest(&r).unwrap();
+        let sent = to_guest(&r, Reads::all()).unwrap();
         let mut kept = sent.clone();
         kept.value = Data::Json("{not json".into());
-        let e = from_guest(r, &sent, kept).unwrap_err();
+        let e = from_guest(r, &sent, kept, Reads::all()).unwrap_err();
         assert!(e.message().contains("not JSON"), "{e}");
     }
 }

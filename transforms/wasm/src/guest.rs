@@ -7,7 +7,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{ResourceLimiter, Store, Trap};
 
-use crate::bindings::{self, Level, Outcome, Record};
+use crate::bindings::{self, Level, Outcome, Reads, Record};
 use crate::cache;
 use crate::engine::{engine, ticks};
 use crate::error::WasmError;
@@ -32,6 +32,8 @@ pub(crate) struct Module {
 pub(crate) struct Guest {
     store: Store<State>,
     bindings: bindings::Transform,
+    /// The parts of a record the guest said it reads.
+    pub reads: Reads,
 }
 
 /// Why a call into a guest failed; the instance is unusable afterwards.
@@ -167,9 +169,16 @@ impl Module {
             Ok(b) => b,
             Err(e) => return Err(init_failed(classify(&store, e, self.limits).to_string())),
         };
-        let mut guest = Guest { store, bindings };
+        let mut guest = Guest {
+            store,
+            bindings,
+            reads: Reads::all(),
+        };
         match guest.bindings.call_init(&mut guest.store, &self.config) {
-            Ok(Ok(())) => Ok(guest),
+            Ok(Ok(reads)) => {
+                guest.reads = reads;
+                Ok(guest)
+            }
             Ok(Err(why)) => Err(init_failed(why)),
             Err(e) => Err(init_failed(
                 classify(&guest.store, e, self.limits).to_string(),

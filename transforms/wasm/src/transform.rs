@@ -4,7 +4,7 @@ use std::path::Path;
 
 use sluice_api::{ConnectError, Record, Transform};
 
-use crate::bindings::{self, Outcome};
+use crate::bindings::{self, Outcome, Reads};
 use crate::data::{from_guest, to_guest};
 use crate::error::WasmError;
 use crate::guest::{CallError, Guest, Limits, Module};
@@ -15,6 +15,9 @@ pub struct WasmTransform {
     limits: Limits,
     /// `None` after a failed call: the next batch starts a fresh instance.
     guest: Option<Guest>,
+    /// What the guest reads of a record (the same for every instance: one
+    /// module, one config).
+    reads: Reads,
 }
 
 impl WasmTransform {
@@ -30,6 +33,7 @@ impl WasmTransform {
         Ok(Self {
             module,
             limits,
+            reads: guest.reads,
             guest: Some(guest),
         })
     }
@@ -80,7 +84,8 @@ impl WasmTransform {
         outcome: Outcome,
     ) -> Result<Option<Record>, ConnectError> {
         match outcome {
-            Outcome::Keep(kept) => from_guest(record, sent, kept).map(Some),
+            Outcome::Keep(kept) => from_guest(record, sent, kept, self.reads).map(Some),
+            Outcome::Unchanged => Ok(Some(record)),
             Outcome::Drop => Ok(None),
             Outcome::Error(why) => {
                 Err(self.error(format_args!("the guest rejected the record: {why}")))
@@ -126,7 +131,7 @@ impl Transform for WasmTransform {
         let mut sent = Vec::with_capacity(records.len());
         let mut slots = Vec::with_capacity(records.len());
         for record in records {
-            match to_guest(&record) {
+            match to_guest(&record, self.reads) {
                 Ok(s) => {
                     slots.push(results.len());
                     results.push(None);

@@ -8,15 +8,19 @@
 //! the task stops, within `task.retry.timeout.ms` when that is set.
 
 mod dlq;
+mod originals;
 pub mod replay;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_api::{Backoff, ConnectError, ErrantRecordReporter, ErrorKind, Headers, Record};
+use sluice_api::{
+    Backoff, ConnectError, ErrantRecordReporter, ErrorKind, Headers, Record, TopicPartition,
+};
 
 pub use self::dlq::{DeadLetterQueue, ERROR_HEADER_PREFIX};
+pub use self::originals::Originals;
 use crate::config::ConnectorConfig;
 use crate::metrics::TaskMetrics;
 
@@ -285,9 +289,33 @@ pub type RecordId = (Arc<str>, i32, i64);
 pub struct SinkReporter {
     pub policy: ErrorPolicy,
     pub class_name: String,
-    /// Originals of the batch being put, by (topic, partition, offset); filled
-    /// only when a dead-letter queue needs them.
-    pub originals: std::sync::Mutex<std::collections::HashMap<RecordId, Original>>,
+    /// Originals of the records put and not yet settled, by (topic,
+    /// partition, offset); filled only when a dead-letter queue needs them.
+    pub originals: std::sync::Mutex<Originals>,
+}
+
+impl SinkReporter {
+    /// Releases the originals of records below committed offsets: settled.
+    pub fn release(&self, committed: &[(TopicPartition, i64)]) {
+        let mut originals = self.lock_originals();
+        for (tp, offset) in committed {
+            originals.release(&tp.topic, tp.partition, *offset);
+        }
+    }
+
+    /// Releases the originals of partitions the task gave up.
+    pub fn forget(&self, partitions: &[TopicPartition]) {
+        let mut originals = self.lock_originals();
+        for tp in partitions {
+            originals.forget(&tp.topic, tp.partition);
+        }
+    }
+
+    fn lock_originals(&self) -> std::sync::MutexGuard<'_, Originals> {
+        self.originals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[async_trait]
@@ -298,11 +326,7 @@ impl ErrantRecordReporter for SinkReporter {
             record.partition.unwrap_or(-1),
             record.offset.unwrap_or(-1),
         );
-        let found = self
-            .originals
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&key);
+        let found = self.lock_originals().take(&key);
         let original = found.unwrap_or_else(|| Original {
             topic: record.topic.clone(),
             partition: record.partition,

@@ -189,6 +189,7 @@ impl SinkRunner {
                             state.rewinding.remove(tp);
                             state.handled.remove(tp);
                         }
+                        self.reporter.forget(&parts);
                         let _ = answer.send(());
                     }
                     // Every batch fetched before the pause came before this.
@@ -280,7 +281,6 @@ impl SinkRunner {
                 .originals
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.clear();
             for (i, r) in &records {
                 if let Some(o) = originals.get_mut(*i).and_then(Option::take) {
                     map.insert(
@@ -549,6 +549,7 @@ impl SinkRunner {
         self.metrics.commit_done(started, committed.is_ok());
         committed.map_err(|e| ConnectError::retriable(format!("cannot commit offsets: {e}")))?;
         debug!(connector = %self.connector, task = self.task_id, partitions = committing.len(), "offsets committed");
+        self.reporter.release(&committing);
         state.committed.extend(committing);
         Ok(())
     }

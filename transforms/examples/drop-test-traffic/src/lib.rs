@@ -5,7 +5,7 @@
 //! Keys: `field` and `values` (comma-separated), `header`; at least one of
 //! `field` or `header` is required.
 
-use sluice_transform::{json, list, Config, Outcome, Record, Transform};
+use sluice_transform::{json, list, Config, Outcome, Reads, Record, Transform};
 
 struct DropTestTraffic {
     field: Option<String>,
@@ -27,6 +27,17 @@ impl Transform for DropTestTraffic {
         })
     }
 
+    fn reads(&self) -> Reads {
+        let mut reads = Reads::empty();
+        if self.field.is_some() {
+            reads |= Reads::VALUE;
+        }
+        if self.header.is_some() {
+            reads |= Reads::HEADERS;
+        }
+        reads
+    }
+
     fn apply(&mut self, record: Record) -> Outcome {
         let flagged = self
             .header
@@ -41,7 +52,7 @@ impl Transform for DropTestTraffic {
         if flagged || matches().unwrap_or(false) {
             Outcome::Drop
         } else {
-            Outcome::Keep(record)
+            Outcome::Unchanged
         }
     }
 }

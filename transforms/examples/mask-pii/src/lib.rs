@@ -6,7 +6,7 @@
 //! that came as JSON text (a string or bytes) goes back in that form.
 
 use serde_json::Value;
-use sluice_transform::{json, list, Config, Outcome, Record, Transform};
+use sluice_transform::{json, list, Config, Outcome, Reads, Record, Transform};
 
 struct MaskPii {
     fields: Vec<String>,
@@ -29,9 +29,13 @@ impl Transform for MaskPii {
         })
     }
 
+    fn reads(&self) -> Reads {
+        Reads::VALUE
+    }
+
     fn apply(&mut self, mut record: Record) -> Outcome {
         let Some(mut value) = record.value.to_json().filter(Value::is_object) else {
-            return Outcome::Keep(record);
+            return Outcome::Unchanged;
         };
         for path in &self.fields {
             if let Some(field) = json::field_mut(&mut value, path) {

@@ -1,6 +1,7 @@
-//! Keeps every record unchanged: what the WebAssembly boundary alone costs.
+//! Keeps every record unchanged and reads none of it: what the WebAssembly
+//! boundary alone costs.
 
-use sluice_transform::{Config, Outcome, Record, Transform};
+use sluice_transform::{Config, Outcome, Reads, Record, Transform};
 
 struct Noop;
 
@@ -9,8 +10,12 @@ impl Transform for Noop {
         Ok(Noop)
     }
 
-    fn apply(&mut self, record: Record) -> Outcome {
-        Outcome::Keep(record)
+    fn reads(&self) -> Reads {
+        Reads::empty()
+    }
+
+    fn apply(&mut self, _record: Record) -> Outcome {
+        Outcome::Unchanged
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use sluice_transform::{json, list, Config, Data, Outcome, Record, Transform};
+use sluice_transform::{json, list, Config, Data, Outcome, Reads, Record, Transform};
 
 struct TenantRouter {
     hot: BTreeSet<String>,
@@ -31,6 +31,11 @@ impl Transform for TenantRouter {
             tenant_field: field("tenant.field", "tenant_id"),
             api_key_field: field("api.key.field", "api_key_id"),
         })
+    }
+
+    // The key comes from the value; the old key and the headers do not matter.
+    fn reads(&self) -> Reads {
+        Reads::VALUE
     }
 
     fn apply(&mut self, mut record: Record) -> Outcome {

@@ -185,7 +185,11 @@ fn sluice(args: &Args, topic: &str, scratch: &std::path::Path) -> Result<f64> {
         serde_json::to_vec(&json!({"name": topic, "config": {
             "connector.class": "elasticsearch-sink", "topics": topic,
             "connection.url": args.es_url, "key.ignore": "true", "tasks.max": 1,
-            "consumer.override.max.poll.records": 5000
+            "consumer.override.max.poll.records": 5000,
+            // The raw client's per-request timeout: the local server takes
+            // longer than Confluent's 3 s per `_bulk` once its index is large,
+            // and a sink that times out retries into a busier server.
+            "read.timeout.ms": 120000
         }}))?,
     )?;
     let mut child = Command::new(&args.sluice)
@@ -261,7 +265,7 @@ fn main() -> Result<()> {
     std::fs::remove_dir_all(&scratch).ok();
     let (r, s) = (median(raws), median(sinks));
     println!(
-        "| {} documents | raw `_bulk` ({}×{}) | sluice (defaults) | sluice / raw |",
+        "| {} documents | raw `_bulk` ({}×{}) | sluice (read.timeout.ms=120000) | sluice / raw |",
         args.records, args.in_flight, args.batch
     );
     println!("|---|---|---|---|");

@@ -189,7 +189,8 @@ impl ErrorPolicy {
     }
 
     /// Whether a record that fails to convert is needed as bytes afterwards: for
-    /// the dead-letter queue or the log (`errors.log.include.messages`).
+    /// the dead-letter queue or the log (`errors.log.include.messages`). It
+    /// holds whenever [`ErrorPolicy::keeps_originals`] does.
     pub fn needs_failed_bytes(&self) -> bool {
         self.dlq.is_some() || (self.log && self.log_messages)
     }

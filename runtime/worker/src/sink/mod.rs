@@ -114,7 +114,6 @@ impl SinkRunner {
             let (control, seeks) = (self.control.clone(), self.seeks.clone());
             let headers = self.task.reads_headers()
                 || !self.transforms.is_empty()
-                || self.policy.keeps_originals()
                 || self.policy.needs_failed_bytes();
             std::thread::Builder::new()
                 .name(format!("sink-{}-{}", self.connector, self.task_id))
@@ -410,7 +409,7 @@ impl SinkRunner {
         // The bytes outlive decoding only when something needs them after it (a
         // dead-letter queue, the error log); otherwise the converters take them,
         // so text and bytes are not copied.
-        let (decoded, key_bytes, value_bytes) = if keep || self.policy.needs_failed_bytes() {
+        let (decoded, key_bytes, value_bytes) = if self.policy.needs_failed_bytes() {
             let decoded = key_c
                 .decode(&topic, key.as_deref())
                 .map_err(|e| (Stage::KeyConverter, e))

@@ -252,7 +252,10 @@ fn causes(e: &dyn std::error::Error) -> String {
     out
 }
 
-// Long on purpose: one arm per subcommand: a dispatch table.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per subcommand: a dispatch table."
+)]
 pub async fn run(action: ConnectorsAction, client: Client) -> anyhow::Result<()> {
     let api = Api::new(&client)?;
     let json_out = api.json_out;

@@ -1,7 +1,7 @@
 //! `sluice dlq replay`: sends dead-lettered records back where they failed.
 
 use clap::{Args, Subcommand};
-use sluice_runtime::errors::replay::{replay_with_progress, ReplayOptions};
+use sluice_runtime::error_handling::replay::{replay_with_progress, ReplayOptions};
 
 use crate::topics_cmd::{worker_config, Target};
 

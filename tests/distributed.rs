@@ -5,6 +5,10 @@
 // A test binary: a panic is a failed test (clippy.toml allows these in
 // #[test] functions; this covers the helpers beside them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end test is one scenario, read top to bottom"
+)]
 
 mod support;
 
@@ -276,7 +280,7 @@ fn source_offsets_are_shared_in_connects_key_format() {
     // The task moves to w2: it starts from what w1 stored last.
     w2.read_to_end().unwrap();
     // Partitions of the topic are read in no set order across each other.
-    let sorted = |mut c: sluice_runtime::storage::ConnectorOffsets| {
+    let sorted = |mut c: sluice_runtime::storage::StoredOffsets| {
         c.offsets
             .sort_by_key(|s| serde_json::Value::Object(s.partition.clone()).to_string());
         c

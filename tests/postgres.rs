@@ -6,6 +6,10 @@
 // A test binary: a panic is a failed test (clippy.toml allows these in
 // #[test] functions; this covers the helpers beside them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end test is one scenario, read top to bottom"
+)]
 
 mod support;
 

@@ -250,7 +250,10 @@ struct Side {
 
 /// The side-by-side runs: start-up and idle, Connect's FileStreamSink, and
 /// (with PostgreSQL) Debezium, each through both workers.
-// Long on purpose: one measure after another, each beside its peer: a script, long but flat.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one measure after another, each beside its peer: a script, long but flat."
+)]
 fn peer_runs(args: &Args, scratch: &Path) -> Result<()> {
     let home = peer::ConnectHome(
         args.connect_home
@@ -631,7 +634,7 @@ fn raw_produce(args: &Args, topic: &str) -> Result<f64> {
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        // The worker's default (runtime/worker/src/kafka.rs), so the limit
+        // The worker's default (runtime/src/kafka.rs), so the limit
         // and the pipeline batch alike.
         .set("batch.size", "1000000")
         .set("compression.type", "lz4")

@@ -69,7 +69,10 @@ pub struct Launch<'a> {
 }
 
 impl RestWorker {
-    // Long on purpose: the reference worker's set-up, step by step: a script, long but flat.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the reference worker's set-up, step by step: a script, long but flat."
+    )]
     pub fn start(kind: Kind, launch: &Launch<'_>, tag: &str) -> Result<RestWorker> {
         let port = free_port()?;
         let url = format!("http://127.0.0.1:{port}");

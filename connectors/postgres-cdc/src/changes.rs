@@ -21,10 +21,10 @@ use crate::database;
 use crate::envelope::{Column, Op, Origin, Table};
 use crate::incremental::Signalled;
 use crate::positions::{self, Committed, CHANGE_LSN_HEADER};
-use crate::run::{Run, Txn};
+use crate::session::{Session, Txn};
 use crate::types::ColumnType;
 
-impl Run {
+impl Session {
     /// One message of the stream.
     pub async fn handle(&mut self, event: pg_walstream::ChangeEvent) -> Result<(), ConnectError> {
         let lsn = event.lsn.0;

@@ -154,7 +154,10 @@ impl CdcConfig {
     /// Validates against [`config_def`], which is the one source of defaults:
     /// a key it defaults always has a value here, so the getters' fallbacks
     /// (`unwrap_or_default`) are never used.
-    // Long on purpose: one statement per key, in `config_def`'s order: long, but flat.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one statement per key, in `config_def`'s order: long, but flat."
+    )]
     pub fn parse(raw: &TaskConfig) -> Result<Self, ConnectError> {
         refuse_unimplemented(raw)?;
         let c: ValidatedConfig = config_def().validate(raw)?;

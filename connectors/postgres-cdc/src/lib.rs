@@ -16,7 +16,7 @@
 //! `incremental.rs`'s windows; the I/O shell — `database.rs` (SQL),
 //! `stream.rs` (the replication stream), `snapshot.rs`/`snapshot_rows.rs`
 //! (the initial snapshot), `changes.rs` (pgoutput messages into records),
-//! `run.rs` and `task.rs` (what the runtime drives).
+//! `session.rs` and `task.rs` (what the runtime drives).
 
 mod backoff;
 mod changes;
@@ -26,7 +26,7 @@ mod envelope;
 mod incremental;
 mod lag;
 mod positions;
-mod run;
+mod session;
 mod snapshot;
 mod snapshot_rows;
 mod startup;

@@ -143,8 +143,8 @@ pub fn snapshot_row(consistent_point: u64, row: u64) -> Position {
     Position::new(consistent_point.saturating_sub(1), row)
 }
 
-/// After an in-process restart of a snapshot: how many rows the lost run
-/// returned, if the new run reads the same snapshot (same consistent point,
+/// After an in-process restart of a snapshot: how many rows the lost session
+/// returned, if the new session reads the same snapshot (same consistent point,
 /// so the same row numbers).
 pub fn snapshot_rows_returned(consistent_point: u64, returned: Option<Position>) -> Option<u64> {
     returned

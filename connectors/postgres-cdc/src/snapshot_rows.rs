@@ -14,7 +14,7 @@ use crate::config::SnapshotMode;
 use crate::database::{describe, rows};
 use crate::envelope::{Op, Origin};
 use crate::positions;
-use crate::run::Run;
+use crate::session::Session;
 
 /// The marker of a snapshot row that does not end a table: Debezium marks
 /// the snapshot's first row, and each later table's first.
@@ -60,7 +60,7 @@ fn postgres_error(e: &tokio_postgres::Error) -> ConnectError {
     ConnectError::retriable(format!("PostgreSQL: {}", describe(e)))
 }
 
-impl Run {
+impl Session {
     /// The snapshot's next rows: at least one record unless the snapshot just
     /// ended with nothing held.
     pub async fn snapshot_chunk(&mut self) -> Result<Vec<Record>, ConnectError> {

@@ -1,9 +1,9 @@
-//! Starting a run: the checks, then the decision whether to snapshot, carry
+//! Starting a session: the checks, then the decision whether to snapshot, carry
 //! an interrupted snapshot on, or stream, and from where.
 //!
 //! The decision is pure ([`wants_snapshot`], [`resume`]): it depends only on
 //! the stored offset, the slot's state and `snapshot.mode`, and is unit-tested
-//! below. [`Run::start`] gathers those inputs from PostgreSQL and carries the
+//! below. [`Session::start`] gathers those inputs from PostgreSQL and carries the
 //! decision out.
 //!
 //! An exported snapshot comes only with a new slot, so snapshotting from
@@ -24,7 +24,7 @@ use crate::config::{CdcConfig, SnapshotMode};
 use crate::database::{self, config_error, describe, ident, literal, rows};
 use crate::incremental::Incremental;
 use crate::positions::{self, INCREMENTAL_KEY};
-use crate::run::{run_id, Replication, Run};
+use crate::session::{run_id, Replication, Session};
 use crate::snapshot::{Interrupted, Snapshot};
 use crate::stream::{replication_error, stream_config};
 
@@ -76,7 +76,7 @@ pub struct Resume {
     pub slot_behind: bool,
 }
 
-/// Where a run resumes. A new slot (`fresh_slot`) starts a new history that
+/// Where a session resumes. A new slot (`fresh_slot`) starts a new history that
 /// nothing stored refers to.
 pub fn resume(stored: Option<&SourceOffset>, fresh_slot: bool, slot_lsn: u64) -> Resume {
     let last_end = stored.map_or(0, positions::flushed);
@@ -196,10 +196,10 @@ async fn begin_snapshot(
     Ok(Snapshot::new(consistent_point, tables))
 }
 
-impl Run {
+impl Session {
     /// Connects, checks, and decides whether to snapshot, carry an interrupted
     /// snapshot on, or stream (see the module's documentation).
-    pub async fn start(context: &SourceTaskContext) -> Result<Run, ConnectError> {
+    pub async fn start(context: &SourceTaskContext) -> Result<Session, ConnectError> {
         let config = CdcConfig::parse(&context.config)?;
         let sql = database::connect(&config).await?;
         database::check_prerequisites(&sql, &config).await?;
@@ -262,7 +262,7 @@ impl Run {
                 "the slot is behind the stored offset; streaming from the stored offset"
             );
         }
-        Ok(Run {
+        Ok(Session {
             connector: context.connector.clone(),
             task: context.task_id,
             run_id: run_id(),

@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use crate::backoff::reconnect_backoff;
 use crate::config::CdcConfig;
 use crate::database::{self, config_error, literal, rows};
-use crate::run::{Replication, Run};
+use crate::session::{Replication, Session};
 
 /// Reconnecting after PostgreSQL went away.
 pub struct Outage {
@@ -150,7 +150,7 @@ pub fn is_connection_loss(e: &ReplicationError) -> bool {
     e.is_transient()
 }
 
-impl Run {
+impl Session {
     pub async fn start_streaming(&mut self) -> Result<(), ConnectError> {
         let Replication::Idle(mut stream) =
             std::mem::replace(&mut self.replication, Replication::Down)

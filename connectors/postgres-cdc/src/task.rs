@@ -1,6 +1,6 @@
 //! The CDC task: sets up the slot, reads the initial snapshot inside the
 //! slot's exported snapshot, then streams pgoutput changes. This file is the
-//! `SourceTask` the runtime drives; a [`Run`] (`run.rs`) is one start of it.
+//! `SourceTask` the runtime drives; a [`Session`] (`session.rs`) is one start of it.
 //!
 //! **Exactly-once without broker transactions.** Each record carries a
 //! position that rises in the order records are emitted and is the same when
@@ -18,7 +18,7 @@
 //!
 //! **Outages.** A lost connection (either one) is rebuilt inside `poll`
 //! (`stream.rs`). PostgreSQL going away mid-snapshot takes the snapshot's
-//! transaction along: the task then starts a new run in-process, carrying the
+//! transaction along: the task then starts a new session in-process, carrying the
 //! snapshot on as after a crash (here).
 
 use async_trait::async_trait;
@@ -31,12 +31,12 @@ use tracing::{info, warn};
 use crate::config::CdcConfig;
 use crate::database;
 use crate::positions;
-use crate::run::{Replication, Run};
+use crate::session::{Replication, Session};
 use crate::stream::Outage;
 
 #[derive(Default)]
 pub struct CdcTask {
-    run: Option<Run>,
+    session: Option<Session>,
     /// What `start` was given: PostgreSQL going away mid-snapshot takes the
     /// snapshot's transaction with it, and the task starts again from here
     /// (with the offset stored since).
@@ -50,30 +50,30 @@ pub struct CdcTask {
 /// Starting again after PostgreSQL went away mid-snapshot.
 struct Restart {
     outage: Outage,
-    /// Carried over from the run that was lost: what it returned, and
+    /// Carried over from the session that was lost: what it returned, and
     /// whether that is stored.
     returned: Option<Position>,
     unstored: Option<SourceOffset>,
 }
 
 impl CdcTask {
-    /// PostgreSQL went away mid-snapshot: the run is dropped, to start again
+    /// PostgreSQL went away mid-snapshot: the session is dropped, to start again
     /// once the backoff allows.
     fn begin_restart(&mut self, why: String) -> Result<(), ConnectError> {
-        let Some(run) = self.run.take() else {
+        let Some(session) = self.session.take() else {
             return Ok(());
         };
         let outage = Outage::begin(
-            &run.config,
-            &run.connector,
-            run.task,
+            &session.config,
+            &session.connector,
+            session.task,
             &why,
             " during the snapshot",
         )?;
         self.restart = Some(Restart {
             outage,
-            returned: run.returned,
-            unstored: run.unstored.clone(),
+            returned: session.returned,
+            unstored: session.unstored.clone(),
         });
         Ok(())
     }
@@ -81,7 +81,7 @@ impl CdcTask {
     /// Starts the task again once the backoff allows and PostgreSQL answers;
     /// true when it did. The snapshot carries on from the stored offset (or
     /// starts over when its tables changed, as after a crash), and rows the
-    /// lost run returned are not returned again.
+    /// lost session returned are not returned again.
     async fn try_restart(&mut self) -> Result<bool, ConnectError> {
         let (Some(restart), Some(context)) = (self.restart.as_mut(), self.context.as_ref()) else {
             return Ok(true);
@@ -96,25 +96,25 @@ impl CdcTask {
             partition.insert("server".into(), json!(config.prefix));
             context.offsets = vec![(partition, stored.clone())];
         }
-        let why = match Run::start(&context).await {
-            Ok(mut run) => {
-                if let Some(snap) = run.snapshot.as_mut() {
+        let why = match Session::start(&context).await {
+            Ok(mut session) => {
+                if let Some(snap) = session.snapshot.as_mut() {
                     if let Some(sent) =
                         positions::snapshot_rows_returned(snap.consistent_point, restart.returned)
                     {
                         snap.sent = snap.sent.max(sent);
                     }
                 }
-                run.unstored = restart.unstored.take();
-                run.returned = restart.returned;
+                session.unstored = restart.unstored.take();
+                session.returned = restart.returned;
                 info!(
-                    connector = %run.connector,
-                    task = run.task,
+                    connector = %session.connector,
+                    task = session.task,
                     down_ms = restart.outage.since.elapsed().as_millis() as u64,
                     attempts = restart.outage.backoff.attempts(),
                     "reconnected to PostgreSQL; the task started again"
                 );
-                self.run = Some(run);
+                self.session = Some(session);
                 self.restart = None;
                 return Ok(true);
             }
@@ -135,7 +135,7 @@ impl CdcTask {
 #[async_trait]
 impl SourceTask for CdcTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<(), ConnectError> {
-        self.run = Some(Run::start(&context).await?);
+        self.session = Some(Session::start(&context).await?);
         self.context = Some(context);
         Ok(())
     }
@@ -144,24 +144,24 @@ impl SourceTask for CdcTask {
         if self.restart.is_some() && !self.try_restart().await? {
             return Ok(Vec::new());
         }
-        let run = self
-            .run
+        let session = self
+            .session
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("poll before start"))?;
-        let mut batch = match run.poll().await {
+        let mut batch = match session.poll().await {
             Ok(batch) => batch,
             // The snapshot's transaction went with the connection.
-            Err(e) if run.snapshot.is_some() && run.sql.is_closed() => {
+            Err(e) if session.snapshot.is_some() && session.sql.is_closed() => {
                 self.begin_restart(e.to_string())?;
                 return Ok(Vec::new());
             }
             Err(e) => return Err(e),
         };
         if let Some(s) = batch.last().and_then(|r| r.source.as_ref()) {
-            run.unstored = Some(s.offset.clone());
-            run.returned = s.position;
+            session.unstored = Some(s.offset.clone());
+            session.returned = s.position;
         }
-        run.add_context_headers(&mut batch);
+        session.add_context_headers(&mut batch);
         Ok(batch)
     }
 
@@ -174,7 +174,7 @@ impl SourceTask for CdcTask {
         if let Some((_, o)) = stored.iter().rev().find(|(p, _)| ours(p)) {
             self.stored = Some(o.clone());
         }
-        let Some(run) = self.run.as_mut() else {
+        let Some(session) = self.session.as_mut() else {
             if let (Some(r), Some(o)) = (self.restart.as_mut(), &self.stored) {
                 if r.unstored.as_ref() == Some(o) {
                     r.unstored = None;
@@ -183,41 +183,41 @@ impl SourceTask for CdcTask {
             return Ok(());
         };
         for (partition, offset) in stored {
-            if *partition != *run.partition {
+            if *partition != *session.partition {
                 continue;
             }
-            if run.unstored.as_ref() == Some(offset) {
-                run.unstored = None;
+            if session.unstored.as_ref() == Some(offset) {
+                session.unstored = None;
             }
             if let Some(lsn) = offset
                 .get("lsn_flushed")
                 .and_then(serde_json::Value::as_u64)
             {
-                run.stored_lsn = run.stored_lsn.max(lsn);
+                session.stored_lsn = session.stored_lsn.max(lsn);
             }
         }
         // Sent with the next feedback (after the next batch at the latest).
-        if let Some(stream) = run.stream() {
+        if let Some(stream) = session.stream() {
             stream
                 .shared_lsn_feedback
-                .update_applied_lsn(run.stored_lsn);
+                .update_applied_lsn(session.stored_lsn);
         }
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
-        if let Some(mut run) = self.run.take() {
-            match std::mem::replace(&mut run.replication, Replication::Down) {
+        if let Some(mut session) = self.session.take() {
+            match std::mem::replace(&mut session.replication, Replication::Down) {
                 Replication::Streaming(mut s) => {
                     // A last feedback; dropping it closes the connection.
                     if let Err(e) = s.stop().await {
-                        warn!(connector = %run.connector, task = run.task, "final replication feedback failed: {e}");
+                        warn!(connector = %session.connector, task = session.task, "final replication feedback failed: {e}");
                     }
                 }
                 Replication::Idle(_) | Replication::Down => {}
             }
-            if run.config.drop_slot_on_stop {
-                run.drop_slot().await;
+            if session.config.drop_slot_on_stop {
+                session.drop_slot().await;
             }
         }
         Ok(())

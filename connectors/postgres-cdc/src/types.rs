@@ -466,8 +466,10 @@ impl ColumnType {
     }
 
     /// Decodes PostgreSQL's text output of a value of this type.
-    // Long on purpose: one arm per PostgreSQL type family, read as a table; splitting it would
-    // scatter the table without making any arm simpler.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per PostgreSQL type family, read as a table; splitting it would scatter the table without making any arm simpler."
+    )]
     pub fn decode(&self, text: &str) -> Result<Value, String> {
         let bad = |what: &str| format!("cannot read '{text}' as {what}");
         Ok(match self.kind() {
@@ -1262,6 +1264,10 @@ mod tests {
     /// The values below are what Debezium 3.6.3 wrote for the same text
     /// (tests/cdc_differential.rs compares the two end to end).
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a table of Debezium's outputs, one line per case"
+    )]
     fn types_debezium_maps_beyond_the_basics_decode_as_it_writes_them() {
         let t =
             |oid: u32, typmod: i32, text: &str| ColumnType::new(oid, typmod).decode(text).unwrap();

@@ -5,7 +5,10 @@ use sluice_api::{ConfigErrors, TaskConfig};
 
 use crate::format::{Codec, Format};
 
-// Long on purpose: a declarative list of keys: long, but flat.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a declarative list of keys: long, but flat."
+)]
 pub fn config_def() -> ConfigDef {
     ConfigDef::new()
         .define(

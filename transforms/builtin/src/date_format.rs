@@ -202,8 +202,10 @@ impl DateFormat {
 
     /// Parses `text` as `SimpleDateFormat.parse(String)` does (lenient, a prefix
     /// suffices); `None` where Java throws `ParseException`.
-    // Long on purpose: one arm per SimpleDateFormat pattern letter: a table, kept whole so
-    // it reads against Java's.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per SimpleDateFormat pattern letter: a table, kept whole so it reads against Java's."
+    )]
     pub(crate) fn parse(&self, text: &str) -> Option<i64> {
         let bytes: Vec<char> = text.chars().collect();
         let mut pos = 0;

@@ -20,8 +20,8 @@ use serde_json::Value;
 use tracing::debug;
 
 use super::kafka_log::{Entry, KafkaLog, LogRecord};
-use super::offsets::{
-    partition_key, ConnectorOffsets, OffsetBackingStore, OffsetUpdate, TopicMark,
+use super::offset_store::{
+    partition_key, OffsetBackingStore, OffsetUpdate, StoredOffsets, TopicMark,
 };
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
@@ -31,7 +31,7 @@ use crate::error::WorkerError;
 /// only lose its marks, which costs a scan, never a record).
 const MARKS: &str = "__sluice.marks";
 
-type View = Arc<Mutex<BTreeMap<String, ConnectorOffsets>>>;
+type View = Arc<Mutex<BTreeMap<String, StoredOffsets>>>;
 
 pub struct KafkaOffsetStore {
     log: KafkaLog,
@@ -52,7 +52,7 @@ impl KafkaOffsetStore {
     }
 }
 
-fn lock(view: &View) -> std::sync::MutexGuard<'_, BTreeMap<String, ConnectorOffsets>> {
+fn lock(view: &View) -> std::sync::MutexGuard<'_, BTreeMap<String, StoredOffsets>> {
     // Whole entries are replaced under the lock; a poisoned one is consistent.
     view.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -127,8 +127,8 @@ fn marks_key(connector: &str, task: u32, topic: &str) -> Vec<u8> {
 /// The records that take `before` to `after`: the offsets', then the marks'.
 fn diff(
     connector: &str,
-    before: &ConnectorOffsets,
-    after: &ConnectorOffsets,
+    before: &StoredOffsets,
+    after: &StoredOffsets,
 ) -> Result<(Vec<Entry>, Vec<Entry>), WorkerError> {
     let mut out = Vec::new();
     for s in &after.offsets {
@@ -168,7 +168,7 @@ impl OffsetBackingStore for KafkaOffsetStore {
         self.log.read_to_end()
     }
 
-    fn connector(&self, name: &str) -> ConnectorOffsets {
+    fn connector(&self, name: &str) -> StoredOffsets {
         lock(&self.view).get(name).cloned().unwrap_or_default()
     }
 

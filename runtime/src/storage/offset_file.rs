@@ -8,13 +8,13 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::offsets::{ConnectorOffsets, OffsetBackingStore, OffsetUpdate};
+use super::offset_store::{OffsetBackingStore, OffsetUpdate, StoredOffsets};
 use crate::error::WorkerError;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct OffsetFile {
     version: u32,
-    connectors: BTreeMap<String, ConnectorOffsets>,
+    connectors: BTreeMap<String, StoredOffsets>,
 }
 
 pub struct FileOffsetStore {
@@ -64,7 +64,7 @@ impl FileOffsetStore {
 }
 
 impl OffsetBackingStore for FileOffsetStore {
-    fn connector(&self, name: &str) -> ConnectorOffsets {
+    fn connector(&self, name: &str) -> StoredOffsets {
         self.lock()
             .connectors
             .get(name)
@@ -95,7 +95,7 @@ impl OffsetBackingStore for FileOffsetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::offsets::StoredOffset;
+    use crate::storage::offset_store::StoredOffset;
     use serde_json::json;
 
     fn map(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {

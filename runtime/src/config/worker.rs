@@ -33,7 +33,10 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    // Long on purpose: a declarative list of keys: long, but flat.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a declarative list of keys: long, but flat."
+    )]
     pub fn config_def() -> ConfigDef {
         let def = ConfigDef::new()
             .define(

@@ -1,6 +1,6 @@
-//! A run of the task: what it holds between polls, and `poll` itself, which
+//! A session of the task (one start): what it holds between polls, and `poll` itself, which
 //! reads the snapshot's next rows or the stream's next changes. The pieces
-//! live beside it: `startup.rs` builds a run, `snapshot_rows.rs` reads the
+//! live beside it: `startup.rs` builds a session, `snapshot_rows.rs` reads the
 //! snapshot, `stream.rs` keeps the replication stream (and rebuilds it),
 //! `changes.rs` turns pgoutput messages into records, `positions.rs` says
 //! where each record stands.
@@ -24,7 +24,7 @@ use crate::stream::Outage;
 
 /// One start of the task: its connections, where it stands, and what it
 /// holds to emit. Rebuilt whole when PostgreSQL goes away mid-snapshot.
-pub struct Run {
+pub struct Session {
     pub config: CdcConfig,
     /// For the logs.
     pub connector: String,
@@ -98,7 +98,7 @@ pub struct Txn {
     pub records: Vec<Record>,
 }
 
-impl Run {
+impl Session {
     /// Debezium's context headers (`extended.headers.enabled`), on every
     /// change event and tombstone.
     pub fn add_context_headers(&self, batch: &mut [Record]) {

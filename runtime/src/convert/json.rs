@@ -307,23 +307,7 @@ fn coerce(value: Value, schema: &Schema) -> Result<Value, String> {
     let mismatch =
         |v: &Value| format!("expected {}, found {}", schema.type_name(), variant_name(v));
     if let Some(LogicalType::Decimal { scale }) = schema.logical_type() {
-        return match value {
-            Value::String(s) => {
-                let unscaled = BASE64
-                    .decode(s.as_bytes())
-                    .map_err(|e| format!("invalid base64 decimal: {e}"))?;
-                Ok(Value::Decimal(Decimal { unscaled, scale }))
-            }
-            Value::Int64(n) => Ok(Value::Decimal(Decimal::from_i128(
-                i128::from(n) * 10i128.pow(scale.max(0) as u32),
-                scale,
-            ))),
-            Value::Float64(f) => Ok(Value::Decimal(Decimal::from_i128(
-                (f * 10f64.powi(scale)).round() as i128,
-                scale,
-            ))),
-            other => Err(mismatch(&other)),
-        };
+        return coerce_decimal(value, scale, mismatch);
     }
     let int = |v: &Value| v.as_i64().ok_or_else(|| mismatch(v));
     Ok(match &schema.schema_type {
@@ -369,57 +353,92 @@ fn coerce(value: Value, schema: &Schema) -> Result<Value, String> {
             ),
             other => return Err(mismatch(&other)),
         },
-        SchemaType::Map(ks, vs) => match value {
-            // String keys travel as an object; other keys as an array of [key, value] pairs.
-            Value::Map(entries) => Value::Map(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let k = if ks.schema_type == SchemaType::String {
-                            k
-                        } else {
-                            parse_key(k)?
-                        };
-                        Ok((coerce(k, ks)?, coerce(v, vs)?))
-                    })
-                    .collect::<Result<_, String>>()?,
-            ),
-            Value::Array(pairs) => Value::Map(
-                pairs
-                    .into_iter()
-                    .map(|pair| match pair {
-                        Value::Array(mut kv) if kv.len() == 2 => {
-                            let v = kv.pop().unwrap_or_default();
-                            let k = kv.pop().unwrap_or_default();
-                            Ok((coerce(k, ks)?, coerce(v, vs)?))
-                        }
-                        other => Err(format!(
-                            "expected a [key, value] pair, found {}",
-                            variant_name(&other)
-                        )),
-                    })
-                    .collect::<Result<_, String>>()?,
-            ),
-            other => return Err(mismatch(&other)),
-        },
+        SchemaType::Map(ks, vs) => coerce_map(value, ks, vs, mismatch)?,
         SchemaType::Struct(fields) => match value {
-            Value::Map(mut entries) => {
-                let mut values = Vec::with_capacity(fields.len());
-                for f in fields {
-                    let v = entries
-                        .iter_mut()
-                        .find(|(k, _)| k.as_str() == Some(f.name.as_str()))
-                        .map(|(_, v)| std::mem::take(v))
-                        .unwrap_or(Value::Null);
-                    values.push(
-                        coerce(v, &f.schema).map_err(|e| format!("field '{}': {e}", f.name))?,
-                    );
-                }
-                Value::Struct(values)
-            }
+            Value::Map(entries) => coerce_struct(entries, fields)?,
             other => return Err(mismatch(&other)),
         },
     })
+}
+
+/// A decimal travels as its base64 unscaled bytes, or as a plain number when
+/// written by hand.
+fn coerce_decimal(
+    value: Value,
+    scale: i32,
+    mismatch: impl Fn(&Value) -> String,
+) -> Result<Value, String> {
+    match value {
+        Value::String(s) => BASE64
+            .decode(s.as_bytes())
+            .map(|unscaled| Value::Decimal(Decimal { unscaled, scale }))
+            .map_err(|e| format!("invalid base64 decimal: {e}")),
+        Value::Int64(n) => Ok(Value::Decimal(Decimal::from_i128(
+            i128::from(n) * 10i128.pow(scale.max(0) as u32),
+            scale,
+        ))),
+        Value::Float64(f) => Ok(Value::Decimal(Decimal::from_i128(
+            (f * 10f64.powi(scale)).round() as i128,
+            scale,
+        ))),
+        other => Err(mismatch(&other)),
+    }
+}
+
+/// String keys travel as an object; other keys as an array of [key, value] pairs.
+fn coerce_map(
+    value: Value,
+    ks: &Schema,
+    vs: &Schema,
+    mismatch: impl Fn(&Value) -> String,
+) -> Result<Value, String> {
+    Ok(match value {
+        Value::Map(entries) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let k = if ks.schema_type == SchemaType::String {
+                        k
+                    } else {
+                        parse_key(k)?
+                    };
+                    Ok((coerce(k, ks)?, coerce(v, vs)?))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        Value::Array(pairs) => Value::Map(
+            pairs
+                .into_iter()
+                .map(|pair| match pair {
+                    Value::Array(mut kv) if kv.len() == 2 => {
+                        let v = kv.pop().unwrap_or_default();
+                        let k = kv.pop().unwrap_or_default();
+                        Ok((coerce(k, ks)?, coerce(v, vs)?))
+                    }
+                    other => Err(format!(
+                        "expected a [key, value] pair, found {}",
+                        variant_name(&other)
+                    )),
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        other => return Err(mismatch(&other)),
+    })
+}
+
+/// An object becomes a struct in the schema's field order; a field it lacks is
+/// null (or the field's default).
+fn coerce_struct(mut entries: Vec<(Value, Value)>, fields: &[Field]) -> Result<Value, String> {
+    let mut values = Vec::with_capacity(fields.len());
+    for f in fields {
+        let v = entries
+            .iter_mut()
+            .find(|(k, _)| k.as_str() == Some(f.name.as_str()))
+            .map(|(_, v)| std::mem::take(v))
+            .unwrap_or(Value::Null);
+        values.push(coerce(v, &f.schema).map_err(|e| format!("field '{}': {e}", f.name))?);
+    }
+    Ok(Value::Struct(values))
 }
 
 fn parse_key(k: Value) -> Result<Value, String> {

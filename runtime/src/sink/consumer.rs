@@ -180,6 +180,35 @@ pub fn context(events: mpsc::Sender<ConsumerEvent>, connector: &str, task: u32) 
     }
 }
 
+/// Seeks to the offsets the task asked to rewind to, dropping held records of
+/// those partitions, and tells the task each partition's outcome. False once
+/// the task loop has gone away.
+fn rewind(
+    consumer: &SinkConsumer,
+    seeks: &Rewinds,
+    held: &mut Vec<RawRecord>,
+    events: &mpsc::Sender<ConsumerEvent>,
+) -> bool {
+    for (tp, offset) in seeks.take() {
+        held.retain(|r| !(r.partition == tp.partition && *r.topic == *tp.topic));
+        let sought = consumer.seek(
+            &tp.topic,
+            tp.partition,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        );
+        let event = match sought {
+            Ok(()) => ConsumerEvent::Rewound(tp),
+            // Reading on from the old position would skip records.
+            Err(e) => ConsumerEvent::Fatal(format!("cannot rewind {tp} to {offset}: {e}")),
+        };
+        if events.blocking_send(event).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// Polls `consumer` until `stop` is set or the task loop goes away, sending
 /// batches of at most `max_records`, with the records' headers if `headers`.
 ///
@@ -200,22 +229,8 @@ pub fn poll_loop(
     let mut held: Vec<RawRecord> = Vec::new();
     let mut was_paused = false;
     while !stop.load(Ordering::Acquire) {
-        for (tp, offset) in seeks.take() {
-            held.retain(|r| !(r.partition == tp.partition && *r.topic == *tp.topic));
-            let sought = consumer.seek(
-                &tp.topic,
-                tp.partition,
-                Offset::Offset(offset),
-                Duration::from_secs(10),
-            );
-            let event = match sought {
-                Ok(()) => ConsumerEvent::Rewound(tp),
-                // Reading on from the old position would skip records.
-                Err(e) => ConsumerEvent::Fatal(format!("cannot rewind {tp} to {offset}: {e}")),
-            };
-            if events.blocking_send(event).is_err() {
-                return;
-            }
+        if !rewind(&consumer, &seeks, &mut held, &events) {
+            return;
         }
         let paused = *control.borrow() == TargetState::Paused;
         let assignment = (paused || was_paused)

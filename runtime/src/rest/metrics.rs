@@ -23,7 +23,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::Shared;
-use crate::errors::Stage;
+use crate::error_handling::Stage;
 use crate::herder::{ConnectorMetricsView, State as RunState, TaskMetricsView};
 use crate::metrics::TaskMetrics;
 use sluice_api::metrics::MetricKind;
@@ -150,7 +150,9 @@ impl Collector for Scrape {
         self.worker(&mut enc)?;
         self.connector_metrics(&mut enc)?;
         self.task_metrics(&mut enc)?;
+        self.task_commit_metrics(&mut enc)?;
         self.sink_metrics(&mut enc)?;
+        self.sink_lag_metrics(&mut enc)?;
         self.source_metrics(&mut enc)?;
         self.error_metrics(&mut enc)?;
         self.custom_metrics(&mut enc)
@@ -293,9 +295,8 @@ impl Scrape {
         )
     }
 
-    /// connector-task-metrics.
+    /// connector-task-metrics: state and the time spent in each.
     fn task_metrics(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
-        let all: Vec<&TaskMetricsView> = self.tasks.iter().collect();
         family(
             enc,
             "sluice_task_state",
@@ -331,7 +332,12 @@ impl Scrape {
             None,
             MetricType::Gauge,
             ratios.iter().map(|(l, r)| (l.clone(), fraction(r.1))),
-        )?;
+        )
+    }
+
+    /// connector-task-metrics: offset commits, batches, retries and restarts.
+    fn task_commit_metrics(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        let all: Vec<&TaskMetricsView> = self.tasks.iter().collect();
         family(
             enc,
             "sluice_task_offset_commits",
@@ -402,7 +408,7 @@ impl Scrape {
         )
     }
 
-    /// sink-task-metrics, with the consumer lag Connect documents but never computes.
+    /// sink-task-metrics: records read and sent, and how long `put` took.
     fn sink_metrics(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let sinks = self.sinks();
         let per_task = |read: fn(&TaskMetrics) -> u64| {
@@ -433,9 +439,17 @@ impl Scrape {
             "How long each put took (Connect's put-batch-avg/max-time-ms).",
             Some(&Unit::Seconds),
             |m| &m.call_seconds,
-        )?;
-        let partitions: Vec<(&TaskMetricsView, Vec<crate::metrics::PartitionLag>)> =
-            sinks.iter().map(|t| (*t, t.metrics.partitions())).collect();
+        )
+    }
+
+    /// sink-task-metrics about partitions: counts, records in flight, and the
+    /// consumer lag Connect documents but never computes.
+    fn sink_lag_metrics(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        let partitions: Vec<(&TaskMetricsView, Vec<crate::metrics::PartitionLag>)> = self
+            .sinks()
+            .into_iter()
+            .map(|t| (t, t.metrics.partitions()))
+            .collect();
         family(
             enc,
             "sluice_sink_task_partitions",

@@ -10,8 +10,8 @@ pub mod configs;
 pub mod internal_topics;
 pub mod kafka_log;
 pub mod offset_file;
+pub mod offset_store;
 pub mod offset_topic;
-pub mod offsets;
 pub mod status_topic;
 pub mod statuses;
 
@@ -19,7 +19,7 @@ pub use config_file::FileConfigStore;
 pub use config_topic::KafkaConfigStore;
 pub use configs::{ConfigBackingStore, RestartRequest, StoredConnector};
 pub use offset_file::FileOffsetStore;
+pub use offset_store::{partition_key, OffsetBackingStore, StoredOffsets, TopicMark};
 pub use offset_topic::KafkaOffsetStore;
-pub use offsets::{partition_key, ConnectorOffsets, OffsetBackingStore, TopicMark};
 pub use status_topic::KafkaStatusStore;
 pub use statuses::{MemoryStatusStore, State, StatusBackingStore, StatusRecord, WorkerRecord};

@@ -27,7 +27,7 @@ use self::acks::{AckContext, BatchAcks, KafkaMarks};
 use self::resume::{ResumeState, POSITION_HEADER, SOURCE_HEADER};
 use crate::blocking::blocking;
 use crate::control::{until_stopped, Lease, TargetState, TaskHealth};
-use crate::errors::{ErrorPolicy, Failure, Original, Stage};
+use crate::error_handling::{ErrorPolicy, Failure, Original, Stage};
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::storage::{partition_key, OffsetBackingStore};
 use crate::topics::{ensure_topic, Topics};

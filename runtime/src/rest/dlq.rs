@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use super::error::ApiError;
 use super::Shared;
-use crate::errors::replay::{replay, ReplayOptions};
+use crate::error_handling::replay::{replay, ReplayOptions};
 use crate::WorkerError;
 
 pub const ROUTES: [(&str, &str); 1] = [("/dlq/{topic}/replay", "post")];

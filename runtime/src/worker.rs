@@ -19,7 +19,7 @@ use crate::config::{ConnectorConfig, WorkerConfig};
 use crate::control::{Lease, TargetState, TaskHealth};
 use crate::convert::build_converter;
 use crate::error::WorkerError;
-use crate::errors::{DeadLetterQueue, ErrorPolicy, SinkReporter};
+use crate::error_handling::{DeadLetterQueue, ErrorPolicy, SinkReporter};
 use crate::kafka;
 use crate::metrics::{spawn_progress_log, ActiveTopics, TaskMetrics};
 use crate::plugins::Plugins;

@@ -17,7 +17,7 @@ pub mod control;
 pub mod convert;
 pub mod durable;
 pub mod error;
-pub mod errors;
+pub mod error_handling;
 pub mod herder;
 pub mod kafka;
 pub mod lag;

@@ -14,7 +14,7 @@ use sluice_api::{SourceOffset, SourcePartition};
 use crate::error::WorkerError;
 
 /// A change to one connector's offsets, applied to the stored value.
-pub type OffsetUpdate<'a> = Box<dyn FnOnce(&mut ConnectorOffsets) + 'a>;
+pub type OffsetUpdate<'a> = Box<dyn FnOnce(&mut StoredOffsets) + 'a>;
 
 /// Where source offsets live. Both calls block (a file write, or a produce
 /// acknowledged by Kafka): call them off the async threads.
@@ -26,7 +26,7 @@ pub trait OffsetBackingStore: Send + Sync {
     }
 
     /// One connector's stored offsets and marks (empty when it has none).
-    fn connector(&self, name: &str) -> ConnectorOffsets;
+    fn connector(&self, name: &str) -> StoredOffsets;
 
     /// Applies `update` to one connector's entry and returns once the result is
     /// durable; on an error nothing of it is visible to `connector`.
@@ -59,13 +59,13 @@ pub struct TopicMark {
 /// connector under `topics`; it is ignored, so their first start scans whole
 /// topics once.)
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ConnectorOffsets {
+pub struct StoredOffsets {
     pub offsets: Vec<StoredOffset>,
     #[serde(default)]
     pub marks: BTreeMap<u32, BTreeMap<String, TopicMark>>,
 }
 
-impl ConnectorOffsets {
+impl StoredOffsets {
     /// Sets or replaces one source partition's offset.
     pub fn upsert(&mut self, partition: &SourcePartition, offset: SourceOffset) {
         match self.offsets.iter_mut().find(|s| &s.partition == partition) {

@@ -8,7 +8,7 @@
 //! it is restarted.
 
 mod cluster;
-mod offsets;
+mod offsets_api;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-pub use self::offsets::{ConnectorOffsets, PartitionOffset};
+pub use self::offsets_api::{ConnectorOffsets, PartitionOffset};
 pub use self::status::{ConnectorState, ConnectorStatus, State, TaskStatus};
 use crate::blocking::blocking;
 use crate::config::{
@@ -671,7 +671,7 @@ impl Herder {
             let c = connectors.get(name).or_not_found(name)?;
             (c.config.clone(), c.active_topics.list())
         };
-        offsets::read(&self.worker, &config, topics).await
+        offsets_api::read(&self.worker, &config, topics).await
     }
 
     /// `PATCH` (`Some`) or `DELETE` (`None`) `/connectors/{name}/offsets`; only
@@ -692,7 +692,7 @@ impl Herder {
             )));
         }
         let topics = c.active_topics.list();
-        offsets::alter(&self.worker, &c.config, topics, changes).await
+        offsets_api::alter(&self.worker, &c.config, topics, changes).await
     }
 
     /// Every connector's and task's state, and the tasks' counters, for `/metrics`.

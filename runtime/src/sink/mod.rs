@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 pub use self::consumer::{ConsumerEvent, RawRecord, SinkConsumer};
 use crate::config::WorkerConfig;
 use crate::control::{until_stopped, TargetState, TaskHealth};
-use crate::errors::{ErrorPolicy, Failure, Original, SinkReporter, Stage};
+use crate::error_handling::{ErrorPolicy, Failure, Original, SinkReporter, Stage};
 use crate::kafka;
 use crate::metrics::{ActiveTopics, TaskMetrics};
 use crate::transforms::TransformChain;

@@ -937,12 +937,6 @@ impl Run {
     }
 }
 
-fn drop_slot(slot: &str) {
-    let _ = psql(&format!(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
-    ));
-}
-
 /// The values of one row, as SQL, `id` first: `row` is 0..4 for the four
 /// value rows, `None` for the row of NULLs (defaults where NULL is refused).
 fn row_sql(id: i32, row: Option<usize>) -> String {

@@ -82,11 +82,7 @@ fn kill9_repeatedly_loses_nothing_and_duplicates_nothing_in_kafka() {
             .collect();
         have.len() == records.len()
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 
     // Kafka: each (task, sequence) exactly once, none missing.
     assert_eq!(

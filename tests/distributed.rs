@@ -1290,38 +1290,25 @@ impl PgSource {
     }
 
     fn connector(&self, name: &str) -> serde_json::Value {
-        json!({"name": name, "config": {
-            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-            "database.hostname": "127.0.0.1",
-            "database.port": postgres_port(),
-            "database.user": "postgres",
-            "database.password": "",
-            "database.dbname": "postgres",
-            "topic.prefix": format!("cdc_{}", self.schema),
-            "slot.name": self.slot,
-            "publication.name": format!("pub_{}", self.schema),
-            "publication.autocreate.mode": "filtered",
-            "table.include.list": format!("{}\\..*", self.schema),
-            "key.converter": "json",
-            "key.converter.schemas.enable": false,
-            "value.converter": "json",
-            "value.converter.schemas.enable": false,
-            "poll.interval.ms": 100,
-            "topic.creation.default.partitions": 1
-        }})
+        let prefix = format!("cdc_{}", self.schema);
+        let config = with_keys(
+            cdc_source(&prefix, &self.slot, &self.schema),
+            json!({
+                "key.converter": "json",
+                "key.converter.schemas.enable": false,
+                "value.converter": "json",
+                "value.converter.schemas.enable": false,
+                "poll.interval.ms": 100,
+                "topic.creation.default.partitions": 1
+            }),
+        );
+        json!({"name": name, "config": config})
     }
 }
 
 impl Drop for PgSource {
     fn drop(&mut self) {
-        // A slot left behind would pin WAL for every later test.
-        let _ = std::process::Command::new("psql")
-            .args(["-X", "-q", "-d", postgres(), "-c"])
-            .arg(format!(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}' AND NOT active",
-                self.slot
-            ))
-            .output();
+        drop_slot(&self.slot);
     }
 }
 

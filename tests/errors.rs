@@ -107,11 +107,7 @@ fn tolerance_all_routes_each_poison_record_to_the_dlq_once_and_replay_brings_it_
     wait_for("everything committed", Duration::from_secs(30), || {
         committed(&format!("connect-{name}"), &topic).get(&0) == Some(&total)
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     assert!(
         w.log_text().contains("record failed; tolerated"),
         "errors.log.enable logs failures"
@@ -239,11 +235,7 @@ fn tolerance_all_routes_each_poison_record_to_the_dlq_once_and_replay_brings_it_
         Duration::from_secs(60),
         || count_lines(&out) >= GOOD as usize + POISON_EACH,
     );
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let lines = read_jsonl(&out);
     assert_eq!(lines.len(), GOOD as usize + POISON_EACH);
     for l in &lines[GOOD as usize..] {
@@ -339,11 +331,7 @@ fn source_records_that_fail_conversion_go_to_the_dlq_and_offsets_still_advance()
         topic_count(&dlq) >= 40
     });
     // A clean stop stores the offsets of every handled line, failed ones included.
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let dead = read_topic(&dlq);
     assert_eq!(dead.len(), 40);
     let mut values: Vec<String> = dead
@@ -383,11 +371,7 @@ fn source_records_that_fail_conversion_go_to_the_dlq_and_offsets_still_advance()
         Duration::from_secs(60),
         || topic_count(&dlq) >= 41,
     );
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     assert_eq!(topic_count(&dlq), 41, "no line dead-lettered twice");
     assert_eq!(topic_count(&topic), 0);
 }
@@ -413,11 +397,7 @@ fn a_record_too_large_for_kafka_follows_the_error_policy() {
     wait_for("the two small lines", Duration::from_secs(60), || {
         topic_count(&topic) >= 2
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let values: Vec<String> = read_topic(&topic)
         .iter()
         .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())

@@ -503,25 +503,17 @@ fn cdc_lag_is_reported_and_drops_to_zero_on_an_idle_stream() {
     let w = start_worker(&scratch);
     let base = w.rest_url();
     let name = unique("obs-cdc");
-    let config = json!({
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": postgres_port(),
-        "database.user": "postgres",
-        "database.password": "",
-        "database.dbname": "postgres",
-        "topic.prefix": prefix,
-        "slot.name": slot,
-        "publication.name": format!("pub_{id}"),
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": format!("{id}\\..*"),
-        "key.converter": "json",
-        "key.converter.schemas.enable": false,
-        "value.converter": "json",
-        "value.converter.schemas.enable": false,
-        "poll.interval.ms": 100,
-        "topic.creation.default.partitions": 1
-    });
+    let config = with_keys(
+        cdc_source(&prefix, &slot, &id),
+        json!({
+            "key.converter": "json",
+            "key.converter.schemas.enable": false,
+            "value.converter": "json",
+            "value.converter.schemas.enable": false,
+            "poll.interval.ms": 100,
+            "topic.creation.default.partitions": 1
+        }),
+    );
     create(&Client::new(), &base, &name, config);
     wait_for("the CDC task RUNNING", Duration::from_secs(60), || {
         task_state(&w, &name) == "RUNNING"
@@ -555,12 +547,7 @@ fn cdc_lag_is_reported_and_drops_to_zero_on_an_idle_stream() {
         "slot lag reported {reported}, server says {server_side}"
     );
     drop(w);
-    let _ = Command::new("psql")
-        .args(["-X", "-q", "-d", postgres(), "-c"])
-        .arg(format!(
-            "SELECT pg_drop_replication_slot('{slot}') FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
-        ))
-        .output();
+    drop_slot(&slot);
 }
 
 /// Where `dev/install browser` put playwright-core.

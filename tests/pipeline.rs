@@ -199,22 +199,14 @@ fn restart_after_clean_stop_resumes_without_duplicates() {
     wait_for("some events", Duration::from_secs(60), || {
         topic_count(&topic) >= 1_000
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let first = topic_count(&topic);
     assert!((first as u64) < total, "stopped before the end ({first})");
     let mut w = WorkerProcess::start(&scratch, &worker, &[source]);
     wait_for("all events", Duration::from_secs(60), || {
         topic_count(&topic) >= total as i64
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     assert_eq!(topic_count(&topic), total as i64, "no event twice");
 }
 
@@ -281,11 +273,7 @@ fn file_source_and_transform_chain_with_predicate() {
     wait_for("the appended lines", Duration::from_secs(60), || {
         count_lines(&out) >= 600
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 
     let lines = read_jsonl(&out);
     let ns: Vec<i64> = lines.iter().map(|l| l["n"].as_i64().unwrap()).collect();
@@ -328,9 +316,5 @@ fn a_sink_picks_up_its_topic_once_created() {
     wait_for("records of the late topic", Duration::from_secs(45), || {
         count_lines(&out) >= 10
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 }

@@ -42,39 +42,25 @@ impl Db {
     }
 
     fn connector(&self, name: &str) -> Value {
-        json!({"name": name, "config": {
-            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-            "database.hostname": "127.0.0.1",
-            "database.port": postgres_port(),
-            "database.user": "postgres",
-            "database.password": "",
-            "database.dbname": "postgres",
-            "topic.prefix": self.prefix,
-            "slot.name": self.slot,
-            "publication.name": format!("pub_{}", self.schema),
-            "publication.autocreate.mode": "filtered",
-            "table.include.list": format!("{}\\..*", self.schema),
-            "key.converter": "json",
-            "key.converter.schemas.enable": false,
-            "value.converter": "json",
-            "value.converter.schemas.enable": false,
-            "poll.interval.ms": 100,
-            "topic.creation.default.partitions": 1,
-            "skipped.operations": "none"
-        }})
+        let config = with_keys(
+            cdc_source(&self.prefix, &self.slot, &self.schema),
+            json!({
+                "key.converter": "json",
+                "key.converter.schemas.enable": false,
+                "value.converter": "json",
+                "value.converter.schemas.enable": false,
+                "poll.interval.ms": 100,
+                "topic.creation.default.partitions": 1,
+                "skipped.operations": "none"
+            }),
+        );
+        json!({"name": name, "config": config})
     }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
-        // A slot left behind would pin WAL for every later test.
-        let _ = std::process::Command::new("psql")
-            .args(["-X", "-q", "-d", postgres(), "-c"])
-            .arg(format!(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}' AND NOT active",
-                self.slot
-            ))
-            .output();
+        drop_slot(&self.slot);
     }
 }
 
@@ -249,11 +235,7 @@ fn snapshot_then_stream_in_debeziums_envelope() {
             moved.trim() == "t"
         },
     );
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 }
 
 #[test]
@@ -320,11 +302,7 @@ fn a_snapshot_under_concurrent_writes_has_every_row_exactly_once() {
         }
         rebuilt == want
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 }
 
 /// Kills the worker with -9 right after it rewrites its offsets file: when
@@ -412,11 +390,7 @@ fn a_kill_mid_stream_loses_and_doubles_nothing() {
         topic_count(&topic) >= expected
     });
     // Settle: anything beyond would be a duplicate arriving late.
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     logs.push(w.log_text());
     // The kills hit the window: a restart found the slot behind what it had
     // stored.
@@ -672,11 +646,7 @@ fn tls_to_the_database_checks_the_certificate_as_sslmode_says() {
         "t",
         "the replication connection is not encrypted"
     );
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 
     let run = |config: Value| {
         let c = scratch.write_json("pg.json", &config);
@@ -717,11 +687,7 @@ fn a_primary_key_change_is_a_delete_then_a_create() {
     wait_events(&topic, 1);
     psql(&format!("UPDATE {s}.t SET id = 2 WHERE id = 1"));
     wait_events(&topic, 4);
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     // As Debezium: the old key is deleted (and tombstoned), the new one created,
     // each naming the other in a header.
     let records = read_topic(&topic);
@@ -780,11 +746,7 @@ fn decimal_and_binary_handling_modes_apply_to_snapshot_and_stream() {
     wait_events(&topic, 1);
     psql(&format!("INSERT INTO {s}.t VALUES (2, 0.05, '\\x00')"));
     let events = wait_events(&topic, 2);
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let after: Vec<&Value> = events
         .iter()
         .map(|(_, v)| &v.as_ref().unwrap()["after"])
@@ -816,11 +778,7 @@ fn a_partitioned_tables_changes_come_as_the_tables_own() {
         "INSERT INTO {s}.events VALUES (3, '2026-01-09'), (4, '2026-02-09')"
     ));
     let events = wait_events(&topic, 4);
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let ops: Vec<(i64, String)> = events
         .iter()
         .map(|(_, v)| {
@@ -885,11 +843,7 @@ fn heartbeats_move_an_idle_slot_on() {
             == "t"
     });
     psql(&format!("DROP TABLE {s}_other"));
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 }
 
 #[test]
@@ -961,11 +915,7 @@ fn the_seeds_debezium_config_runs_as_written() {
             (2, vec![json!({"id": 2, "email": "b@example.com"})]),
         ])
     );
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     psql("DROP PUBLICATION IF EXISTS debezium_pub");
     drop(slot);
 }
@@ -1146,11 +1096,7 @@ fn an_incremental_snapshot_runs_alongside_streaming() {
         0,
         "the signal table's rows are not emitted"
     );
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 }
 
 #[test]

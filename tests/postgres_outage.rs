@@ -314,11 +314,7 @@ fn an_idle_connector_confirms_the_wal_it_passed_so_postgres_stops_at_once() {
         took < Duration::from_secs(10),
         "PostgreSQL took {took:?} to stop"
     );
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 }
 
 #[test]
@@ -441,11 +437,7 @@ fn with_no_retries_an_outage_fails_the_task_and_its_restart_doubles_nothing() {
     wait_for("every row", Duration::from_secs(120), || {
         topic_count(&topic) >= rows
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     assert_exactly_once(&pg, &topic);
 }
 

@@ -237,11 +237,7 @@ fn an_s3_outage_is_retried_without_losing_or_doubling_records() {
     let retried =
         format!("sluice_task_retries_total{{connector=\"{name}\",task=\"0\",stage=\"TASK_PUT\"}} ");
     assert!(w.metric(&retried) > 0, "no retry of TASK_PUT counted");
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let dead = read_topic(&dlq);
     assert_eq!(dead.len(), 1, "the poison record, dead-lettered once");
     let log = w.log_text();
@@ -284,11 +280,7 @@ fn parquet_objects_hold_every_record_once_in_confluent_layout() {
         objects.len() as u64
     );
     assert_eq!(w.metric(&series("sluice_s3_written_bytes_total")), bytes);
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     check_objects(&bucket, &topic, &counts);
 }
 
@@ -326,11 +318,7 @@ fn kill9_between_upload_and_commit_rewrites_the_same_objects() {
         let c = committed(&format!("connect-{name}"), &topic);
         c.get(&0) == Some(&1000) && c.get(&1) == Some(&500)
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     check_objects(&bucket, &topic, &counts);
     for (key, bytes) in before {
         let after = std::fs::read(&s3().objects(&bucket, &key)[&key]).unwrap();
@@ -418,11 +406,7 @@ fn time_based_paths_and_rotation_by_record_time() {
         Duration::from_secs(60),
         || committed(&format!("connect-{name}"), &topic).get(&0) == Some(&200),
     );
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let objects = s3().objects(&bucket, "topics/");
     let keys: Vec<&String> = objects.keys().collect();
     assert_eq!(
@@ -491,11 +475,7 @@ fn large_files_go_up_in_parts_while_they_are_written() {
     wait_for("the file committed", Duration::from_secs(120), || {
         committed(&format!("connect-{name}"), &topic).get(&0) == Some(&60_000)
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     assert!(
         w.log_text().contains("parts=2"),
         "uploaded in two parts:\n{}",
@@ -533,11 +513,7 @@ fn a_schemaless_field_appearing_mid_file_starts_a_new_file_instead_of_being_drop
     wait_for("all committed", Duration::from_secs(60), || {
         committed(&format!("connect-{name}"), &topic).get(&0) == Some(&300)
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let objects = s3().objects(&bucket, "topics/");
     let starts: Vec<&str> = objects
         .keys()
@@ -604,11 +580,7 @@ fn schema_compatibility_backward_projects_older_records_none_rotates() {
         wait_for("records committed", Duration::from_secs(60), || {
             committed(&format!("connect-{name}"), &topic).get(&0) == Some(&target)
         });
-        assert!(
-            w.terminate(Duration::from_secs(30)).success(),
-            "{}",
-            w.log_text()
-        );
+        w.stop_cleanly();
         s3().objects(&bucket, "topics/")
             .into_iter()
             .map(|(k, p)| (k, read_parquet(&p)))
@@ -678,10 +650,6 @@ fn a_kill_mid_upload_rewrites_the_same_object_whole() {
     wait_for("the file committed", Duration::from_secs(120), || {
         committed(&format!("connect-{name}"), &topic).get(&0) == Some(&60_000)
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     check_the_multipart_object(&bucket);
 }

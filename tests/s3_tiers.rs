@@ -86,11 +86,7 @@ fn archive_tier_sets_its_lifecycle_rule() {
         .trim()
             == "2"
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
     let rules = boto(&format!(
         "print(json.dumps(s3.get_bucket_lifecycle_configuration(Bucket='{bucket}')['Rules']))"
     ));
@@ -143,11 +139,7 @@ fn audit_tier_locks_objects_chains_manifests_and_verify_finds_tampering() {
         let c = committed(&format!("connect-{name}"), &topic);
         c.get(&0) == Some(&500) && c.get(&1) == Some(&300)
     });
-    assert!(
-        w.terminate(Duration::from_secs(30)).success(),
-        "{}",
-        w.log_text()
-    );
+    w.stop_cleanly();
 
     let data_key = format!("{prefix}partition=0/{topic}+0+0000000200.snappy.parquet");
     let head = boto(&format!(

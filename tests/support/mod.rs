@@ -348,6 +348,17 @@ impl WorkerProcess {
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         self.wait_exit(within)
     }
+
+    /// SIGTERM, and fail the test (with the worker's log) unless the worker
+    /// exits cleanly within 30 s.
+    pub fn stop_cleanly(&mut self) {
+        let status = self.terminate(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "worker exited with {status}: {}",
+            self.log_text()
+        );
+    }
 }
 
 impl Drop for WorkerProcess {
@@ -755,6 +766,44 @@ pub fn postgres_port() -> u16 {
         .and_then(|p| p.split('/').next())
         .and_then(|p| p.parse().ok())
         .expect("SLUICE_PG_URL has a port")
+}
+
+/// A Debezium PostgreSQL connector's config against the shared PostgreSQL,
+/// capturing the tables of `schema` through its own slot and publication
+/// (`pub_<schema>`); tests add or override keys.
+pub fn cdc_source(prefix: &str, slot: &str, schema: &str) -> serde_json::Value {
+    serde_json::json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": postgres_port(),
+        "database.user": "postgres",
+        "database.password": "",
+        "database.dbname": "postgres",
+        "topic.prefix": prefix,
+        "slot.name": slot,
+        "publication.name": format!("pub_{schema}"),
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": format!("{schema}\\..*"),
+    })
+}
+
+/// `base` (a JSON object) with `extra`'s keys added or replaced.
+pub fn with_keys(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
+/// Drops a test's replication slot if no one holds it: a slot left behind
+/// would pin WAL for every later test.
+pub fn drop_slot(slot: &str) {
+    let _ = Command::new("psql")
+        .args(["-X", "-q", "-d", postgres(), "-c"])
+        .arg(format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
+        ))
+        .output();
 }
 
 /// Runs SQL through psql, failing the test on an error; returns the output

@@ -188,18 +188,36 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn print_cdc(args: &Args, cdc: Vec<(&'static str, f64, f64)>) {
-    for (shape, sluice, raw) in cdc {
+fn print_cdc(args: &Args, cdc: Vec<CdcMedians>) {
+    for m in cdc {
         println!(
-            "| Postgres → Kafka, CDC, {shape} rows ({} rows) | {sluice:.0} rows/s | pg_recvlogical {raw:.0} rows/s | {:.0} % |",
+            "| Postgres → Kafka, CDC, {} rows ({} rows) | {:.0} rows/s | pg_recvlogical {:.0} rows/s | {:.0} % |",
+            m.shape,
             args.cdc_rows,
-            100.0 * sluice / raw
+            m.rate,
+            m.raw,
+            100.0 * m.rate / m.raw
+        );
+        println!(
+            "| peak RSS, CDC {} run | {:.1} MB ({:.2} CPU-s per million rows) | goal 150 MB | |",
+            m.shape, m.peak_rss_mb, m.cpu_s_per_million
         );
     }
 }
 
-/// The CDC runs: (shape, median sluice rows/s, median pg_recvlogical rows/s).
-fn cdc_runs(args: &Args, url: &str, scratch: &Path) -> Result<Vec<(&'static str, f64, f64)>> {
+/// The medians of one CDC shape's runs.
+struct CdcMedians {
+    shape: &'static str,
+    /// sluice's rows/s.
+    rate: f64,
+    /// pg_recvlogical's rows/s: the limit.
+    raw: f64,
+    peak_rss_mb: f64,
+    cpu_s_per_million: f64,
+}
+
+/// The CDC runs, one row of medians per shape.
+fn cdc_runs(args: &Args, url: &str, scratch: &Path) -> Result<Vec<CdcMedians>> {
     let launch = peer::Launch {
         sluice: &args.sluice,
         connect: None,
@@ -210,8 +228,8 @@ fn cdc_runs(args: &Args, url: &str, scratch: &Path) -> Result<Vec<(&'static str,
     let bench = cdc_bench(args, url);
     let mut out = Vec::new();
     for shape in [cdc::Shape::Narrow, cdc::Shape::Wide] {
-        let mut sluice = Vec::new();
-        let mut raw = Vec::new();
+        let (mut sluice, mut raw, mut rss, mut cpu) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..args.runs {
             let tag = format!("{}-{i}", std::process::id());
             let run = bench
@@ -219,14 +237,24 @@ fn cdc_runs(args: &Args, url: &str, scratch: &Path) -> Result<Vec<(&'static str,
                 .with_context(|| format!("CDC {} run {i}", shape.name()))?;
             let (s, r) = (run.sluice.rate, run.raw);
             println!(
-                "cdc {} run {i}: sluice {s:>9.0} rows/s | pg_recvlogical {r:>9.0} rows/s ({:.0}%)",
+                "cdc {} run {i}: sluice {s:>9.0} rows/s | pg_recvlogical {r:>9.0} rows/s ({:.0}%) | peak RSS {:.1} MB | {:.2} CPU-s per million",
                 shape.name(),
-                100.0 * s / r
+                100.0 * s / r,
+                run.sluice.peak_rss_mb,
+                run.sluice.cpu_s_per_million
             );
             sluice.push(s);
             raw.push(r);
+            rss.push(run.sluice.peak_rss_mb);
+            cpu.push(run.sluice.cpu_s_per_million);
         }
-        out.push((shape.name(), median(sluice), median(raw)));
+        out.push(CdcMedians {
+            shape: shape.name(),
+            rate: median(sluice),
+            raw: median(raw),
+            peak_rss_mb: median(rss),
+            cpu_s_per_million: median(cpu),
+        });
     }
     Ok(out)
 }

@@ -1,12 +1,19 @@
 //! The guest SDK for sluice WebAssembly transforms: a transform is one struct
 //! implementing [`Transform`], exported with [`export!`], built for
-//! `wasm32-wasip2`. It hides the bindings of the `sluice:transform@0.2.0` world
+//! `wasm32-wasip2`. It hides the bindings of the `sluice:transform@0.3.0` world
 //! (`transforms/wit`).
 //!
 //! It must not depend on sluice's runtime crates: guests are built for wasm32
 //! alone and see nothing of the host but the WIT world. A guest has no
 //! filesystem, network, clock or randomness (the host traps every WASI call),
 //! so use `BTreeMap` rather than a randomly seeded `HashMap`.
+//!
+//! A transform says in [`Transform::reads`] what it reads: whole parts of a
+//! record ([`Parts`]), or single fields of its value ([`Reads::value_fields`]),
+//! which cross typed ([`Field`]) and come back as edits
+//! ([`Record::set_field`]) — the cheap way to work on structured values. The
+//! SDK reads the same fields out of a value that is JSON text, and writes the
+//! edits back into the text, so a transform sees one form.
 //!
 //! ```ignore
 //! use sluice_transform::{Config, Outcome, Reads, Record, Transform};
@@ -19,7 +26,7 @@
 //!     }
 //!     // Reads nothing: the host sends no key, value or headers.
 //!     fn reads(&self) -> Reads {
-//!         Reads::empty()
+//!         Reads::nothing()
 //!     }
 //!     fn apply(&mut self, _record: Record) -> Outcome {
 //!         Outcome::Unchanged
@@ -32,6 +39,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -44,12 +52,127 @@ pub mod bindings {
     });
 }
 
-pub use bindings::sluice::transform::types::{Data, Header, Level, Outcome, Reads, Record};
+use bindings::sluice::transform::types as wit;
+pub use wit::{Data, Field, Header, Level, Parts};
 
 /// The transform's keys, `transforms.<alias>.` removed; the host's own keys
 /// (`module`, `memory.max.bytes`, `timeout.ms`, `type`, `predicate`, `negate`)
 /// are left out.
 pub type Config = BTreeMap<String, String>;
+
+/// What a transform reads of a record; the host leaves the rest out, which
+/// saves encoding and copying it.
+#[derive(Debug, Clone)]
+pub struct Reads {
+    /// Parts read whole: a key or value not read arrives as [`Data::Omitted`],
+    /// unread headers as none.
+    pub whole: Parts,
+    /// Dotted paths of value fields read one by one ([`Record::field`]).
+    pub value_fields: Vec<String>,
+}
+
+impl Reads {
+    /// Key, value and headers, whole.
+    pub fn all() -> Self {
+        Parts::all().into()
+    }
+
+    /// Nothing but the record's coordinates (topic, partition, offset,
+    /// timestamp).
+    pub fn nothing() -> Self {
+        Parts::empty().into()
+    }
+
+    /// These fields of the value (dotted paths such as `user.email`), and no
+    /// part whole: a structured value crosses as these fields alone, typed.
+    pub fn value_fields<S: AsRef<str>>(paths: &[S]) -> Self {
+        Reads {
+            whole: Parts::empty(),
+            value_fields: paths.iter().map(|p| p.as_ref().to_owned()).collect(),
+        }
+    }
+}
+
+impl From<Parts> for Reads {
+    fn from(whole: Parts) -> Self {
+        Reads {
+            whole,
+            value_fields: Vec::new(),
+        }
+    }
+}
+
+/// One record as a transform sees it: the parts it reads.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Set another to re-route the record.
+    pub topic: Rc<str>,
+    pub partition: Option<i32>,
+    /// The record's Kafka offset on the sink side.
+    pub offset: Option<i64>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: Option<i64>,
+    /// The key, or [`Data::Omitted`] when not read whole; setting one re-keys.
+    pub key: Data,
+    /// The value, or [`Data::Omitted`] when not read whole (its fields may
+    /// still be, see [`Record::field`]).
+    pub value: Data,
+    /// Empty when the headers are not read.
+    pub headers: Vec<Header>,
+    given_topic: Rc<str>,
+    fields: Vec<Option<Field>>,
+    /// Indices of the fields set, in order, each once.
+    set: Vec<u32>,
+    /// A value given as JSON text, parsed, when fields are read.
+    parsed: Option<serde_json::Value>,
+}
+
+impl Record {
+    /// The value field `i` of [`Reads::value_fields`]; none when the value has
+    /// no such field or is neither structured nor JSON text.
+    pub fn field(&self, i: usize) -> Option<&Field> {
+        self.fields.get(i).and_then(Option::as_ref)
+    }
+
+    /// Sets value field `i` of [`Reads::value_fields`]. On a structured value
+    /// the host keeps the schema, so the new value must fit the field's type
+    /// ([`Field::Int`] for any integer or float field, [`Field::Float`] for a
+    /// float one); a record where it does not fails with a message.
+    pub fn set_field(&mut self, i: usize, value: Field) {
+        if self.fields.len() <= i {
+            self.fields.resize(i + 1, None);
+        }
+        self.fields[i] = Some(value);
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        if !self.set.contains(&i) {
+            self.set.push(i);
+        }
+    }
+
+    /// The last value of header `key`, as Kafka Connect's `lastWithName`.
+    pub fn header(&self, key: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.as_deref())
+    }
+}
+
+/// What becomes of one record.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Keep it, with whatever was changed (topic, key, value, fields, headers,
+    /// partition, timestamp).
+    Keep(Record),
+    /// Keep it exactly as it came: the cheapest answer, nothing crosses back.
+    Unchanged,
+    /// Drop it (a filter).
+    Drop,
+    /// Reject it: the connector's error policy handles it (the dead-letter
+    /// queue's headers carry this message).
+    Error(String),
+}
 
 /// A transform. The host builds one instance per task (and again after a trap),
 /// calls [`Transform::init`] once, then [`Transform::apply_batch`] per batch.
@@ -58,15 +181,12 @@ pub trait Transform: Sized + 'static {
     /// connector's start with this message.
     fn init(config: &Config) -> Result<Self, String>;
 
-    /// The parts of a record the transform reads; the host leaves the others
-    /// out ([`Data::Omitted`], no headers), which saves encoding and copying
-    /// them. All of them unless overridden.
+    /// What the transform reads. Everything whole unless overridden.
     fn reads(&self) -> Reads {
         Reads::all()
     }
 
-    /// Decides one record's fate. Return [`Outcome::Unchanged`] rather than
-    /// `Keep` of the same record: nothing then crosses back to the host.
+    /// Decides one record's fate.
     fn apply(&mut self, record: Record) -> Outcome;
 
     /// Decides a batch's fate, one outcome per record, in order. Override it to
@@ -118,19 +238,67 @@ impl Data {
     }
 }
 
-impl Record {
-    /// The last value of header `key`, as Kafka Connect's `lastWithName`.
-    pub fn header(&self, key: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|h| h.key == key)
-            .and_then(|h| h.value.as_deref())
+impl Field {
+    /// A scalar's text: a string as is, a number or boolean as written.
+    pub fn to_text(&self) -> Option<String> {
+        match self {
+            Field::Text(s) => Some(s.clone()),
+            Field::Int(n) => Some(n.to_string()),
+            Field::Float(n) => Some(n.to_string()),
+            Field::Boolean(b) => Some(b.to_string()),
+            Field::Null | Field::Bytes(_) | Field::Json(_) => None,
+        }
+    }
+
+    fn from_json(value: &serde_json::Value) -> Field {
+        use serde_json::Value as J;
+        match value {
+            J::Null => Field::Null,
+            J::Bool(b) => Field::Boolean(*b),
+            J::Number(n) => n
+                .as_i64()
+                .map_or_else(|| Field::Float(n.as_f64().unwrap_or(f64::NAN)), Field::Int),
+            J::String(s) => Field::Text(s.clone()),
+            J::Array(_) | J::Object(_) => Field::Json(value.to_string()),
+        }
+    }
+
+    fn into_json(self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Field::Null => J::Null,
+            Field::Boolean(b) => J::Bool(b),
+            Field::Int(n) => J::from(n),
+            Field::Float(n) => serde_json::Number::from_f64(n).map_or(J::Null, J::Number),
+            Field::Text(s) => J::String(s),
+            // As Kafka Connect's JSON converter writes bytes.
+            Field::Bytes(b) => J::String(base64(&b)),
+            Field::Json(text) => serde_json::from_str(&text).unwrap_or(J::String(text)),
+        }
     }
 }
 
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Dotted paths into JSON values (`identity.api_key_id`), for transforms
-/// configured by field name.
+/// configured by field name that read a value whole.
 pub mod json {
     use serde_json::Value;
 
@@ -174,33 +342,175 @@ pub fn list(config: &Config, key: &str) -> Vec<String> {
 pub mod rt {
     use super::*;
 
-    thread_local! {
-        // A guest instance is single-threaded; the host calls `init` before `apply`.
-        static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    /// An initialised instance: the transform and what it reads.
+    struct Instance {
+        transform: Box<dyn Any>,
+        reads: Reads,
     }
 
-    pub fn init<T: Transform>(config: Vec<(String, String)>) -> Result<Reads, String> {
+    thread_local! {
+        // A guest instance is single-threaded; the host calls `init` before `apply`.
+        static STATE: RefCell<Option<Instance>> = const { RefCell::new(None) };
+    }
+
+    pub fn init<T: Transform>(config: Vec<(String, String)>) -> Result<wit::Reads, String> {
         // A panic aborts the instance (a trap); telling the host first puts the
         // panic's message into the records' error instead of a bare trap.
         std::panic::set_hook(Box::new(|info| log(Level::Error, &info.to_string())));
         let config: Config = config.into_iter().collect();
         let transform = T::init(&config)?;
         let reads = transform.reads();
-        STATE.with(|s| *s.borrow_mut() = Some(Box::new(transform)));
-        Ok(reads)
+        if let Some(bad) = reads
+            .value_fields
+            .iter()
+            .find(|p| p.split('.').any(str::is_empty))
+        {
+            return Err(format!("'{bad}' is not a field path"));
+        }
+        let answer = wit::Reads {
+            whole: reads.whole,
+            value_fields: reads.value_fields.clone(),
+        };
+        STATE.with(|s| {
+            *s.borrow_mut() = Some(Instance {
+                transform: Box::new(transform),
+                reads,
+            })
+        });
+        Ok(answer)
     }
 
-    pub fn apply<T: Transform>(records: Vec<Record>) -> Vec<Outcome> {
+    pub fn apply<T: Transform>(batch: wit::Batch) -> Vec<wit::Outcome> {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
-            match state.as_mut().and_then(|t| t.downcast_mut::<T>()) {
-                Some(transform) => transform.apply_batch(records),
-                None => records
-                    .iter()
-                    .map(|_| Outcome::Error("the transform was not initialised".to_owned()))
-                    .collect(),
-            }
+            let Some(Instance { transform, reads }) = state.as_mut() else {
+                return not_initialised(batch.records.len());
+            };
+            let Some(transform) = transform.downcast_mut::<T>() else {
+                return not_initialised(batch.records.len());
+            };
+            let records = records(batch, reads);
+            transform
+                .apply_batch(records)
+                .into_iter()
+                .map(|o| outcome(o, reads))
+                .collect()
         })
+    }
+
+    fn not_initialised(n: usize) -> Vec<wit::Outcome> {
+        (0..n)
+            .map(|_| wit::Outcome::Error("the transform was not initialised".to_owned()))
+            .collect()
+    }
+
+    fn records(batch: wit::Batch, reads: &Reads) -> Vec<Record> {
+        let topics: Vec<Rc<str>> = batch.topics.into_iter().map(Rc::from).collect();
+        let n = reads.value_fields.len();
+        let mut fields = batch.fields.into_iter();
+        batch
+            .records
+            .into_iter()
+            .map(|r| {
+                let topic = topics
+                    .get(r.topic as usize)
+                    .cloned()
+                    .unwrap_or_else(|| Rc::from(""));
+                let mut record = Record {
+                    given_topic: topic.clone(),
+                    topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers.unwrap_or_default(),
+                    fields: fields.by_ref().take(n).collect(),
+                    set: Vec::new(),
+                    parsed: None,
+                };
+                if n > 0 {
+                    read_json_text(&mut record, &reads.value_fields);
+                }
+                record
+            })
+            .collect()
+    }
+
+    /// A value that is JSON text (a string or bytes) has no fields for the
+    /// host: read them here, so a transform sees one form.
+    fn read_json_text(record: &mut Record, paths: &[String]) {
+        if !matches!(record.value, Data::Text(_) | Data::Bytes(_)) {
+            return;
+        }
+        let Some(parsed) = record.value.to_json().filter(serde_json::Value::is_object) else {
+            return;
+        };
+        record.fields = paths
+            .iter()
+            .map(|p| json::field(&parsed, p).map(Field::from_json))
+            .collect();
+        record.parsed = Some(parsed);
+    }
+
+    /// Sets (or adds) the field at `path` of an object.
+    fn set_json(root: &mut serde_json::Value, path: &str, value: serde_json::Value) {
+        let (parent, name) = match path.rsplit_once('.') {
+            Some((parent, name)) => match json::field_mut(root, parent) {
+                Some(p) => (p, name),
+                None => return,
+            },
+            None => (root, path),
+        };
+        if let Some(object) = parent.as_object_mut() {
+            object.insert(name.to_owned(), value);
+        }
+    }
+
+    fn outcome(outcome: Outcome, reads: &Reads) -> wit::Outcome {
+        match outcome {
+            Outcome::Keep(record) => wit::Outcome::Keep(changes(record, reads)),
+            Outcome::Unchanged => wit::Outcome::Unchanged,
+            Outcome::Drop => wit::Outcome::Drop,
+            Outcome::Error(why) => wit::Outcome::Error(why),
+        }
+    }
+
+    fn changes(mut record: Record, reads: &Reads) -> wit::Changes {
+        let mut fields = Vec::new();
+        match record.parsed.take() {
+            // Edits to JSON text go back as the text, in the form it came in.
+            Some(mut parsed) if !record.set.is_empty() => {
+                for i in record.set.drain(..) {
+                    let path = reads.value_fields.get(i as usize);
+                    let value = record.fields.get_mut(i as usize).and_then(Option::take);
+                    if let (Some(path), Some(value)) = (path, value) {
+                        set_json(&mut parsed, path, value.into_json());
+                    }
+                }
+                record.value = record.value.replaced_with(&parsed);
+            }
+            _ => {
+                for i in record.set.drain(..) {
+                    let value = record.fields.get_mut(i as usize).and_then(Option::take);
+                    fields.push((i, value.unwrap_or(Field::Null)));
+                }
+            }
+        }
+        let same_topic =
+            Rc::ptr_eq(&record.topic, &record.given_topic) || record.topic == record.given_topic;
+        wit::Changes {
+            topic: (!same_topic).then(|| record.topic.to_string()),
+            partition: record.partition,
+            timestamp: record.timestamp,
+            key: record.key,
+            value: record.value,
+            headers: reads
+                .whole
+                .contains(Parts::HEADERS)
+                .then_some(record.headers),
+            fields,
+        }
     }
 }
 
@@ -213,14 +523,17 @@ macro_rules! export {
         impl $crate::bindings::Guest for __SluiceGuest {
             fn init(
                 config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
-            ) -> ::std::result::Result<$crate::Reads, ::std::string::String> {
+            ) -> ::std::result::Result<
+                $crate::bindings::sluice::transform::types::Reads,
+                ::std::string::String,
+            > {
                 $crate::rt::init::<$transform>(config)
             }
 
             fn apply(
-                records: ::std::vec::Vec<$crate::Record>,
-            ) -> ::std::vec::Vec<$crate::Outcome> {
-                $crate::rt::apply::<$transform>(records)
+                batch: $crate::bindings::sluice::transform::types::Batch,
+            ) -> ::std::vec::Vec<$crate::bindings::sluice::transform::types::Outcome> {
+                $crate::rt::apply::<$transform>(batch)
             }
         }
 

@@ -6,4 +6,4 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use sluice::transform::types::{Data, Header, Level};
+pub use sluice::transform::types::{Changes, Data, Field, Header, Level, Parts, Record};

@@ -1,11 +1,13 @@
-//! Records across the boundary: sluice's [`Record`] to the WIT record and the
-//! guest's answer back.
+//! Records across the boundary: sluice's [`Record`]s to the WIT batch and the
+//! guest's changes back.
 //!
-//! Structured values cross as JSON text (struct fields named from the schema).
-//! Only the parts the guest reads cross at all (`reads` from its `init`).
-//! A value the guest returns unchanged keeps its value and schema exactly; a
-//! changed one keeps its schema when it still fits it, else becomes schemaless
-//! (objects as string-keyed maps, integers as INT64, other numbers FLOAT64).
+//! Only what the guest reads crosses (`reads` from its `init`): whole parts,
+//! with structured values as JSON text (struct fields named from the schema),
+//! and single value fields, typed. A value the guest returns unchanged keeps
+//! its value and schema exactly; a changed whole value keeps its schema when it
+//! still fits it, else becomes schemaless (objects as string-keyed maps,
+//! integers as INT64, other numbers FLOAT64); a field the guest sets must fit
+//! the field's schema.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -19,38 +21,149 @@ use sluice_api::{
     Value,
 };
 
-use crate::bindings::{self, Data, Reads};
+use crate::bindings::{self, Batch, Changes, Data, Field, Parts, Reads};
 
-/// The guest's view of `record`: the parts it reads.
-pub(crate) fn to_guest(record: &Record, reads: Reads) -> Result<bindings::Record, ConnectError> {
-    Ok(bindings::Record {
-        topic: record.topic.to_string(),
-        partition: record.partition,
-        offset: record.offset,
-        timestamp: record.timestamp,
-        key: if reads.contains(Reads::KEY) {
+/// What a guest reads, from its `init`.
+#[derive(Debug, Clone)]
+pub(crate) struct Reading {
+    pub whole: Parts,
+    /// The value fields, as declared (for messages) and split at the dots.
+    names: Vec<String>,
+    paths: Vec<Vec<String>>,
+}
+
+impl Reading {
+    pub fn new(reads: Reads) -> Self {
+        Self {
+            whole: reads.whole,
+            paths: reads
+                .value_fields
+                .iter()
+                .map(|p| p.split('.').map(str::to_owned).collect())
+                .collect(),
+            names: reads.value_fields,
+        }
+    }
+
+    /// How many value fields each record carries.
+    pub fn fields(&self) -> usize {
+        self.paths.len()
+    }
+}
+
+/// A batch for the guest, built record by record.
+pub(crate) struct BatchBuilder<'a> {
+    reading: &'a Reading,
+    batch: Batch,
+    /// The previous record's topic: a batch's records mostly share one.
+    last_topic: Option<(Arc<str>, u32)>,
+}
+
+impl<'a> BatchBuilder<'a> {
+    pub fn new(reading: &'a Reading, records: usize) -> Self {
+        Self {
+            reading,
+            batch: Batch {
+                topics: Vec::new(),
+                records: Vec::with_capacity(records),
+                fields: Vec::with_capacity(records * reading.fields()),
+            },
+            last_topic: None,
+        }
+    }
+
+    /// Adds the guest's view of `record`; a record that cannot be encoded is
+    /// not added.
+    pub fn push(&mut self, record: &Record) -> Result<(), ConnectError> {
+        let reading = self.reading;
+        let key = if reading.whole.contains(Parts::KEY) {
             to_data(record.key_schema.as_deref(), &record.key)?
         } else {
             Data::Omitted
-        },
-        value: if reads.contains(Reads::VALUE) {
+        };
+        let structured = matches!(record.value, Value::Struct(_) | Value::Map(_));
+        let value = if reading.whole.contains(Parts::VALUE) || (reading.fields() > 0 && !structured)
+        {
             to_data(record.value_schema.as_deref(), &record.value)?
         } else {
             Data::Omitted
-        },
-        headers: if reads.contains(Reads::HEADERS) {
-            record
-                .headers
-                .iter()
-                .map(|h| bindings::Header {
-                    key: h.key.to_string(),
-                    value: h.value.clone(),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
-    })
+        };
+        let before = self.batch.fields.len();
+        for path in &reading.paths {
+            let field = match at(&record.value, record.value_schema.as_deref(), path) {
+                Some((value, schema)) => match to_field(value, schema) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        self.batch.fields.truncate(before);
+                        return Err(e);
+                    }
+                },
+                None => None,
+            };
+            self.batch.fields.push(field);
+        }
+        let topic = self.topic(&record.topic);
+        self.batch.records.push(bindings::Record {
+            topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key,
+            value,
+            headers: reading.whole.contains(Parts::HEADERS).then(|| {
+                record
+                    .headers
+                    .iter()
+                    .map(|h| bindings::Header {
+                        key: h.key.to_string(),
+                        value: h.value.clone(),
+                    })
+                    .collect()
+            }),
+        });
+        Ok(())
+    }
+
+    fn topic(&mut self, topic: &Arc<str>) -> u32 {
+        if let Some((last, i)) = &self.last_topic {
+            if Arc::ptr_eq(last, topic) || last == topic {
+                return *i;
+            }
+        }
+        let i = match self.batch.topics.iter().position(|t| **t == **topic) {
+            Some(i) => i,
+            None => {
+                self.batch.topics.push(topic.to_string());
+                self.batch.topics.len() - 1
+            }
+        };
+        // A batch holds at most u32::MAX records, hence as many topics.
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        self.last_topic = Some((topic.clone(), i));
+        i
+    }
+
+    pub fn finish(self) -> Batch {
+        self.batch
+    }
+}
+
+/// Record `i` of `batch` alone in a batch of its own (to retry it after a
+/// trap).
+pub(crate) fn single(batch: &Batch, i: usize, reading: &Reading) -> Batch {
+    let n = reading.fields();
+    let mut record = batch.records[i].clone();
+    let topic = batch.topics.get(record.topic as usize).cloned();
+    record.topic = 0;
+    Batch {
+        topics: topic.into_iter().collect(),
+        records: vec![record],
+        fields: batch
+            .fields
+            .get(i * n..(i + 1) * n)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default(),
+    }
 }
 
 fn to_data(schema: Option<&Schema>, value: &Value) -> Result<Data, ConnectError> {
@@ -58,47 +171,217 @@ fn to_data(schema: Option<&Schema>, value: &Value) -> Result<Data, ConnectError>
         Value::Null => Data::Null,
         Value::Bytes(b) => Data::Bytes(b.clone()),
         Value::String(s) => Data::Text(s.clone()),
-        _ => Data::Json(
-            serde_json::to_string(&JsonView::new(schema, value)).map_err(|e| {
-                ConnectError::data(format!("cannot give the guest this value as JSON: {e}"))
-            })?,
-        ),
+        _ => Data::Json(to_json(schema, value)?),
     })
 }
 
-/// The record the guest kept: `original` with what the guest changed; `sent`
+fn to_json(schema: Option<&Schema>, value: &Value) -> Result<String, ConnectError> {
+    serde_json::to_string(&JsonView::new(schema, value))
+        .map_err(|e| ConnectError::data(format!("cannot give the guest this value as JSON: {e}")))
+}
+
+/// The value at `path` in a struct or map, with its schema.
+fn at<'a>(
+    mut value: &'a Value,
+    mut schema: Option<&'a Schema>,
+    path: &[String],
+) -> Option<(&'a Value, Option<&'a Schema>)> {
+    for name in path {
+        (value, schema) = match value {
+            Value::Struct(values) => {
+                let SchemaType::Struct(fields) = &schema?.schema_type else {
+                    return None;
+                };
+                let i = fields.iter().position(|f| f.name == *name)?;
+                (values.get(i)?, Some(&*fields[i].schema))
+            }
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| matches!(k, Value::String(s) if s == name))
+                .map(|(_, v)| (v, map_values(schema)))?,
+            _ => return None,
+        };
+    }
+    Some((value, schema))
+}
+
+/// A map schema's value schema.
+fn map_values(schema: Option<&Schema>) -> Option<&Schema> {
+    match &schema?.schema_type {
+        SchemaType::Map(_, values) => Some(values),
+        _ => None,
+    }
+}
+
+fn to_field(value: &Value, schema: Option<&Schema>) -> Result<Field, ConnectError> {
+    Ok(match value {
+        Value::Null => Field::Null,
+        Value::Boolean(b) => Field::Boolean(*b),
+        Value::Int8(n) => Field::Int(i64::from(*n)),
+        Value::Int16(n) => Field::Int(i64::from(*n)),
+        Value::Int32(n) => Field::Int(i64::from(*n)),
+        Value::Int64(n) => Field::Int(*n),
+        Value::Float32(n) => Field::Float(f64::from(*n)),
+        Value::Float64(n) => Field::Float(*n),
+        Value::String(s) => Field::Text(s.clone()),
+        Value::Bytes(b) => Field::Bytes(b.clone()),
+        Value::Array(_) | Value::Map(_) | Value::Struct(_) | Value::Decimal(_) => {
+            Field::Json(to_json(schema, value)?)
+        }
+    })
+}
+
+/// Sets the field at `path` of a struct or map to `new`, which must fit the
+/// field's schema (a map gains a missing last key).
+fn set(
+    value: &mut Value,
+    schema: Option<&Schema>,
+    path: &[String],
+    new: Field,
+) -> Result<(), String> {
+    let Some((name, rest)) = path.split_first() else {
+        return Err("an empty path".into());
+    };
+    let (slot, schema) = match value {
+        Value::Struct(values) => {
+            let Some(SchemaType::Struct(fields)) = schema.map(|s| &s.schema_type) else {
+                return Err("a struct without its schema".into());
+            };
+            let i = fields
+                .iter()
+                .position(|f| f.name == *name)
+                .ok_or_else(|| format!("the struct has no field '{name}'"))?;
+            let slot = values
+                .get_mut(i)
+                .ok_or("the struct has fewer values than its schema")?;
+            (slot, Some(&*fields[i].schema))
+        }
+        Value::Map(entries) => {
+            let values = map_values(schema);
+            let i = entries
+                .iter()
+                .position(|(k, _)| matches!(k, Value::String(s) if s == name));
+            let i = match i {
+                Some(i) => i,
+                None if rest.is_empty() => {
+                    entries.push((Value::String(name.clone()), Value::Null));
+                    entries.len() - 1
+                }
+                None => return Err(format!("the map has no key '{name}'")),
+            };
+            (&mut entries[i].1, values)
+        }
+        _ => return Err(format!("'{name}' is not in a struct or map")),
+    };
+    if !rest.is_empty() {
+        return set(slot, schema, rest, new);
+    }
+    *slot = typed(new, schema).ok_or_else(|| match schema {
+        Some(s) => format!(
+            "the new value does not fit the field's schema ({}{})",
+            if s.optional { "optional " } else { "" },
+            s.type_name()
+        ),
+        None => "the new value is not JSON".to_owned(),
+    })?;
+    Ok(())
+}
+
+/// `field` as a value of `schema` (none: schemaless), if it is one.
+fn typed(field: Field, schema: Option<&Schema>) -> Option<Value> {
+    let Some(schema) = schema else {
+        return Some(match field {
+            Field::Null => Value::Null,
+            Field::Boolean(b) => Value::Boolean(b),
+            Field::Int(n) => Value::Int64(n),
+            Field::Float(n) => Value::Float64(n),
+            Field::Text(s) => Value::String(s),
+            Field::Bytes(b) => Value::Bytes(b),
+            Field::Json(text) => schemaless(serde_json::from_str(&text).ok()?),
+        });
+    };
+    if let Field::Json(text) = field {
+        return fit(schema, &serde_json::from_str(&text).ok()?);
+    }
+    if matches!(field, Field::Null) {
+        return schema.optional.then_some(Value::Null);
+    }
+    if schema
+        .logical_type()
+        .is_some_and(|l| matches!(l, LogicalType::Decimal { .. }))
+    {
+        return None;
+    }
+    Some(match (field, &schema.schema_type) {
+        (Field::Boolean(b), SchemaType::Boolean) => Value::Boolean(b),
+        (Field::Int(n), SchemaType::Int8) => Value::Int8(n.try_into().ok()?),
+        (Field::Int(n), SchemaType::Int16) => Value::Int16(n.try_into().ok()?),
+        (Field::Int(n), SchemaType::Int32) => Value::Int32(n.try_into().ok()?),
+        (Field::Int(n), SchemaType::Int64) => Value::Int64(n),
+        (Field::Int(n), SchemaType::Float32) => Value::Float32(n as f32),
+        (Field::Int(n), SchemaType::Float64) => Value::Float64(n as f64),
+        (Field::Float(n), SchemaType::Float32) => Value::Float32(n as f32),
+        (Field::Float(n), SchemaType::Float64) => Value::Float64(n),
+        (Field::Text(s), SchemaType::String) => Value::String(s),
+        (Field::Bytes(b), SchemaType::Bytes) => Value::Bytes(b),
+        _ => return None,
+    })
+}
+
+/// The record the guest kept: `original` with the guest's `changes`; `sent`
 /// is what the guest was given. An `omitted` key or value is unchanged, and
 /// so are the headers of a guest that does not read them.
 pub(crate) fn from_guest(
     mut original: Record,
     sent: &bindings::Record,
-    kept: bindings::Record,
-    reads: Reads,
+    changes: Changes,
+    reading: &Reading,
 ) -> Result<Record, ConnectError> {
-    if kept.topic != sent.topic {
-        original.topic = Arc::from(kept.topic);
+    if let Some(topic) = changes.topic {
+        original.topic = Arc::from(topic);
     }
-    original.partition = kept.partition;
-    original.timestamp = kept.timestamp;
-    if kept.key != sent.key && kept.key != Data::Omitted {
-        let (schema, value) = from_data(original.key_schema.take(), kept.key, "key")?;
+    original.partition = changes.partition;
+    original.timestamp = changes.timestamp;
+    if changes.key != sent.key && changes.key != Data::Omitted {
+        let (schema, value) = from_data(original.key_schema.take(), changes.key, "key")?;
         original.key_schema = schema;
         original.key = value;
     }
-    if kept.value != sent.value && kept.value != Data::Omitted {
-        let (schema, value) = from_data(original.value_schema.take(), kept.value, "value")?;
+    if changes.value != sent.value && changes.value != Data::Omitted {
+        let (schema, value) = from_data(original.value_schema.take(), changes.value, "value")?;
         original.value_schema = schema;
         original.value = value;
     }
-    if reads.contains(Reads::HEADERS) && kept.headers != sent.headers {
-        original.headers = kept
-            .headers
-            .into_iter()
-            .map(|h| Header {
-                key: Cow::Owned(h.key),
-                value: h.value,
-            })
-            .collect::<Headers>();
+    if reading.whole.contains(Parts::HEADERS) {
+        if let Some(headers) = changes.headers.filter(|h| Some(h) != sent.headers.as_ref()) {
+            original.headers = headers
+                .into_iter()
+                .map(|h| Header {
+                    key: Cow::Owned(h.key),
+                    value: h.value,
+                })
+                .collect::<Headers>();
+        }
+    }
+    for (i, field) in changes.fields {
+        let Some(path) = reading.paths.get(i as usize) else {
+            return Err(ConnectError::data(format!(
+                "the guest set value field {i}, but declared {} value fields",
+                reading.fields()
+            )));
+        };
+        set(
+            &mut original.value,
+            original.value_schema.as_deref(),
+            path,
+            field,
+        )
+        .map_err(|why| {
+            ConnectError::data(format!(
+                "the guest set value field '{}': {why}",
+                reading.names[i as usize]
+            ))
+        })?;
     }
     Ok(original)
 }
@@ -234,40 +517,72 @@ mod tests {
         r
     }
 
+    fn reading(whole: Parts, fields: &[&str]) -> Reading {
+        Reading::new(Reads {
+            whole,
+            value_fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+        })
+    }
+
+    fn send(records: &[&Record], reading: &Reading) -> Batch {
+        let mut b = BatchBuilder::new(reading, records.len());
+        for r in records {
+            b.push(r).unwrap();
+        }
+        b.finish()
+    }
+
+    /// Changes that give back what was sent.
+    fn echo(sent: &bindings::Record) -> Changes {
+        Changes {
+            topic: None,
+            partition: sent.partition,
+            timestamp: sent.timestamp,
+            key: sent.key.clone(),
+            value: sent.value.clone(),
+            headers: sent.headers.clone(),
+            fields: Vec::new(),
+        }
+    }
+
     #[test]
     fn a_record_the_guest_returns_unchanged_is_the_same_record() {
         let r = record();
-        let sent = to_guest(&r, Reads::all()).unwrap();
+        let all = reading(Parts::all(), &[]);
+        let batch = send(&[&r], &all);
+        let sent = &batch.records[0];
+        assert_eq!(batch.topics, ["events"]);
+        assert_eq!(sent.topic, 0);
         assert_eq!(
             sent.value,
             Data::Json(r#"{"id":7,"email":"a@example.com","note":null}"#.into())
         );
         assert_eq!(sent.key, Data::Text("k".into()));
-        assert_eq!(
-            from_guest(r.clone(), &sent, sent.clone(), Reads::all()).unwrap(),
-            r
-        );
+        assert_eq!(from_guest(r.clone(), sent, echo(sent), &all).unwrap(), r);
     }
 
     #[test]
     fn what_the_guest_does_not_read_neither_crosses_nor_changes() {
         let mut r = record();
         r.headers.push("h", Some(b"v".to_vec()));
-        let sent = to_guest(&r, Reads::KEY).unwrap();
+        let key_only = reading(Parts::KEY, &[]);
+        let batch = send(&[&r], &key_only);
+        let sent = &batch.records[0];
         assert_eq!(sent.key, Data::Text("k".into()));
         assert_eq!(sent.value, Data::Omitted);
-        assert!(sent.headers.is_empty());
+        assert_eq!(sent.headers, None);
+        assert!(batch.fields.is_empty());
         // A guest that re-keys, returning the value as omitted and headers it
         // cannot have read: only the key changes.
-        let kept = bindings::Record {
+        let changes = Changes {
             key: Data::Text("k2".into()),
-            headers: vec![bindings::Header {
+            headers: Some(vec![bindings::Header {
                 key: "x".into(),
                 value: None,
-            }],
-            ..sent.clone()
+            }]),
+            ..echo(sent)
         };
-        let out = from_guest(r.clone(), &sent, kept, Reads::KEY).unwrap();
+        let out = from_guest(r.clone(), sent, changes, &key_only).unwrap();
         assert_eq!(out.key, Value::String("k2".into()));
         assert_eq!((out.value, out.value_schema), (r.value, r.value_schema));
         assert_eq!(out.headers, r.headers);
@@ -276,12 +591,16 @@ mod tests {
     #[test]
     fn a_changed_value_that_fits_its_schema_keeps_it() {
         let r = record();
-        let sent = to_guest(&r, Reads::all()).unwrap();
-        let mut kept = sent.clone();
-        kept.value = Data::Json(r#"{"id":0,"email":"****"}"#.into());
-        kept.key = Data::Text("k2".into());
-        kept.topic = "elsewhere".into();
-        let out = from_guest(r.clone(), &sent, kept, Reads::all()).unwrap();
+        let all = reading(Parts::all(), &[]);
+        let batch = send(&[&r], &all);
+        let sent = &batch.records[0];
+        let changes = Changes {
+            value: Data::Json(r#"{"id":0,"email":"****"}"#.into()),
+            key: Data::Text("k2".into()),
+            topic: Some("elsewhere".into()),
+            ..echo(sent)
+        };
+        let out = from_guest(r.clone(), sent, changes, &all).unwrap();
         assert_eq!(out.value_schema, r.value_schema);
         assert_eq!(
             out.value,
@@ -299,10 +618,14 @@ mod tests {
     #[test]
     fn a_changed_value_that_no_longer_fits_becomes_schemaless() {
         let r = record();
-        let sent = to_guest(&r, Reads::all()).unwrap();
-        let mut kept = sent.clone();
-        kept.value = Data::Json(r#"{"id":"seven","extra":[1,2.5]}"#.into());
-        let out = from_guest(r, &sent, kept, Reads::all()).unwrap();
+        let all = reading(Parts::all(), &[]);
+        let batch = send(&[&r], &all);
+        let sent = &batch.records[0];
+        let changes = Changes {
+            value: Data::Json(r#"{"id":"seven","extra":[1,2.5]}"#.into()),
+            ..echo(sent)
+        };
+        let out = from_guest(r, sent, changes, &all).unwrap();
         assert_eq!(out.value_schema, None);
         assert_eq!(
             out.value,
@@ -319,10 +642,110 @@ mod tests {
     #[test]
     fn a_value_that_is_not_json_is_a_record_error() {
         let r = record();
-        let sent = to_guest(&r, Reads::all()).unwrap();
-        let mut kept = sent.clone();
-        kept.value = Data::Json("{not json".into());
-        let e = from_guest(r, &sent, kept, Reads::all()).unwrap_err();
+        let all = reading(Parts::all(), &[]);
+        let batch = send(&[&r], &all);
+        let sent = &batch.records[0];
+        let changes = Changes {
+            value: Data::Json("{not json".into()),
+            ..echo(sent)
+        };
+        let e = from_guest(r, sent, changes, &all).unwrap_err();
         assert!(e.message().contains("not JSON"), "{e}");
+    }
+
+    #[test]
+    fn value_fields_cross_typed_and_alone() {
+        let r = record();
+        let mut other = record();
+        other.value = Value::String("a line".into());
+        let fields = reading(Parts::empty(), &["email", "id", "missing", "note"]);
+        let batch = send(&[&r, &other, &r], &fields);
+        // One topic for the batch; the struct's fields alone, the text whole.
+        assert_eq!(batch.topics, ["events"]);
+        assert!(batch.records.iter().all(|s| s.topic == 0));
+        assert_eq!(batch.records[0].value, Data::Omitted);
+        assert_eq!(batch.records[1].value, Data::Text("a line".into()));
+        let first = [
+            Some(Field::Text("a@example.com".into())),
+            Some(Field::Int(7)),
+            None,
+            Some(Field::Null),
+        ];
+        assert_eq!(batch.fields[..4], first);
+        assert_eq!(batch.fields[4..8], [None, None, None, None]);
+        assert_eq!(batch.fields[8..], first);
+    }
+
+    #[test]
+    fn fields_the_guest_sets_keep_the_schema_or_fail_the_record() {
+        let r = record();
+        let fields = reading(Parts::empty(), &["email", "id"]);
+        let batch = send(&[&r], &fields);
+        let sent = &batch.records[0];
+        let masked = Changes {
+            fields: vec![(0, Field::Text("****".into())), (1, Field::Int(0))],
+            ..echo(sent)
+        };
+        let out = from_guest(r.clone(), sent, masked, &fields).unwrap();
+        assert_eq!(out.value_schema, r.value_schema);
+        assert_eq!(
+            out.value,
+            Value::Struct(vec![
+                Value::Int64(0),
+                Value::String("****".into()),
+                Value::Null
+            ])
+        );
+        let wrong = Changes {
+            fields: vec![(1, Field::Text("seven".into()))],
+            ..echo(sent)
+        };
+        let e = from_guest(r.clone(), sent, wrong, &fields).unwrap_err();
+        assert!(
+            e.message().contains(
+                "value field 'id': the new value does not fit the field's schema (int64)"
+            ),
+            "{e}"
+        );
+        let undeclared = Changes {
+            fields: vec![(2, Field::Null)],
+            ..echo(sent)
+        };
+        let e = from_guest(r, sent, undeclared, &fields).unwrap_err();
+        assert!(e.message().contains("declared 2 value fields"), "{e}");
+    }
+
+    #[test]
+    fn fields_of_a_schemaless_map_are_read_and_set_by_key() {
+        let user = Value::Map(vec![(
+            Value::String("email".into()),
+            Value::String("a@example.com".into()),
+        )]);
+        let r = Record::new(
+            "events",
+            Value::Null,
+            Value::Map(vec![(Value::String("user".into()), user)]),
+        );
+        let fields = reading(Parts::empty(), &["user.email", "user.phone"]);
+        let batch = send(&[&r], &fields);
+        assert_eq!(
+            batch.fields,
+            [Some(Field::Text("a@example.com".into())), None]
+        );
+        let changes = Changes {
+            fields: vec![(0, Field::Text("****".into())), (1, Field::Int(0))],
+            ..echo(&batch.records[0])
+        };
+        let out = from_guest(r, &batch.records[0], changes, &fields).unwrap();
+        assert_eq!(
+            out.value,
+            Value::Map(vec![(
+                Value::String("user".into()),
+                Value::Map(vec![
+                    (Value::String("email".into()), Value::String("****".into())),
+                    (Value::String("phone".into()), Value::Int64(0)),
+                ])
+            )])
+        );
     }
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use sluice_api::{ConnectError, Record, Transform};
 
-use crate::bindings::{self, Outcome, Reads};
-use crate::data::{from_guest, to_guest};
+use crate::bindings::{self, Batch, Outcome};
+use crate::data::{from_guest, single, BatchBuilder, Reading};
 use crate::error::WasmError;
 use crate::guest::{CallError, Guest, Limits, Module};
 
@@ -17,7 +17,7 @@ pub struct WasmTransform {
     guest: Option<Guest>,
     /// What the guest reads of a record (the same for every instance: one
     /// module, one config).
-    reads: Reads,
+    reading: Reading,
 }
 
 impl WasmTransform {
@@ -33,17 +33,17 @@ impl WasmTransform {
         Ok(Self {
             module,
             limits,
-            reads: guest.reads,
+            reading: guest.reading.clone(),
             guest: Some(guest),
         })
     }
 
-    fn call(&mut self, records: &[bindings::Record]) -> Result<Vec<Outcome>, Failure> {
+    fn call(&mut self, batch: &Batch) -> Result<Vec<Outcome>, Failure> {
         let mut guest = match self.guest.take() {
             Some(g) => g,
             None => self.module.start().map_err(Failure::Start)?,
         };
-        let outcomes = guest.apply(records, self.limits).map_err(Failure::Call)?;
+        let outcomes = guest.apply(batch, self.limits).map_err(Failure::Call)?;
         self.guest = Some(guest);
         Ok(outcomes)
     }
@@ -60,20 +60,21 @@ impl WasmTransform {
     fn isolate(
         &mut self,
         records: Vec<Record>,
-        sent: Vec<bindings::Record>,
+        sent: &Batch,
     ) -> Vec<Result<Option<Record>, ConnectError>> {
         records
             .into_iter()
-            .zip(sent)
-            .map(
-                |(record, sent)| match self.call(std::slice::from_ref(&sent)) {
+            .enumerate()
+            .map(|(i, record)| {
+                let alone = single(sent, i, &self.reading);
+                match self.call(&alone) {
                     Ok(outcomes) => match <[Outcome; 1]>::try_from(outcomes) {
-                        Ok([outcome]) => self.settle(record, &sent, outcome),
+                        Ok([outcome]) => self.settle(record, &alone.records[0], outcome),
                         Err(outcomes) => Err(self.miscount(outcomes.len(), 1)),
                     },
                     Err(f) => Err(self.error(f)),
-                },
-            )
+                }
+            })
             .collect()
     }
 
@@ -84,7 +85,9 @@ impl WasmTransform {
         outcome: Outcome,
     ) -> Result<Option<Record>, ConnectError> {
         match outcome {
-            Outcome::Keep(kept) => from_guest(record, sent, kept, self.reads).map(Some),
+            Outcome::Keep(changes) => from_guest(record, sent, changes, &self.reading)
+                .map(Some)
+                .map_err(|e| self.error(e.message())),
             Outcome::Unchanged => Ok(Some(record)),
             Outcome::Drop => Ok(None),
             Outcome::Error(why) => {
@@ -127,37 +130,40 @@ impl Transform for WasmTransform {
         let mut results: Vec<Option<Result<Option<Record>, ConnectError>>> =
             Vec::with_capacity(records.len());
         // A record the host cannot even encode fails alone; the rest go in.
+        let mut builder = BatchBuilder::new(&self.reading, records.len());
         let mut pending = Vec::with_capacity(records.len());
-        let mut sent = Vec::with_capacity(records.len());
         let mut slots = Vec::with_capacity(records.len());
         for record in records {
-            match to_guest(&record, self.reads) {
-                Ok(s) => {
+            match builder.push(&record) {
+                Ok(()) => {
                     slots.push(results.len());
                     results.push(None);
-                    sent.push(s);
                     pending.push(record);
                 }
-                Err(e) => results.push(Some(Err(e))),
+                Err(e) => results.push(Some(Err(self.error(e.message())))),
             }
         }
+        let sent = builder.finish();
         let outcomes = match self.call(&sent) {
-            Ok(outcomes) if outcomes.len() == sent.len() => pending
+            Ok(outcomes) if outcomes.len() == sent.records.len() => pending
                 .into_iter()
-                .zip(&sent)
+                .zip(&sent.records)
                 .zip(outcomes)
                 .map(|((record, sent), outcome)| self.settle(record, sent, outcome))
                 .collect(),
             Ok(outcomes) => sent
+                .records
                 .iter()
-                .map(|_| Err(self.miscount(outcomes.len(), sent.len())))
+                .map(|_| Err(self.miscount(outcomes.len(), sent.records.len())))
                 .collect(),
-            Err(Failure::Call(CallError::Trap(_))) if sent.len() > 1 => self.isolate(pending, sent),
+            Err(Failure::Call(CallError::Trap(_))) if sent.records.len() > 1 => {
+                self.isolate(pending, &sent)
+            }
             // A timeout or exhausted memory fails the whole batch: retrying
             // each record alone would multiply the limit by the batch size.
             Err(f) => {
                 let why = f.to_string();
-                sent.iter().map(|_| Err(self.error(&why))).collect()
+                sent.records.iter().map(|_| Err(self.error(&why))).collect()
             }
         };
         for (slot, outcome) in slots.into_iter().zip(outcomes) {

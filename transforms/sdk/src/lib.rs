@@ -119,7 +119,8 @@ pub struct Record {
     pub value: Data,
     /// Empty when the headers are not read.
     pub headers: Vec<Header>,
-    given_topic: Rc<str>,
+    /// The topic given, an index into the batch's topics.
+    given_topic: u32,
     fields: Vec<Option<Field>>,
     /// Indices of the fields set, in order, each once.
     set: Vec<u32>,
@@ -380,51 +381,69 @@ pub mod rt {
         Ok(answer)
     }
 
-    pub fn apply<T: Transform>(batch: wit::Batch) -> Vec<wit::Outcome> {
+    pub fn apply<T: Transform>(batch: wit::Batch) -> wit::Answer {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
-            let Some(Instance { transform, reads }) = state.as_mut() else {
-                return not_initialised(batch.records.len());
+            let instance = state
+                .as_mut()
+                .and_then(|i| Some((i.transform.downcast_mut::<T>()?, &i.reads)));
+            let Some((transform, reads)) = instance else {
+                let n = batch.topic.len();
+                return wit::Answer {
+                    outcomes: vec![wit::Outcome::Error; n],
+                    changes: Vec::new(),
+                    errors: vec!["the transform was not initialised".to_owned(); n],
+                };
             };
-            let Some(transform) = transform.downcast_mut::<T>() else {
-                return not_initialised(batch.records.len());
+            let (topics, records) = records(batch, reads);
+            let mut answer = wit::Answer {
+                outcomes: Vec::with_capacity(records.len()),
+                changes: Vec::new(),
+                errors: Vec::new(),
             };
-            let records = records(batch, reads);
-            transform
-                .apply_batch(records)
-                .into_iter()
-                .map(|o| outcome(o, reads))
-                .collect()
+            for outcome in transform.apply_batch(records) {
+                answer.outcomes.push(match outcome {
+                    Outcome::Keep(record) => {
+                        answer.changes.push(changes(record, reads, &topics));
+                        wit::Outcome::Keep
+                    }
+                    Outcome::Unchanged => wit::Outcome::Unchanged,
+                    Outcome::Drop => wit::Outcome::Drop,
+                    Outcome::Error(why) => {
+                        answer.errors.push(why);
+                        wit::Outcome::Error
+                    }
+                });
+            }
+            answer
         })
     }
 
-    fn not_initialised(n: usize) -> Vec<wit::Outcome> {
-        (0..n)
-            .map(|_| wit::Outcome::Error("the transform was not initialised".to_owned()))
-            .collect()
-    }
-
-    fn records(batch: wit::Batch, reads: &Reads) -> Vec<Record> {
+    /// The batch's columns as records, and its topics.
+    fn records(batch: wit::Batch, reads: &Reads) -> (Vec<Rc<str>>, Vec<Record>) {
         let topics: Vec<Rc<str>> = batch.topics.into_iter().map(Rc::from).collect();
         let n = reads.value_fields.len();
+        let mut keys = batch.keys.into_iter();
+        let mut values = batch.values.into_iter();
+        let mut headers = batch.headers.into_iter();
         let mut fields = batch.fields.into_iter();
-        batch
-            .records
-            .into_iter()
-            .map(|r| {
-                let topic = topics
-                    .get(r.topic as usize)
-                    .cloned()
-                    .unwrap_or_else(|| Rc::from(""));
+        let records = batch
+            .topic
+            .iter()
+            .enumerate()
+            .map(|(i, &topic)| {
                 let mut record = Record {
-                    given_topic: topic.clone(),
-                    topic,
-                    partition: r.partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers.unwrap_or_default(),
+                    topic: topics
+                        .get(topic as usize)
+                        .cloned()
+                        .unwrap_or_else(|| Rc::from("")),
+                    given_topic: topic,
+                    partition: batch.partition.get(i).copied().filter(|&p| p != i32::MIN),
+                    offset: batch.offset.get(i).copied().filter(|&o| o != i64::MIN),
+                    timestamp: batch.timestamp.get(i).copied().filter(|&t| t != i64::MIN),
+                    key: keys.next().unwrap_or(Data::Omitted),
+                    value: values.next().unwrap_or(Data::Omitted),
+                    headers: headers.next().unwrap_or_default(),
                     fields: fields.by_ref().take(n).collect(),
                     set: Vec::new(),
                     parsed: None,
@@ -434,7 +453,8 @@ pub mod rt {
                 }
                 record
             })
-            .collect()
+            .collect();
+        (topics, records)
     }
 
     /// A value that is JSON text (a string or bytes) has no fields for the
@@ -467,16 +487,7 @@ pub mod rt {
         }
     }
 
-    fn outcome(outcome: Outcome, reads: &Reads) -> wit::Outcome {
-        match outcome {
-            Outcome::Keep(record) => wit::Outcome::Keep(changes(record, reads)),
-            Outcome::Unchanged => wit::Outcome::Unchanged,
-            Outcome::Drop => wit::Outcome::Drop,
-            Outcome::Error(why) => wit::Outcome::Error(why),
-        }
-    }
-
-    fn changes(mut record: Record, reads: &Reads) -> wit::Changes {
+    fn changes(mut record: Record, reads: &Reads, topics: &[Rc<str>]) -> wit::Changes {
         let mut fields = Vec::new();
         match record.parsed.take() {
             // Edits to JSON text go back as the text, in the form it came in.
@@ -497,8 +508,9 @@ pub mod rt {
                 }
             }
         }
-        let same_topic =
-            Rc::ptr_eq(&record.topic, &record.given_topic) || record.topic == record.given_topic;
+        let same_topic = topics
+            .get(record.given_topic as usize)
+            .is_some_and(|given| Rc::ptr_eq(&record.topic, given) || record.topic == *given);
         wit::Changes {
             topic: (!same_topic).then(|| record.topic.to_string()),
             partition: record.partition,
@@ -532,7 +544,7 @@ macro_rules! export {
 
             fn apply(
                 batch: $crate::bindings::sluice::transform::types::Batch,
-            ) -> ::std::vec::Vec<$crate::bindings::sluice::transform::types::Outcome> {
+            ) -> $crate::bindings::sluice::transform::types::Answer {
                 $crate::rt::apply::<$transform>(batch)
             }
         }

@@ -6,4 +6,4 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use sluice::transform::types::{Changes, Data, Field, Header, Level, Parts, Record};
+pub use sluice::transform::types::{Changes, Data, Field, Header, Level, Outcome, Parts};

@@ -61,11 +61,29 @@ pub(crate) struct BatchBuilder<'a> {
 
 impl<'a> BatchBuilder<'a> {
     pub fn new(reading: &'a Reading, records: usize) -> Self {
+        let whole = |part| {
+            if reading.whole.contains(part) {
+                records
+            } else {
+                0
+            }
+        };
+        let values = if reading.fields() > 0 {
+            records
+        } else {
+            whole(Parts::VALUE)
+        };
         Self {
             reading,
             batch: Batch {
                 topics: Vec::new(),
-                records: Vec::with_capacity(records),
+                topic: Vec::with_capacity(records),
+                partition: Vec::with_capacity(records),
+                offset: Vec::with_capacity(records),
+                timestamp: Vec::with_capacity(records),
+                keys: Vec::with_capacity(whole(Parts::KEY)),
+                values: Vec::with_capacity(values),
+                headers: Vec::with_capacity(whole(Parts::HEADERS)),
                 fields: Vec::with_capacity(records * reading.fields()),
             },
             last_topic: None,
@@ -76,17 +94,18 @@ impl<'a> BatchBuilder<'a> {
     /// not added.
     pub fn push(&mut self, record: &Record) -> Result<(), ConnectError> {
         let reading = self.reading;
-        let key = if reading.whole.contains(Parts::KEY) {
-            to_data(record.key_schema.as_deref(), &record.key)?
-        } else {
-            Data::Omitted
+        let key = match reading.whole.contains(Parts::KEY) {
+            true => Some(to_data(record.key_schema.as_deref(), &record.key)?),
+            false => None,
         };
         let structured = matches!(record.value, Value::Struct(_) | Value::Map(_));
         let value = if reading.whole.contains(Parts::VALUE) || (reading.fields() > 0 && !structured)
         {
-            to_data(record.value_schema.as_deref(), &record.value)?
+            Some(to_data(record.value_schema.as_deref(), &record.value)?)
+        } else if reading.fields() > 0 {
+            Some(Data::Omitted)
         } else {
-            Data::Omitted
+            None
         };
         let before = self.batch.fields.len();
         for path in &reading.paths {
@@ -103,14 +122,15 @@ impl<'a> BatchBuilder<'a> {
             self.batch.fields.push(field);
         }
         let topic = self.topic(&record.topic);
-        self.batch.records.push(bindings::Record {
-            topic,
-            partition: record.partition,
-            offset: record.offset,
-            timestamp: record.timestamp,
-            key,
-            value,
-            headers: reading.whole.contains(Parts::HEADERS).then(|| {
+        let b = &mut self.batch;
+        b.topic.push(topic);
+        b.partition.push(record.partition.unwrap_or(i32::MIN));
+        b.offset.push(record.offset.unwrap_or(i64::MIN));
+        b.timestamp.push(record.timestamp.unwrap_or(i64::MIN));
+        b.keys.extend(key);
+        b.values.extend(value);
+        if reading.whole.contains(Parts::HEADERS) {
+            b.headers.push(
                 record
                     .headers
                     .iter()
@@ -118,9 +138,9 @@ impl<'a> BatchBuilder<'a> {
                         key: h.key.to_string(),
                         value: h.value.clone(),
                     })
-                    .collect()
-            }),
-        });
+                    .collect(),
+            );
+        }
         Ok(())
     }
 
@@ -148,16 +168,44 @@ impl<'a> BatchBuilder<'a> {
     }
 }
 
+/// What record `i` of `batch` was given of its parts.
+#[derive(Clone, Copy)]
+pub(crate) struct Sent<'a> {
+    key: Option<&'a Data>,
+    value: Option<&'a Data>,
+    headers: Option<&'a Vec<bindings::Header>>,
+}
+
+impl<'a> Sent<'a> {
+    pub fn of(batch: &'a Batch, i: usize) -> Self {
+        Self {
+            key: batch.keys.get(i),
+            value: batch.values.get(i),
+            headers: batch.headers.get(i),
+        }
+    }
+}
+
 /// Record `i` of `batch` alone in a batch of its own (to retry it after a
 /// trap).
 pub(crate) fn single(batch: &Batch, i: usize, reading: &Reading) -> Batch {
     let n = reading.fields();
-    let mut record = batch.records[i].clone();
-    let topic = batch.topics.get(record.topic as usize).cloned();
-    record.topic = 0;
+    let one = |v: Option<&Data>| v.cloned().into_iter().collect();
     Batch {
-        topics: topic.into_iter().collect(),
-        records: vec![record],
+        topics: batch
+            .topic
+            .get(i)
+            .and_then(|&t| batch.topics.get(t as usize))
+            .cloned()
+            .into_iter()
+            .collect(),
+        topic: vec![0],
+        partition: batch.partition.get(i).copied().into_iter().collect(),
+        offset: batch.offset.get(i).copied().into_iter().collect(),
+        timestamp: batch.timestamp.get(i).copied().into_iter().collect(),
+        keys: one(batch.keys.get(i)),
+        values: one(batch.values.get(i)),
+        headers: batch.headers.get(i).cloned().into_iter().collect(),
         fields: batch
             .fields
             .get(i * n..(i + 1) * n)
@@ -333,7 +381,7 @@ fn typed(field: Field, schema: Option<&Schema>) -> Option<Value> {
 /// so are the headers of a guest that does not read them.
 pub(crate) fn from_guest(
     mut original: Record,
-    sent: &bindings::Record,
+    sent: Sent<'_>,
     changes: Changes,
     reading: &Reading,
 ) -> Result<Record, ConnectError> {
@@ -342,18 +390,18 @@ pub(crate) fn from_guest(
     }
     original.partition = changes.partition;
     original.timestamp = changes.timestamp;
-    if changes.key != sent.key && changes.key != Data::Omitted {
+    if changes.key != Data::Omitted && Some(&changes.key) != sent.key {
         let (schema, value) = from_data(original.key_schema.take(), changes.key, "key")?;
         original.key_schema = schema;
         original.key = value;
     }
-    if changes.value != sent.value && changes.value != Data::Omitted {
+    if changes.value != Data::Omitted && Some(&changes.value) != sent.value {
         let (schema, value) = from_data(original.value_schema.take(), changes.value, "value")?;
         original.value_schema = schema;
         original.value = value;
     }
     if reading.whole.contains(Parts::HEADERS) {
-        if let Some(headers) = changes.headers.filter(|h| Some(h) != sent.headers.as_ref()) {
+        if let Some(headers) = changes.headers.filter(|h| Some(h) != sent.headers) {
             original.headers = headers
                 .into_iter()
                 .map(|h| Header {
@@ -533,14 +581,15 @@ mod tests {
     }
 
     /// Changes that give back what was sent.
-    fn echo(sent: &bindings::Record) -> Changes {
+    fn echo(sent: Sent<'_>) -> Changes {
+        let given = |d: Option<&Data>| d.cloned().unwrap_or(Data::Omitted);
         Changes {
             topic: None,
-            partition: sent.partition,
-            timestamp: sent.timestamp,
-            key: sent.key.clone(),
-            value: sent.value.clone(),
-            headers: sent.headers.clone(),
+            partition: None,
+            timestamp: None,
+            key: given(sent.key),
+            value: given(sent.value),
+            headers: sent.headers.cloned(),
             fields: Vec::new(),
         }
     }
@@ -550,14 +599,21 @@ mod tests {
         let r = record();
         let all = reading(Parts::all(), &[]);
         let batch = send(&[&r], &all);
-        let sent = &batch.records[0];
+        let sent = Sent::of(&batch, 0);
         assert_eq!(batch.topics, ["events"]);
-        assert_eq!(sent.topic, 0);
+        assert_eq!(batch.topic, [0]);
+        assert_eq!(batch.offset, [3]);
         assert_eq!(
-            sent.value,
-            Data::Json(r#"{"id":7,"email":"a@example.com","note":null}"#.into())
+            (batch.partition[0], batch.timestamp[0]),
+            (i32::MIN, i64::MIN)
         );
-        assert_eq!(sent.key, Data::Text("k".into()));
+        assert_eq!(
+            batch.values,
+            [Data::Json(
+                r#"{"id":7,"email":"a@example.com","note":null}"#.into()
+            )]
+        );
+        assert_eq!(batch.keys, [Data::Text("k".into())]);
         assert_eq!(from_guest(r.clone(), sent, echo(sent), &all).unwrap(), r);
     }
 
@@ -567,10 +623,10 @@ mod tests {
         r.headers.push("h", Some(b"v".to_vec()));
         let key_only = reading(Parts::KEY, &[]);
         let batch = send(&[&r], &key_only);
-        let sent = &batch.records[0];
-        assert_eq!(sent.key, Data::Text("k".into()));
-        assert_eq!(sent.value, Data::Omitted);
-        assert_eq!(sent.headers, None);
+        let sent = Sent::of(&batch, 0);
+        assert_eq!(batch.keys, [Data::Text("k".into())]);
+        assert!(batch.values.is_empty());
+        assert!(batch.headers.is_empty());
         assert!(batch.fields.is_empty());
         // A guest that re-keys, returning the value as omitted and headers it
         // cannot have read: only the key changes.
@@ -593,7 +649,7 @@ mod tests {
         let r = record();
         let all = reading(Parts::all(), &[]);
         let batch = send(&[&r], &all);
-        let sent = &batch.records[0];
+        let sent = Sent::of(&batch, 0);
         let changes = Changes {
             value: Data::Json(r#"{"id":0,"email":"****"}"#.into()),
             key: Data::Text("k2".into()),
@@ -620,7 +676,7 @@ mod tests {
         let r = record();
         let all = reading(Parts::all(), &[]);
         let batch = send(&[&r], &all);
-        let sent = &batch.records[0];
+        let sent = Sent::of(&batch, 0);
         let changes = Changes {
             value: Data::Json(r#"{"id":"seven","extra":[1,2.5]}"#.into()),
             ..echo(sent)
@@ -644,7 +700,7 @@ mod tests {
         let r = record();
         let all = reading(Parts::all(), &[]);
         let batch = send(&[&r], &all);
-        let sent = &batch.records[0];
+        let sent = Sent::of(&batch, 0);
         let changes = Changes {
             value: Data::Json("{not json".into()),
             ..echo(sent)
@@ -662,9 +718,11 @@ mod tests {
         let batch = send(&[&r, &other, &r], &fields);
         // One topic for the batch; the struct's fields alone, the text whole.
         assert_eq!(batch.topics, ["events"]);
-        assert!(batch.records.iter().all(|s| s.topic == 0));
-        assert_eq!(batch.records[0].value, Data::Omitted);
-        assert_eq!(batch.records[1].value, Data::Text("a line".into()));
+        assert_eq!(batch.topic, [0, 0, 0]);
+        assert_eq!(
+            batch.values,
+            [Data::Omitted, Data::Text("a line".into()), Data::Omitted]
+        );
         let first = [
             Some(Field::Text("a@example.com".into())),
             Some(Field::Int(7)),
@@ -681,7 +739,7 @@ mod tests {
         let r = record();
         let fields = reading(Parts::empty(), &["email", "id"]);
         let batch = send(&[&r], &fields);
-        let sent = &batch.records[0];
+        let sent = Sent::of(&batch, 0);
         let masked = Changes {
             fields: vec![(0, Field::Text("****".into())), (1, Field::Int(0))],
             ..echo(sent)
@@ -734,9 +792,9 @@ mod tests {
         );
         let changes = Changes {
             fields: vec![(0, Field::Text("****".into())), (1, Field::Int(0))],
-            ..echo(&batch.records[0])
+            ..echo(Sent::of(&batch, 0))
         };
-        let out = from_guest(r, &batch.records[0], changes, &fields).unwrap();
+        let out = from_guest(r, Sent::of(&batch, 0), changes, &fields).unwrap();
         assert_eq!(
             out.value,
             Value::Map(vec![(

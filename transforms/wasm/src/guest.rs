@@ -7,7 +7,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{ResourceLimiter, Store, Trap};
 
-use crate::bindings::{self, Batch, Level, Outcome};
+use crate::bindings::{self, Answer, Batch, Level};
 use crate::cache;
 use crate::data::Reading;
 use crate::engine::{engine, ticks};
@@ -193,7 +193,7 @@ impl Module {
 
 impl Guest {
     /// One `apply` call, within the time limit.
-    pub fn apply(&mut self, batch: &Batch, limits: Limits) -> Result<Vec<Outcome>, CallError> {
+    pub fn apply(&mut self, batch: &Batch, limits: Limits) -> Result<Answer, CallError> {
         self.store.set_epoch_deadline(ticks(limits.timeout));
         self.store.data_mut().last_error = None;
         self.bindings

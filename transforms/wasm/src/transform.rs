@@ -4,8 +4,8 @@ use std::path::Path;
 
 use sluice_api::{ConnectError, Record, Transform};
 
-use crate::bindings::{self, Batch, Outcome};
-use crate::data::{from_guest, single, BatchBuilder, Reading};
+use crate::bindings::{Answer, Batch, Changes, Outcome};
+use crate::data::{from_guest, single, BatchBuilder, Reading, Sent};
 use crate::error::WasmError;
 use crate::guest::{CallError, Guest, Limits, Module};
 
@@ -38,7 +38,7 @@ impl WasmTransform {
         })
     }
 
-    fn call(&mut self, batch: &Batch) -> Result<Vec<Outcome>, Failure> {
+    fn call(&mut self, batch: &Batch) -> Result<Answer, Failure> {
         let mut guest = match self.guest.take() {
             Some(g) => g,
             None => self.module.start().map_err(Failure::Start)?,
@@ -68,32 +68,64 @@ impl WasmTransform {
             .map(|(i, record)| {
                 let alone = single(sent, i, &self.reading);
                 match self.call(&alone) {
-                    Ok(outcomes) => match <[Outcome; 1]>::try_from(outcomes) {
-                        Ok([outcome]) => self.settle(record, &alone.records[0], outcome),
-                        Err(outcomes) => Err(self.miscount(outcomes.len(), 1)),
-                    },
+                    Ok(answer) => self
+                        .settle(vec![record], &alone, answer)
+                        .pop()
+                        .unwrap_or_else(|| Err(self.miscount(0, 1))),
                     Err(f) => Err(self.error(f)),
                 }
             })
             .collect()
     }
 
+    /// The records as the guest's answer has them.
     fn settle(
         &self,
-        record: Record,
-        sent: &bindings::Record,
-        outcome: Outcome,
-    ) -> Result<Option<Record>, ConnectError> {
-        match outcome {
-            Outcome::Keep(changes) => from_guest(record, sent, changes, &self.reading)
-                .map(Some)
-                .map_err(|e| self.error(e.message())),
-            Outcome::Unchanged => Ok(Some(record)),
-            Outcome::Drop => Ok(None),
-            Outcome::Error(why) => {
-                Err(self.error(format_args!("the guest rejected the record: {why}")))
-            }
+        records: Vec<Record>,
+        sent: &Batch,
+        answer: Answer,
+    ) -> Vec<Result<Option<Record>, ConnectError>> {
+        let Answer {
+            outcomes,
+            changes,
+            errors,
+        } = answer;
+        if outcomes.len() != records.len() {
+            return records
+                .iter()
+                .map(|_| Err(self.miscount(outcomes.len(), records.len())))
+                .collect();
         }
+        let mut changes = changes.into_iter();
+        let mut errors = errors.into_iter();
+        records
+            .into_iter()
+            .zip(outcomes)
+            .enumerate()
+            .map(|(i, (record, outcome))| match outcome {
+                Outcome::Keep => self.keep(record, Sent::of(sent, i), changes.next()),
+                Outcome::Unchanged => Ok(Some(record)),
+                Outcome::Drop => Ok(None),
+                Outcome::Error => Err(self.error(format_args!(
+                    "the guest rejected the record: {}",
+                    errors.next().as_deref().unwrap_or("(no message)")
+                ))),
+            })
+            .collect()
+    }
+
+    fn keep(
+        &self,
+        record: Record,
+        sent: Sent<'_>,
+        changes: Option<Changes>,
+    ) -> Result<Option<Record>, ConnectError> {
+        let Some(changes) = changes else {
+            return Err(self.error("the guest kept a record but gave no changes for it"));
+        };
+        from_guest(record, sent, changes, &self.reading)
+            .map(Some)
+            .map_err(|e| self.error(e.message()))
     }
 
     fn miscount(&self, got: usize, expected: usize) -> ConnectError {
@@ -145,25 +177,15 @@ impl Transform for WasmTransform {
         }
         let sent = builder.finish();
         let outcomes = match self.call(&sent) {
-            Ok(outcomes) if outcomes.len() == sent.records.len() => pending
-                .into_iter()
-                .zip(&sent.records)
-                .zip(outcomes)
-                .map(|((record, sent), outcome)| self.settle(record, sent, outcome))
-                .collect(),
-            Ok(outcomes) => sent
-                .records
-                .iter()
-                .map(|_| Err(self.miscount(outcomes.len(), sent.records.len())))
-                .collect(),
-            Err(Failure::Call(CallError::Trap(_))) if sent.records.len() > 1 => {
+            Ok(answer) => self.settle(pending, &sent, answer),
+            Err(Failure::Call(CallError::Trap(_))) if sent.topic.len() > 1 => {
                 self.isolate(pending, &sent)
             }
             // A timeout or exhausted memory fails the whole batch: retrying
             // each record alone would multiply the limit by the batch size.
             Err(f) => {
                 let why = f.to_string();
-                sent.records.iter().map(|_| Err(self.error(&why))).collect()
+                pending.iter().map(|_| Err(self.error(&why))).collect()
             }
         };
         for (slot, outcome) in slots.into_iter().zip(outcomes) {

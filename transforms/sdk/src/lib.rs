@@ -53,7 +53,7 @@ pub mod bindings {
 }
 
 use bindings::sluice::transform::types as wit;
-pub use wit::{Data, Field, Header, Level, Parts};
+pub use wit::{Data, Header, Level, Parts};
 
 /// The transform's keys, `transforms.<alias>.` removed; the host's own keys
 /// (`module`, `memory.max.bytes`, `timeout.ms`, `type`, `predicate`, `negate`)
@@ -119,8 +119,6 @@ pub struct Record {
     pub value: Data,
     /// Empty when the headers are not read.
     pub headers: Vec<Header>,
-    /// The topic given, an index into the batch's topics.
-    given_topic: u32,
     fields: Vec<Option<Field>>,
     /// Indices of the fields set, in order, each once.
     set: Vec<u32>,
@@ -237,6 +235,22 @@ impl Data {
             Data::Bytes(bytes) => std::str::from_utf8(bytes).ok(),
         }
     }
+}
+
+/// One field of a structured value, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Null,
+    Boolean(bool),
+    /// An INT8, INT16, INT32 or INT64 field.
+    Int(i64),
+    /// A FLOAT32 or FLOAT64 field.
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    /// Anything else (a struct, map, array or decimal) as compact JSON, struct
+    /// fields named from the schema, bytes and decimals as base64.
+    Json(String),
 }
 
 impl Field {
@@ -381,7 +395,7 @@ pub mod rt {
         Ok(answer)
     }
 
-    pub fn apply<T: Transform>(batch: wit::Batch) -> wit::Answer {
+    pub fn apply<T: Transform>(mut batch: wit::Batch) -> wit::Answer {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             let instance = state
@@ -392,42 +406,51 @@ pub mod rt {
                 return wit::Answer {
                     outcomes: vec![wit::Outcome::Error; n],
                     changes: Vec::new(),
+                    edits: Vec::new(),
                     errors: vec!["the transform was not initialised".to_owned(); n],
+                    text: Vec::new(),
                 };
             };
-            let (topics, records) = records(batch, reads);
+            let topics: Vec<Rc<str>> = std::mem::take(&mut batch.topics)
+                .into_iter()
+                .map(Rc::from)
+                .collect();
+            let records = records(&mut batch, &topics, reads);
             let mut answer = wit::Answer {
                 outcomes: Vec::with_capacity(records.len()),
                 changes: Vec::new(),
+                edits: Vec::new(),
                 errors: Vec::new(),
+                text: Vec::new(),
             };
-            for outcome in transform.apply_batch(records) {
-                answer.outcomes.push(match outcome {
-                    Outcome::Keep(record) => {
-                        answer.changes.push(changes(record, reads, &topics));
-                        wit::Outcome::Keep
-                    }
+            for (i, outcome) in transform.apply_batch(records).into_iter().enumerate() {
+                let outcome = match outcome {
+                    Outcome::Keep(record) => keep(record, i, &batch, &topics, reads, &mut answer),
                     Outcome::Unchanged => wit::Outcome::Unchanged,
                     Outcome::Drop => wit::Outcome::Drop,
                     Outcome::Error(why) => {
                         answer.errors.push(why);
                         wit::Outcome::Error
                     }
-                });
+                };
+                answer.outcomes.push(outcome);
             }
             answer
         })
     }
 
-    /// The batch's columns as records, and its topics.
-    fn records(batch: wit::Batch, reads: &Reads) -> (Vec<Rc<str>>, Vec<Record>) {
-        let topics: Vec<Rc<str>> = batch.topics.into_iter().map(Rc::from).collect();
+    /// The batch's columns as records.
+    fn records(batch: &mut wit::Batch, topics: &[Rc<str>], reads: &Reads) -> Vec<Record> {
         let n = reads.value_fields.len();
-        let mut keys = batch.keys.into_iter();
-        let mut values = batch.values.into_iter();
-        let mut headers = batch.headers.into_iter();
-        let mut fields = batch.fields.into_iter();
-        let records = batch
+        let mut keys = std::mem::take(&mut batch.keys).into_iter();
+        let mut values = std::mem::take(&mut batch.values).into_iter();
+        let mut headers = std::mem::take(&mut batch.headers).into_iter();
+        let text = &batch.text;
+        let mut fields = batch
+            .fields
+            .iter()
+            .map(|f| f.as_ref().and_then(|f| field(f, text)));
+        batch
             .topic
             .iter()
             .enumerate()
@@ -437,7 +460,6 @@ pub mod rt {
                         .get(topic as usize)
                         .cloned()
                         .unwrap_or_else(|| Rc::from("")),
-                    given_topic: topic,
                     partition: batch.partition.get(i).copied().filter(|&p| p != i32::MIN),
                     offset: batch.offset.get(i).copied().filter(|&o| o != i64::MIN),
                     timestamp: batch.timestamp.get(i).copied().filter(|&t| t != i64::MIN),
@@ -453,8 +475,45 @@ pub mod rt {
                 }
                 record
             })
-            .collect();
-        (topics, records)
+            .collect()
+    }
+
+    /// A field as the host gave it, its bytes out of the batch's text; none
+    /// when a span is out of bounds (not from this host) or text is not UTF-8.
+    fn field(field: &wit::Field, text: &[u8]) -> Option<Field> {
+        let bytes = |s: &wit::Span| text.get(s.start as usize..(s.start as usize).checked_add(s.len as usize)?);
+        let string = |s: &wit::Span| String::from_utf8(bytes(s)?.to_vec()).ok();
+        Some(match field {
+            wit::Field::Null => Field::Null,
+            wit::Field::Boolean(b) => Field::Boolean(*b),
+            wit::Field::Int(n) => Field::Int(*n),
+            wit::Field::Float(n) => Field::Float(*n),
+            wit::Field::Text(s) => Field::Text(string(s)?),
+            wit::Field::Bytes(s) => Field::Bytes(bytes(s)?.to_vec()),
+            wit::Field::Json(s) => Field::Json(string(s)?),
+        })
+    }
+
+    /// `field` for the host, its bytes appended to `text`.
+    fn to_wit(field: Field, text: &mut Vec<u8>) -> wit::Field {
+        let mut span = |bytes: &[u8]| {
+            let start = text.len();
+            text.extend_from_slice(bytes);
+            // The host refuses a span past its answer's text.
+            wit::Span {
+                start: u32::try_from(start).unwrap_or(u32::MAX),
+                len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            }
+        };
+        match field {
+            Field::Null => wit::Field::Null,
+            Field::Boolean(b) => wit::Field::Boolean(b),
+            Field::Int(n) => wit::Field::Int(n),
+            Field::Float(n) => wit::Field::Float(n),
+            Field::Text(s) => wit::Field::Text(span(s.as_bytes())),
+            Field::Bytes(b) => wit::Field::Bytes(span(&b)),
+            Field::Json(s) => wit::Field::Json(span(s.as_bytes())),
+        }
     }
 
     /// A value that is JSON text (a string or bytes) has no fields for the
@@ -487,14 +546,23 @@ pub mod rt {
         }
     }
 
-    fn changes(mut record: Record, reads: &Reads, topics: &[Rc<str>]) -> wit::Changes {
-        let mut fields = Vec::new();
+    /// Record `i` kept: its field edits, and its changes unless the fields
+    /// are all that can have changed.
+    fn keep(
+        mut record: Record,
+        i: usize,
+        batch: &wit::Batch,
+        topics: &[Rc<str>],
+        reads: &Reads,
+        answer: &mut wit::Answer,
+    ) -> wit::Outcome {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
         match record.parsed.take() {
             // Edits to JSON text go back as the text, in the form it came in.
             Some(mut parsed) if !record.set.is_empty() => {
-                for i in record.set.drain(..) {
-                    let path = reads.value_fields.get(i as usize);
-                    let value = record.fields.get_mut(i as usize).and_then(Option::take);
+                for f in record.set.drain(..) {
+                    let path = reads.value_fields.get(f as usize);
+                    let value = record.fields.get_mut(f as usize).and_then(Option::take);
                     if let (Some(path), Some(value)) = (path, value) {
                         set_json(&mut parsed, path, value.into_json());
                     }
@@ -502,16 +570,33 @@ pub mod rt {
                 record.value = record.value.replaced_with(&parsed);
             }
             _ => {
-                for i in record.set.drain(..) {
-                    let value = record.fields.get_mut(i as usize).and_then(Option::take);
-                    fields.push((i, value.unwrap_or(Field::Null)));
+                for f in record.set.drain(..) {
+                    let value = record.fields.get_mut(f as usize).and_then(Option::take);
+                    let value = to_wit(value.unwrap_or(Field::Null), &mut answer.text);
+                    answer.edits.push(wit::Edit {
+                        record: index,
+                        field: f,
+                        value,
+                    });
                 }
             }
         }
-        let same_topic = topics
-            .get(record.given_topic as usize)
+        let given = |column: &[i64]| column.get(i).copied().filter(|&t| t != i64::MIN);
+        let same_topic = batch
+            .topic
+            .get(i)
+            .and_then(|&t| topics.get(t as usize))
             .is_some_and(|given| Rc::ptr_eq(&record.topic, given) || record.topic == *given);
-        wit::Changes {
+        let edited_only = same_topic
+            && matches!(record.key, Data::Omitted)
+            && matches!(record.value, Data::Omitted)
+            && !reads.whole.contains(Parts::HEADERS)
+            && record.partition == batch.partition.get(i).copied().filter(|&p| p != i32::MIN)
+            && record.timestamp == given(&batch.timestamp);
+        if edited_only {
+            return wit::Outcome::Edited;
+        }
+        answer.changes.push(wit::Changes {
             topic: (!same_topic).then(|| record.topic.to_string()),
             partition: record.partition,
             timestamp: record.timestamp,
@@ -521,8 +606,8 @@ pub mod rt {
                 .whole
                 .contains(Parts::HEADERS)
                 .then_some(record.headers),
-            fields,
-        }
+        });
+        wit::Outcome::Keep
     }
 }
 

@@ -21,7 +21,7 @@ use sluice_api::{
     Value,
 };
 
-use crate::bindings::{self, Batch, Changes, Data, Field, Parts, Reads};
+use crate::bindings::{self, Batch, Changes, Data, Edit, Field, Parts, Reads, Span};
 
 /// What a guest reads, from its `init`.
 #[derive(Debug, Clone)]
@@ -85,6 +85,7 @@ impl<'a> BatchBuilder<'a> {
                 values: Vec::with_capacity(values),
                 headers: Vec::with_capacity(whole(Parts::HEADERS)),
                 fields: Vec::with_capacity(records * reading.fields()),
+                text: Vec::new(),
             },
             last_topic: None,
         }
@@ -107,13 +108,14 @@ impl<'a> BatchBuilder<'a> {
         } else {
             None
         };
-        let before = self.batch.fields.len();
+        let before = (self.batch.fields.len(), self.batch.text.len());
         for path in &reading.paths {
             let field = match at(&record.value, record.value_schema.as_deref(), path) {
-                Some((value, schema)) => match to_field(value, schema) {
+                Some((value, schema)) => match to_field(value, schema, &mut self.batch.text) {
                     Ok(f) => Some(f),
                     Err(e) => {
-                        self.batch.fields.truncate(before);
+                        self.batch.fields.truncate(before.0);
+                        self.batch.text.truncate(before.1);
                         return Err(e);
                     }
                 },
@@ -211,6 +213,7 @@ pub(crate) fn single(batch: &Batch, i: usize, reading: &Reading) -> Batch {
             .get(i * n..(i + 1) * n)
             .map(<[_]>::to_vec)
             .unwrap_or_default(),
+        text: batch.text.clone(),
     }
 }
 
@@ -261,7 +264,23 @@ fn map_values(schema: Option<&Schema>) -> Option<&Schema> {
     }
 }
 
-fn to_field(value: &Value, schema: Option<&Schema>) -> Result<Field, ConnectError> {
+/// `value` as a field, its bytes appended to `text`.
+fn to_field(
+    value: &Value,
+    schema: Option<&Schema>,
+    text: &mut Vec<u8>,
+) -> Result<Field, ConnectError> {
+    let mut span = |bytes: &[u8]| -> Result<Span, ConnectError> {
+        let start = text.len();
+        text.extend_from_slice(bytes);
+        let fits = |n: usize| u32::try_from(n).ok();
+        match (fits(start), fits(bytes.len()), fits(text.len())) {
+            (Some(start), Some(len), Some(_)) => Ok(Span { start, len }),
+            _ => Err(ConnectError::data(
+                "the batch's fields exceed 4 GiB of text; use smaller batches",
+            )),
+        }
+    };
     Ok(match value {
         Value::Null => Field::Null,
         Value::Boolean(b) => Field::Boolean(*b),
@@ -271,12 +290,26 @@ fn to_field(value: &Value, schema: Option<&Schema>) -> Result<Field, ConnectErro
         Value::Int64(n) => Field::Int(*n),
         Value::Float32(n) => Field::Float(f64::from(*n)),
         Value::Float64(n) => Field::Float(*n),
-        Value::String(s) => Field::Text(s.clone()),
-        Value::Bytes(b) => Field::Bytes(b.clone()),
+        Value::String(s) => Field::Text(span(s.as_bytes())?),
+        Value::Bytes(b) => Field::Bytes(span(b)?),
         Value::Array(_) | Value::Map(_) | Value::Struct(_) | Value::Decimal(_) => {
-            Field::Json(to_json(schema, value)?)
+            Field::Json(span(to_json(schema, value)?.as_bytes())?)
         }
     })
+}
+
+/// The bytes of `span` in `text`.
+fn slice(text: &[u8], span: Span) -> Result<&[u8], String> {
+    (span.start as usize)
+        .checked_add(span.len as usize)
+        .and_then(|end| text.get(span.start as usize..end))
+        .ok_or_else(|| "its bytes lie outside the answer's text".to_owned())
+}
+
+fn string(text: &[u8], span: Span) -> Result<String, String> {
+    std::str::from_utf8(slice(text, span)?)
+        .map(str::to_owned)
+        .map_err(|_| "its text is not UTF-8".to_owned())
 }
 
 /// Sets the field at `path` of a struct or map to `new`, which must fit the
@@ -286,6 +319,7 @@ fn set(
     schema: Option<&Schema>,
     path: &[String],
     new: Field,
+    text: &[u8],
 ) -> Result<(), String> {
     let Some((name, rest)) = path.split_first() else {
         return Err("an empty path".into());
@@ -322,9 +356,9 @@ fn set(
         _ => return Err(format!("'{name}' is not in a struct or map")),
     };
     if !rest.is_empty() {
-        return set(slot, schema, rest, new);
+        return set(slot, schema, rest, new, text);
     }
-    *slot = typed(new, schema).ok_or_else(|| match schema {
+    *slot = typed(new, schema, text)?.ok_or_else(|| match schema {
         Some(s) => format!(
             "the new value does not fit the field's schema ({}{})",
             if s.optional { "optional " } else { "" },
@@ -336,83 +370,111 @@ fn set(
 }
 
 /// `field` as a value of `schema` (none: schemaless), if it is one.
-fn typed(field: Field, schema: Option<&Schema>) -> Option<Value> {
-    let Some(schema) = schema else {
-        return Some(match field {
-            Field::Null => Value::Null,
-            Field::Boolean(b) => Value::Boolean(b),
-            Field::Int(n) => Value::Int64(n),
-            Field::Float(n) => Value::Float64(n),
-            Field::Text(s) => Value::String(s),
-            Field::Bytes(b) => Value::Bytes(b),
-            Field::Json(text) => schemaless(serde_json::from_str(&text).ok()?),
-        });
+fn typed(field: Field, schema: Option<&Schema>, text: &[u8]) -> Result<Option<Value>, String> {
+    let field = match field {
+        Field::Null => Plain::Null,
+        Field::Boolean(b) => Plain::Boolean(b),
+        Field::Int(n) => Plain::Int(n),
+        Field::Float(n) => Plain::Float(n),
+        Field::Text(s) => Plain::Text(string(text, s)?),
+        Field::Bytes(s) => Plain::Bytes(slice(text, s)?.to_vec()),
+        Field::Json(s) => {
+            let json = serde_json::from_slice::<Json>(slice(text, s)?).ok();
+            return Ok(json.and_then(|j| match schema {
+                Some(schema) => fit(schema, &j),
+                None => Some(schemaless(j)),
+            }));
+        }
     };
-    if let Field::Json(text) = field {
-        return fit(schema, &serde_json::from_str(&text).ok()?);
-    }
-    if matches!(field, Field::Null) {
+    let Some(schema) = schema else {
+        return Ok(Some(match field {
+            Plain::Null => Value::Null,
+            Plain::Boolean(b) => Value::Boolean(b),
+            Plain::Int(n) => Value::Int64(n),
+            Plain::Float(n) => Value::Float64(n),
+            Plain::Text(s) => Value::String(s),
+            Plain::Bytes(b) => Value::Bytes(b),
+        }));
+    };
+    Ok(fit_plain(field, schema))
+}
+
+fn fit_plain(field: Plain, schema: &Schema) -> Option<Value> {
+    if matches!(field, Plain::Null) {
         return schema.optional.then_some(Value::Null);
     }
-    if schema
-        .logical_type()
-        .is_some_and(|l| matches!(l, LogicalType::Decimal { .. }))
-    {
+    if let Some(LogicalType::Decimal { .. }) = schema.logical_type() {
         return None;
     }
     Some(match (field, &schema.schema_type) {
-        (Field::Boolean(b), SchemaType::Boolean) => Value::Boolean(b),
-        (Field::Int(n), SchemaType::Int8) => Value::Int8(n.try_into().ok()?),
-        (Field::Int(n), SchemaType::Int16) => Value::Int16(n.try_into().ok()?),
-        (Field::Int(n), SchemaType::Int32) => Value::Int32(n.try_into().ok()?),
-        (Field::Int(n), SchemaType::Int64) => Value::Int64(n),
-        (Field::Int(n), SchemaType::Float32) => Value::Float32(n as f32),
-        (Field::Int(n), SchemaType::Float64) => Value::Float64(n as f64),
-        (Field::Float(n), SchemaType::Float32) => Value::Float32(n as f32),
-        (Field::Float(n), SchemaType::Float64) => Value::Float64(n),
-        (Field::Text(s), SchemaType::String) => Value::String(s),
-        (Field::Bytes(b), SchemaType::Bytes) => Value::Bytes(b),
+        (Plain::Boolean(b), SchemaType::Boolean) => Value::Boolean(b),
+        (Plain::Int(n), SchemaType::Int8) => Value::Int8(n.try_into().ok()?),
+        (Plain::Int(n), SchemaType::Int16) => Value::Int16(n.try_into().ok()?),
+        (Plain::Int(n), SchemaType::Int32) => Value::Int32(n.try_into().ok()?),
+        (Plain::Int(n), SchemaType::Int64) => Value::Int64(n),
+        (Plain::Int(n), SchemaType::Float32) => Value::Float32(n as f32),
+        (Plain::Int(n), SchemaType::Float64) => Value::Float64(n as f64),
+        (Plain::Float(n), SchemaType::Float32) => Value::Float32(n as f32),
+        (Plain::Float(n), SchemaType::Float64) => Value::Float64(n),
+        (Plain::Text(s), SchemaType::String) => Value::String(s),
+        (Plain::Bytes(b), SchemaType::Bytes) => Value::Bytes(b),
         _ => return None,
     })
 }
 
-/// The record the guest kept: `original` with the guest's `changes`; `sent`
-/// is what the guest was given. An `omitted` key or value is unchanged, and
-/// so are the headers of a guest that does not read them.
+/// A field with its bytes out of the answer's text.
+enum Plain {
+    Null,
+    Boolean(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// The record the guest kept: `original` with the guest's `changes` (none:
+/// its edits alone) and `edits`; `sent` is what the guest was given. An
+/// `omitted` key or value is unchanged, and so are the headers of a guest that
+/// does not read them.
 pub(crate) fn from_guest(
     mut original: Record,
     sent: Sent<'_>,
-    changes: Changes,
+    changes: Option<Changes>,
+    edits: &[Edit],
+    text: &[u8],
     reading: &Reading,
 ) -> Result<Record, ConnectError> {
-    if let Some(topic) = changes.topic {
-        original.topic = Arc::from(topic);
-    }
-    original.partition = changes.partition;
-    original.timestamp = changes.timestamp;
-    if changes.key != Data::Omitted && Some(&changes.key) != sent.key {
-        let (schema, value) = from_data(original.key_schema.take(), changes.key, "key")?;
-        original.key_schema = schema;
-        original.key = value;
-    }
-    if changes.value != Data::Omitted && Some(&changes.value) != sent.value {
-        let (schema, value) = from_data(original.value_schema.take(), changes.value, "value")?;
-        original.value_schema = schema;
-        original.value = value;
-    }
-    if reading.whole.contains(Parts::HEADERS) {
-        if let Some(headers) = changes.headers.filter(|h| Some(h) != sent.headers) {
-            original.headers = headers
-                .into_iter()
-                .map(|h| Header {
-                    key: Cow::Owned(h.key),
-                    value: h.value,
-                })
-                .collect::<Headers>();
+    if let Some(changes) = changes {
+        if let Some(topic) = changes.topic {
+            original.topic = Arc::from(topic);
+        }
+        original.partition = changes.partition;
+        original.timestamp = changes.timestamp;
+        if changes.key != Data::Omitted && Some(&changes.key) != sent.key {
+            let (schema, value) = from_data(original.key_schema.take(), changes.key, "key")?;
+            original.key_schema = schema;
+            original.key = value;
+        }
+        if changes.value != Data::Omitted && Some(&changes.value) != sent.value {
+            let (schema, value) = from_data(original.value_schema.take(), changes.value, "value")?;
+            original.value_schema = schema;
+            original.value = value;
+        }
+        if reading.whole.contains(Parts::HEADERS) {
+            if let Some(headers) = changes.headers.filter(|h| Some(h) != sent.headers) {
+                original.headers = headers
+                    .into_iter()
+                    .map(|h| Header {
+                        key: Cow::Owned(h.key),
+                        value: h.value,
+                    })
+                    .collect::<Headers>();
+            }
         }
     }
-    for (i, field) in changes.fields {
-        let Some(path) = reading.paths.get(i as usize) else {
+    for edit in edits {
+        let i = edit.field as usize;
+        let Some(path) = reading.paths.get(i) else {
             return Err(ConnectError::data(format!(
                 "the guest set value field {i}, but declared {} value fields",
                 reading.fields()
@@ -422,12 +484,13 @@ pub(crate) fn from_guest(
             &mut original.value,
             original.value_schema.as_deref(),
             path,
-            field,
+            edit.value,
+            text,
         )
         .map_err(|why| {
             ConnectError::data(format!(
                 "the guest set value field '{}': {why}",
-                reading.names[i as usize]
+                reading.names[i]
             ))
         })?;
     }
@@ -590,7 +653,6 @@ mod tests {
             key: given(sent.key),
             value: given(sent.value),
             headers: sent.headers.cloned(),
-            fields: Vec::new(),
         }
     }
 
@@ -614,7 +676,10 @@ mod tests {
             )]
         );
         assert_eq!(batch.keys, [Data::Text("k".into())]);
-        assert_eq!(from_guest(r.clone(), sent, echo(sent), &all).unwrap(), r);
+        assert_eq!(
+            from_guest(r.clone(), sent, Some(echo(sent)), &[], &[], &all).unwrap(),
+            r
+        );
     }
 
     #[test]
@@ -638,7 +703,7 @@ mod tests {
             }]),
             ..echo(sent)
         };
-        let out = from_guest(r.clone(), sent, changes, &key_only).unwrap();
+        let out = from_guest(r.clone(), sent, Some(changes), &[], &[], &key_only).unwrap();
         assert_eq!(out.key, Value::String("k2".into()));
         assert_eq!((out.value, out.value_schema), (r.value, r.value_schema));
         assert_eq!(out.headers, r.headers);
@@ -656,7 +721,7 @@ mod tests {
             topic: Some("elsewhere".into()),
             ..echo(sent)
         };
-        let out = from_guest(r.clone(), sent, changes, &all).unwrap();
+        let out = from_guest(r.clone(), sent, Some(changes), &[], &[], &all).unwrap();
         assert_eq!(out.value_schema, r.value_schema);
         assert_eq!(
             out.value,
@@ -681,7 +746,7 @@ mod tests {
             value: Data::Json(r#"{"id":"seven","extra":[1,2.5]}"#.into()),
             ..echo(sent)
         };
-        let out = from_guest(r, sent, changes, &all).unwrap();
+        let out = from_guest(r, sent, Some(changes), &[], &[], &all).unwrap();
         assert_eq!(out.value_schema, None);
         assert_eq!(
             out.value,
@@ -705,8 +770,16 @@ mod tests {
             value: Data::Json("{not json".into()),
             ..echo(sent)
         };
-        let e = from_guest(r, sent, changes, &all).unwrap_err();
+        let e = from_guest(r, sent, Some(changes), &[], &[], &all).unwrap_err();
         assert!(e.message().contains("not JSON"), "{e}");
+    }
+
+    fn edit(field: u32, value: Field) -> Edit {
+        Edit {
+            record: 0,
+            field,
+            value,
+        }
     }
 
     #[test]
@@ -723,15 +796,14 @@ mod tests {
             batch.values,
             [Data::Omitted, Data::Text("a line".into()), Data::Omitted]
         );
-        let first = [
-            Some(Field::Text("a@example.com".into())),
-            Some(Field::Int(7)),
-            None,
-            Some(Field::Null),
-        ];
-        assert_eq!(batch.fields[..4], first);
+        let email = |start| Some(Field::Text(Span { start, len: 13 }));
+        let rest = [Some(Field::Int(7)), None, Some(Field::Null)];
+        assert_eq!(batch.fields[0], email(0));
+        assert_eq!(batch.fields[1..4], rest);
         assert_eq!(batch.fields[4..8], [None, None, None, None]);
-        assert_eq!(batch.fields[8..], first);
+        assert_eq!(batch.fields[8], email(13));
+        assert_eq!(batch.fields[9..], rest);
+        assert_eq!(batch.text, b"a@example.coma@example.com");
     }
 
     #[test]
@@ -740,11 +812,12 @@ mod tests {
         let fields = reading(Parts::empty(), &["email", "id"]);
         let batch = send(&[&r], &fields);
         let sent = Sent::of(&batch, 0);
-        let masked = Changes {
-            fields: vec![(0, Field::Text("****".into())), (1, Field::Int(0))],
-            ..echo(sent)
-        };
-        let out = from_guest(r.clone(), sent, masked, &fields).unwrap();
+        let text = b"****seven\xff";
+        let masked = [
+            edit(0, Field::Text(Span { start: 0, len: 4 })),
+            edit(1, Field::Int(0)),
+        ];
+        let out = from_guest(r.clone(), sent, None, &masked, text, &fields).unwrap();
         assert_eq!(out.value_schema, r.value_schema);
         assert_eq!(
             out.value,
@@ -754,23 +827,26 @@ mod tests {
                 Value::Null
             ])
         );
-        let wrong = Changes {
-            fields: vec![(1, Field::Text("seven".into()))],
-            ..echo(sent)
+        let refused = |edit: Edit| {
+            from_guest(r.clone(), sent, None, &[edit], text, &fields)
+                .unwrap_err()
+                .message()
+                .to_owned()
         };
-        let e = from_guest(r.clone(), sent, wrong, &fields).unwrap_err();
+        let e = refused(edit(1, Field::Text(Span { start: 4, len: 5 })));
         assert!(
-            e.message().contains(
-                "value field 'id': the new value does not fit the field's schema (int64)"
-            ),
+            e.contains("value field 'id': the new value does not fit the field's schema (int64)"),
             "{e}"
         );
-        let undeclared = Changes {
-            fields: vec![(2, Field::Null)],
-            ..echo(sent)
-        };
-        let e = from_guest(r, sent, undeclared, &fields).unwrap_err();
-        assert!(e.message().contains("declared 2 value fields"), "{e}");
+        let e = refused(edit(2, Field::Null));
+        assert!(e.contains("declared 2 value fields"), "{e}");
+        let e = refused(edit(0, Field::Text(Span { start: 9, len: 1 })));
+        assert!(
+            e.contains("value field 'email': its text is not UTF-8"),
+            "{e}"
+        );
+        let e = refused(edit(0, Field::Text(Span { start: 8, len: 9 })));
+        assert!(e.contains("outside the answer's text"), "{e}");
     }
 
     #[test]
@@ -788,13 +864,13 @@ mod tests {
         let batch = send(&[&r], &fields);
         assert_eq!(
             batch.fields,
-            [Some(Field::Text("a@example.com".into())), None]
+            [Some(Field::Text(Span { start: 0, len: 13 })), None]
         );
-        let changes = Changes {
-            fields: vec![(0, Field::Text("****".into())), (1, Field::Int(0))],
-            ..echo(Sent::of(&batch, 0))
-        };
-        let out = from_guest(r, Sent::of(&batch, 0), changes, &fields).unwrap();
+        let edits = [
+            edit(0, Field::Text(Span { start: 0, len: 4 })),
+            edit(1, Field::Int(0)),
+        ];
+        let out = from_guest(r, Sent::of(&batch, 0), None, &edits, b"****", &fields).unwrap();
         assert_eq!(
             out.value,
             Value::Map(vec![(

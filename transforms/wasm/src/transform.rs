@@ -4,7 +4,7 @@ use std::path::Path;
 
 use sluice_api::{ConnectError, Record, Transform};
 
-use crate::bindings::{Answer, Batch, Changes, Outcome};
+use crate::bindings::{Answer, Batch, Changes, Edit, Outcome};
 use crate::data::{from_guest, single, BatchBuilder, Reading, Sent};
 use crate::error::WasmError;
 use crate::guest::{CallError, Guest, Limits, Module};
@@ -88,7 +88,9 @@ impl WasmTransform {
         let Answer {
             outcomes,
             changes,
+            mut edits,
             errors,
+            text,
         } = answer;
         if outcomes.len() != records.len() {
             return records
@@ -96,20 +98,44 @@ impl WasmTransform {
                 .map(|_| Err(self.miscount(outcomes.len(), records.len())))
                 .collect();
         }
+        // Stable, and a no-op for a guest that answers in record order.
+        if !edits.is_sorted_by_key(|e| e.record) {
+            edits.sort_by_key(|e| e.record);
+        }
+        let mut edits = edits.as_slice();
         let mut changes = changes.into_iter();
         let mut errors = errors.into_iter();
         records
             .into_iter()
             .zip(outcomes)
             .enumerate()
-            .map(|(i, (record, outcome))| match outcome {
-                Outcome::Keep => self.keep(record, Sent::of(sent, i), changes.next()),
-                Outcome::Unchanged => Ok(Some(record)),
-                Outcome::Drop => Ok(None),
-                Outcome::Error => Err(self.error(format_args!(
-                    "the guest rejected the record: {}",
-                    errors.next().as_deref().unwrap_or("(no message)")
-                ))),
+            .map(|(i, (record, outcome))| {
+                let start = edits.partition_point(|e| (e.record as usize) < i);
+                let end = edits.partition_point(|e| (e.record as usize) <= i);
+                let mine = &edits[start..end];
+                edits = &edits[end..];
+                let kept = match outcome {
+                    Outcome::Keep => match changes.next() {
+                        Some(c) => Some(c),
+                        None => {
+                            return Err(
+                                self.error("the guest kept a record but gave no changes for it")
+                            )
+                        }
+                    },
+                    _ => None,
+                };
+                match outcome {
+                    Outcome::Keep | Outcome::Edited => {
+                        self.keep(record, Sent::of(sent, i), kept, mine, &text)
+                    }
+                    Outcome::Unchanged => Ok(Some(record)),
+                    Outcome::Drop => Ok(None),
+                    Outcome::Error => Err(self.error(format_args!(
+                        "the guest rejected the record: {}",
+                        errors.next().as_deref().unwrap_or("(no message)")
+                    ))),
+                }
             })
             .collect()
     }
@@ -119,11 +145,10 @@ impl WasmTransform {
         record: Record,
         sent: Sent<'_>,
         changes: Option<Changes>,
+        edits: &[Edit],
+        text: &[u8],
     ) -> Result<Option<Record>, ConnectError> {
-        let Some(changes) = changes else {
-            return Err(self.error("the guest kept a record but gave no changes for it"));
-        };
-        from_guest(record, sent, changes, &self.reading)
+        from_guest(record, sent, changes, edits, text, &self.reading)
             .map(Some)
             .map_err(|e| self.error(e.message()))
     }

@@ -122,8 +122,9 @@ pub struct Record {
     fields: Vec<Option<Field>>,
     /// Indices of the fields set, in order, each once.
     set: Vec<u32>,
-    /// A value given as JSON text, parsed, when fields are read.
-    parsed: Option<serde_json::Value>,
+    /// A value given as JSON text, parsed, when fields are read (boxed: most
+    /// records have none, and a record is moved about).
+    parsed: Option<Box<serde_json::Value>>,
 }
 
 impl Record {
@@ -529,7 +530,7 @@ pub mod rt {
             .iter()
             .map(|p| json::field(&parsed, p).map(Field::from_json))
             .collect();
-        record.parsed = Some(parsed);
+        record.parsed = Some(Box::new(parsed));
     }
 
     /// Sets (or adds) the field at `path` of an object.
@@ -564,7 +565,7 @@ pub mod rt {
                     let path = reads.value_fields.get(f as usize);
                     let value = record.fields.get_mut(f as usize).and_then(Option::take);
                     if let (Some(path), Some(value)) = (path, value) {
-                        set_json(&mut parsed, path, value.into_json());
+                        set_json(&mut *parsed, path, value.into_json());
                     }
                 }
                 record.value = record.value.replaced_with(&parsed);

@@ -184,24 +184,19 @@ impl Transform for WasmTransform {
     }
 
     fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Option<Record>, ConnectError>> {
-        let mut results: Vec<Option<Result<Option<Record>, ConnectError>>> =
-            Vec::with_capacity(records.len());
-        // A record the host cannot even encode fails alone; the rest go in.
         let mut builder = BatchBuilder::new(&self.reading, records.len());
         let mut pending = Vec::with_capacity(records.len());
-        let mut slots = Vec::with_capacity(records.len());
-        for record in records {
+        // A record the host cannot even encode fails alone, in its place; the
+        // rest go in.
+        let mut failed = Vec::new();
+        for (i, record) in records.into_iter().enumerate() {
             match builder.push(&record) {
-                Ok(()) => {
-                    slots.push(results.len());
-                    results.push(None);
-                    pending.push(record);
-                }
-                Err(e) => results.push(Some(Err(self.error(e.message())))),
+                Ok(()) => pending.push(record),
+                Err(e) => failed.push((i, self.error(e.message()))),
             }
         }
         let sent = builder.finish();
-        let outcomes = match self.call(&sent) {
+        let mut results = match self.call(&sent) {
             Ok(answer) => self.settle(pending, &sent, answer),
             Err(Failure::Call(CallError::Trap(_))) if sent.topic.len() > 1 => {
                 self.isolate(pending, &sent)
@@ -213,12 +208,10 @@ impl Transform for WasmTransform {
                 pending.iter().map(|_| Err(self.error(&why))).collect()
             }
         };
-        for (slot, outcome) in slots.into_iter().zip(outcomes) {
-            results[slot] = Some(outcome);
+        // In ascending order, so each lands where its record was.
+        for (i, e) in failed {
+            results.insert(i, Err(e));
         }
         results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(self.error("the record got no outcome"))))
-            .collect()
     }
 }

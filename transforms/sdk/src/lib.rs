@@ -482,7 +482,9 @@ pub mod rt {
     /// A field as the host gave it, its bytes out of the batch's text; none
     /// when a span is out of bounds (not from this host) or text is not UTF-8.
     fn field(field: &wit::Field, text: &[u8]) -> Option<Field> {
-        let bytes = |s: &wit::Span| text.get(s.start as usize..(s.start as usize).checked_add(s.len as usize)?);
+        let bytes = |s: &wit::Span| {
+            text.get(s.start as usize..(s.start as usize).checked_add(s.len as usize)?)
+        };
         let string = |s: &wit::Span| String::from_utf8(bytes(s)?.to_vec()).ok();
         Some(match field {
             wit::Field::Null => Field::Null,

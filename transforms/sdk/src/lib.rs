@@ -119,19 +119,24 @@ pub struct Record {
     pub value: Data,
     /// Empty when the headers are not read.
     pub headers: Vec<Header>,
-    fields: Vec<Option<Field>>,
-    /// Indices of the fields set, in order, each once.
-    set: Vec<u32>,
+    fields: Vec<Slot>,
     /// A value given as JSON text, parsed, when fields are read (boxed: most
     /// records have none, and a record is moved about).
     parsed: Option<Box<serde_json::Value>>,
+}
+
+/// A value field as given, and whether the transform set it.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    value: Option<Field>,
+    set: bool,
 }
 
 impl Record {
     /// The value field `i` of [`Reads::value_fields`]; none when the value has
     /// no such field or is neither structured nor JSON text.
     pub fn field(&self, i: usize) -> Option<&Field> {
-        self.fields.get(i).and_then(Option::as_ref)
+        self.fields.get(i).and_then(|s| s.value.as_ref())
     }
 
     /// Sets value field `i` of [`Reads::value_fields`]. On a structured value
@@ -140,13 +145,12 @@ impl Record {
     /// float one); a record where it does not fails with a message.
     pub fn set_field(&mut self, i: usize, value: Field) {
         if self.fields.len() <= i {
-            self.fields.resize(i + 1, None);
+            self.fields.resize(i + 1, Slot::default());
         }
-        self.fields[i] = Some(value);
-        let i = u32::try_from(i).unwrap_or(u32::MAX);
-        if !self.set.contains(&i) {
-            self.set.push(i);
-        }
+        self.fields[i] = Slot {
+            value: Some(value),
+            set: true,
+        };
     }
 
     /// The last value of header `key`, as Kafka Connect's `lastWithName`.
@@ -467,8 +471,11 @@ pub mod rt {
                     key: keys.next().unwrap_or(Data::Omitted),
                     value: values.next().unwrap_or(Data::Omitted),
                     headers: headers.next().unwrap_or_default(),
-                    fields: fields.by_ref().take(n).collect(),
-                    set: Vec::new(),
+                    fields: fields
+                        .by_ref()
+                        .take(n)
+                        .map(|value| Slot { value, set: false })
+                        .collect(),
                     parsed: None,
                 };
                 if n > 0 {
@@ -530,7 +537,10 @@ pub mod rt {
         };
         record.fields = paths
             .iter()
-            .map(|p| json::field(&parsed, p).map(Field::from_json))
+            .map(|p| Slot {
+                value: json::field(&parsed, p).map(Field::from_json),
+                set: false,
+            })
             .collect();
         record.parsed = Some(Box::new(parsed));
     }
@@ -560,27 +570,26 @@ pub mod rt {
         answer: &mut wit::Answer,
     ) -> wit::Outcome {
         let index = u32::try_from(i).unwrap_or(u32::MAX);
+        let set = record.fields.iter().any(|s| s.set);
         match record.parsed.take() {
             // Edits to JSON text go back as the text, in the form it came in.
-            Some(mut parsed) if !record.set.is_empty() => {
-                for f in record.set.drain(..) {
-                    let path = reads.value_fields.get(f as usize);
-                    let value = record.fields.get_mut(f as usize).and_then(Option::take);
-                    if let (Some(path), Some(value)) = (path, value) {
-                        set_json(&mut *parsed, path, value.into_json());
+            Some(mut parsed) if set => {
+                for (path, slot) in reads.value_fields.iter().zip(&mut record.fields) {
+                    if let Some(value) = slot.value.take().filter(|_| slot.set) {
+                        set_json(&mut parsed, path, value.into_json());
                     }
                 }
                 record.value = record.value.replaced_with(&parsed);
             }
             _ => {
-                for f in record.set.drain(..) {
-                    let value = record.fields.get_mut(f as usize).and_then(Option::take);
-                    let value = to_wit(value.unwrap_or(Field::Null), &mut answer.text);
-                    answer.edits.push(wit::Edit {
-                        record: index,
-                        field: f,
-                        value,
-                    });
+                for (f, slot) in record.fields.iter_mut().enumerate() {
+                    if let Some(value) = slot.value.take().filter(|_| slot.set) {
+                        answer.edits.push(wit::Edit {
+                            record: index,
+                            field: u32::try_from(f).unwrap_or(u32::MAX),
+                            value: to_wit(value, &mut answer.text),
+                        });
+                    }
                 }
             }
         }

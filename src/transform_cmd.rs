@@ -125,7 +125,7 @@ fn template(name: &str, type_name: &str) -> String {
 //! Every other `transforms.t.*` key (but `memory.max.bytes`, `timeout.ms`,
 //! `predicate`, `negate`) reaches `init`. The contract is wit/transform.wit.
 
-use sluice_transform::{{Config, Outcome, Reads, Record, Transform}};
+use sluice_transform::{{Config, Outcome, Parts, Reads, Record, Transform}};
 
 struct {type_name};
 
@@ -134,10 +134,13 @@ impl Transform for {type_name} {{
         Ok({type_name})
     }}
 
-    /// The parts of a record `apply` reads; the host does not encode or copy
-    /// the others (they arrive as `Data::Omitted`, or no headers).
+    /// What `apply` reads; the host does not encode or copy the rest. Parts
+    /// read whole arrive as `Data` (the others as `Data::Omitted`, or no
+    /// headers); `Reads::value_fields(&["user.email"])` instead sends just
+    /// those fields of a structured value, typed (`record.field(0)`), and
+    /// takes `record.set_field(0, ..)` back as an edit: the fast way.
     fn reads(&self) -> Reads {{
-        Reads::KEY | Reads::VALUE | Reads::HEADERS
+        Reads::from(Parts::KEY | Parts::VALUE | Parts::HEADERS)
     }}
 
     /// Keep the record (`Outcome::Unchanged`, or `Outcome::Keep` with a

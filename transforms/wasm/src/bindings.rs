@@ -6,4 +6,6 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use sluice::transform::types::{Data, Header, Level};
+pub use sluice::transform::types::{
+    Changes, Data, Edit, Field, Header, Level, Outcome, Parts, Span,
+};

@@ -52,7 +52,7 @@ fn config_def() -> ConfigDef {
             ConfigKey::new(MODULE, ConfigType::String)
                 .importance(Importance::High)
                 .validator(Validator::Custom(check_module))
-                .doc("Path of the WebAssembly component (a wasm32-wasip2 build of the sluice:transform@0.2.0 world)."),
+                .doc("Path of the WebAssembly component (a wasm32-wasip2 build of the sluice:transform@0.3.0 world)."),
         )
         .define(
             ConfigKey::new(MEMORY_MAX_BYTES, ConfigType::Long)

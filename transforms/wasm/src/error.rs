@@ -12,7 +12,7 @@ pub enum WasmError {
     },
     #[error("{path} is not a WebAssembly component: {why}")]
     NotAComponent { path: PathBuf, why: String },
-    #[error("{path} is not a component of the sluice:transform@0.2.0 world: {why}")]
+    #[error("{path} is not a component of the sluice:transform@0.3.0 world: {why}")]
     WrongWorld { path: PathBuf, why: String },
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),

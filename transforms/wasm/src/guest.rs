@@ -7,8 +7,9 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{ResourceLimiter, Store, Trap};
 
-use crate::bindings::{self, Level, Outcome, Reads, Record};
+use crate::bindings::{self, Answer, Batch, Level};
 use crate::cache;
+use crate::data::Reading;
 use crate::engine::{engine, ticks};
 use crate::error::WasmError;
 
@@ -32,8 +33,8 @@ pub(crate) struct Module {
 pub(crate) struct Guest {
     store: Store<State>,
     bindings: bindings::Transform,
-    /// The parts of a record the guest said it reads.
-    pub reads: Reads,
+    /// What the guest said it reads.
+    pub reading: Reading,
 }
 
 /// Why a call into a guest failed; the instance is unusable afterwards.
@@ -172,11 +173,14 @@ impl Module {
         let mut guest = Guest {
             store,
             bindings,
-            reads: Reads::all(),
+            reading: Reading::new(bindings::Reads {
+                whole: bindings::Parts::all(),
+                value_fields: Vec::new(),
+            }),
         };
         match guest.bindings.call_init(&mut guest.store, &self.config) {
             Ok(Ok(reads)) => {
-                guest.reads = reads;
+                guest.reading = Reading::new(reads);
                 Ok(guest)
             }
             Ok(Err(why)) => Err(init_failed(why)),
@@ -189,11 +193,11 @@ impl Module {
 
 impl Guest {
     /// One `apply` call, within the time limit.
-    pub fn apply(&mut self, records: &[Record], limits: Limits) -> Result<Vec<Outcome>, CallError> {
+    pub fn apply(&mut self, batch: &Batch, limits: Limits) -> Result<Answer, CallError> {
         self.store.set_epoch_deadline(ticks(limits.timeout));
         self.store.data_mut().last_error = None;
         self.bindings
-            .call_apply(&mut self.store, records)
+            .call_apply(&mut self.store, batch)
             .map_err(|e| classify(&self.store, e, limits))
     }
 }

@@ -1,5 +1,5 @@
 //! `sluice-wasm`: single-message transforms written as WebAssembly components of
-//! the `sluice:transform@0.2.0` world (`transforms/wit`), run in wasmtime.
+//! the `sluice:transform@0.3.0` world (`transforms/wit`), run in wasmtime.
 //!
 //! A module is compiled once per content hash (and the compiled artifact cached
 //! on disk); each task gets its own instance, with a memory limit and a time

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use sluice_api::{ConnectError, Record, Transform};
 
-use crate::bindings::{self, Outcome, Reads};
-use crate::data::{from_guest, to_guest};
+use crate::bindings::{Answer, Batch, Changes, Edit, Outcome};
+use crate::data::{from_guest, single, BatchBuilder, Reading, Sent};
 use crate::error::WasmError;
 use crate::guest::{CallError, Guest, Limits, Module};
 
@@ -17,7 +17,7 @@ pub struct WasmTransform {
     guest: Option<Guest>,
     /// What the guest reads of a record (the same for every instance: one
     /// module, one config).
-    reads: Reads,
+    reading: Reading,
 }
 
 impl WasmTransform {
@@ -33,17 +33,17 @@ impl WasmTransform {
         Ok(Self {
             module,
             limits,
-            reads: guest.reads,
+            reading: guest.reading.clone(),
             guest: Some(guest),
         })
     }
 
-    fn call(&mut self, records: &[bindings::Record]) -> Result<Vec<Outcome>, Failure> {
+    fn call(&mut self, batch: &Batch) -> Result<Answer, Failure> {
         let mut guest = match self.guest.take() {
             Some(g) => g,
             None => self.module.start().map_err(Failure::Start)?,
         };
-        let outcomes = guest.apply(records, self.limits).map_err(Failure::Call)?;
+        let outcomes = guest.apply(batch, self.limits).map_err(Failure::Call)?;
         self.guest = Some(guest);
         Ok(outcomes)
     }
@@ -60,37 +60,97 @@ impl WasmTransform {
     fn isolate(
         &mut self,
         records: Vec<Record>,
-        sent: Vec<bindings::Record>,
+        sent: &Batch,
     ) -> Vec<Result<Option<Record>, ConnectError>> {
         records
             .into_iter()
-            .zip(sent)
-            .map(
-                |(record, sent)| match self.call(std::slice::from_ref(&sent)) {
-                    Ok(outcomes) => match <[Outcome; 1]>::try_from(outcomes) {
-                        Ok([outcome]) => self.settle(record, &sent, outcome),
-                        Err(outcomes) => Err(self.miscount(outcomes.len(), 1)),
-                    },
+            .enumerate()
+            .map(|(i, record)| {
+                let alone = single(sent, i, &self.reading);
+                match self.call(&alone) {
+                    Ok(answer) => self
+                        .settle(vec![record], &alone, answer)
+                        .pop()
+                        .unwrap_or_else(|| Err(self.miscount(0, 1))),
                     Err(f) => Err(self.error(f)),
-                },
-            )
+                }
+            })
             .collect()
     }
 
+    /// The records as the guest's answer has them.
     fn settle(
         &self,
-        record: Record,
-        sent: &bindings::Record,
-        outcome: Outcome,
-    ) -> Result<Option<Record>, ConnectError> {
-        match outcome {
-            Outcome::Keep(kept) => from_guest(record, sent, kept, self.reads).map(Some),
-            Outcome::Unchanged => Ok(Some(record)),
-            Outcome::Drop => Ok(None),
-            Outcome::Error(why) => {
-                Err(self.error(format_args!("the guest rejected the record: {why}")))
-            }
+        records: Vec<Record>,
+        sent: &Batch,
+        answer: Answer,
+    ) -> Vec<Result<Option<Record>, ConnectError>> {
+        let Answer {
+            outcomes,
+            changes,
+            mut edits,
+            errors,
+            text,
+        } = answer;
+        if outcomes.len() != records.len() {
+            return records
+                .iter()
+                .map(|_| Err(self.miscount(outcomes.len(), records.len())))
+                .collect();
         }
+        // Stable, and a no-op for a guest that answers in record order.
+        if !edits.is_sorted_by_key(|e| e.record) {
+            edits.sort_by_key(|e| e.record);
+        }
+        let mut edits = edits.as_slice();
+        let mut changes = changes.into_iter();
+        let mut errors = errors.into_iter();
+        records
+            .into_iter()
+            .zip(outcomes)
+            .enumerate()
+            .map(|(i, (record, outcome))| {
+                let start = edits.partition_point(|e| (e.record as usize) < i);
+                let end = edits.partition_point(|e| (e.record as usize) <= i);
+                let mine = &edits[start..end];
+                edits = &edits[end..];
+                let kept = match outcome {
+                    Outcome::Keep => match changes.next() {
+                        Some(c) => Some(c),
+                        None => {
+                            return Err(
+                                self.error("the guest kept a record but gave no changes for it")
+                            )
+                        }
+                    },
+                    _ => None,
+                };
+                match outcome {
+                    Outcome::Keep | Outcome::Edited => {
+                        self.keep(record, Sent::of(sent, i), kept, mine, &text)
+                    }
+                    Outcome::Unchanged => Ok(Some(record)),
+                    Outcome::Drop => Ok(None),
+                    Outcome::Error => Err(self.error(format_args!(
+                        "the guest rejected the record: {}",
+                        errors.next().as_deref().unwrap_or("(no message)")
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    fn keep(
+        &self,
+        record: Record,
+        sent: Sent<'_>,
+        changes: Option<Changes>,
+        edits: &[Edit],
+        text: &[u8],
+    ) -> Result<Option<Record>, ConnectError> {
+        from_guest(record, sent, changes, edits, text, &self.reading)
+            .map(Some)
+            .map_err(|e| self.error(e.message()))
     }
 
     fn miscount(&self, got: usize, expected: usize) -> ConnectError {
@@ -124,48 +184,34 @@ impl Transform for WasmTransform {
     }
 
     fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Option<Record>, ConnectError>> {
-        let mut results: Vec<Option<Result<Option<Record>, ConnectError>>> =
-            Vec::with_capacity(records.len());
-        // A record the host cannot even encode fails alone; the rest go in.
+        let mut builder = BatchBuilder::new(&self.reading, records.len());
         let mut pending = Vec::with_capacity(records.len());
-        let mut sent = Vec::with_capacity(records.len());
-        let mut slots = Vec::with_capacity(records.len());
-        for record in records {
-            match to_guest(&record, self.reads) {
-                Ok(s) => {
-                    slots.push(results.len());
-                    results.push(None);
-                    sent.push(s);
-                    pending.push(record);
-                }
-                Err(e) => results.push(Some(Err(e))),
+        // A record the host cannot even encode fails alone, in its place; the
+        // rest go in.
+        let mut failed = Vec::new();
+        for (i, record) in records.into_iter().enumerate() {
+            match builder.push(&record) {
+                Ok(()) => pending.push(record),
+                Err(e) => failed.push((i, self.error(e.message()))),
             }
         }
-        let outcomes = match self.call(&sent) {
-            Ok(outcomes) if outcomes.len() == sent.len() => pending
-                .into_iter()
-                .zip(&sent)
-                .zip(outcomes)
-                .map(|((record, sent), outcome)| self.settle(record, sent, outcome))
-                .collect(),
-            Ok(outcomes) => sent
-                .iter()
-                .map(|_| Err(self.miscount(outcomes.len(), sent.len())))
-                .collect(),
-            Err(Failure::Call(CallError::Trap(_))) if sent.len() > 1 => self.isolate(pending, sent),
+        let sent = builder.finish();
+        let mut results = match self.call(&sent) {
+            Ok(answer) => self.settle(pending, &sent, answer),
+            Err(Failure::Call(CallError::Trap(_))) if sent.topic.len() > 1 => {
+                self.isolate(pending, &sent)
+            }
             // A timeout or exhausted memory fails the whole batch: retrying
             // each record alone would multiply the limit by the batch size.
             Err(f) => {
                 let why = f.to_string();
-                sent.iter().map(|_| Err(self.error(&why))).collect()
+                pending.iter().map(|_| Err(self.error(&why))).collect()
             }
         };
-        for (slot, outcome) in slots.into_iter().zip(outcomes) {
-            results[slot] = Some(outcome);
+        // In ascending order, so each lands where its record was.
+        for (i, e) in failed {
+            results.insert(i, Err(e));
         }
         results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(self.error("the record got no outcome"))))
-            .collect()
     }
 }

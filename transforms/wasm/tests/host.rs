@@ -275,7 +275,7 @@ fn a_missing_module_or_one_that_is_not_a_component_of_the_world_is_refused() {
         .unwrap()
         .to_string();
     assert!(
-        e.contains("is not a component of the sluice:transform@0.2.0 world"),
+        e.contains("is not a component of the sluice:transform@0.3.0 world"),
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

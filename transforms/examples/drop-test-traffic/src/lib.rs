@@ -5,7 +5,7 @@
 //! Keys: `field` and `values` (comma-separated), `header`; at least one of
 //! `field` or `header` is required.
 
-use sluice_transform::{json, list, Config, Outcome, Reads, Record, Transform};
+use sluice_transform::{list, Config, Outcome, Parts, Reads, Record, Transform};
 
 struct DropTestTraffic {
     field: Option<String>,
@@ -28,12 +28,9 @@ impl Transform for DropTestTraffic {
     }
 
     fn reads(&self) -> Reads {
-        let mut reads = Reads::empty();
-        if self.field.is_some() {
-            reads |= Reads::VALUE;
-        }
+        let mut reads = Reads::value_fields(self.field.as_slice());
         if self.header.is_some() {
-            reads |= Reads::HEADERS;
+            reads.whole |= Parts::HEADERS;
         }
         reads
     }
@@ -44,9 +41,7 @@ impl Transform for DropTestTraffic {
             .as_deref()
             .is_some_and(|h| record.headers.iter().any(|x| x.key == h));
         let matches = || {
-            let path = self.field.as_deref()?;
-            let value = record.value.to_json()?;
-            let text = json::field(&value, path).and_then(json::text)?;
+            let text = record.field(0)?.to_text()?;
             Some(self.values.contains(&text))
         };
         if flagged || matches().unwrap_or(false) {

@@ -1,12 +1,14 @@
-//! Masks configured fields of JSON record values, as Kafka Connect's MaskField
-//! does for structs: strings become `replacement`, numbers 0, booleans false.
+//! Masks configured value fields, as Kafka Connect's MaskField does: strings
+//! become `replacement`, numbers 0, booleans false; other fields (structs,
+//! arrays, bytes, nulls) stay.
 //!
 //! Keys: `fields` (comma-separated dotted paths, required), `replacement`
-//! (default `****`). A value that is not a JSON object passes unchanged; one
-//! that came as JSON text (a string or bytes) goes back in that form.
+//! (default `****`). It reads only those fields: of a structured value the host
+//! sends them alone, typed, and takes the masked ones back as edits (the
+//! record keeps its schema); a value that is JSON text (a string or bytes) is
+//! masked in the text. A value with none of the fields passes unchanged.
 
-use serde_json::Value;
-use sluice_transform::{json, list, Config, Outcome, Reads, Record, Transform};
+use sluice_transform::{list, Config, Field, Outcome, Reads, Record, Transform};
 
 struct MaskPii {
     fields: Vec<String>,
@@ -30,25 +32,27 @@ impl Transform for MaskPii {
     }
 
     fn reads(&self) -> Reads {
-        Reads::VALUE
+        Reads::value_fields(&self.fields)
     }
 
     fn apply(&mut self, mut record: Record) -> Outcome {
-        let Some(mut value) = record.value.to_json().filter(Value::is_object) else {
-            return Outcome::Unchanged;
-        };
-        for path in &self.fields {
-            if let Some(field) = json::field_mut(&mut value, path) {
-                match field {
-                    Value::String(_) => *field = Value::String(self.replacement.clone()),
-                    Value::Number(_) => *field = Value::from(0),
-                    Value::Bool(_) => *field = Value::Bool(false),
-                    _ => {}
-                }
-            }
+        let mut masked_any = false;
+        for i in 0..self.fields.len() {
+            let masked = match record.field(i) {
+                Some(Field::Text(_)) => Field::Text(self.replacement.clone()),
+                Some(Field::Int(_)) => Field::Int(0),
+                Some(Field::Float(_)) => Field::Float(0.0),
+                Some(Field::Boolean(_)) => Field::Boolean(false),
+                _ => continue,
+            };
+            record.set_field(i, masked);
+            masked_any = true;
         }
-        record.value = record.value.replaced_with(&value);
-        Outcome::Keep(record)
+        if masked_any {
+            Outcome::Keep(record)
+        } else {
+            Outcome::Unchanged
+        }
     }
 }
 

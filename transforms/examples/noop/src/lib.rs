@@ -11,7 +11,7 @@ impl Transform for Noop {
     }
 
     fn reads(&self) -> Reads {
-        Reads::empty()
+        Reads::nothing()
     }
 
     fn apply(&mut self, _record: Record) -> Outcome {

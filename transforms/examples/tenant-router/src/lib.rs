@@ -10,12 +10,15 @@
 
 use std::collections::BTreeSet;
 
-use sluice_transform::{json, list, Config, Data, Outcome, Reads, Record, Transform};
+use sluice_transform::{list, Config, Data, Outcome, Reads, Record, Transform};
+
+const TENANT: usize = 0;
+const API_KEY: usize = 1;
 
 struct TenantRouter {
     hot: BTreeSet<String>,
-    tenant_field: String,
-    api_key_field: String,
+    /// The tenant field's path, then the API key's ([`TENANT`], [`API_KEY`]).
+    fields: [String; 2],
 }
 
 impl Transform for TenantRouter {
@@ -28,24 +31,24 @@ impl Transform for TenantRouter {
         };
         Ok(TenantRouter {
             hot: list(config, "hot.tenants").into_iter().collect(),
-            tenant_field: field("tenant.field", "tenant_id"),
-            api_key_field: field("api.key.field", "api_key_id"),
+            fields: [
+                field("tenant.field", "tenant_id"),
+                field("api.key.field", "api_key_id"),
+            ],
         })
     }
 
-    // The key comes from the value; the old key and the headers do not matter.
+    // The key comes from two value fields; the old key and the headers do not
+    // matter.
     fn reads(&self) -> Reads {
-        Reads::VALUE
+        Reads::value_fields(&self.fields)
     }
 
     fn apply(&mut self, mut record: Record) -> Outcome {
-        let Some(value) = record.value.to_json() else {
-            return Outcome::Error("the value is not JSON".into());
+        let Some(tenant) = record.field(TENANT).and_then(|f| f.to_text()) else {
+            return Outcome::Error(format!("the value has no '{}'", self.fields[TENANT]));
         };
-        let Some(tenant) = json::field(&value, &self.tenant_field).and_then(json::text) else {
-            return Outcome::Error(format!("the value has no '{}'", self.tenant_field));
-        };
-        let api_key = json::field(&value, &self.api_key_field).and_then(json::text);
+        let api_key = record.field(API_KEY).and_then(|f| f.to_text());
         let key = match api_key {
             Some(api_key) if self.hot.contains(&tenant) => format!("{tenant}:{api_key}"),
             _ => tenant,

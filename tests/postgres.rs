@@ -427,6 +427,66 @@ fn a_kill_mid_stream_loses_and_doubles_nothing() {
     assert_eq!(records.len() as i64, expected, "exactly once");
 }
 
+/// A transaction's records go on to Kafka before its Commit has been read
+/// (all but the last), so one large transaction is never held whole in
+/// memory. Offsets stored from the middle of it must then resume exactly: a
+/// kill while it is being delivered leaves every row once.
+#[test]
+fn a_large_transaction_killed_midway_leaves_every_row_once() {
+    const ROWS: i64 = 40_000;
+    let db = Db::new("cdc_bigtxn");
+    let s = &db.schema;
+    psql(&format!(
+        "CREATE TABLE {s}.t (id int PRIMARY KEY, v text);
+         INSERT INTO {s}.t SELECT g, 'snap' FROM generate_series(1, 10) g;"
+    ));
+    let scratch = Scratch::new("cdc-bigtxn");
+    let worker = scratch.write_json("worker.json", &worker_config(&scratch));
+    let offsets = scratch.path("offsets.json");
+    let mut config = db.connector(&unique("pg"));
+    // Small batches: many offset stores within the one transaction.
+    config["config"]["max.batch.size"] = json!(500);
+    let c = scratch.write_json("pg.json", &config);
+    let topic = db.topic("t");
+    let mut w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    wait_for("the snapshot", Duration::from_secs(90), || {
+        topic_count(&topic) >= 10
+    });
+    psql(&format!(
+        "INSERT INTO {s}.t SELECT g, 'big' FROM generate_series(11, {}) g",
+        ROWS + 10
+    ));
+    wait_for("part of the transaction", Duration::from_secs(90), || {
+        topic_count(&topic) >= 5_000
+    });
+    kill_right_after_an_offset_store(&mut w, &offsets);
+    let at_kill = topic_count(&topic);
+    assert!(
+        at_kill < ROWS + 10,
+        "the kill came after the whole transaction"
+    );
+    w = WorkerProcess::start(&scratch, &worker, std::slice::from_ref(&c));
+    wait_for("every row", Duration::from_secs(120), || {
+        topic_count(&topic) >= ROWS + 10
+    });
+    w.stop_cleanly();
+    let seen = counts(&topic);
+    let expected: BTreeMap<(i64, String), usize> = (1..=ROWS + 10)
+        .map(|id| ((id, if id <= 10 { "r" } else { "c" }.to_owned()), 1))
+        .collect();
+    let wrong: Vec<_> = seen
+        .iter()
+        .filter(|(k, n)| expected.get(k) != Some(n))
+        .take(5)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "killed at {at_kill}: doubled or unexpected {wrong:?}"
+    );
+    assert_eq!(seen.len(), expected.len(), "a row is missing");
+    assert_eq!(topic_count(&topic), ROWS + 10, "exactly once");
+}
+
 /// Each table's events: how often each id appears, per op.
 fn counts(topic: &str) -> BTreeMap<(i64, String), usize> {
     let mut seen = BTreeMap::new();

@@ -1,6 +1,10 @@
-//! Turning pgoutput messages into Debezium's change events: a transaction's
-//! records are held until its Commit, then numbered and given their
-//! positions and offsets (`positions.rs`) and queued for `poll`.
+//! Turning pgoutput messages into Debezium's change events, numbered and
+//! given their positions and offsets (`positions.rs`) and queued for `poll`.
+//! A transaction's records are handed on as they come, all but its last,
+//! which waits for the Commit: only the last may let PostgreSQL forget the
+//! transaction, and only the Commit says which is last. So a transaction of a
+//! million rows is never held whole (with incremental snapshots it is: see
+//! [`Session::release_open`]).
 //!
 //! **Never twice.** The slot may lag behind the stored offset (PostgreSQL hears
 //! of a stored offset a moment after it is written), and the runtime's resume
@@ -12,7 +16,7 @@
 use std::sync::Arc;
 
 use pg_walstream::{ColumnValue, EventType, RelationColumn, ReplicaIdentity, RowData};
-use sluice_api::{ConnectError, Value};
+use sluice_api::{ConnectError, Record, Value};
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
@@ -116,6 +120,7 @@ impl Session {
             }
             _ => {}
         }
+        self.release_open();
         Ok(())
     }
 
@@ -143,6 +148,8 @@ impl Session {
             replayed: final_lsn <= self.handled_through,
             emitted_to,
             records: Vec::new(),
+            released: 0,
+            final_lsn,
         });
     }
 
@@ -369,33 +376,76 @@ impl Session {
         }
     }
 
-    /// The open transaction committed: its records not emitted before get
-    /// their positions and offsets and are queued for `poll`.
+    /// The open transaction committed: its records still held get their
+    /// positions and offsets (the last one the Commit's end LSN) and are
+    /// queued for `poll`.
     fn commit_txn(&mut self, commit_lsn: u64, end_lsn: u64) {
-        let Some(txn) = self.txn.take() else {
+        let Some(mut txn) = self.txn.take() else {
             return;
         };
         self.handled_through = self.handled_through.max(commit_lsn);
+        let records = std::mem::take(&mut txn.records);
+        let total = txn.released + records.len();
+        self.queue(&txn, records, commit_lsn, total, end_lsn);
+        if total > 0 {
+            self.last_end = self.last_end.max(end_lsn);
+        }
+    }
+
+    /// Hands the open transaction's records but the last on to `poll`, so a
+    /// large transaction is not held whole. Called between messages, never
+    /// within one: a key change adds headers to the records it has just
+    /// pushed. Not with incremental snapshots: a signal later in the
+    /// transaction changes the progress that every offset of it carries, and
+    /// a restart from an offset before the signal would skip the signal.
+    pub(crate) fn release_open(&mut self) {
+        if self.config.signal.is_some() {
+            return;
+        }
+        let Some(mut txn) = self.txn.take() else {
+            return;
+        };
+        if txn.records.len() > 1 {
+            let mut records = std::mem::take(&mut txn.records);
+            txn.records.extend(records.pop());
+            let total = txn.released + records.len() + 1;
+            // None of them is the last: `end_lsn` goes unused.
+            self.queue(&txn, records, txn.final_lsn, total, self.last_end);
+            txn.released = total - 1;
+        }
+        self.txn = Some(txn);
+    }
+
+    /// Queues `records` of `txn` (indices from `txn.released` on, of `total`
+    /// so far) with their positions and offsets, skipping those emitted before.
+    fn queue(
+        &mut self,
+        txn: &Txn,
+        records: Vec<Record>,
+        commit_lsn: u64,
+        total: usize,
+        end_lsn: u64,
+    ) {
         let committed = Committed {
             xid: txn.xid,
             commit_lsn,
             end_lsn,
-            records: txn.records.len(),
+            records: total,
             emitted_to: txn.emitted_to,
         };
         let progress = self.incremental.progress();
+        let from = txn.released;
+        let indices = from..from + records.len();
         let mut offsets =
-            positions::streamed_offsets(committed, self.last_end, progress.as_ref()).peekable();
-        for (i, mut record) in txn.records.into_iter().enumerate() {
-            let Some((_, position, offset)) = offsets.next_if(|(j, _, _)| *j == i) else {
+            positions::streamed_offsets(committed, indices, self.last_end, progress.as_ref())
+                .peekable();
+        for (i, mut record) in records.into_iter().enumerate() {
+            let Some((_, position, offset)) = offsets.next_if(|(j, _, _)| *j == from + i) else {
                 continue;
             };
             self.attach(&mut record, position, offset);
             self.emitted = position;
             self.ready.push_back(record);
-        }
-        if committed.records > 0 {
-            self.last_end = self.last_end.max(end_lsn);
         }
     }
 }

@@ -79,28 +79,31 @@ pub fn emitted_to(commit_lsn: u64, emitted: Position) -> u64 {
     }
 }
 
-/// A committed transaction, as its Commit message and Begin describe it.
+/// A transaction, as its Begin and (once it has come) its Commit describe it.
 #[derive(Clone, Copy, Debug)]
 pub struct Committed {
     pub xid: u32,
     pub commit_lsn: u64,
     pub end_lsn: u64,
-    /// How many records it holds.
+    /// How many records it holds (so far, until its Commit).
     pub records: usize,
     /// How many of them were emitted before (see [`emitted_to`]).
     pub emitted_to: u64,
 }
 
-/// The position and offset of each of a committed transaction's records still
-/// to emit, by index in the transaction (from 0). `previous_end` is the end
-/// LSN of the last transaction wholly emitted; `progress`, an incremental
-/// snapshot's, rides along in every offset.
+/// The position and offset of each of a transaction's records in `indices`
+/// still to emit, by index in the transaction (from 0). `txn.records` is how
+/// many it holds so far: a large transaction's records are handed on before
+/// its Commit arrives, all but the last, which alone carries `end_lsn`.
+/// `previous_end` is the end LSN of the last transaction wholly emitted;
+/// `progress`, an incremental snapshot's, rides along in every offset.
 pub fn streamed_offsets(
     txn: Committed,
+    indices: std::ops::Range<usize>,
     previous_end: u64,
     progress: Option<&serde_json::Value>,
 ) -> impl Iterator<Item = (usize, Position, SourceOffset)> + '_ {
-    (0..txn.records).filter_map(move |i| {
+    indices.filter_map(move |i| {
         let seq = i as u64 + 1;
         // Emitted before this stream began (stored, or sent before a
         // reconnect): the runtime's resume scan may not see it.
@@ -168,7 +171,7 @@ mod tests {
 
     #[test]
     fn only_a_transactions_last_record_lets_postgres_forget_it() {
-        let out: Vec<_> = streamed_offsets(txn(3, 0), 400, None).collect();
+        let out: Vec<_> = streamed_offsets(txn(3, 0), 0..3, 400, None).collect();
         assert_eq!(out.len(), 3);
         let flushed: Vec<u64> = out.iter().map(|(_, _, o)| flushed(o)).collect();
         assert_eq!(flushed, [400, 400, 560]);
@@ -187,17 +190,30 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_handed_on_in_parts_gets_the_offsets_it_would_get_whole() {
+        let whole: Vec<_> = streamed_offsets(txn(5, 0), 0..5, 400, None).collect();
+        // Before the Commit only 3 records had come: the first 2 go on, and
+        // none of them may let PostgreSQL forget the transaction.
+        let mut parts: Vec<_> = streamed_offsets(txn(3, 0), 0..2, 400, None).collect();
+        parts.extend(streamed_offsets(txn(5, 0), 2..5, 400, None));
+        assert_eq!(parts, whole);
+    }
+
+    #[test]
     fn records_emitted_before_are_not_emitted_again() {
-        let out: Vec<_> = streamed_offsets(txn(4, 2), 400, None).collect();
+        let out: Vec<_> = streamed_offsets(txn(4, 2), 0..4, 400, None).collect();
         let indexes: Vec<usize> = out.iter().map(|(i, _, _)| *i).collect();
         assert_eq!(indexes, [2, 3]);
-        assert_eq!(streamed_offsets(txn(4, u64::MAX), 400, None).count(), 0);
+        assert_eq!(
+            streamed_offsets(txn(4, u64::MAX), 0..4, 400, None).count(),
+            0
+        );
     }
 
     #[test]
     fn incremental_progress_rides_in_every_offset() {
         let progress = json!({"table": "public.t"});
-        let out: Vec<_> = streamed_offsets(txn(2, 0), 0, Some(&progress)).collect();
+        let out: Vec<_> = streamed_offsets(txn(2, 0), 0..2, 0, Some(&progress)).collect();
         assert!(out.iter().all(|(_, _, o)| o[INCREMENTAL_KEY] == progress));
         let (_, hb) = heartbeat(9, Some(progress.clone()));
         assert_eq!(hb[INCREMENTAL_KEY], progress);
@@ -214,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_stored_record_offset_resumes_after_its_own_position() {
-        let (_, _, stored) = streamed_offsets(txn(3, 0), 400, None)
+        let (_, _, stored) = streamed_offsets(txn(3, 0), 0..3, 400, None)
             .nth(1)
             .expect("a second record");
         assert_eq!(handled_through(&stored), 500);

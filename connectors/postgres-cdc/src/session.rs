@@ -85,6 +85,8 @@ pub enum Replication {
 /// A transaction being received: its records wait for its Commit.
 pub struct Txn {
     pub xid: u32,
+    /// Its commit's LSN, which Begin announces.
+    pub final_lsn: u64,
     pub commit_ms: i64,
     /// When its Begin arrived: the events' `ts_ms`, read once per transaction
     /// rather than once per row (the clock showed in profiles).
@@ -95,7 +97,11 @@ pub struct Txn {
     /// from behind the last emitted position); `u64::MAX`: all of them, so its
     /// changes are not even decoded.
     pub emitted_to: u64,
+    /// Its records not yet handed on to `poll`.
     pub records: Vec<Record>,
+    /// How many of its records were handed on before its Commit: the index
+    /// in the transaction of `records[0]`.
+    pub released: usize,
 }
 
 impl Session {

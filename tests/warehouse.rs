@@ -19,68 +19,25 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::*;
 
-/// A warehouse schema of the test's own, dropped at the end.
-struct Wh {
-    schema: String,
-}
-
-impl Wh {
-    fn new(tag: &str) -> Self {
-        let schema = unique(tag).to_lowercase().replace(['-', '.'], "_");
-        psql(&format!("CREATE SCHEMA {schema}"));
-        Self { schema }
-    }
-
-    /// A sink connector config writing `topic` into `<schema>.<table>`.
-    fn sink(&self, name: &str, topic: &str, table: &str, extra: Value) -> Value {
-        let mut config = json!({
+/// A sink connector config writing `topic` into `<schema>.<table>`.
+fn sink(wh: &PgSchema, name: &str, topic: &str, table: &str, extra: Value) -> Value {
+    let config = with_keys(
+        json!({
             "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
             "topics": topic,
             "connection.url": format!("jdbc:postgresql://127.0.0.1:{}/postgres", postgres_port()),
             "connection.user": "postgres",
             "connection.password": "",
-            "topic2table.map": format!("{topic}:{}.{table}", self.schema),
-            "offsets.table.name": format!("{}.sluice_offsets", self.schema),
+            "topic2table.map": format!("{topic}:{}.{table}", wh.name),
+            "offsets.table.name": format!("{}.sluice_offsets", wh.name),
             "key.converter": "json",
             "key.converter.schemas.enable": true,
             "value.converter": "json",
             "value.converter.schemas.enable": true,
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            config[k] = v.clone();
-        }
-        json!({"name": name, "config": config})
-    }
-
-    /// The rows as text lines; an error (a table not created yet) as one
-    /// line, so a wait polls on and an assertion shows it.
-    fn query(&self, sql: &str) -> Vec<String> {
-        match try_psql_at(postgres(), &sql.replace("{s}", &self.schema)) {
-            Ok(out) => out.lines().map(str::to_owned).collect(),
-            Err(e) => vec![e],
-        }
-    }
-
-    fn count(&self, table: &str) -> i64 {
-        try_psql_at(
-            postgres(),
-            &format!("SELECT count(*) FROM {}.{table}", self.schema),
-        )
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-    }
-}
-
-impl Drop for Wh {
-    fn drop(&mut self) {
-        let _ = try_psql_at(postgres(), &format!("DROP SCHEMA {} CASCADE", self.schema));
-    }
-}
-
-/// Connect's JSON envelope: a schema and a payload.
-fn enveloped(schema: &Value, payload: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({"schema": schema, "payload": payload})).unwrap()
+        }),
+        extra,
+    );
+    json!({"name": name, "config": config})
 }
 
 fn int_key(id: i64) -> String {
@@ -91,48 +48,17 @@ fn int_key(id: i64) -> String {
     .unwrap()
 }
 
-/// Produces keyed records into partition 0, `None` as a tombstone (a null
-/// value, which `support::produce` cannot send).
-fn produce_changes(topic: &str, changes: &[(String, Option<Vec<u8>>)]) {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .create()
-        .unwrap();
-    for (k, v) in changes {
-        let mut rec = BaseRecord::<str, [u8]>::to(topic)
-            .partition(0)
-            .key(k.as_str());
-        if let Some(v) = v {
-            rec = rec.payload(v.as_slice());
-        }
-        p.send(rec).unwrap();
-    }
-    p.flush(Duration::from_secs(30)).unwrap();
-}
-
-fn start(scratch: &Scratch, connectors: &[Value]) -> WorkerProcess {
-    let worker = scratch.write_json("worker.json", &worker_config(scratch));
-    let files: Vec<_> = connectors
-        .iter()
-        .enumerate()
-        .map(|(i, c)| scratch.write_json(&format!("c{i}.json"), c))
-        .collect();
-    WorkerProcess::start(scratch, &worker, &files)
-}
-
 #[test]
 fn records_become_rows_with_their_types_and_tables_are_created_and_evolved() {
     let scratch = Scratch::new("wh-types");
-    let wh = Wh::new("wh_types");
+    let wh = PgSchema::new("wh_types");
     let topic = unique("wh-types");
     create_topic(&scratch, &topic, 1);
     // An existing table: string fields land in uuid, jsonb, timestamptz and
     // enum columns (cast in the merge).
     psql(&format!(
         "CREATE TYPE {s}.mood AS ENUM ('ok', 'sad'); CREATE TABLE {s}.typed (id integer PRIMARY KEY, u uuid, j jsonb, at timestamptz, m {s}.mood)",
-        s = wh.schema
+        s = wh.name
     ));
     let typed_topic = unique("wh-typed");
     create_topic(&scratch, &typed_topic, 1);
@@ -174,11 +100,17 @@ fn records_become_rows_with_their_types_and_tables_are_created_and_evolved() {
         )],
     );
 
-    let mut w = start(
+    let mut w = start_worker(
         &scratch,
         &[
-            wh.sink(&unique("wh-types"), &topic, "all_types", json!({"auto.create": true, "auto.evolve": true, "pk.mode": "record_value", "pk.fields": "id"})),
-            wh.sink(&unique("wh-typed"), &typed_topic, "typed", json!({})),
+            sink(
+                &wh,
+                &unique("wh-types"),
+                &topic,
+                "all_types",
+                json!({"auto.create": true, "auto.evolve": true, "pk.mode": "record_value", "pk.fields": "id"}),
+            ),
+            sink(&wh, &unique("wh-typed"), &typed_topic, "typed", json!({})),
         ],
     );
     wait_for("two rows", Duration::from_secs(60), || {
@@ -263,7 +195,7 @@ fn records_become_rows_with_their_types_and_tables_are_created_and_evolved() {
 #[test]
 fn upsert_update_and_delete_by_key() {
     let scratch = Scratch::new("wh-upsert");
-    let wh = Wh::new("wh_upsert");
+    let wh = PgSchema::new("wh_upsert");
     let (upserts, updates) = (unique("wh-ups"), unique("wh-upd"));
     create_topic(&scratch, &upserts, 1);
     create_topic(&scratch, &updates, 1);
@@ -289,22 +221,34 @@ fn upsert_update_and_delete_by_key() {
         rec(4, Some("d2")),
         rec(5, None),
     ];
-    produce_changes(&upserts, &changes);
+    produce_changes(&upserts, 0, &changes);
     psql(&format!(
         "CREATE TABLE {}.upd (id integer PRIMARY KEY, v text)",
-        wh.schema
+        wh.name
     ));
     psql(&format!(
         "INSERT INTO {}.upd VALUES (1, 'old'), (2, 'old')",
-        wh.schema
+        wh.name
     ));
     let upd: Vec<(String, Option<Vec<u8>>)> = vec![rec(1, Some("new")), rec(9, Some("absent"))];
-    produce_changes(&updates, &upd);
-    let _w = start(
+    produce_changes(&updates, 0, &upd);
+    let _w = start_worker(
         &scratch,
         &[
-            wh.sink(&unique("wh-ups"), &upserts, "ups", json!({"insert.mode": "upsert", "pk.mode": "record_key", "delete.enabled": true, "auto.create": true})),
-            wh.sink(&unique("wh-upd"), &updates, "upd", json!({"insert.mode": "update", "pk.mode": "record_key"})),
+            sink(
+                &wh,
+                &unique("wh-ups"),
+                &upserts,
+                "ups",
+                json!({"insert.mode": "upsert", "pk.mode": "record_key", "delete.enabled": true, "auto.create": true}),
+            ),
+            sink(
+                &wh,
+                &unique("wh-upd"),
+                &updates,
+                "upd",
+                json!({"insert.mode": "update", "pk.mode": "record_key"}),
+            ),
         ],
     );
     let expect = ["1|a2", "3|c", "4|d2"];
@@ -315,7 +259,7 @@ fn upsert_update_and_delete_by_key() {
     });
     // A second round over existing rows: upsert replaces, tombstone deletes.
     let more = [rec(1, Some("a3")), rec(3, None), rec(6, Some("f"))];
-    produce_changes(&upserts, &more);
+    produce_changes(&upserts, 0, &more);
     wait_for("the second round", Duration::from_secs(30), || {
         wh.query("SELECT concat_ws('|', id, v) FROM {s}.ups ORDER BY id") == ["1|a3", "4|d2", "6|f"]
     });
@@ -329,13 +273,13 @@ fn upsert_update_and_delete_by_key() {
 #[test]
 fn a_poison_row_goes_to_the_dead_letter_queue_and_its_batch_commits() {
     let scratch = Scratch::new("wh-dlq");
-    let wh = Wh::new("wh_dlq");
+    let wh = PgSchema::new("wh_dlq");
     let topic = unique("wh-dlq");
     let dlq = unique("wh-dlq-dead");
     create_topic(&scratch, &topic, 1);
     psql(&format!(
         "CREATE TABLE {}.items (id integer PRIMARY KEY, qty integer NOT NULL CHECK (qty >= 0))",
-        wh.schema
+        wh.name
     ));
     let schema = json!({"type": "struct", "fields": [
         {"field": "id", "type": "int32", "optional": false}, {"field": "qty", "type": "int32", "optional": true}
@@ -351,9 +295,10 @@ fn a_poison_row_goes_to_the_dead_letter_queue_and_its_batch_commits() {
         })
         .collect();
     produce_values(&topic, 0, &values);
-    let _w = start(
+    let _w = start_worker(
         &scratch,
-        &[wh.sink(
+        &[sink(
+            &wh,
             &unique("wh-dlq"),
             &topic,
             "items",
@@ -419,7 +364,7 @@ fn a_poison_row_goes_to_the_dead_letter_queue_and_its_batch_commits() {
 #[test]
 fn kill9_mid_batch_repeatedly_leaves_every_row_exactly_once() {
     let scratch = Scratch::new("wh-crash");
-    let wh = Wh::new("wh_crash");
+    let wh = PgSchema::new("wh_crash");
     let topic = unique("wh-crash");
     create_topic(&scratch, &topic, 4);
     let total: i64 = 120_000;
@@ -437,7 +382,8 @@ fn kill9_mid_batch_repeatedly_leaves_every_row_exactly_once() {
     }
     // insert.mode=insert with no key: only the offsets in the warehouse stand
     // between a replay and a duplicate row.
-    let sink = wh.sink(
+    let sink = sink(
+        &wh,
         &unique("wh-crash"),
         &topic,
         "rows",
@@ -445,7 +391,7 @@ fn kill9_mid_batch_repeatedly_leaves_every_row_exactly_once() {
     );
     let mut kills_mid_way = 0;
     for round in 1..=3 {
-        let mut w = start(&scratch, std::slice::from_ref(&sink));
+        let mut w = start_worker(&scratch, std::slice::from_ref(&sink));
         let target = round * total / 8;
         wait_for(
             &format!("{target} rows before kill {round}"),
@@ -472,7 +418,7 @@ fn kill9_mid_batch_repeatedly_leaves_every_row_exactly_once() {
         }
     }
     assert!(kills_mid_way > 0, "every kill came after the last row");
-    let mut w = start(&scratch, std::slice::from_ref(&sink));
+    let mut w = start_worker(&scratch, std::slice::from_ref(&sink));
     wait_for("every row", Duration::from_secs(90), || {
         wh.count("rows") >= total
     });
@@ -494,7 +440,7 @@ fn kill9_mid_batch_repeatedly_leaves_every_row_exactly_once() {
 #[test]
 fn postgres_cdc_through_kafka_mirrors_the_source_table() {
     let scratch = Scratch::new("wh-cdc");
-    let wh = Wh::new("wh_cdc");
+    let wh = PgSchema::new("wh_cdc");
     let src = unique("src_cdc").to_lowercase().replace(['-', '.'], "_");
     psql(&format!(
         "CREATE SCHEMA {src}; CREATE TABLE {src}.items (id integer PRIMARY KEY, name text, price numeric(10,2), at timestamptz, doc jsonb, u uuid, flag boolean, day date)"
@@ -504,27 +450,20 @@ fn postgres_cdc_through_kafka_mirrors_the_source_table() {
     let prefix = format!("cdc_{src}");
     let topic = format!("{prefix}.{src}.items");
     let slot = format!("slot_{src}");
-    let source = json!({"name": unique("wh-cdc-src"), "config": {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": postgres_port(),
-        "database.user": "postgres",
-        "database.password": "",
-        "database.dbname": "postgres",
-        "topic.prefix": prefix,
-        "slot.name": slot,
-        "publication.name": format!("pub_{src}"),
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": format!("{src}\\..*"),
-        "key.converter": "json",
-        "key.converter.schemas.enable": true,
-        "value.converter": "json",
-        "value.converter.schemas.enable": true,
-        "poll.interval.ms": 100,
-        "topic.creation.default.partitions": 1,
-        "skipped.operations": "none"
-    }});
-    let sink = wh.sink(
+    let source = json!({"name": unique("wh-cdc-src"), "config": with_keys(
+        cdc_source(&prefix, &slot, &src),
+        json!({
+            "key.converter": "json",
+            "key.converter.schemas.enable": true,
+            "value.converter": "json",
+            "value.converter.schemas.enable": true,
+            "poll.interval.ms": 100,
+            "topic.creation.default.partitions": 1,
+            "skipped.operations": "none"
+        }),
+    )});
+    let sink = sink(
+        &wh,
         &unique("wh-cdc-sink"),
         &topic,
         "items",
@@ -534,7 +473,7 @@ fn postgres_cdc_through_kafka_mirrors_the_source_table() {
             "truncate.enabled": true, "schema.evolution": "basic"
         }),
     );
-    let w = start(&scratch, &[source, sink]);
+    let w = start_worker(&scratch, &[source, sink]);
     let cols = "concat_ws('|', id, name, price, at, doc, u, flag, day)";
     let mirror = |what: &str| {
         let want = || {
@@ -547,7 +486,7 @@ fn postgres_cdc_through_kafka_mirrors_the_source_table() {
                 postgres(),
                 &format!(
                     "SET TimeZone = 'UTC'; SELECT {cols} FROM {}.items ORDER BY id",
-                    wh.schema
+                    wh.name
                 ),
             )
             .unwrap_or_default()
@@ -603,12 +542,8 @@ fn a_warehouse_outage_is_ridden_out_with_the_task_running() {
         "table.name.format": "outage", "auto.create": true,
         "value.converter": "json", "value.converter.schemas.enable": true
     }});
-    let count = || {
-        pg.try_psql("SELECT count(*) FROM outage")
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-    };
-    let w = start(&scratch, &[sink]);
+    let count = || count_rows(&pg.url, "outage");
+    let w = start_worker(&scratch, &[sink]);
     wait_for("the first rows", Duration::from_secs(60), || {
         count() == Some(5000)
     });
@@ -637,4 +572,165 @@ fn a_warehouse_outage_is_ridden_out_with_the_task_running() {
         w.get(&format!("/connectors/{name}/status"))["tasks"][0]["state"],
         "RUNNING"
     );
+}
+
+/// `connection.url` as Kafka Connect JDBC users write it for TLS (pgjdbc's
+/// `ssl=true&sslmode=verify-full&sslrootcert=...`), with a password in it:
+/// the rows arrive over an encrypted session, the password shows nowhere
+/// (REST answers, the CLI, the log), and a certificate the named CA did not
+/// sign fails the task naming the key.
+#[test]
+fn tls_as_jdbc_urls_ask_for_it_and_a_password_in_the_url_is_never_shown() {
+    let scratch = Scratch::new("wh-tls");
+    let wh = PgSchema::new("wh_tls");
+    let topic = unique("wh-tls");
+    create_topic(&scratch, &topic, 1);
+    let schema = json!({"type": "struct", "fields": [
+        {"field": "id", "type": "int32", "optional": false}, {"field": "v", "type": "string", "optional": true}
+    ]});
+    let values: Vec<Vec<u8>> = (0..10)
+        .map(|i| enveloped(&schema, json!({"id": i, "v": format!("v{i}")})))
+        .collect();
+    produce_values(&topic, 0, &values);
+    // The stack's PostgreSQL trusts loopback, so the passwords are not
+    // checked: they are there to be hidden.
+    let (secret, url_secret) = (unique("s3cret"), unique("pw"));
+    let app = unique("wh_tls_app").replace('-', "_");
+    let url = |mode: &str, ca: &str| {
+        format!(
+            "jdbc:postgresql://localhost:{}/postgres?ssl=true&sslmode={mode}&sslrootcert={ca}&password={secret}&application_name={app}",
+            postgres_port()
+        )
+    };
+    let name = unique("wh-tls");
+    let config = sink(
+        &wh,
+        &name,
+        &topic,
+        "rows",
+        json!({"connection.url": url("verify-full", postgres_ca()), "auto.create": true}),
+    );
+    let mut w = start_worker(&scratch, &[config]);
+    wait_for("the rows over TLS", Duration::from_secs(60), || {
+        wh.count("rows") == 10
+    });
+    assert_eq!(
+        wh.query("SELECT string_agg(v, ',' ORDER BY id) FROM {s}.rows"),
+        ["v0,v1,v2,v3,v4,v5,v6,v7,v8,v9"]
+    );
+    let encrypted = psql(&format!(
+        "SELECT bool_and(s.ssl) || ':' || count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '{app}'"
+    ));
+    assert_eq!(
+        encrypted.trim(),
+        "true:1",
+        "the sink's session is not encrypted"
+    );
+
+    // The same URL with the password as user information, over REST.
+    let base = w.rest_url();
+    let other = unique("wh-secret");
+    let second = sink(
+        &wh,
+        &other,
+        &topic,
+        "rows2",
+        json!({"auto.create": true, "connection.url": format!(
+            "postgres://postgres:{url_secret}@127.0.0.1:{}/postgres?sslmode=require",
+            postgres_port()
+        )}),
+    );
+    let created = reqwest::blocking::Client::new()
+        .post(format!("{base}/connectors"))
+        .json(&second)
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let created = created.text().unwrap();
+    wait_for("the second sink's rows", Duration::from_secs(60), || {
+        wh.count("rows2") == 10
+    });
+    let validated = reqwest::blocking::Client::new()
+        .put(format!(
+            "{base}/connector-plugins/warehouse-sink/config/validate"
+        ))
+        .json(&json!({
+            "connector.class": "warehouse-sink", "topics": topic,
+            "connection.url": format!("postgres://u:{url_secret}@h/db?sslmode=sometimes&password={secret}")
+        }))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(validated.contains("sometimes"), "{validated}");
+    let mut views = vec![created, validated];
+    for c in [&name, &other] {
+        views.push(w.get(&format!("/connectors/{c}/config")).to_string());
+        views.push(w.get(&format!("/connectors/{c}")).to_string());
+        views.push(w.get(&format!("/connectors/{c}/tasks")).to_string());
+    }
+    views.push(w.get("/connectors?expand=info").to_string());
+    let cli = sluice()
+        .args(["connectors", "get", &name, "--url", &base])
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    views.push(String::from_utf8_lossy(&cli.stdout).into_owned());
+    for v in &views {
+        assert!(!v.contains(&secret) && !v.contains(&url_secret), "{v}");
+    }
+    let shown = w.get(&format!("/connectors/{name}/config"));
+    assert!(
+        shown["connection.url"]
+            .as_str()
+            .unwrap()
+            .contains("password=[hidden]&"),
+        "{shown}"
+    );
+    let shown = w.get(&format!("/connectors/{other}/config"));
+    assert!(
+        shown["connection.url"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres://postgres:[hidden]@127.0.0.1:"),
+        "{shown}"
+    );
+    w.stop_cleanly();
+    let log = w.log_text();
+    assert!(
+        !log.contains(&secret) && !log.contains(&url_secret),
+        "{log}"
+    );
+
+    // A certificate signed by a CA that is not the one named: the task
+    // fails, saying which key to look at.
+    let wrong = sink(
+        &wh,
+        &unique("wh-tls-wrong"),
+        &topic,
+        "rows",
+        json!({"connection.url": url("verify-ca", &postgres_ca().replace("ca.crt", "other-ca.crt"))}),
+    );
+    let mut w = start_worker(&scratch, &[wrong]);
+    let (_, trace) = w.wait_failed_trace(Duration::from_secs(60));
+    assert!(
+        trace.contains("certificate")
+            && trace.contains("sslrootcert")
+            && trace.contains("connection.url"),
+        "{trace}"
+    );
+    assert!(!trace.contains(&secret), "{trace}");
+    // verify-full without a CA: the config names what is missing.
+    let no_ca = sink(
+        &wh,
+        &unique("wh-tls-noca"),
+        &topic,
+        "rows",
+        json!({"connection.url": format!("jdbc:postgresql://localhost:{}/postgres?sslmode=verify-full&password={secret}", postgres_port())}),
+    );
+    let mut w = start_worker(&scratch, &[no_ca]);
+    let (_, trace) = w.wait_failed_trace(Duration::from_secs(60));
+    let log = w.log_text();
+    assert!((trace + &log).contains("sslrootcert"), "{log}");
+    assert!(!log.contains(&secret), "{log}");
 }

@@ -3,6 +3,7 @@
 //! reports every problem at once, each naming its key. The REST `validate`
 //! endpoint and the worker's start-up check use this same code.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -395,12 +396,81 @@ impl ConfigDef {
     }
 }
 
-fn shown<'a>(key: &ConfigKey, text: &'a str) -> &'a str {
+fn shown<'a>(key: &ConfigKey, text: &'a str) -> Cow<'a, str> {
     if key.config_type == ConfigType::Password {
-        Password::MASK
+        Cow::Borrowed(Password::MASK)
     } else {
-        text
+        hide_embedded_secrets(text)
     }
+}
+
+/// `text` with any secret written inside it replaced by [`Password::MASK`]: a
+/// URL's password (`postgres://user:secret@host/db`) and the value of a
+/// parameter named like a secret (`?password=secret`, `;pwd=secret`,
+/// `password=secret` in a libpq conninfo). A value such as a connection URL is
+/// a plain string, so a secret in it would otherwise be shown wherever the
+/// value is (REST answers, validation errors, logs).
+pub fn hide_embedded_secrets(text: &str) -> Cow<'_, str> {
+    let mut hidden: Vec<std::ops::Range<usize>> = Vec::new();
+    // A URL's user information: `scheme://user:password@`.
+    let mut from = 0;
+    while let Some(at) = text[from..].find("://") {
+        let start = from + at + 3;
+        let end = text[start..]
+            .find(['/', '?', '#', ' '])
+            .map_or(text.len(), |e| start + e);
+        let authority = &text[start..end];
+        if let Some(user_end) = authority.rfind('@') {
+            if let Some(colon) = authority[..user_end].find(':') {
+                if colon + 1 < user_end {
+                    hidden.push(start + colon + 1..start + user_end);
+                }
+            }
+        }
+        from = end;
+    }
+    // `name=value` pairs whose name says secret, after `?`, `&`, `;`, a blank
+    // or at the start.
+    let bytes = text.as_bytes();
+    let mut name_start = 0;
+    for (i, b) in bytes.iter().copied().enumerate() {
+        match b {
+            b'?' | b'&' | b';' | b' ' | b'\t' => name_start = i + 1,
+            b'=' if name_start <= i => {
+                let name = text[name_start..i].trim().to_ascii_lowercase();
+                let secret = name.contains("password")
+                    || name.contains("secret")
+                    || name == "pwd"
+                    || name.ends_with("token");
+                if secret {
+                    let end = text[i + 1..]
+                        .find(['&', ';', ' ', '\t', '#'])
+                        .map_or(text.len(), |e| i + 1 + e);
+                    if end > i + 1 {
+                        hidden.push(i + 1..end);
+                    }
+                }
+                name_start = text.len();
+            }
+            _ => {}
+        }
+    }
+    if hidden.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    hidden.sort_by_key(|r| r.start);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for r in hidden {
+        if r.start < at {
+            continue;
+        }
+        out.push_str(&text[at..r.start]);
+        out.push_str(Password::MASK);
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
 }
 
 fn parse_value(config_type: ConfigType, text: &str) -> Result<ConfigValue, String> {
@@ -580,5 +650,50 @@ mod tests {
         let errs = d.validate(&raw(&[("pw", "hunter2")])).unwrap_err();
         assert!(!errs.to_string().contains("hunter2"));
         assert_eq!(format!("{:?}", Password::new("hunter2")), "[hidden]");
+        // A secret inside a plain string value is not echoed either.
+        let d = ConfigDef::new().define(
+            ConfigKey::new("url", ConfigType::String)
+                .validator(Validator::Custom(|_| Err("bad".into()))),
+        );
+        let errs = d
+            .validate(&raw(&[("url", "mysql://u:hunter2@h/db")]))
+            .unwrap_err();
+        assert!(!errs.to_string().contains("hunter2"), "{errs}");
+    }
+
+    #[test]
+    fn secrets_inside_values_are_hidden() {
+        let cases = [
+            (
+                "postgres://u:s3cret@h:5432/db",
+                "postgres://u:[hidden]@h:5432/db",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            ("postgres://u:p@ss@h/db", "postgres://u:[hidden]@h/db"),
+            (
+                "jdbc:postgresql://h/db?user=u&password=s3cret&ssl=true",
+                "jdbc:postgresql://h/db?user=u&password=[hidden]&ssl=true",
+            ),
+            (
+                "jdbc:sqlserver://h;databaseName=d;Password=s3cret",
+                "jdbc:sqlserver://h;databaseName=d;Password=[hidden]",
+            ),
+            (
+                "host=h password=s3cret dbname=d",
+                "host=h password=[hidden] dbname=d",
+            ),
+            ("a=b, c", "a=b, c"),
+            ("password=a=b&x=1", "password=[hidden]&x=1"),
+            ("plain text", "plain text"),
+            (
+                "https://a:b@x.example/?token=t1#f",
+                "https://a:[hidden]@x.example/?token=[hidden]#f",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(hide_embedded_secrets(text), want, "{text}");
+        }
+        assert!(matches!(hide_embedded_secrets("x=1"), Cow::Borrowed(_)));
     }
 }

@@ -591,6 +591,43 @@ pub fn produce_keyed(topic: &str, partition: i32, key: Option<&str>, values: &[V
     produce(topic, partition, &out);
 }
 
+/// Produces keyed records into one partition, `None` as a tombstone (a null
+/// value, which [`produce`] cannot send).
+pub fn produce_changes(topic: &str, partition: i32, changes: &[(String, Option<Vec<u8>>)]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .unwrap();
+    for (k, v) in changes {
+        let mut rec = BaseRecord::<str, [u8]>::to(topic)
+            .partition(partition)
+            .key(k.as_str());
+        if let Some(v) = v {
+            rec = rec.payload(v.as_slice());
+        }
+        p.send(rec).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Connect's JSON envelope (`schemas.enable=true`): a schema and a payload.
+pub fn enveloped(schema: &serde_json::Value, payload: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"schema": schema, "payload": payload})).unwrap()
+}
+
+/// Starts `sluice standalone` with the test worker config and these
+/// connector configs (each `{"name": ..., "config": {...}}`).
+pub fn start_worker(scratch: &Scratch, connectors: &[serde_json::Value]) -> WorkerProcess {
+    let worker = scratch.write_json("worker.json", &worker_config(scratch));
+    let files: Vec<_> = connectors
+        .iter()
+        .enumerate()
+        .map(|(i, c)| scratch.write_json(&format!("c{i}.json"), c))
+        .collect();
+    WorkerProcess::start(scratch, &worker, &files)
+}
+
 /// Creates a topic through `sluice topics apply`.
 pub fn create_topic(scratch: &Scratch, name: &str, partitions: i32) {
     create_topic_on(scratch, kafka(), name, partitions);
@@ -842,6 +879,57 @@ pub fn try_psql_at(url: &str, sql: &str) -> Result<String, String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+/// A schema of one test's own in the PostgreSQL at `url` (the shared one
+/// unless said otherwise), dropped with everything in it at the end.
+pub struct PgSchema {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgSchema {
+    pub fn new(tag: &str) -> Self {
+        Self::new_at(postgres(), tag)
+    }
+
+    pub fn new_at(url: &str, tag: &str) -> Self {
+        let name = unique(tag).to_lowercase().replace(['-', '.'], "_");
+        psql_at(url, &format!("CREATE SCHEMA {name}"));
+        Self {
+            name,
+            url: url.to_owned(),
+        }
+    }
+
+    /// The rows of `sql` (`{s}` standing for the schema) as text lines; an
+    /// error (a table not created yet) as one line, so a wait polls on and
+    /// an assertion shows it.
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        match try_psql_at(&self.url, &sql.replace("{s}", &self.name)) {
+            Ok(out) => out.lines().map(str::to_owned).collect(),
+            Err(e) => vec![e],
+        }
+    }
+
+    /// The rows in `table` of this schema; 0 while it does not exist.
+    pub fn count(&self, table: &str) -> i64 {
+        count_rows(&self.url, &format!("{}.{table}", self.name)).unwrap_or(0)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = try_psql_at(&self.url, &format!("DROP SCHEMA {} CASCADE", self.name));
+    }
+}
+
+/// `SELECT count(*)` of `table` in the PostgreSQL at `url`; `None` when the
+/// query fails (no such table, the server is down).
+pub fn count_rows(url: &str, table: &str) -> Option<i64> {
+    try_psql_at(url, &format!("SELECT count(*) FROM {table}"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// A PostgreSQL of one test's own (started by `dev/up` as the shared one is:

@@ -80,15 +80,15 @@ static INT64: LazyLock<Schema> = LazyLock::new(|| Schema::new(SchemaType::Int64)
 
 /// A key column: name, schema, value.
 struct KeyPart<'a> {
-    name: String,
+    name: Cow<'a, str>,
     schema: Option<&'a Schema>,
     value: Cow<'a, Value>,
 }
 
 impl<'a> KeyPart<'a> {
-    fn new(name: &str, schema: Option<&'a Schema>, value: Cow<'a, Value>) -> Self {
+    fn new(name: Cow<'a, str>, schema: Option<&'a Schema>, value: Cow<'a, Value>) -> Self {
         Self {
-            name: name.to_owned(),
+            name,
             schema,
             value,
         }
@@ -182,15 +182,21 @@ impl Extractor {
             }
             _ => Arc::new(shape_of(&fields, &key)),
         };
+        // A shape lists the key columns, then the other fields in order
+        // (`shape_of`), so each column is first looked for where that puts it.
         let mut cells = Vec::with_capacity(shape.columns.len());
-        for column in &shape.columns {
-            let (schema, value) = match key.iter().find(|k| k.name == column.name) {
-                Some(k) => (k.schema, &*k.value),
-                None => match fields.iter().find(|f| f.0 == column.name) {
-                    Some(f) => (f.1, f.2),
-                    None => (None, &Value::Null),
-                },
+        let mut rest = fields.iter().filter(|f| !key.iter().any(|k| k.name == f.0));
+        for (i, column) in shape.columns.iter().enumerate() {
+            let guess = if i < key.len() {
+                Some(&key[i])
+                    .filter(|k| k.name == column.name)
+                    .map(|k| (k.schema, &*k.value))
+            } else {
+                rest.next()
+                    .filter(|f| f.0 == column.name)
+                    .map(|f| (f.1, f.2))
             };
+            let (schema, value) = guess.unwrap_or_else(|| source(&key, &fields, &column.name));
             cells.push(
                 cell(&column.mapping, schema, value)
                     .map_err(|e| format!("column '{}': {e}", column.name))?,
@@ -239,24 +245,27 @@ impl Extractor {
         match self.config.pk_mode {
             PkMode::None => Ok(Vec::new()),
             PkMode::Kafka => {
-                let names: Vec<&str> = if pk.len() == 3 {
-                    pk.iter().map(String::as_str).collect()
-                } else {
-                    vec!["__connect_topic", "__connect_partition", "__connect_offset"]
+                let name = |i: usize| -> Cow<'a, str> {
+                    match pk.get(i).filter(|_| pk.len() == 3) {
+                        Some(p) => Cow::Owned(p.clone()),
+                        None => Cow::Borrowed(
+                            ["__connect_topic", "__connect_partition", "__connect_offset"][i],
+                        ),
+                    }
                 };
                 Ok(vec![
                     KeyPart::new(
-                        names[0],
+                        name(0),
                         Some(&STRING),
                         Cow::Owned(Value::String(record.topic.to_string())),
                     ),
                     KeyPart::new(
-                        names[1],
+                        name(1),
                         Some(&INT32),
                         Cow::Owned(Value::Int32(record.partition.unwrap_or(-1))),
                     ),
                     KeyPart::new(
-                        names[2],
+                        name(2),
                         Some(&INT64),
                         Cow::Owned(Value::Int64(record.offset.unwrap_or(-1))),
                     ),
@@ -270,13 +279,15 @@ impl Extractor {
                 let structured = matches!(ks.map(|s| &s.schema_type), Some(SchemaType::Struct(_)))
                     || (ks.is_none() && matches!(record.key, Value::Map(_)));
                 if !structured {
-                    let name = pk.first().map_or("__connect_key", String::as_str);
+                    let name = pk
+                        .first()
+                        .map_or(Cow::Borrowed("__connect_key"), |p| Cow::Owned(p.clone()));
                     return Ok(vec![KeyPart::new(name, ks, Cow::Borrowed(&record.key))]);
                 }
                 let parts: Vec<KeyPart<'a>> = fields_of(ks, &record.key)?
                     .into_iter()
                     .filter(|(n, ..)| wanted(n))
-                    .map(|(n, s, v)| KeyPart::new(n, s, Cow::Borrowed(v)))
+                    .map(|(n, s, v)| KeyPart::new(Cow::Borrowed(n), s, Cow::Borrowed(v)))
                     .collect();
                 if parts.is_empty() {
                     return Err("the record key has none of the pk.fields".into());
@@ -287,7 +298,7 @@ impl Extractor {
                 let parts: Vec<KeyPart<'a>> = fields
                     .iter()
                     .filter(|(n, ..)| wanted(n))
-                    .map(|&(n, s, v)| KeyPart::new(n, s, Cow::Borrowed(v)))
+                    .map(|&(n, s, v)| KeyPart::new(Cow::Borrowed(n), s, Cow::Borrowed(v)))
                     .collect();
                 match pk.iter().find(|p| !parts.iter().any(|k| k.name == **p)) {
                     Some(p) => Err(format!("the record value has no pk.fields field '{p}'")),
@@ -304,7 +315,11 @@ impl Extractor {
                             .and_then(|h| h.value.as_deref())
                             .map(|b| String::from_utf8_lossy(b).into_owned());
                         let value = text.map_or(Value::Null, Value::String);
-                        parts.push(KeyPart::new(&h.key, Some(&STRING), Cow::Owned(value)));
+                        parts.push(KeyPart::new(
+                            Cow::Borrowed(&h.key),
+                            Some(&STRING),
+                            Cow::Owned(value),
+                        ));
                     }
                 }
                 match pk.iter().find(|p| !parts.iter().any(|k| k.name == **p)) {
@@ -313,6 +328,21 @@ impl Extractor {
                 }
             }
         }
+    }
+}
+
+/// Where a column's value is: a key part, else a field, else nowhere (null).
+fn source<'a>(
+    key: &'a [KeyPart<'a>],
+    fields: &[FieldRef<'a>],
+    name: &str,
+) -> (Option<&'a Schema>, &'a Value) {
+    match key.iter().find(|k| k.name == name) {
+        Some(k) => (k.schema, &*k.value),
+        None => match fields.iter().find(|f| f.0 == name) {
+            Some(f) => (f.1, f.2),
+            None => (None, &Value::Null),
+        },
     }
 }
 
@@ -325,7 +355,7 @@ fn shape_of(fields: &[FieldRef<'_>], key: &[KeyPart<'_>]) -> Shape {
     let mut columns: Vec<Column> = key
         .iter()
         .map(|k| Column {
-            name: k.name.clone(),
+            name: k.name.clone().into_owned(),
             mapping: mapping(k.schema, &k.value),
             optional: false,
         })

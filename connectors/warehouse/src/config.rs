@@ -2,6 +2,7 @@
 //! and Debezium's), with their defaults declared once, here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Validator};
 use sluice_api::{ConfigErrors, TaskConfig};
@@ -12,7 +13,7 @@ pub fn config_def() -> ConfigDef {
             ConfigKey::new("connection.url", ConfigType::String)
                 .importance(Importance::High)
                 .validator(Validator::Custom(check_url))
-                .doc("The warehouse: jdbc:postgresql://host:port/db or postgres://host:port/db."),
+                .doc("The warehouse: jdbc:postgresql://host:port/db or postgres://host:port/db, with libpq's and pgjdbc's TLS parameters: sslmode (disable, allow, prefer (the default), require, verify-ca, verify-full), ssl=true (verify-full unless sslmode says otherwise) and sslrootcert (the PEM file of the CA, for verify-ca and verify-full). A password in it is hidden in REST answers and logs."),
         )
         .define(ConfigKey::new("connection.user", ConfigType::String).optional().doc("The database user (else the URL's)."))
         .define(ConfigKey::new("connection.password", ConfigType::Password).optional().doc("The database password (else the URL's)."))
@@ -50,7 +51,7 @@ fn check_url(value: &str) -> Result<(), String> {
         || value.starts_with("postgres://")
         || value.starts_with("postgresql://")
     {
-        Ok(())
+        split_url(value.strip_prefix("jdbc:").unwrap_or(value)).map(|_| ())
     } else {
         Err("must start with jdbc:postgresql://, postgres:// or postgresql://".into())
     }
@@ -72,10 +73,27 @@ pub enum PkMode {
     RecordHeader,
 }
 
+/// How the connection is encrypted, as libpq's `sslmode`: `Prefer` and
+/// `Require` encrypt without checking the certificate (as libpq without a
+/// root certificate); `VerifyCa` checks its chain; `VerifyFull` its chain and
+/// that it names the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
 #[derive(Clone)]
 pub struct WarehouseConfig {
-    /// The URL in libpq's form (a JDBC URL without its `jdbc:`).
+    /// The URL in libpq's form (a JDBC URL without its `jdbc:`), without the
+    /// TLS parameters, which are below.
     pub url: String,
+    pub sslmode: SslMode,
+    /// The CA's PEM file (`sslrootcert`), for `VerifyCa` and `VerifyFull`.
+    pub sslrootcert: Option<String>,
     pub user: Option<String>,
     pub password: Option<String>,
     pub connection_attempts: u32,
@@ -115,6 +133,14 @@ impl WarehouseConfig {
         let list = |k: &str| c.list(k).unwrap_or_default().to_vec();
         let flag = |k: &str| c.boolean(k).unwrap_or_default();
         let url = c.string("connection.url").unwrap_or_default();
+        let mut errors = ConfigErrors::default();
+        // The validator has checked it splits; this takes the parts.
+        let Connection {
+            url,
+            sslmode,
+            sslrootcert,
+        } = split_url(url.strip_prefix("jdbc:").unwrap_or(url))
+            .map_err(|why| ConfigErrors::single("connection.url", why))?;
         let insert_mode = match lower("insert.mode").as_str() {
             "upsert" => InsertMode::Upsert,
             "update" => InsertMode::Update,
@@ -127,7 +153,6 @@ impl WarehouseConfig {
             "record_header" => PkMode::RecordHeader,
             _ => PkMode::None,
         };
-        let mut errors = ConfigErrors::default();
         if insert_mode != InsertMode::Insert && pk_mode == PkMode::None {
             errors.push(
                 "pk.mode",
@@ -163,7 +188,9 @@ impl WarehouseConfig {
         errors.into_result()?;
         let basic = lower("schema.evolution") == "basic";
         Ok(Self {
-            url: url.strip_prefix("jdbc:").unwrap_or(url).to_owned(),
+            url,
+            sslmode,
+            sslrootcert,
             user: c
                 .string("connection.user")
                 .filter(|u| !u.is_empty())
@@ -207,23 +234,104 @@ impl WarehouseConfig {
     }
 }
 
-/// A table, optionally schema-qualified.
+/// `connection.url` split: what tokio-postgres reads, and the TLS settings it
+/// cannot (it knows no `verify-ca`/`verify-full`, `ssl` or `sslrootcert`).
+struct Connection {
+    url: String,
+    sslmode: SslMode,
+    sslrootcert: Option<String>,
+}
+
+/// Splits the TLS parameters out of a libpq URL (`postgres://...`), checks
+/// the rest parses, and resolves `sslmode` as pgjdbc does: `ssl=true` alone
+/// means verify-full. The error never echoes the URL: it may hold a password.
+fn split_url(url: &str) -> Result<Connection, String> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (mut mode, mut ssl, mut rootcert) = (None, None, None);
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "sslmode" => mode = Some(percent_decode(v)?),
+            "ssl" => ssl = Some(!v.eq_ignore_ascii_case("false")),
+            "sslrootcert" => rootcert = Some(percent_decode(v)?),
+            _ => kept.push(pair),
+        }
+    }
+    let sslmode = match (mode.as_deref(), ssl) {
+        (Some("disable"), _) => SslMode::Disable,
+        (Some("allow" | "prefer"), _) => SslMode::Prefer,
+        (Some("require"), _) => SslMode::Require,
+        (Some("verify-ca"), _) => SslMode::VerifyCa,
+        (Some("verify-full"), _) => SslMode::VerifyFull,
+        (Some(other), _) => {
+            return Err(format!(
+                "sslmode '{other}' is not one of disable, allow, prefer, require, verify-ca, verify-full"
+            ))
+        }
+        (None, Some(true)) => SslMode::VerifyFull,
+        (None, Some(false)) => SslMode::Disable,
+        (None, None) => SslMode::Prefer,
+    };
+    if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && rootcert.is_none() {
+        return Err(format!(
+            "sslmode={} checks the server's certificate against a CA: add sslrootcert=<the PEM file of the CA that signed it>",
+            if sslmode == SslMode::VerifyCa { "verify-ca" } else { "verify-full" }
+        ));
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| format!("not a PostgreSQL URL ({e})"))?;
+    Ok(Connection {
+        url,
+        sslmode,
+        sslrootcert: rootcert,
+    })
+}
+
+/// `%xx` escapes, as in a URL's query.
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("a '%' not followed by two hex digits")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "a %-escape that is not UTF-8".into())
+}
+
+/// A table, optionally schema-qualified. Every change carries one, so a
+/// clone is two reference counts.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TableName {
-    pub schema: Option<String>,
-    pub table: String,
+    pub schema: Option<Arc<str>>,
+    pub table: Arc<str>,
 }
 
 impl TableName {
     pub fn parse(name: &str) -> Self {
         match name.split_once('.') {
             Some((s, t)) => Self {
-                schema: Some(s.to_owned()),
-                table: t.to_owned(),
+                schema: Some(Arc::from(s)),
+                table: Arc::from(t),
             },
             None => Self {
                 schema: None,
-                table: name.to_owned(),
+                table: Arc::from(name),
             },
         }
     }
@@ -280,6 +388,59 @@ mod tests {
         );
         let e = parse(&[("topic2table.map", "a")]).unwrap_err().to_string();
         assert!(e.contains("topic2table.map"), "{e}");
+    }
+
+    #[test]
+    fn tls_parameters_as_libpq_and_pgjdbc_write_them() {
+        let c = parse(&[]).unwrap();
+        assert_eq!((c.sslmode, c.sslrootcert), (SslMode::Prefer, None));
+        let c = parse(&[(
+            "connection.url",
+            "jdbc:postgresql://h:5432/db?ssl=true&sslmode=verify-ca&sslrootcert=/etc/ca%20x.pem&application_name=wh",
+        )])
+        .unwrap();
+        assert_eq!(c.sslmode, SslMode::VerifyCa);
+        assert_eq!(c.sslrootcert.as_deref(), Some("/etc/ca x.pem"));
+        assert_eq!(c.url, "postgresql://h:5432/db?application_name=wh");
+        // pgjdbc: ssl=true alone checks the certificate and the host name.
+        let c = parse(&[(
+            "connection.url",
+            "jdbc:postgresql://h/db?ssl=true&sslrootcert=/ca.pem",
+        )])
+        .unwrap();
+        assert_eq!(c.sslmode, SslMode::VerifyFull);
+        let c = parse(&[("connection.url", "postgres://h/db?sslmode=require")]).unwrap();
+        assert_eq!(
+            (c.sslmode, c.url.as_str()),
+            (SslMode::Require, "postgres://h/db")
+        );
+        let e = parse(&[(
+            "connection.url",
+            "jdbc:postgresql://h/db?password=hunter2&sslmode=verify-full",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("connection.url") && e.contains("sslrootcert"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parse(&[(
+            "connection.url",
+            "postgres://u:hunter2@h/db?sslmode=sometimes",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("connection.url") && e.contains("sometimes"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parse(&[("connection.url", "postgres://u:hunter2@h/db?nosuch=1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connection.url") && e.contains("nosuch"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -12,15 +12,16 @@ use sluice_api::{
     ConnectError, ErrantRecordReporter, ErrorKind, OffsetMap, Record, TopicPartition,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Socket};
 use tracing::{info, warn};
 
-use crate::change::{Extractor, Shape};
-use crate::config::{InsertMode, TableName, WarehouseConfig};
+use crate::change::{Change, Shape};
+use crate::config::{InsertMode, SslMode, TableName, WarehouseConfig};
 use crate::copy::pg_type;
 use crate::dialect::{Dialect, Postgres, TargetColumn};
-use crate::plan::{offsets_after, plan, unapplied, Step};
+use crate::plan::{applied, offsets_after, plan, Prepared, Step};
 use crate::types::{fits, Cell};
 
 pub struct Warehouse {
@@ -135,31 +136,34 @@ impl Warehouse {
             .collect())
     }
 
-    /// Writes one batch, with its offsets, in one transaction.
+    /// Writes one batch, with its offsets, in one transaction; on a failure,
+    /// answers the batch's records (none of them written).
     pub async fn write_batch(
         &mut self,
-        records: Vec<Record>,
-        extractor: &mut Extractor,
+        batch: Prepared,
         reporter: &dyn ErrantRecordReporter,
-    ) -> Result<(), ConnectError> {
-        self.client().await?;
-        let result = self.transaction(records, extractor, reporter).await;
+    ) -> Result<(), (ConnectError, Vec<Record>)> {
+        let Prepared { records, changes } = batch;
+        let mut result = self.client().await.map(|_| ());
+        if result.is_ok() {
+            result = self.transaction(&records, changes, reporter).await;
+        }
         if result.is_err() {
             self.tables.clear();
             if let Some(c) = self.client.as_ref().filter(|c| !c.is_closed()) {
                 let _ = c.batch_execute("ROLLBACK").await;
             }
         }
-        result
+        result.map_err(|e| (e, records))
     }
 
     async fn transaction(
         &mut self,
-        records: Vec<Record>,
-        extractor: &mut Extractor,
+        records: &[Record],
+        changes: Vec<Result<Change, String>>,
         reporter: &dyn ErrantRecordReporter,
     ) -> Result<(), ConnectError> {
-        let offsets = offsets_after(&records);
+        let offsets = offsets_after(records);
         let client = self
             .client
             .as_ref()
@@ -169,11 +173,13 @@ impl Warehouse {
             .await
             .map_err(|e| classify("BEGIN", &e))?;
         let stored = self.lock_offsets(&offsets).await?;
-        let records = unapplied(records, &stored);
-        let mut changes = Vec::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            match extractor.extract(r) {
-                Ok(change) => changes.push((i, change)),
+        let mut todo = Vec::with_capacity(records.len());
+        for (i, (r, change)) in records.iter().zip(changes).enumerate() {
+            if applied(r, &stored) {
+                continue;
+            }
+            match change {
+                Ok(change) => todo.push((i, change)),
                 Err(why) => {
                     let e = ConnectError::data(format!(
                         "cannot write record {}-{}@{}: {why}",
@@ -185,9 +191,9 @@ impl Warehouse {
                 }
             }
         }
-        let steps = plan(changes, self.config.reduce);
+        let steps = plan(todo, self.config.reduce);
         for step in steps {
-            self.apply(step, &records, reporter).await?;
+            self.apply(step, records, reporter).await?;
         }
         let new: OffsetMap = offsets
             .into_iter()
@@ -559,7 +565,25 @@ async fn connect(config: &WarehouseConfig) -> Result<Client, ConnectError> {
         pg.password(p);
     }
     pg.connect_timeout(Duration::from_secs(10));
-    let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
+    pg.ssl_mode(match config.sslmode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            tokio_postgres::config::SslMode::Require
+        }
+    });
+    match crate::tls::connector(config.sslmode, config.sslrootcert.as_deref())? {
+        None => open(&pg, NoTls).await,
+        Some(tls) => open(&pg, tls).await,
+    }
+}
+
+async fn open<T>(pg: &tokio_postgres::Config, tls: T) -> Result<Client, ConnectError>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = pg.connect(tls).await.map_err(|e| {
         let code = e.as_db_error().map(|d| d.code().code().to_owned());
         match code.as_deref() {
             Some("28P01") | Some("28000") => ConnectError::new(
@@ -567,6 +591,14 @@ async fn connect(config: &WarehouseConfig) -> Result<Client, ConnectError> {
                 format!("the warehouse refused the login: {} (check connection.user and connection.password)", describe(&e)),
             ),
             Some("3D000") => ConnectError::new(ErrorKind::Config, format!("connection.url: {}", describe(&e))),
+            None if crate::tls::is_certificate_error(&e) => ConnectError::new(
+                ErrorKind::Config,
+                format!("the warehouse's TLS certificate was refused: {} (check connection.url: sslrootcert must name the PEM file of the CA that signed the server's certificate, and with sslmode=verify-full the URL's host must be a name the certificate holds)", describe(&e)),
+            ),
+            None if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require && describe(&e).contains("does not support TLS") => ConnectError::new(
+                ErrorKind::Config,
+                format!("connection.url: the warehouse does not accept TLS, and sslmode asks for it ({})", describe(&e)),
+            ),
             _ => ConnectError::retriable(format!("cannot connect to the warehouse: {}", describe(&e))),
         }
     })?;

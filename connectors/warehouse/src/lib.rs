@@ -13,7 +13,7 @@
 //! Pure core: `config.rs`, `types.rs` (type mapping), `change.rs` (records
 //! as changes, Debezium's envelope), `plan.rs` (reduction, steps, offsets),
 //! `dialect.rs` (SQL), `copy.rs` (binary cells). I/O shell: `database.rs`,
-//! `task.rs`.
+//! `tls.rs` (libpq's `sslmode` over rustls), `task.rs`.
 //!
 //! Depends only on `sluice-api` and its database client (tokio-postgres);
 //! never on the runtime.
@@ -25,6 +25,7 @@ mod database;
 mod dialect;
 mod plan;
 mod task;
+mod tls;
 mod types;
 
 use sluice_api::{

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use sluice_api::{OffsetMap, Record, TopicPartition};
 
-use crate::change::{Change, Shape};
+use crate::change::{Change, Extractor, Shape};
 use crate::config::TableName;
 use crate::types::Cell;
 
@@ -52,7 +52,7 @@ struct Segment {
     key_shape: Option<Arc<Shape>>,
     /// In arrival order of each key's first change (its last change wins).
     slots: Vec<(usize, Pending)>,
-    by_key: HashMap<String, usize>,
+    by_key: HashMap<Vec<u8>, usize>,
 }
 
 impl Segment {
@@ -101,16 +101,40 @@ fn same(a: &Option<Arc<Shape>>, b: &Arc<Shape>) -> bool {
     a.as_ref().is_none_or(|a| Arc::ptr_eq(a, b) || **a == **b)
 }
 
-/// The identity of a row's key: its key cells, written out.
-fn key_of(shape: &Shape, cells: &[Cell]) -> Option<String> {
+/// The identity of a row's key: its key cells, each as a tag and its bytes
+/// (text and bytes length-prefixed, so no two keys write the same).
+fn key_of(shape: &Shape, cells: &[Cell]) -> Option<Vec<u8>> {
     if shape.key.is_empty() {
         return None;
     }
-    let mut s = String::new();
+    let mut out = Vec::with_capacity(16 * shape.key.len());
     for &i in &shape.key {
-        s.push_str(&format!("{:?}\u{1}", cells[i]));
+        match &cells[i] {
+            Cell::Null => out.push(0),
+            Cell::Bool(b) => out.extend([1, u8::from(*b)]),
+            Cell::I16(n) => tagged(&mut out, 2, &n.to_be_bytes()),
+            Cell::I32(n) => tagged(&mut out, 3, &n.to_be_bytes()),
+            Cell::I64(n) => tagged(&mut out, 4, &n.to_be_bytes()),
+            Cell::F32(f) => tagged(&mut out, 5, &f.to_bits().to_be_bytes()),
+            Cell::F64(f) => tagged(&mut out, 6, &f.to_bits().to_be_bytes()),
+            Cell::Date(d) => tagged(&mut out, 7, &d.to_be_bytes()),
+            Cell::Micros(us) => tagged(&mut out, 8, &us.to_be_bytes()),
+            Cell::Text(t) => {
+                tagged(&mut out, 9, &(t.len() as u64).to_be_bytes());
+                out.extend_from_slice(t.as_bytes());
+            }
+            Cell::Bytes(b) => {
+                tagged(&mut out, 10, &(b.len() as u64).to_be_bytes());
+                out.extend_from_slice(b);
+            }
+        }
     }
-    Some(s)
+    Some(out)
+}
+
+fn tagged(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(bytes);
 }
 
 /// The steps for `changes` (each with its record's index), in order.
@@ -194,21 +218,49 @@ pub fn offsets_after(records: &[Record]) -> OffsetMap {
     out
 }
 
-/// Records already in the warehouse (below its stored offset for their
-/// partition) are dropped: a redelivery after a lost commit answer, or a
-/// replay from Kafka's older committed offset.
-pub fn unapplied(records: Vec<Record>, stored: &OffsetMap) -> Vec<Record> {
-    records
-        .into_iter()
-        .filter(|r| {
-            let (Some(p), Some(o)) = (r.partition, r.offset) else {
-                return true;
-            };
-            stored
-                .get(&TopicPartition::new(&*r.topic, p))
-                .is_none_or(|&next| o >= next)
-        })
-        .collect()
+/// Whether a record is already in the warehouse (below its stored offset for
+/// its partition): a redelivery after a lost commit answer, or a replay from
+/// Kafka's older committed offset, which is dropped.
+pub fn applied(record: &Record, stored: &OffsetMap) -> bool {
+    let (Some(p), Some(o)) = (record.partition, record.offset) else {
+        return false;
+    };
+    stored
+        .get(&TopicPartition::new(&*record.topic, p))
+        .is_some_and(|&next| o < next)
+}
+
+/// Records beside what each asks of the warehouse (or why it cannot be
+/// written), made before the transaction that writes them.
+pub struct Prepared {
+    pub records: Vec<Record>,
+    pub changes: Vec<Result<Change, String>>,
+}
+
+impl Prepared {
+    pub fn new(records: Vec<Record>, extractor: &mut Extractor) -> Self {
+        let changes = records.iter().map(|r| extractor.extract(r)).collect();
+        Self { records, changes }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The first `n` records (and their changes), leaving the rest here.
+    pub fn split_off_front(&mut self, n: usize) -> Prepared {
+        let n = n.min(self.records.len());
+        let records = self.records.split_off(n);
+        let changes = self.changes.split_off(n);
+        Prepared {
+            records: std::mem::replace(&mut self.records, records),
+            changes: std::mem::replace(&mut self.changes, changes),
+        }
+    }
+
+    pub fn into_records(self) -> Vec<Record> {
+        self.records
+    }
 }
 
 #[cfg(test)]
@@ -357,8 +409,9 @@ mod tests {
         assert_eq!(offs.get(&TopicPartition::new("a", 0)), Some(&8));
         assert_eq!(offs.get(&TopicPartition::new("a", 1)), Some(&10));
         let stored: OffsetMap = [(TopicPartition::new("a", 0), 6)].into();
-        let kept: Vec<i64> = unapplied(batch, &stored)
+        let kept: Vec<i64> = batch
             .iter()
+            .filter(|r| !applied(r, &stored))
             .filter_map(|r| r.offset)
             .collect();
         assert_eq!(kept, [9, 7]);

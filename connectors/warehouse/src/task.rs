@@ -1,5 +1,14 @@
 //! The sink task: where to resume (the warehouse's stored offsets, not
 //! Kafka's), and each put written as transactions of `batch.size` records.
+//!
+//! One put is written while the runtime reads and converts the next: `put`
+//! turns the records into changes, hands them to a writer task and returns;
+//! the next `put` (or `pre_commit`, `close`, `stop`) first waits for that
+//! writer. So the database works on one batch while the worker decodes the
+//! next, and still one transaction at a time, in order. A batch whose
+//! transaction failed for a reason that passes (the warehouse is away) is
+//! kept and written before anything else; until it is, `put` and
+//! `pre_commit` fail as retriable, so the runtime backs off and says so.
 
 use std::sync::Arc;
 
@@ -8,11 +17,13 @@ use sluice_api::{
     ConnectError, ErrantRecordReporter, OffsetMap, Record, SinkTask, SinkTaskContext,
     TopicPartition,
 };
+use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::change::Extractor;
 use crate::config::{PkMode, WarehouseConfig};
 use crate::database::Warehouse;
+use crate::plan::Prepared;
 
 #[derive(Default)]
 pub struct WarehouseSinkTask {
@@ -25,9 +36,21 @@ struct State {
     batch_size: usize,
     /// Only `pk.mode=record_header` reads them.
     reads_headers: bool,
-    warehouse: Warehouse,
     extractor: Extractor,
     reporter: Arc<dyn ErrantRecordReporter>,
+    /// The connection, here while no writer holds it.
+    warehouse: Option<Warehouse>,
+    /// The put being written.
+    writing: Option<JoinHandle<Written>>,
+    /// Records of a put whose transaction failed and must be written first.
+    failed: Vec<Record>,
+}
+
+/// What a writer hands back: the connection, and the records it did not
+/// write with why (their transaction rolled back).
+struct Written {
+    warehouse: Warehouse,
+    failure: Option<(ConnectError, Vec<Record>)>,
 }
 
 impl WarehouseSinkTask {
@@ -38,6 +61,69 @@ impl WarehouseSinkTask {
     }
 }
 
+impl State {
+    /// Waits for the writer, if any, and takes the connection back. A
+    /// retriable failure leaves its records in `failed`; any other fails the
+    /// task.
+    async fn reclaim(&mut self) -> Result<&mut Warehouse, ConnectError> {
+        if let Some(writing) = self.writing.take() {
+            let written = writing
+                .await
+                .map_err(|e| ConnectError::fatal(format!("the warehouse writer failed: {e}")))?;
+            self.warehouse = Some(written.warehouse);
+            if let Some((e, records)) = written.failure {
+                if !e.is_retriable() {
+                    return Err(e);
+                }
+                self.failed = records;
+            }
+        }
+        self.warehouse
+            .as_mut()
+            .ok_or_else(|| ConnectError::fatal("the warehouse connection was lost"))
+    }
+
+    /// Everything put so far written: the writer waited for, and a failed
+    /// batch written again here.
+    async fn settle(&mut self) -> Result<(), ConnectError> {
+        self.reclaim().await?;
+        if self.failed.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.failed);
+        let prepared = Prepared::new(records, &mut self.extractor);
+        let warehouse = self
+            .warehouse
+            .as_mut()
+            .ok_or_else(|| ConnectError::fatal("the warehouse connection was lost"))?;
+        if let Some((e, rest)) = write(warehouse, prepared, self.batch_size, &*self.reporter).await
+        {
+            self.failed = rest;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// Writes `prepared` as transactions of `batch_size` records, in order; on a
+/// failure, answers it with the records not written.
+async fn write(
+    warehouse: &mut Warehouse,
+    prepared: Prepared,
+    batch_size: usize,
+    reporter: &dyn ErrantRecordReporter,
+) -> Option<(ConnectError, Vec<Record>)> {
+    let mut rest = prepared;
+    while !rest.is_empty() {
+        let chunk = rest.split_off_front(batch_size);
+        if let Err((e, mut records)) = warehouse.write_batch(chunk, reporter).await {
+            records.extend(rest.into_records());
+            return Some((e, records));
+        }
+    }
+    None
+}
+
 #[async_trait]
 impl SinkTask for WarehouseSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
@@ -45,11 +131,13 @@ impl SinkTask for WarehouseSinkTask {
         self.state = Some(State {
             batch_size: config.batch_size,
             reads_headers: config.pk_mode == PkMode::RecordHeader,
-            warehouse: Warehouse::new(config.clone(), &context.connector),
+            warehouse: Some(Warehouse::new(config.clone(), &context.connector)),
             extractor: Extractor::new(config),
             connector: context.connector,
             task_id: context.task_id,
             reporter: context.reporter,
+            writing: None,
+            failed: Vec::new(),
         });
         Ok(())
     }
@@ -59,8 +147,9 @@ impl SinkTask for WarehouseSinkTask {
     /// read again, and nothing is skipped.
     async fn open(&mut self, partitions: &[TopicPartition]) -> Result<OffsetMap, ConnectError> {
         let state = self.state()?;
-        state.warehouse.connect_with_attempts().await?;
-        let offsets = state.warehouse.stored_offsets(partitions).await?;
+        let warehouse = state.reclaim().await?;
+        warehouse.connect_with_attempts().await?;
+        let offsets = warehouse.stored_offsets(partitions).await?;
         for (tp, offset) in &offsets {
             info!(connector = %state.connector, task = state.task_id, topic = %tp.topic, partition = tp.partition, offset, "resuming from the warehouse's stored offset");
         }
@@ -73,22 +162,48 @@ impl SinkTask for WarehouseSinkTask {
 
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
         let state = self.state()?;
-        let mut records = records.into_iter();
-        loop {
-            let chunk: Vec<Record> = records.by_ref().take(state.batch_size).collect();
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            state
-                .warehouse
-                .write_batch(chunk, &mut state.extractor, &*state.reporter)
-                .await?;
-        }
+        // Turning records into rows is done here, on the worker's side, so
+        // that the writer's time is the database's.
+        let prepared = Prepared::new(records, &mut state.extractor);
+        state.settle().await?;
+        let Some(mut warehouse) = state.warehouse.take() else {
+            return Err(ConnectError::fatal("the warehouse connection was lost"));
+        };
+        let (batch_size, reporter) = (state.batch_size, state.reporter.clone());
+        state.writing = Some(tokio::spawn(async move {
+            let failure = write(&mut warehouse, prepared, batch_size, &*reporter).await;
+            Written { warehouse, failure }
+        }));
+        Ok(())
+    }
+
+    /// Every record put so far is in the warehouse once the writer is done,
+    /// so all of `offsets` may be committed (to Kafka, for monitoring: the
+    /// task resumes from the warehouse's).
+    async fn pre_commit(&mut self, offsets: &OffsetMap) -> Result<OffsetMap, ConnectError> {
+        self.state()?.settle().await?;
+        Ok(offsets.clone())
+    }
+
+    /// Records of partitions taken away that are still to be written are
+    /// dropped: their next owner reads them from the warehouse's offsets.
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+        let state = self.state()?;
+        state.reclaim().await?;
+        state.failed.retain(|r| {
+            !partitions
+                .iter()
+                .any(|tp| *tp.topic == *r.topic && Some(tp.partition) == r.partition)
+        });
+        Ok(())
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
         if let Some(state) = self.state.as_mut() {
-            state.warehouse.close();
+            let _ = state.reclaim().await;
+            if let Some(w) = state.warehouse.as_mut() {
+                w.close();
+            }
         }
         Ok(())
     }

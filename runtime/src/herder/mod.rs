@@ -1310,7 +1310,9 @@ fn reported(target: TargetState) -> State {
 
 /// `value` of `key` as a REST answer may show it: `[hidden]` for a secret,
 /// unless the value is wholly one `${provider:...}` reference, which names
-/// where the secret is, not the secret (`pw${x}` may hold the secret).
+/// where the secret is, not the secret (`pw${x}` may hold the secret). Any
+/// other value shows with the secrets written inside it hidden (a password in
+/// a connection URL).
 pub fn shown(
     key: &str,
     value: &str,
@@ -1320,7 +1322,7 @@ pub fn shown(
     if is_secret(key, common, plugin) && !is_whole_reference(value) {
         HIDDEN.to_owned()
     } else {
-        value.to_owned()
+        sluice_api::config::hide_embedded_secrets(value).into_owned()
     }
 }
 

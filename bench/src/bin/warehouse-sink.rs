@@ -3,12 +3,19 @@
 //! minimal client, measured in the same run.
 //!
 //! Both write the same rows (id, tenant, endpoint, status, latency, at) into
-//! a table keyed by id. The raw client COPYs them (binary, one statement per
-//! `--batch` rows) straight from memory into an empty table; sluice reads
-//! them from Kafka (JSON with schemas) and writes them with
-//! `insert.mode=insert`, then a second topic carrying new values for the
-//! same keys with `insert.mode=upsert`. The sink is timed from its first
-//! committed batch until its stored offsets cover every record. `bench/run-warehouse` starts the stack.
+//! tables of the same shape (what the sink's auto.create makes: NOT NULL
+//! columns, keyed by id), over plain TCP (no TLS on either side). The raw
+//! client COPYs them (binary, one statement per `--batch` rows) straight
+//! from memory into an empty table, then upserts the second generation of
+//! rows (new values for the same keys) with the statements the sink's
+//! upsert runs (staging table, COPY, INSERT ... ON CONFLICT). sluice reads
+//! the same rows from Kafka (JSON with schemas) and writes them with
+//! `insert.mode=insert`, then the second generation from a second topic
+//! with `insert.mode=upsert`. The raw client is timed from its first
+//! statement to its last answer; the sink from its first committed batch
+//! until its stored offsets cover every record (the worker's start and the
+//! group join left out). The order of the two sides alternates by run.
+//! `bench/run-warehouse` starts the stack.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -109,13 +116,12 @@ async fn connect(url: &str) -> Result<Client> {
     Ok(client)
 }
 
-const TABLE: &str = "(id bigint PRIMARY KEY, tenant text, endpoint text, status integer, latency double precision, at timestamptz)";
+/// The table the sink's auto.create makes for these rows (fields not
+/// optional: NOT NULL), so both sides write the same shape.
+const TABLE: &str = "(id bigint NOT NULL, tenant text NOT NULL, endpoint text NOT NULL, status integer NOT NULL, latency double precision NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (id))";
 
-/// Rows/s of a minimal binary COPY of the same rows into an empty table.
-async fn raw(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
-    let c = connect(&args.pg_url).await?;
-    c.batch_execute(&format!("CREATE TABLE {table} {TABLE}"))
-        .await?;
+/// Binary COPY of `rows` into `target`.
+async fn copy_rows(c: &Client, target: &str, rows: &[Row]) -> Result<()> {
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -124,20 +130,49 @@ async fn raw(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
         Type::FLOAT8,
         Type::TIMESTAMPTZ,
     ];
+    let sink = c
+        .copy_in(&format!("COPY {target} FROM STDIN BINARY"))
+        .await?;
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    for r in rows {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(r.at_ms as u64);
+        let values: [&(dyn ToSql + Sync); 6] =
+            [&r.id, &r.tenant, &r.endpoint, &r.status, &r.latency, &at];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.as_mut().finish().await?;
+    Ok(())
+}
+
+/// Rows/s of a minimal binary COPY of the rows into an empty table, one
+/// COPY per `--batch` rows: PostgreSQL's limit for inserting them.
+async fn raw_insert(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
+    let c = connect(&args.pg_url).await?;
+    c.batch_execute(&format!("CREATE TABLE {table} {TABLE}"))
+        .await?;
     let start = Instant::now();
     for chunk in rows.chunks(args.batch) {
-        let sink = c
-            .copy_in(&format!("COPY {table} FROM STDIN BINARY"))
+        copy_rows(&c, table, chunk).await?;
+    }
+    Ok(rows.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Rows/s of the statements the sink's upsert runs, from a minimal client,
+/// over `table`'s existing keys: per `--batch` rows, a transaction with a
+/// temporary staging table, a binary COPY into it and `INSERT ... ON
+/// CONFLICT DO UPDATE`. PostgreSQL's limit for that way of upserting.
+async fn raw_upsert(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
+    let c = connect(&args.pg_url).await?;
+    let start = Instant::now();
+    for chunk in rows.chunks(args.batch) {
+        c.batch_execute("BEGIN; CREATE TEMP TABLE raw_stage (c0 bigint, c1 text, c2 text, c3 integer, c4 double precision, c5 timestamptz) ON COMMIT DROP")
             .await?;
-        let writer = BinaryCopyInWriter::new(sink, &types);
-        let mut writer = std::pin::pin!(writer);
-        for r in chunk {
-            let at = std::time::UNIX_EPOCH + Duration::from_millis(r.at_ms as u64);
-            let values: [&(dyn ToSql + Sync); 6] =
-                [&r.id, &r.tenant, &r.endpoint, &r.status, &r.latency, &at];
-            writer.as_mut().write(&values).await?;
-        }
-        writer.as_mut().finish().await?;
+        copy_rows(&c, "raw_stage", chunk).await?;
+        c.batch_execute(&format!(
+            "INSERT INTO {table} (id, tenant, endpoint, status, latency, at) SELECT c0, c1, c2, c3, c4, c5 FROM raw_stage ON CONFLICT (id) DO UPDATE SET tenant = EXCLUDED.tenant, endpoint = EXCLUDED.endpoint, status = EXCLUDED.status, latency = EXCLUDED.latency, at = EXCLUDED.at; COMMIT"
+        ))
+        .await?;
     }
     Ok(rows.len() as f64 / start.elapsed().as_secs_f64())
 }
@@ -258,53 +293,85 @@ async fn main() -> Result<()> {
     let second = rows(args.records, 1);
     let scratch = std::env::temp_dir().join(format!("sluice-wh-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let (mut raws, mut inserts, mut upserts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raws, mut inserts, mut raw_ups, mut upserts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..args.runs.max(1) {
         let tag = format!("whb_{}_{run}", std::process::id());
         let (t1, t2) = (format!("{tag}_insert"), format!("{tag}_upsert"));
+        let raw_table = format!("{tag}_raw");
         produce(&args, &t1, &first)?;
         produce(&args, &t2, &second)?;
         // The order alternates, so neither side always runs on a machine
         // warmed (or loaded) by the other.
         let raw_first = run % 2 == 0;
-        let mut r = 0.0;
+        let (mut r, mut ru) = (0.0, 0.0);
         if raw_first {
-            r = raw(&args, &first, &format!("{tag}_raw")).await?;
+            r = raw_insert(&args, &first, &raw_table).await?;
+            ru = raw_upsert(&args, &second, &raw_table).await?;
         }
         let i = sluice(&args, &t1, &tag, "insert", &scratch).await?;
         // The second topic's rows carry new values for the same keys.
         let u = sluice(&args, &t2, &tag, "upsert", &scratch).await?;
         if !raw_first {
-            r = raw(&args, &first, &format!("{tag}_raw")).await?;
+            r = raw_insert(&args, &first, &raw_table).await?;
+            ru = raw_upsert(&args, &second, &raw_table).await?;
         }
         let c = connect(&args.pg_url).await?;
-        let changed: i64 = c
-            .query_one(&format!("SELECT count(*) FROM {tag} WHERE tenant = 'tenant-' || ((id * 7919 + 1) % 1000)"), &[])
-            .await?
-            .get(0);
-        if changed != args.records as i64 {
-            bail!("the upsert changed {changed} of {} rows", args.records);
+        for t in [&tag, &raw_table] {
+            let changed: i64 = c
+                .query_one(&format!("SELECT count(*) FROM {t} WHERE tenant = 'tenant-' || ((id * 7919 + 1) % 1000)"), &[])
+                .await?
+                .get(0);
+            if changed != args.records as i64 {
+                bail!(
+                    "the upsert changed {changed} of {} rows in {t}",
+                    args.records
+                );
+            }
         }
         eprintln!(
-            "run {run}: raw COPY {r:.0} rows/s, sluice insert {i:.0} rows/s ({:.0} %), upsert {u:.0} rows/s ({:.0} %)",
+            "run {run} ({}): raw COPY {r:.0} rows/s, sluice insert {i:.0} rows/s ({:.0} %); raw upsert {ru:.0} rows/s ({:.0} % of raw COPY), sluice upsert {u:.0} rows/s ({:.0} % of raw COPY, {:.0} % of raw upsert)",
+            if raw_first { "raw first" } else { "sluice first" },
             100.0 * i / r,
-            100.0 * u / r
+            100.0 * ru / r,
+            100.0 * u / r,
+            100.0 * u / ru
         );
-        c.batch_execute(&format!("DROP TABLE {tag}; DROP TABLE {tag}_raw"))
+        c.batch_execute(&format!("DROP TABLE {tag}; DROP TABLE {raw_table}"))
             .await?;
         raws.push(r);
         inserts.push(i);
+        raw_ups.push(ru);
         upserts.push(u);
     }
     std::fs::remove_dir_all(&scratch).ok();
-    let (r, i, u) = (median(raws), median(inserts), median(upserts));
-    println!("| {} rows | raw binary COPY | sluice insert | / raw | sluice upsert (existing keys) | / raw |", args.records);
-    println!("|---|---|---|---|---|---|");
+    // Ratios are taken within each run (same load), then their median.
+    let ratio =
+        |a: &[f64], b: &[f64]| median(a.iter().zip(b).map(|(x, y)| 100.0 * x / y).collect());
     println!(
-        "| median of {} | {r:.0} rows/s | {i:.0} rows/s | {:.0} % | {u:.0} rows/s | {:.0} % |",
-        args.runs,
-        100.0 * i / r,
-        100.0 * u / r
+        "| {} rows, median of {} | rows/s | / raw COPY | / raw upsert |",
+        args.records, args.runs
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| raw binary COPY | {:.0} | 100 % | |",
+        median(raws.clone())
+    );
+    println!(
+        "| sluice insert | {:.0} | {:.0} % | |",
+        median(inserts.clone()),
+        ratio(&inserts, &raws)
+    );
+    println!(
+        "| raw upsert (staging + ON CONFLICT) | {:.0} | {:.0} % | 100 % |",
+        median(raw_ups.clone()),
+        ratio(&raw_ups, &raws)
+    );
+    println!(
+        "| sluice upsert (existing keys) | {:.0} | {:.0} % | {:.0} % |",
+        median(upserts.clone()),
+        ratio(&upserts, &raws),
+        ratio(&upserts, &raw_ups)
     );
     Ok(())
 }

@@ -14,7 +14,7 @@ use sluice_api::{
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Socket};
+use tokio_postgres::{Client, NoTls, Socket, Statement};
 use tracing::{info, warn};
 
 use crate::change::{Change, Shape};
@@ -33,6 +33,19 @@ pub struct Warehouse {
     /// since a rolled-back transaction may have undone DDL.
     tables: HashMap<TableName, HashMap<String, String>>,
     stages: u64,
+    /// The offset statements, prepared on each new connection.
+    statements: Option<OffsetStatements>,
+}
+
+/// A batch's statements on the offsets table. Prepared once, each runs in
+/// one round trip; a batch sends several at once (tokio-postgres pipelines
+/// requests polled together), so a transaction costs a few round trips
+/// however many statements it runs.
+struct OffsetStatements {
+    /// A row for every partition, so there is always a row to lock.
+    create: Statement,
+    lock: Statement,
+    store: Statement,
 }
 
 /// How a step's rows reach the target.
@@ -61,6 +74,7 @@ impl Warehouse {
             client: None,
             tables: HashMap::new(),
             stages: 0,
+            statements: None,
         }
     }
 
@@ -77,6 +91,25 @@ impl Warehouse {
                 ))
                 .await
                 .map_err(|e| ddl_error("cannot prepare the session", &e))?;
+            let table = self.offsets_table();
+            let sql = [
+                format!("INSERT INTO {table} SELECT $1, t, p, -1 FROM unnest($2::text[], $3::int[]) AS u(t, p) ON CONFLICT DO NOTHING"),
+                format!("SELECT o.topic, o.kafka_partition, o.next_offset FROM {table} o JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o.kafka_partition = u.p WHERE o.connector = $1 ORDER BY 1, 2 FOR UPDATE OF o"),
+                format!("UPDATE {table} o SET next_offset = u.n FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n) WHERE o.connector = $1 AND o.topic = u.t AND o.kafka_partition = u.p"),
+            ];
+            let (create, lock, store) = tokio::join!(
+                client.prepare(&sql[0]),
+                client.prepare(&sql[1]),
+                client.prepare(&sql[2]),
+            );
+            let prepared = |r: Result<Statement, tokio_postgres::Error>| {
+                r.map_err(|e| classify("cannot prepare the offset statements", &e))
+            };
+            self.statements = Some(OffsetStatements {
+                create: prepared(create)?,
+                lock: prepared(lock)?,
+                store: prepared(store)?,
+            });
             info!(connector = %self.connector, "connected to the warehouse");
             self.client = Some(client);
         }
@@ -164,15 +197,7 @@ impl Warehouse {
         reporter: &dyn ErrantRecordReporter,
     ) -> Result<(), ConnectError> {
         let offsets = offsets_after(records);
-        let client = self
-            .client
-            .as_ref()
-            .ok_or_else(|| ConnectError::retriable("no connection"))?;
-        client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| classify("BEGIN", &e))?;
-        let stored = self.lock_offsets(&offsets).await?;
+        let stored = self.begin_and_lock(&offsets).await?;
         let mut todo = Vec::with_capacity(records.len());
         for (i, (r, change)) in records.iter().zip(changes).enumerate() {
             if applied(r, &stored) {
@@ -199,46 +224,35 @@ impl Warehouse {
             .into_iter()
             .filter(|(tp, next)| stored.get(tp).is_none_or(|s| next > s))
             .collect();
-        self.store_offsets(&new).await?;
-        let client = self
-            .client
-            .as_ref()
-            .ok_or_else(|| ConnectError::retriable("no connection"))?;
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| classify("COMMIT", &e))?;
-        Ok(())
+        self.store_and_commit(&new).await
     }
 
-    /// Locks this connector's offset rows for the batch's partitions and
-    /// reads them: a second writer of the same partitions (a task that lost
-    /// them and has not noticed) waits here, then sees what the first wrote.
-    async fn lock_offsets(&self, partitions: &OffsetMap) -> Result<OffsetMap, ConnectError> {
-        let client = self
-            .client
-            .as_ref()
-            .ok_or_else(|| ConnectError::retriable("no connection"))?;
-        let table = self.offsets_table();
+    fn session(&self) -> Result<(&Client, &OffsetStatements), ConnectError> {
+        match (&self.client, &self.statements) {
+            (Some(c), Some(s)) => Ok((c, s)),
+            _ => Err(ConnectError::retriable("no connection")),
+        }
+    }
+
+    /// Begins the transaction, then locks this connector's offset rows for
+    /// the batch's partitions and reads them: a second writer of the same
+    /// partitions (a task that lost them and has not noticed) waits here,
+    /// then sees what the first wrote. One round trip.
+    async fn begin_and_lock(&self, partitions: &OffsetMap) -> Result<OffsetMap, ConnectError> {
+        let (client, st) = self.session()?;
         let (topics, parts): (Vec<&str>, Vec<i32>) = partitions
             .keys()
             .map(|tp| (tp.topic.as_str(), tp.partition))
             .unzip();
-        // A row for every partition first, so there is always a row to lock.
-        client
-            .execute(
-                &format!("INSERT INTO {table} SELECT $1, t, p, -1 FROM unnest($2::text[], $3::int[]) AS u(t, p) ON CONFLICT DO NOTHING"),
-                &[&self.connector, &topics, &parts],
-            )
-            .await
-            .map_err(|e| classify("cannot create offset rows", &e))?;
-        let rows = client
-            .query(
-                &format!("SELECT o.topic, o.kafka_partition, o.next_offset FROM {table} o JOIN unnest($2::text[], $3::int[]) AS u(t, p) ON o.topic = u.t AND o.kafka_partition = u.p WHERE o.connector = $1 ORDER BY 1, 2 FOR UPDATE OF o"),
-                &[&self.connector, &topics, &parts],
-            )
-            .await
-            .map_err(|e| classify("cannot lock stored offsets", &e))?;
+        let params: [&(dyn ToSql + Sync); 3] = [&self.connector, &topics, &parts];
+        let (begun, created, locked) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.execute(&st.create, &params),
+            client.query(&st.lock, &params),
+        );
+        begun.map_err(|e| classify("BEGIN", &e))?;
+        created.map_err(|e| classify("cannot create offset rows", &e))?;
+        let rows = locked.map_err(|e| classify("cannot lock stored offsets", &e))?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -251,27 +265,27 @@ impl Warehouse {
             .collect())
     }
 
-    async fn store_offsets(&self, offsets: &OffsetMap) -> Result<(), ConnectError> {
+    /// Stores the offsets and commits, in one round trip. Should the UPDATE
+    /// fail, PostgreSQL answers the COMMIT of the failed transaction with a
+    /// rollback, and the UPDATE's error is what this returns.
+    async fn store_and_commit(&self, offsets: &OffsetMap) -> Result<(), ConnectError> {
+        let (client, st) = self.session()?;
+        let commit = |r: Result<(), tokio_postgres::Error>| r.map_err(|e| classify("COMMIT", &e));
         if offsets.is_empty() {
-            return Ok(());
+            return commit(client.batch_execute("COMMIT").await);
         }
-        let client = self
-            .client
-            .as_ref()
-            .ok_or_else(|| ConnectError::retriable("no connection"))?;
         let (topics, parts): (Vec<&str>, Vec<i32>) = offsets
             .keys()
             .map(|tp| (tp.topic.as_str(), tp.partition))
             .unzip();
         let nexts: Vec<i64> = offsets.values().copied().collect();
-        client
-            .execute(
-                &format!("UPDATE {} o SET next_offset = u.n FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n) WHERE o.connector = $1 AND o.topic = u.t AND o.kafka_partition = u.p", self.offsets_table()),
-                &[&self.connector, &topics, &parts, &nexts],
-            )
-            .await
-            .map_err(|e| classify("cannot store offsets", &e))?;
-        Ok(())
+        let params: [&(dyn ToSql + Sync); 4] = [&self.connector, &topics, &parts, &nexts];
+        let (stored, committed) = tokio::join!(
+            client.execute(&st.store, &params),
+            client.batch_execute("COMMIT"),
+        );
+        stored.map_err(|e| classify("cannot store offsets", &e))?;
+        commit(committed)
     }
 
     async fn apply(
@@ -368,18 +382,26 @@ impl Warehouse {
                 self.dialect.create_staging(&stage, &shape.columns)
             ),
         };
-        client
-            .batch_execute(&setup)
-            .await
-            .map_err(|e| other("cannot create the staging table", &e))?;
-        let result = match write {
-            Write::Copy(target) => copy(client, target, shape, rows).await,
-            Write::Merge(sql) => match copy(client, &stage, shape, rows).await {
-                Ok(()) => client.batch_execute(&sql.replace("{stage}", &stage)).await,
-                Err(e) => Err(e),
-            },
-        };
+        // The set-up and the COPY go out together (one round trip less);
+        // should the set-up fail, the COPY fails after it, and the set-up's
+        // error is the one reported.
+        let (set_up, result) = tokio::join!(client.batch_execute(&setup), async {
+            match write {
+                Write::Copy(target) => copy(client, target, shape, rows).await,
+                Write::Merge(sql) => {
+                    copy(client, &stage, shape, rows).await?;
+                    client
+                        .batch_execute(&format!(
+                            "{}; RELEASE SAVEPOINT sluice_rows",
+                            sql.replace("{stage}", &stage)
+                        ))
+                        .await
+                }
+            }
+        });
+        set_up.map_err(|e| other("cannot create the staging table", &e))?;
         match result {
+            Ok(()) if matches!(write, Write::Merge(_)) => Ok(()),
             Ok(()) => client
                 .batch_execute("RELEASE SAVEPOINT sluice_rows")
                 .await

@@ -440,6 +440,17 @@ fn put(url: &str) -> u16 {
 }
 
 /// (state, worker_id) of the connector and of each task, as one worker says.
+/// Waits until `witness` reports `source`'s task 0 RUNNING on a worker other
+/// than `owner_id`, and says how long that took since `since`.
+fn wait_task0_moved(witness: &str, source: &str, owner_id: &str, what: &str, since: std::time::Instant) {
+    wait_for(what, Duration::from_millis(SESSION_MS + 5000), || {
+        let s = states(witness, source);
+        s.get(1)
+            .is_some_and(|(state, w)| state == "RUNNING" && *w != owner_id)
+    });
+    eprintln!("{what}: after {:?}", since.elapsed());
+}
+
 fn states(url: &str, name: &str) -> Vec<(String, String)> {
     let (code, s) = get(&format!("{url}/connectors/{name}/status"));
     if code != 200 {
@@ -624,18 +635,12 @@ fn a_cluster_shares_its_connectors_and_moves_a_killed_workers_tasks() {
     let witness = cluster.urls[(victim + 1) % 3].clone();
     let killed_at = std::time::Instant::now();
     cluster.workers[victim].kill9();
-    wait_for(
-        "task 0 RUNNING on another worker",
-        Duration::from_millis(SESSION_MS + 5000),
-        || {
-            let s = states(&witness, &source);
-            s.get(1)
-                .is_some_and(|(state, w)| state == "RUNNING" && *w != owner_id)
-        },
-    );
-    eprintln!(
-        "failover: task 0 RUNNING elsewhere {:?} after kill -9",
-        killed_at.elapsed()
+    wait_task0_moved(
+        &witness,
+        &source,
+        &owner_id,
+        "failover: task 0 RUNNING on another worker after kill -9",
+        killed_at,
     );
 
     // Every event in Kafka exactly once, and in the file at least once.
@@ -797,18 +802,12 @@ fn a_worker_frozen_past_its_session_writes_nothing_when_it_wakes_and_rejoins() {
     let other = cluster.urls[1 - frozen].clone();
     signal(&cluster.workers[frozen], "-STOP");
     let stopped_at = std::time::Instant::now();
-    wait_for(
-        "task 0 RUNNING on the other worker",
-        Duration::from_millis(SESSION_MS + 5000),
-        || {
-            let s = states(&other, &source);
-            s.get(1)
-                .is_some_and(|(state, w)| state == "RUNNING" && *w != owner_id)
-        },
-    );
-    eprintln!(
-        "frozen worker's task 0 RUNNING elsewhere after {:?}",
-        stopped_at.elapsed()
+    wait_task0_moved(
+        &other,
+        &source,
+        &owner_id,
+        "the frozen worker's task 0 RUNNING on the other worker",
+        stopped_at,
     );
     let assigned = |w: &WorkerProcess| w.log_text().matches("placement slots assigned").count();
     let before = assigned(&cluster.workers[frozen]);
@@ -1385,18 +1384,12 @@ fn a_cdc_source_and_file_and_s3_sinks_survive_a_kill_and_a_join_with_every_chang
     let witness = cluster.urls[(victim + 1) % 3].clone();
     let killed_at = std::time::Instant::now();
     cluster.workers[victim].kill9();
-    wait_for(
-        "the CDC task RUNNING on another worker",
-        Duration::from_millis(SESSION_MS + 5000),
-        || {
-            let s = states(&witness, &source);
-            s.get(1)
-                .is_some_and(|(state, w)| state == "RUNNING" && *w != owner_id)
-        },
-    );
-    eprintln!(
-        "CDC failover: RUNNING elsewhere {:?} after kill -9",
-        killed_at.elapsed()
+    wait_task0_moved(
+        &witness,
+        &source,
+        &owner_id,
+        "CDC failover: the CDC task RUNNING on another worker after kill -9",
+        killed_at,
     );
     let at = topic_count(&topic) + 300;
     wait_for(

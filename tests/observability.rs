@@ -39,21 +39,6 @@ fn dev_install(component: &str) {
     assert!(status.success(), "dev/install {component} failed");
 }
 
-fn file_sink(topic: &str, out: &Path) -> Value {
-    json!({
-        "connector.class": "file-sink",
-        "topics": topic,
-        "file": out.display().to_string(),
-        "format": "value"
-    })
-}
-
-fn values(from: usize, to: usize) -> Vec<Vec<u8>> {
-    (from..to)
-        .map(|n| json!({"n": n}).to_string().into_bytes())
-        .collect()
-}
-
 /// A worker with a fast lag refresh and no connectors yet.
 fn start_worker(scratch: &Scratch) -> WorkerProcess {
     let mut config = worker_config(scratch);
@@ -227,7 +212,7 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
     let topic = unique("obs-lag");
     create_topic(&scratch, &topic, 3);
     for p in 0..3 {
-        produce_values(&topic, p, &values(p as usize * 10, p as usize * 10 + 10));
+        produce_values(&topic, p, &numbered_values(p as usize * 10, p as usize * 10 + 10));
     }
     let out = scratch.path("out.jsonl");
     let w = start_worker(&scratch);
@@ -261,7 +246,7 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
     wait_for("the task PAUSED", Duration::from_secs(30), || {
         task_state(&w, &name) == "PAUSED"
     });
-    produce_values(&topic, 1, &values(100, 107));
+    produce_values(&topic, 1, &numbered_values(100, 107));
     wait_for("lag 7 on partition 1", Duration::from_secs(30), || {
         lags(&w.get(&lag_path)) == vec![(0, 0, 0), (1, 7, 7), (2, 0, 0)]
     });
@@ -566,8 +551,8 @@ fn the_status_page_shows_a_running_connector_and_pauses_it() {
     let scratch = Scratch::new("obs-ui");
     let topic = unique("obs-ui");
     create_topic(&scratch, &topic, 2);
-    produce_values(&topic, 0, &values(0, 5));
-    produce_values(&topic, 1, &values(5, 8));
+    produce_values(&topic, 0, &numbered_values(0, 5));
+    produce_values(&topic, 1, &numbered_values(5, 8));
     let out = scratch.path("out.jsonl");
     let w = start_worker(&scratch);
     let base = w.rest_url();
@@ -654,7 +639,7 @@ fn json_logs_say_a_missing_subscribed_topic_once_as_a_warning() {
         .to_owned();
     let scratch_topic = Scratch::new("obs-log-topic");
     create_topic(&scratch_topic, &topic, 1);
-    produce_values(&topic, 0, &values(0, 4));
+    produce_values(&topic, 0, &numbered_values(0, 4));
     wait_for("4 records written", Duration::from_secs(60), || {
         count_lines(&out) == 4
     });
@@ -718,7 +703,7 @@ fn distributed_workers_agree_on_who_holds_the_partitions() {
     let topic = unique("obs-dist");
     create_topic(&scratch, &topic, 4);
     for p in 0..4 {
-        produce_values(&topic, p, &values(0, 5));
+        produce_values(&topic, p, &numbered_values(0, 5));
     }
     let name = unique("obs-dist-sink");
     let out = scratch.path("out.jsonl");

@@ -41,21 +41,6 @@ fn error_of(r: Response, status: StatusCode) -> String {
     body["message"].as_str().unwrap().to_owned()
 }
 
-fn file_sink(topic: &str, out: &std::path::Path) -> Value {
-    json!({
-        "connector.class": "file-sink",
-        "topics": topic,
-        "file": out.display().to_string(),
-        "format": "value"
-    })
-}
-
-fn values(from: usize, to: usize) -> Vec<Vec<u8>> {
-    (from..to)
-        .map(|n| json!({"n": n}).to_string().into_bytes())
-        .collect()
-}
-
 fn numbers(out: &std::path::Path) -> Vec<i64> {
     read_jsonl(out)
         .iter()
@@ -111,7 +96,7 @@ fn connectors_lifecycle_over_rest() {
     let out = scratch.path("out.jsonl");
     let name = unique("sink");
     create_topic(&scratch, &topic, 1);
-    produce_values(&topic, 0, &values(0, 100));
+    produce_values(&topic, 0, &numbered_values(0, 100));
     let r = http
         .post(format!("{base}/connectors"))
         .json(&json!({"name": name, "config": file_sink(&topic, &out)}))
@@ -191,7 +176,7 @@ fn connectors_lifecycle_over_rest() {
     wait_for("the task to pause", Duration::from_secs(30), || {
         task_states(&w, &name) == ["PAUSED"]
     });
-    produce_values(&topic, 0, &values(100, 150));
+    produce_values(&topic, 0, &numbered_values(100, 150));
     // Absence cannot be waited for: give a running sink ample time to move them.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
@@ -477,7 +462,7 @@ fn connectors_lifecycle_over_rest() {
 fn blocked_file_sink(scratch: &Scratch) -> (std::path::PathBuf, String, std::path::PathBuf) {
     let topic = unique("rest-fail");
     create_topic(scratch, &topic, 1);
-    produce_values(&topic, 0, &values(0, 20));
+    produce_values(&topic, 0, &numbered_values(0, 20));
     let out = scratch.path("blocked.jsonl");
     std::fs::create_dir_all(&out).unwrap();
     let name = unique("fails");

@@ -2,7 +2,8 @@
 //! Kafka, beside the rate at which `pg_recvlogical` drains the same WAL in the
 //! same run.
 //!
-//! The rows are inserted first (in 5,000-row transactions), with the slots
+//! The rows are inserted first (in 5,000-row transactions unless
+//! `--cdc-txn-rows` says otherwise), with the slots
 //! already in place: one for pg_recvlogical, one for sluice and, beside its
 //! peer, one for Debezium. Each then reads the same WAL in turn, so what is
 //! measured is decoding and delivery, not inserting. Both workers get
@@ -24,6 +25,7 @@ pub struct CdcBench<'a> {
     pub pg_url: &'a str,
     pub pg_bindir: PathBuf,
     pub rows: u64,
+    pub txn_rows: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -140,11 +142,10 @@ impl CdcBench<'_> {
         slots: &Slots,
         launch: &Launch<'_>,
     ) -> Result<CdcRun> {
-        const TXN_ROWS: u64 = 5000;
         let mut sql = String::new();
         let mut from = 1;
         while from <= self.rows {
-            let to = (from + TXN_ROWS - 1).min(self.rows);
+            let to = (from + self.txn_rows - 1).min(self.rows);
             sql.push_str(&format!(
                 "INSERT INTO {schema}.t SELECT {exprs} FROM generate_series({from}, {to}) g;\n"
             ));

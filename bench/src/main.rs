@@ -73,6 +73,11 @@ struct Args {
     /// producer's ramp-up weighs on the figure.
     #[arg(long, default_value_t = 1_000_000)]
     cdc_rows: u64,
+    /// Rows per inserted transaction in the CDC runs: one transaction of
+    /// every row (`--cdc-txn-rows 1000000`) shows what a large transaction
+    /// costs in memory.
+    #[arg(long, default_value_t = 5_000)]
+    cdc_txn_rows: u64,
     /// Only the CDC runs (needs --pg-url): for working on the CDC source.
     #[arg(long)]
     only_cdc: bool,
@@ -265,6 +270,7 @@ fn cdc_bench<'a>(args: &'a Args, url: &'a str) -> cdc::CdcBench<'a> {
         pg_url: url,
         pg_bindir: args.pg_bindir.clone(),
         rows: args.cdc_rows,
+        txn_rows: args.cdc_txn_rows.max(1),
     }
 }
 

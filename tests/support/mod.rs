@@ -574,6 +574,23 @@ pub fn produce_on(bootstrap: &str, topic: &str, partition: i32, records: &[Out<'
 }
 
 /// Produces plain values (no key, no headers) into one partition.
+/// A `file-sink` config writing `topic`'s values, one per line, to `out`.
+pub fn file_sink(topic: &str, out: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "connector.class": "file-sink",
+        "topics": topic,
+        "file": out.display().to_string(),
+        "format": "value"
+    })
+}
+
+/// The JSON values `{"n": from}` … `{"n": to - 1}`.
+pub fn numbered_values(from: usize, to: usize) -> Vec<Vec<u8>> {
+    (from..to)
+        .map(|n| serde_json::json!({"n": n}).to_string().into_bytes())
+        .collect()
+}
+
 pub fn produce_values(topic: &str, partition: i32, values: &[Vec<u8>]) {
     produce_keyed(topic, partition, None, values);
 }

@@ -15,10 +15,11 @@ use crate::event::{ApiUsageEvent, EventGenerator, DEFAULT_EPOCH_MS};
 
 #[derive(Default)]
 pub struct DatagenTask {
-    state: Option<State>,
+    share: Option<Share>,
 }
 
-struct State {
+/// This task's share of the events, once started: where it stands and how fast it goes.
+struct Share {
     generator: EventGenerator,
     topic: Arc<str>,
     partition: Arc<SourcePartition>,
@@ -52,7 +53,7 @@ impl SourceTask for DatagenTask {
             .map_or(0, |s| s + 1);
         let max = c.long("max.records").unwrap_or(0);
         let rate = c.long("records.per.second").unwrap_or(0);
-        self.state = Some(State {
+        self.share = Some(Share {
             generator: EventGenerator {
                 seed: c.long("seed").unwrap_or(42) as u64,
                 generator: index,
@@ -81,7 +82,7 @@ impl SourceTask for DatagenTask {
 
     async fn poll(&mut self) -> Result<Vec<Record>, ConnectError> {
         let s = self
-            .state
+            .share
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("poll before start"))?;
         let mut n = s.batch_size;

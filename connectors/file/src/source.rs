@@ -55,10 +55,11 @@ impl SourceConnector for FileSourceConnector {
 
 #[derive(Default)]
 struct FileSourceTask {
-    state: Option<State>,
+    tail: Option<Tail>,
 }
 
-struct State {
+/// The file being read, once started: where the last whole line ended.
+struct Tail {
     path: String,
     reader: Option<BufReader<File>>,
     /// Byte offset just past the last complete line emitted.
@@ -82,7 +83,7 @@ impl SourceTask for FileSourceTask {
             .and_then(|o| o.get("position"))
             .and_then(|p| p.as_u64())
             .unwrap_or(0);
-        self.state = Some(State {
+        self.tail = Some(Tail {
             path,
             reader: None,
             position,
@@ -97,7 +98,7 @@ impl SourceTask for FileSourceTask {
 
     async fn poll(&mut self) -> Result<Vec<Record>, ConnectError> {
         let s = self
-            .state
+            .tail
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("poll before start"))?;
         if s.reader.is_none() {

@@ -24,14 +24,14 @@ pub struct Limits {
 /// task.
 pub(crate) struct Module {
     path: PathBuf,
-    pre: bindings::TransformPre<State>,
+    pre: bindings::TransformPre<HostState>,
     limits: Limits,
     config: Vec<(String, String)>,
 }
 
 /// A running instance.
 pub(crate) struct Guest {
-    store: Store<State>,
+    store: Store<HostState>,
     bindings: bindings::Transform,
     /// What the guest said it reads.
     pub reading: Reading,
@@ -66,14 +66,14 @@ impl std::fmt::Display for CallError {
 }
 
 /// A store's host state.
-pub(crate) struct State {
+pub(crate) struct HostState {
     memory_max_bytes: usize,
     memory_exceeded: bool,
     /// The last message the guest logged at `error` (a panic's, from the SDK).
     last_error: Option<String>,
 }
 
-impl ResourceLimiter for State {
+impl ResourceLimiter for HostState {
     fn memory_growing(
         &mut self,
         _current: usize,
@@ -100,9 +100,9 @@ impl ResourceLimiter for State {
     }
 }
 
-impl bindings::sluice::transform::types::Host for State {}
+impl bindings::sluice::transform::types::Host for HostState {}
 
-impl bindings::sluice::transform::host::Host for State {
+impl bindings::sluice::transform::host::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
         match level {
             Level::Error => {
@@ -128,8 +128,8 @@ impl Module {
             path: path.to_owned(),
             why: format!("{e:#}"),
         };
-        let mut linker = Linker::<State>::new(engine()?);
-        bindings::Transform::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        let mut linker = Linker::<HostState>::new(engine()?);
+        bindings::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         // A wasm32-wasip2 guest links WASI even when it never calls it; calling
         // it traps, which keeps files, sockets, clocks and randomness out.
@@ -158,7 +158,7 @@ impl Module {
         };
         let mut store = Store::new(
             engine()?,
-            State {
+            HostState {
                 memory_max_bytes: self.limits.memory_max_bytes,
                 memory_exceeded: false,
                 last_error: None,
@@ -202,7 +202,7 @@ impl Guest {
     }
 }
 
-fn classify(store: &Store<State>, error: wasmtime::Error, limits: Limits) -> CallError {
+fn classify(store: &Store<HostState>, error: wasmtime::Error, limits: Limits) -> CallError {
     if store.data().memory_exceeded {
         return CallError::Memory {
             limit: limits.memory_max_bytes,

@@ -27,10 +27,11 @@ use crate::plan::Prepared;
 
 #[derive(Default)]
 pub struct WarehouseSinkTask {
-    state: Option<State>,
+    writer: Option<Writer>,
 }
 
-struct State {
+/// The started task: its connection, or the put a writer is busy with.
+struct Writer {
     connector: String,
     task_id: u32,
     batch_size: usize,
@@ -54,14 +55,14 @@ struct Written {
 }
 
 impl WarehouseSinkTask {
-    fn state(&mut self) -> Result<&mut State, ConnectError> {
-        self.state
+    fn writer(&mut self) -> Result<&mut Writer, ConnectError> {
+        self.writer
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("the warehouse sink task was not started"))
     }
 }
 
-impl State {
+impl Writer {
     /// Waits for the writer, if any, and takes the connection back. A
     /// retriable failure leaves its records in `failed`; any other fails the
     /// task.
@@ -128,7 +129,7 @@ async fn write(
 impl SinkTask for WarehouseSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
         let config = Arc::new(WarehouseConfig::parse(&context.config)?);
-        self.state = Some(State {
+        self.writer = Some(Writer {
             batch_size: config.batch_size,
             reads_headers: config.pk_mode == PkMode::RecordHeader,
             warehouse: Some(Warehouse::new(config.clone(), &context.connector)),
@@ -146,31 +147,31 @@ impl SinkTask for WarehouseSinkTask {
     /// rows end, so what Kafka's group committed (possibly behind) is not
     /// read again, and nothing is skipped.
     async fn open(&mut self, partitions: &[TopicPartition]) -> Result<OffsetMap, ConnectError> {
-        let state = self.state()?;
-        let warehouse = state.reclaim().await?;
+        let writer = self.writer()?;
+        let warehouse = writer.reclaim().await?;
         warehouse.connect_with_attempts().await?;
         let offsets = warehouse.stored_offsets(partitions).await?;
         for (tp, offset) in &offsets {
-            info!(connector = %state.connector, task = state.task_id, topic = %tp.topic, partition = tp.partition, offset, "resuming from the warehouse's stored offset");
+            info!(connector = %writer.connector, task = writer.task_id, topic = %tp.topic, partition = tp.partition, offset, "resuming from the warehouse's stored offset");
         }
         Ok(offsets)
     }
 
     fn reads_headers(&self) -> bool {
-        self.state.as_ref().is_none_or(|s| s.reads_headers)
+        self.writer.as_ref().is_none_or(|s| s.reads_headers)
     }
 
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
-        let state = self.state()?;
+        let writer = self.writer()?;
         // Turning records into rows is done here, on the worker's side, so
         // that the writer's time is the database's.
-        let prepared = Prepared::new(records, &mut state.extractor);
-        state.settle().await?;
-        let Some(mut warehouse) = state.warehouse.take() else {
+        let prepared = Prepared::new(records, &mut writer.extractor);
+        writer.settle().await?;
+        let Some(mut warehouse) = writer.warehouse.take() else {
             return Err(ConnectError::fatal("the warehouse connection was lost"));
         };
-        let (batch_size, reporter) = (state.batch_size, state.reporter.clone());
-        state.writing = Some(tokio::spawn(async move {
+        let (batch_size, reporter) = (writer.batch_size, writer.reporter.clone());
+        writer.writing = Some(tokio::spawn(async move {
             let failure = write(&mut warehouse, prepared, batch_size, &*reporter).await;
             Written { warehouse, failure }
         }));
@@ -181,16 +182,16 @@ impl SinkTask for WarehouseSinkTask {
     /// so all of `offsets` may be committed (to Kafka, for monitoring: the
     /// task resumes from the warehouse's).
     async fn pre_commit(&mut self, offsets: &OffsetMap) -> Result<OffsetMap, ConnectError> {
-        self.state()?.settle().await?;
+        self.writer()?.settle().await?;
         Ok(offsets.clone())
     }
 
     /// Records of partitions taken away that are still to be written are
     /// dropped: their next owner reads them from the warehouse's offsets.
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
-        let state = self.state()?;
-        state.reclaim().await?;
-        state.failed.retain(|r| {
+        let writer = self.writer()?;
+        writer.reclaim().await?;
+        writer.failed.retain(|r| {
             !partitions
                 .iter()
                 .any(|tp| *tp.topic == *r.topic && Some(tp.partition) == r.partition)
@@ -199,9 +200,9 @@ impl SinkTask for WarehouseSinkTask {
     }
 
     async fn stop(&mut self) -> Result<(), ConnectError> {
-        if let Some(state) = self.state.as_mut() {
-            let _ = state.reclaim().await;
-            if let Some(w) = state.warehouse.as_mut() {
+        if let Some(writer) = self.writer.as_mut() {
+            let _ = writer.reclaim().await;
+            if let Some(w) = writer.warehouse.as_mut() {
                 w.close();
             }
         }

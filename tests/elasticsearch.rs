@@ -18,8 +18,8 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,16 +130,89 @@ fn task_states(w: &WorkerProcess, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// A test's topic (created with its partitions), its connector's name and
+/// the worker's scratch directory: what almost every test starts with.
+struct Case {
+    scratch: Scratch,
+    topic: String,
+    name: String,
+}
+
+impl Case {
+    fn new(tag: &str, partitions: i32) -> Self {
+        let scratch = Scratch::new(&format!("es-{tag}"));
+        let topic = unique(tag);
+        create_topic(&scratch, &topic, partitions);
+        Self {
+            name: unique(&format!("es-{tag}")),
+            scratch,
+            topic,
+        }
+    }
+
+    /// A worker running the sink of this topic into `url`, `extra` added to
+    /// its config.
+    fn start(&self, url: &str, extra: Json) -> WorkerProcess {
+        start(&self.scratch, &sink(&self.name, &self.topic, url, extra))
+    }
+
+    /// Waits until the connector committed `n` offsets of the topic.
+    fn settled(&self, n: i64) {
+        settled(&self.name, &self.topic, n, Duration::from_secs(60));
+    }
+
+    /// `sluice_es_items_total` of the connector's task 0 for `outcome`.
+    fn items(&self, w: &WorkerProcess, outcome: &str) -> u64 {
+        w.metric(&format!(
+            "sluice_es_items_total{{connector=\"{}\",task=\"0\",outcome=\"{outcome}\"}}",
+            self.name
+        ))
+    }
+}
+
+/// Waits until connector `name` committed offsets of `topic` that add up to
+/// `n`: every record before them indexed, a version conflict or dealt with
+/// by the error policy.
+fn settled(name: &str, topic: &str, n: i64, within: Duration) {
+    let group = format!("connect-{name}");
+    wait_for(&format!("{n} records of {topic} settled"), within, || {
+        committed(&group, topic).values().sum::<i64>() == n
+    });
+}
+
+/// `errors.tolerance=all` into the dead-letter queue `dlq`, with Connect's
+/// context headers; `extra` keys added.
+fn dead_letters(dlq: &str, extra: Json) -> Json {
+    with_keys(
+        json!({
+            "errors.tolerance": "all",
+            "errors.deadletterqueue.topic.name": dlq,
+            "errors.deadletterqueue.topic.replication.factor": 1,
+            "errors.deadletterqueue.context.headers.enable": true
+        }),
+        extra,
+    )
+}
+
+/// Creates `index` with a strict mapping: one field `n`, a long.
+fn strict_index(index: &str) {
+    let created = es_json(
+        reqwest::Method::PUT,
+        &format!("{}/{index}", es()),
+        Some(json!({"mappings": {"dynamic": "strict", "properties": {"n": {"type": "long"}}}})),
+    );
+    assert_eq!(created["acknowledged"], true, "{created}");
+}
+
 /// The seed's connector as written (alias class, InsertField, tombstones
 /// delete, tasks.max 2): N records over two partitions, updates and deletes
 /// among them, become exactly the documents they say, each versioned by its
 /// offset; a kill -9 and replay changes neither counts nor versions.
 #[test]
 fn the_seed_config_indexes_updates_and_deletes_and_survives_a_replay() {
-    let scratch = Scratch::new("es-seed");
-    let topic = unique("User-Events");
+    let case = Case::new("User-Events", 2);
+    let (topic, name) = (&case.topic, &case.name);
     let index = topic.to_lowercase();
-    create_topic(&scratch, &topic, 2);
     // 300 keys per partition, written twice (the second write wins), then
     // every tenth key deleted.
     let mut expected: BTreeMap<String, Json> = BTreeMap::new();
@@ -158,12 +231,9 @@ fn the_seed_config_indexes_updates_and_deletes_and_survives_a_replay() {
             expected.remove(&key);
             out.push((key, None));
         }
-        produce_optional(&topic, p, &out);
+        produce_optional(topic, p, &out);
     }
-    let name = unique("es-seed");
-    let connector = sink(
-        &name,
-        &topic,
+    let mut w = case.start(
         es(),
         json!({
             "connection.username": "elastic",
@@ -175,7 +245,6 @@ fn the_seed_config_indexes_updates_and_deletes_and_survives_a_replay() {
             "transforms.addTimestamp.timestamp.field": "ingestion_time"
         }),
     );
-    let mut w = start(&scratch, &connector);
     wait_count(es(), &index, expected.len() as u64, Duration::from_secs(60));
     let ids: Vec<String> = (0..2)
         .flat_map(|p| (0..300).map(move |i| format!("u{p}-{i}")))
@@ -207,18 +276,13 @@ fn the_seed_config_indexes_updates_and_deletes_and_survives_a_replay() {
     };
     let before = check("first run");
     // Offsets are committed once every record is settled.
-    let group = format!("connect-{name}");
-    wait_for(
-        "offsets committed to the end",
-        Duration::from_secs(30),
-        || committed(&group, &topic).values().sum::<i64>() == 2 * 630,
-    );
-    assert!(task_states(&w, &name).iter().all(|s| s == "RUNNING"));
+    settled(name, topic, 2 * 630, Duration::from_secs(30));
+    assert!(task_states(&w, name).iter().all(|s| s == "RUNNING"));
     // kill -9, then replay everything from the start: nothing changes.
     w.kill9();
     let reset = sink(
-        &name,
-        &topic,
+        name,
+        topic,
         es(),
         json!({
             "behavior.on.null.values": "delete",
@@ -231,11 +295,11 @@ fn the_seed_config_indexes_updates_and_deletes_and_survives_a_replay() {
     replay["name"] = json!(unique("es-replay"));
     let scratch2 = Scratch::new("es-seed-replay");
     let w2 = start(&scratch2, &replay);
-    let replay_group = format!("connect-{}", replay["name"].as_str().unwrap());
-    wait_for(
-        "the replay to be committed",
+    settled(
+        replay["name"].as_str().unwrap(),
+        topic,
+        2 * 630,
         Duration::from_secs(60),
-        || committed(&replay_group, &topic).values().sum::<i64>() == 2 * 630,
     );
     assert_eq!(count(es(), &index), expected.len() as u64);
     let after = check("after the replay");
@@ -278,35 +342,21 @@ fn produce_optional(topic: &str, partition: i32, records: &[(String, Option<Vec<
 /// newer one already indexed, and a delete applies by the same order.
 #[test]
 fn header_versions_keep_the_newest_change_across_partitions() {
-    let scratch = Scratch::new("es-cdc");
-    let topic = unique("cdc");
-    create_topic(&scratch, &topic, 2);
-    let name = unique("es-cdc");
-    let _w = start(
-        &scratch,
-        &sink(
-            &name,
-            &topic,
-            es(),
-            json!({
-                "external.version.header": "__sluice.lsn.change",
-                "behavior.on.null.values": "delete",
-                "tasks.max": "1"
-            }),
-        ),
+    let case = Case::new("cdc", 2);
+    let topic = &case.topic;
+    let _w = case.start(
+        es(),
+        json!({
+            "external.version.header": "__sluice.lsn.change",
+            "behavior.on.null.values": "delete",
+            "tasks.max": "1"
+        }),
     );
     let change = |p: i32, key: &str, value: Option<Json>, lsn: &str| {
         let v = value.map(|v| v.to_string().into_bytes());
-        produce_with_header(&topic, p, key, v.as_deref(), "__sluice.lsn.change", lsn);
+        produce_with_header(topic, p, key, v.as_deref(), "__sluice.lsn.change", lsn);
     };
-    let group = format!("connect-{name}");
-    let settled = |n: i64| {
-        wait_for(
-            &format!("{n} records settled"),
-            Duration::from_secs(60),
-            || committed(&group, &topic).values().sum::<i64>() == n,
-        )
-    };
+    let settled = |n: i64| case.settled(n);
     // The newest change of k1 lands first, on partition 0.
     change(
         0,
@@ -320,18 +370,18 @@ fn header_versions_keep_the_newest_change_across_partitions() {
     change(1, "k2", Some(json!({"id": "k2", "state": "only"})), "2500");
     settled(3);
     let ids = ["k1".to_owned(), "k2".to_owned()];
-    let got = mget(es(), &topic, &ids);
+    let got = mget(es(), topic, &ids);
     assert_eq!(got["k1"], (3000, json!({"id": "k1", "state": "newest"})));
     assert_eq!(got["k2"], (2500, json!({"id": "k2", "state": "only"})));
     // A delete older than the indexed row is a conflict, a newer one deletes.
     change(1, "k1", None, "2999");
     settled(4);
-    assert!(mget(es(), &topic, &ids).contains_key("k1"));
+    assert!(mget(es(), topic, &ids).contains_key("k1"));
     change(1, "k1", None, "3001");
     settled(5);
-    let got = mget(es(), &topic, &ids);
+    let got = mget(es(), topic, &ids);
     assert!(!got.contains_key("k1"), "{got:?}");
-    assert_eq!(count(es(), &topic), 1);
+    assert_eq!(count(es(), topic), 1);
 }
 
 fn produce_with_header(
@@ -367,15 +417,13 @@ fn produce_with_header(
 /// topic.key.ignore the ids are topic+partition+offset; bodies are gzipped.
 #[test]
 fn upsert_merges_and_ignored_keys_id_by_coordinates() {
-    let scratch = Scratch::new("es-upsert");
-    let (merged, plain) = (unique("merged"), unique("plain"));
-    create_topic(&scratch, &merged, 1);
-    create_topic(&scratch, &plain, 1);
-    let name = unique("es-upsert");
+    let case = Case::new("merged", 1);
+    let (merged, plain, name) = (&case.topic, unique("plain"), &case.name);
+    create_topic(&case.scratch, &plain, 1);
     let _w = start(
-        &scratch,
+        &case.scratch,
         &sink(
-            &name,
+            name,
             &format!("{merged},{plain}"),
             es(),
             json!({
@@ -389,7 +437,7 @@ fn upsert_merges_and_ignored_keys_id_by_coordinates() {
         ),
     );
     produce_keyed(
-        &merged,
+        merged,
         0,
         Some("u1"),
         &[
@@ -402,12 +450,9 @@ fn upsert_merges_and_ignored_keys_id_by_coordinates() {
         .map(|i| json!({"n": i}).to_string().into_bytes())
         .collect();
     produce_keyed(&plain, 0, Some("same-key"), &values);
-    let group = format!("connect-{name}");
-    wait_for("every record settled", Duration::from_secs(60), || {
-        committed(&group, &merged).values().sum::<i64>() == 3
-            && committed(&group, &plain).values().sum::<i64>() == 50
-    });
-    let got = mget(es(), &merged, &["u1".to_owned()]);
+    case.settled(3);
+    settled(name, &plain, 50, Duration::from_secs(60));
+    let got = mget(es(), merged, &["u1".to_owned()]);
     assert_eq!(got["u1"].1, json!({"name": "ada l.", "city": "paris"}));
     assert_eq!(count(es(), &plain), 50);
     let ids: Vec<String> = (0..50).map(|i| format!("{plain}+0+{i}")).collect();
@@ -422,16 +467,10 @@ fn upsert_merges_and_ignored_keys_id_by_coordinates() {
 /// server's reason; the rest are indexed and every offset is committed.
 #[test]
 fn rejected_documents_go_to_the_dlq_with_the_servers_reason() {
-    let scratch = Scratch::new("es-dlq");
-    let topic = unique("strict");
+    let case = Case::new("strict", 1);
+    let topic = &case.topic;
     let dlq = format!("{topic}.dlq");
-    create_topic(&scratch, &topic, 1);
-    let created = es_json(
-        reqwest::Method::PUT,
-        &format!("{}/{topic}", es()),
-        Some(json!({"mappings": {"dynamic": "strict", "properties": {"n": {"type": "long"}}}})),
-    );
-    assert_eq!(created["acknowledged"], true, "{created}");
+    strict_index(topic);
     let mut values = Vec::new();
     let mut bad = BTreeMap::new();
     for i in 0..100i64 {
@@ -453,33 +492,15 @@ fn rejected_documents_go_to_the_dlq_with_the_servers_reason() {
         .enumerate()
         .map(|(i, v)| (format!("d{i}"), Some(v)))
         .collect();
-    produce_optional(&topic, 0, &keys);
-    let name = unique("es-dlq");
-    let w = start(
-        &scratch,
-        &sink(
-            &name,
-            &topic,
-            es(),
-            json!({
-                "tasks.max": "1",
-                "errors.tolerance": "all",
-                "errors.deadletterqueue.topic.name": dlq,
-                "errors.deadletterqueue.topic.replication.factor": 1,
-                "errors.deadletterqueue.context.headers.enable": true
-            }),
-        ),
-    );
-    let group = format!("connect-{name}");
-    wait_for("every record settled", Duration::from_secs(60), || {
-        committed(&group, &topic).values().sum::<i64>() == 100
-    });
-    assert_eq!(count(es(), &topic), 100 - bad.len() as u64);
+    produce_optional(topic, 0, &keys);
+    let w = case.start(es(), dead_letters(&dlq, json!({"tasks.max": "1"})));
+    case.settled(100);
+    assert_eq!(count(es(), topic), 100 - bad.len() as u64);
     let dead = read_topic(&dlq);
     let got: BTreeMap<i64, String> = dead
         .iter()
         .map(|d| {
-            assert_eq!(d.headers["__connect.errors.topic"], topic);
+            assert_eq!(&d.headers["__connect.errors.topic"], topic);
             assert_eq!(d.headers["__connect.errors.partition"], "0");
             assert_eq!(d.headers["__connect.errors.stage"], "TASK_PUT");
             let offset: i64 = d.headers["__connect.errors.offset"].parse().unwrap();
@@ -502,11 +523,7 @@ fn rejected_documents_go_to_the_dlq_with_the_servers_reason() {
         );
     }
     // /metrics counts the items by outcome: the 80 indexed, the 20 refused.
-    let items = |outcome: &str| {
-        w.metric(&format!(
-            "sluice_es_items_total{{connector=\"{name}\",task=\"0\",outcome=\"{outcome}\"}}"
-        ))
-    };
+    let items = |outcome: &str| case.items(&w, outcome);
     assert_eq!(items("indexed"), 100 - bad.len() as u64);
     assert_eq!(items("malformed") + items("failed"), bad.len() as u64);
     assert_eq!(items("conflict"), 0);
@@ -526,36 +543,40 @@ struct RejectingProxy {
 impl RejectingProxy {
     /// Rejects every third action of the first `reject_requests` bulk requests.
     fn start(upstream: &str, reject_requests: usize) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let p = Self {
-            url,
-            injected: Arc::default(),
-            max_requests: Arc::default(),
-            max_actions: Arc::default(),
-        };
         let shared = Arc::new(ProxyState {
             upstream: upstream.to_owned(),
+            client: http(),
             reject_requests,
             bulk_seen: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             actions: AtomicUsize::new(0),
-            injected: p.injected.clone(),
-            max_requests: p.max_requests.clone(),
-            max_actions: p.max_actions.clone(),
+            injected: Arc::default(),
+            max_requests: Arc::default(),
+            max_actions: Arc::default(),
         });
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let s = shared.clone();
-                std::thread::spawn(move || s.serve(conn));
-            }
-        });
-        p
+        let state = shared.clone();
+        let url = serve(
+            None,
+            Arc::new(move |r: Request| {
+                if r.path.ends_with("/_bulk") {
+                    Some((200, state.bulk(&r.body)))
+                } else {
+                    forward_request(&state.client, &state.upstream, r)
+                }
+            }),
+        );
+        Self {
+            url,
+            injected: shared.injected.clone(),
+            max_requests: shared.max_requests.clone(),
+            max_actions: shared.max_actions.clone(),
+        }
     }
 }
 
 struct ProxyState {
     upstream: String,
+    client: reqwest::blocking::Client,
     reject_requests: usize,
     bulk_seen: AtomicUsize,
     requests: AtomicUsize,
@@ -566,59 +587,8 @@ struct ProxyState {
 }
 
 impl ProxyState {
-    fn serve(&self, conn: TcpStream) {
-        let mut reader = BufReader::new(conn.try_clone().unwrap());
-        let mut writer = conn;
-        let client = http();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let mut parts = line.split_whitespace();
-            let (method, path) = (
-                parts.next().unwrap_or("GET").to_owned(),
-                parts.next().unwrap_or("/").to_owned(),
-            );
-            let mut length = 0;
-            loop {
-                let mut h = String::new();
-                reader.read_line(&mut h).unwrap();
-                if h.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    if k.eq_ignore_ascii_case("content-length") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let answer = if path.ends_with("/_bulk") {
-                self.bulk(&client, &body)
-            } else {
-                let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-                client
-                    .request(m, format!("{}{path}", self.upstream))
-                    .body(body)
-                    .send()
-                    .unwrap()
-                    .bytes()
-                    .unwrap()
-                    .to_vec()
-            };
-            write!(
-                writer,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                answer.len()
-            )
-            .unwrap();
-            writer.write_all(&answer).unwrap();
-        }
-    }
-
-    fn bulk(&self, client: &reqwest::blocking::Client, body: &[u8]) -> Vec<u8> {
+    fn bulk(&self, body: &[u8]) -> Vec<u8> {
+        let client = &self.client;
         // Split the body into actions: a metadata line, and a source line
         // unless it is a delete.
         let lines: Vec<&[u8]> = body
@@ -694,39 +664,21 @@ impl ProxyState {
 /// outstanding stay within max.buffered.records.
 #[test]
 fn item_level_429s_are_retried_and_requests_overlap_within_the_buffer() {
-    let scratch = Scratch::new("es-429");
-    let topic = unique("busy");
-    create_topic(&scratch, &topic, 1);
-    let values: Vec<Vec<u8>> = (0..2000)
-        .map(|i| json!({"n": i}).to_string().into_bytes())
-        .collect();
-    let records: Vec<(String, Option<Vec<u8>>)> = values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (format!("k{i}"), Some(v)))
-        .collect();
-    produce_optional(&topic, 0, &records);
+    let case = Case::new("busy", 1);
+    let (topic, name) = (&case.topic, &case.name);
+    produce_numbered(topic, 0, 0..2000);
     let proxy = RejectingProxy::start(es(), 10);
-    let name = unique("es-429");
-    let w = start(
-        &scratch,
-        &sink(
-            &name,
-            &topic,
-            &proxy.url,
-            json!({
-                "tasks.max": "1",
-                "batch.size": "50",
-                "max.in.flight.requests": "3",
-                "max.buffered.records": "200"
-            }),
-        ),
+    let w = case.start(
+        &proxy.url,
+        json!({
+            "tasks.max": "1",
+            "batch.size": "50",
+            "max.in.flight.requests": "3",
+            "max.buffered.records": "200"
+        }),
     );
-    wait_count(es(), &topic, 2000, Duration::from_secs(90));
-    let group = format!("connect-{name}");
-    wait_for("every record settled", Duration::from_secs(30), || {
-        committed(&group, &topic).values().sum::<i64>() == 2000
-    });
+    assert_numbered(es(), topic, 2000);
+    settled(name, topic, 2000, Duration::from_secs(30));
     let injected = proxy.injected.load(Ordering::SeqCst);
     assert!(injected >= 20, "only {injected} 429s injected");
     let (requests, actions) = (
@@ -738,13 +690,106 @@ fn item_level_429s_are_retried_and_requests_overlap_within_the_buffer() {
         "{requests} requests in flight at most"
     );
     assert!(actions <= 200, "{actions} actions outstanding at most");
-    assert!(task_states(&w, &name).iter().all(|s| s == "RUNNING"));
-    let ids: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
-    let got = mget(es(), &topic, &ids);
-    assert_eq!(got.len(), 2000);
+    assert!(task_states(&w, name).iter().all(|s| s == "RUNNING"));
+}
+
+/// A server slower than `read.timeout.ms` (10 ms here: the stack's server
+/// takes longer than that for a `_bulk` of a few hundred documents): the
+/// sink sends fewer requests at once and gives each more time instead of
+/// piling retries onto a server still working on the first ones, and it
+/// catches up. Requests the server finished after the sink gave up on them
+/// come back as version conflicts, so every document is indexed once, at its
+/// offset's version.
+#[test]
+fn a_server_slower_than_the_read_timeout_gets_fewer_requests_and_more_time() {
+    const N: usize = 20_000;
+    let case = Case::new("slow", 1);
+    produce_numbered(&case.topic, 0, 0..N);
+    let w = case.start(es(), json!({"tasks.max": "1", "read.timeout.ms": "10"}));
+    case.settled(N as i64);
+    assert_numbered(es(), &case.topic, N);
+    let ids: Vec<String> = (0..N).map(|i| format!("k{i}")).collect();
+    let got = mget(es(), &case.topic, &ids);
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(got[id].1, json!({"n": i}), "{id}");
+        assert_eq!(got[id].0, i as i64, "{id} is versioned by its offset");
     }
+    assert!(
+        w.log_text()
+            .contains("slower than the request timeout, sending less at once"),
+        "the sink never shed load"
+    );
+    let (indexed, conflicts) = (case.items(&w, "indexed"), case.items(&w, "conflict"));
+    assert!(
+        indexed <= N as u64 && indexed + conflicts >= N as u64,
+        "{indexed} indexed, {conflicts} conflicts"
+    );
+    assert!(task_states(&w, &case.name).iter().all(|s| s == "RUNNING"));
+}
+
+/// A `put` that fails is retried by reading its batch again from Kafka; a
+/// record of that batch the error policy already dead-lettered (here, one
+/// that is not JSON) must not be dead-lettered again. The server is away (a
+/// proxy hangs up on every request) and the sink may buffer one record, so
+/// every `put` fails and the batch is read again several times; once the
+/// server is back, the DLQ holds the bad record once and every other record
+/// is indexed once.
+#[test]
+fn a_bad_record_in_a_batch_read_again_after_failed_puts_is_dead_lettered_once() {
+    let case = Case::new("reread", 1);
+    let (topic, name) = (&case.topic, &case.name);
+    let dlq = format!("{topic}.dlq");
+    let proxy = Proxy::start(es(), None, false);
+    proxy.set_down(true);
+    // One produce call, so one fetch and one batch: the bad record among
+    // good ones.
+    let bad = b"{not json".to_vec();
+    let records: Vec<(String, Option<Vec<u8>>)> = (0..20)
+        .map(|i| {
+            let v = match i {
+                10 => bad.clone(),
+                _ => json!({"n": i}).to_string().into_bytes(),
+            };
+            (format!("k{i}"), Some(v))
+        })
+        .collect();
+    produce_optional(topic, 0, &records);
+    let w = case.start(
+        &proxy.url,
+        dead_letters(
+            &dlq,
+            json!({
+                "tasks.max": "1",
+                "batch.size": "5",
+                "max.buffered.records": "1",
+                "max.retries": "0"
+            }),
+        ),
+    );
+    let put_retries = || w.metric(&format!("sluice_task_retries_total{{connector=\"{name}\""));
+    wait_for("puts failing and retried", Duration::from_secs(60), || {
+        put_retries() >= 3
+    });
+    assert!(task_states(&w, name).iter().all(|s| s == "RUNNING"));
+    proxy.set_down(false);
+    case.settled(20);
+    let ids: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let got = mget(es(), topic, &ids);
+    assert_eq!(count(es(), topic), 19);
+    for (i, id) in ids.iter().enumerate() {
+        if i == 10 {
+            assert!(!got.contains_key(id), "the bad record was indexed");
+        } else {
+            assert_eq!(got[id], (i as i64, json!({"n": i})), "{id}");
+        }
+    }
+    let dead = read_topic(&dlq);
+    let offsets: Vec<&str> = dead
+        .iter()
+        .map(|d| d.headers["__connect.errors.offset"].as_str())
+        .collect();
+    assert_eq!(offsets, ["10"], "dead letters by offset");
+    assert_eq!(dead[0].value.as_deref(), Some(&bad[..]));
+    assert_eq!(dead[0].headers["__connect.errors.stage"], "VALUE_CONVERTER");
 }
 
 /// With default settings, the server stopped for 30 s while records keep
@@ -756,33 +801,26 @@ fn a_30s_server_outage_under_load_is_ridden_out() {
         vars["SLUICE_ES_URL"].clone(),
         std::path::PathBuf::from(&vars["SLUICE_STACK_DIR"]).join("es"),
     );
-    let scratch = Scratch::new("es-outage");
-    let topic = unique("outage");
-    create_topic(&scratch, &topic, 2);
-    let name = unique("es-outage");
-    let w = start(&scratch, &sink(&name, &topic, &url, json!({})));
+    let case = Case::new("outage", 2);
+    let (topic, name) = (&case.topic, &case.name);
+    let w = case.start(&url, json!({}));
     const TOTAL: usize = 20_000;
     let producer = {
         let topic = topic.clone();
         std::thread::spawn(move || {
             // About 40 s of load: 40 rounds of 500 records, a second apart.
             for round in 0..40 {
-                let records: Vec<(String, Option<Vec<u8>>)> = (0..500)
-                    .map(|i| {
-                        let n = round * 500 + i;
-                        (
-                            format!("k{n}"),
-                            Some(json!({"n": n}).to_string().into_bytes()),
-                        )
-                    })
-                    .collect();
-                produce_optional(&topic, round % 2, &records);
+                produce_numbered(
+                    &topic,
+                    round % 2,
+                    round as usize * 500..(round as usize + 1) * 500,
+                );
                 std::thread::sleep(Duration::from_secs(1));
             }
         })
     };
     wait_for("some documents indexed", Duration::from_secs(60), || {
-        count(&url, &topic) > 0
+        count(&url, topic) > 0
     });
     // SIGTERM, not SIGKILL: noida-db loses writes it acknowledged when killed
     // with -9 (it keeps no translog), which would be the server's loss, not
@@ -799,7 +837,7 @@ fn a_30s_server_outage_under_load_is_ridden_out() {
     });
     let down = std::time::Instant::now();
     while down.elapsed() < Duration::from_secs(30) {
-        let states = task_states(&w, &name);
+        let states = task_states(&w, name);
         assert!(
             states.iter().all(|s| s == "RUNNING"),
             "tasks during the outage: {states:?}"
@@ -815,43 +853,24 @@ fn a_30s_server_outage_under_load_is_ridden_out() {
         .unwrap();
     std::thread::spawn(move || server.wait());
     producer.join().unwrap();
-    wait_count(&url, &topic, TOTAL as u64, Duration::from_secs(120));
-    let group = format!("connect-{name}");
-    wait_for("every record settled", Duration::from_secs(60), || {
-        committed(&group, &topic).values().sum::<i64>() == TOTAL as i64
-    });
-    assert!(task_states(&w, &name).iter().all(|s| s == "RUNNING"));
+    wait_count(&url, topic, TOTAL as u64, Duration::from_secs(120));
+    case.settled(TOTAL as i64);
+    assert!(task_states(&w, name).iter().all(|s| s == "RUNNING"));
 }
 
 /// data.stream.type: create actions into logs-<dataset>-<topic>, each
 /// document with an @timestamp (the record's timestamp).
 #[test]
 fn data_streams_get_create_actions_with_timestamps() {
-    let scratch = Scratch::new("es-ds");
-    let topic = unique("ds");
-    create_topic(&scratch, &topic, 1);
-    let values: Vec<Vec<u8>> = (0..100)
-        .map(|i| json!({"n": i}).to_string().into_bytes())
-        .collect();
-    let records: Vec<(String, Option<Vec<u8>>)> = values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (format!("e{i}"), Some(v)))
-        .collect();
-    produce_optional(&topic, 0, &records);
-    let name = unique("es-ds");
-    let _w = start(
-        &scratch,
-        &sink(
-            &name,
-            &topic,
-            es(),
-            json!({"data.stream.type": "logs", "data.stream.dataset": "sluice", "tasks.max": "1"}),
-        ),
+    let case = Case::new("ds", 1);
+    produce_numbered(&case.topic, 0, 0..100);
+    let _w = case.start(
+        es(),
+        json!({"data.stream.type": "logs", "data.stream.dataset": "sluice", "tasks.max": "1"}),
     );
-    let stream = format!("logs-sluice-{topic}");
+    let stream = format!("logs-sluice-{}", case.topic);
     wait_count(es(), &stream, 100, Duration::from_secs(60));
-    let ids: Vec<String> = (0..100).map(|i| format!("e{i}")).collect();
+    let ids: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
     let got = mget(es(), &stream, &ids);
     assert_eq!(got.len(), 100);
     for (i, id) in ids.iter().enumerate() {
@@ -869,26 +888,18 @@ fn data_streams_get_create_actions_with_timestamps() {
 /// listener that answers 401 to everything stands in for a secured cluster.)
 #[test]
 fn wrong_credentials_fail_the_task_naming_the_keys() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            std::thread::spawn(move || answer_401(conn));
-        }
-    });
-    let scratch = Scratch::new("es-401");
-    let topic = unique("secured");
-    create_topic(&scratch, &topic, 1);
-    produce_keyed(&topic, 0, Some("k"), &[br#"{"n":1}"#.to_vec()]);
-    let name = unique("es-401");
-    let mut w = start(
-        &scratch,
-        &sink(
-            &name,
-            &topic,
-            &url,
-            json!({"connection.username": "elastic", "connection.password": "wrong", "tasks.max": "1"}),
-        ),
+    let url = serve(
+        None,
+        Arc::new(|_| {
+            let answer = r#"{"error":{"type":"security_exception","reason":"unable to authenticate user [elastic]"},"status":401}"#;
+            Some((401, answer.as_bytes().to_vec()))
+        }),
+    );
+    let case = Case::new("secured", 1);
+    produce_keyed(&case.topic, 0, Some("k"), &[br#"{"n":1}"#.to_vec()]);
+    let mut w = case.start(
+        &url,
+        json!({"connection.username": "elastic", "connection.password": "wrong", "tasks.max": "1"}),
     );
     let (_, trace) = w.wait_failed_trace(Duration::from_secs(60));
     assert!(
@@ -899,47 +910,9 @@ fn wrong_credentials_fail_the_task_naming_the_keys() {
         !trace.contains("wrong"),
         "the password is in the trace: {trace}"
     );
-    assert!(committed(&format!("connect-{name}"), &topic)
+    assert!(committed(&format!("connect-{}", case.name), &case.topic)
         .values()
         .all(|o| *o <= 0));
-}
-
-fn answer_401(conn: TcpStream) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut writer = conn;
-    loop {
-        let mut length = 0;
-        let mut first = true;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h.trim().is_empty() && !first {
-                break;
-            }
-            first = false;
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let answer = r#"{"error":{"type":"security_exception","reason":"unable to authenticate user [elastic]"},"status":401}"#;
-        if write!(
-            writer,
-            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-            answer.len()
-        )
-        .is_err()
-        {
-            return;
-        }
-    }
 }
 
 /// The real CDC source into the sink, versioned by the position sluice puts
@@ -1031,11 +1004,8 @@ fn cdc_changes_index_as_the_table_by_lsn_and_a_replay_rewinds_nothing() {
     wait_for("every change in Kafka", Duration::from_secs(90), || {
         topic_count(&topic) >= CHANGES
     });
-    let group = format!("connect-{name}");
     let end = topic_count(&topic);
-    wait_for("every change settled", Duration::from_secs(60), || {
-        committed(&group, &topic).values().sum::<i64>() == end
-    });
+    settled(&name, &topic, end, Duration::from_secs(60));
     let ids: Vec<String> = (1..=41).map(|i| json!({ "id": i }).to_string()).collect();
     let got = mget(es(), &topic, &ids);
     let sources: BTreeMap<String, Json> = got
@@ -1051,12 +1021,7 @@ fn cdc_changes_index_as_the_table_by_lsn_and_a_replay_rewinds_nothing() {
     let replay_file = scratch2.write_json("es.json", &sink_for(&replay));
     let worker2 = scratch2.write_json("worker.json", &worker_config(&scratch2));
     let _w2 = WorkerProcess::start(&scratch2, &worker2, &[replay_file]);
-    wait_for("the replay settled", Duration::from_secs(60), || {
-        committed(&format!("connect-{replay}"), &topic)
-            .values()
-            .sum::<i64>()
-            == end
-    });
+    settled(&replay, &topic, end, Duration::from_secs(60));
     let again = mget(es(), &topic, &ids);
     assert_eq!(again, got, "a replay changed documents or versions");
     psql(&format!(
@@ -1107,15 +1072,96 @@ fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     })
 }
 
+/// What a test server answers to a request: a status and a JSON body, or
+/// `None` to hang up without answering.
+type Handler = Arc<dyn Fn(Request) -> Option<(u16, Vec<u8>)> + Send + Sync>;
+
+/// An HTTP/1.1 server on a free port (over TLS when given a configuration),
+/// each request on a connection answered in turn by `handler`; its URL.
+fn serve(tls: Option<Arc<rustls::ServerConfig>>, handler: Handler) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The test CA's certificate names localhost.
+    let url = match tls {
+        Some(_) => format!("https://localhost:{port}"),
+        None => format!("http://127.0.0.1:{port}"),
+    };
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (handler, tls) = (handler.clone(), tls.clone());
+            std::thread::spawn(move || match tls {
+                Some(config) => {
+                    let Ok(server) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    answer(
+                        BufReader::new(rustls::StreamOwned::new(server, conn)),
+                        &handler,
+                    );
+                }
+                None => answer(BufReader::new(conn), &handler),
+            });
+        }
+    });
+    url
+}
+
+fn answer<S: Read + Write>(mut reader: BufReader<S>, handler: &Handler) {
+    while let Some(r) = read_request(&mut reader) {
+        let Some((status, body)) = handler(r) else {
+            return;
+        };
+        let w = reader.get_mut();
+        if write!(
+            w,
+            "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Unknown"),
+            body.len()
+        )
+        .and_then(|()| w.write_all(&body))
+        .and_then(|()| w.flush())
+        .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Sends `r` on to `upstream` as it came; its answer, or `None` (hang up)
+/// when the upstream gave none.
+fn forward_request(
+    client: &reqwest::blocking::Client,
+    upstream: &str,
+    r: Request,
+) -> Option<(u16, Vec<u8>)> {
+    let mut request = client
+        .request(
+            reqwest::Method::from_bytes(r.method.as_bytes()).ok()?,
+            format!("{upstream}{}", r.path),
+        )
+        .body(r.body);
+    if let Some(t) = r.headers.get("content-type") {
+        request = request.header("content-type", t);
+    }
+    let answer = request.send().ok()?;
+    let status = answer.status().as_u16();
+    Some((status, answer.bytes().ok()?.to_vec()))
+}
+
 /// What a [`Proxy`] saw: each request's path and `Authorization` header.
 type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
 
 /// A proxy in front of the server that forwards every request as it is,
 /// over plain HTTP or TLS, and records what it saw; it may hold the answer
-/// to the first `_bulk` request until a second one arrived.
+/// to the first `_bulk` request until a second one arrived, and may be
+/// taken down (it hangs up on every request, as a server that crashed).
 struct Proxy {
     url: String,
     seen: Seen,
+    down: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -1124,30 +1170,33 @@ impl Proxy {
         tls: Option<Arc<rustls::ServerConfig>>,
         hold_first_bulk: bool,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let url = format!(
-            "{scheme}://localhost:{}",
-            listener.local_addr().unwrap().port()
+        let (seen, down) = (Seen::default(), Arc::new(AtomicBool::new(false)));
+        let (upstream, client) = (upstream.to_owned(), http());
+        let (recorded, is_down) = (seen.clone(), down.clone());
+        let url = serve(
+            tls,
+            Arc::new(move |r: Request| {
+                let first_bulk = {
+                    let mut s = recorded.lock().unwrap();
+                    s.push((r.path.clone(), r.headers.get("authorization").cloned()));
+                    r.path.ends_with("/_bulk")
+                        && s.iter().filter(|(p, _)| p.ends_with("/_bulk")).count() == 1
+                };
+                if is_down.load(Ordering::SeqCst) {
+                    return None;
+                }
+                let answer = forward_request(&client, &upstream, r)?;
+                if hold_first_bulk && first_bulk {
+                    // The server has indexed (or rejected) it; the sink learns
+                    // so only once a later batch reached the proxy too.
+                    wait_for("a second _bulk request", Duration::from_secs(60), || {
+                        bulks(&recorded) >= 2
+                    });
+                }
+                Some(answer)
+            }),
         );
-        let seen = Seen::default();
-        let (upstream, recorded) = (upstream.to_owned(), seen.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (upstream, seen, tls) = (upstream.clone(), recorded.clone(), tls.clone());
-                std::thread::spawn(move || match tls {
-                    Some(config) => {
-                        let Ok(server) = rustls::ServerConnection::new(config) else {
-                            return;
-                        };
-                        let stream = rustls::StreamOwned::new(server, conn);
-                        forward(BufReader::new(stream), &upstream, &seen, hold_first_bulk);
-                    }
-                    None => forward(BufReader::new(conn), &upstream, &seen, hold_first_bulk),
-                });
-            }
-        });
-        Self { url, seen }
+        Self { url, seen, down }
     }
 
     fn bulks(&self) -> usize {
@@ -1162,6 +1211,11 @@ impl Proxy {
             .map(|(_, a)| a.clone())
             .collect()
     }
+
+    /// Down: every request is hung up on; up: forwarded again.
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
 }
 
 fn bulks(seen: &Seen) -> usize {
@@ -1170,49 +1224,6 @@ fn bulks(seen: &Seen) -> usize {
         .iter()
         .filter(|(p, _)| p.ends_with("/_bulk"))
         .count()
-}
-
-fn forward<S: Read + Write>(mut reader: BufReader<S>, upstream: &str, seen: &Seen, hold: bool) {
-    let client = http();
-    while let Some(r) = read_request(&mut reader) {
-        let first_bulk = {
-            let mut s = seen.lock().unwrap();
-            s.push((r.path.clone(), r.headers.get("authorization").cloned()));
-            r.path.ends_with("/_bulk")
-                && s.iter().filter(|(p, _)| p.ends_with("/_bulk")).count() == 1
-        };
-        let mut request = client
-            .request(
-                reqwest::Method::from_bytes(r.method.as_bytes()).unwrap(),
-                format!("{upstream}{}", r.path),
-            )
-            .body(r.body);
-        if let Some(t) = r.headers.get("content-type") {
-            request = request.header("content-type", t);
-        }
-        let Ok(answer) = request.send() else { return };
-        let status = answer.status().as_u16();
-        let Ok(body) = answer.bytes() else { return };
-        if hold && first_bulk {
-            // The server has indexed (or rejected) it; the sink learns so
-            // only once a later batch reached the proxy too.
-            wait_for("a second _bulk request", Duration::from_secs(60), || {
-                bulks(seen) >= 2
-            });
-        }
-        let w = reader.get_mut();
-        if write!(
-            w,
-            "HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        )
-        .and_then(|()| w.write_all(&body))
-        .and_then(|()| w.flush())
-        .is_err()
-        {
-            return;
-        }
-    }
 }
 
 /// A CA and a certificate it signed for localhost and 127.0.0.1, made with
@@ -1310,7 +1321,7 @@ fn tls_server(scratch: &Scratch) -> (String, Arc<rustls::ServerConfig>) {
 }
 
 /// Values `{"n": i}` keyed `k<i>`, into one partition.
-fn produce_numbered(topic: &str, range: std::ops::Range<usize>) {
+fn produce_numbered(topic: &str, partition: i32, range: std::ops::Range<usize>) {
     let records: Vec<(String, Option<Vec<u8>>)> = range
         .map(|i| {
             (
@@ -1319,9 +1330,10 @@ fn produce_numbered(topic: &str, range: std::ops::Range<usize>) {
             )
         })
         .collect();
-    produce_optional(topic, 0, &records);
+    produce_optional(topic, partition, &records);
 }
 
+/// Waits for `n` documents in `index`, then checks they are `produce_numbered`'s.
 fn assert_numbered(base: &str, index: &str, n: usize) {
     wait_count(base, index, n as u64, Duration::from_secs(90));
     let ids: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
@@ -1338,30 +1350,23 @@ fn assert_numbered(base: &str, index: &str, n: usize) {
 /// ApiKey …`; without the CA file the task fails saying which key to set.
 #[test]
 fn tls_with_a_ca_file_and_an_api_key() {
-    let scratch = Scratch::new("es-tls");
-    let (ca, tls) = tls_server(&scratch);
+    let case = Case::new("tls", 1);
+    let (topic, name) = (&case.topic, &case.name);
+    let (ca, tls) = tls_server(&case.scratch);
     let proxy = Proxy::start(es(), Some(tls), false);
-    let topic = unique("tls");
-    create_topic(&scratch, &topic, 1);
-    produce_numbered(&topic, 0..300);
+    produce_numbered(topic, 0, 0..300);
     let api_key = "c2x1aWNlLXRlc3Q6bm90LWEtcmVhbC1zZWNyZXQ=";
-    let name = unique("es-tls");
-    let w = start(
-        &scratch,
-        &sink(
-            &name,
-            &topic,
-            &proxy.url,
-            json!({
-                "tasks.max": "1",
-                "batch.size": "100",
-                "elastic.security.protocol": "SSL",
-                "elastic.https.ssl.ca.location": ca,
-                "connection.api.key": api_key
-            }),
-        ),
+    let w = case.start(
+        &proxy.url,
+        json!({
+            "tasks.max": "1",
+            "batch.size": "100",
+            "elastic.security.protocol": "SSL",
+            "elastic.https.ssl.ca.location": ca,
+            "connection.api.key": api_key
+        }),
     );
-    assert_numbered(es(), &topic, 300);
+    assert_numbered(es(), topic, 300);
     assert!(proxy.bulks() >= 3, "{} _bulk requests", proxy.bulks());
     let auth = proxy.authorizations();
     assert!(
@@ -1383,7 +1388,7 @@ fn tls_with_a_ca_file_and_an_api_key() {
         &scratch,
         &sink(
             &name,
-            &topic,
+            topic,
             &proxy.url,
             json!({"tasks.max": "1", "connection.api.key": api_key}),
         ),
@@ -1407,31 +1412,20 @@ fn several_urls_round_robin_and_fail_over_past_a_dead_one() {
         Proxy::start(es(), None, false),
         Proxy::start(es(), None, false),
     );
-    let scratch = Scratch::new("es-urls");
-    let topic = unique("urls");
-    create_topic(&scratch, &topic, 1);
-    produce_numbered(&topic, 0..2000);
-    let name = unique("es-urls");
-    let w = start(
-        &scratch,
-        &sink(
-            &name,
-            &topic,
-            &format!("{dead},{},{}", a.url, b.url),
-            json!({"tasks.max": "1", "batch.size": "100"}),
-        ),
+    let case = Case::new("urls", 1);
+    produce_numbered(&case.topic, 0, 0..2000);
+    let w = case.start(
+        &format!("{dead},{},{}", a.url, b.url),
+        json!({"tasks.max": "1", "batch.size": "100"}),
     );
-    assert_numbered(es(), &topic, 2000);
+    assert_numbered(es(), &case.topic, 2000);
     let (na, nb) = (a.bulks(), b.bulks());
     assert!(na + nb >= 20, "{na} + {nb} _bulk requests");
     // Round-robin over three with the first dead: its turns fall to the URL
     // after it, so `a` takes about two thirds and `b` one third.
     assert!(na >= nb && nb * 4 >= na, "not round-robin: {na} and {nb}");
-    let group = format!("connect-{name}");
-    wait_for("every record settled", Duration::from_secs(30), || {
-        committed(&group, &topic).values().sum::<i64>() == 2000
-    });
-    assert!(task_states(&w, &name).iter().all(|s| s == "RUNNING"));
+    settled(&case.name, &case.topic, 2000, Duration::from_secs(30));
+    assert!(task_states(&w, &case.name).iter().all(|s| s == "RUNNING"));
 }
 
 /// A document the server rejects, whose rejection the sink learns only after
@@ -1440,35 +1434,14 @@ fn several_urls_round_robin_and_fail_over_past_a_dead_one() {
 /// record's original bytes until its fate is known, not until the next batch.
 #[test]
 fn a_document_rejected_after_later_batches_is_dead_lettered_with_its_bytes() {
-    let scratch = Scratch::new("es-late");
-    let topic = unique("late");
+    let case = Case::new("late", 1);
+    let topic = &case.topic;
     let dlq = format!("{topic}.dlq");
-    create_topic(&scratch, &topic, 1);
-    let created = es_json(
-        reqwest::Method::PUT,
-        &format!("{}/{topic}", es()),
-        Some(json!({"mappings": {"dynamic": "strict", "properties": {"n": {"type": "long"}}}})),
-    );
-    assert_eq!(created["acknowledged"], true, "{created}");
+    strict_index(topic);
     let bad = br#"{"n":"not-a-number"}"#.to_vec();
-    produce_optional(&topic, 0, &[("bad".to_owned(), Some(bad.clone()))]);
+    produce_optional(topic, 0, &[("bad".to_owned(), Some(bad.clone()))]);
     let proxy = Proxy::start(es(), None, true);
-    let name = unique("es-late");
-    let _w = start(
-        &scratch,
-        &sink(
-            &name,
-            &topic,
-            &proxy.url,
-            json!({
-                "tasks.max": "1",
-                "errors.tolerance": "all",
-                "errors.deadletterqueue.topic.name": dlq,
-                "errors.deadletterqueue.topic.replication.factor": 1,
-                "errors.deadletterqueue.context.headers.enable": true
-            }),
-        ),
-    );
+    let _w = case.start(&proxy.url, dead_letters(&dlq, json!({"tasks.max": "1"})));
     wait_for("the first _bulk request", Duration::from_secs(60), || {
         proxy.bulks() >= 1
     });
@@ -1481,13 +1454,10 @@ fn a_document_rejected_after_later_batches_is_dead_lettered_with_its_bytes() {
             )
         })
         .collect();
-    produce_optional(&topic, 0, &good);
-    let group = format!("connect-{name}");
-    wait_for("every record settled", Duration::from_secs(60), || {
-        committed(&group, &topic).values().sum::<i64>() == 11
-    });
+    produce_optional(topic, 0, &good);
+    case.settled(11);
     assert!(proxy.bulks() >= 2);
-    assert_eq!(count(es(), &topic), 10);
+    assert_eq!(count(es(), topic), 10);
     let dead = read_topic(&dlq);
     assert_eq!(dead.len(), 1, "{} dead letters", dead.len());
     let d = &dead[0];

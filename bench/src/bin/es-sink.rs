@@ -5,7 +5,13 @@
 //! Both index the same datagen events (JSON, no schema) with the same ids
 //! (topic+partition+offset): the raw client sends `_bulk` requests of
 //! `--batch` documents, `--in-flight` at a time, straight from memory; sluice
-//! reads them from Kafka with its default settings (`key.ignore=true`).
+//! reads them from Kafka with its default settings (`key.ignore=true`) but
+//! the same `batch.size` and `max.in.flight.requests`.
+//!
+//! The server slows as its indices grow, so each measurement writes into a
+//! fresh index, deleted after it, and the two sides take turns going first.
+//! sluice's progress is read from its own `/metrics`, not from the server,
+//! so measuring it adds no load to the server the raw client did not have.
 //! `bench/run-es` starts the stack and runs it.
 
 use std::io::{BufRead, BufReader};
@@ -69,6 +75,11 @@ fn http() -> Result<reqwest::blocking::Client> {
     Ok(reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?)
+}
+
+fn delete_index(es: &str, index: &str) -> Result<()> {
+    http()?.delete(format!("{es}/{index}")).send()?;
+    Ok(())
 }
 
 fn count(es: &str, index: &str) -> Result<u64> {
@@ -165,8 +176,8 @@ fn produce(args: &Args, topic: &str, docs: &[Vec<u8>]) -> Result<()> {
     Ok(())
 }
 
-/// Documents/s of the sink: from the worker's "ready" to the last document.
-fn sluice(args: &Args, topic: &str, scratch: &std::path::Path) -> Result<f64> {
+/// The sink's documents/s, from its own count of acknowledged items.
+fn sluice(args: &Args, topic: &str, scratch: &std::path::Path) -> Result<SinkRun> {
     let worker = scratch.join("worker.json");
     std::fs::write(
         &worker,
@@ -186,10 +197,8 @@ fn sluice(args: &Args, topic: &str, scratch: &std::path::Path) -> Result<f64> {
             "connector.class": "elasticsearch-sink", "topics": topic,
             "connection.url": args.es_url, "key.ignore": "true", "tasks.max": 1,
             "consumer.override.max.poll.records": 5000,
-            // The raw client's per-request timeout: the local server takes
-            // longer than Confluent's 3 s per `_bulk` once its index is large,
-            // and a sink that times out retries into a busier server.
-            "read.timeout.ms": 120000
+            "batch.size": args.batch,
+            "max.in.flight.requests": args.in_flight
         }}))?,
     )?;
     let mut child = Command::new(&args.sluice)
@@ -205,31 +214,143 @@ fn sluice(args: &Args, topic: &str, scratch: &std::path::Path) -> Result<f64> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("worker ready") {
-                let _ = tx.send(Instant::now());
+            if let Some(url) = line
+                .split("REST API listening")
+                .nth(1)
+                .and_then(|rest| rest.split("url=").nth(1))
+                .and_then(|u| u.split_whitespace().next())
+            {
+                let _ = tx.send(Logged::Rest(url.to_owned()));
             }
-            if line.contains("ERROR") {
+            if line.contains("worker ready") {
+                let _ = tx.send(Logged::Ready(Instant::now()));
+            }
+            if line.contains("ERROR") || line.contains("slower than the request timeout") {
                 eprintln!("worker: {line}");
             }
         }
     });
     let result = (|| {
-        let ready = rx
-            .recv_timeout(Duration::from_secs(30))
-            .context("the worker did not get ready")?;
-        let index = topic.to_lowercase();
+        let (mut rest, mut ready) = (None, None);
+        while rest.is_none() || ready.is_none() {
+            match rx
+                .recv_timeout(Duration::from_secs(30))
+                .context("the worker did not get ready")?
+            {
+                Logged::Rest(url) => rest = Some(url),
+                Logged::Ready(at) => ready = Some(at),
+            }
+        }
+        let (rest, ready) = (rest.context("no REST URL")?, ready.context("not ready")?);
+        let metrics = http()?;
+        let mut first = None;
         loop {
-            if count(&args.es_url, &index)? >= args.records as u64 {
-                return Ok(args.records as f64 / ready.elapsed().as_secs_f64());
+            let (indexed, conflicts) = items(&metrics, &rest)?;
+            if indexed > 0 && first.is_none() {
+                first = Some(Instant::now());
+            }
+            if indexed + conflicts >= args.records as u64 {
+                let (end, n) = (Instant::now(), args.records as f64);
+                let first = first.unwrap_or(ready);
+                return Ok(SinkRun {
+                    rate: n / (end - ready).as_secs_f64(),
+                    steady: n / (end - first).as_secs_f64().max(1e-3),
+                    start: first - ready,
+                    cpu: None,
+                });
             }
             if ready.elapsed() > Duration::from_secs(600) {
                 bail!("sluice did not index every document within 10 minutes");
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     })();
+    let cpu = cpu_seconds(child.id());
     stop(&mut child);
-    result
+    let run = SinkRun { cpu, ..result? };
+    // The server acknowledged every item; it shows them all to `_count`.
+    check_count(args, &topic.to_lowercase())?;
+    Ok(run)
+}
+
+/// Waits up to a minute for `_count` to show every document.
+fn check_count(args: &Args, index: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = count(&args.es_url, index)?;
+    while n != args.records as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        n = count(&args.es_url, index)?;
+    }
+    if n != args.records as u64 {
+        bail!("sluice indexed {n} of {}", args.records);
+    }
+    Ok(())
+}
+
+enum Logged {
+    Rest(String),
+    Ready(Instant),
+}
+
+/// One sink measurement.
+struct SinkRun {
+    /// Documents/s from "worker ready" to the last acknowledged.
+    rate: f64,
+    /// Documents/s from the first acknowledged to the last.
+    steady: f64,
+    /// From "worker ready" to the first acknowledged document.
+    start: Duration,
+    /// CPU-seconds the worker used, start-up included.
+    cpu: Option<f64>,
+}
+
+/// CPU-seconds a process has used so far, its threads included (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name start at the third: utime and
+    // stime are the 14th and 15th, in clock ticks (100 a second).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// CPU-seconds used so far by a service of the stack `bench/run-es` started.
+fn service_cpu(service: &str) -> Option<f64> {
+    let dir = std::env::var("SLUICE_STACK_DIR").ok()?;
+    let pid = std::fs::read_to_string(format!("{dir}/{service}/pid")).ok()?;
+    cpu_seconds(pid.trim().parse().ok()?)
+}
+
+/// CPU-seconds the server and the broker used during `f`.
+fn with_cpu<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Option<f64>, Option<f64>)> {
+    let (es, kafka) = (service_cpu("es"), service_cpu("kafka"));
+    let out = f()?;
+    let delta = |before: Option<f64>, now: Option<f64>| Some(now? - before?);
+    Ok((
+        out,
+        delta(es, service_cpu("es")),
+        delta(kafka, service_cpu("kafka")),
+    ))
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "?".into(), |v| format!("{v:.1}"))
+}
+
+/// The sink's bulk items acknowledged as indexed and as version conflicts,
+/// from the worker's `/metrics`.
+fn items(client: &reqwest::blocking::Client, rest: &str) -> Result<(u64, u64)> {
+    let text = client.get(format!("{rest}/metrics")).send()?.text()?;
+    let sum = |outcome: &str| -> u64 {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("sluice_es_items_total{")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    Ok((sum("indexed"), sum("conflict")))
 }
 
 fn stop(child: &mut Child) {
@@ -244,35 +365,78 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The machine's load average over the last minute (it is shared).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let docs = payloads(args.records)?;
     let scratch = std::env::temp_dir().join(format!("sluice-es-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let (mut raws, mut sinks) = (Vec::new(), Vec::new());
+    let (mut raws, mut sinks, mut steadies, mut ratios) = (vec![], vec![], vec![], vec![]);
     for run in 0..args.runs.max(1) {
         let topic = format!("es-bench-{}-{run}", std::process::id());
         produce(&args, &topic, &docs)?;
-        let r = raw(&args, &docs, &topic, &format!("{topic}-raw"))?;
-        let s = sluice(&args, &topic, &scratch)?;
+        let load_before = load();
+        let raw_index = format!("{topic}-raw");
+        let measure_raw = || {
+            let r = with_cpu(|| raw(&args, &docs, &topic, &raw_index));
+            delete_index(&args.es_url, &raw_index)?;
+            r
+        };
+        let measure_sink = || {
+            let s = with_cpu(|| sluice(&args, &topic, &scratch));
+            delete_index(&args.es_url, &topic.to_lowercase())?;
+            s
+        };
+        // Take turns going first.
+        let ((r, raw_es, _), (s, sink_es, sink_kafka)) = if run % 2 == 0 {
+            let r = measure_raw()?;
+            (r, measure_sink()?)
+        } else {
+            let s = measure_sink()?;
+            (measure_raw()?, s)
+        };
         eprintln!(
-            "run {run}: raw _bulk {r:.0} docs/s, sluice {s:.0} docs/s ({:.0} %)",
-            100.0 * s / r
+            "run {run} ({} first, load {load_before} → {}): raw _bulk {r:.0} docs/s, sluice {:.0} docs/s ({:.0} %; {:.0} docs/s after its first {:.1} s, {:.0} %)",
+            if run % 2 == 0 { "raw" } else { "sluice" },
+            load(),
+            s.rate,
+            100.0 * s.rate / r,
+            s.steady,
+            s.start.as_secs_f64(),
+            100.0 * s.steady / r
         );
+        eprintln!(
+            "run {run} CPU-seconds: raw run: server {}; sluice run: server {}, sluice {}, broker {}",
+            secs(raw_es),
+            secs(sink_es),
+            secs(s.cpu),
+            secs(sink_kafka)
+        );
+        ratios.push(s.rate / r);
         raws.push(r);
-        sinks.push(s);
+        sinks.push(s.rate);
+        steadies.push(s.steady);
     }
     std::fs::remove_dir_all(&scratch).ok();
-    let (r, s) = (median(raws), median(sinks));
     println!(
-        "| {} documents | raw `_bulk` ({}×{}) | sluice (read.timeout.ms=120000) | sluice / raw |",
+        "| {} documents, {}×{} | raw `_bulk` | sluice | sluice / raw (median of runs) | sluice after its first document |",
         args.records, args.in_flight, args.batch
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     println!(
-        "| median of {} | {r:.0} docs/s | {s:.0} docs/s | {:.0} % |",
+        "| median of {} | {:.0} docs/s | {:.0} docs/s | {:.0} % | {:.0} docs/s |",
         args.runs,
-        100.0 * s / r
+        median(raws),
+        median(sinks),
+        100.0 * median(ratios),
+        median(steadies)
     );
     Ok(())
 }

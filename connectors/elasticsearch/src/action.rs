@@ -117,28 +117,39 @@ fn parse_version(text: &str) -> Option<i64> {
 /// The document body: the value as JSON, which must be an object. A string or
 /// bytes value is taken as JSON text (StringConverter, ByteArrayConverter).
 fn source(record: &Record) -> Result<Vec<u8>, Invalid> {
-    let bytes = match &record.value {
-        Value::Map(_) | Value::Struct(_) => serde_json::to_vec(&JsonView::new(
-            record.value_schema.as_deref(),
-            &record.value,
-        ))
-        .map_err(|e| Invalid(format!("the value cannot be rendered as JSON: {e}")))?,
-        Value::String(s) => s.as_bytes().to_vec(),
-        Value::Bytes(b) => b.clone(),
+    let not_object = || Invalid("the value is not a JSON object".into());
+    let text = match &record.value {
+        Value::Map(_) | Value::Struct(_) => {
+            let bytes = serde_json::to_vec(&JsonView::new(
+                record.value_schema.as_deref(),
+                &record.value,
+            ))
+            .map_err(|e| Invalid(format!("the value cannot be rendered as JSON: {e}")))?;
+            // serde_json writes one line with nothing before the value; a
+            // map with keys that are not strings is an array of entries.
+            return if bytes.first() == Some(&b'{') {
+                Ok(bytes)
+            } else {
+                Err(not_object())
+            };
+        }
+        Value::String(s) => s.as_bytes(),
+        Value::Bytes(b) => b,
         _ => return Err(Invalid("the value is not an object".into())),
     };
-    // A document is one line of the NDJSON body: re-encode text that is JSON
-    // but may span lines, and refuse text that is not an object.
-    match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(serde_json::Value::Object(o)) => {
-            if bytes.contains(&b'\n') {
-                serde_json::to_vec(&o).map_err(|e| Invalid(e.to_string()))
-            } else {
-                Ok(bytes)
-            }
-        }
-        _ => Err(Invalid("the value is not a JSON object".into())),
+    // Text must be a JSON object (valid JSON whose first token is `{`), and a
+    // document is one line of the NDJSON body: text that spans lines is
+    // re-encoded. Checked without building the value.
+    serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(|_| not_object())?;
+    if text.iter().find(|c| !c.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(not_object());
     }
+    if text.contains(&b'\n') {
+        let o: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(text).map_err(|_| not_object())?;
+        return serde_json::to_vec(&o).map_err(|e| Invalid(e.to_string()));
+    }
+    Ok(text.to_vec())
 }
 
 /// What names the record's document across requests, when it has one the
@@ -387,6 +398,9 @@ mod tests {
             Value::Int32(1),
             Value::String("not json".into()),
             Value::String("[1]".into()),
+            Value::String(" 1".into()),
+            Value::String("{\"a\": 1".into()),
+            Value::String("{\"a\": 1} x".into()),
         ] {
             let r = record(Value::String("k".into()), v, 1);
             assert!(build(&c, &r).is_err());

@@ -1,6 +1,7 @@
 //! The HTTP side: `_bulk` requests over reqwest, round-robin over
 //! `connection.url` with failover to the next URL, authentication, a CA file,
-//! gzip bodies. Decides only whether a failed request is worth sending again.
+//! gzip bodies. Decides only whether a failed request is worth sending again,
+//! and whether it failed because the server is slower than its timeout.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,8 +14,11 @@ use crate::config::{Auth, EsConfig};
 /// Why a request got no `_bulk` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
-    /// Unreachable, timed out, 429 or 5xx: the same request may succeed later.
+    /// Unreachable, 429 or 5xx: the same request may succeed later.
     Transient(String),
+    /// No answer within the request's timeout: the server may still be
+    /// working on it (so it is not sent to another URL of the same cluster).
+    TimedOut(String),
     /// Refused in a way a retry cannot change (credentials, a too-large body).
     Permanent(String),
 }
@@ -80,8 +84,9 @@ impl EsClient {
             .map(|_| ())
     }
 
-    /// Sends one `_bulk` body (NDJSON) and returns the response body.
-    pub async fn bulk(&self, body: Vec<u8>) -> Result<Vec<u8>, RequestError> {
+    /// Sends one `_bulk` body (NDJSON), to be answered within `timeout`, and
+    /// returns the response body.
+    pub async fn bulk(&self, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, RequestError> {
         let (body, encoding) = if self.gzip {
             (gzip(&body)?, Some(HeaderValue::from_static("gzip")))
         } else {
@@ -93,6 +98,7 @@ impl EsClient {
                 .http
                 .post(format!("{url}/_bulk"))
                 .header(CONTENT_TYPE, "application/x-ndjson")
+                .timeout(timeout.max(Duration::from_millis(1)))
                 .body(body.clone());
             if let Some(e) = &encoding {
                 r = r.header(CONTENT_ENCODING, e.clone());
@@ -117,6 +123,12 @@ impl EsClient {
             }
             let response = match r.send().await {
                 Ok(r) => r,
+                Err(e) if e.is_timeout() => {
+                    return Err(RequestError::TimedOut(format!(
+                        "{url}: {}",
+                        error_chain(&e)
+                    )));
+                }
                 Err(e) => {
                     let chain = error_chain(&e);
                     // rustls' words for a certificate it cannot verify: another
@@ -133,6 +145,12 @@ impl EsClient {
             let status = response.status();
             let body = match response.bytes().await {
                 Ok(b) => b.to_vec(),
+                Err(e) if e.is_timeout() => {
+                    return Err(RequestError::TimedOut(format!(
+                        "{url}: reading the response: {}",
+                        error_chain(&e)
+                    )));
+                }
                 Err(e) => {
                     last = format!("{url}: reading the response: {}", error_chain(&e));
                     continue;

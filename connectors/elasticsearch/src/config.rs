@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Validator};
+use sluice_api::config::{
+    ConfigDef, ConfigKey, ConfigType, Importance, ValidatedConfig, Validator,
+};
 use sluice_api::{ConfigErrors, TaskConfig};
 
 pub fn config_def() -> ConfigDef {
@@ -147,59 +149,12 @@ pub struct EsConfig {
 }
 
 impl EsConfig {
+    /// Validates against [`config_def`], which is the one source of defaults:
+    /// a key it defaults always has a value here, so the getters' fallbacks
+    /// (`unwrap_or_default`) are never used for those.
     pub fn parse(raw: &TaskConfig) -> Result<Self, ConfigErrors> {
         let c = config_def().validate(raw)?;
-        let ms = |k: &str, d: i64| Duration::from_millis(c.long(k).unwrap_or(d).max(0) as u64);
-        let int_ms = |k: &str, d: i32| Duration::from_millis(c.int(k).unwrap_or(d).max(0) as u64);
-        let lower = |k: &str, d: &str| c.string(k).unwrap_or(d).to_ascii_lowercase();
-        let auth = match (
-            c.string("connection.username").filter(|u| !u.is_empty()),
-            c.password("connection.password"),
-            c.password("connection.api.key"),
-        ) {
-            (Some(_), _, Some(_)) => {
-                return Err(ConfigErrors::single(
-                    "connection.api.key",
-                    "cannot be set with connection.username",
-                ))
-            }
-            (Some(user), Some(p), None) => Auth::Basic {
-                user: user.to_owned(),
-                password: p.expose().to_owned(),
-            },
-            (Some(_), None, None) => {
-                return Err(ConfigErrors::single(
-                    "connection.password",
-                    "is required with connection.username",
-                ))
-            }
-            (None, _, Some(k)) => Auth::ApiKey(k.expose().to_owned()),
-            (None, _, None) => Auth::None,
-        };
-        let data_stream = match lower("data.stream.type", "none").as_str() {
-            "none" => None,
-            kind => {
-                let dataset = c.string("data.stream.dataset").unwrap_or("").to_owned();
-                if dataset.is_empty() {
-                    return Err(ConfigErrors::single(
-                        "data.stream.dataset",
-                        "is required when data.stream.type is set",
-                    ));
-                }
-                Some(DataStream {
-                    kind: kind.to_owned(),
-                    dataset,
-                    namespace: c
-                        .string("data.stream.namespace")
-                        .unwrap_or("${topic}")
-                        .to_owned(),
-                    timestamp_fields: c
-                        .list("data.stream.timestamp.field")
-                        .unwrap_or_default()
-                        .to_vec(),
-                })
-            }
-        };
+        let (null_values, malformed) = behaviors(&c);
         Ok(Self {
             urls: c
                 .list("connection.url")
@@ -207,45 +162,41 @@ impl EsConfig {
                 .iter()
                 .map(|u| u.trim_end_matches('/').to_owned())
                 .collect(),
-            auth,
+            auth: auth(&c)?,
             ca_file: c
                 .string("elastic.https.ssl.ca.location")
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
-            key_ignore: c.boolean("key.ignore").unwrap_or(false),
+            key_ignore: c.boolean("key.ignore").unwrap_or_default(),
             topic_key_ignore: c.list("topic.key.ignore").unwrap_or_default().to_vec(),
-            upsert: lower("write.method", "insert") == "upsert",
-            null_values: match lower("behavior.on.null.values", "fail").as_str() {
-                "ignore" => NullValues::Ignore,
-                "delete" => NullValues::Delete,
-                _ => NullValues::Fail,
-            },
-            malformed: match lower("behavior.on.malformed.documents", "fail").as_str() {
-                "ignore" => Malformed::Ignore,
-                "warn" => Malformed::Warn,
-                _ => Malformed::Fail,
-            },
-            drop_invalid: c.boolean("drop.invalid.message").unwrap_or(false),
-            batch_size: c.int("batch.size").unwrap_or(2000).max(1) as usize,
-            bulk_bytes: c.long("bulk.size.bytes").unwrap_or(5_242_880).max(1) as usize,
-            linger: ms("linger.ms", 1),
-            max_in_flight: c.int("max.in.flight.requests").unwrap_or(5).max(1) as usize,
-            max_buffered: c.int("max.buffered.records").unwrap_or(20000).max(1) as usize,
-            flush_timeout: ms("flush.timeout.ms", 180_000),
-            max_retries: c.int("max.retries").unwrap_or(5).max(0) as u32,
-            retry_backoff: ms("retry.backoff.ms", 100),
-            compression: c.boolean("connection.compression").unwrap_or(false),
+            upsert: lower(&c, "write.method") == "upsert",
+            null_values,
+            malformed,
+            drop_invalid: c.boolean("drop.invalid.message").unwrap_or_default(),
+            batch_size: count(&c, "batch.size"),
+            bulk_bytes: count(&c, "bulk.size.bytes"),
+            linger: millis(&c, "linger.ms"),
+            max_in_flight: count(&c, "max.in.flight.requests"),
+            max_buffered: count(&c, "max.buffered.records"),
+            flush_timeout: millis(&c, "flush.timeout.ms"),
+            max_retries: c
+                .long("max.retries")
+                .unwrap_or_default()
+                .clamp(0, u32::MAX.into()) as u32,
+            retry_backoff: millis(&c, "retry.backoff.ms"),
+            compression: c.boolean("connection.compression").unwrap_or_default(),
+            // -1: a connection is never closed for being idle.
             idle_timeout: c
-                .int("max.connection.idle.time.ms")
+                .long("max.connection.idle.time.ms")
                 .filter(|v| *v >= 0)
                 .map(|v| Duration::from_millis(v as u64)),
-            connect_timeout: int_ms("connection.timeout.ms", 1000),
-            read_timeout: int_ms("read.timeout.ms", 3000),
+            connect_timeout: millis(&c, "connection.timeout.ms"),
+            read_timeout: millis(&c, "read.timeout.ms"),
             version_header: c
                 .string("external.version.header")
                 .filter(|h| !h.is_empty())
                 .map(str::to_owned),
-            data_stream,
+            data_stream: data_stream(&c)?,
         })
     }
 
@@ -253,6 +204,90 @@ impl EsConfig {
     pub fn ignores_key(&self, topic: &str) -> bool {
         self.key_ignore || self.topic_key_ignore.iter().any(|t| t == topic)
     }
+}
+
+/// A key's value, lower-cased (the enumerations are case-insensitive).
+fn lower(c: &ValidatedConfig, key: &str) -> String {
+    c.string(key).unwrap_or_default().to_ascii_lowercase()
+}
+
+/// A duration in milliseconds; a negative value counts as zero.
+fn millis(c: &ValidatedConfig, key: &str) -> Duration {
+    Duration::from_millis(c.long(key).unwrap_or_default().max(0) as u64)
+}
+
+/// A count of at least one (the validators already say so).
+fn count(c: &ValidatedConfig, key: &str) -> usize {
+    c.long(key).unwrap_or_default().max(1) as usize
+}
+
+/// Basic authentication or an API key, never both.
+fn auth(c: &ValidatedConfig) -> Result<Auth, ConfigErrors> {
+    match (
+        c.string("connection.username").filter(|u| !u.is_empty()),
+        c.password("connection.password"),
+        c.password("connection.api.key"),
+    ) {
+        (Some(_), _, Some(_)) => Err(ConfigErrors::single(
+            "connection.api.key",
+            "cannot be set with connection.username",
+        )),
+        (Some(user), Some(p), None) => Ok(Auth::Basic {
+            user: user.to_owned(),
+            password: p.expose().to_owned(),
+        }),
+        (Some(_), None, None) => Err(ConfigErrors::single(
+            "connection.password",
+            "is required with connection.username",
+        )),
+        (None, _, Some(k)) => Ok(Auth::ApiKey(k.expose().to_owned())),
+        (None, _, None) => Ok(Auth::None),
+    }
+}
+
+/// `behavior.on.null.values` and `behavior.on.malformed.documents`.
+fn behaviors(c: &ValidatedConfig) -> (NullValues, Malformed) {
+    let null_values = match lower(c, "behavior.on.null.values").as_str() {
+        "ignore" => NullValues::Ignore,
+        "delete" => NullValues::Delete,
+        _ => NullValues::Fail,
+    };
+    let malformed = match lower(c, "behavior.on.malformed.documents").as_str() {
+        "ignore" => Malformed::Ignore,
+        "warn" => Malformed::Warn,
+        _ => Malformed::Fail,
+    };
+    (null_values, malformed)
+}
+
+/// The data stream named by `data.stream.*`, if `data.stream.type` is set.
+fn data_stream(c: &ValidatedConfig) -> Result<Option<DataStream>, ConfigErrors> {
+    let kind = lower(c, "data.stream.type");
+    if kind == "none" {
+        return Ok(None);
+    }
+    let dataset = c
+        .string("data.stream.dataset")
+        .unwrap_or_default()
+        .to_owned();
+    if dataset.is_empty() {
+        return Err(ConfigErrors::single(
+            "data.stream.dataset",
+            "is required when data.stream.type is set",
+        ));
+    }
+    Ok(Some(DataStream {
+        kind,
+        dataset,
+        namespace: c
+            .string("data.stream.namespace")
+            .unwrap_or_default()
+            .to_owned(),
+        timestamp_fields: c
+            .list("data.stream.timestamp.field")
+            .unwrap_or_default()
+            .to_vec(),
+    }))
 }
 
 #[cfg(test)]
@@ -285,6 +320,21 @@ mod tests {
         assert_eq!((c.max_in_flight, c.max_buffered), (5, 20000));
         assert_eq!(c.linger, Duration::from_millis(1));
         assert!(!c.upsert && !c.key_ignore && c.version_header.is_none());
+        // Every other default comes from the ConfigDef too.
+        assert_eq!(
+            (c.max_retries, c.retry_backoff),
+            (5, Duration::from_millis(100))
+        );
+        assert_eq!(
+            (c.connect_timeout, c.read_timeout, c.flush_timeout),
+            (
+                Duration::from_millis(1000),
+                Duration::from_millis(3000),
+                Duration::from_millis(180_000)
+            )
+        );
+        assert_eq!(c.idle_timeout, Some(Duration::from_millis(60_000)));
+        assert!(!c.compression && !c.drop_invalid && c.data_stream.is_none());
         assert!(!format!("{:?}", c.auth).contains("secret"));
     }
 

@@ -18,6 +18,7 @@ mod batch;
 mod client;
 mod config;
 mod outcome;
+mod pressure;
 mod progress;
 mod task;
 

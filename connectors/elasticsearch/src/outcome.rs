@@ -19,7 +19,9 @@ pub enum Outcome {
     Done,
     /// An equal or newer version is already indexed: a replay, ignored.
     Conflict,
-    /// The server could not take it now (429, 5xx): send it again.
+    /// The server is too busy for it now (429): send it again, and less at once.
+    Busy(String),
+    /// The server could not take it now (5xx): send it again.
     Retry(String),
     /// The document is bad (mapping, parsing): the server's reason.
     Malformed(String),
@@ -68,7 +70,8 @@ fn item(item: &Json) -> Outcome {
             Outcome::Done
         }
         409 if kind == "version_conflict_engine_exception" => Outcome::Conflict,
-        429 | 500..=599 => Outcome::Retry(reason(error, status)),
+        429 => Outcome::Busy(reason(error, status)),
+        500..=599 => Outcome::Retry(reason(error, status)),
         _ if MALFORMED.contains(&kind) => Outcome::Malformed(reason(error, status)),
         _ => Outcome::Failed(reason(error, status)),
     }
@@ -121,7 +124,7 @@ mod tests {
             got[2],
             Outcome::Malformed("document_parsing_exception: failed to parse field [n]; caused by illegal_argument_exception: For input string: \"abc\"".into())
         );
-        assert!(matches!(&got[3], Outcome::Retry(r) if r.contains("queue full")));
+        assert!(matches!(&got[3], Outcome::Busy(r) if r.contains("queue full")));
         assert!(matches!(got[4], Outcome::Retry(_)));
         assert_eq!(got[5], Outcome::Done);
         assert_eq!(

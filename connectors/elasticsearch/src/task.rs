@@ -21,6 +21,7 @@ use crate::batch::{Item, Queue};
 use crate::client::{EsClient, RequestError};
 use crate::config::{EsConfig, Malformed};
 use crate::outcome::{classify, Outcome};
+use crate::pressure::Pressure;
 use crate::progress::Owed;
 
 /// Retry delays grow up to this: the cluster is polled at least this often
@@ -77,7 +78,7 @@ impl ItemCounters {
         let i = match outcome {
             Outcome::Done => 0,
             Outcome::Conflict => 1,
-            Outcome::Retry(_) => 2,
+            Outcome::Retry(_) | Outcome::Busy(_) => 2,
             Outcome::Malformed(_) => 3,
             Outcome::Failed(_) => 4,
         };
@@ -85,9 +86,13 @@ impl ItemCounters {
     }
 }
 
-#[derive(Default)]
 struct State {
     owed: Owed,
+    /// How many requests may be at the server, and their timeout.
+    pressure: Pressure,
+    /// Requests at the server now (attempts, not batches: a batch waiting
+    /// to retry is not at the server).
+    sending: usize,
     /// Actions queued or in flight (records of forgotten partitions too).
     buffered: usize,
     /// The task must fail with this.
@@ -98,6 +103,37 @@ struct State {
     conflicts: u64,
     rejected: u64,
     retried: u64,
+}
+
+impl State {
+    fn new(config: &EsConfig) -> Self {
+        Self {
+            owed: Owed::default(),
+            pressure: Pressure::new(config.max_in_flight, config.read_timeout),
+            sending: 0,
+            buffered: 0,
+            fatal: None,
+            outage: None,
+            indexed: 0,
+            conflicts: 0,
+            rejected: 0,
+            retried: 0,
+        }
+    }
+}
+
+/// One request at the server: counted in `State::sending` until dropped.
+struct Sending<'a> {
+    ctx: &'a Ctx,
+    sent: Instant,
+    timeout: Duration,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.ctx.lock().sending -= 1;
+        self.ctx.changed.notify_waiters();
+    }
 }
 
 enum Msg {
@@ -191,34 +227,99 @@ impl Ctx {
         docs
     }
 
+    /// Waits until the window has room for one more request at the server
+    /// (the oldest requests and retries do not jump it: see `drive`), then
+    /// counts it there. `timeout`: this attempt's, else a new request's.
+    async fn start_sending(&self, timeout: Option<Duration>) -> Sending<'_> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if s.sending < s.pressure.limit() {
+                    s.sending += 1;
+                    let timeout = timeout.unwrap_or_else(|| s.pressure.timeout());
+                    return Sending {
+                        ctx: self,
+                        sent: Instant::now(),
+                        timeout,
+                    };
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The server took longer than the request's timeout: fewer requests at
+    /// once, longer timeouts. Returns the timeout of the request's retry.
+    fn timed_out(&self, sent: Instant, timeout: Duration, why: &str) -> Duration {
+        let mut s = self.lock();
+        let cut = s.pressure.timed_out(sent, timeout, Instant::now());
+        let retry = s.pressure.retry_timeout(timeout);
+        if cut {
+            warn!(connector = %self.connector, task = self.task, requests = s.pressure.limit(), timeout_ms = s.pressure.timeout().as_millis() as u64, "Elasticsearch is slower than the request timeout, sending less at once: {why}");
+        }
+        retry
+    }
+
+    /// An answer: the window may grow back.
+    fn answered(&self, sent: Instant, busy: bool) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let full = s.pressure.answered(now - sent);
+        if busy && s.pressure.busy(sent, now) {
+            debug!(connector = %self.connector, task = self.task, requests = s.pressure.limit(), "Elasticsearch answered 429, sending less at once");
+        } else if full {
+            info!(connector = %self.connector, task = self.task, requests = s.pressure.limit(), "Elasticsearch keeps up again: back to max.in.flight.requests");
+        }
+        drop(s);
+        // The window may have grown: a request waiting for room may go.
+        self.changed.notify_waiters();
+    }
+
     async fn send_until_settled(&self, items: Vec<Item>) {
         let mut todo = items;
         let mut backoff = Backoff::new(self.config.retry_backoff, MAX_RETRY_DELAY);
+        // After a timeout, this request's own (longer) timeout.
+        let mut timeout = None;
         loop {
             let mut body = Vec::with_capacity(todo.iter().map(|i| i.bytes.len()).sum());
             for i in &todo {
                 body.extend_from_slice(&i.bytes);
             }
-            let why = match self.client.bulk(body).await {
+            let sending = self.start_sending(timeout).await;
+            let result = self.client.bulk(body, sending.timeout).await;
+            let (sent, used) = (sending.sent, sending.timeout);
+            drop(sending);
+            let why = match result {
                 Err(RequestError::Permanent(why)) => return self.fail(why),
                 Err(RequestError::Transient(why)) => why,
+                Err(RequestError::TimedOut(why)) => {
+                    timeout = Some(self.timed_out(sent, used, &why));
+                    why
+                }
                 Ok(response) => match classify(&response, todo.len()) {
                     Err(e) => return self.fail(e.0),
-                    Ok(outcomes) => match self.settle_outcomes(todo, outcomes).await {
-                        Err(why) => return self.fail(why),
-                        Ok((retry, _)) if retry.is_empty() => {
-                            let mut s = self.lock();
-                            if s.outage.take().is_some() {
-                                info!(connector = %self.connector, task = self.task, "Elasticsearch takes requests again");
+                    Ok(outcomes) => {
+                        let busy = outcomes.iter().any(|o| matches!(o, Outcome::Busy(_)));
+                        self.answered(sent, busy);
+                        match self.settle_outcomes(todo, outcomes).await {
+                            Err(why) => return self.fail(why),
+                            Ok((retry, _)) if retry.is_empty() => {
+                                let mut s = self.lock();
+                                if s.outage.take().is_some() {
+                                    info!(connector = %self.connector, task = self.task, "Elasticsearch takes requests again");
+                                }
+                                return;
                             }
-                            return;
+                            Ok((retry, why)) => {
+                                self.lock().retried += retry.len() as u64;
+                                todo = retry;
+                                why
+                            }
                         }
-                        Ok((retry, why)) => {
-                            self.lock().retried += retry.len() as u64;
-                            todo = retry;
-                            why
-                        }
-                    },
+                    }
                 },
             };
             let delay = backoff.next_delay().unwrap_or(MAX_RETRY_DELAY);
@@ -252,7 +353,7 @@ impl Ctx {
             match outcome {
                 Outcome::Done => indexed += 1,
                 Outcome::Conflict => conflicts += 1,
-                Outcome::Retry(why) => {
+                Outcome::Retry(why) | Outcome::Busy(why) => {
                     retry_why = why;
                     retry.push(item);
                     continue;
@@ -273,9 +374,11 @@ impl Ctx {
 }
 
 /// Cuts queued actions into requests and keeps up to `max.in.flight.requests`
-/// of them going.
+/// of them going, fewer while the server sheds load (`pressure.rs`): a
+/// request retrying holds its place, so retries go before new batches.
 async fn drive(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let c = &ctx.config;
+    let limit = || ctx.lock().pressure.limit();
     let mut queue = Queue::new(c.batch_size, c.bulk_bytes, c.linger);
     let mut in_flight = JoinSet::new();
     // Documents with an action in flight.
@@ -286,7 +389,7 @@ async fn drive(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut waiting = false;
     loop {
         let now = Instant::now();
-        while !waiting && in_flight.len() < c.max_in_flight && queue.ready(now, flushing) {
+        while !waiting && in_flight.len() < limit() && queue.ready(now, flushing) {
             let batch = queue.take(now, &busy);
             if batch.is_empty() {
                 waiting = true;
@@ -300,7 +403,7 @@ async fn drive(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Msg>) {
         }
         let deadline = queue
             .deadline()
-            .filter(|_| !waiting && in_flight.len() < c.max_in_flight)
+            .filter(|_| !waiting && in_flight.len() < limit())
             .map(tokio::time::Instant::from_std);
         tokio::select! {
             msg = rx.recv() => match msg {
@@ -361,17 +464,18 @@ impl SinkTask for EsSinkTask {
             Ok(()) => {}
             Err(RequestError::Permanent(why)) => return Err(ConnectError::fatal(why)),
             // Down now is an outage like any other: requests retry until it is back.
-            Err(RequestError::Transient(why)) => {
+            Err(RequestError::Transient(why) | RequestError::TimedOut(why)) => {
                 warn!(connector = %context.connector, task = context.task_id, "Elasticsearch is not answering yet: {why}");
             }
         }
+        let state = Mutex::new(State::new(&config));
         let ctx = Arc::new(Ctx {
             config,
             client,
             reporter: context.reporter.clone(),
             connector: context.connector.clone(),
             task: context.task_id,
-            state: Mutex::new(State::default()),
+            state,
             changed: Notify::new(),
             items: ItemCounters::new(&context.metrics),
         });

@@ -77,7 +77,7 @@ struct Args {
     #[arg(long)]
     only_cdc: bool,
     /// Of the sink runs only the S3 one (with its limit, raw consume): for
-    /// working on the S3 sink.
+    /// working on the S3 sink. The table's file-sink and idle rows then read 0.
     #[arg(long)]
     only_s3: bool,
     /// Where `dev/install connect` put Kafka Connect (with --peer).

@@ -199,6 +199,27 @@ pub trait SinkTask: Send {
     /// [`SinkTask::pre_commit`].
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError>;
 
+    /// Whether [`SinkTask::put_json`] may be given batches whose values are
+    /// still JSON text; asked once, after `start`. A columnar sink says yes:
+    /// it decodes the text straight into its columns, with no Connect value
+    /// in between. The runtime uses it only for batches no transform needs
+    /// decoded, read by a converter of schemaless JSON, which has checked that
+    /// each value decodes (a value that does not is the converter's failure, as
+    /// always, and never reaches the task).
+    fn takes_json_values(&self) -> bool {
+        false
+    }
+
+    /// As [`SinkTask::put`], for a task that [takes JSON values](SinkTask::takes_json_values):
+    /// each record's value is `Value::Bytes` holding one schemaless JSON
+    /// document (valid: [`crate::json::parse_schemaless`] reads it), or
+    /// `Value::Null` for a record with no value; `value_schema` is `None`.
+    async fn put_json(&mut self, _records: Vec<Record>) -> Result<(), ConnectError> {
+        Err(ConnectError::fatal(
+            "this sink task does not take JSON values",
+        ))
+    }
+
     /// Given the offsets consumed so far, makes durable what it can and returns the
     /// offsets that are safe to commit (each covering only records that are in the
     /// destination). The default flushes everything and returns all of them.

@@ -36,6 +36,20 @@ pub trait Converter: Send {
         self.decode(topic, bytes.as_deref())
     }
 
+    /// Whether this converter reads values as schemaless JSON text, which a
+    /// sink may decode itself ([`crate::SinkTask::takes_json_values`]): then
+    /// [`Converter::check`] says whether a value decodes, without decoding it.
+    fn reads_schemaless_json(&self) -> bool {
+        false
+    }
+
+    /// Whether `bytes` decode, checked without building the value; asked only of
+    /// a converter that [reads schemaless JSON](Converter::reads_schemaless_json).
+    /// A `false` is followed by [`Converter::decode`], whose error is the record's.
+    fn check(&mut self, _bytes: &[u8]) -> bool {
+        true
+    }
+
     /// The class name error reports give for this converter (Connect's, where
     /// there is one).
     fn class_name(&self) -> &str {

@@ -155,10 +155,157 @@ pub fn parse_non_finite(text: &str) -> Option<f64> {
     }
 }
 
+/// Parses schemaless JSON as Connect's `JsonConverter` does without schemas:
+/// objects become string-keyed maps (in document order), integers `Int64`
+/// (past `i64::MAX` a `Float64`, as Connect falls back to a double), other
+/// numbers `Float64`. Shared by the JSON converter and by sinks that decode
+/// JSON text themselves, so both read a document alike.
+pub fn parse_schemaless(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<Schemaless>(text).map(|s| s.0)
+}
+
+/// As [`parse_schemaless`], from bytes (checked as UTF-8 while parsing).
+pub fn parse_schemaless_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<Schemaless>(bytes).map(|s| s.0)
+}
+
+/// Whether `text` parses as [`parse_schemaless`] would parse it, checked
+/// without building the value (same parser, same limits, nothing allocated).
+pub fn check_schemaless(text: &str) -> Result<(), serde_json::Error> {
+    serde_json::from_str::<Checked>(text).map(|_| ())
+}
+
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckVisitor).map(|()| Checked)
+    }
+}
+
+/// Accepts what [`SchemalessVisitor`] accepts, keeping nothing.
+struct CheckVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckVisitor {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, Checked>()?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+struct Schemaless(Value);
+
+impl<'de> serde::Deserialize<'de> for Schemaless {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SchemalessVisitor).map(Schemaless)
+    }
+}
+
+struct SchemalessVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SchemalessVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Boolean(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int64(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Float64(v as f64), Value::Int64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float64(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Schemaless(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some((k, Schemaless(v))) = map.next_entry::<String, Schemaless>()? {
+            entries.push((Value::String(k), v));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::primitives;
+
+    #[test]
+    fn the_check_accepts_exactly_what_the_parser_accepts() {
+        for text in [
+            r#"{"a": 1, "b": [true, null, 2.5, "x\u00e9"], "c": {"d": 18446744073709551615}}"#,
+            "42",
+            r#"{"a": 1e400}"#,
+            r#"{"a": 1,}"#,
+            r#"{"a": "\ud800"}"#,
+            "[1, 2",
+            "{} x",
+            &format!("{}{}", "[".repeat(200), "]".repeat(200)),
+        ] {
+            assert_eq!(
+                check_schemaless(text).is_ok(),
+                parse_schemaless(text).is_ok(),
+                "{text}"
+            );
+        }
+        let v = parse_schemaless(r#"{"n": 18446744073709551615, "i": -3}"#).unwrap();
+        assert_eq!(
+            v.map_get("n"),
+            Some(&Value::Float64(18_446_744_073_709_551_615.0))
+        );
+        assert_eq!(v.map_get("i"), Some(&Value::Int64(-3)));
+    }
 
     #[test]
     fn structs_take_field_names_from_schema() {

@@ -81,6 +81,10 @@ struct Args {
     /// Only the CDC runs (needs --pg-url): for working on the CDC source.
     #[arg(long)]
     only_cdc: bool,
+    /// Of the sink runs only the S3 one (with its limit, raw consume): for
+    /// working on the S3 sink. The table's file-sink and idle rows then read 0.
+    #[arg(long)]
+    only_s3: bool,
     /// Where `dev/install connect` put Kafka Connect (with --peer).
     #[arg(long)]
     connect_home: Option<PathBuf>,
@@ -134,6 +138,14 @@ fn main() -> Result<()> {
             r.ready_ms,
             r.idle_rss_mb
         );
+        if args.s3_endpoint.is_some() {
+            println!(
+                "run {i}: Kafka → S3 Parquet {:>9.0}/s ({:.0}% of raw consume) | peak RSS {:.1} MB",
+                r.s3,
+                100.0 * r.s3 / r.raw_consume,
+                r.s3_peak_rss_mb
+            );
+        }
         runs.push(r);
     }
     let cdc = match &args.pg_url {
@@ -477,6 +489,14 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
     stop(&mut w)?;
 
     run.raw_consume = raw_consume(args, &src_topic)?;
+    if args.only_s3 {
+        if let (Some(endpoint), Some(dir)) = (&args.s3_endpoint, &args.s3_data_dir) {
+            (run.s3, run.s3_peak_rss_mb) =
+                run_s3_sink(args, scratch, &worker, &src_topic, &tag, endpoint, dir)?;
+        }
+        delete_topics(&args.bootstrap, &[&raw_topic, &src_topic])?;
+        return Ok(run);
+    }
 
     let json_sink = run_sink(
         args,

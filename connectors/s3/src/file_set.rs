@@ -29,6 +29,42 @@ use crate::storage::{Multipart, Part};
 /// A Kafka partition: topic and partition number.
 pub type PartitionKey = (Arc<str>, i32);
 
+/// One row of a file: a decoded record, or a value still JSON text, which
+/// the encoder decodes straight into its columns (`SinkTask::put_json`). Both
+/// give the same file: the text reads as the record the converter would
+/// have decoded (`sluice_api::json::parse_schemaless`).
+pub enum Row {
+    Record(Box<Record>),
+    Json {
+        offset: i64,
+        timestamp: Option<i64>,
+        text: Vec<u8>,
+    },
+}
+
+impl Row {
+    pub fn offset(&self) -> Option<i64> {
+        match self {
+            Row::Record(r) => r.offset,
+            Row::Json { offset, .. } => Some(*offset),
+        }
+    }
+
+    pub fn timestamp(&self) -> Option<i64> {
+        match self {
+            Row::Record(r) => r.timestamp,
+            Row::Json { timestamp, .. } => *timestamp,
+        }
+    }
+
+    pub fn value_schema(&self) -> Option<&sluice_api::SchemaRef> {
+        match self {
+            Row::Record(r) => r.value_schema.as_ref(),
+            Row::Json { .. } => None,
+        }
+    }
+}
+
 /// The files of one Kafka partition being filled, one per encoded path.
 pub struct FileSet {
     pub files: Vec<OpenFile>,
@@ -49,7 +85,7 @@ pub struct OpenFile {
     pub end: i64,
     pub count: usize,
     /// Rows not yet encoded (the audit tier keeps all of them until the cut).
-    pub pending: Vec<Record>,
+    pub pending: Vec<Row>,
     pub encoder: Option<FileEncoder>,
     pub upload: Option<(Multipart, Vec<Part>)>,
 }
@@ -78,8 +114,8 @@ impl OpenFile {
     /// Rows that do not fit this file's encoded schema (a Parquet file holds
     /// one) start a file of their own after it: this file then ends just
     /// before them, and the returned file holds them.
-    pub fn split_off(&mut self, rows: Vec<Record>) -> OpenFile {
-        let first_new = rows.first().and_then(|r| r.offset).unwrap_or(self.end);
+    pub fn split_off(&mut self, rows: Vec<Row>) -> OpenFile {
+        let first_new = rows.first().and_then(Row::offset).unwrap_or(self.end);
         let mut rest = OpenFile::new(self.path.clone(), first_new);
         rest.end = self.end;
         rest.count = rows.len();
@@ -122,20 +158,21 @@ impl FileSet {
     /// `interval` ms of record time past the set's first record, or when its
     /// schema differs and `schema.compatibility` does not project it (then it is
     /// projected onto the set's schema in place).
-    pub fn admit(
-        &self,
-        record: &mut Record,
-        interval: Option<i64>,
-        compat: Compatibility,
-    ) -> Admission {
+    pub fn admit(&self, row: &mut Row, interval: Option<i64>, compat: Compatibility) -> Admission {
         if self.count == 0 {
             return Admission::Join;
         }
-        if let (Some(i), Some(t0), Some(t)) = (interval, self.first_timestamp, record.timestamp) {
+        if let (Some(i), Some(t0), Some(t)) = (interval, self.first_timestamp, row.timestamp()) {
             if t - t0 >= i {
                 return Admission::Rotate;
             }
         }
+        let record = match row {
+            Row::Record(r) => r,
+            // Schemaless text: it joins a schemaless set.
+            Row::Json { .. } if self.schema.is_none() => return Admission::Join,
+            Row::Json { .. } => return Admission::Rotate,
+        };
         match (&self.schema, &record.value_schema) {
             (None, None) => Admission::Join,
             (Some(a), Some(b)) if Arc::ptr_eq(a, b) || a == b => Admission::Join,
@@ -154,14 +191,14 @@ impl FileSet {
     }
 
     /// Adds a record to the current file of its path; returns that file's index.
-    pub fn push(&mut self, path: String, record: Record) -> usize {
+    pub fn push(&mut self, path: String, record: Row) -> usize {
         if self.count == 0 {
-            self.first_timestamp = record.timestamp;
-            self.schema = record.value_schema.clone();
+            self.first_timestamp = record.timestamp();
+            self.schema = record.value_schema().cloned();
             self.opened = Instant::now();
         }
         self.count += 1;
-        let offset = record.offset.unwrap_or(0);
+        let offset = record.offset().unwrap_or(0);
         let index = match self.files.iter().rposition(|f| f.path == path) {
             Some(i) => i,
             None => {
@@ -205,20 +242,57 @@ mod tests {
         Arc::new(s)
     }
 
-    fn record(offset: i64, timestamp: i64) -> Record {
-        Record {
+    fn record(offset: i64, timestamp: i64) -> Row {
+        Row::Record(Box::new(Record {
             topic: Arc::from("t"),
             partition: Some(0),
             offset: Some(offset),
             timestamp: Some(timestamp),
             value: Value::Int64(offset),
             ..Record::default()
+        }))
+    }
+
+    fn with_schema(mut r: Row, schema: &sluice_api::SchemaRef) -> Row {
+        if let Row::Record(r) = &mut r {
+            r.value_schema = Some(schema.clone());
+        }
+        r
+    }
+
+    fn json(offset: i64, timestamp: i64) -> Row {
+        Row::Json {
+            offset,
+            timestamp: Some(timestamp),
+            text: offset.to_string().into_bytes(),
         }
     }
 
-    fn with_schema(mut r: Record, schema: &sluice_api::SchemaRef) -> Record {
-        r.value_schema = Some(schema.clone());
-        r
+    #[test]
+    fn json_text_joins_schemaless_sets_and_cuts_as_records_do() {
+        let mut set = FileSet::default();
+        set.push("a".into(), json(1, 1_000));
+        assert_eq!(
+            set.admit(&mut json(2, 1_200), Some(500), Compatibility::None),
+            Admission::Join
+        );
+        assert_eq!(
+            set.admit(&mut json(3, 1_500), Some(500), Compatibility::None),
+            Admission::Rotate
+        );
+        assert_eq!(
+            set.admit(&mut record(4, 1_000), None, Compatibility::None),
+            Admission::Join
+        );
+        let v1 = versioned(1);
+        let mut with = FileSet::default();
+        with.push("a".into(), with_schema(record(1, 0), &v1));
+        assert_eq!(
+            with.admit(&mut json(2, 0), None, Compatibility::None),
+            Admission::Rotate
+        );
+        set.push("a".into(), json(2, 1_200));
+        assert_eq!((set.files[0].start, set.files[0].end), (1, 2));
     }
 
     #[test]

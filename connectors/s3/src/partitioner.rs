@@ -167,6 +167,16 @@ impl Partitioner {
         })
     }
 
+    /// Whether paths depend on the records' values (not only on their
+    /// partition and timestamp).
+    pub fn reads_values(&self) -> bool {
+        match self {
+            Partitioner::Default => false,
+            Partitioner::Field { .. } => true,
+            Partitioner::Time { extractor, .. } => matches!(extractor, Extractor::RecordField(_)),
+        }
+    }
+
     /// The encoded partition of a record, e.g. `partition=3` or
     /// `year=2026/month=01/day=01/hour=00`.
     pub fn encode(&self, record: &Record) -> Result<String, String> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Validator};
@@ -178,6 +178,14 @@ impl Converter for JsonConverter {
         Ok(Some(out))
     }
 
+    fn reads_schemaless_json(&self) -> bool {
+        !self.schemas_enable
+    }
+
+    fn check(&mut self, bytes: &[u8]) -> bool {
+        utf8(bytes).is_ok_and(|text| sluice_api::json::check_schemaless(text).is_ok())
+    }
+
     fn decode(
         &mut self,
         topic: &str,
@@ -222,7 +230,7 @@ pub fn parse_json_value(bytes: &[u8]) -> Result<Value, serde_json::Error> {
 }
 
 fn parse_json_str(text: &str) -> Result<Value, serde_json::Error> {
-    serde_json::from_str::<Schemaless>(text).map(|s| s.0)
+    sluice_api::json::parse_schemaless(text)
 }
 
 /// JSON text is UTF-8. Checking the whole input at once (SIMD) spares the
@@ -236,60 +244,6 @@ fn utf8(bytes: &[u8]) -> Result<&str, serde_json::Error> {
         );
         de::Error::custom(why)
     })
-}
-
-struct Schemaless(Value);
-
-impl<'de> Deserialize<'de> for Schemaless {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(SchemalessVisitor).map(Schemaless)
-    }
-}
-
-struct SchemalessVisitor;
-
-impl<'de> Visitor<'de> for SchemalessVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Boolean(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int64(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        // Past i64::MAX Connect falls back to a double as well.
-        Ok(i64::try_from(v).map_or(Value::Float64(v as f64), Value::Int64))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::Float64(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(Schemaless(v)) = seq.next_element()? {
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some((k, Schemaless(v))) = map.next_entry::<String, Schemaless>()? {
-            entries.push((Value::String(k), v));
-        }
-        Ok(Value::Map(entries))
-    }
 }
 
 /// Shapes a schemaless JSON value to a schema: narrows integers, decodes base64

@@ -14,7 +14,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_api::{
     Backoff, ConnectError, Converter, Headers, OffsetMap, Record, Rewinds, SinkTask,
-    SinkTaskContext, TopicPartition,
+    SinkTaskContext, TopicPartition, Value,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -122,7 +122,17 @@ impl SinkRunner {
                     ConnectError::fatal(format!("cannot start the consumer thread: {e}"))
                 })?
         };
-        let mut state = SinkState::default();
+        let mut state = SinkState {
+            // A columnar sink decodes schemaless JSON itself when nothing
+            // before it needs the values decoded.
+            json_values: self.task.takes_json_values()
+                && self.transforms.is_empty()
+                && self.value_converter.reads_schemaless_json(),
+            ..SinkState::default()
+        };
+        if state.json_values {
+            info!(connector = %self.connector, task = self.task_id, "values go to the task as JSON text, decoded by the task");
+        }
         let result = self.run_loop(&consumer, &mut events, &mut state).await;
         // A failed loop commits nothing more: the task may not have made its last
         // records durable, and whoever reads the partitions next reads them again.
@@ -255,7 +265,9 @@ impl SinkRunner {
             let span = &mut spans[slot];
             span.last = raw.offset;
             let handled = span.handled.is_some_and(|h| raw.offset <= h);
-            if let Some((record, original)) = self.convert(raw, keep, handled).await? {
+            if let Some((record, original)) =
+                self.convert(raw, keep, handled, state.json_values).await?
+            {
                 records.push(record);
                 originals.push(Some(original));
             }
@@ -344,7 +356,11 @@ impl SinkRunner {
     ) -> Result<Put, ConnectError> {
         self.metrics.batch_records.observe(records.len() as f64);
         let started = std::time::Instant::now();
-        let result = self.task.put(records).await;
+        let result = if state.json_values {
+            self.task.put_json(records).await
+        } else {
+            self.task.put(records).await
+        };
         self.metrics
             .call_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -389,12 +405,20 @@ impl SinkRunner {
     }
 
     /// Decodes one record. A failure goes to the error policy with the record's
-    /// original bytes; `Ok(None)` means it was tolerated.
+    /// original bytes; `Ok(None)` means it was tolerated. With `json`, a value
+    /// the converter checks as decodable stays JSON text (`Value::Bytes`) for
+    /// the task to decode; one it does not is decoded as always, so its failure
+    /// is the converter's, with the same error.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one record's way through both converters and the error policy reads best whole"
+    )]
     async fn convert(
         &mut self,
         raw: RawRecord,
         keep: bool,
         handled: bool,
+        json: bool,
     ) -> Result<Option<(Record, Original)>, ConnectError> {
         let RawRecord {
             topic,
@@ -405,6 +429,10 @@ impl SinkRunner {
             value,
             headers,
         } = raw;
+        let checked = json
+            && value
+                .as_deref()
+                .is_some_and(|bytes| self.value_converter.check(bytes));
         let (key_c, value_c) = (&mut self.key_converter, &mut self.value_converter);
         // The bytes outlive decoding only when something needs them after it (a
         // dead-letter queue, the error log); otherwise the converters take them,
@@ -414,6 +442,11 @@ impl SinkRunner {
                 .decode(&topic, key.as_deref())
                 .map_err(|e| (Stage::KeyConverter, e))
                 .and_then(|(ks, k)| {
+                    if checked {
+                        // A copy: the original bytes are kept for the error policy.
+                        let text = value.clone().map_or(Value::Null, Value::Bytes);
+                        return Ok((ks, k, None, text));
+                    }
                     value_c
                         .decode(&topic, value.as_deref())
                         .map(|(vs, v)| (ks, k, vs, v))
@@ -425,6 +458,9 @@ impl SinkRunner {
                 .decode_owned(&topic, key)
                 .map_err(|e| (Stage::KeyConverter, e))
                 .and_then(|(ks, k)| {
+                    if checked {
+                        return Ok((ks, k, None, value.map_or(Value::Null, Value::Bytes)));
+                    }
                     value_c
                         .decode_owned(&topic, value)
                         .map(|(vs, v)| (ks, k, vs, v))
@@ -526,7 +562,12 @@ impl SinkRunner {
         if pending.is_empty() {
             return Ok(());
         }
-        let safe = self.task.pre_commit(&state.consumed).await?;
+        let safe = self.task.pre_commit(&state.consumed).await;
+        // A task that lost records while making them durable (an upload
+        // finishing in the background failed) asks to read them again: the
+        // consumer seeks back now, not at the next batch, which may never come.
+        self.rewind(state);
+        let safe = safe?;
         let mut tpl = TopicPartitionList::new();
         let mut committing = Vec::new();
         for (tp, offset) in safe {
@@ -572,6 +613,8 @@ struct SinkState {
     /// to it come again, and their conversion or transformation failures were
     /// handled the first time.
     handled: OffsetMap,
+    /// Values go to the task as checked JSON text (`SinkTask::put_json`).
+    json_values: bool,
 }
 
 /// One partition's records in a batch.

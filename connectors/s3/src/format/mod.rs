@@ -1,11 +1,19 @@
-//! File formats: Parquet (columns built from a whole file's records at once) and
-//! JSON lines.
+//! File formats: Parquet (columns built a row group at a time) and JSON lines.
+//! A row is a decoded record or schemaless JSON text; Parquet decodes text
+//! straight into its columns when the file's shape allows (`direct.rs`), and
+//! parses it into values otherwise, with the same result.
 
 mod columns;
+mod direct;
 mod json;
 mod parquet;
 
-use sluice_api::{ConnectError, Record};
+use std::borrow::Cow;
+
+use sluice_api::json::parse_schemaless_slice;
+use sluice_api::{ConnectError, SchemaRef, Value};
+
+use crate::file_set::Row;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -68,21 +76,19 @@ impl Format {
         }
     }
 
-    /// Encodes one file's records. CPU-bound: call it off the async threads.
-    pub fn encode(&self, records: &[Record]) -> Result<Vec<u8>, ConnectError> {
-        match self {
-            Format::Parquet(codec) => parquet::encode(records, *codec),
-            Format::Json => json::encode(records),
-        }
+    /// Encodes one file's rows. CPU-bound: call it off the async threads.
+    pub fn encode(&self, rows: &[Row]) -> Result<Vec<u8>, ConnectError> {
+        self.start(rows)?.finish()
     }
 
-    /// Starts a file written in pieces, its schema set by `first_rows`.
-    pub fn start(&self, first_rows: &[Record]) -> Result<FileEncoder, ConnectError> {
+    /// Starts a file written in pieces, its schema set by `first_rows`, which
+    /// it holds once this returns. CPU-bound.
+    pub fn start(&self, first_rows: &[Row]) -> Result<FileEncoder, ConnectError> {
         Ok(match self {
             Format::Parquet(codec) => {
-                FileEncoder::Parquet(Box::new(parquet::ParquetFile::new(first_rows, *codec)?))
+                FileEncoder::Parquet(Box::new(parquet::ParquetFile::start(first_rows, *codec)?))
             }
-            Format::Json => FileEncoder::Json(Vec::new()),
+            Format::Json => FileEncoder::Json(json::encode(&decode(first_rows)?)?),
         })
     }
 }
@@ -94,20 +100,14 @@ pub enum FileEncoder {
 }
 
 impl FileEncoder {
-    pub fn fits(&self, rows: &[Record]) -> bool {
+    /// Encodes `rows` (one row group for Parquet) if they fit the file's
+    /// schema; `false` (nothing written) if they do not. CPU-bound.
+    pub fn write_if_fits(&mut self, rows: &[Row]) -> Result<bool, ConnectError> {
         match self {
-            FileEncoder::Parquet(p) => p.fits(rows),
-            FileEncoder::Json(_) => true,
-        }
-    }
-
-    /// Encodes `rows` (one row group for Parquet). CPU-bound.
-    pub fn write(&mut self, rows: &[Record]) -> Result<(), ConnectError> {
-        match self {
-            FileEncoder::Parquet(p) => p.write(rows),
+            FileEncoder::Parquet(p) => p.write_if_fits(rows),
             FileEncoder::Json(buf) => {
-                buf.extend(json::encode(rows)?);
-                Ok(())
+                buf.extend(json::encode(&decode(rows)?)?);
+                Ok(true)
             }
         }
     }
@@ -134,13 +134,44 @@ impl FileEncoder {
     }
 }
 
+/// A row's value as the encoders read it: a record's own, or its JSON text
+/// decoded as the JSON converter decodes it.
+pub struct Decoded<'a> {
+    pub offset: Option<i64>,
+    pub schema: Option<&'a SchemaRef>,
+    pub value: Cow<'a, Value>,
+}
+
+/// The rows' values; JSON text is parsed here (the slow way, for what the
+/// direct decoder does not take).
+pub fn decode(rows: &[Row]) -> Result<Vec<Decoded<'_>>, ConnectError> {
+    rows.iter()
+        .map(|row| match row {
+            Row::Record(r) => Ok(Decoded {
+                offset: r.offset,
+                schema: r.value_schema.as_ref(),
+                value: Cow::Borrowed(&r.value),
+            }),
+            Row::Json { offset, text, .. } => parse_schemaless_slice(text)
+                .map(|v| Decoded {
+                    offset: Some(*offset),
+                    schema: None,
+                    value: Cow::Owned(v),
+                })
+                .map_err(|e| {
+                    ConnectError::data(format!("cannot decode the value at offset {offset}: {e}"))
+                }),
+        })
+        .collect()
+}
+
 /// What encoding a row group did.
 pub enum Encoded {
     /// Written into the file's encoder.
     Written(FileEncoder),
     /// The rows do not fit the file's schema: the file (as it was) must be
     /// finished, and the rows start a new file.
-    Misfit(FileEncoder, Vec<Record>),
+    Misfit(FileEncoder, Vec<Row>),
 }
 
 /// Runs CPU-bound encoding off the async threads.
@@ -157,16 +188,15 @@ pub async fn blocking<T: Send + 'static>(
 pub async fn encode_rows(
     format: Format,
     encoder: Option<FileEncoder>,
-    rows: Vec<Record>,
+    rows: Vec<Row>,
 ) -> Result<Encoded, ConnectError> {
-    blocking(move || {
-        let mut encoder = match encoder {
-            Some(e) if !e.fits(&rows) => return Ok(Encoded::Misfit(e, rows)),
-            Some(e) => e,
-            None => format.start(&rows)?,
-        };
-        encoder.write(&rows)?;
-        Ok(Encoded::Written(encoder))
+    blocking(move || match encoder {
+        None => format.start(&rows).map(Encoded::Written),
+        Some(mut e) => Ok(if e.write_if_fits(&rows)? {
+            Encoded::Written(e)
+        } else {
+            Encoded::Misfit(e, rows)
+        }),
     })
     .await
 }

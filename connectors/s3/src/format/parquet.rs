@@ -1,5 +1,6 @@
-//! Records to Parquet through Arrow: one `RecordBatch` per file, built column by
-//! column from the records' values.
+//! Rows to Parquet through Arrow: one `RecordBatch` per row group, built
+//! column by column from the rows' values, or decoded straight from their
+//! JSON text (`direct.rs`).
 //!
 //! The columns come from the value schema (records with schemas: JSON with
 //! `schemas.enable`, CDC events) or, for schemaless JSON, from the union of the
@@ -10,23 +11,18 @@
 
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::{Field, Schema as ArrowSchema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use sluice_api::schema::{Schema, SchemaType};
-use sluice_api::{ConnectError, Record, SchemaRef, Value};
+use sluice_api::{ConnectError, SchemaRef, Value};
 
 use super::columns::{arrow_error, arrow_type, build, field_value};
-use super::Codec;
-
-/// Encodes a whole file at once.
-pub fn encode(records: &[Record], codec: Codec) -> Result<Vec<u8>, ConnectError> {
-    let mut writer = ParquetFile::new(records, codec)?;
-    writer.write(records)?;
-    writer.finish()
-}
+use super::{decode, direct, Codec, Decoded};
+use crate::file_set::Row;
 
 /// A Parquet file written row group by row group; its bytes can be taken out as
 /// they accumulate (to upload them as multipart parts) without holding the file.
@@ -37,10 +33,27 @@ pub struct ParquetFile {
 }
 
 impl ParquetFile {
-    /// Starts a file whose schema comes from `first_rows`: their value schema, or
-    /// the union inferred from schemaless values.
-    pub fn new(first_rows: &[Record], codec: Codec) -> Result<Self, ConnectError> {
-        let schema = file_schema(first_rows)?;
+    /// Starts a file whose schema comes from `first_rows` (their value schema,
+    /// or the union inferred from schemaless values) and writes them as its
+    /// first row group.
+    pub fn start(first_rows: &[Row], codec: Codec) -> Result<Self, ConnectError> {
+        // Schemaless text whose rows all have the first row's shape goes
+        // straight into columns; inferring over every row would give the same
+        // schema (each row fits it), so the file is the same either way.
+        if let Some(schema) = first_json_schema(first_rows) {
+            if let Some(columns) = direct::decode(&schema, first_rows) {
+                let mut file = Self::new(schema, codec)?;
+                file.write_columns(columns)?;
+                return Ok(file);
+            }
+        }
+        let values = decode(first_rows)?;
+        let mut file = Self::new(file_schema(&values)?, codec)?;
+        file.write_values(&values)?;
+        Ok(file)
+    }
+
+    fn new(schema: SchemaRef, codec: Codec) -> Result<Self, ConnectError> {
         let arrow_schema = Arc::new(ArrowSchema::new(
             schema
                 .fields()
@@ -60,14 +73,27 @@ impl ParquetFile {
         })
     }
 
-    /// Whether `rows` fit this file's schema. Records with schemas fit when the
-    /// schema is the same; schemaless ones when inferring over them adds no field
-    /// and changes no type. A misfit starts a new file: nothing is narrowed.
-    pub fn fits(&self, rows: &[Record]) -> bool {
-        match rows.first().and_then(|r| r.value_schema.clone()) {
+    /// Writes `rows` as one row group if they fit this file's schema. Records
+    /// with schemas fit when the schema is the same; schemaless ones when
+    /// inferring over them adds no field and changes no type. A misfit
+    /// (`false`, nothing written) starts a new file: nothing is narrowed.
+    pub fn write_if_fits(&mut self, rows: &[Row]) -> Result<bool, ConnectError> {
+        if let Some(columns) = direct::decode(&self.schema, rows) {
+            self.write_columns(columns)?;
+            return Ok(true);
+        }
+        let values = decode(rows)?;
+        if !self.fits(&values) {
+            return Ok(false);
+        }
+        self.write_values(&values)?;
+        Ok(true)
+    }
+
+    fn fits(&self, rows: &[Decoded<'_>]) -> bool {
+        match rows.first().and_then(|r| r.schema) {
             Some(s) if matches!(s.schema_type, SchemaType::Struct(_)) => rows.iter().all(|r| {
-                r.value_schema
-                    .as_ref()
+                r.schema
                     .is_some_and(|x| Arc::ptr_eq(x, &self.schema) || **x == *self.schema)
             }),
             _ => rows
@@ -76,14 +102,18 @@ impl ParquetFile {
         }
     }
 
-    /// Writes `rows` as one row group.
-    pub fn write(&mut self, rows: &[Record]) -> Result<(), ConnectError> {
-        let values: Vec<&Value> = rows.iter().map(|r| &r.value).collect();
+    fn write_values(&mut self, rows: &[Decoded<'_>]) -> Result<(), ConnectError> {
+        let values: Vec<&Value> = rows.iter().map(|r| &*r.value).collect();
         let mut columns = Vec::with_capacity(self.schema.fields().len());
         for (i, f) in self.schema.fields().iter().enumerate() {
             let column: Vec<&Value> = values.iter().map(|v| field_value(v, i, &f.name)).collect();
             columns.push(build(&f.schema, &column)?);
         }
+        self.write_columns(columns)
+    }
+
+    /// Writes one row group.
+    fn write_columns(&mut self, columns: Vec<ArrayRef>) -> Result<(), ConnectError> {
         let batch =
             RecordBatch::try_new(self.arrow_schema.clone(), columns).map_err(arrow_error)?;
         self.writer.write(&batch).map_err(parquet_error)?;
@@ -124,10 +154,10 @@ fn parquet_error(e: parquet::errors::ParquetError) -> ConnectError {
 
 /// The schema of a file: the records' own (the task cuts files at schema
 /// changes), or one inferred from schemaless values.
-fn file_schema(records: &[Record]) -> Result<SchemaRef, ConnectError> {
-    if let Some(s) = records.first().and_then(|r| r.value_schema.clone()) {
+fn file_schema(records: &[Decoded<'_>]) -> Result<SchemaRef, ConnectError> {
+    if let Some(s) = records.first().and_then(|r| r.schema) {
         if matches!(s.schema_type, SchemaType::Struct(_)) {
-            return Ok(s);
+            return Ok(s.clone());
         }
     }
     let mut inferred: Option<Schema> = None;
@@ -182,7 +212,7 @@ fn infer(v: &Value) -> Schema {
     }
 }
 
-const NULL_MARK: &str = "sluice.inferred.null";
+pub(super) const NULL_MARK: &str = "sluice.inferred.null";
 
 fn null_schema() -> Schema {
     optional(SchemaType::String).named(NULL_MARK)
@@ -220,7 +250,17 @@ fn merge(a: Schema, b: Schema) -> Schema {
     }
 }
 
-/// The `i`-th field of a struct value, or the field `name` of a JSON object.
+/// The schema a file of schemaless JSON rows would have if every row had the
+/// first one's shape: inferred from the first row alone.
+fn first_json_schema(rows: &[Row]) -> Option<SchemaRef> {
+    let Some(Row::Json { text, .. }) = rows.first() else {
+        return None;
+    };
+    let value = sluice_api::json::parse_schemaless_slice(text).ok()?;
+    let schema = infer(&value);
+    matches!(schema.schema_type, SchemaType::Struct(_)).then(|| schema.into_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +268,111 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use sluice_api::schema::primitives;
     use sluice_api::Decimal;
+    use sluice_api::Record;
+
+    fn encode(records: &[Record], codec: Codec) -> Result<Vec<u8>, ConnectError> {
+        let rows: Vec<Row> = records
+            .iter()
+            .map(|r| Row::Record(Box::new(r.clone())))
+            .collect();
+        ParquetFile::start(&rows, codec)?.finish()
+    }
+
+    fn json_rows(texts: &[&str]) -> Vec<Row> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Row::Json {
+                offset: i as i64,
+                timestamp: None,
+                text: t.as_bytes().to_vec(),
+            })
+            .collect()
+    }
+
+    /// The records the JSON converter would have decoded from the same text.
+    fn decoded_rows(texts: &[&str]) -> Vec<Row> {
+        texts
+            .iter()
+            .map(|t| {
+                Row::Record(Box::new(Record {
+                    value: sluice_api::json::parse_schemaless(t).unwrap(),
+                    ..Record::default()
+                }))
+            })
+            .collect()
+    }
+
+    /// A file of `first` then `second` as row groups: its bytes, and whether
+    /// `second` fitted.
+    fn two_groups(first: Vec<Row>, second: &[Row]) -> (Vec<u8>, bool) {
+        let mut file = ParquetFile::start(&first, Codec::Snappy).unwrap();
+        let fitted = file.write_if_fits(second).unwrap();
+        (file.finish().unwrap(), fitted)
+    }
+
+    #[test]
+    fn json_text_makes_the_same_file_as_the_decoded_records() {
+        let datagen = r#"{"event_id":"e-1","generator":0,"sequence":7,"tenant_id":"t-42","api_key_id":"k-9","endpoint":"/v1/usage","method":"GET","status":200,"latency_ms":35,"request_bytes":512,"response_bytes":2048,"timestamp":1767225600000}"#;
+        let groups: &[(&[&str], &[&str])] = &[
+            // The common shape: straight into columns.
+            (&[datagen, datagen], &[datagen]),
+            (
+                &[
+                    r#"{"id":"a","n":1,"x":1.5,"ok":true}"#,
+                    r#"{"ok":null,"x":2,"n":-3,"id":"b\u00e9\"q"}"#,
+                    r#"{"id":"c","x":18446744073709551615}"#,
+                ],
+                &[r#"{"n":4}"#, r#"{"x":-0.25,"id":null}"#],
+            ),
+            // Shapes the direct decoder leaves to the values: the union of
+            // fields, a null field, widening, nesting, conflicts.
+            (&[r#"{"a":1}"#, r#"{"a":2,"b":"x"}"#], &[r#"{"b":"y"}"#]),
+            (
+                &[r#"{"a":null,"b":1}"#, r#"{"a":5,"b":2}"#],
+                &[r#"{"b":3}"#],
+            ),
+            (&[r#"{"a":1}"#, r#"{"a":2.5}"#], &[r#"{"a":3}"#]),
+            (
+                &[
+                    r#"{"a":"x","o":{"p":1},"l":[1,2]}"#,
+                    r#"{"a":3,"o":null,"l":[]}"#,
+                ],
+                &[r#"{"a":true,"o":{"p":2},"l":[3]}"#],
+            ),
+            // Row groups that do not fit: a new field, a wider type.
+            (&[r#"{"a":1}"#], &[r#"{"a":1,"b":2}"#]),
+            (&[r#"{"a":1}"#], &[r#"{"a":1.5}"#]),
+            (&[r#"{"a":null}"#], &[r#"{"a":1}"#]),
+            // A text field takes any value, as JSON text.
+            (
+                &[r#"{"a":"x"}"#, r#"{"a":1}"#],
+                &[r#"{"a":{"b":[1.0,null]}}"#],
+            ),
+        ];
+        for (first, second) in groups {
+            let json = two_groups(json_rows(first), &json_rows(second));
+            let values = two_groups(decoded_rows(first), &decoded_rows(second));
+            assert_eq!(json.1, values.1, "fit of {second:?} after {first:?}");
+            assert!(json.0 == values.0, "bytes of {first:?} then {second:?}");
+            let mut all = first.to_vec();
+            all.extend_from_slice(second);
+            let whole = |rows: Vec<Row>| {
+                ParquetFile::start(&rows, Codec::Snappy)
+                    .unwrap()
+                    .finish()
+                    .unwrap()
+            };
+            assert!(
+                whole(json_rows(&all)) == whole(decoded_rows(&all)),
+                "one row group of {all:?}"
+            );
+        }
+        assert_eq!(
+            read(two_groups(json_rows(&[datagen]), &json_rows(&[datagen])).0).num_rows(),
+            2
+        );
+    }
 
     fn read(bytes: Vec<u8>) -> RecordBatch {
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))

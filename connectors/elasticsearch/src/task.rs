@@ -52,7 +52,7 @@ struct Ctx {
     reporter: Arc<dyn ErrantRecordReporter>,
     connector: String,
     task: u32,
-    state: Mutex<State>,
+    state: Mutex<Flow>,
     changed: Notify,
     /// Bulk items by outcome, for `/metrics`.
     items: ItemCounters,
@@ -86,7 +86,8 @@ impl ItemCounters {
     }
 }
 
-struct State {
+/// What the task's requests share: what is owed, in flight and buffered, and how it went.
+struct Flow {
     owed: Owed,
     /// How many requests may be at the server, and their timeout.
     pressure: Pressure,
@@ -105,7 +106,7 @@ struct State {
     retried: u64,
 }
 
-impl State {
+impl Flow {
     fn new(config: &EsConfig) -> Self {
         Self {
             owed: Owed::default(),
@@ -122,7 +123,7 @@ impl State {
     }
 }
 
-/// One request at the server: counted in `State::sending` until dropped.
+/// One request at the server: counted in `Flow::sending` until dropped.
 struct Sending<'a> {
     ctx: &'a Ctx,
     sent: Instant,
@@ -143,7 +144,7 @@ enum Msg {
 }
 
 impl Ctx {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Flow> {
         // Every update is a few assignments; a poisoned state is consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -171,7 +172,7 @@ impl Ctx {
     }
 
     /// Waits until `done` holds of the state, or `limit` passes (`false`).
-    async fn wait_until(&self, limit: Duration, done: impl Fn(&State) -> bool) -> bool {
+    async fn wait_until(&self, limit: Duration, done: impl Fn(&Flow) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.changed.notified();
@@ -468,7 +469,7 @@ impl SinkTask for EsSinkTask {
                 warn!(connector = %context.connector, task = context.task_id, "Elasticsearch is not answering yet: {why}");
             }
         }
-        let state = Mutex::new(State::new(&config));
+        let state = Mutex::new(Flow::new(&config));
         let ctx = Arc::new(Ctx {
             config,
             client,

@@ -39,7 +39,7 @@ use crate::tier::prepare_tier;
 
 #[derive(Default)]
 pub struct S3SinkTask {
-    state: Option<State>,
+    writer: Option<Writer>,
 }
 
 /// Cut sets finishing in the background at most: one encoding on the second
@@ -47,7 +47,8 @@ pub struct S3SinkTask {
 /// and a part of bytes.
 const MAX_CUTTING: usize = 4;
 
-struct State {
+/// The started task: the file sets being filled and cut, and where each partition stands.
+struct Writer {
     config: Arc<S3SinkConfig>,
     storage: Arc<dyn ObjectStore>,
     /// Finishes files; shared with the cuts running in the background.
@@ -61,7 +62,7 @@ struct State {
     cutting: VecDeque<Cutting>,
     /// Per Kafka partition, the last offset taken into a file set. A batch the
     /// runtime hands over again after a retriable failure is skipped up to it.
-    absorbed: HashMap<PartitionKey, i64>,
+    taken_through: HashMap<PartitionKey, i64>,
     put_options: PutOptions,
     /// Audit tier: the manifest chain of each Kafka partition.
     chain: audit::Chain,
@@ -124,7 +125,7 @@ fn object_name(c: &S3SinkConfig, key: &PartitionKey, path: &str, start: i64) -> 
     )
 }
 
-impl State {
+impl Writer {
     fn new(
         config: S3SinkConfig,
         storage: Arc<dyn ObjectStore>,
@@ -147,7 +148,7 @@ impl State {
             up,
             reporter: context.reporter.clone(),
             rewinds: context.rewinds.clone(),
-            absorbed: HashMap::new(),
+            taken_through: HashMap::new(),
             connector: context.connector.clone(),
             task: context.task_id,
             sets: HashMap::new(),
@@ -371,7 +372,7 @@ impl State {
 
     fn rewind(&mut self, key: &PartitionKey, start: i64) {
         warn!(connector = %self.connector, task = self.task, topic = %key.0, partition = key.1, offset = start, "upload failed; reading the partition again from the file set's start");
-        self.absorbed.insert(key.clone(), start - 1);
+        self.taken_through.insert(key.clone(), start - 1);
         self.rewinds
             .request(TopicPartition::new(&*key.0, key.1), start);
     }
@@ -565,7 +566,7 @@ impl S3SinkTask {
             };
             let key: PartitionKey = (record.topic.clone(), record.partition.unwrap_or(0));
             let offset = record.offset.unwrap_or(-1);
-            if state.absorbed.get(&key).is_some_and(|last| offset <= *last) {
+            if state.taken_through.get(&key).is_some_and(|last| offset <= *last) {
                 continue;
             }
             let mut row = to_row(record, json);
@@ -577,7 +578,7 @@ impl S3SinkTask {
             }
             let set = state.sets.entry(key.clone()).or_default();
             let index = set.push(path, row);
-            state.absorbed.insert(key.clone(), offset);
+            state.taken_through.insert(key.clone(), offset);
             let (full, row_group_ready) = (
                 set.count >= flush_size,
                 set.files[index].pending.len() >= row_group,
@@ -615,7 +616,7 @@ impl SinkTask for S3SinkTask {
         let storage = Storage::connect(&config, config.part_size).await?;
         let put_options = prepare_tier(&config, &storage, &context.connector).await?;
         let storage: Arc<dyn ObjectStore> = Arc::new(storage);
-        self.state = Some(State::new(config, storage, put_options, &context));
+        self.writer = Some(Writer::new(config, storage, put_options, &context));
         Ok(())
     }
 
@@ -626,7 +627,7 @@ impl SinkTask for S3SinkTask {
 
     /// Parquet decodes JSON text itself, unless the partitioner reads values.
     fn takes_json_values(&self) -> bool {
-        self.state.as_ref().is_some_and(|s| {
+        self.writer.as_ref().is_some_and(|s| {
             matches!(s.config.format, Format::Parquet(_)) && !s.config.partitioner.reads_values()
         })
     }
@@ -642,7 +643,7 @@ impl SinkTask for S3SinkTask {
     /// Only offsets of uploaded files may be committed: for a Kafka partition
     /// with files still filling, that is the first offset of the oldest one.
     async fn pre_commit(&mut self, offsets: &OffsetMap) -> Result<OffsetMap, ConnectError> {
-        let Some(state) = self.state.as_mut() else {
+        let Some(state) = self.writer.as_mut() else {
             return Ok(OffsetMap::new());
         };
         state.write_scheduled().await?;
@@ -656,13 +657,13 @@ impl SinkTask for S3SinkTask {
     /// A partition taken away: its unfinished files are dropped; the new owner
     /// reads those records again from the committed offset and cuts the same files.
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
-        if let Some(state) = self.state.as_mut() {
+        if let Some(state) = self.writer.as_mut() {
             for tp in partitions {
                 let key: PartitionKey = (Arc::from(tp.topic.as_str()), tp.partition);
                 state.settle(Some(&key)).await;
                 state.abandon(&key).await;
                 state.chain.forget(&key);
-                state.absorbed.remove(&key);
+                state.taken_through.remove(&key);
             }
         }
         Ok(())
@@ -671,7 +672,7 @@ impl SinkTask for S3SinkTask {
     /// Newly assigned partitions: abort uploads a crashed run left incomplete
     /// for them (their records will be written again, under the same keys).
     async fn open(&mut self, partitions: &[TopicPartition]) -> Result<OffsetMap, ConnectError> {
-        let Some(state) = self.state.as_mut() else {
+        let Some(state) = self.writer.as_mut() else {
             return Ok(OffsetMap::new());
         };
         for tp in partitions {
@@ -696,7 +697,7 @@ impl SinkTask for S3SinkTask {
         // Unfinished files are not uploaded: writing them would cut files where a
         // replay would not, breaking exactly-once. Their records are re-read, and
         // their part uploads aborted so none is left dangling.
-        if let Some(mut state) = self.state.take() {
+        if let Some(mut state) = self.writer.take() {
             state.settle(None).await;
             let keys: Vec<PartitionKey> = state.sets.keys().cloned().collect();
             for key in keys {

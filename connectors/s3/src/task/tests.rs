@@ -131,8 +131,8 @@ fn task_with(
         metrics: sluice_api::TaskMetricsHandle::default(),
     };
     let config = S3SinkConfig::parse(&raw).expect("a valid config");
-    let state = State::new(config, store, PutOptions::default(), &context);
-    (S3SinkTask { state: Some(state) }, rewinds)
+    let state = Writer::new(config, store, PutOptions::default(), &context);
+    (S3SinkTask { writer: Some(state) }, rewinds)
 }
 
 fn records(partition: i32, offsets: std::ops::Range<i64>) -> Vec<Record> {

@@ -442,7 +442,13 @@ fn put(url: &str) -> u16 {
 /// (state, worker_id) of the connector and of each task, as one worker says.
 /// Waits until `witness` reports `source`'s task 0 RUNNING on a worker other
 /// than `owner_id`, and says how long that took since `since`.
-fn wait_task0_moved(witness: &str, source: &str, owner_id: &str, what: &str, since: std::time::Instant) {
+fn wait_task0_moved(
+    witness: &str,
+    source: &str,
+    owner_id: &str,
+    what: &str,
+    since: std::time::Instant,
+) {
     wait_for(what, Duration::from_millis(SESSION_MS + 5000), || {
         let s = states(witness, source);
         s.get(1)

@@ -212,7 +212,11 @@ fn lag_per_partition_agrees_across_rest_metrics_and_prometheus() {
     let topic = unique("obs-lag");
     create_topic(&scratch, &topic, 3);
     for p in 0..3 {
-        produce_values(&topic, p, &numbered_values(p as usize * 10, p as usize * 10 + 10));
+        produce_values(
+            &topic,
+            p,
+            &numbered_values(p as usize * 10, p as usize * 10 + 10),
+        );
     }
     let out = scratch.path("out.jsonl");
     let w = start_worker(&scratch);

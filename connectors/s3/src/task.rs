@@ -544,7 +544,7 @@ impl S3SinkTask {
     /// that are JSON text stay text until their row group is encoded.
     async fn take(&mut self, records: Vec<Record>, json: bool) -> Result<(), ConnectError> {
         let state = self
-            .state
+            .writer
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("put before start"))?;
         // A cut that failed since the last call fails this one, before any
@@ -566,7 +566,11 @@ impl S3SinkTask {
             };
             let key: PartitionKey = (record.topic.clone(), record.partition.unwrap_or(0));
             let offset = record.offset.unwrap_or(-1);
-            if state.taken_through.get(&key).is_some_and(|last| offset <= *last) {
+            if state
+                .taken_through
+                .get(&key)
+                .is_some_and(|last| offset <= *last)
+            {
                 continue;
             }
             let mut row = to_row(record, json);

@@ -132,7 +132,12 @@ fn task_with(
     };
     let config = S3SinkConfig::parse(&raw).expect("a valid config");
     let state = Writer::new(config, store, PutOptions::default(), &context);
-    (S3SinkTask { writer: Some(state) }, rewinds)
+    (
+        S3SinkTask {
+            writer: Some(state),
+        },
+        rewinds,
+    )
 }
 
 fn records(partition: i32, offsets: std::ops::Range<i64>) -> Vec<Record> {

@@ -451,7 +451,16 @@ pub fn read_topic(topic: &str) -> Vec<Consumed> {
         let Some(m) = c.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let m = m.unwrap();
+        // librdkafka reports a dropped connection (AllBrokersDown, a
+        // transport error) as a poll error and reconnects by itself: only the
+        // deadline above fails the read.
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("reading {topic}: {e}; the client reconnects");
+                continue;
+            }
+        };
         let headers = m
             .headers()
             .map(|hs| {

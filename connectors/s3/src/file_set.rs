@@ -43,6 +43,20 @@ pub enum Row {
 }
 
 impl Row {
+    /// Test rows: JSON texts at offsets 0, 1, … without timestamps.
+    #[cfg(test)]
+    pub fn json_texts(texts: &[&str]) -> Vec<Row> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Row::Json {
+                offset: i as i64,
+                timestamp: None,
+                text: t.as_bytes().to_vec(),
+            })
+            .collect()
+    }
+
     pub fn offset(&self) -> Option<i64> {
         match self {
             Row::Record(r) => r.offset,

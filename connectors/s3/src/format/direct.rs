@@ -249,18 +249,6 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
 mod tests {
     use super::*;
 
-    fn rows(texts: &[&str]) -> Vec<Row> {
-        texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Row::Json {
-                offset: i as i64,
-                timestamp: None,
-                text: t.as_bytes().to_vec(),
-            })
-            .collect()
-    }
-
     fn flat(fields: &[(&str, SchemaType)]) -> Schema {
         Schema::struct_of(fields.iter().map(|(n, t)| {
             (
@@ -281,7 +269,7 @@ mod tests {
         ]);
         let columns = decode(
             &schema,
-            &rows(&[
+            &Row::json_texts(&[
                 r#"{"id": "a", "n": 1, "x": 1.5, "ok": true}"#,
                 r#"{"ok": null, "x": 2, "n": -3, "id": "b\u00e9"}"#,
                 r#"{"id": "c"}"#,
@@ -308,11 +296,14 @@ mod tests {
             "[1]",
             "42",
         ] {
-            assert!(decode(&schema, &rows(&[text])).is_none(), "{text}");
+            assert!(
+                decode(&schema, &Row::json_texts(&[text])).is_none(),
+                "{text}"
+            );
         }
         let records = vec![Row::Record(Box::default())];
         assert!(decode(&schema, &records).is_none());
         let nested = Schema::struct_of([("o", flat(&[("a", SchemaType::Int64)]).into_ref())]);
-        assert!(decode(&nested, &rows(&[r#"{"o": {"a": 1}}"#])).is_none());
+        assert!(decode(&nested, &Row::json_texts(&[r#"{"o": {"a": 1}}"#])).is_none());
     }
 }

@@ -278,18 +278,6 @@ mod tests {
         ParquetFile::start(&rows, codec)?.finish()
     }
 
-    fn json_rows(texts: &[&str]) -> Vec<Row> {
-        texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Row::Json {
-                offset: i as i64,
-                timestamp: None,
-                text: t.as_bytes().to_vec(),
-            })
-            .collect()
-    }
-
     /// The records the JSON converter would have decoded from the same text.
     fn decoded_rows(texts: &[&str]) -> Vec<Row> {
         texts
@@ -351,7 +339,7 @@ mod tests {
             ),
         ];
         for (first, second) in groups {
-            let json = two_groups(json_rows(first), &json_rows(second));
+            let json = two_groups(Row::json_texts(first), &Row::json_texts(second));
             let values = two_groups(decoded_rows(first), &decoded_rows(second));
             assert_eq!(json.1, values.1, "fit of {second:?} after {first:?}");
             assert!(json.0 == values.0, "bytes of {first:?} then {second:?}");
@@ -364,12 +352,13 @@ mod tests {
                     .unwrap()
             };
             assert!(
-                whole(json_rows(&all)) == whole(decoded_rows(&all)),
+                whole(Row::json_texts(&all)) == whole(decoded_rows(&all)),
                 "one row group of {all:?}"
             );
         }
         assert_eq!(
-            read(two_groups(json_rows(&[datagen]), &json_rows(&[datagen])).0).num_rows(),
+            read(two_groups(Row::json_texts(&[datagen]), &Row::json_texts(&[datagen])).0)
+                .num_rows(),
             2
         );
     }

@@ -13,9 +13,35 @@ mod transform_cmd;
 
 /// Records are allocated on one thread (the consumer's, the connector's) and
 /// freed on another; glibc's allocator spends a third of a sink's time on that
-/// and fragments its memory. mimalloc handles cross-thread frees cheaply.
+/// and fragments its memory. mimalloc handles cross-thread frees cheaply. It
+/// also serves librdkafka's C allocations (the crate's `override` feature
+/// replaces `malloc` process-wide): a message copied into the producer on one
+/// thread and freed by its delivery report on another cost glibc a quarter of
+/// a source's CPU (bench/RESULTS.md, 2026-12-02).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+extern "C" {
+    /// mimalloc's own, linked in by the `mimalloc` crate.
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// Keeps an idle worker small: mimalloc's default on Linux commits a whole
+/// arena at once, which put an idle worker at 33 MB instead of 22. The option
+/// is read when the first arena is made, at the first allocation, which can
+/// come before `main`: so it is set from an initializer that runs before
+/// mimalloc's own (priority 101) and every other.
+extern "C" fn commit_memory_on_demand() {
+    /// `mi_option_arena_eager_commit` in mimalloc.h (v3).
+    const ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+    // SAFETY: setting an option is a plain store into mimalloc's static
+    // option table, valid before mimalloc is initialized; one thread runs.
+    unsafe { mi_option_set(ARENA_EAGER_COMMIT, 0) }
+}
+
+#[used]
+#[link_section = ".init_array.00100"]
+static COMMIT_MEMORY_ON_DEMAND: extern "C" fn() = commit_memory_on_demand;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

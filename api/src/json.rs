@@ -169,6 +169,21 @@ pub fn parse_schemaless_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> 
     serde_json::from_slice::<Schemaless>(bytes).map(|s| s.0)
 }
 
+/// Valid JSON text as one line, for line-per-document outputs (a file, an
+/// NDJSON `_bulk` body). In valid JSON a line break can only be whitespace
+/// between tokens (a string cannot hold a raw one), so each becomes a space:
+/// the same document, without decoding it. Borrowed when there is none.
+pub fn one_line(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memchr::memchr2(b'\n', b'\r', text).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let spaced = text
+        .iter()
+        .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+        .collect();
+    std::borrow::Cow::Owned(spaced)
+}
+
 /// Whether `text` parses as [`parse_schemaless`] would parse it, checked
 /// without building the value (same parser, same limits, nothing allocated).
 pub fn check_schemaless(text: &str) -> Result<(), serde_json::Error> {
@@ -305,6 +320,19 @@ mod tests {
             Some(&Value::Float64(18_446_744_073_709_551_615.0))
         );
         assert_eq!(v.map_get("i"), Some(&Value::Int64(-3)));
+    }
+
+    #[test]
+    fn one_line_keeps_the_document_and_borrows_when_it_can() {
+        let flat = br#"{"a": "x y"}"#;
+        assert!(matches!(one_line(flat), std::borrow::Cow::Borrowed(_)));
+        let pretty = "{\r\n  \"a\": \"l\\nm\",\n  \"b\": [1,\n 2]\n}";
+        let flat = one_line(pretty.as_bytes());
+        assert!(!flat.contains(&b'\n') && !flat.contains(&b'\r'));
+        assert_eq!(
+            parse_schemaless_slice(&flat).unwrap(),
+            parse_schemaless(pretty).unwrap()
+        );
     }
 
     #[test]

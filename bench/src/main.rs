@@ -16,6 +16,12 @@
 //! and the consumer group join (measured apart) do not dilute them.
 //! Prints each run and the medians; `bench/run` records them in RESULTS.md.
 
+/// The raw clients run on the allocator sluice runs on, which also serves
+/// librdkafka's `malloc` (`override`): with glibc's, the raw consumer ran at
+/// two thirds of sluice's string file sink, a limit set by the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -63,6 +69,11 @@ struct Args {
     s3_access_key: String,
     #[arg(long, default_value = "sluice-secret")]
     s3_secret_key: String,
+    /// An extra worker setting for the sluice runs, `KEY=VALUE` (repeatable):
+    /// for trying a client setting (`consumer.fetch.max.bytes=...`) before
+    /// making it a default.
+    #[arg(long = "worker", value_name = "KEY=VALUE")]
+    worker_settings: Vec<String>,
     /// A PostgreSQL with wal_level=logical (user postgres, trust): adds the CDC runs.
     #[arg(long)]
     pg_url: Option<String>,
@@ -451,20 +462,23 @@ fn one_run(args: &Args, scratch: &Path, i: usize) -> Result<Run> {
         ..Run::default()
     };
 
-    let worker = write_json(
-        scratch,
-        &format!("worker-{i}.json"),
-        &json!({
-            "bootstrap.servers": args.bootstrap,
-            "offset.storage.file.filename": scratch.join(format!("offsets-{i}.json")).display().to_string(),
-            "offset.flush.interval.ms": 1000,
-            "listeners": "http://127.0.0.1:0",
-            "key.converter": "string",
-            "value.converter": "json",
-            "value.converter.schemas.enable": false,
-            "progress.interval.ms": 0
-        }),
-    )?;
+    let mut worker = json!({
+        "bootstrap.servers": args.bootstrap,
+        "offset.storage.file.filename": scratch.join(format!("offsets-{i}.json")).display().to_string(),
+        "offset.flush.interval.ms": 1000,
+        "listeners": "http://127.0.0.1:0",
+        "key.converter": "string",
+        "value.converter": "json",
+        "value.converter.schemas.enable": false,
+        "progress.interval.ms": 0
+    });
+    for setting in &args.worker_settings {
+        let (k, v) = setting
+            .split_once('=')
+            .with_context(|| format!("--worker {setting}: expected KEY=VALUE"))?;
+        worker[k] = json!(v);
+    }
+    let worker = write_json(scratch, &format!("worker-{i}.json"), &worker)?;
     let source = write_json(
         scratch,
         &format!("datagen-{i}.json"),

@@ -46,6 +46,11 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.min.bytes", "1"),
     ("fetch.wait.max.ms", "500"),
     ("max.partition.fetch.bytes", "1048576"),
+    // A full fetch queue postpones a partition's next fetch by this long;
+    // librdkafka's 1000 ms starved a sink that drains the queue faster than
+    // that (every sink at 300k+ records/s stalled for a second at a time:
+    // bench/RESULTS.md, 2026-12-02). Rechecking every 10 ms costs nothing.
+    ("fetch.queue.backoff.ms", "10"),
     // A sink subscribed to a topic that does not exist yet notices it at the next
     // metadata refresh: every 10 s rather than librdkafka's 5 minutes.
     ("topic.metadata.refresh.interval.ms", "10000"),

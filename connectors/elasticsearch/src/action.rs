@@ -115,8 +115,9 @@ fn parse_version(text: &str) -> Option<i64> {
 }
 
 /// The document body: the value as JSON, which must be an object. A string or
-/// bytes value is taken as JSON text (StringConverter, ByteArrayConverter).
-fn source(record: &Record) -> Result<Vec<u8>, Invalid> {
+/// bytes value is taken as JSON text (StringConverter, ByteArrayConverter);
+/// `checked` says the runtime has already parsed it (`put_json`).
+fn source(record: &Record, checked: bool) -> Result<Vec<u8>, Invalid> {
     let not_object = || Invalid("the value is not a JSON object".into());
     let text = match &record.value {
         Value::Map(_) | Value::Struct(_) => {
@@ -138,18 +139,14 @@ fn source(record: &Record) -> Result<Vec<u8>, Invalid> {
         _ => return Err(Invalid("the value is not an object".into())),
     };
     // Text must be a JSON object (valid JSON whose first token is `{`), and a
-    // document is one line of the NDJSON body: text that spans lines is
-    // re-encoded. Checked without building the value.
-    serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(|_| not_object())?;
+    // document is one line of the NDJSON body. Checked without building the value.
+    if !checked {
+        serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(|_| not_object())?;
+    }
     if text.iter().find(|c| !c.is_ascii_whitespace()) != Some(&b'{') {
         return Err(not_object());
     }
-    if text.contains(&b'\n') {
-        let o: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(text).map_err(|_| not_object())?;
-        return serde_json::to_vec(&o).map_err(|e| Invalid(e.to_string()));
-    }
-    Ok(text.to_vec())
+    Ok(sluice_api::json::one_line(text).into_owned())
 }
 
 /// What names the record's document across requests, when it has one the
@@ -165,14 +162,19 @@ pub fn document(config: &EsConfig, record: &Record) -> Option<String> {
 
 /// Builds the action for one record.
 pub fn build(config: &EsConfig, record: &Record) -> Result<Built, Invalid> {
+    build_from(config, record, false)
+}
+
+/// Builds the action for one record whose value is JSON text the runtime has
+/// checked (`SinkTask::put_json`): written into the body as it came.
+pub fn build_json(config: &EsConfig, record: &Record) -> Result<Built, Invalid> {
+    build_from(config, record, true)
+}
+
+fn build_from(config: &EsConfig, record: &Record, checked: bool) -> Result<Built, Invalid> {
     let index = index_name(config, &record.topic);
     let keyed = !config.ignores_key(&record.topic);
     let mut out = Vec::with_capacity(128);
-    let write = |out: &mut Vec<u8>, v: &serde_json::Value| {
-        serde_json::to_writer(&mut *out, v).map_err(|e| Invalid(e.to_string()))?;
-        out.push(b'\n');
-        Ok::<(), Invalid>(())
-    };
     // Offsets only ever grow within a partition: `external` (strictly newer)
     // as Confluent. A header position may be shared by a delete and its
     // tombstone: `external_gte`, so the later one still applies.
@@ -197,15 +199,15 @@ pub fn build(config: &EsConfig, record: &Record) -> Result<Built, Invalid> {
             ));
         }
         let id = document_id(config, record)?;
-        let mut meta = json!({"_index": index, "_id": id});
-        if !config.upsert {
-            meta["version"] = json!(version(config, record)?);
-            meta["version_type"] = json!(version_type);
-        }
-        write(&mut out, &json!({ "delete": meta }))?;
+        let versioned = if config.upsert {
+            None
+        } else {
+            Some((version(config, record)?, version_type))
+        };
+        meta(&mut out, "delete", &index, Some(&id), versioned)?;
         return Ok(Built::Action(out));
     }
-    let body = source(record)?;
+    let body = source(record, checked)?;
     if let Some(ds) = &config.data_stream {
         let mut doc: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&body).map_err(|e| Invalid(e.to_string()))?;
@@ -218,32 +220,54 @@ pub fn build(config: &EsConfig, record: &Record) -> Result<Built, Invalid> {
             };
             doc.insert("@timestamp".into(), ts);
         }
-        let mut meta = json!({"_index": index});
         // A replayed record is a conflict on its id, not a second document.
-        if keyed {
-            meta["_id"] = json!(document_id(config, record)?);
-        }
-        write(&mut out, &json!({ "create": meta }))?;
-        write(&mut out, &serde_json::Value::Object(doc))?;
+        let id = keyed.then(|| document_id(config, record)).transpose()?;
+        meta(&mut out, "create", &index, id.as_deref(), None)?;
+        serde_json::to_writer(&mut out, &doc).map_err(|e| Invalid(e.to_string()))?;
+        out.push(b'\n');
         return Ok(Built::Action(out));
     }
     let id = document_id(config, record)?;
     if config.upsert {
-        write(&mut out, &json!({"update": {"_index": index, "_id": id}}))?;
+        meta(&mut out, "update", &index, Some(&id), None)?;
         out.extend_from_slice(b"{\"doc\":");
         out.extend_from_slice(&body);
         out.extend_from_slice(b",\"doc_as_upsert\":true}\n");
         return Ok(Built::Action(out));
     }
-    let mut meta = json!({"_index": index, "_id": id});
-    if keyed {
-        meta["version"] = json!(version(config, record)?);
-        meta["version_type"] = json!(version_type);
-    }
-    write(&mut out, &json!({ "index": meta }))?;
-    out.write_all(&body).map_err(|e| Invalid(e.to_string()))?;
+    let versioned = if keyed {
+        Some((version(config, record)?, version_type))
+    } else {
+        None
+    };
+    meta(&mut out, "index", &index, Some(&id), versioned)?;
+    out.extend_from_slice(&body);
     out.push(b'\n');
     Ok(Built::Action(out))
+}
+
+/// An action's metadata line, written straight into the body:
+/// `{"<op>":{"_index":…,"_id":…,"version":…,"version_type":…}}`.
+fn meta(
+    out: &mut Vec<u8>,
+    op: &str,
+    index: &str,
+    id: Option<&str>,
+    versioned: Option<(i64, &str)>,
+) -> Result<(), Invalid> {
+    let fail = |e: serde_json::Error| Invalid(e.to_string());
+    write!(out, "{{\"{op}\":{{\"_index\":").map_err(|e| Invalid(e.to_string()))?;
+    serde_json::to_writer(&mut *out, index).map_err(fail)?;
+    if let Some(id) = id {
+        out.extend_from_slice(b",\"_id\":");
+        serde_json::to_writer(&mut *out, id).map_err(fail)?;
+    }
+    if let Some((version, kind)) = versioned {
+        write!(out, ",\"version\":{version},\"version_type\":\"{kind}\"")
+            .map_err(|e| Invalid(e.to_string()))?;
+    }
+    out.extend_from_slice(b"}}\n");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -315,6 +339,20 @@ mod tests {
             json!({"index": {"_index": "user-events", "_id": "User-Events+2+7"}})
         );
         assert_eq!(l[1], json!({"a": 1}));
+    }
+
+    #[test]
+    fn checked_json_text_goes_into_the_body_as_it_came() {
+        let c = config(&[("key.ignore", "true")]);
+        let text = "{\"n\": 1e3,\n \"s\": \"\\u00e9\"}";
+        let r = record(Value::Null, Value::Bytes(text.as_bytes().to_vec()), 7);
+        let Built::Action(bytes) = build_json(&c, &r).unwrap() else {
+            panic!("skipped")
+        };
+        let body = bytes.split(|c| *c == b'\n').nth(1).unwrap();
+        assert_eq!(body, br#"{"n": 1e3,  "s": "\u00e9"}"#);
+        let not_object = record(Value::Null, Value::Bytes(b"[1]".to_vec()), 8);
+        assert!(build_json(&c, &not_object).is_err());
     }
 
     #[test]

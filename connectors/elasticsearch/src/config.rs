@@ -50,7 +50,7 @@ pub fn config_def() -> ConfigDef {
         .define(ConfigKey::new("connection.compression", ConfigType::Boolean).default("false").doc("gzip request bodies."))
         .define(ConfigKey::new("max.connection.idle.time.ms", ConfigType::Int).default("60000").validator(Validator::at_least(-1.0)))
         .define(ConfigKey::new("connection.timeout.ms", ConfigType::Int).default("1000").validator(Validator::at_least(0.0)))
-        .define(ConfigKey::new("read.timeout.ms", ConfigType::Int).default("3000").validator(Validator::at_least(0.0)).doc("How long a request may take, end to end."))
+        .define(ConfigKey::new("read.timeout.ms", ConfigType::Int).default("3000").validator(Validator::at_least(0.0)).doc("How long a request may take, end to end; 0 waits for ever."))
         .define(ConfigKey::new("external.version.header", ConfigType::String).default("").doc("A header whose value (a decimal integer, or a '<major>/<minor>' position such as sluice's __sluice.position) is the document's external version instead of the Kafka offset."))
         .define(ConfigKey::new("data.stream.type", ConfigType::String).default("none").validator(Validator::Custom(|v| one_of_ci(v, &["none", "logs", "metrics", "traces", "synthetics"]))).doc("Write to the data stream <type>-<dataset>-<namespace> (create actions) instead of an index named after the topic."))
         .define(ConfigKey::new("data.stream.dataset", ConfigType::String).default("").doc("The data stream's dataset; ${topic} is the record's topic."))
@@ -190,8 +190,8 @@ impl EsConfig {
                 .long("max.connection.idle.time.ms")
                 .filter(|v| *v >= 0)
                 .map(|v| Duration::from_millis(v as u64)),
-            connect_timeout: millis(&c, "connection.timeout.ms"),
-            read_timeout: millis(&c, "read.timeout.ms"),
+            connect_timeout: timeout(&c, "connection.timeout.ms"),
+            read_timeout: timeout(&c, "read.timeout.ms"),
             version_header: c
                 .string("external.version.header")
                 .filter(|h| !h.is_empty())
@@ -214,6 +214,19 @@ fn lower(c: &ValidatedConfig, key: &str) -> String {
 /// A duration in milliseconds; a negative value counts as zero.
 fn millis(c: &ValidatedConfig, key: &str) -> Duration {
     Duration::from_millis(c.long(key).unwrap_or_default().max(0) as u64)
+}
+
+/// How long "for ever" is: far enough to never end, near enough that adding
+/// it to a clock reading cannot overflow.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A timeout key, where 0 means no timeout, as in the Apache HTTP client
+/// under Confluent's sink.
+fn timeout(c: &ValidatedConfig, key: &str) -> Duration {
+    match millis(c, key) {
+        Duration::ZERO => FOREVER,
+        d => d,
+    }
 }
 
 /// A count of at least one (the validators already say so).
@@ -336,6 +349,17 @@ mod tests {
         assert_eq!(c.idle_timeout, Some(Duration::from_millis(60_000)));
         assert!(!c.compression && !c.drop_invalid && c.data_stream.is_none());
         assert!(!format!("{:?}", c.auth).contains("secret"));
+    }
+
+    #[test]
+    fn a_zero_timeout_waits_for_ever_as_confluents_client_does() {
+        let c = EsConfig::parse(&raw(&[
+            ("connection.url", "http://a:9200"),
+            ("read.timeout.ms", "0"),
+            ("connection.timeout.ms", "0"),
+        ]))
+        .unwrap();
+        assert_eq!((c.read_timeout, c.connect_timeout), (FOREVER, FOREVER));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::action::{build, document, Built, Invalid};
+use crate::action::{build, build_json, document, Built, Invalid};
 use crate::batch::{Item, Queue};
 use crate::client::{EsClient, RequestError};
 use crate::config::{EsConfig, Malformed};
@@ -436,6 +436,73 @@ impl EsSinkTask {
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("the Elasticsearch sink task was not started"))
     }
+
+    /// Turns a batch into actions for the driver; with `json`, its values are
+    /// checked JSON text (`put_json`).
+    async fn take(&mut self, records: Vec<Record>, json: bool) -> Result<(), ConnectError> {
+        let run = self.running()?;
+        run.ctx.check_fatal()?;
+        let mut items = Vec::with_capacity(records.len());
+        for record in records {
+            let (Some(p), Some(o)) = (record.partition, record.offset) else {
+                return Err(ConnectError::fatal(format!(
+                    "{} has no partition or offset",
+                    record.coordinates()
+                )));
+            };
+            let tp = TopicPartition::new(&*record.topic, p);
+            if run.taken.get(&tp).is_some_and(|t| o <= *t) {
+                continue;
+            }
+            run.taken.insert(tp, o);
+            let built = if json {
+                build_json(&run.ctx.config, &record)
+            } else {
+                build(&run.ctx.config, &record)
+            };
+            match built {
+                Ok(Built::Action(bytes)) => {
+                    let doc = document(&run.ctx.config, &record);
+                    items.push(Item { record, bytes, doc });
+                }
+                Ok(Built::Skip) => {}
+                Err(why) => run.invalid(&record, why).await?,
+            }
+        }
+        if !items.is_empty() {
+            let mut s = run.ctx.lock();
+            for i in &items {
+                if let (Some(p), Some(o)) = (i.record.partition, i.record.offset) {
+                    s.owed.add(&TopicPartition::new(&*i.record.topic, p), o);
+                }
+            }
+            s.buffered += items.len();
+            drop(s);
+            run.tx
+                .send(Msg::Items(items))
+                .map_err(|_| ConnectError::fatal("the Elasticsearch request driver stopped"))?;
+        }
+        // Backpressure: past max.buffered.records the runner waits here, so the
+        // consumer stops fetching instead of the buffer growing.
+        let max = run.ctx.config.max_buffered;
+        loop {
+            if run
+                .ctx
+                .wait_until(ROOM_WAIT, |s| s.buffered < max || s.fatal.is_some())
+                .await
+            {
+                return run.ctx.check_fatal();
+            }
+            // Held up by an outage: say so (the runner shows the task as
+            // retrying and puts the batch again, which is taken already).
+            if let Some(why) = run.ctx.lock().outage.clone() {
+                return Err(ConnectError::retriable(format!(
+                    "{} records wait for Elasticsearch: {why}",
+                    max
+                )));
+            }
+        }
+    }
 }
 
 impl Running {
@@ -491,64 +558,18 @@ impl SinkTask for EsSinkTask {
         Ok(())
     }
 
+    /// Values decoded only to be encoded again: the JSON text goes into the
+    /// `_bulk` body as it came.
+    fn takes_json_values(&self) -> bool {
+        true
+    }
+
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
-        let run = self.running()?;
-        run.ctx.check_fatal()?;
-        let mut items = Vec::with_capacity(records.len());
-        for record in records {
-            let (Some(p), Some(o)) = (record.partition, record.offset) else {
-                return Err(ConnectError::fatal(format!(
-                    "{} has no partition or offset",
-                    record.coordinates()
-                )));
-            };
-            let tp = TopicPartition::new(&*record.topic, p);
-            if run.taken.get(&tp).is_some_and(|t| o <= *t) {
-                continue;
-            }
-            run.taken.insert(tp, o);
-            match build(&run.ctx.config, &record) {
-                Ok(Built::Action(bytes)) => {
-                    let doc = document(&run.ctx.config, &record);
-                    items.push(Item { record, bytes, doc });
-                }
-                Ok(Built::Skip) => {}
-                Err(why) => run.invalid(&record, why).await?,
-            }
-        }
-        if !items.is_empty() {
-            let mut s = run.ctx.lock();
-            for i in &items {
-                if let (Some(p), Some(o)) = (i.record.partition, i.record.offset) {
-                    s.owed.add(&TopicPartition::new(&*i.record.topic, p), o);
-                }
-            }
-            s.buffered += items.len();
-            drop(s);
-            run.tx
-                .send(Msg::Items(items))
-                .map_err(|_| ConnectError::fatal("the Elasticsearch request driver stopped"))?;
-        }
-        // Backpressure: past max.buffered.records the runner waits here, so the
-        // consumer stops fetching instead of the buffer growing.
-        let max = run.ctx.config.max_buffered;
-        loop {
-            if run
-                .ctx
-                .wait_until(ROOM_WAIT, |s| s.buffered < max || s.fatal.is_some())
-                .await
-            {
-                return run.ctx.check_fatal();
-            }
-            // Held up by an outage: say so (the runner shows the task as
-            // retrying and puts the batch again, which is taken already).
-            if let Some(why) = run.ctx.lock().outage.clone() {
-                return Err(ConnectError::retriable(format!(
-                    "{} records wait for Elasticsearch: {why}",
-                    max
-                )));
-            }
-        }
+        self.take(records, false).await
+    }
+
+    async fn put_json(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
+        self.take(records, true).await
     }
 
     async fn pre_commit(&mut self, consumed: &OffsetMap) -> Result<OffsetMap, ConnectError> {

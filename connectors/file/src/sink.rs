@@ -60,38 +60,14 @@ struct FileSinkTask {
     reporter: Option<Arc<dyn ErrantRecordReporter>>,
 }
 
-#[async_trait]
-impl SinkTask for FileSinkTask {
-    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
-        let c = config_def().validate(&context.config)?;
-        self.reporter = Some(context.reporter.clone());
-        let path = c.string("file").unwrap_or_default().to_owned();
-        if let Some(dir) = std::path::Path::new(&path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                ConnectError::fatal(format!("cannot create directory for '{path}': {e}"))
-            })?;
-        }
-        drop_torn_tail(&path).await?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .await
-            .map_err(|e| ConnectError::fatal(format!("cannot open '{path}' for appending: {e}")))?;
-        self.writer = Some(BufWriter::with_capacity(1 << 20, file));
-        self.envelope = c.string("format") == Some("envelope");
-        Ok(())
-    }
-
-    /// Only the envelope format writes them.
-    fn reads_headers(&self) -> bool {
-        self.envelope
-    }
-
-    async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
+impl FileSinkTask {
+    /// Appends a batch, one line per record. With `json`, values are JSON text
+    /// the runtime has checked (`put_json`): written as they came, line breaks
+    /// (whitespace in valid JSON) turned into spaces, rather than decoded and
+    /// encoded again. Decoding would write the same document, but may spell it
+    /// differently (`1e3` as `1000.0`, `\u00e9` as `é`); the text as produced
+    /// is what a reader of the topic saw.
+    async fn write(&mut self, records: Vec<Record>, json: bool) -> Result<(), ConnectError> {
         let writer = self
             .writer
             .as_mut()
@@ -102,7 +78,11 @@ impl SinkTask for FileSinkTask {
             let start = self.line.len();
             let written = if self.envelope {
                 serde_json::to_writer(&mut self.line, &Envelope(record)).map_err(|e| e.to_string())
-            } else if let Value::String(s) = &record.value {
+            } else if let Some(text) = json.then(|| json_text(&record.value)).flatten() {
+                self.line
+                    .extend_from_slice(&sluice_api::json::one_line(text));
+                Ok(())
+            } else if let Some(s) = string_value(&record.value, json) {
                 if memchr::memchr2(b'\n', b'\r', s.as_bytes()).is_some() {
                     Err("the value holds a line break, which would split it across lines of the file; use format=envelope".to_owned())
                 } else {
@@ -140,6 +120,74 @@ impl SinkTask for FileSinkTask {
             self.line = Vec::new();
         }
         Ok(())
+    }
+}
+
+/// JSON text to write as it came: anything but a string, which is written
+/// as its text (as Connect's `toString` does), unquoted.
+fn json_text(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::Bytes(text) if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'"') => {
+            Some(text)
+        }
+        _ => None,
+    }
+}
+
+/// The text of a string value; with `json`, also of JSON text holding a string.
+fn string_value(value: &Value, json: bool) -> Option<std::borrow::Cow<'_, str>> {
+    match value {
+        Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        Value::Bytes(text) if json => match sluice_api::json::parse_schemaless_slice(text) {
+            Ok(Value::String(s)) => Some(std::borrow::Cow::Owned(s)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl SinkTask for FileSinkTask {
+    async fn start(&mut self, context: SinkTaskContext) -> Result<(), ConnectError> {
+        let c = config_def().validate(&context.config)?;
+        self.reporter = Some(context.reporter.clone());
+        let path = c.string("file").unwrap_or_default().to_owned();
+        if let Some(dir) = std::path::Path::new(&path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                ConnectError::fatal(format!("cannot create directory for '{path}': {e}"))
+            })?;
+        }
+        drop_torn_tail(&path).await?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(|e| ConnectError::fatal(format!("cannot open '{path}' for appending: {e}")))?;
+        self.writer = Some(BufWriter::with_capacity(1 << 20, file));
+        self.envelope = c.string("format") == Some("envelope");
+        Ok(())
+    }
+
+    /// Only the envelope format writes them.
+    fn reads_headers(&self) -> bool {
+        self.envelope
+    }
+
+    /// The value format writes JSON text as it came (see `write`).
+    fn takes_json_values(&self) -> bool {
+        !self.envelope
+    }
+
+    async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
+        self.write(records, false).await
+    }
+
+    async fn put_json(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
+        self.write(records, true).await
     }
 
     async fn flush(&mut self, _offsets: &OffsetMap) -> Result<(), ConnectError> {
@@ -226,5 +274,74 @@ impl Serialize for Envelope<'_> {
         m.serialize_entry("value", &JsonView::new(r.value_schema.as_deref(), &r.value))?;
         m.serialize_entry("headers", &headers)?;
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a batch of records becomes in the file, through `put` or `put_json`.
+    async fn written(records: Vec<Record>, json: bool) -> String {
+        let path = std::env::temp_dir().join(format!(
+            "sluice-file-sink-{}-{json}.jsonl",
+            std::process::id()
+        ));
+        let file = File::create(&path).await.unwrap();
+        let mut task = FileSinkTask {
+            writer: Some(BufWriter::new(file)),
+            ..FileSinkTask::default()
+        };
+        if json {
+            task.put_json(records).await.unwrap();
+        } else {
+            task.put(records).await.unwrap();
+        }
+        task.stop().await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        text
+    }
+
+    fn record(value: Value) -> Record {
+        Record::new("t", Value::Null, value)
+    }
+
+    #[tokio::test]
+    async fn json_text_is_written_as_it_came_on_one_line() {
+        let texts = [
+            r#"{"tenant_id":"t-1","n":1e3,"s":"\u00e9"}"#,
+            "{\n  \"pretty\": [1,\r\n 2]\n}",
+            r#""a string""#,
+            "42",
+        ];
+        let records = texts
+            .iter()
+            .map(|t| record(Value::Bytes(t.as_bytes().to_vec())))
+            .chain([record(Value::Null)])
+            .collect();
+        assert_eq!(
+            written(records, true).await,
+            "{\"tenant_id\":\"t-1\",\"n\":1e3,\"s\":\"\\u00e9\"}\n\
+             {   \"pretty\": [1,   2] }\n\
+             a string\n\
+             42\n\
+             null\n"
+        );
+        // Decoded first (a transform in the chain), the same values are
+        // encoded again: the same documents, spelled as serde_json does.
+        let decoded = texts
+            .iter()
+            .map(|t| record(sluice_api::json::parse_schemaless(t).unwrap()))
+            .chain([record(Value::Null)])
+            .collect();
+        assert_eq!(
+            written(decoded, false).await,
+            "{\"tenant_id\":\"t-1\",\"n\":1000.0,\"s\":\"é\"}\n\
+             {\"pretty\":[1,2]}\n\
+             a string\n\
+             42\n\
+             null\n"
+        );
     }
 }

@@ -33,6 +33,9 @@ pub struct JsonConverter {
     last_written: Option<(SchemaRef, Arc<str>)>,
     /// Schemas parsed from incoming envelopes, by their JSON text.
     parsed: HashMap<Box<str>, SchemaRef>,
+    /// The last schema read, with its text: a topic's records mostly share
+    /// one, which `decode_with_last_schema` then reads without scanning it.
+    last_read: Option<(Box<str>, SchemaRef)>,
 }
 
 impl JsonConverter {
@@ -99,7 +102,31 @@ impl JsonConverter {
             cache_size,
             last_written: None,
             parsed: HashMap::new(),
+            last_read: None,
         }
+    }
+
+    /// The common envelope, read without scanning its schema: written as
+    /// Connect and sluice write it, `{"schema":<the last schema's text>,
+    /// "payload":<payload>}` with no whitespace between the parts. Scanning
+    /// the schema text and hashing it to find it in the cache were a tenth of
+    /// a warehouse sink's work. `None` for anything else (another schema,
+    /// other spacing, another field), which the full parse reads as before.
+    fn decode_with_last_schema(
+        &self,
+        text: &str,
+    ) -> Option<Result<(Option<SchemaRef>, Value), String>> {
+        let (schema_text, schema) = self.last_read.as_ref()?;
+        let payload = text
+            .strip_prefix(r#"{"schema":"#)?
+            .strip_prefix(&**schema_text)?
+            .strip_prefix(r#","payload":"#)?
+            .trim_end()
+            .strip_suffix('}')?;
+        // Not one JSON value (a field after the payload, bad JSON): the full
+        // parse says what is wrong.
+        let value = parse_json_str(payload).ok()?;
+        Some(coerce(value, schema).map(|v| (Some(schema.clone()), v)))
     }
 
     fn schema_text(&mut self, schema: &SchemaRef) -> Arc<str> {
@@ -114,6 +141,18 @@ impl JsonConverter {
     }
 
     fn parse_schema(&mut self, raw: &RawValue) -> Result<SchemaRef, ConnectError> {
+        let schema = self.cached_schema(raw)?;
+        if self
+            .last_read
+            .as_ref()
+            .is_none_or(|(text, _)| **text != *raw.get())
+        {
+            self.last_read = Some((raw.get().into(), schema.clone()));
+        }
+        Ok(schema)
+    }
+
+    fn cached_schema(&mut self, raw: &RawValue) -> Result<SchemaRef, ConnectError> {
         if let Some(s) = self.parsed.get(raw.get()) {
             return Ok(s.clone());
         }
@@ -202,6 +241,9 @@ impl Converter for JsonConverter {
             return parse_json_str(text)
                 .map(|v| (None, v))
                 .map_err(|e| context(&e));
+        }
+        if let Some(decoded) = self.decode_with_last_schema(text) {
+            return decoded.map_err(|e| context(&e));
         }
         let envelope: Envelope<'_> = match serde_json::from_str(text) {
             Ok(e) => e,
@@ -581,6 +623,37 @@ mod tests {
             Value::Array(vec!["a".into(), "b".into()]),
             Value::Bytes(vec![0, 1, 255]),
         ])
+    }
+
+    #[test]
+    fn the_last_schema_is_read_without_scanning_it_and_anything_else_as_before() {
+        let schema = event_schema();
+        let bytes = JsonConverter::new(true, false, 10)
+            .encode("t", Some(&schema), &event())
+            .unwrap()
+            .unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let mut c = JsonConverter::new(true, false, 10);
+        let first = c.decode("t", Some(&bytes)).unwrap();
+        assert!(c.decode_with_last_schema(text).is_some());
+        assert_eq!(c.decode("t", Some(&bytes)).unwrap(), first);
+        // Spaced out: the full parse, the same record.
+        let spaced = text.replacen(",\"payload\":", ", \"payload\": ", 1);
+        assert!(c.decode_with_last_schema(&spaced).is_none());
+        assert_eq!(c.decode("t", Some(spaced.as_bytes())).unwrap(), first);
+        // A field after the payload: the full parse's error.
+        let extra = format!("{},\"extra\":1}}", &text[..text.len() - 1]);
+        assert!(c.decode_with_last_schema(&extra).is_none());
+        let e = c.decode("t", Some(extra.as_bytes())).unwrap_err();
+        assert!(e.message().contains("additional fields"), "{e}");
+        // A payload the schema refuses: the error a fresh converter gives.
+        let bad = text.replacen("\"id\":7", "\"id\":\"x\"", 1);
+        assert_ne!(bad, text);
+        let fresh = JsonConverter::new(true, false, 10)
+            .decode("t", Some(bad.as_bytes()))
+            .unwrap_err();
+        let e = c.decode("t", Some(bad.as_bytes())).unwrap_err();
+        assert_eq!(e.message(), fresh.message());
     }
 
     #[test]

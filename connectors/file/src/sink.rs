@@ -12,7 +12,7 @@ use sluice_api::{
     SinkTaskContext, TaskConfig, Value,
 };
 use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 pub fn config_def() -> ConfigDef {
     ConfigDef::new()
@@ -54,7 +54,11 @@ impl SinkConnector for FileSinkConnector {
 
 #[derive(Default)]
 struct FileSinkTask {
-    writer: Option<BufWriter<File>>,
+    /// Unbuffered: a batch is one write of its lines (`line`), so what was put
+    /// is in the file when `put` returns, as with Connect's FileStreamSink.
+    /// Behind a buffer, a burst's last lines waited for the next commit's
+    /// flush (up to `offset.flush.interval.ms`) before a reader saw them.
+    writer: Option<File>,
     envelope: bool,
     line: Vec<u8>,
     reporter: Option<Arc<dyn ErrantRecordReporter>>,
@@ -111,8 +115,13 @@ impl FileSinkTask {
             }
             self.line.push(b'\n');
         }
-        writer
-            .write_all(&self.line)
+        // The flush waits for the write (not for the disk: that is `flush`'s
+        // fsync), so a put's lines are in the file when it returns.
+        let wrote = async {
+            writer.write_all(&self.line).await?;
+            writer.flush().await
+        };
+        wrote
             .await
             .map_err(|e| ConnectError::retriable(format!("write failed: {e}")))?;
         // A large batch's buffer is not kept for the life of the task.
@@ -167,7 +176,7 @@ impl SinkTask for FileSinkTask {
             .open(&path)
             .await
             .map_err(|e| ConnectError::fatal(format!("cannot open '{path}' for appending: {e}")))?;
-        self.writer = Some(BufWriter::with_capacity(1 << 20, file));
+        self.writer = Some(file);
         self.envelope = c.string("format") == Some("envelope");
         Ok(())
     }
@@ -195,8 +204,7 @@ impl SinkTask for FileSinkTask {
             w.flush()
                 .await
                 .map_err(|e| ConnectError::retriable(format!("flush failed: {e}")))?;
-            w.get_ref()
-                .sync_data()
+            w.sync_data()
                 .await
                 .map_err(|e| ConnectError::retriable(format!("fsync failed: {e}")))?;
         }
@@ -289,7 +297,7 @@ mod tests {
         ));
         let file = File::create(&path).await.unwrap();
         let mut task = FileSinkTask {
-            writer: Some(BufWriter::new(file)),
+            writer: Some(file),
             ..FileSinkTask::default()
         };
         if json {
@@ -343,5 +351,30 @@ mod tests {
              42\n\
              null\n"
         );
+    }
+
+    /// A reader of the file sees a batch as soon as `put` returns, not at the
+    /// next commit: before, the last lines of a burst sat in a buffer for up
+    /// to `offset.flush.interval.ms`.
+    #[tokio::test]
+    async fn a_put_is_in_the_file_when_it_returns() {
+        let path = std::env::temp_dir().join(format!(
+            "sluice-file-sink-{}-visible.jsonl",
+            std::process::id()
+        ));
+        let mut task = FileSinkTask {
+            writer: Some(File::create(&path).await.unwrap()),
+            ..FileSinkTask::default()
+        };
+        task.put(vec![record(Value::String("one".into()))])
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
+        task.put(vec![record(Value::String("two".into()))])
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+        task.stop().await.unwrap();
+        std::fs::remove_file(&path).unwrap();
     }
 }

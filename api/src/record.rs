@@ -27,6 +27,34 @@ pub struct Position {
     pub minor: u64,
 }
 
+/// Two `u64`s in decimal and the slash between them.
+const POSITION_TEXT_MAX: usize = 41;
+
+/// A position's header text, made without allocating: a source writes one
+/// per record.
+pub struct PositionText {
+    buf: [u8; POSITION_TEXT_MAX],
+    len: usize,
+}
+
+impl PositionText {
+    fn push(&mut self, part: &[u8]) {
+        self.buf[self.len..self.len + part.len()].copy_from_slice(part);
+        self.len += part.len();
+    }
+
+    /// The text's bytes, as the header carries them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Digits and a slash: ASCII, so always UTF-8.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
 impl Position {
     /// Position (`major`, `minor`).
     pub const fn new(major: u64, minor: u64) -> Self {
@@ -34,8 +62,16 @@ impl Position {
     }
 
     /// The text form carried in the `__sluice.position` header: `major/minor`.
-    pub fn encode(&self) -> String {
-        format!("{}/{}", self.major, self.minor)
+    pub fn encode(&self) -> PositionText {
+        let mut text = PositionText {
+            buf: [0; POSITION_TEXT_MAX],
+            len: 0,
+        };
+        let mut digits = itoa::Buffer::new();
+        text.push(digits.format(self.major).as_bytes());
+        text.push(b"/");
+        text.push(digits.format(self.minor).as_bytes());
+        text
     }
 
     /// Reads the header's `major/minor` form back.
@@ -177,7 +213,10 @@ mod tests {
         let a = Position::new(10, 2);
         let b = Position::new(11, 0);
         assert!(a < b);
-        assert_eq!(Position::decode(&a.encode()), Some(a));
+        assert_eq!(a.encode().as_str(), "10/2");
+        assert_eq!(Position::decode(a.encode().as_str()), Some(a));
+        let widest = Position::new(u64::MAX, u64::MAX);
+        assert_eq!(Position::decode(widest.encode().as_str()), Some(widest));
         assert_eq!(Position::decode("x/1"), None);
     }
 

@@ -238,7 +238,9 @@ impl<'de> serde::de::Visitor<'de> for CheckVisitor {
     }
 }
 
-struct Schemaless(Value);
+/// A value read as [`parse_schemaless`] reads it, for a deserializer that
+/// reads some parts of a document itself and hands the rest to this.
+pub struct Schemaless(pub Value);
 
 impl<'de> serde::Deserialize<'de> for Schemaless {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -64,6 +64,10 @@ pub struct Extractor {
     config: Arc<WarehouseConfig>,
     shapes: HashMap<ShapeKey, CachedShape>,
     tables: HashMap<Arc<str>, TableName>,
+    /// The last record's table and shape: a batch is mostly one topic and
+    /// one schema, so most records need no map lookup (hashing).
+    last_table: Option<(Arc<str>, TableName)>,
+    last_shape: Option<(ShapeKey, CachedShape)>,
 }
 
 /// A topic and the addresses of its value and key schemas. The cache holds
@@ -101,10 +105,23 @@ impl Extractor {
             config,
             shapes: HashMap::new(),
             tables: HashMap::new(),
+            last_table: None,
+            last_shape: None,
         }
     }
 
     fn table_for(&mut self, topic: &Arc<str>) -> TableName {
+        if let Some((t, table)) = &self.last_table {
+            if Arc::ptr_eq(t, topic) {
+                return table.clone();
+            }
+        }
+        let table = self.lookup_table(topic);
+        self.last_table = Some((topic.clone(), table.clone()));
+        table
+    }
+
+    fn lookup_table(&mut self, topic: &Arc<str>) -> TableName {
         if let Some(t) = self.tables.get(topic) {
             return t.clone();
         }
@@ -165,20 +182,9 @@ impl Extractor {
                         .as_ref()
                         .map_or(0, |k| Arc::as_ptr(k) as usize),
                 );
-                match self.shapes.get(&cache_key) {
-                    Some((_, _, s)) => s.clone(),
-                    None => {
-                        let s = Arc::new(shape_of(&fields, &key));
-                        if self.shapes.len() >= MAX_SHAPES {
-                            self.shapes.clear();
-                        }
-                        self.shapes.insert(
-                            cache_key,
-                            (vs.clone(), record.key_schema.clone(), s.clone()),
-                        );
-                        s
-                    }
-                }
+                self.cached_shape(cache_key, vs, record.key_schema.as_ref(), || {
+                    shape_of(&fields, &key)
+                })
             }
             _ => Arc::new(shape_of(&fields, &key)),
         };
@@ -207,6 +213,36 @@ impl Extractor {
             shape,
             cells,
         })
+    }
+
+    /// The shape cached for `key` (made by `make` the first time). The last
+    /// one is kept apart, with its schemas: looking it up needs no hashing.
+    fn cached_shape(
+        &mut self,
+        key: ShapeKey,
+        value_schema: &SchemaRef,
+        key_schema: Option<&SchemaRef>,
+        make: impl FnOnce() -> Shape,
+    ) -> Arc<Shape> {
+        if let Some((last, (_, _, shape))) = &self.last_shape {
+            if Arc::ptr_eq(&last.0, &key.0) && (last.1, last.2) == (key.1, key.2) {
+                return shape.clone();
+            }
+        }
+        let cached = match self.shapes.get(&key) {
+            Some(cached) => cached.clone(),
+            None => {
+                let cached = (value_schema.clone(), key_schema.cloned(), Arc::new(make()));
+                if self.shapes.len() >= MAX_SHAPES {
+                    self.shapes.clear();
+                }
+                self.shapes.insert(key.clone(), cached.clone());
+                cached
+            }
+        };
+        let shape = cached.2.clone();
+        self.last_shape = Some((key, cached));
+        shape
     }
 
     fn delete(&self, record: &Record, table: TableName) -> Result<Change, String> {

@@ -19,6 +19,8 @@ use sluice_api::{ConfigErrors, ConnectError, Converter, Decimal, SchemaRef, Task
 
 use super::bytearray::variant_name;
 
+mod typed;
+
 /// How many distinct schemas a converter remembers (Connect's `schemas.cache.size`).
 const DEFAULT_CACHE_SIZE: i64 = 1000;
 
@@ -36,6 +38,9 @@ pub struct JsonConverter {
     /// The last schema read, with its text: a topic's records mostly share
     /// one, which `decode_with_last_schema` then reads without scanning it.
     last_read: Option<(Box<str>, SchemaRef)>,
+    /// The size of the last message written: the next one's buffer is made
+    /// that large at once, not grown (and copied) on the way.
+    last_size: usize,
 }
 
 impl JsonConverter {
@@ -103,6 +108,7 @@ impl JsonConverter {
             last_written: None,
             parsed: HashMap::new(),
             last_read: None,
+            last_size: 0,
         }
     }
 
@@ -123,6 +129,9 @@ impl JsonConverter {
             .strip_prefix(r#","payload":"#)?
             .trim_end()
             .strip_suffix('}')?;
+        if let Some(value) = typed::decode_struct(payload, schema) {
+            return Some(Ok((Some(schema.clone()), value)));
+        }
         // Not one JSON value (a field after the payload, bad JSON): the full
         // parse says what is wrong.
         let value = parse_json_str(payload).ok()?;
@@ -194,7 +203,7 @@ impl Converter for JsonConverter {
         if value.is_null() && (schema.is_none() || !self.schemas_enable) {
             return Ok(None);
         }
-        let mut out = Vec::with_capacity(256);
+        let mut out = Vec::with_capacity(self.last_size + self.last_size / 8 + 64);
         if self.schemas_enable {
             out.extend_from_slice(b"{\"schema\":");
             match schema {
@@ -214,6 +223,7 @@ impl Converter for JsonConverter {
         if self.schemas_enable {
             out.push(b'}');
         }
+        self.last_size = out.len();
         Ok(Some(out))
     }
 
@@ -250,17 +260,28 @@ impl Converter for JsonConverter {
             Err(e) if e.is_syntax() || e.is_eof() => return Err(context(&e)),
             Err(_) => return Err(context(&ENVELOPE_REQUIRED)),
         };
+        let schema = match envelope.schema {
+            Some(raw) if raw.get() != "null" => Some(self.parse_schema(raw)?),
+            _ => None,
+        };
         let payload = match envelope.payload {
-            Some(p) => parse_json_str(p.get()).map_err(|e| context(&e))?,
+            Some(p) => {
+                if let Some(value) = schema
+                    .as_ref()
+                    .and_then(|s| typed::decode_struct(p.get(), s))
+                {
+                    return Ok((schema, value));
+                }
+                parse_json_str(p.get()).map_err(|e| context(&e))?
+            }
             None => Value::Null,
         };
-        match envelope.schema {
-            Some(raw) if raw.get() != "null" => {
-                let schema = self.parse_schema(raw)?;
+        match schema {
+            Some(schema) => {
                 let value = coerce(payload, &schema).map_err(|e| context(&e))?;
                 Ok((Some(schema), value))
             }
-            _ => Ok((None, payload)),
+            None => Ok((None, payload)),
         }
     }
 }

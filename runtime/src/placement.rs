@@ -198,21 +198,25 @@ fn slots(tpl: &rdkafka::TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
+impl PlacementContext {
+    fn revoke(&self, revoked: &[i32], lost: bool) {
+        info!(slots = ?revoked, lost, "placement slots revoked; stopping what they hold");
+        self.placement.change(revoked, false);
+        // The slots go to another worker once this returns: first stop
+        // their tasks, so no task runs on two workers at once.
+        let (tx, rx) = sync_channel(1);
+        if self.events.send(PlacementEvent::Revoked(tx)).is_ok()
+            && rx.recv_timeout(self.revoke_wait).is_err()
+        {
+            warn!(slots = ?revoked, "tasks of revoked slots did not stop within rebalance.timeout.ms");
+        }
+    }
+}
+
 impl ConsumerContext for PlacementContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            let revoked = slots(tpl);
-            let lost = consumer.assignment_lost();
-            info!(slots = ?revoked, lost, "placement slots revoked; stopping what they hold");
-            self.placement.change(&revoked, false);
-            // The slots go to another worker once this returns: first stop
-            // their tasks, so no task runs on two workers at once.
-            let (tx, rx) = sync_channel(1);
-            if self.events.send(PlacementEvent::Revoked(tx)).is_ok()
-                && rx.recv_timeout(self.revoke_wait).is_err()
-            {
-                warn!(slots = ?revoked, "tasks of revoked slots did not stop within rebalance.timeout.ms");
-            }
+            self.revoke(&slots(tpl), consumer.assignment_lost());
         }
     }
 
@@ -283,6 +287,31 @@ fn renew(
     }
 }
 
+/// A member librdkafka has given up on (a fatal error: the static member
+/// fenced, as when a worker frozen past its session wakes and its rejoin
+/// races a renewal) is replaced by a new one. What the old one held is
+/// given up first, as a lost assignment; the new one is assigned afresh.
+fn rejoin(
+    old: BaseConsumer<PlacementContext>,
+    member: &impl Fn() -> Result<BaseConsumer<PlacementContext>, WorkerError>,
+    why: &str,
+) -> BaseConsumer<PlacementContext> {
+    warn!("the placement consumer failed ({why}); joining the group again");
+    if let Some(held) = old.assignment().ok().filter(|a| a.count() > 0) {
+        old.context().revoke(&slots(&held), true);
+    }
+    drop(old);
+    loop {
+        match member() {
+            Ok(consumer) => return consumer,
+            Err(e) => {
+                warn!("cannot join the group again, retrying: {e}");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 /// This worker's membership: a thread polling the group, so the coordinator
 /// hears from it and its rebalances run.
 pub struct Membership {
@@ -331,17 +360,23 @@ impl Membership {
                     / 3,
             )
             .max(Duration::from_millis(100));
-        let context = PlacementContext {
-            placement,
-            events,
-            revoke_wait: cluster.rebalance_timeout,
-        };
-        let consumer: BaseConsumer<PlacementContext> =
-            kafka::consumer(worker, context, &overrides)?;
+        let revoke_wait = cluster.rebalance_timeout;
         let topic = topic_of(cluster);
-        consumer
-            .subscribe(&[&topic])
-            .map_err(|e| WorkerError::kafka(format!("join the group on '{topic}'"), e))?;
+        let worker = worker.clone();
+        let member = move || -> Result<BaseConsumer<PlacementContext>, WorkerError> {
+            let context = PlacementContext {
+                placement: placement.clone(),
+                events: events.clone(),
+                revoke_wait,
+            };
+            let consumer: BaseConsumer<PlacementContext> =
+                kafka::consumer(&worker, context, &overrides)?;
+            consumer
+                .subscribe(&[&topic])
+                .map_err(|e| WorkerError::kafka(format!("join the group on '{topic}'"), e))?;
+            Ok(consumer)
+        };
+        let mut consumer = member()?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let leave_wait = cluster.rebalance_timeout;
@@ -358,6 +393,9 @@ impl Membership {
                     if renewed.elapsed() >= renew_every || !lease.is_held() {
                         renewed = Instant::now();
                         renew(&consumer, &lease, &worker_id, statuses.as_ref());
+                    }
+                    if let Some((_, why)) = consumer.client().fatal_error() {
+                        consumer = rejoin(consumer, &member, &why);
                     }
                 }
                 // Leaving: the group rebalances at once, without waiting for

@@ -51,6 +51,12 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // that (every sink at 300k+ records/s stalled for a second at a time:
     // bench/RESULTS.md, 2026-12-02). Rechecking every 10 ms costs nothing.
     ("fetch.queue.backoff.ms", "10"),
+    // librdkafka prefetches up to 64 MB (and sizes its fetches to match),
+    // which with its per-message bookkeeping was 90 MB of an S3 sink's
+    // 280 MB peak; 4 MB (26 ms at 600k records/s of 260 bytes) moved as
+    // many records per second (bench/RESULTS.md, 2026-12-02). `fetch.max.bytes`
+    // follows it unless set.
+    ("queued.max.messages.kbytes", "4096"),
     // A sink subscribed to a topic that does not exist yet notices it at the next
     // metadata refresh: every 10 s rather than librdkafka's 5 minutes.
     ("topic.metadata.refresh.interval.ms", "10000"),

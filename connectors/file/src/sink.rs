@@ -1,3 +1,4 @@
+use std::io::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,8 +12,8 @@ use sluice_api::{
     ConnectError, ErrantRecordReporter, OffsetMap, Record, SinkConnector, SinkTask,
     SinkTaskContext, TaskConfig, Value,
 };
-use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::fs::OpenOptions;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 pub fn config_def() -> ConfigDef {
     ConfigDef::new()
@@ -58,7 +59,9 @@ struct FileSinkTask {
     /// is in the file when `put` returns, as with Connect's FileStreamSink.
     /// Behind a buffer, a burst's last lines waited for the next commit's
     /// flush (up to `offset.flush.interval.ms`) before a reader saw them.
-    writer: Option<File>,
+    /// A std file, written on a blocking thread: tokio's `File` copies each
+    /// write into a buffer of its own first (3 % of a file sink's work).
+    writer: Option<Arc<std::fs::File>>,
     envelope: bool,
     line: Vec<u8>,
     reporter: Option<Arc<dyn ErrantRecordReporter>>,
@@ -74,7 +77,7 @@ impl FileSinkTask {
     async fn write(&mut self, records: Vec<Record>, json: bool) -> Result<(), ConnectError> {
         let writer = self
             .writer
-            .as_mut()
+            .clone()
             .ok_or_else(|| ConnectError::fatal("put before start"))?;
         // The whole batch becomes one write: one await, not one per record.
         self.line.clear();
@@ -115,18 +118,19 @@ impl FileSinkTask {
             }
             self.line.push(b'\n');
         }
-        // The flush waits for the write (not for the disk: that is `flush`'s
-        // fsync), so a put's lines are in the file when it returns.
-        let wrote = async {
-            writer.write_all(&self.line).await?;
-            writer.flush().await
-        };
-        wrote
-            .await
-            .map_err(|e| ConnectError::retriable(format!("write failed: {e}")))?;
+        // The put waits for the write (not for the disk: that is `flush`'s
+        // fsync), so its lines are in the file when it returns.
+        let line = std::mem::take(&mut self.line);
+        let (line, wrote) = tokio::task::spawn_blocking(move || {
+            let wrote = (&*writer).write_all(&line);
+            (line, wrote)
+        })
+        .await
+        .map_err(|e| ConnectError::fatal(format!("the write stopped: {e}")))?;
+        wrote.map_err(|e| ConnectError::retriable(format!("write failed: {e}")))?;
         // A large batch's buffer is not kept for the life of the task.
-        if self.line.capacity() > 4 << 20 {
-            self.line = Vec::new();
+        if line.capacity() <= 4 << 20 {
+            self.line = line;
         }
         Ok(())
     }
@@ -176,7 +180,7 @@ impl SinkTask for FileSinkTask {
             .open(&path)
             .await
             .map_err(|e| ConnectError::fatal(format!("cannot open '{path}' for appending: {e}")))?;
-        self.writer = Some(file);
+        self.writer = Some(Arc::new(file.into_std().await));
         self.envelope = c.string("format") == Some("envelope");
         Ok(())
     }
@@ -200,12 +204,10 @@ impl SinkTask for FileSinkTask {
     }
 
     async fn flush(&mut self, _offsets: &OffsetMap) -> Result<(), ConnectError> {
-        if let Some(w) = self.writer.as_mut() {
-            w.flush()
+        if let Some(w) = self.writer.clone() {
+            tokio::task::spawn_blocking(move || w.sync_data())
                 .await
-                .map_err(|e| ConnectError::retriable(format!("flush failed: {e}")))?;
-            w.sync_data()
-                .await
+                .map_err(|e| ConnectError::fatal(format!("the fsync stopped: {e}")))?
                 .map_err(|e| ConnectError::retriable(format!("fsync failed: {e}")))?;
         }
         Ok(())
@@ -295,9 +297,9 @@ mod tests {
             "sluice-file-sink-{}-{json}.jsonl",
             std::process::id()
         ));
-        let file = File::create(&path).await.unwrap();
+        let file = std::fs::File::create(&path).unwrap();
         let mut task = FileSinkTask {
-            writer: Some(file),
+            writer: Some(Arc::new(file)),
             ..FileSinkTask::default()
         };
         if json {
@@ -363,7 +365,7 @@ mod tests {
             std::process::id()
         ));
         let mut task = FileSinkTask {
-            writer: Some(File::create(&path).await.unwrap()),
+            writer: Some(Arc::new(std::fs::File::create(&path).unwrap())),
             ..FileSinkTask::default()
         };
         task.put(vec![record(Value::String("one".into()))])

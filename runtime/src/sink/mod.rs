@@ -228,7 +228,7 @@ impl SinkRunner {
         let mut records = Vec::with_capacity(batch.len());
         // How each converted record looked in Kafka: its bytes when a dead-letter
         // queue may need them, else its coordinates.
-        let mut originals: Vec<Option<Original>> = Vec::new();
+        let mut originals: Vec<Option<Original>> = Vec::with_capacity(batch.len());
         let mut spans: Vec<Span> = Vec::new();
         // Fetches arrive in runs of one partition: look each run up once.
         let mut current: Option<(Arc<str>, i32, Option<usize>)> = None;

@@ -46,6 +46,11 @@ struct Args {
     /// Rows per COPY for the raw client, and the sink's batch.size.
     #[arg(long, default_value_t = 5000)]
     batch: usize,
+    /// Both tables made `WITH (fillfactor = N)` (the raw one by the client,
+    /// the sink's by its `table.fillfactor`), so that the upsert's updates
+    /// are heap-only (HOT).
+    #[arg(long)]
+    fillfactor: Option<u8>,
     /// Runs sluice under `perf record` (no call graphs), writing
     /// `<dir>/<mode>-<run>.data`, for `perf report`.
     #[arg(long)]
@@ -149,7 +154,11 @@ async fn copy_rows(c: &Client, target: &str, rows: &[Row]) -> Result<()> {
 /// COPY per `--batch` rows: PostgreSQL's limit for inserting them.
 async fn raw_insert(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
     let c = connect(&args.pg_url).await?;
-    c.batch_execute(&format!("CREATE TABLE {table} {TABLE}"))
+    let with = args
+        .fillfactor
+        .map(|f| format!(" WITH (fillfactor = {f})"))
+        .unwrap_or_default();
+    c.batch_execute(&format!("CREATE TABLE {table} {TABLE}{with}"))
         .await?;
     let start = Instant::now();
     for chunk in rows.chunks(args.batch) {
@@ -199,15 +208,19 @@ async fn sluice(
         }))?,
     )?;
     let connector = scratch.join(format!("{topic}.json"));
+    let mut config = json!({
+        "connector.class": "warehouse-sink", "topics": topic,
+        "connection.url": plain(&args.pg_url), "table.name.format": table,
+        "insert.mode": mode, "pk.mode": "record_value", "pk.fields": "id",
+        "auto.create": true, "batch.size": args.batch, "tasks.max": 1,
+        "consumer.override.max.poll.records": args.batch
+    });
+    if let Some(f) = args.fillfactor {
+        config["table.fillfactor"] = json!(f);
+    }
     std::fs::write(
         &connector,
-        serde_json::to_vec(&json!({"name": topic, "config": {
-            "connector.class": "warehouse-sink", "topics": topic,
-            "connection.url": plain(&args.pg_url), "table.name.format": table,
-            "insert.mode": mode, "pk.mode": "record_value", "pk.fields": "id",
-            "auto.create": true, "batch.size": args.batch, "tasks.max": 1,
-            "consumer.override.max.poll.records": args.batch
-        }}))?,
+        serde_json::to_vec(&json!({"name": topic, "config": config}))?,
     )?;
     let c = connect(&args.pg_url).await?;
     let start = Instant::now();

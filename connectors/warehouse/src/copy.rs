@@ -1,96 +1,204 @@
-//! A cell in PostgreSQL's binary COPY form: the bytes each wire type takes,
-//! written straight from the cell (no per-type library conversions).
+//! Rows in PostgreSQL's binary COPY form, encoded ahead of their
+//! transaction: the bytes each wire type takes, written straight from the
+//! cell (no per-type library conversions), one buffer per step with where
+//! each row ends, so that any run of rows (a bisection's half) goes out as
+//! a whole COPY stream without encoding anything again.
 
-use bytes::{BufMut, BytesMut};
-use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::change::Shape;
 use crate::types::{Cell, Wire};
 
 /// PostgreSQL's epoch (2000-01-01) from Unix's, in days and microseconds.
 const PG_EPOCH_DAYS: i32 = 10_957;
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// The wire types as tokio-postgres names them, for the COPY writer.
-pub fn pg_type(wire: Wire) -> Type {
-    match wire {
-        Wire::Bool => Type::BOOL,
-        Wire::I16 => Type::INT2,
-        Wire::I32 => Type::INT4,
-        Wire::I64 => Type::INT8,
-        Wire::F32 => Type::FLOAT4,
-        Wire::F64 => Type::FLOAT8,
-        Wire::Text => Type::TEXT,
-        Wire::Bytes => Type::BYTEA,
-        Wire::Date => Type::DATE,
-        Wire::Time => Type::TIME,
-        Wire::Timestamp => Type::TIMESTAMP,
-        Wire::TimestampTz => Type::TIMESTAMPTZ,
+/// The signature, no flags, no header extension.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// A tuple of -1 fields ends the data.
+const TRAILER: &[u8] = &[0xff, 0xff];
+
+/// Encoded rows: each a field count and its fields (length, bytes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    bytes: Bytes,
+    /// Where each row ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Encoded {
+    /// `rows` of `shape`, each cell in its column's wire type.
+    pub fn new(shape: &Shape, rows: &[Vec<Cell>]) -> Self {
+        let width = rows.first().map_or(0, |r| 6 + 12 * r.len());
+        let mut out = BytesMut::with_capacity(width * rows.len());
+        let mut ends = Vec::with_capacity(rows.len());
+        for row in rows {
+            // A row has one cell per column (the extractor builds it from the
+            // shape), and a table has at most 1,600 columns.
+            out.put_i16(row.len() as i16);
+            for (cell, column) in row.iter().zip(&shape.columns) {
+                put_field(cell, column.mapping.wire, &mut out);
+            }
+            ends.push(out.len());
+        }
+        Self {
+            bytes: out.freeze(),
+            ends,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Rows `from..to` as a complete COPY stream: header, rows, trailer.
+    /// The rows are a view of the buffer, not a copy.
+    pub fn stream(&self, from: usize, to: usize) -> [Bytes; 3] {
+        let start = from.checked_sub(1).map_or(0, |i| self.ends[i]);
+        let end = to.checked_sub(1).map_or(0, |i| self.ends[i]);
+        [
+            Bytes::from_static(HEADER),
+            self.bytes.slice(start..end.max(start)),
+            Bytes::from_static(TRAILER),
+        ]
     }
 }
 
-impl ToSql for Cell {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Cell::Null => return Ok(IsNull::Yes),
-            Cell::Bool(b) => out.put_u8(u8::from(*b)),
-            Cell::I16(n) => out.put_i16(*n),
-            Cell::I32(n) => out.put_i32(*n),
-            Cell::I64(n) => out.put_i64(*n),
-            Cell::F32(f) => out.put_f32(*f),
-            Cell::F64(f) => out.put_f64(*f),
-            Cell::Text(s) => out.put_slice(s.as_bytes()),
-            Cell::Bytes(b) => out.put_slice(b),
-            Cell::Date(d) => out.put_i32(d.saturating_sub(PG_EPOCH_DAYS)),
-            Cell::Micros(us) => {
-                if *ty == Type::TIME {
-                    out.put_i64(*us)
-                } else {
-                    out.put_i64(us.saturating_sub(PG_EPOCH_MICROS))
-                }
+/// One field: its length (-1 for NULL) and its bytes.
+fn put_field(cell: &Cell, wire: Wire, out: &mut BytesMut) {
+    let fixed = |out: &mut BytesMut, len: i32| out.put_i32(len);
+    match cell {
+        Cell::Null => out.put_i32(-1),
+        Cell::Bool(b) => {
+            fixed(out, 1);
+            out.put_u8(u8::from(*b));
+        }
+        Cell::I16(n) => {
+            fixed(out, 2);
+            out.put_i16(*n);
+        }
+        Cell::I32(n) => {
+            fixed(out, 4);
+            out.put_i32(*n);
+        }
+        Cell::I64(n) => {
+            fixed(out, 8);
+            out.put_i64(*n);
+        }
+        Cell::F32(f) => {
+            fixed(out, 4);
+            out.put_f32(*f);
+        }
+        Cell::F64(f) => {
+            fixed(out, 8);
+            out.put_f64(*f);
+        }
+        Cell::Text(s) => put_bytes(s.as_bytes(), out),
+        Cell::Bytes(b) => put_bytes(b, out),
+        Cell::Date(d) => {
+            fixed(out, 4);
+            out.put_i32(d.saturating_sub(PG_EPOCH_DAYS));
+        }
+        Cell::Micros(us) => {
+            fixed(out, 8);
+            if wire == Wire::Time {
+                out.put_i64(*us)
+            } else {
+                out.put_i64(us.saturating_sub(PG_EPOCH_MICROS))
             }
         }
-        Ok(IsNull::No)
     }
+}
 
-    /// The staging table is built from the same wire types the cells were
-    /// made for, so the writer's types always match.
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    to_sql_checked!();
+/// A variable-length field. PostgreSQL refuses a field over 1 GB, so a
+/// longer one is sent with its true length and rejected there (a row error).
+fn put_bytes(bytes: &[u8], out: &mut BytesMut) {
+    out.put_i32(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
+    out.put_slice(bytes);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    fn bytes(cell: Cell, ty: Type) -> Vec<u8> {
+    use super::*;
+    use crate::change::Column;
+    use crate::types::map_value;
+    use sluice_api::Value;
+
+    fn shape(values: &[Value]) -> Shape {
+        Shape {
+            columns: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Column {
+                    name: format!("c{i}"),
+                    mapping: map_value(v),
+                    optional: true,
+                })
+                .collect(),
+            key: vec![],
+        }
+    }
+
+    fn field(cell: Cell, wire: Wire) -> Vec<u8> {
         let mut out = BytesMut::new();
-        cell.to_sql(&ty, &mut out).unwrap();
+        put_field(&cell, wire, &mut out);
         out.to_vec()
+    }
+
+    fn with_len(bytes: &[u8]) -> Vec<u8> {
+        let mut out = (bytes.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(bytes);
+        out
     }
 
     #[test]
     fn binary_forms() {
         assert_eq!(
-            bytes(Cell::Date(PG_EPOCH_DAYS + 1), Type::DATE),
-            1i32.to_be_bytes()
+            field(Cell::Date(PG_EPOCH_DAYS + 1), Wire::Date),
+            with_len(&1i32.to_be_bytes())
         );
         assert_eq!(
-            bytes(Cell::Micros(PG_EPOCH_MICROS), Type::TIMESTAMPTZ),
-            0i64.to_be_bytes()
+            field(Cell::Micros(PG_EPOCH_MICROS), Wire::TimestampTz),
+            with_len(&0i64.to_be_bytes())
         );
-        assert_eq!(bytes(Cell::Micros(5), Type::TIME), 5i64.to_be_bytes());
-        assert_eq!(bytes(Cell::Text("é".into()), Type::TEXT), "é".as_bytes());
-        let mut out = BytesMut::new();
-        assert!(matches!(
-            Cell::Null.to_sql(&Type::INT4, &mut out).unwrap(),
-            IsNull::Yes
-        ));
+        assert_eq!(
+            field(Cell::Micros(5), Wire::Time),
+            with_len(&5i64.to_be_bytes())
+        );
+        assert_eq!(
+            field(Cell::Text("é".into()), Wire::Text),
+            with_len("é".as_bytes())
+        );
+        assert_eq!(field(Cell::Null, Wire::I32), (-1i32).to_be_bytes());
+    }
+
+    #[test]
+    fn any_run_of_rows_is_a_whole_stream() {
+        let shape = Arc::new(shape(&[Value::Int64(0), Value::String(String::new())]));
+        let rows: Vec<Vec<Cell>> = (0..3)
+            .map(|i| vec![Cell::I64(i), Cell::Text(format!("r{i}"))])
+            .collect();
+        let encoded = Encoded::new(&shape, &rows);
+        assert_eq!(encoded.len(), 3);
+        let row = |i: i64| {
+            let mut out = 2i16.to_be_bytes().to_vec();
+            out.extend(with_len(&i.to_be_bytes()));
+            out.extend(with_len(format!("r{i}").as_bytes()));
+            out
+        };
+        let concat = |parts: [Bytes; 3]| parts.concat();
+        let mut whole = HEADER.to_vec();
+        whole.extend(row(0));
+        whole.extend(row(1));
+        whole.extend(row(2));
+        whole.extend(TRAILER);
+        assert_eq!(concat(encoded.stream(0, 3)), whole);
+        let mut middle = HEADER.to_vec();
+        middle.extend(row(1));
+        middle.extend(TRAILER);
+        assert_eq!(concat(encoded.stream(1, 2)), middle);
+        assert_eq!(concat(encoded.stream(2, 2)), [HEADER, TRAILER].concat());
     }
 }

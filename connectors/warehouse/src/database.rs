@@ -8,21 +8,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::SinkExt;
 use sluice_api::{
     ConnectError, ErrantRecordReporter, ErrorKind, OffsetMap, Record, TopicPartition,
 };
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Socket, Statement};
 use tracing::{info, warn};
 
-use crate::change::{Change, Shape};
+use crate::change::{Extractor, Shape};
 use crate::config::{InsertMode, SslMode, TableName, WarehouseConfig};
-use crate::copy::pg_type;
+use crate::copy::Encoded;
 use crate::dialect::{Dialect, Postgres, TargetColumn};
-use crate::plan::{applied, offsets_after, plan, Prepared, Step};
-use crate::types::{fits, Cell};
+use crate::plan::{applied, offsets_after, Batch, Step};
+use crate::types::fits;
 
 pub struct Warehouse {
     config: Arc<WarehouseConfig>,
@@ -68,6 +69,7 @@ impl Warehouse {
         Self {
             dialect: Postgres {
                 quote: config.quote,
+                fillfactor: config.fillfactor,
             },
             config,
             connector: connector.to_owned(),
@@ -173,13 +175,19 @@ impl Warehouse {
     /// answers the batch's records (none of them written).
     pub async fn write_batch(
         &mut self,
-        batch: Prepared,
+        batch: Batch,
         reporter: &dyn ErrantRecordReporter,
     ) -> Result<(), (ConnectError, Vec<Record>)> {
-        let Prepared { records, changes } = batch;
+        let Batch {
+            records,
+            unwritable,
+            steps,
+        } = batch;
         let mut result = self.client().await.map(|_| ());
         if result.is_ok() {
-            result = self.transaction(&records, changes, reporter).await;
+            result = self
+                .transaction(&records, unwritable, steps, reporter)
+                .await;
         }
         if result.is_err() {
             self.tables.clear();
@@ -193,30 +201,33 @@ impl Warehouse {
     async fn transaction(
         &mut self,
         records: &[Record],
-        changes: Vec<Result<Change, String>>,
+        unwritable: Vec<(usize, String)>,
+        steps: Vec<Step<Encoded>>,
         reporter: &dyn ErrantRecordReporter,
     ) -> Result<(), ConnectError> {
         let offsets = offsets_after(records);
         let stored = self.begin_and_lock(&offsets).await?;
-        let mut todo = Vec::with_capacity(records.len());
-        for (i, (r, change)) in records.iter().zip(changes).enumerate() {
-            if applied(r, &stored) {
-                continue;
-            }
-            match change {
-                Ok(change) => todo.push((i, change)),
-                Err(why) => {
-                    let e = ConnectError::data(format!(
-                        "cannot write record {}-{}@{}: {why}",
-                        r.topic,
-                        r.partition.unwrap_or(-1),
-                        r.offset.unwrap_or(-1)
-                    ));
-                    reporter.report(r, &e).await?;
-                }
-            }
+        // The batch was planned as if none of it were here yet; after a
+        // redelivery some is, and the rest is planned again without it (a
+        // key's last change may be one of those already written).
+        let (unwritable, steps) = if records.iter().any(|r| applied(r, &stored)) {
+            let mut extractor = Extractor::new(self.config.clone());
+            Batch::plan(records, &mut extractor, self.config.reduce, |r| {
+                applied(r, &stored)
+            })
+        } else {
+            (unwritable, steps)
+        };
+        for (i, why) in unwritable {
+            let r = &records[i];
+            let e = ConnectError::data(format!(
+                "cannot write record {}-{}@{}: {why}",
+                r.topic,
+                r.partition.unwrap_or(-1),
+                r.offset.unwrap_or(-1)
+            ));
+            reporter.report(r, &e).await?;
         }
-        let steps = plan(todo, self.config.reduce);
         for step in steps {
             self.apply(step, records, reporter).await?;
         }
@@ -290,7 +301,7 @@ impl Warehouse {
 
     async fn apply(
         &mut self,
-        step: Step,
+        step: Step<Encoded>,
         records: &[Record],
         reporter: &dyn ErrantRecordReporter,
     ) -> Result<(), ConnectError> {
@@ -342,7 +353,7 @@ impl Warehouse {
         // Ranges still to try; the first attempt is the whole step.
         let mut pending = vec![(0, rows.len())];
         while let Some((from, to)) = pending.pop() {
-            match self.attempt(&shape, &rows[from..to], &write).await {
+            match self.attempt(&shape, rows.stream(from, to), &write).await {
                 Ok(()) => {}
                 Err(Failure::Row(_)) if to - from > 1 => {
                     let mid = from + (to - from) / 2;
@@ -365,7 +376,7 @@ impl Warehouse {
     async fn attempt(
         &mut self,
         shape: &Shape,
-        rows: &[Vec<Cell>],
+        rows: [Bytes; 3],
         write: &Write,
     ) -> Result<(), Failure> {
         self.stages += 1;
@@ -387,9 +398,9 @@ impl Warehouse {
         // error is the one reported.
         let (set_up, result) = tokio::join!(client.batch_execute(&setup), async {
             match write {
-                Write::Copy(target) => copy(client, target, shape, rows).await,
+                Write::Copy(target) => copy(client, target, rows).await,
                 Write::Merge(sql) => {
-                    copy(client, &stage, shape, rows).await?;
+                    copy(client, &stage, rows).await?;
                     client
                         .batch_execute(&format!(
                             "{}; RELEASE SAVEPOINT sluice_rows",
@@ -546,30 +557,28 @@ impl Warehouse {
     }
 }
 
-/// Binary COPY of `rows` into `target` (a table, with a column list or not).
+/// The largest CopyData message sent.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// Binary COPY of an encoded stream into `target` (a table, with a column
+/// list or not).
 async fn copy(
     client: &Client,
     target: &str,
-    shape: &Shape,
-    rows: &[Vec<Cell>],
+    stream: [Bytes; 3],
 ) -> Result<(), tokio_postgres::Error> {
-    let types: Vec<_> = shape
-        .columns
-        .iter()
-        .map(|c| pg_type(c.mapping.wire))
-        .collect();
     let sink = client
-        .copy_in(&format!("COPY {target} FROM STDIN BINARY"))
+        .copy_in::<_, Bytes>(&format!("COPY {target} FROM STDIN BINARY"))
         .await?;
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    let mut writer = std::pin::pin!(writer);
-    let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(types.len());
-    for row in rows {
-        refs.clear();
-        refs.extend(row.iter().map(|c| c as &(dyn ToSql + Sync)));
-        writer.as_mut().write(&refs).await?;
+    let mut sink = std::pin::pin!(sink);
+    for mut part in stream {
+        // In pieces, so that PostgreSQL parses one while the next arrives.
+        while part.len() > COPY_CHUNK {
+            sink.feed(part.split_to(COPY_CHUNK)).await?;
+        }
+        sink.feed(part).await?;
     }
-    writer.as_mut().finish().await?;
+    sink.as_mut().finish().await?;
     Ok(())
 }
 

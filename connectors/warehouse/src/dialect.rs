@@ -48,6 +48,8 @@ pub trait Dialect: Send + Sync {
 
 pub struct Postgres {
     pub quote: bool,
+    /// A created table's fillfactor, when not PostgreSQL's default.
+    pub fillfactor: Option<u8>,
 }
 
 impl Postgres {
@@ -83,8 +85,12 @@ impl Dialect for Postgres {
             let key: Vec<String> = shape.key_names().map(|k| self.ident(k)).collect();
             cols.push(format!("PRIMARY KEY ({})", key.join(", ")));
         }
+        let with = self
+            .fillfactor
+            .map(|f| format!(" WITH (fillfactor = {f})"))
+            .unwrap_or_default();
         format!(
-            "CREATE TABLE IF NOT EXISTS {} ({})",
+            "CREATE TABLE IF NOT EXISTS {} ({}){with}",
             self.table(t),
             cols.join(", ")
         )
@@ -208,7 +214,10 @@ mod tests {
 
     #[test]
     fn statements() {
-        let pg = Postgres { quote: true };
+        let pg = Postgres {
+            quote: true,
+            fillfactor: None,
+        };
         let t = TableName::parse("wh.items");
         let targets = [target("id", "integer"), target("u", "uuid")];
         assert_eq!(
@@ -224,13 +233,20 @@ mod tests {
             r#"DELETE FROM "wh"."items" AS t USING stage_1 AS s WHERE t."id" = s.c0::integer"#
         );
         assert_eq!(pg.copy_target(&t, &targets), r#""wh"."items" ("id", "u")"#);
-        assert_eq!(Postgres { quote: false }.ident("We\"ird"), "We\"ird");
+        let bare = Postgres {
+            quote: false,
+            fillfactor: None,
+        };
+        assert_eq!(bare.ident("We\"ird"), "We\"ird");
         assert_eq!(pg.ident("We\"ird"), "\"We\"\"ird\"");
     }
 
     #[test]
     fn ddl() {
-        let pg = Postgres { quote: true };
+        let pg = Postgres {
+            quote: true,
+            fillfactor: None,
+        };
         let shape = Shape {
             columns: vec![
                 Column {
@@ -250,6 +266,14 @@ mod tests {
         assert_eq!(
             pg.create_table(&t, &shape),
             r#"CREATE TABLE IF NOT EXISTS "t" ("id" bigint NOT NULL, "doc" jsonb, PRIMARY KEY ("id"))"#
+        );
+        let roomy = Postgres {
+            quote: true,
+            fillfactor: Some(50),
+        };
+        assert_eq!(
+            roomy.create_table(&t, &shape),
+            r#"CREATE TABLE IF NOT EXISTS "t" ("id" bigint NOT NULL, "doc" jsonb, PRIMARY KEY ("id")) WITH (fillfactor = 50)"#
         );
         assert_eq!(
             pg.create_staging("s0", &shape.columns),

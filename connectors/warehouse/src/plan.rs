@@ -16,29 +16,62 @@ use sluice_api::{OffsetMap, Record, TopicPartition};
 
 use crate::change::{Change, Extractor, Shape};
 use crate::config::TableName;
+use crate::copy::Encoded;
 use crate::types::Cell;
 
-/// One set-based statement's worth of work.
+/// One set-based statement's worth of work: its rows as cells when
+/// planned, then encoded for COPY.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Step {
+pub enum Step<R = Vec<Vec<Cell>>> {
     /// Rows to insert, upsert or update, with the index of the record each
     /// came from (for the error reporter).
     Write {
         table: TableName,
         shape: Arc<Shape>,
-        rows: Vec<Vec<Cell>>,
+        rows: R,
         records: Vec<usize>,
     },
     /// Keys to delete (the shape holds only key columns).
     Delete {
         table: TableName,
         shape: Arc<Shape>,
-        rows: Vec<Vec<Cell>>,
+        rows: R,
         records: Vec<usize>,
     },
     Truncate {
         table: TableName,
     },
+}
+
+impl Step {
+    /// The step with its rows in COPY's binary form (the cells dropped).
+    pub fn encode(self) -> Step<Encoded> {
+        match self {
+            Step::Write {
+                table,
+                shape,
+                rows,
+                records,
+            } => Step::Write {
+                rows: Encoded::new(&shape, &rows),
+                table,
+                shape,
+                records,
+            },
+            Step::Delete {
+                table,
+                shape,
+                rows,
+                records,
+            } => Step::Delete {
+                rows: Encoded::new(&shape, &rows),
+                table,
+                shape,
+                records,
+            },
+            Step::Truncate { table } => Step::Truncate { table },
+        }
+    }
 }
 
 enum Pending {
@@ -232,36 +265,60 @@ pub fn applied(record: &Record, stored: &OffsetMap) -> bool {
         .is_some_and(|&next| o < next)
 }
 
-/// Records beside what each asks of the warehouse (or why it cannot be
-/// written), made before the transaction that writes them.
-pub struct Prepared {
+/// One transaction's records, planned and encoded ahead of it (on the
+/// worker's side, while the writer is busy with the one before), as if
+/// none of them were in the warehouse yet. After a redelivery some are: the
+/// writer then plans the rest again ([`Batch::plan`]).
+pub struct Batch {
     pub records: Vec<Record>,
-    pub changes: Vec<Result<Change, String>>,
+    /// Records that cannot become rows, with why.
+    pub unwritable: Vec<(usize, String)>,
+    pub steps: Vec<Step<Encoded>>,
 }
 
-impl Prepared {
-    pub fn new(records: Vec<Record>, extractor: &mut Extractor) -> Self {
-        let changes = records.iter().map(|r| extractor.extract(r)).collect();
-        Self { records, changes }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    /// The first `n` records (and their changes), leaving the rest here.
-    pub fn split_off_front(&mut self, n: usize) -> Prepared {
-        let n = n.min(self.records.len());
-        let records = self.records.split_off(n);
-        let changes = self.changes.split_off(n);
-        Prepared {
-            records: std::mem::replace(&mut self.records, records),
-            changes: std::mem::replace(&mut self.changes, changes),
+impl Batch {
+    /// `records` in batches of at most `size`, each planned.
+    pub fn split(
+        mut records: Vec<Record>,
+        size: usize,
+        extractor: &mut Extractor,
+        reduce: bool,
+    ) -> Vec<Batch> {
+        let mut out = Vec::with_capacity(records.len().div_ceil(size.max(1)));
+        while !records.is_empty() {
+            let rest = records.split_off(size.max(1).min(records.len()));
+            let batch = std::mem::replace(&mut records, rest);
+            let (unwritable, steps) = Self::plan(&batch, extractor, reduce, |_| false);
+            out.push(Batch {
+                records: batch,
+                unwritable,
+                steps,
+            });
         }
+        out
     }
 
-    pub fn into_records(self) -> Vec<Record> {
-        self.records
+    /// The steps for `records` but those `skip` says are written already,
+    /// and the records that cannot become rows.
+    pub fn plan(
+        records: &[Record],
+        extractor: &mut Extractor,
+        reduce: bool,
+        skip: impl Fn(&Record) -> bool,
+    ) -> (Vec<(usize, String)>, Vec<Step<Encoded>>) {
+        let mut unwritable = Vec::new();
+        let mut todo = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            if skip(r) {
+                continue;
+            }
+            match extractor.extract(r) {
+                Ok(change) => todo.push((i, change)),
+                Err(why) => unwritable.push((i, why)),
+            }
+        }
+        let steps = plan(todo, reduce).into_iter().map(Step::encode).collect();
+        (unwritable, steps)
     }
 }
 
@@ -417,5 +474,66 @@ mod tests {
             .filter_map(|r| r.offset)
             .collect();
         assert_eq!(kept, [9, 7]);
+    }
+
+    /// Records of `{id, v}` structs, keyed by `id` (pk.mode=record_value).
+    fn records(rows: &[(i64, i64)]) -> Vec<Record> {
+        use sluice_api::schema::{primitives, Schema};
+        let schema =
+            Schema::struct_of([("id", primitives::int64()), ("v", primitives::int64())]).into_ref();
+        rows.iter()
+            .enumerate()
+            .map(|(o, &(id, v))| Record {
+                topic: Arc::from("t"),
+                partition: Some(0),
+                offset: Some(o as i64),
+                value_schema: Some(schema.clone()),
+                value: Value::Struct(vec![Value::Int64(id), Value::Int64(v)]),
+                ..Record::default()
+            })
+            .collect()
+    }
+
+    fn extractor() -> Extractor {
+        let raw: sluice_api::TaskConfig = [
+            ("connection.url", "postgres://h/db"),
+            ("pk.mode", "record_value"),
+            ("pk.fields", "id"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        Extractor::new(Arc::new(
+            crate::config::WarehouseConfig::parse(&raw).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn batches_are_planned_and_encoded_ahead_and_planned_again_without_what_is_written() {
+        let mut x = extractor();
+        let mut recs = records(&[(1, 10), (2, 20), (1, 11), (3, 30), (4, 40)]);
+        // Not a struct: cannot become a row.
+        recs[3].value = Value::Int64(0);
+        let batches = Batch::split(recs.clone(), 3, &mut x, true);
+        assert_eq!(
+            batches.iter().map(|b| b.records.len()).collect::<Vec<_>>(),
+            [3, 2]
+        );
+        let [Step::Write { rows, records, .. }] = batches[0].steps.as_slice() else {
+            panic!()
+        };
+        // Key 1's last change wins; rows keep each key's first position.
+        assert_eq!((rows.len(), records.as_slice()), (2, [2, 1].as_slice()));
+        assert_eq!(batches[1].unwritable.len(), 1);
+        assert_eq!(batches[1].unwritable[0].0, 0);
+
+        // Record 2 (key 1's last change) is in the warehouse already: the
+        // batch planned again writes key 1 from record 0, not nothing.
+        let (unwritable, steps) = Batch::plan(&recs[..3], &mut x, true, |r| r.offset == Some(2));
+        assert!(unwritable.is_empty());
+        let [Step::Write { rows, records, .. }] = steps.as_slice() else {
+            panic!()
+        };
+        assert_eq!((rows.len(), records.as_slice()), (2, [0, 1].as_slice()));
     }
 }

@@ -23,7 +23,7 @@ use tracing::info;
 use crate::change::Extractor;
 use crate::config::{PkMode, WarehouseConfig};
 use crate::database::Warehouse;
-use crate::plan::Prepared;
+use crate::plan::Batch;
 
 #[derive(Default)]
 pub struct WarehouseSinkTask {
@@ -35,6 +35,8 @@ struct Writer {
     connector: String,
     task_id: u32,
     batch_size: usize,
+    /// `use.reduction.buffer`.
+    reduce: bool,
     /// Only `pk.mode=record_header` reads them.
     reads_headers: bool,
     extractor: Extractor,
@@ -92,13 +94,12 @@ impl Writer {
             return Ok(());
         }
         let records = std::mem::take(&mut self.failed);
-        let prepared = Prepared::new(records, &mut self.extractor);
+        let batches = Batch::split(records, self.batch_size, &mut self.extractor, self.reduce);
         let warehouse = self
             .warehouse
             .as_mut()
             .ok_or_else(|| ConnectError::fatal("the warehouse connection was lost"))?;
-        if let Some((e, rest)) = write(warehouse, prepared, self.batch_size, &*self.reporter).await
-        {
+        if let Some((e, rest)) = write(warehouse, batches, &*self.reporter).await {
             self.failed = rest;
             return Err(e);
         }
@@ -106,19 +107,17 @@ impl Writer {
     }
 }
 
-/// Writes `prepared` as transactions of `batch_size` records, in order; on a
-/// failure, answers it with the records not written.
+/// Writes `batches`, a transaction each, in order; on a failure, answers it
+/// with the records not written.
 async fn write(
     warehouse: &mut Warehouse,
-    prepared: Prepared,
-    batch_size: usize,
+    batches: Vec<Batch>,
     reporter: &dyn ErrantRecordReporter,
 ) -> Option<(ConnectError, Vec<Record>)> {
-    let mut rest = prepared;
-    while !rest.is_empty() {
-        let chunk = rest.split_off_front(batch_size);
-        if let Err((e, mut records)) = warehouse.write_batch(chunk, reporter).await {
-            records.extend(rest.into_records());
+    let mut batches = batches.into_iter();
+    while let Some(batch) = batches.next() {
+        if let Err((e, mut records)) = warehouse.write_batch(batch, reporter).await {
+            records.extend(batches.flat_map(|b| b.records));
             return Some((e, records));
         }
     }
@@ -131,6 +130,7 @@ impl SinkTask for WarehouseSinkTask {
         let config = Arc::new(WarehouseConfig::parse(&context.config)?);
         self.writer = Some(Writer {
             batch_size: config.batch_size,
+            reduce: config.reduce,
             reads_headers: config.pk_mode == PkMode::RecordHeader,
             warehouse: Some(Warehouse::new(config.clone(), &context.connector)),
             extractor: Extractor::new(config),
@@ -163,16 +163,22 @@ impl SinkTask for WarehouseSinkTask {
 
     async fn put(&mut self, records: Vec<Record>) -> Result<(), ConnectError> {
         let writer = self.writer()?;
-        // Turning records into rows is done here, on the worker's side, so
-        // that the writer's time is the database's.
-        let prepared = Prepared::new(records, &mut writer.extractor);
+        // Turning records into rows, planning the statements and encoding
+        // the rows is done here, on the worker's side, so that the writer's
+        // time is the database's.
+        let batches = Batch::split(
+            records,
+            writer.batch_size,
+            &mut writer.extractor,
+            writer.reduce,
+        );
         writer.settle().await?;
         let Some(mut warehouse) = writer.warehouse.take() else {
             return Err(ConnectError::fatal("the warehouse connection was lost"));
         };
-        let (batch_size, reporter) = (writer.batch_size, writer.reporter.clone());
+        let reporter = writer.reporter.clone();
         writer.writing = Some(tokio::spawn(async move {
-            let failure = write(&mut warehouse, prepared, batch_size, &*reporter).await;
+            let failure = write(&mut warehouse, batches, &*reporter).await;
             Written { warehouse, failure }
         }));
         Ok(())

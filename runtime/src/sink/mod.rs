@@ -364,6 +364,13 @@ impl SinkRunner {
         self.metrics
             .call_seconds
             .observe(started.elapsed().as_secs_f64());
+        // A task `put` spawned (a sink's writer) sits in this thread's LIFO
+        // slot, which tokio's other workers do not steal: without a yield it
+        // would start only at this loop's next await, after the next batch
+        // is converted, and the sink's I/O and the conversion would take
+        // turns instead of overlapping (measured: the warehouse writer
+        // started 14-23 ms late on every 5,000-record put).
+        tokio::task::yield_now().await;
         self.rewind(state);
         let e = match result {
             Ok(()) => {

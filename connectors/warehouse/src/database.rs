@@ -22,7 +22,7 @@ use crate::change::{Extractor, Shape};
 use crate::config::{InsertMode, SslMode, TableName, WarehouseConfig};
 use crate::copy::Encoded;
 use crate::dialect::{Dialect, Postgres, TargetColumn};
-use crate::plan::{applied, offsets_after, Batch, Step};
+use crate::plan::{any_applied, applied, offsets_after, Batch, Step};
 use crate::types::fits;
 
 pub struct Warehouse {
@@ -210,7 +210,7 @@ impl Warehouse {
         // The batch was planned as if none of it were here yet; after a
         // redelivery some is, and the rest is planned again without it (a
         // key's last change may be one of those already written).
-        let (unwritable, steps) = if records.iter().any(|r| applied(r, &stored)) {
+        let (unwritable, steps) = if any_applied(records, &stored) {
             let mut extractor = Extractor::new(self.config.clone());
             Batch::plan(records, &mut extractor, self.config.reduce, |r| {
                 applied(r, &stored)

@@ -241,14 +241,47 @@ pub fn plan(changes: Vec<(usize, Change)>, reduce: bool) -> Vec<Step> {
 /// last record (dead-lettered and skipped records included, since they are
 /// dealt with).
 pub fn offsets_after(records: &[Record]) -> OffsetMap {
-    let mut out = OffsetMap::new();
+    runs(records)
+        .into_iter()
+        .map(|(topic, p, _, last)| (TopicPartition::new(topic, p), last + 1))
+        .collect()
+}
+
+/// Whether any record of the batch is already in the warehouse: whether a
+/// partition's lowest offset in it is below the stored one.
+pub fn any_applied(records: &[Record], stored: &OffsetMap) -> bool {
+    !stored.is_empty()
+        && runs(records).into_iter().any(|(topic, p, first, _)| {
+            stored
+                .get(&TopicPartition::new(topic, p))
+                .is_some_and(|&next| first < next)
+        })
+}
+
+/// Each partition's lowest and highest offset in the batch, found without a
+/// lookup per record (records come in runs of one partition).
+fn runs(records: &[Record]) -> Vec<(&str, i32, i64, i64)> {
+    let mut out: Vec<(&str, i32, i64, i64)> = Vec::new();
+    let mut current: Option<usize> = None;
     for r in records {
-        if let (Some(p), Some(o)) = (r.partition, r.offset) {
-            let e = out
-                .entry(TopicPartition::new(&*r.topic, p))
-                .or_insert(o + 1);
-            *e = (*e).max(o + 1);
-        }
+        let (Some(p), Some(o)) = (r.partition, r.offset) else {
+            continue;
+        };
+        let same = |e: &(&str, i32, i64, i64)| e.1 == p && e.0 == &*r.topic;
+        let i = match current.filter(|&i| same(&out[i])) {
+            Some(i) => i,
+            None => match out.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    out.push((&r.topic, p, o, o));
+                    out.len() - 1
+                }
+            },
+        };
+        let e = &mut out[i];
+        e.2 = e.2.min(o);
+        e.3 = e.3.max(o);
+        current = Some(i);
     }
     out
 }
@@ -474,6 +507,10 @@ mod tests {
             .filter_map(|r| r.offset)
             .collect();
         assert_eq!(kept, [9, 7]);
+        assert!(any_applied(&batch, &stored));
+        let caught_up: OffsetMap = [(TopicPartition::new("a", 0), 5)].into();
+        assert!(!any_applied(&batch, &caught_up));
+        assert!(!any_applied(&batch, &OffsetMap::new()));
     }
 
     /// Records of `{id, v}` structs, keyed by `id` (pk.mode=record_value).

@@ -272,7 +272,15 @@ impl SinkRunner {
                 originals.push(Some(original));
             }
         }
-        let (records, failures) = self.transforms.apply_indexed(records);
+        // Without transforms a record's position is its input's: no indexed
+        // copy of the batch (two moves of every record) is made.
+        let (records, origins, failures) = if self.transforms.is_empty() {
+            (records, None, Vec::new())
+        } else {
+            let (indexed, failures) = self.transforms.apply_indexed(records);
+            let (origins, records): (Vec<usize>, Vec<Record>) = indexed.into_iter().unzip();
+            (records, Some(origins), failures)
+        };
         for f in failures {
             let original = originals.get_mut(f.index).and_then(Option::take);
             if original
@@ -292,8 +300,9 @@ impl SinkRunner {
                 .originals
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (i, r) in &records {
-                if let Some(o) = originals.get_mut(*i).and_then(Option::take) {
+            for (pos, r) in records.iter().enumerate() {
+                let i = origins.as_ref().map_or(pos, |o| o[pos]);
+                if let Some(o) = originals.get_mut(i).and_then(Option::take) {
                     map.insert(
                         (
                             r.topic.clone(),
@@ -305,7 +314,6 @@ impl SinkRunner {
                 }
             }
         }
-        let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
         if !records.is_empty() && self.put(records, &spans, state).await? != Put::Accepted {
             // Nothing of the batch is the task's yet, so nothing of it may be
             // committed: it is read again (after a failure) or by the next owner.

@@ -150,6 +150,16 @@ async fn copy_rows(c: &Client, target: &str, rows: &[Row]) -> Result<()> {
     Ok(())
 }
 
+/// A checkpoint before each measurement, so that none lands inside one
+/// side's window because of the rows the side before wrote.
+async fn checkpoint(args: &Args) -> Result<()> {
+    connect(&args.pg_url)
+        .await?
+        .batch_execute("CHECKPOINT")
+        .await?;
+    Ok(())
+}
+
 /// Rows/s of a minimal binary COPY of the rows into an empty table, one
 /// COPY per `--batch` rows: PostgreSQL's limit for inserting them.
 async fn raw_insert(args: &Args, rows: &[Row], table: &str) -> Result<f64> {
@@ -319,14 +329,20 @@ async fn main() -> Result<()> {
         let raw_first = run % 2 == 0;
         let (mut r, mut ru) = (0.0, 0.0);
         if raw_first {
+            checkpoint(&args).await?;
             r = raw_insert(&args, &first, &raw_table).await?;
+            checkpoint(&args).await?;
             ru = raw_upsert(&args, &second, &raw_table).await?;
         }
+        checkpoint(&args).await?;
         let i = sluice(&args, &t1, &tag, "insert", &scratch).await?;
         // The second topic's rows carry new values for the same keys.
+        checkpoint(&args).await?;
         let u = sluice(&args, &t2, &tag, "upsert", &scratch).await?;
         if !raw_first {
+            checkpoint(&args).await?;
             r = raw_insert(&args, &first, &raw_table).await?;
+            checkpoint(&args).await?;
             ru = raw_upsert(&args, &second, &raw_table).await?;
         }
         let c = connect(&args.pg_url).await?;

@@ -163,13 +163,10 @@ impl Extractor {
         if field(row_schema, row, "__deleted").and_then(|(_, v)| v.as_str()) == Some("true") {
             return self.delete(record, table);
         }
-        let fields: Vec<FieldRef<'_>> = fields_of(row_schema, row)?
-            .into_iter()
-            .filter(|(name, ..)| {
-                self.config.fields_whitelist.is_empty()
-                    || self.config.fields_whitelist.iter().any(|w| w == name)
-            })
-            .collect();
+        let mut fields: Vec<FieldRef<'_>> = fields_of(row_schema, row)?;
+        if !self.config.fields_whitelist.is_empty() {
+            fields.retain(|(name, ..)| self.config.fields_whitelist.iter().any(|w| w == name));
+        }
         let key = self.key(record, &fields)?;
         let cacheable = row_schema.is_some() && self.config.pk_mode != PkMode::RecordHeader;
         let shape = match &record.value_schema {

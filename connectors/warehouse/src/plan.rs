@@ -91,13 +91,22 @@ struct Segment {
 }
 
 impl Segment {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(rows),
+            by_key: HashMap::with_capacity_and_hasher(rows, Default::default()),
+            ..Self::default()
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
     fn close(&mut self, table: &TableName, out: &mut Vec<Step>) {
         let segment = std::mem::take(self);
-        let (mut writes, mut write_records) = (Vec::new(), Vec::new());
+        let n = segment.slots.len();
+        let (mut writes, mut write_records) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let (mut deletes, mut delete_records) = (Vec::new(), Vec::new());
         for (record, p) in segment.slots {
             match p {
@@ -174,6 +183,7 @@ fn tagged(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
 
 /// The steps for `changes` (each with its record's index), in order.
 pub fn plan(changes: Vec<(usize, Change)>, reduce: bool) -> Vec<Step> {
+    let rows = changes.len();
     let mut out = Vec::new();
     let mut segments: BTreeMap<TableName, Segment> = BTreeMap::new();
     for (record, change) in changes {
@@ -198,7 +208,11 @@ pub fn plan(changes: Vec<(usize, Change)>, reduce: bool) -> Vec<Step> {
             } => (table, shape, cells, true),
         };
         let key = key_of(&shape, &cells);
-        let seg = segments.entry(table.clone()).or_default();
+        // Sized for the whole batch at once: grown row by row, the key map
+        // was rehashed a dozen times per batch.
+        let seg = segments
+            .entry(table.clone())
+            .or_insert_with(|| Segment::with_capacity(rows));
         let fits = if delete {
             same(&seg.key_shape, &shape)
         } else {

@@ -64,54 +64,28 @@ impl Encoded {
     }
 }
 
-/// One field: its length (-1 for NULL) and its bytes.
+/// One field: its length (-1 for NULL) and its bytes (big-endian numbers;
+/// dates and timestamps from PostgreSQL's epoch).
 fn put_field(cell: &Cell, wire: Wire, out: &mut BytesMut) {
-    let fixed = |out: &mut BytesMut, len: i32| out.put_i32(len);
     match cell {
         Cell::Null => out.put_i32(-1),
-        Cell::Bool(b) => {
-            fixed(out, 1);
-            out.put_u8(u8::from(*b));
-        }
-        Cell::I16(n) => {
-            fixed(out, 2);
-            out.put_i16(*n);
-        }
-        Cell::I32(n) => {
-            fixed(out, 4);
-            out.put_i32(*n);
-        }
-        Cell::I64(n) => {
-            fixed(out, 8);
-            out.put_i64(*n);
-        }
-        Cell::F32(f) => {
-            fixed(out, 4);
-            out.put_f32(*f);
-        }
-        Cell::F64(f) => {
-            fixed(out, 8);
-            out.put_f64(*f);
-        }
+        Cell::Bool(b) => put_bytes(&[u8::from(*b)], out),
+        Cell::I16(n) => put_bytes(&n.to_be_bytes(), out),
+        Cell::I32(n) => put_bytes(&n.to_be_bytes(), out),
+        Cell::I64(n) => put_bytes(&n.to_be_bytes(), out),
+        Cell::F32(f) => put_bytes(&f.to_be_bytes(), out),
+        Cell::F64(f) => put_bytes(&f.to_be_bytes(), out),
         Cell::Text(s) => put_bytes(s.as_bytes(), out),
         Cell::Bytes(b) => put_bytes(b, out),
-        Cell::Date(d) => {
-            fixed(out, 4);
-            out.put_i32(d.saturating_sub(PG_EPOCH_DAYS));
-        }
-        Cell::Micros(us) => {
-            fixed(out, 8);
-            if wire == Wire::Time {
-                out.put_i64(*us)
-            } else {
-                out.put_i64(us.saturating_sub(PG_EPOCH_MICROS))
-            }
-        }
+        Cell::Date(d) => put_bytes(&d.saturating_sub(PG_EPOCH_DAYS).to_be_bytes(), out),
+        Cell::Micros(us) if wire == Wire::Time => put_bytes(&us.to_be_bytes(), out),
+        Cell::Micros(us) => put_bytes(&us.saturating_sub(PG_EPOCH_MICROS).to_be_bytes(), out),
     }
 }
 
-/// A variable-length field. PostgreSQL refuses a field over 1 GB, so a
-/// longer one is sent with its true length and rejected there (a row error).
+/// A field's length and bytes. A field cannot exceed 2 GiB (no Kafka record
+/// comes near); the length is capped rather than wrapped negative, so such a
+/// stream fails in PostgreSQL instead of reading as NULL.
 fn put_bytes(bytes: &[u8], out: &mut BytesMut) {
     out.put_i32(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
     out.put_slice(bytes);
